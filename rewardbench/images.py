@@ -1,0 +1,254 @@
+"""Turn whatever a user has (paths, PIL images, arrays, tensors) into float pixels in [0, 1].
+
+Conventions:
+  * torch tensors are channel-first: ``[3,H,W]`` or ``[B,3,H,W]`` (an unambiguous ``[H,W,C]`` is
+    accepted too); numpy arrays are channel-last: ``[H,W]``, ``[H,W,C]`` or ``[B,H,W,C]``;
+  * uint8 is scaled by 1/255, uint16 by 1/65535; floats must already lie in [0, 1];
+  * grayscale is repeated to 3 channels; an alpha channel is dropped, as PIL's ``convert("RGB")``
+    (which the official reward pipelines use) drops it;
+  * float tensors keep their autograd graph, so a VAE decoder's output can be scored with gradients.
+
+Anything else raises `ImageError` (a ``ValueError``) naming the offending item.
+
+Example:
+    >>> import numpy as np
+    >>> to_image_batch([np.zeros((8, 8, 3), np.uint8), np.ones((8, 8), np.float32)]).shape
+    torch.Size([2, 3, 8, 8])
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+__all__ = [
+    "ImageError",
+    "IMAGE_EXTENSIONS",
+    "MAX_PIXELS",
+    "load_image",
+    "to_pixels",
+    "as_pixels",
+    "to_image_batch",
+    "pixels_to_uint8",
+]
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+# Largest image we decode (width * height). Beyond this a file is treated as a decompression bomb.
+# 8192 x 8192 covers every generator output we know of; override with $REWARDBENCH_MAX_PIXELS.
+MAX_PIXELS = int(os.environ.get("REWARDBENCH_MAX_PIXELS", 8192 * 8192))
+_FLOAT_TOLERANCE = 1e-2  # decoders overshoot [0, 1] by a little; [-1, 1] input is an error
+
+
+class ImageError(ValueError):
+    """An input that is not a usable image; the message names the item and why."""
+
+
+def load_image(path: str | os.PathLike, max_pixels: int | None = None) -> Image.Image:
+    """Open and fully decode an image file, returning an RGB PIL image.
+
+    Raises `ImageError` for a missing, empty, truncated, unidentifiable or oversized file.
+
+    Example:
+        >>> import matplotlib.cbook as cbook
+        >>> load_image(cbook.get_sample_data("grace_hopper.jpg")).size
+        (512, 600)
+    """
+    path = Path(path)
+    limit = MAX_PIXELS if max_pixels is None else max_pixels
+    if not path.is_file():
+        raise ImageError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise ImageError(f"{path}: empty file (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                w, h = img.size
+                if w * h > limit:
+                    raise ImageError(
+                        f"{path}: {w}x{h} = {w * h} pixels exceeds the limit of {limit} "
+                        "(possible decompression bomb; raise $REWARDBENCH_MAX_PIXELS to allow it)"
+                    )
+                img.load()
+                return _pil_to_rgb(img)
+    except ImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ImageError(f"{path}: decompression bomb refused ({e})") from None
+    except Image.UnidentifiedImageError:
+        raise ImageError(f"{path}: not a recognised image format") from None
+    except (OSError, SyntaxError, ValueError) as e:  # truncated or corrupt data
+        raise ImageError(f"{path}: cannot decode image ({e})") from None
+
+
+def _pil_to_rgb(img: Image.Image) -> Image.Image:
+    """RGB copy of any PIL mode; 16/32-bit integer and float modes are rescaled, not clipped."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        arr = np.asarray(img)
+        if img.mode == "F":
+            arr = np.clip(arr, 0.0, 1.0)
+        else:
+            arr = np.clip(arr.astype(np.float64) / 65535.0, 0.0, 1.0)
+        gray = np.round(arr * 255.0).astype(np.uint8)
+        return Image.fromarray(gray, mode="L").convert("RGB")
+    if img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    return img.convert("RGB")
+
+
+def _from_numpy(arr: np.ndarray, where: str) -> torch.Tensor:
+    if arr.dtype == np.uint8:
+        t = torch.from_numpy(np.ascontiguousarray(arr)).float().div_(255.0)
+    elif arr.dtype == np.uint16:
+        t = torch.from_numpy(arr.astype(np.float32) / 65535.0)
+    elif arr.dtype == np.bool_:
+        t = torch.from_numpy(arr.astype(np.float32))
+    elif np.issubdtype(arr.dtype, np.floating):
+        t = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
+    else:
+        raise ImageError(f"{where}: unsupported array dtype {arr.dtype} (use uint8, uint16 or float in [0, 1])")
+    if t.ndim == 2:
+        t = t[None]
+    elif t.ndim == 3 and t.shape[-1] in (1, 3, 4):
+        t = t.permute(2, 0, 1)
+    elif t.ndim == 3 and t.shape[0] in (1, 3, 4):
+        pass  # already channel-first
+    else:
+        raise ImageError(f"{where}: array of shape {tuple(arr.shape)} is not an image ([H,W], [H,W,C] with C in 1/3/4)")
+    return t
+
+
+def _from_tensor(t: torch.Tensor, where: str) -> torch.Tensor:
+    if t.dtype == torch.uint8:
+        t = t.float() / 255.0
+    elif t.dtype == torch.bool:
+        t = t.float()
+    elif getattr(torch, "uint16", None) is not None and t.dtype == torch.uint16:
+        t = t.to(torch.int32).float() / 65535.0
+    elif not t.is_floating_point():
+        raise ImageError(f"{where}: unsupported tensor dtype {t.dtype} (use uint8 or float in [0, 1])")
+    if t.ndim == 2:
+        t = t[None]
+    elif t.ndim == 3 and t.shape[0] not in (1, 3, 4) and t.shape[-1] in (1, 3, 4):
+        t = t.permute(2, 0, 1)
+    elif not (t.ndim == 3 and t.shape[0] in (1, 3, 4)):
+        raise ImageError(f"{where}: tensor of shape {tuple(t.shape)} is not an image ([C,H,W] with C in 1/3/4)")
+    return t
+
+
+def _channels_to_rgb(t: torch.Tensor, where: str) -> torch.Tensor:
+    c = t.shape[0]
+    if c == 1:
+        t = t.expand(3, -1, -1)
+    elif c == 4:
+        t = t[:3]
+    elif c != 3:
+        raise ImageError(f"{where}: {c} channels (expected 1, 3 or 4)")
+    if t.shape[1] == 0 or t.shape[2] == 0:
+        raise ImageError(f"{where}: empty image of size {tuple(t.shape[1:])}")
+    return t
+
+
+def _check_range(t: torch.Tensor, where: str) -> None:
+    if not t.is_floating_point() or t.numel() == 0:
+        return
+    lo, hi = float(t.detach().amin()), float(t.detach().amax())
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        raise ImageError(f"{where}: contains NaN or infinity")
+    if lo < -_FLOAT_TOLERANCE or hi > 1 + _FLOAT_TOLERANCE:
+        hint = " (looks like [-1, 1]: pass (x + 1) / 2)" if lo < -0.5 else ""
+        hint = hint or (" (looks like [0, 255]: pass uint8 or x / 255)" if hi > 2 else "")
+        raise ImageError(f"{where}: float pixel values span [{lo:.3g}, {hi:.3g}], expected [0, 1]{hint}")
+
+
+def to_pixels(item: Any, where: str = "image") -> torch.Tensor:
+    """One image (path, PIL image, array or tensor) → float tensor ``[3,H,W]`` in [0, 1]."""
+    if isinstance(item, (str, os.PathLike)):
+        item = load_image(item)
+    if isinstance(item, Image.Image):
+        rgb = _pil_to_rgb(item)
+        t = torch.from_numpy(np.asarray(rgb, dtype=np.uint8).copy()).permute(2, 0, 1).float().div_(255.0)
+        return t
+    if isinstance(item, np.ndarray):
+        t = _from_numpy(item, where)
+    elif isinstance(item, torch.Tensor):
+        t = _from_tensor(item, where)
+    else:
+        raise ImageError(f"{where}: unsupported type {type(item).__name__} (expected a path, PIL image, array or tensor)")
+    t = _channels_to_rgb(t, where)
+    _check_range(t, where)
+    return t
+
+
+def as_pixels(images: Any, device: torch.device | str | None = None,
+              dtype: torch.dtype = torch.float32) -> torch.Tensor | list[torch.Tensor]:
+    """A batch of images → ``[B,3,H,W]`` float tensor, or a list of ``[3,H,W]`` when sizes differ.
+
+    Accepts a 4-D tensor/array, or a sequence of single images of any supported kind.
+    """
+    if isinstance(images, torch.Tensor) and images.ndim == 4:
+        batch = _batch_tensor(images)
+        return batch.to(device=device, dtype=dtype)
+    if isinstance(images, np.ndarray) and images.ndim == 4:
+        images = list(images)
+    if isinstance(images, (str, os.PathLike, Image.Image, np.ndarray, torch.Tensor)):
+        images = [images]
+    if not isinstance(images, Sequence) or isinstance(images, (bytes, bytearray)):
+        raise ImageError(f"images: unsupported type {type(images).__name__} (expected a batch tensor or a list)")
+    if len(images) == 0:
+        raise ImageError("images: empty batch")
+    items = [to_pixels(x, where=f"images[{i}]").to(device=device, dtype=dtype) for i, x in enumerate(images)]
+    if all(t.shape == items[0].shape for t in items):
+        return torch.stack(items)
+    return items
+
+
+def _batch_tensor(t: torch.Tensor) -> torch.Tensor:
+    if t.shape[1] not in (1, 3, 4) and t.shape[-1] in (1, 3, 4):
+        t = t.permute(0, 3, 1, 2)
+    if t.dtype == torch.uint8:
+        t = t.float() / 255.0
+    elif not t.is_floating_point():
+        raise ImageError(f"images: unsupported tensor dtype {t.dtype} (use uint8 or float in [0, 1])")
+    if t.shape[0] == 0:
+        raise ImageError("images: empty batch")
+    if t.shape[1] == 1:
+        t = t.expand(-1, 3, -1, -1)
+    elif t.shape[1] == 4:
+        t = t[:, :3]
+    elif t.shape[1] != 3:
+        raise ImageError(f"images: tensor of shape {tuple(t.shape)} is not [B,C,H,W] with C in 1/3/4")
+    if t.shape[2] == 0 or t.shape[3] == 0:
+        raise ImageError(f"images: empty images of size {tuple(t.shape[2:])}")
+    _check_range(t, "images")
+    return t
+
+
+def to_image_batch(images: Any, size: tuple[int, int] | None = None, device=None,
+                   dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Like `as_pixels` but always a ``[B,3,H,W]`` tensor: images of different sizes are resized
+    (bilinear, antialiased) to ``size``, which is required in that case."""
+    px = as_pixels(images, device=device, dtype=dtype)
+    if isinstance(px, torch.Tensor):
+        if size is not None and tuple(px.shape[-2:]) != tuple(size):
+            px = torch.nn.functional.interpolate(px, size=size, mode="bilinear", antialias=True, align_corners=False)
+        return px
+    if size is None:
+        shapes = sorted({tuple(t.shape[-2:]) for t in px})
+        raise ImageError(f"images: sizes differ ({shapes[:4]}...); pass size=(H, W) to resize them to one size")
+    return torch.cat([
+        torch.nn.functional.interpolate(t[None], size=size, mode="bilinear", antialias=True, align_corners=False)
+        for t in px
+    ])
+
+
+def pixels_to_uint8(pixels: torch.Tensor) -> np.ndarray:
+    """``[B,3,H,W]`` floats in [0, 1] → ``[B,H,W,3]`` uint8, rounding as diffusers' ``numpy_to_pil`` does."""
+    x = (pixels.detach().float().clamp(0, 1) * 255).round().to(torch.uint8)
+    return x.permute(0, 2, 3, 1).cpu().numpy()

@@ -1,0 +1,66 @@
+"""`load_reward`: build a reward by name, load its weights, place it on a device.
+
+Example:
+    >>> import torch, rewardbench
+    >>> r = rewardbench.load_reward("jpeg_compressibility")
+    >>> out = r(torch.rand(2, 3, 64, 64))
+    >>> out.scores.shape, r.weights_used
+    (torch.Size([2]), 'none (no weights needed)')
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Mapping, Sequence
+
+import torch
+
+from .model import RewardModel
+from .registry import REGISTRY
+
+
+def load_reward(name: str | Sequence[str] | Mapping[str, float], device: str | torch.device | None = None,
+                dtype: torch.dtype | str | None = None, weights: str | os.PathLike | None = None,
+                pretrained: bool = True, normalize: str | None = None, **cfg: Any) -> RewardModel:
+    """Build reward ``name`` (a name or alias; a comma-separated list, list or ``{name: weight}``
+    mapping gives a `CompositeReward`), load its weights, move it to ``device``/``dtype``.
+
+    ``pretrained=False`` keeps random weights (``reward.weights_used`` says so). ``weights``
+    overrides the weight source with a local path, hub id or URL. ``**cfg`` goes to the builder
+    (e.g. the spec's ``tiny_config``). Parameters are frozen (``requires_grad=False``); gradients
+    still flow to the input pixels of differentiable rewards.
+    """
+    if isinstance(name, str) and "," in name:
+        name = [n.strip() for n in name.split(",") if n.strip()]
+    if not isinstance(name, str):
+        from .composite import CompositeReward
+
+        items = dict(name) if isinstance(name, Mapping) else {n: 1.0 for n in name}
+        if weights is not None:
+            raise ValueError("weights= applies to one reward; load the members separately to override their weights")
+        members = {n: load_reward(n, device=device, dtype=dtype, pretrained=pretrained, **cfg) for n in items}
+        return CompositeReward(members, items, normalize=normalize).to(device=device or "cpu")
+    if normalize is not None:
+        raise ValueError("normalize= applies to composite rewards (several names)")
+    dt = _parse_dtype(dtype)
+    model = REGISTRY.build(name, **cfg)
+    if pretrained:
+        model.load_pretrained(weights)
+    elif model.spec.weights:
+        model.weights_used = "random init (pretrained=False): scores are not meaningful"
+    model = model.to(device=torch.device(device) if device is not None else None)
+    if dt is not None:
+        model = model.to(dtype=dt)
+    model.eval().requires_grad_(False)
+    return model
+
+
+def _parse_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    table = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
+             "half": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
+    try:
+        return table[str(dtype).lower()]
+    except KeyError:
+        raise ValueError(f"unknown dtype {dtype!r}; choose from {', '.join(table)}") from None

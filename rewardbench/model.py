@@ -1,0 +1,190 @@
+"""`RewardModel`: the one interface every reward implements.
+
+A reward is an ``nn.Module`` with a declarative ``spec`` and a ``forward(images, prompts, groups)``
+that returns a `RewardOutput`. Subclasses implement `RewardModel.score` on ready pixels; the base
+class converts inputs, validates prompts and groups, and checks the output.
+
+Example (a complete reward)::
+
+    >>> import torch
+    >>> from rewardbench import RewardModel, RewardOutput, RewardSpec
+    >>> class Brightness(RewardModel):
+    ...     spec = RewardSpec(name="brightness", category="baseline", range=(0.0, 1.0), differentiable=True)
+    ...     def score(self, pixels, prompts, groups):
+    ...         return RewardOutput(pixels.mean(dim=(1, 2, 3)))
+    >>> Brightness()(torch.ones(2, 3, 8, 8)).scores
+    tensor([1., 1.])
+"""
+
+from __future__ import annotations
+
+import abc
+import os
+from typing import Any, Callable, ClassVar, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .images import ImageError, as_pixels
+from .spec import RewardOutput, RewardSpec
+
+PixelInput = Any  # Tensor [B,3,H,W] | sequence of paths / PIL / arrays / tensors
+
+
+class RewardModel(nn.Module, abc.ABC):
+    """Base class of every reward. See the module docstring for an example."""
+
+    spec: ClassVar[RewardSpec]
+    # If True, `score` may receive a list of [3,H,W] tensors when a batch mixes image sizes;
+    # otherwise image-level rewards are called once per size and group rewards get resized pixels.
+    accepts_ragged: ClassVar[bool] = False
+
+    def __init__(self, spec: RewardSpec | None = None) -> None:
+        super().__init__()
+        if spec is not None:
+            self.spec = spec  # instance-level spec, e.g. for composites or one class serving several names
+        # a non-persistent buffer that follows .to(): tells the device even for parameter-free rewards
+        self.register_buffer("_rb_anchor", torch.zeros(0), persistent=False)
+        self.weights_used: str = "none (no weights needed)" if not self.spec.weights else "random init (not loaded)"
+
+    # -- properties -------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return self._rb_anchor.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        for p in self.parameters():
+            if p.is_floating_point():
+                return p.dtype
+        return torch.float32
+
+    # -- the contract -----------------------------------------------------------------------
+    @abc.abstractmethod
+    def score(self, pixels: torch.Tensor, prompts: list[str], groups: torch.Tensor | None) -> RewardOutput:
+        """Score float pixels ``[B,3,H,W]`` in [0, 1] on ``self.device``. Implemented by each reward."""
+
+    def forward(self, images: PixelInput, prompts: Sequence[str] | str | None = None,
+                groups: torch.Tensor | Sequence[int] | None = None) -> RewardOutput:
+        pixels = as_pixels(images, device=self.device)
+        n = pixels.shape[0] if isinstance(pixels, torch.Tensor) else len(pixels)
+        prompt_list = self._check_prompts(prompts, n)
+        group_t = self._check_groups(groups, n)
+        if isinstance(pixels, list) and not self.accepts_ragged:
+            if self.spec.granularity == "group":
+                h = max(t.shape[-2] for t in pixels)
+                w = max(t.shape[-1] for t in pixels)
+                from .images import to_image_batch
+
+                pixels = to_image_batch(pixels, size=(h, w), device=self.device)
+            else:
+                return self._score_by_size(pixels, prompt_list)
+        out = self.score(pixels, prompt_list, group_t)
+        return self._check_output(out, n)
+
+    def _score_by_size(self, pixels: list[torch.Tensor], prompts: list[str]) -> RewardOutput:
+        """Image-level reward on a batch of mixed sizes: one call per size, results put back in order."""
+        by_size: dict[tuple[int, int], list[int]] = {}
+        for i, t in enumerate(pixels):
+            by_size.setdefault(tuple(t.shape[-2:]), []).append(i)
+        scores: list[torch.Tensor | None] = [None] * len(pixels)
+        details: dict[str, list[Any]] = {}
+        for idx in by_size.values():
+            part = self._check_output(
+                self.score(torch.stack([pixels[i] for i in idx]), [prompts[i] for i in idx], None), len(idx))
+            for j, i in enumerate(idx):
+                scores[i] = part.scores[j]
+            for k, v in part.details.items():
+                col = details.setdefault(k, [None] * len(pixels))
+                for j, i in enumerate(idx):
+                    col[i] = v[j]
+        out_details = {k: torch.stack(v) if all(isinstance(x, torch.Tensor) for x in v) else v for k, v in details.items()}
+        return RewardOutput(torch.stack(scores), out_details)  # type: ignore[arg-type]
+
+    def _check_prompts(self, prompts: Sequence[str] | str | None, n: int) -> list[str]:
+        if prompts is None:
+            if self.spec.needs_prompt:
+                raise ValueError(f"reward {self.spec.name!r} needs prompts: pass one prompt per image")
+            return [""] * n
+        if isinstance(prompts, str):
+            prompts = [prompts] * n
+        prompts = list(prompts)
+        if len(prompts) != n:
+            raise ValueError(f"reward {self.spec.name!r}: got {n} images but {len(prompts)} prompts")
+        for i, p in enumerate(prompts):
+            if not isinstance(p, str):
+                raise ValueError(f"prompts[{i}]: expected str, got {type(p).__name__}")
+            if self.spec.needs_prompt and not p.strip():
+                raise ValueError(f"prompts[{i}]: empty prompt, but reward {self.spec.name!r} needs a prompt")
+        return prompts
+
+    def _check_groups(self, groups: torch.Tensor | Sequence[int] | None, n: int) -> torch.Tensor | None:
+        if groups is None:
+            if self.spec.granularity == "group":
+                return torch.zeros(n, dtype=torch.long, device=self.device)  # the whole batch is one group
+            return None
+        g = torch.as_tensor(groups, device=self.device)
+        if g.ndim != 1 or g.shape[0] != n:
+            raise ValueError(f"groups: expected a 1-D tensor of length {n}, got shape {tuple(g.shape)}")
+        if g.is_floating_point():
+            raise ValueError("groups: expected integer group ids")
+        return g.long()
+
+    def _check_output(self, out: RewardOutput, n: int) -> RewardOutput:
+        if not isinstance(out, RewardOutput):
+            raise TypeError(f"reward {self.spec.name!r}: score() must return a RewardOutput, got {type(out).__name__}")
+        if out.scores.shape != (n,):
+            raise RuntimeError(f"reward {self.spec.name!r}: returned scores of shape {tuple(out.scores.shape)} for {n} images")
+        return out
+
+    # -- weights ----------------------------------------------------------------------------
+    def load_pretrained(self, weights: str | os.PathLike | None = None) -> str:
+        """Load the reward's published weights (or ``weights``: a path, hub id or URL).
+
+        The default loads one state dict into this module; rewards whose checkpoints need key
+        mapping or several files override this. Returns and records the provenance string.
+        """
+        from .weights import load_into, load_state_dict, resolve_weights
+
+        if not self.spec.weights and weights is None:
+            return self.weights_used
+        found = resolve_weights(self.spec.weights, reward=self.spec.name, override=weights)
+        load_into(self, load_state_dict(found.path, map_location="cpu"), source=str(found.path))
+        self.weights_used = found.source
+        return self.weights_used
+
+    # -- adapters ---------------------------------------------------------------------------
+    def as_ddpo_fn(self, batch_size: int | None = None) -> Callable[..., tuple[np.ndarray, dict]]:
+        """The ``fn(images, prompts, metadata) -> (rewards, info)`` signature of ddpo-pytorch.
+
+        ``images`` may be a float tensor in [0, 1] or uint8 arrays; ``metadata`` may carry a
+        ``"group"`` per image for group-level rewards. Returns a float32 numpy array.
+
+        Example:
+            >>> import torch, rewardbench
+            >>> fn = rewardbench.load_reward("jpeg_compressibility").as_ddpo_fn()
+            >>> rewards, info = fn(torch.rand(2, 3, 32, 32), ["a", "b"], [{}, {}])
+            >>> rewards.shape
+            (2,)
+        """
+        return _DdpoAdapter(self, batch_size)
+
+    def extra_repr(self) -> str:
+        return f"spec={self.spec.name!r}, weights={self.weights_used!r}"
+
+
+class _DdpoAdapter:
+    def __init__(self, model: RewardModel, batch_size: int | None):
+        self.model = model
+        self.batch_size = batch_size
+
+    def __call__(self, images: Any, prompts: Sequence[str], metadata: Sequence[dict] | None = None):
+        groups = None
+        if metadata and all(isinstance(m, dict) and "group" in m for m in metadata):
+            groups = torch.as_tensor([m["group"] for m in metadata])
+        with torch.inference_mode():
+            out = self.model(images, list(prompts), groups)
+        info = {k: (v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else v) for k, v in out.details.items()}
+        return out.scores.detach().float().cpu().numpy(), info
+

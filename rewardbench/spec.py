@@ -1,0 +1,127 @@
+"""Declarative metadata of a reward (`RewardSpec`) and what a reward returns (`RewardOutput`).
+
+The CLI, the scoring harness and the leaderboards read these declarations; no code anywhere
+branches on a reward's name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal, Mapping
+
+import torch
+
+Category = Literal["preference", "aesthetic", "composition", "fairness", "diversity", "safety", "baseline"]
+CATEGORIES: tuple[str, ...] = ("preference", "aesthetic", "composition", "fairness", "diversity", "safety", "baseline")
+Granularity = Literal["image", "group"]
+WeightKind = Literal["hub", "url", "file", "bundled"]
+
+
+@dataclass(frozen=True)
+class WeightSource:
+    """Where a reward's weights come from.
+
+    kind:
+      - ``"hub"``: a Hugging Face hub repository ``location`` (``filename`` inside it, or the
+        whole snapshot when ``filename`` is None);
+      - ``"url"``: a direct download URL;
+      - ``"file"``: a path on disk (absolute, or relative to ``$REWARDBENCH_WEIGHTS``);
+      - ``"bundled"``: shipped inside an installed package (works offline).
+    sha256: the digest the source publishes, checked after download when given.
+    """
+
+    kind: WeightKind
+    location: str
+    filename: str | None = None
+    sha256: str | None = None
+    revision: str | None = None
+    note: str = ""
+
+    def describe(self) -> str:
+        where = self.location + (f"/{self.filename}" if self.filename else "")
+        if self.revision:
+            where += f"@{self.revision}"
+        return f"{self.kind}:{where}"
+
+
+@dataclass(frozen=True)
+class RewardSpec:
+    """Everything the harness, CLI and leaderboards need to know about a reward, declared once.
+
+    Example:
+        >>> spec = RewardSpec(name="brightness", category="baseline", higher_is_better=True,
+        ...                   range=(0.0, 1.0))
+        >>> spec.offline
+        True
+    """
+
+    name: str
+    category: Category
+    higher_is_better: bool = True
+    range: tuple[float | None, float | None] = (None, None)  # typical range of the score
+    granularity: Granularity = "image"
+    differentiable: bool = False  # gradients reach the input pixels
+    needs_prompt: bool = False
+    backbone: str | None = None  # e.g. "open_clip:ViT-L-14/openai": rewards with the same id share image features
+    weights: tuple[WeightSource, ...] = ()
+    license: str = ""
+    paper: str = ""
+    description: str = ""
+    aliases: tuple[str, ...] = ()
+    # keyword arguments that build a tiny, fast, randomly initialised variant (used by the tests)
+    tiny_config: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.category not in CATEGORIES:
+            raise ValueError(f"RewardSpec {self.name!r}: category {self.category!r} is not one of {CATEGORIES}")
+        if self.granularity not in ("image", "group"):
+            raise ValueError(f"RewardSpec {self.name!r}: granularity must be 'image' or 'group'")
+        for w in self.weights:
+            if not isinstance(w, WeightSource):
+                raise TypeError(f"RewardSpec {self.name!r}: weights must be WeightSource objects, got {w!r}")
+
+    @property
+    def offline(self) -> bool:
+        """True when the reward needs nothing downloaded (no weights, or weights bundled in a package)."""
+        return all(w.kind == "bundled" for w in self.weights)
+
+    def replace(self, **changes: Any) -> "RewardSpec":
+        return dataclasses.replace(self, **changes)
+
+    def as_row(self) -> dict[str, Any]:
+        """A flat dict for tables and JSON."""
+        lo, hi = self.range
+        return {
+            "name": self.name,
+            "aliases": list(self.aliases),
+            "category": self.category,
+            "higher_is_better": self.higher_is_better,
+            "range": [lo, hi],
+            "granularity": self.granularity,
+            "differentiable": self.differentiable,
+            "needs_prompt": self.needs_prompt,
+            "backbone": self.backbone,
+            "offline": self.offline,
+            "weights": [w.describe() for w in self.weights],
+            "license": self.license,
+            "paper": self.paper,
+            "description": self.description,
+        }
+
+
+@dataclass
+class RewardOutput:
+    """Scores for a batch: ``scores`` is a float32 tensor ``[B]``; ``details`` holds per-image
+    extras (tensors of length B or lists of length B), e.g. the raw logit before normalisation."""
+
+    scores: torch.Tensor
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.scores, torch.Tensor):
+            self.scores = torch.as_tensor(self.scores, dtype=torch.float32)
+        if self.scores.ndim != 1:
+            raise ValueError(f"RewardOutput.scores must be 1-D [B], got shape {tuple(self.scores.shape)}")
+        if self.scores.dtype != torch.float32:
+            self.scores = self.scores.float()

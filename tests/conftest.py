@@ -1,0 +1,60 @@
+"""Shared fixtures: real photos shipped with scikit-image/matplotlib, and ../shared/data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never download
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("REWARDBENCH_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+
+def real_photo(name: str) -> np.ndarray:
+    """A real RGB uint8 photo: skimage.data names ('astronaut', 'coffee', 'chelsea', 'rocket', ...)
+    or 'grace_hopper' (matplotlib's sample data)."""
+    if name == "grace_hopper":
+        import matplotlib.cbook as cbook
+        from PIL import Image
+
+        with Image.open(cbook.get_sample_data("grace_hopper.jpg")) as im:
+            return np.asarray(im.convert("RGB"))
+    import skimage.data
+
+    arr = getattr(skimage.data, name)()
+    if arr.ndim == 2:
+        arr = np.stack([arr] * 3, axis=-1)
+    return np.ascontiguousarray(arr[..., :3])
+
+
+@pytest.fixture(scope="session")
+def photos() -> dict[str, np.ndarray]:
+    return {n: real_photo(n) for n in ("astronaut", "coffee", "chelsea", "rocket", "grace_hopper")}
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real test data not found at {SHARED_DATA} (only present beside the project checkout)")
+    return SHARED_DATA
+
+
+@pytest.fixture
+def photo_dir(tmp_path, photos) -> Path:
+    """A folder of real JPEG/PNG photos with a prompts file."""
+    from PIL import Image
+
+    d = tmp_path / "photos"
+    d.mkdir()
+    prompts = {"astronaut": "a photo of an astronaut", "coffee": "a cup of coffee",
+               "chelsea": "a photo of a cat", "rocket": "a rocket on a launch pad",
+               "grace_hopper": "a portrait of a woman in uniform"}
+    for name, arr in photos.items():
+        ext = "png" if name == "rocket" else "jpg"
+        Image.fromarray(arr).save(d / f"{name}.{ext}")
+    (d / "prompts.txt").write_text("".join(f"{prompts[n]}\n" for n in sorted(photos)))
+    return d

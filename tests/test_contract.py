@@ -1,0 +1,100 @@
+"""The contract every registered reward honours, checked on its tiny random-weight config (CPU)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import rewardbench
+from rewardbench.spec import CATEGORIES
+
+from .conftest import real_photo
+
+NAMES = [s.name for s in rewardbench.list_rewards()]
+PROMPTS = ["a photo of an astronaut", "a cup of coffee", "a photo of a cat", "two dogs on the left of a red car"]
+
+
+def _images(size: int = 96) -> torch.Tensor:
+    import torch.nn.functional as F
+
+    arrs = [real_photo(n) for n in ("astronaut", "coffee", "chelsea", "grace_hopper")]
+    ts = [torch.from_numpy(a).permute(2, 0, 1).float()[None] / 255 for a in arrs]
+    return torch.cat([F.interpolate(t, size=(size, size), mode="bilinear", antialias=True) for t in ts]).clamp(0, 1)
+
+
+@pytest.fixture(scope="module")
+def images() -> torch.Tensor:
+    return _images()
+
+
+def _build(name: str):
+    spec = rewardbench.get_spec(name)
+    return rewardbench.load_reward(name, device="cpu", pretrained=False, **dict(spec.tiny_config))
+
+
+def test_zoo_is_not_empty():
+    assert "jpeg_compressibility" in NAMES and "jpeg_incompressibility" in NAMES
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_spec_is_complete(name):
+    spec = rewardbench.get_spec(name)
+    assert spec.category in CATEGORIES
+    lo, hi = spec.range
+    assert lo is None or hi is None or lo < hi
+    assert spec.license and spec.paper, "license and paper must be declared"
+    for w in spec.weights:
+        assert w.kind in ("hub", "url", "file", "bundled") and w.location
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_contract(name, images):
+    torch.manual_seed(0)
+    reward = _build(name)
+    spec = reward.spec
+    assert spec.name == name
+    assert "random" in reward.weights_used or "none" in reward.weights_used or "bundled" in reward.weights_used
+    groups = torch.tensor([0, 0, 1, 1]) if spec.granularity == "group" else None
+
+    with torch.no_grad():
+        out = reward(images, PROMPTS, groups)
+        again = reward(images, PROMPTS, groups)
+    assert out.scores.shape == (4,)
+    assert out.scores.dtype == torch.float32
+    assert out.scores.device.type == "cpu"
+    assert torch.isfinite(out.scores).all(), out.scores
+    torch.testing.assert_close(out.scores, again.scores, msg="scoring is not deterministic")
+    for k, v in out.details.items():
+        assert len(v) == 4, f"details[{k!r}] has length {len(v)}"
+
+    with torch.no_grad():
+        if spec.granularity == "image":  # item i in a batch == item i alone
+            for i in range(4):
+                alone = reward(images[i:i + 1], PROMPTS[i:i + 1]).scores
+                torch.testing.assert_close(alone, out.scores[i:i + 1], rtol=1e-4, atol=1e-4)
+        else:  # a group scored alone == the same group inside the batch; members share the value
+            alone = reward(images[2:], PROMPTS[2:], torch.tensor([7, 7])).scores
+            torch.testing.assert_close(alone, out.scores[2:], rtol=1e-4, atol=1e-4)
+            assert out.scores[0] == out.scores[1] and out.scores[2] == out.scores[3]
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if rewardbench.get_spec(n).differentiable])
+def test_declared_differentiable_rewards_pass_gradients_to_pixels(name, images):
+    torch.manual_seed(0)
+    reward = _build(name)
+    pixels = images.clone().requires_grad_(True)
+    groups = torch.tensor([0, 0, 1, 1]) if reward.spec.granularity == "group" else None
+    reward(pixels, PROMPTS, groups).scores.sum().backward()
+    assert pixels.grad is not None and torch.isfinite(pixels.grad).all()
+    assert pixels.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if rewardbench.get_spec(n).needs_prompt])
+def test_prompted_rewards_reject_missing_and_empty_prompts(name, images):
+    reward = _build(name)
+    with pytest.raises(ValueError, match="prompt"):
+        reward(images[:2], None)
+    with pytest.raises(ValueError, match="empty prompt"):
+        reward(images[:2], ["a cat", "  "])
+    with pytest.raises(ValueError, match="2 images but 3 prompts"):
+        reward(images[:2], ["a", "b", "c"])
