@@ -34,3 +34,8 @@ def __getattr__(name: str):
 
         return Scorer
     raise AttributeError(f"module 'rewardbench' has no attribute {name!r}")
+
+from .model import BackboneReward  # noqa: E402
+from .cache import TextFeatureCache  # noqa: E402
+
+__all__ += ["BackboneReward", "TextFeatureCache"]

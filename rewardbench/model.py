@@ -188,3 +188,41 @@ class _DdpoAdapter:
         info = {k: (v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else v) for k, v in out.details.items()}
         return out.scores.detach().float().cpu().numpy(), info
 
+
+
+class BackboneReward(RewardModel):
+    """A reward built as a shareable image encoder (``self.backbone``) plus a head.
+
+    Rewards that declare the same ``spec.backbone`` id compute identical image features, so the
+    scoring harness calls `embed_images` once per image and hands the features to every such
+    reward's `score_embeddings`. The id must pin architecture, weights and preprocessing
+    (e.g. ``"open_clip:ViT-L-14/openai"``); the harness additionally compares the backbones'
+    parameters (`backbone_fingerprint`) before sharing, so random-weight variants are never mixed.
+    """
+
+    backbone: nn.Module
+
+    @abc.abstractmethod
+    def embed_images(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Pixels ``[B,3,H,W]`` in [0, 1] → image features ``[B, D]`` (preprocessing included)."""
+
+    @abc.abstractmethod
+    def score_embeddings(self, image_embeds: torch.Tensor, prompts: list[str],
+                         groups: torch.Tensor | None) -> RewardOutput:
+        """The head: features from `embed_images` → scores."""
+
+    def score(self, pixels, prompts, groups) -> RewardOutput:
+        return self.score_embeddings(self.embed_images(pixels), prompts, groups)
+
+    def backbone_fingerprint(self) -> tuple:
+        """Cheap identity of the backbone's weights: (id, n params, sum and sum of squares)."""
+        total = torch.zeros((), dtype=torch.float64)
+        sq = torch.zeros((), dtype=torch.float64)
+        n = 0
+        with torch.no_grad():
+            for p in self.backbone.parameters():
+                q = p.detach().double()
+                total += q.sum().cpu()
+                sq += (q * q).sum().cpu()
+                n += p.numel()
+        return (self.spec.backbone, n, round(float(total), 6), round(float(sq), 6))

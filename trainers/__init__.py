@@ -1,0 +1,1 @@
+"""rewardbench: trainers."""
