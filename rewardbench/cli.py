@@ -1,0 +1,120 @@
+"""The ``rewardbench`` command line. Subcommands are loaded on use, so ``--help`` stays fast.
+
+    rewardbench list [--category C] [--json]
+    rewardbench score --model NAME[,NAME...] --images DIR|MANIFEST [...]
+    rewardbench demo [--out DIR]
+    rewardbench suites list|show|export
+    rewardbench train --config FILE [key=value ...]
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+
+import click
+
+# name -> "module:attr" of a click command; imported only when that subcommand runs
+_LAZY_COMMANDS = {
+    "score": ("rewardbench.cli_score:score", "Score images with one or more rewards (folder or manifest)."),
+    "demo": ("rewardbench.demo:demo", "Score real bundled photos with every offline reward (no downloads)."),
+    "suites": ("benchmarks.cli:suites", "List, show and export prompt suites (T2I-CompBench, GenEval, ...)."),
+    "train": ("trainers.cli:train", "Fine-tune a diffusion model against rewards (the paper's RL algorithm)."),
+}
+
+
+class _LazyGroup(click.Group):
+    def list_commands(self, ctx):
+        return sorted([*super().list_commands(ctx), *_LAZY_COMMANDS])
+
+    def get_command(self, ctx, name):
+        if name in _LAZY_COMMANDS:
+            target = _LAZY_COMMANDS[name][0]
+            mod, _, attr = target.partition(":")
+            try:
+                return getattr(importlib.import_module(mod), attr)
+            except (ImportError, AttributeError) as e:
+                @click.command(name, help=f"(unavailable: {e})")
+                def _unavailable():
+                    raise click.ClickException(f"`rewardbench {name}` is unavailable: cannot import {target} ({e})")
+                return _unavailable
+        return super().get_command(ctx, name)
+
+    def format_commands(self, ctx, formatter):
+        rows = [(n, _LAZY_COMMANDS[n][1] if n in _LAZY_COMMANDS else self.commands[n].get_short_help_str(70))
+                for n in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+             epilog="Example: rewardbench list --category baseline ; rewardbench demo --out demo_out")
+@click.version_option(package_name="rewardbench")
+def main():
+    """rewardbench: one interface to the reward models used to align text-to-image diffusion models."""
+
+
+def _fmt(v) -> str:
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, (list, tuple)):
+        if len(v) == 2 and all(x is None or isinstance(x, (int, float)) for x in v):
+            return f"[{'' if v[0] is None else f'{v[0]:g}'}, {'' if v[1] is None else f'{v[1]:g}'}]"
+        return ", ".join(str(x) for x in v) or "-"
+    return "-" if v in (None, "") else str(v)
+
+
+def render_table(rows: list[dict], columns: list[str]) -> str:
+    """Plain-text table (no colour codes, safe to pipe)."""
+    cells = [[_fmt(r.get(c)) for c in columns] for r in rows]
+    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
+    line = "  ".join(c.ljust(w) for c, w in zip(columns, widths))
+    out = [line.rstrip(), "  ".join("-" * w for w in widths)]
+    out += ["  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in cells]
+    return "\n".join(out)
+
+
+_LIST_EPILOG = """\b
+Examples:
+  rewardbench list                          # the whole zoo
+  rewardbench list --category preference    # preference models only
+  rewardbench list --offline                # what runs with no download
+  rewardbench list --json | python -c "import json,sys; print(len(json.load(sys.stdin)))"
+"""
+
+
+@main.command("list", epilog=_LIST_EPILOG)
+@click.option("--category", "-c", default=None, help="Only this category (preference, aesthetic, composition, "
+              "fairness, diversity, safety, baseline).")
+@click.option("--offline", is_flag=True, help="Only rewards that need no download.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output: a JSON list of specs.")
+def list_cmd(category, offline, as_json):
+    """List the registered rewards with their spec (category, direction, range, granularity, weights)."""
+    from .registry import REGISTRY
+
+    try:
+        specs = REGISTRY.specs(category)
+    except ValueError as e:
+        raise click.UsageError(str(e))
+    if offline:
+        specs = [s for s in specs if s.offline]
+    rows = [s.as_row() for s in specs]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        r["higher"] = r["higher_is_better"]
+        r["diff"] = r["differentiable"]
+        r["prompt"] = r["needs_prompt"]
+        r["weights"] = "offline" if r["offline"] else "download"
+    click.echo(render_table(rows, ["name", "category", "higher", "range", "granularity", "diff", "prompt",
+                                   "backbone", "weights", "aliases"]))
+    click.echo(f"\n{len(rows)} rewards" + (f" in category {category}" if category else ""))
+    if REGISTRY.broken:
+        click.echo("warning: some reward modules failed to load: " + "; ".join(
+            f"{k}: {v}" for k, v in REGISTRY.broken.items()), err=True)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,101 @@
+"""``rewardbench demo``: the offline main job.
+
+Writes real photos that ship inside scikit-image and matplotlib (people, animals, objects, a
+grayscale and an RGBA image) to ``OUT/images`` with a manifest of prompts, then scores them with
+every reward that needs no download (``spec.offline``), grouping by prompt for group-level
+rewards, and writes ``OUT/scores.parquet`` and ``OUT/scores.csv``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+# (file name, source, prompt). Three photos of people share one prompt so that group-level
+# (fairness) rewards see a group of more than one image.
+DEMO_PHOTOS = (
+    ("astronaut.png", "skimage:astronaut", "a portrait of a person"),
+    ("grace_hopper.jpg", "matplotlib:grace_hopper.jpg", "a portrait of a person"),
+    ("camera.png", "skimage:camera", "a portrait of a person"),  # grayscale
+    ("coffee.jpg", "skimage:coffee", "a cup of coffee on a saucer"),
+    ("chelsea.jpg", "skimage:chelsea", "a photo of a cat"),
+    ("rocket.jpg", "skimage:rocket", "a rocket on a launch pad"),
+    ("hubble.jpg", "skimage:hubble_deep_field", "a photo of galaxies in deep space"),
+    ("logo.png", "skimage:logo", "a logo"),  # RGBA
+)
+
+
+def write_demo_images(out_dir: str | Path) -> Path:
+    """Write the demo photos and ``manifest.jsonl`` (columns image, prompt); return the manifest path."""
+    import numpy as np
+    from PIL import Image
+
+    out_dir = Path(out_dir)
+    img_dir = out_dir / "images"
+    img_dir.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for fname, source, prompt in DEMO_PHOTOS:
+        lib, _, name = source.partition(":")
+        if lib == "skimage":
+            import skimage.data
+
+            arr = getattr(skimage.data, name)()
+            Image.fromarray(np.asarray(arr)).save(img_dir / fname)
+        else:
+            import matplotlib.cbook as cbook
+
+            with Image.open(cbook.get_sample_data(name)) as im:
+                im.convert("RGB").save(img_dir / fname, quality=95)
+        rows.append({"image": f"images/{fname}", "prompt": prompt})
+    manifest = out_dir / "manifest.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return manifest
+
+
+_EPILOG = """\b
+Example:
+  rewardbench demo --out demo_out
+  # then: python -c "import pandas as pd; print(pd.read_parquet('demo_out/scores.parquet'))"
+"""
+
+
+@click.command("demo", epilog=_EPILOG)
+@click.option("--out", "out_dir", default="demo_out", show_default=True, type=click.Path(file_okay=False),
+              help="Folder for the images, the manifest and the scores.")
+@click.option("--model", default=None, help="Comma-separated rewards (default: every offline reward).")
+@click.option("--batch-size", default=8, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def demo(out_dir, model, batch_size, as_json):
+    """Score real photos (bundled with scikit-image and matplotlib) with every reward that runs offline.
+
+    Nothing is downloaded: the rewards used are those whose spec says `offline` (no weights, or
+    weights bundled in an installed package). The results table is printed and written to
+    OUT/scores.parquet and OUT/scores.csv.
+    """
+    import rewardbench
+
+    manifest = write_demo_images(out_dir)
+    names = [n for n in model.split(",")] if model else [s.name for s in rewardbench.list_rewards() if s.offline]
+    has_group = any(rewardbench.get_spec(n).granularity == "group" for n in names)
+    click.echo(f"scoring {len(DEMO_PHOTOS)} real photos from {manifest} with {len(names)} offline rewards: "
+               + ", ".join(names))
+    scorer = rewardbench.Scorer(names, batch_size=batch_size, device="cpu", num_workers=0)
+    result = scorer.run(str(manifest), out=str(Path(out_dir) / "scores.parquet"),
+                        group_by="prompt" if has_group else None, resume=False)
+    result.table.to_csv(Path(out_dir) / "scores.csv", index=False)
+    show = result.table.copy()
+    show["image"] = show["image"].map(lambda p: Path(str(p)).name)
+    cols = ["image", *[c for c in names if c in show.columns]]
+    import pandas as pd
+
+    with pd.option_context("display.max_columns", None, "display.width", 200, "display.precision", 3):
+        click.echo(show[cols].to_string(index=False))
+    weights = json.loads(result.table["weights"].iloc[0]) if "weights" in result.table else {}
+    click.echo("\nweights used: " + "; ".join(f"{k}: {v}" for k, v in weights.items()))
+    click.echo(f"{result.n_rows} rows, {result.n_failed} failed; results in {Path(out_dir) / 'scores.parquet'} "
+               f"and {Path(out_dir) / 'scores.csv'}")
+    if as_json:
+        click.echo(json.dumps(result.summary, default=str, indent=2))
+    raise SystemExit(1 if result.n_failed else 0)

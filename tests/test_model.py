@@ -1,0 +1,110 @@
+import numpy as np
+import pytest
+import torch
+
+import rewardbench
+from rewardbench import RewardModel, RewardOutput, RewardSpec
+from rewardbench.composite import CompositeReward
+
+
+class Brightness(RewardModel):
+    spec = RewardSpec(name="brightness", category="baseline", differentiable=True, range=(0.0, 1.0))
+
+    def score(self, pixels, prompts, groups):
+        return RewardOutput(pixels.mean(dim=(1, 2, 3)), {"red": pixels[:, 0].mean(dim=(1, 2))})
+
+
+class Darkness(Brightness):
+    spec = RewardSpec(name="darkness", category="baseline", differentiable=True, range=(0.0, 1.0),
+                      higher_is_better=False)
+
+
+class GroupMean(RewardModel):
+    spec = RewardSpec(name="group-mean", category="fairness", granularity="group")
+
+    def score(self, pixels, prompts, groups):
+        per = pixels.mean(dim=(1, 2, 3))
+        out = torch.empty_like(per)
+        for g in groups.unique():
+            out[groups == g] = per[groups == g].mean()
+        return RewardOutput(out)
+
+
+def test_forward_accepts_any_image_input_and_checks_prompts():
+    r = Brightness()
+    arrs = [np.full((8, 8, 3), 255, np.uint8), np.zeros((8, 8), np.uint8)]
+    assert r(arrs).scores.tolist() == [1.0, 0.0]
+    with pytest.raises(ValueError, match="2 images but 1 prompts"):
+        r(arrs, ["only one"])
+    assert r(arrs, "same prompt for all").scores.shape == (2,)
+
+
+def test_mixed_sizes_are_scored_per_size_in_order():
+    r = Brightness()
+    imgs = [torch.full((3, 4, 4), 0.1), torch.full((3, 6, 5), 0.7), torch.full((3, 4, 4), 0.3)]
+    out = r(imgs)
+    torch.testing.assert_close(out.scores, torch.tensor([0.1, 0.7, 0.3]))
+    torch.testing.assert_close(out.details["red"], torch.tensor([0.1, 0.7, 0.3]))
+
+
+def test_groups_are_validated_and_default_to_one_group():
+    r = GroupMean()
+    x = torch.stack([torch.full((3, 2, 2), v) for v in (0.0, 1.0, 0.5, 0.5)])
+    assert r(x).scores.tolist() == [0.5] * 4  # no groups: the batch is one group
+    torch.testing.assert_close(r(x, groups=[0, 0, 1, 1]).scores, torch.tensor([0.5, 0.5, 0.5, 0.5]))
+    torch.testing.assert_close(r(x, groups=[0, 1, 1, 1]).scores, torch.tensor([0.0, 2 / 3, 2 / 3, 2 / 3]))
+    with pytest.raises(ValueError, match="length 4"):
+        r(x, groups=[0, 1])
+    with pytest.raises(ValueError, match="integer"):
+        r(x, groups=torch.zeros(4))
+
+
+def test_wrong_output_shape_is_caught():
+    class Bad(Brightness):
+        def score(self, pixels, prompts, groups):
+            return RewardOutput(torch.zeros(pixels.shape[0] + 1))
+
+    with pytest.raises(RuntimeError, match="shape"):
+        Bad()(torch.zeros(2, 3, 4, 4))
+
+
+def test_device_follows_to_and_ddpo_adapter():
+    r = Brightness()
+    assert r.device.type == "cpu"
+    fn = r.as_ddpo_fn()
+    rewards, info = fn(torch.full((2, 3, 4, 4), 0.25), ["a", "b"], [{}, {}])
+    assert isinstance(rewards, np.ndarray) and rewards.dtype == np.float32
+    np.testing.assert_allclose(rewards, [0.25, 0.25])
+    np.testing.assert_allclose(info["red"], [0.25, 0.25])
+    g = GroupMean().as_ddpo_fn()
+    x = torch.stack([torch.full((3, 2, 2), v) for v in (0.0, 1.0, 0.2, 0.4)])
+    np.testing.assert_allclose(g(x, ["p"] * 4, [{"group": 0}, {"group": 0}, {"group": 1}, {"group": 1}])[0],
+                               [0.5, 0.5, 0.3, 0.3], rtol=1e-6)
+
+
+def test_composite_weighted_sum_and_normalisations():
+    b, d = Brightness(), Darkness()
+    x = torch.stack([torch.full((3, 2, 2), v) for v in (0.2, 0.4, 0.9)])
+    raw = CompositeReward({"brightness": b, "darkness": d}, {"brightness": 1.0, "darkness": 0.5})
+    torch.testing.assert_close(raw(x).scores, 1.5 * torch.tensor([0.2, 0.4, 0.9]))
+    z = CompositeReward({"brightness": b, "darkness": d}, {"brightness": 1.0, "darkness": 0.5}, normalize="zscore")
+    s = torch.tensor([0.2, 0.4, 0.9])
+    zs = (s - s.mean()) / s.std()
+    # darkness (same raw values) is declared lower-is-better: its z-score is flipped before weighting
+    torch.testing.assert_close(z(x).scores, zs - 0.5 * zs, rtol=1e-5, atol=1e-5)
+    rng = CompositeReward({"brightness": b, "darkness": d}, {"brightness": 1.0, "darkness": 1.0}, normalize="range")
+    torch.testing.assert_close(rng(x).scores, s + (1 - s))
+    assert z.spec.differentiable and "brightness" in z(x).details
+    with pytest.raises(ValueError, match="normalize"):
+        CompositeReward({"brightness": b}, {"brightness": 1.0}, normalize="softmax")
+
+
+def test_load_reward_composites_by_name():
+    c = rewardbench.load_reward("jpeg_compressibility,jpeg_incompressibility")
+    x = torch.rand(2, 3, 32, 32)
+    out = c(x)
+    torch.testing.assert_close(out.scores, torch.zeros(2))  # -size + size
+    c2 = rewardbench.load_reward({"jpeg_incompressibility": 2.0})
+    torch.testing.assert_close(c2(x).scores, 2 * out.details["jpeg_incompressibility"])
+    with pytest.raises(ValueError, match="unknown dtype"):
+        rewardbench.load_reward("jpeg_compressibility", dtype="float8")
