@@ -1,0 +1,507 @@
+"""CLIP: a shared image/text backbone (`ClipBackbone`) and the CLIPScore rewards.
+
+The backbone layer (public API, imported by other reward families)
+------------------------------------------------------------------
+``build_clip(arch, pretrained, *, library, tiny, pil_preprocess) -> ClipBackbone``
+    The architecture with random weights (no download). Random weights are seeded from the
+    backbone id, so two backbones built with the same arguments are identical (the harness can
+    share their image features). ``tiny=True`` gives a 2-layer, width-32 model of the same family.
+``load_clip_weights(backbone, weights=None) -> str``
+    Real weights: the open_clip pretrained tag's hub/URL sources, or ``weights`` = a local file or
+    folder, a hub id or a URL. Offline and not cached, it fails at once with `WeightsNotFoundError`
+    naming what was looked for. Returns the provenance string (also ``backbone.weights_used``).
+``ClipBackbone``
+    ``backbone_id`` (e.g. ``"open_clip:ViT-L-14/openai"``: library, architecture, weights tag,
+    preprocessing), ``encode_image(pixels)`` (``[B,3,H,W]`` in [0, 1] → L2-normalised ``[B,D]``,
+    preprocessing in torch, differentiable), ``encode_text(prompts)`` (L2-normalised ``[N,D]``,
+    one encoder call per unique prompt through `rewardbench.TextFeatureCache`; ``text_calls``
+    counts encoder calls), ``logit_scale`` (float, ``exp`` of the learnt log-scale), ``preprocess``
+    / ``encode_preprocessed`` (the two halves of ``encode_image``), ``pil_preprocess_images``
+    (the official PIL path for file inputs).
+
+Two libraries are supported: ``library="open_clip"`` (``arch`` an open_clip model name such as
+``"ViT-L-14"``, ``pretrained`` an open_clip tag such as ``"openai"``) and
+``library="transformers"`` (``arch`` a hub id whose architecture is known offline, see
+``HF_CLIP_ARCHS``; ``pretrained`` is ignored). Tokenisation is offline for both: open_clip's
+SimpleTokenizer, or an HF ``CLIPTokenizer`` built from open_clip's bundled BPE vocabulary.
+
+Preprocessing (both libraries, as their official image processors do): resize the shorter side to
+the model's input size with bicubic interpolation, centre crop, normalise with the OpenAI CLIP
+mean/std (open_clip ``pretrained.py`` ``_pcfg`` defaults; HF ``preprocessor_config.json`` of
+openai/clip-vit-* and laion/CLIP-ViT-H-14: ``shortest_edge 224, resample 3 (bicubic), crop 224``).
+The torch path anti-aliases like PIL; ``pil_preprocess=True`` instead rounds the pixels to uint8
+and resizes with PIL exactly as the official pipelines do for files (not differentiable).
+
+The CLIPScore rewards
+---------------------
+Two scales are in use and they are NOT interchangeable:
+
+* ``clipscore``, ``clipscore-b32``: Hessel et al. 2021 (arXiv 2104.08718), ``2.5 * max(cos, 0)``
+  with ``w = 2.5`` (paper eq. 1; clipscore repo ``clipscore.py`` ``w=2.5``), range [0, 2.5].
+  ``clipscore`` uses open_clip ViT-L/14 (OpenAI weights; it shares image features with
+  ``aesthetic`` and ``aesthetic-v1``), ``clipscore-b32`` the ViT-B/32 of the paper.
+* ``clipscore-100``: the torchmetrics scale, ``100 * cos`` per image, with transformers'
+  ``openai/clip-vit-large-patch14`` (torchmetrics' default model). torchmetrics clamps the *mean*
+  over images at 0 (``max(mean, 0)``), not each image; this per-image reward does not clamp.
+
+Example:
+    >>> import torch
+    >>> clip = build_clip("ViT-L-14", "openai", tiny=True)
+    >>> clip.backbone_id
+    'open_clip:ViT-L-14/openai+tiny'
+    >>> img = clip.encode_image(torch.rand(2, 3, 96, 128))
+    >>> txt = clip.encode_text(["a cat", "a dog", "a cat"])
+    >>> img.shape, txt.shape, clip.text_calls
+    (torch.Size([2, 32]), torch.Size([3, 32]), 1)
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from rewardbench import RewardOutput, RewardSpec, TextFeatureCache, WeightSource, register_reward
+from rewardbench.model import BackboneReward
+from rewardbench.transforms import CLIP_MEAN, CLIP_STD, clip_preprocess, normalize
+from rewardbench.weights import load_into, load_state_dict, resolve_weights
+
+__all__ = ["ClipBackbone", "build_clip", "load_clip_weights", "clip_weight_sources", "hf_clip_tokenizer",
+           "HF_CLIP_ARCHS", "ClipScore"]
+
+# OpenAI's published CLIP checkpoint URLs embed the file's sha256 in the path (openai/CLIP
+# clip/clip.py `_MODELS`; the loader checks it). Copied into open_clip pretrained.py.
+_OPENAI_SHA256 = {
+    "ViT-B-32": "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af",
+    "ViT-B-16": "5806e77cd80f8b59890b7e101eabd078d9fb84e6937f9e85e4ecb61988df416f",
+    "ViT-L-14": "b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6f7c2e0eca1737a03836",
+}
+
+# transformers CLIP architectures known offline (the values of each hub repo's config.json), so the
+# architecture can be built with random weights without the hub. "act": hidden_act of both towers.
+HF_CLIP_ARCHS: dict[str, dict[str, Any]] = {
+    # huggingface.co/openai/clip-vit-large-patch14/blob/main/config.json
+    "openai/clip-vit-large-patch14": dict(
+        vision=dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096,
+                    patch_size=14, image_size=224),
+        text=dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
+        projection_dim=768, act="quick_gelu"),
+    # huggingface.co/openai/clip-vit-base-patch32/blob/main/config.json
+    "openai/clip-vit-base-patch32": dict(
+        vision=dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072,
+                    patch_size=32, image_size=224),
+        text=dict(hidden_size=512, num_hidden_layers=12, num_attention_heads=8, intermediate_size=2048),
+        projection_dim=512, act="quick_gelu"),
+    # huggingface.co/laion/CLIP-ViT-H-14-laion2B-s32B-b79K/blob/main/config.json; PickScore_v1 is a
+    # fine-tune of it with the same config.json
+    "laion/CLIP-ViT-H-14-laion2B-s32B-b79K": dict(
+        vision=dict(hidden_size=1280, num_hidden_layers=32, num_attention_heads=16, intermediate_size=5120,
+                    patch_size=14, image_size=224),
+        text=dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096),
+        projection_dim=1024, act="gelu"),
+}
+HF_CLIP_ARCHS["yuvalkirstain/PickScore_v1"] = HF_CLIP_ARCHS["laion/CLIP-ViT-H-14-laion2B-s32B-b79K"]
+
+_TINY_WIDTH = 32
+_TINY_LAYERS = 2
+
+
+def _seed_for(backbone_id: str) -> int:
+    return int(hashlib.sha256(backbone_id.encode()).hexdigest()[:15], 16)
+
+
+# ---------------------------------------------------------------------------------------------
+# tokenisers (offline: open_clip ships the CLIP BPE vocabulary)
+
+
+def hf_clip_tokenizer(model_max_length: int = 77):
+    """An HF ``CLIPTokenizer`` built from open_clip's bundled BPE vocabulary (no download).
+
+    Same vocabulary and merges as openai/clip-vit-* and laion/CLIP-ViT-H-14 on the hub; special
+    tokens ``<|startoftext|>`` = 49406, ``<|endoftext|>`` = 49407 (also the pad token).
+
+    Example:
+        >>> tok = hf_clip_tokenizer()
+        >>> tok(["a photo"])["input_ids"][0]
+        [49406, 320, 1125, 49407]
+    """
+    from open_clip.tokenizer import SimpleTokenizer, default_bpe
+    from transformers import CLIPTokenizer
+
+    simple = SimpleTokenizer()
+    # open_clip names the special tokens <start_of_text>/<end_of_text>; the hub's CLIP vocab.json
+    # calls the same ids <|startoftext|>/<|endoftext|>
+    rename = {"<start_of_text>": "<|startoftext|>", "<end_of_text>": "<|endoftext|>"}
+    vocab = {rename.get(k, k): v for k, v in simple.encoder.items()}
+    # the merge list as open_clip's SimpleTokenizer reads it (first line is a version header)
+    lines = gzip.open(default_bpe()).read().decode("utf-8").split("\n")[1:49152 - 256 - 2 + 1]
+    merges = [tuple(m.split()) for m in lines]
+    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=model_max_length)
+
+
+# ---------------------------------------------------------------------------------------------
+# the backbone
+
+
+class ClipBackbone(nn.Module):
+    """A CLIP image/text encoder pair with its preprocessing and a text-feature cache.
+
+    Build it with `build_clip`, load real weights with `load_clip_weights`. See the module
+    docstring for the API and an example.
+    """
+
+    def __init__(self, model: nn.Module, *, backbone_id: str, library: str, image_size: int,
+                 mean: Sequence[float] = CLIP_MEAN, std: Sequence[float] = CLIP_STD,
+                 tokenizer: Any = None, context_length: int = 77, pil_preprocess: bool = False,
+                 arch: str = "", pretrained: str | None = None, tiny: bool = False):
+        super().__init__()
+        self.model = model
+        self.backbone_id = backbone_id
+        self.library = library
+        self.arch, self.pretrained, self.tiny = arch, pretrained, tiny
+        self.image_size = int(image_size)
+        self.mean, self.std = tuple(mean), tuple(std)
+        self.tokenizer = tokenizer
+        self.context_length = context_length
+        self.pil_preprocess = pil_preprocess
+        self.text_cache = TextFeatureCache(self._encode_text_uncached)
+        self.weights_used = "random init (not loaded)"
+
+    # -- image tower -----------------------------------------------------------------------
+    def preprocess(self, pixels: torch.Tensor) -> torch.Tensor:
+        """``[B,3,H,W]`` in [0, 1] → normalised ``[B,3,S,S]`` model input (torch or exact PIL path)."""
+        if self.pil_preprocess:
+            return self.pil_preprocess_images(pixels).to(device=pixels.device, dtype=pixels.dtype)
+        return clip_preprocess(pixels, self.image_size, self.mean, self.std)
+
+    def pil_preprocess_images(self, images: torch.Tensor | Sequence[Any]) -> torch.Tensor:
+        """The official pipelines' PIL path: uint8 → PIL bicubic resize of the shorter side →
+        centre crop → normalise. ``images``: a float ``[B,3,H,W]`` tensor in [0, 1] (rounded to
+        uint8 first, lossless for pixels decoded from files) or a list of PIL images. CPU, float32,
+        no gradients."""
+        from PIL import Image
+
+        from rewardbench.images import pixels_to_uint8
+        from rewardbench.transforms import pil_clip_preprocess
+
+        if isinstance(images, torch.Tensor):
+            images = [Image.fromarray(a) for a in pixels_to_uint8(images)]
+        return torch.stack([pil_clip_preprocess(im, self.image_size, self.mean, self.std) for im in images])
+
+    def encode_preprocessed(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalised model input ``[B,3,S,S]`` → L2-normalised image features ``[B,D]``."""
+        x = x.to(self._param_dtype())
+        if self.library == "open_clip":
+            feats = self.model.encode_image(x)
+        else:
+            feats = self.model.visual_projection(self.model.vision_model(pixel_values=x).pooler_output)
+        return F.normalize(feats.float(), dim=-1)
+
+    def encode_image(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Pixels ``[B,3,H,W]`` in [0, 1] → L2-normalised features ``[B,D]`` (float32, differentiable
+        unless ``pil_preprocess``)."""
+        return self.encode_preprocessed(self.preprocess(pixels))
+
+    # -- text tower ------------------------------------------------------------------------
+    def tokenize(self, prompts: Sequence[str]) -> dict[str, torch.Tensor]:
+        """Token ids (and attention mask for transformers), truncated to the context length."""
+        if self.library == "open_clip":
+            return {"text": self.tokenizer(list(prompts), context_length=self.context_length)}
+        enc = self.tokenizer(list(prompts), padding=True, truncation=True, max_length=self.context_length,
+                             return_tensors="pt")
+        return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+
+    def _encode_text_uncached(self, prompts: list[str]) -> torch.Tensor:
+        dev = self._device()
+        tokens = {k: v.to(dev) for k, v in self.tokenize(prompts).items()}
+        with torch.no_grad():  # text features never need gradients (rewards differentiate w.r.t. pixels)
+            if self.library == "open_clip":
+                feats = self.model.encode_text(tokens["text"])
+            else:
+                out = self.model.text_model(input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"])
+                feats = self.model.text_projection(out.pooler_output)
+        return F.normalize(feats.float(), dim=-1)
+
+    def encode_text(self, prompts: Sequence[str]) -> torch.Tensor:
+        """Prompts → L2-normalised features ``[N,D]`` (float32); each unique prompt is encoded once
+        (and remembered across calls until the weights change)."""
+        return self.text_cache(list(prompts)).to(self._device())
+
+    @property
+    def text_calls(self) -> int:
+        """How many times the text encoder ran (one call encodes every new prompt of a batch)."""
+        return self.text_cache.calls
+
+    # -- misc ------------------------------------------------------------------------------
+    @property
+    def logit_scale(self) -> float:
+        return float(self.model.logit_scale.detach().float().exp())
+
+    @property
+    def embed_dim(self) -> int:
+        if self.library == "open_clip":
+            return int(self.model.text_projection.shape[1]) if isinstance(self.model.text_projection, torch.Tensor) \
+                else int(self.model.text_projection.out_features)
+        return int(self.model.config.projection_dim)
+
+    def _device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def _param_dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+    def _apply(self, fn, recurse=True):  # moving or casting the weights invalidates cached text features
+        self.text_cache.clear()
+        return super()._apply(fn, recurse)
+
+    def extra_repr(self) -> str:
+        return f"backbone_id={self.backbone_id!r}, weights={self.weights_used!r}"
+
+
+def _open_clip_model(arch: str, pretrained: str | None, tiny: bool) -> tuple[nn.Module, dict[str, Any]]:
+    import open_clip
+    from open_clip.model import CLIP
+
+    cfg = open_clip.get_model_config(arch)
+    if cfg is None:
+        raise ValueError(f"unknown open_clip architecture {arch!r}; see open_clip.list_models()")
+    tag_cfg = open_clip.get_pretrained_cfg(arch, pretrained) if pretrained else {}
+    if pretrained and not tag_cfg:
+        raise ValueError(f"open_clip has no pretrained tag {pretrained!r} for {arch!r}; "
+                         f"choose from {open_clip.list_pretrained_tags_by_model(arch)}")
+    # OpenAI-trained weights use QuickGELU (open_clip pretrained.py `quick_gelu=True` on those tags)
+    quick_gelu = bool(tag_cfg.get("quick_gelu", cfg.get("quick_gelu", False)))
+    image_size = cfg["vision_cfg"].get("image_size", 224)
+    if tiny:
+        model = CLIP(embed_dim=_TINY_WIDTH, quick_gelu=quick_gelu,
+                     vision_cfg=dict(image_size=image_size, layers=_TINY_LAYERS, width=_TINY_WIDTH,
+                                     head_width=16, patch_size=32),
+                     text_cfg=dict(context_length=77, vocab_size=49408, width=_TINY_WIDTH, heads=2,
+                                   layers=_TINY_LAYERS))
+    else:
+        import logging
+
+        quiet = logging.getLogger().level
+        logging.getLogger().setLevel(logging.ERROR)  # open_clip warns "initialized randomly": we know
+        try:
+            model = open_clip.create_model(arch, pretrained=None, force_quick_gelu=quick_gelu)
+        finally:
+            logging.getLogger().setLevel(quiet)
+    pre = dict(image_size=image_size if isinstance(image_size, int) else image_size[0],
+               mean=tuple(tag_cfg.get("mean", CLIP_MEAN)), std=tuple(tag_cfg.get("std", CLIP_STD)))
+    return model, pre
+
+
+def _hf_model(arch: str, tiny: bool) -> tuple[nn.Module, dict[str, Any]]:
+    from transformers import CLIPConfig, CLIPModel
+
+    if arch not in HF_CLIP_ARCHS:
+        raise ValueError(f"transformers CLIP architecture {arch!r} is not known offline; choose from "
+                         f"{sorted(HF_CLIP_ARCHS)} (or add its config.json values to HF_CLIP_ARCHS)")
+    a = HF_CLIP_ARCHS[arch]
+    vision, text, proj = dict(a["vision"]), dict(a["text"]), a["projection_dim"]
+    if tiny:
+        small = dict(hidden_size=_TINY_WIDTH, num_hidden_layers=_TINY_LAYERS, num_attention_heads=2,
+                     intermediate_size=2 * _TINY_WIDTH)
+        vision.update(small, patch_size=32)
+        text.update(small)
+        proj = _TINY_WIDTH
+    cfg = CLIPConfig(text_config=dict(text, hidden_act=a["act"], vocab_size=49408, max_position_embeddings=77,
+                                      bos_token_id=49406, eos_token_id=49407, pad_token_id=49407),
+                     vision_config=dict(vision, hidden_act=a["act"]), projection_dim=proj)
+    model = CLIPModel(cfg)
+    return model, dict(image_size=vision["image_size"], mean=CLIP_MEAN, std=CLIP_STD)
+
+
+def build_clip(arch: str = "ViT-L-14", pretrained: str | None = "openai", *, library: str = "open_clip",
+               tiny: bool = False, pil_preprocess: bool = False) -> ClipBackbone:
+    """A `ClipBackbone` with random weights, seeded from its id (same arguments → same weights).
+
+    ``library="open_clip"``: ``arch`` an open_clip model name, ``pretrained`` an open_clip tag (it
+    picks QuickGELU, preprocessing constants and, in `load_clip_weights`, the weights).
+    ``library="transformers"``: ``arch`` a hub id from ``HF_CLIP_ARCHS``.
+
+    Example:
+        >>> build_clip("ViT-B-32", "openai", tiny=True).backbone_id
+        'open_clip:ViT-B-32/openai+tiny'
+    """
+    if library == "open_clip":
+        backbone_id = f"open_clip:{arch}/{pretrained}" if pretrained else f"open_clip:{arch}"
+    elif library == "transformers":
+        backbone_id = f"transformers:{arch}"
+    else:
+        raise ValueError(f"library must be 'open_clip' or 'transformers', got {library!r}")
+    if tiny:
+        backbone_id += "+tiny"
+    if pil_preprocess:
+        backbone_id += "+pil"
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(_seed_for(backbone_id.removesuffix("+pil")))  # same weights with either preprocessing
+        if library == "open_clip":
+            import open_clip
+
+            model, pre = _open_clip_model(arch, pretrained, tiny)
+            tokenizer = open_clip.tokenizer.SimpleTokenizer()
+        else:
+            model, pre = _hf_model(arch, tiny)
+            tokenizer = hf_clip_tokenizer()
+    model.eval()
+    model.requires_grad_(False)  # a frozen scorer; gradients still reach the input pixels
+    return ClipBackbone(model, backbone_id=backbone_id, library=library, tokenizer=tokenizer,
+                        pil_preprocess=pil_preprocess, arch=arch, pretrained=pretrained, tiny=tiny, **pre)
+
+
+# ---------------------------------------------------------------------------------------------
+# weights
+
+
+def clip_weight_sources(arch: str, pretrained: str | None = "openai", library: str = "open_clip") -> tuple[WeightSource, ...]:
+    """Where the real weights of a backbone come from (hub first: safetensors; then the URL)."""
+    if library == "transformers":
+        return (WeightSource("hub", arch, note="transformers CLIPModel snapshot (config.json + safetensors)"),)
+    import open_clip
+    from open_clip.constants import HF_SAFE_WEIGHTS_NAME
+
+    cfg = open_clip.get_pretrained_cfg(arch, pretrained) if pretrained else {}
+    out = []
+    if cfg.get("hf_hub"):
+        repo = cfg["hf_hub"].rstrip("/")
+        out.append(WeightSource("hub", repo, filename=HF_SAFE_WEIGHTS_NAME, note="open_clip weights"))
+    if cfg.get("url"):
+        sha = _OPENAI_SHA256.get(arch) if pretrained == "openai" else None
+        out.append(WeightSource("url", cfg["url"], sha256=sha, note="open_clip weights"))
+    return tuple(out)
+
+
+def _clean_keys(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Strip DataParallel/DDP prefixes (HPS and other fine-tunes were saved from wrapped models)."""
+    if sd and all(k.startswith("module.") for k in sd):
+        sd = {k[len("module."):]: v for k, v in sd.items()}
+    return sd
+
+
+def load_clip_weights(backbone: ClipBackbone, weights: str | os.PathLike | None = None, *,
+                      reward: str | None = None, strict: bool = True) -> str:
+    """Load real weights into ``backbone``; return (and record in ``backbone.weights_used``) the
+    provenance. ``weights``: a local file/folder, hub id or URL overriding the default sources.
+
+    Offline and not cached: `WeightsNotFoundError` at once, listing what was tried. A checkpoint
+    whose keys do not match raises `CheckpointMismatchError` listing missing/unexpected keys.
+
+    Example:
+        >>> clip = build_clip("ViT-B-32", "openai", tiny=True)
+        >>> try:
+        ...     load_clip_weights(clip, "/nonexistent/clip.safetensors")
+        ... except FileNotFoundError:
+        ...     print("not found")
+        not found
+    """
+    if backbone.tiny and weights is None:
+        raise ValueError("a tiny backbone has no published weights; pass weights=PATH of a tiny checkpoint")
+    sources = clip_weight_sources(backbone.arch, backbone.pretrained, backbone.library)
+    found = resolve_weights(sources, reward=reward or f"clip:{backbone.arch}", override=weights)
+    sd = _clean_keys(load_state_dict(found.path, map_location="cpu"))
+    if backbone.library == "open_clip":
+        # open_clip checkpoints may carry extras the CLIP module lacks (e.g. an unused logit_bias)
+        sd = {k: v for k, v in sd.items() if not (k == "logit_bias" and "logit_bias" not in backbone.model.state_dict())}
+    load_into(backbone.model, sd, strict=strict, source=str(found.path))
+    backbone.text_cache.clear()
+    backbone.weights_used = found.source
+    return found.source
+
+
+# ---------------------------------------------------------------------------------------------
+# CLIPScore
+
+_HESSEL = "Hessel et al., CLIPScore: A Reference-free Evaluation Metric for Image Captioning, arXiv 2104.08718"
+_CLIP_PAPER = "Radford et al., Learning Transferable Visual Models From Natural Language Supervision, arXiv 2103.00020"
+HESSEL_W = 2.5  # Hessel et al. eq. 1, CLIP-S = w * max(cos(c, v), 0) with w = 2.5 (clipscore.py `w=2.5`)
+TORCHMETRICS_SCALE = 100.0  # torchmetrics functional/multimodal/clip_score.py: `score = 100 * (img * txt).sum(-1)`
+
+
+@register_reward()
+class ClipScore(BackboneReward):
+    """Image–text cosine similarity of a CLIP backbone, scaled: ``scale * cos`` or, with
+    ``clamp_at_zero``, ``scale * max(cos, 0)`` (Hessel et al.).
+
+    Subclasses (registered names) fix the backbone and the scale; use this class directly for
+    other combinations: ``ClipScore(arch="ViT-B-16", pretrained="openai", scale=2.5)``.
+    """
+
+    spec = RewardSpec(
+        name="clipscore", aliases=("clip-score", "clipscore-hessel"), category="preference", higher_is_better=True,
+        range=(0.0, 2.5), differentiable=True, needs_prompt=True, backbone="open_clip:ViT-L-14/openai",
+        # inline (reading a spec must not import open_clip); test_clip checks them against clip_weight_sources
+        weights=(
+            WeightSource("hub", "timm/vit_large_patch14_clip_224.openai", filename="open_clip_model.safetensors"),
+            WeightSource("url", "https://openaipublic.azureedge.net/clip/models/b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6f7c2e0eca1737a03836/ViT-L-14.pt",
+                         sha256=_OPENAI_SHA256["ViT-L-14"], note="TorchScript archive: convert to safetensors to load"),
+        ),
+        license="MIT (OpenAI CLIP weights)", paper=_HESSEL,
+        description="Hessel CLIPScore 2.5*max(cos,0), open_clip ViT-L/14 (OpenAI weights)",
+        tiny_config={"tiny": True},
+    )
+    default_arch, default_pretrained, default_library = "ViT-L-14", "openai", "open_clip"
+    default_scale, default_clamp = HESSEL_W, True
+
+    def __init__(self, arch: str | None = None, pretrained: str | None = None, library: str | None = None, *,
+                 scale: float | None = None, clamp_at_zero: bool | None = None, tiny: bool = False,
+                 pil_preprocess: bool = False):
+        super().__init__()
+        self.backbone = build_clip(arch or self.default_arch, pretrained or self.default_pretrained,
+                                   library=library or self.default_library, tiny=tiny, pil_preprocess=pil_preprocess)
+        self.scale = float(self.default_scale if scale is None else scale)
+        self.clamp_at_zero = self.default_clamp if clamp_at_zero is None else clamp_at_zero
+
+    def embed_images(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.backbone.encode_image(pixels)
+
+    def score_embeddings(self, image_embeds, prompts, groups) -> RewardOutput:
+        img = F.normalize(image_embeds.float(), dim=-1)
+        txt = self.backbone.encode_text(prompts)
+        cos = (img * txt).sum(-1)  # [B]
+        scores = self.scale * (cos.clamp(min=0) if self.clamp_at_zero else cos)
+        return RewardOutput(scores, {"cosine": cos.detach()})
+
+    def load_pretrained(self, weights=None) -> str:
+        self.weights_used = load_clip_weights(self.backbone, weights, reward=self.spec.name)
+        return self.weights_used
+
+
+@register_reward()
+class ClipScoreB32(ClipScore):
+    """Hessel CLIPScore with the ViT-B/32 the paper used."""
+
+    spec = ClipScore.spec.replace(
+        name="clipscore-b32", aliases=("clipscore-vit-b-32",), backbone="open_clip:ViT-B-32/openai",
+        weights=(
+            WeightSource("hub", "timm/vit_base_patch32_clip_224.openai", filename="open_clip_model.safetensors"),
+            WeightSource("url", "https://openaipublic.azureedge.net/clip/models/40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af/ViT-B-32.pt",
+                         sha256=_OPENAI_SHA256["ViT-B-32"], note="TorchScript archive: convert to safetensors to load"),
+        ),
+        description="Hessel CLIPScore 2.5*max(cos,0), open_clip ViT-B/32 (OpenAI weights, as in the paper)",
+    )
+    default_arch = "ViT-B-32"
+
+
+@register_reward()
+class ClipScore100(ClipScore):
+    """The torchmetrics CLIPScore scale: ``100 * cos`` per image, transformers backbone."""
+
+    spec = ClipScore.spec.replace(
+        name="clipscore-100", aliases=("clipscore-torchmetrics",), range=(0.0, 100.0),
+        backbone="transformers:openai/clip-vit-large-patch14",
+        weights=(WeightSource("hub", "openai/clip-vit-large-patch14",
+                              note="transformers CLIPModel snapshot (config.json + safetensors)"),),
+        paper=_HESSEL + "; torchmetrics.multimodal.CLIPScore",
+        description="torchmetrics CLIPScore scale 100*cos (not clamped per image), transformers "
+                    "openai/clip-vit-large-patch14",
+    )
+    default_arch, default_pretrained, default_library = "openai/clip-vit-large-patch14", None, "transformers"
+    default_scale, default_clamp = TORCHMETRICS_SCALE, False
