@@ -1,0 +1,89 @@
+"""Prompt suites: named lists of prompts (dicts with at least ``"prompt"``) for benchmarks.
+
+Convention: every module here (not starting with ``_``) defines
+``SUITES: dict[str, Callable[..., list[dict]]]`` mapping a suite name to a loader; a loader takes
+an optional ``path`` (a local file or URL of the official file) plus keyword options and returns a
+list of dicts, each with ``"prompt"`` and whatever else the suite knows ("category", "tag",
+"include", ...). Official files load from a local path, from their official URL, or through
+`datasets` where a hub copy exists; built-in suites are generated from facts (object lists,
+templates).
+
+    >>> from benchmarks.suites import list_suites, load_suite
+    >>> "object-pairs" in list_suites()
+    True
+    >>> load_suite("object-pairs", limit=2)[0]["prompt"]
+    'a person and a bicycle'
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import os
+import pkgutil
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, Callable
+
+Loader = Callable[..., list[dict]]
+
+
+class UnknownSuiteError(LookupError):
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class SuiteSourceError(OSError):
+    """An official prompt file could not be read from a path or URL (the message says what was tried)."""
+
+
+def _registry() -> dict[str, Loader]:
+    found: dict[str, Loader] = {}
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        mod = importlib.import_module(f"{__name__}.{info.name}")
+        for name, loader in getattr(mod, "SUITES", {}).items():
+            if name in found:
+                raise ValueError(f"prompt suite {name!r} is defined twice (second time in {mod.__name__})")
+            found[name] = loader
+    return found
+
+
+def list_suites() -> list[str]:
+    """Names of every prompt suite, sorted."""
+    return sorted(_registry())
+
+
+def load_suite(name: str, path: str | os.PathLike | None = None, limit: int | None = None, **kw: Any) -> list[dict]:
+    """Load suite ``name`` (from ``path`` — a local file or URL — when given); ``limit`` keeps the
+    first N rows. Unknown names raise `UnknownSuiteError` with close matches."""
+    reg = _registry()
+    if name not in reg:
+        close = difflib.get_close_matches(name, list(reg), n=3, cutoff=0.4)
+        hint = (" Did you mean " + " or ".join(repr(c) for c in close) + "?") if close else ""
+        raise UnknownSuiteError(f"unknown prompt suite {name!r}.{hint} Known: {', '.join(sorted(reg))}")
+    rows = reg[name](path=path, **kw) if path is not None else reg[name](**kw)
+    for i, r in enumerate(rows):
+        if not isinstance(r, dict) or not isinstance(r.get("prompt"), str) or not r["prompt"].strip():
+            raise ValueError(f"suite {name!r}: row {i} has no prompt: {r!r}")
+    return rows[:limit] if limit is not None else rows
+
+
+def read_text(source: str | os.PathLike, timeout: float = 10.0) -> str:
+    """Text of a local file or an http(s) URL. Offline, a URL fails within ``timeout`` seconds with
+    a `SuiteSourceError` saying how to use a local copy."""
+    s = str(source)
+    if s.startswith(("http://", "https://")):
+        try:
+            with urllib.request.urlopen(s, timeout=timeout) as resp:  # noqa: S310 - official https URLs
+                return resp.read().decode("utf-8")
+        except (urllib.error.URLError, OSError, TimeoutError) as e:
+            raise SuiteSourceError(
+                f"cannot download {s} ({type(e).__name__}: {e}). Offline? Pass path=/local/copy "
+                f"(CLI: --path FILE) pointing at a downloaded copy of the file.") from None
+    p = Path(s).expanduser()
+    if not p.is_file():
+        raise SuiteSourceError(f"prompt file {p} does not exist")
+    return p.read_text(encoding="utf-8")
