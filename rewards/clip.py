@@ -73,7 +73,8 @@ from rewardbench.transforms import CLIP_MEAN, CLIP_STD, clip_preprocess, normali
 from rewardbench.weights import load_into, load_state_dict, resolve_weights
 
 __all__ = ["ClipBackbone", "build_clip", "load_clip_weights", "clip_weight_sources", "hf_clip_tokenizer",
-           "HF_CLIP_ARCHS", "ClipScore"]
+           "HF_CLIP_ARCHS", "ClipReward", "ClipScore",
+           "resize_longest_pad", "pil_resize_longest_pad"]
 
 # OpenAI's published CLIP checkpoint URLs embed the file's sha256 in the path (openai/CLIP
 # clip/clip.py `_MODELS`; the loader checks it). Copied into open_clip pretrained.py.
@@ -114,6 +115,44 @@ _TINY_LAYERS = 2
 
 def _seed_for(backbone_id: str) -> int:
     return int(hashlib.sha256(backbone_id.encode()).hexdigest()[:15], 16)
+
+
+# ---------------------------------------------------------------------------------------------
+# HPSv2's eval transform: resize the longer side, pad to a square
+
+
+def resize_longest_pad(x: torch.Tensor, size: int) -> torch.Tensor:
+    """``[B,3,H,W]`` in [0, 1] → ``[B,3,size,size]``: the longer side resized to ``size`` (bicubic,
+    anti-aliased), the rest padded with 0 (black), centred as HPSv2's ``ResizeMaxSize`` pads
+    (hpsv2/src/open_clip/transform.py: new size ``round(dim * scale)``, padding
+    ``[pad_w // 2, pad_h // 2, pad_w - pad_w // 2, pad_h - pad_h // 2]``, ``fill=0``)."""
+    from rewardbench.transforms import resize
+
+    h, w = x.shape[-2:]
+    scale = size / float(max(h, w))
+    if scale != 1.0:
+        nh, nw = round(h * scale), round(w * scale)
+        x = resize(x, (nh, nw))
+        ph, pw = size - nh, size - nw
+        x = F.pad(x, [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2], value=0.0)
+    return x
+
+
+def pil_resize_longest_pad(img: Any, size: int, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """The PIL path of HPSv2's eval transform (``ResizeMaxSize`` → ToTensor → Normalize)."""
+    import numpy as np
+    from PIL import Image
+
+    img = img.convert("RGB")
+    w, h = img.size
+    scale = size / float(max(h, w))
+    if scale != 1.0:
+        nh, nw = round(h * scale), round(w * scale)
+        canvas = Image.new("RGB", (size, size), (0, 0, 0))
+        canvas.paste(img.resize((nw, nh), resample=Image.BICUBIC), ((size - nw) // 2, (size - nh) // 2))
+        img = canvas
+    t = torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1).float() / 255.0
+    return normalize(t[None], mean, std)[0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -159,7 +198,8 @@ class ClipBackbone(nn.Module):
     def __init__(self, model: nn.Module, *, backbone_id: str, library: str, image_size: int,
                  mean: Sequence[float] = CLIP_MEAN, std: Sequence[float] = CLIP_STD,
                  tokenizer: Any = None, context_length: int = 77, pil_preprocess: bool = False,
-                 arch: str = "", pretrained: str | None = None, tiny: bool = False):
+                 arch: str = "", pretrained: str | None = None, tiny: bool = False,
+                 resize_mode: str = "shortest"):
         super().__init__()
         self.model = model
         self.backbone_id = backbone_id
@@ -170,6 +210,9 @@ class ClipBackbone(nn.Module):
         self.tokenizer = tokenizer
         self.context_length = context_length
         self.pil_preprocess = pil_preprocess
+        if resize_mode not in ("shortest", "longest_pad"):
+            raise ValueError(f"resize_mode must be 'shortest' or 'longest_pad', got {resize_mode!r}")
+        self.resize_mode = resize_mode
         self.text_cache = TextFeatureCache(self._encode_text_uncached)
         self.weights_used = "random init (not loaded)"
 
@@ -178,6 +221,8 @@ class ClipBackbone(nn.Module):
         """``[B,3,H,W]`` in [0, 1] → normalised ``[B,3,S,S]`` model input (torch or exact PIL path)."""
         if self.pil_preprocess:
             return self.pil_preprocess_images(pixels).to(device=pixels.device, dtype=pixels.dtype)
+        if self.resize_mode == "longest_pad":
+            return normalize(resize_longest_pad(pixels, self.image_size), self.mean, self.std)
         return clip_preprocess(pixels, self.image_size, self.mean, self.std)
 
     def pil_preprocess_images(self, images: torch.Tensor | Sequence[Any]) -> torch.Tensor:
@@ -192,6 +237,8 @@ class ClipBackbone(nn.Module):
 
         if isinstance(images, torch.Tensor):
             images = [Image.fromarray(a) for a in pixels_to_uint8(images)]
+        if self.resize_mode == "longest_pad":
+            return torch.stack([pil_resize_longest_pad(im, self.image_size, self.mean, self.std) for im in images])
         return torch.stack([pil_clip_preprocess(im, self.image_size, self.mean, self.std) for im in images])
 
     def encode_preprocessed(self, x: torch.Tensor) -> torch.Tensor:
@@ -320,23 +367,31 @@ def _hf_model(arch: str, tiny: bool) -> tuple[nn.Module, dict[str, Any]]:
 
 
 def build_clip(arch: str = "ViT-L-14", pretrained: str | None = "openai", *, library: str = "open_clip",
-               tiny: bool = False, pil_preprocess: bool = False) -> ClipBackbone:
+               tiny: bool = False, pil_preprocess: bool = False, resize_mode: str = "shortest",
+               tag: str | None = None) -> ClipBackbone:
     """A `ClipBackbone` with random weights, seeded from its id (same arguments → same weights).
 
     ``library="open_clip"``: ``arch`` an open_clip model name, ``pretrained`` an open_clip tag (it
     picks QuickGELU, preprocessing constants and, in `load_clip_weights`, the weights).
     ``library="transformers"``: ``arch`` a hub id from ``HF_CLIP_ARCHS``.
+    ``resize_mode``: ``"shortest"`` (resize the shorter side + centre crop, CLIP's default) or
+    ``"longest_pad"`` (resize the longer side + pad with black, HPSv2's eval transform).
+    ``tag``: names fine-tuned weights in the id instead of ``pretrained`` (e.g. ``"hpsv2"``, whose
+    architecture and preprocessing constants come from the ``pretrained`` tag it was trained from).
 
     Example:
         >>> build_clip("ViT-B-32", "openai", tiny=True).backbone_id
         'open_clip:ViT-B-32/openai+tiny'
     """
     if library == "open_clip":
-        backbone_id = f"open_clip:{arch}/{pretrained}" if pretrained else f"open_clip:{arch}"
+        wtag = tag or pretrained
+        backbone_id = f"open_clip:{arch}/{wtag}" if wtag else f"open_clip:{arch}"
     elif library == "transformers":
         backbone_id = f"transformers:{arch}"
     else:
         raise ValueError(f"library must be 'open_clip' or 'transformers', got {library!r}")
+    if resize_mode != "shortest":
+        backbone_id += f"+{resize_mode}"
     if tiny:
         backbone_id += "+tiny"
     if pil_preprocess:
@@ -354,7 +409,8 @@ def build_clip(arch: str = "ViT-L-14", pretrained: str | None = "openai", *, lib
     model.eval()
     model.requires_grad_(False)  # a frozen scorer; gradients still reach the input pixels
     return ClipBackbone(model, backbone_id=backbone_id, library=library, tokenizer=tokenizer,
-                        pil_preprocess=pil_preprocess, arch=arch, pretrained=pretrained, tiny=tiny, **pre)
+                        pil_preprocess=pil_preprocess, arch=arch, pretrained=pretrained, tiny=tiny,
+                        resize_mode=resize_mode, **pre)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -364,7 +420,7 @@ def build_clip(arch: str = "ViT-L-14", pretrained: str | None = "openai", *, lib
 def clip_weight_sources(arch: str, pretrained: str | None = "openai", library: str = "open_clip") -> tuple[WeightSource, ...]:
     """Where the real weights of a backbone come from (hub first: safetensors; then the URL)."""
     if library == "transformers":
-        return (WeightSource("hub", arch, note="transformers CLIPModel snapshot (config.json + safetensors)"),)
+        return (WeightSource("hub", arch, filename="model.safetensors", note="transformers CLIPModel weights"),)
     import open_clip
     from open_clip.constants import HF_SAFE_WEIGHTS_NAME
 
@@ -383,13 +439,16 @@ def _clean_keys(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Strip DataParallel/DDP prefixes (HPS and other fine-tunes were saved from wrapped models)."""
     if sd and all(k.startswith("module.") for k in sd):
         sd = {k[len("module."):]: v for k, v in sd.items()}
-    return sd
+    # transformers < 4.31 saved position_ids buffers that are no longer part of the state dict
+    return {k: v for k, v in sd.items() if not k.endswith("embeddings.position_ids")}
 
 
 def load_clip_weights(backbone: ClipBackbone, weights: str | os.PathLike | None = None, *,
-                      reward: str | None = None, strict: bool = True) -> str:
+                      reward: str | None = None, strict: bool = True,
+                      sources: Sequence[WeightSource] | None = None) -> str:
     """Load real weights into ``backbone``; return (and record in ``backbone.weights_used``) the
-    provenance. ``weights``: a local file/folder, hub id or URL overriding the default sources.
+    provenance. ``weights``: a local file/folder, hub id or URL overriding the default sources
+    (``sources``, by default `clip_weight_sources` of the backbone's architecture and tag).
 
     Offline and not cached: `WeightsNotFoundError` at once, listing what was tried. A checkpoint
     whose keys do not match raises `CheckpointMismatchError` listing missing/unexpected keys.
@@ -404,7 +463,8 @@ def load_clip_weights(backbone: ClipBackbone, weights: str | os.PathLike | None 
     """
     if backbone.tiny and weights is None:
         raise ValueError("a tiny backbone has no published weights; pass weights=PATH of a tiny checkpoint")
-    sources = clip_weight_sources(backbone.arch, backbone.pretrained, backbone.library)
+    if sources is None:
+        sources = clip_weight_sources(backbone.arch, backbone.pretrained, backbone.library)
     found = resolve_weights(sources, reward=reward or f"clip:{backbone.arch}", override=weights)
     sd = _clean_keys(load_state_dict(found.path, map_location="cpu"))
     if backbone.library == "open_clip":
@@ -425,8 +485,23 @@ HESSEL_W = 2.5  # Hessel et al. eq. 1, CLIP-S = w * max(cos(c, v), 0) with w = 2
 TORCHMETRICS_SCALE = 100.0  # torchmetrics functional/multimodal/clip_score.py: `score = 100 * (img * txt).sum(-1)`
 
 
+class ClipReward(BackboneReward):
+    """Base of the rewards that are a head on a `ClipBackbone` (``self.backbone``): the shareable
+    part is ``embed_images`` (preprocessing + image tower → L2-normalised features)."""
+
+    backbone: ClipBackbone
+
+    def embed_images(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.backbone.encode_image(pixels)
+
+    @property
+    def text_calls(self) -> int:
+        """Text-encoder calls so far (one per batch with new prompts; 0 for prompt-free rewards)."""
+        return self.backbone.text_calls
+
+
 @register_reward()
-class ClipScore(BackboneReward):
+class ClipScore(ClipReward):
     """Image–text cosine similarity of a CLIP backbone, scaled: ``scale * cos`` or, with
     ``clamp_at_zero``, ``scale * max(cos, 0)`` (Hessel et al.).
 
@@ -458,9 +533,6 @@ class ClipScore(BackboneReward):
                                    library=library or self.default_library, tiny=tiny, pil_preprocess=pil_preprocess)
         self.scale = float(self.default_scale if scale is None else scale)
         self.clamp_at_zero = self.default_clamp if clamp_at_zero is None else clamp_at_zero
-
-    def embed_images(self, pixels: torch.Tensor) -> torch.Tensor:
-        return self.backbone.encode_image(pixels)
 
     def score_embeddings(self, image_embeds, prompts, groups) -> RewardOutput:
         img = F.normalize(image_embeds.float(), dim=-1)
@@ -497,8 +569,8 @@ class ClipScore100(ClipScore):
     spec = ClipScore.spec.replace(
         name="clipscore-100", aliases=("clipscore-torchmetrics",), range=(0.0, 100.0),
         backbone="transformers:openai/clip-vit-large-patch14",
-        weights=(WeightSource("hub", "openai/clip-vit-large-patch14",
-                              note="transformers CLIPModel snapshot (config.json + safetensors)"),),
+        weights=(WeightSource("hub", "openai/clip-vit-large-patch14", filename="model.safetensors",
+                              note="transformers CLIPModel weights"),),
         paper=_HESSEL + "; torchmetrics.multimodal.CLIPScore",
         description="torchmetrics CLIPScore scale 100*cos (not clamped per image), transformers "
                     "openai/clip-vit-large-patch14",
