@@ -1,0 +1,182 @@
+"""Diversity of the images of a group (e.g. the 16 images of one prompt): Vendi score and mean
+pairwise cosine distance, over embeddings from any registered image encoder.
+
+* ``vendi``: Friedman & Dieng, "The Vendi Score: A Diversity Evaluation Metric for Machine
+  Learning", arXiv 2210.02410, eq. 1: ``VS = exp(-sum_i λ_i log λ_i)`` with λ the eigenvalues of
+  ``K / n`` and ``K`` the cosine-similarity matrix of the n embeddings (``k(x, x) = 1``); order
+  ``q`` gives ``exp(log(sum λ^q) / (1 - q))``. It reads as "the effective number of distinct
+  images": 1 when all are identical, n when they are mutually orthogonal.
+* ``pairwise-cosine-distance``: the mean of ``1 - cos(e_i, e_j)`` over the pairs of a group.
+
+Embeddings: ``encoder="pixels"`` (default, weight-free, runs offline) follows the official
+``vendi_score.image_utils.pixel_vendi_score``: images downsampled to 32x32 and flattened (we resize
+in torch, bilinear with antialiasing, where the official code uses PIL's default resize).
+``encoder=NAME`` uses the ``embed_images`` of any registered `rewardbench.BackboneReward`
+(e.g. ``clipscore`` for CLIP ViT-L/14 features); its weights load with the reward.
+
+Example:
+    >>> import torch, rewardbench
+    >>> r = rewardbench.load_reward("vendi")
+    >>> x = torch.rand(4, 3, 64, 64)
+    >>> round(float(r(torch.cat([x[:1]] * 4)).scores[0]), 3)   # four identical images
+    1.0
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from rewardbench import BackboneReward, RewardModel, RewardOutput, RewardSpec, register_reward
+
+from ._group import group_note, iter_groups
+
+_VENDI = "Friedman & Dieng, The Vendi Score: A Diversity Evaluation Metric for Machine Learning, arXiv 2210.02410"
+PIXEL_SIZE = 32  # vendi_score/image_utils.py get_pixel_vectors(images, resize=32)
+
+
+def vendi_score(embeddings: torch.Tensor, q: float = 1.0) -> torch.Tensor:
+    """Vendi score of ``embeddings [n, d]`` with the cosine-similarity kernel.
+
+    Uses the n x n kernel when n <= d and the d x d dual ``X^T X / n`` otherwise (same nonzero
+    eigenvalues), as ``vendi_score.vendi.score_X`` / ``score_dual`` do.
+
+    Example:
+        >>> round(float(vendi_score(torch.eye(3))), 4)     # orthogonal -> n
+        3.0
+        >>> round(float(vendi_score(torch.ones(5, 2))), 4)  # identical -> 1
+        1.0
+    """
+    if embeddings.ndim != 2 or embeddings.shape[0] == 0:
+        raise ValueError(f"embeddings must be [n, d] with n >= 1, got {tuple(embeddings.shape)}")
+    x = F.normalize(embeddings.double(), dim=-1)
+    n, d = x.shape
+    k = (x @ x.T if n <= d else x.T @ x) / n
+    lam = torch.linalg.eigvalsh(k).clamp(min=0)
+    lam = lam / lam.sum()  # exactly a distribution despite rounding (trace(K / n) = 1)
+    if q == 1:
+        nz = lam[lam > 0]
+        return torch.exp(-(nz * nz.log()).sum())
+    if math.isinf(q):
+        return 1.0 / lam.max()
+    return torch.exp(torch.log((lam[lam > 0] ** q).sum()) / (1 - q))
+
+
+def mean_pairwise_cosine_distance(embeddings: torch.Tensor) -> torch.Tensor:
+    """Mean of ``1 - cos(e_i, e_j)`` over the n(n-1)/2 pairs (0 for fewer than 2 embeddings).
+
+    Example:
+        >>> float(mean_pairwise_cosine_distance(torch.tensor([[1.0, 0.0], [0.0, 1.0]])))
+        1.0
+    """
+    n = embeddings.shape[0]
+    if n < 2:
+        return embeddings.new_zeros(())
+    x = F.normalize(embeddings.float(), dim=-1)
+    sim = x @ x.T
+    iu = torch.triu_indices(n, n, offset=1, device=x.device)
+    return (1 - sim[iu[0], iu[1]]).mean()
+
+
+def pixel_embeddings(pixels: torch.Tensor, size: int = PIXEL_SIZE) -> torch.Tensor:
+    """``[B, 3, H, W]`` → ``[B, 3 * size * size]``: the weight-free features of pixel Vendi."""
+    small = F.interpolate(pixels.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return small.flatten(1)
+
+
+class _DiversityReward(RewardModel):
+    """Shared machinery: embeddings (pixels or a registered encoder), then one value per group.
+
+    ``encoder``: ``"pixels"`` or the name of a registered `rewardbench.BackboneReward` (its
+    architecture is built here and its weights load in `load_pretrained`, i.e. with
+    ``load_reward(..., pretrained=True)``); ``encoder_config``: kwargs for that encoder's builder
+    (e.g. ``{"tiny": True}``); ``pixel_size``: side of the downsampled images of the pixel kernel.
+    """
+
+    def __init__(self, encoder: str = "pixels", encoder_config: dict[str, Any] | None = None,
+                 pixel_size: int = PIXEL_SIZE) -> None:
+        super().__init__()
+        self.encoder_name = encoder
+        self.pixel_size = int(pixel_size)
+        self.encoder: BackboneReward | None = None
+        if encoder != "pixels":
+            from rewardbench.registry import REGISTRY
+
+            model = REGISTRY.build(encoder, **(encoder_config or {}))
+            if not isinstance(model, BackboneReward):
+                raise ValueError(f"encoder {encoder!r} is not an image encoder (a BackboneReward with embed_images); "
+                                 "use 'pixels' or an encoder reward such as 'clipscore'")
+            self.encoder = model.eval().requires_grad_(False)
+            self.weights_used = f"encoder {encoder}: {model.weights_used}"
+
+    def load_pretrained(self, weights=None) -> str:
+        if self.encoder is None:
+            if weights is not None:
+                raise ValueError(f"reward {self.spec.name!r} with encoder='pixels' has no weights to override")
+            return self.weights_used
+        self.encoder.load_pretrained(weights)
+        self.weights_used = f"encoder {self.encoder_name}: {self.encoder.weights_used}"
+        return self.weights_used
+
+    def embed(self, pixels: torch.Tensor) -> torch.Tensor:
+        if self.encoder is None:
+            return pixel_embeddings(pixels, self.pixel_size)
+        return self.encoder.embed_images(pixels)
+
+    def _group_value(self, emb: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError  # each registered subclass defines it
+
+    def score(self, pixels, prompts, groups) -> RewardOutput:
+        emb = self.embed(pixels)  # (B, D)
+        size = torch.empty(pixels.shape[0], dtype=torch.long)
+        notes: dict[int, str] = {}
+        values = []
+        for gid, idx in iter_groups(groups):
+            idx_d = idx.to(pixels.device)
+            v = self._group_value(emb[idx_d])
+            if len(idx) == 1:
+                notes[gid] = f"group {gid}: a single image; diversity of one image is {float(v):g} by definition"
+            values.append((idx_d, v))
+            size[idx] = len(idx)
+        # assemble without in-place writes so gradients reach every group's pixels
+        scores = torch.zeros(pixels.shape[0], dtype=torch.float32, device=pixels.device)
+        for idx_d, v in values:
+            scores = scores.index_add(0, idx_d, v.float().expand(len(idx_d)))
+        return RewardOutput(scores, {"group_size": size, "note": group_note(notes, groups)})
+
+
+@register_reward()
+class Vendi(_DiversityReward):
+    """Vendi score of each group (1 = all images alike, n = all different). ``q`` is the order."""
+
+    spec = RewardSpec(
+        name="vendi", aliases=("vendi-score", "vendi_score"), category="diversity", granularity="group",
+        higher_is_better=True, range=(1.0, 16.0), license="MIT (Vendi Score)", paper=_VENDI,
+        description="Vendi score (effective number of distinct images) per group; pixel kernel by default, "
+                    "or any registered image encoder",
+    )
+
+    def __init__(self, q: float = 1.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.q = float(q)
+
+    def _group_value(self, emb):
+        return vendi_score(emb, self.q)
+
+
+@register_reward()
+class PairwiseCosineDistance(_DiversityReward):
+    """Mean pairwise cosine distance of each group's embeddings (0 = identical)."""
+
+    spec = RewardSpec(
+        name="pairwise-cosine-distance", aliases=("mean-pairwise-cosine-distance", "cosine-diversity"),
+        category="diversity", granularity="group", higher_is_better=True, range=(0.0, 1.0), differentiable=True,
+        license="MIT", paper="mean pairwise dissimilarity, the baseline discussed in " + _VENDI,
+        description="mean pairwise cosine distance of embeddings per group; pixel features by default",
+    )
+
+    def _group_value(self, emb):
+        return mean_pairwise_cosine_distance(emb)
