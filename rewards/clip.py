@@ -461,9 +461,9 @@ def load_clip_weights(backbone: ClipBackbone, weights: str | os.PathLike | None 
         ...     print("not found")
         not found
     """
-    if backbone.tiny and weights is None:
-        raise ValueError("a tiny backbone has no published weights; pass weights=PATH of a tiny checkpoint")
     if sources is None:
+        if backbone.tiny and weights is None:
+            raise ValueError("a tiny backbone has no published weights; pass weights=PATH of a tiny checkpoint")
         sources = clip_weight_sources(backbone.arch, backbone.pretrained, backbone.library)
     found = resolve_weights(sources, reward=reward or f"clip:{backbone.arch}", override=weights)
     sd = _clean_keys(load_state_dict(found.path, map_location="cpu"))
