@@ -22,7 +22,7 @@ def real_photo(name: str) -> np.ndarray:
         from PIL import Image
 
         with Image.open(cbook.get_sample_data("grace_hopper.jpg")) as im:
-            return np.asarray(im.convert("RGB"))
+            return np.array(im.convert("RGB"))
     import skimage.data
 
     arr = getattr(skimage.data, name)()
