@@ -619,7 +619,8 @@ class Scorer:
             self._dist_owner = False
 
     def _text_calls(self) -> int:
-        return sum(c.calls for s in self.slots for c in _text_caches(s.model))
+        caches = {id(c): c for s in self.slots for c in _text_caches(s.model)}  # shared backbones: count once
+        return sum(c.calls for c in caches.values())
 
     def _prepare_parts(self, out: Path | None, src: Source, group_by, resume: bool) -> Path | None:
         if out is None:

@@ -1,0 +1,126 @@
+"""Input sources: folders with prompts files, JSONL/CSV/parquet manifests, lists; streaming."""
+
+from __future__ import annotations
+
+import json
+import tracemalloc
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rewardbench.data import FolderSource, ListSource, ManifestSource, SourceError, open_source
+
+
+def test_folder_rows_are_sorted_and_paired_with_prompts(photo_dir):
+    src = open_source(photo_dir, photo_dir / "prompts.txt")
+    rows = list(src.iter_rows())
+    assert isinstance(src, FolderSource) and len(src) == 5 == len(rows)
+    names = [r["image"].rsplit("/", 1)[-1] for r in rows]
+    assert names == sorted(names)
+    assert [r["index"] for r in rows] == list(range(5))
+    assert rows[names.index("chelsea.jpg")]["prompt"] == "a photo of a cat"
+
+
+def test_folder_single_prompt_line_applies_to_all(photo_dir, tmp_path):
+    p = tmp_path / "one.txt"
+    p.write_text("a photo\n")
+    assert {r["prompt"] for r in open_source(photo_dir, p).iter_rows()} == {"a photo"}
+
+
+def test_folder_prompt_count_mismatch(photo_dir, tmp_path):
+    p = tmp_path / "p.txt"
+    p.write_text("a\nb\nc\n")
+    with pytest.raises(SourceError, match="3 prompts for 5 images"):
+        open_source(photo_dir, p)
+
+
+def test_empty_or_missing_folder(tmp_path):
+    with pytest.raises(SourceError, match="no image files"):
+        open_source(tmp_path)
+    with pytest.raises(SourceError, match="no such file or folder"):
+        open_source(tmp_path / "nope")
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])
+def test_manifest_formats_resolve_relative_paths(tmp_path, fmt):
+    (tmp_path / "sub").mkdir()
+    df = pd.DataFrame({"image": ["sub/a.png", "/abs/b.png", "c.png"], "prompt": ["1", "", "a cat"],
+                       "group": ["g1", "g1", "g2"]})
+    path = tmp_path / f"m.{fmt}"
+    if fmt == "jsonl":
+        path.write_text("".join(json.dumps(r) + "\n" for r in df.to_dict("records")) + "\n")
+    elif fmt == "csv":
+        df.to_csv(path, index=False)
+    else:
+        df.to_parquet(path)
+    src = open_source(path)
+    assert isinstance(src, ManifestSource) and src.has_groups and len(src) == 3
+    rows = list(src.iter_rows())
+    assert rows[0]["image"] == str(tmp_path.resolve() / "sub" / "a.png")
+    assert rows[1]["image"] == "/abs/b.png"
+    assert [r["prompt"] for r in rows] == ["1", "", "a cat"]  # "1" stays a string; empty stays empty
+    assert [r["group"] for r in rows] == ["g1", "g1", "g2"]
+
+
+def test_manifest_without_image_column_names_the_fix(tmp_path):
+    path = tmp_path / "m.csv"
+    pd.DataFrame({"path": ["a.png"], "prompt": ["x"]}).to_csv(path, index=False)
+    with pytest.raises(SourceError, match="rename it to 'image'"):
+        open_source(path)
+
+
+def test_bad_jsonl_line_names_the_line(tmp_path):
+    path = tmp_path / "m.jsonl"
+    path.write_text('{"image": "a.png"}\n{oops\n')
+    with pytest.raises(SourceError, match=r"m.jsonl:2"):
+        list(open_source(path).iter_rows())
+
+
+def test_prompts_file_with_manifest_is_refused(tmp_path):
+    path = tmp_path / "m.jsonl"
+    path.write_text('{"image": "a.png"}\n')
+    with pytest.raises(SourceError, match="own 'prompt' column"):
+        open_source(path, prompts=tmp_path / "p.txt")
+
+
+def test_list_source_validates_items():
+    src = open_source([{"image": np.zeros((4, 4, 3), np.uint8), "prompt": "x", "group": 3}])
+    assert isinstance(src, ListSource) and src.in_memory and src.has_groups
+    with pytest.raises(SourceError, match=r"items\[1\]"):
+        open_source([{"image": "a.png"}, {"prompt": "no image"}])
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])
+def test_manifest_streams_in_chunks(tmp_path, fmt):
+    n = 20_000
+    df = pd.DataFrame({"image": [f"img_{i % 97}.png" for i in range(n)],
+                       "prompt": [f"prompt number {i} " * 4 for i in range(n)]})
+    path = tmp_path / f"big.{fmt}"
+    if fmt == "jsonl":
+        df.to_json(path, orient="records", lines=True)
+    elif fmt == "csv":
+        df.to_csv(path, index=False)
+    else:
+        df.to_parquet(path, row_group_size=4096)
+    del df
+    src = open_source(path)
+    assert len(src) == n
+
+    tracemalloc.start()
+    seen, biggest = 0, 0
+    for chunk in src.iter_chunks(1000):
+        biggest = max(biggest, len(chunk))
+        assert chunk[0]["index"] == seen
+        seen += len(chunk)
+    _, streaming_peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert seen == n and biggest <= 1000
+
+    tracemalloc.start()
+    everything = list(src.iter_rows(chunk_rows=n))
+    _, all_at_once_peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert len(everything) == n
+    # holding 1000 rows at a time needs a fraction of what holding all 50k does
+    assert streaming_peak < all_at_once_peak / 4
