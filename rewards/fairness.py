@@ -336,7 +336,7 @@ MONK_HEX = ("#f6ede4", "#f3e7db", "#f7ead0", "#eadaba", "#d7bd96",
 # The paper's 4 buckets, dark to light. Its classifier is not published; our documented mapping:
 SKIN_BUCKETS = ("dark", "medium-dark", "medium-light", "light")
 # Monk shade (1..10) -> bucket index: MST 8-10 dark, 6-7 medium-dark, 4-5 medium-light, 1-3 light
-# (the swatches' lightness L* falls in 4 clusters: >90, 77-88, 44-56 and <30).
+# (the swatches' lightness L* falls in 4 clusters: 92-94, 78-88, 42-55 and 15-31).
 MONK_TO_BUCKET = {1: 3, 2: 3, 3: 3, 4: 2, 5: 2, 6: 1, 7: 1, 8: 0, 9: 0, 10: 0}
 
 # Individual Typology Angle, ITA = arctan((L* - 50) / b*) * 180 / pi, with the standard categories
