@@ -201,6 +201,7 @@ class ObjectMention:
     shape: str | None = None
     texture: str | None = None
     explicit_count: bool = False  # a number word other than "a"/"an" was written
+    det: str = ""  # determiners / number words before the phrase ("a", "two", "the")
     start: int = 0  # token span in the prompt
     end: int = 0
 
@@ -376,7 +377,7 @@ def _parse_chunk(toks: list[str], start: int) -> ObjectMention | None:
     phrase = " ".join(toks[:end])
     return ObjectMention(phrase=phrase, noun=noun_s, lemma=lemma, coco=coco_class(noun_s), count=count,
                          color=attrs.get("color"), shape=attrs.get("shape"), texture=attrs.get("texture"),
-                         explicit_count=explicit, start=start, end=start + end)
+                         explicit_count=explicit, det=" ".join(det), start=start, end=start + end)
 
 
 @functools.lru_cache(maxsize=65536)

@@ -1,0 +1,165 @@
+"""A batched COCO object detector for the compositional rewards: ultralytics YOLO, in torch.
+
+The architecture is built from an ultralytics model yaml (``yolov8n.yaml`` ...) with random weights
+— no download, no network: ultralytics' ``DetectionModel`` reads the yaml bundled in the package.
+`YoloDetector.load` then loads the official COCO checkpoint: a local path, ``$REWARDBENCH_WEIGHTS``,
+or the official release URL (downloaded and cached by rewardbench.weights, which fails fast
+offline), read by ultralytics' own checkpoint loader in its weights-only mode (``torch_safe_load(...,
+safe_only=True)``: torch.load(weights_only=True) against ultralytics' allow-list of model classes),
+or a ``.safetensors`` state dict of the same architecture.
+
+Preprocessing follows ultralytics' predictor (``LetterBox``: resize the longer side to ``imgsz``
+keeping the aspect ratio, pad with grey 114/255 to a square; pixels in [0, 1], RGB) and its NMS
+(``ultralytics.utils.nms.non_max_suppression``; class-aware). Each image is processed independently,
+so a batch gives the same detections as images one by one. Detection is not differentiable.
+
+    >>> import torch
+    >>> det = YoloDetector(imgsz=64)                     # random weights: detections are meaningless
+    >>> dets = det(torch.rand(2, 3, 96, 128))
+    >>> len(dets), dets[0].image_size
+    (2, (96, 128))
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from rewardbench.spec import WeightSource
+
+from ._prompts import COCO_CLASSES
+
+# Official COCO-trained YOLOv8 checkpoints (ultralytics/assets GitHub releases, tag v8.3.0; the
+# release publishes no checksums).
+YOLO_URL = "https://github.com/ultralytics/assets/releases/download/v8.3.0/{name}.pt"
+LETTERBOX_FILL = 114 / 255  # ultralytics/data/augment.py LetterBox: padding colour (114, 114, 114)
+
+
+def yolo_weight_sources(model: str) -> tuple[WeightSource, ...]:
+    return (WeightSource("url", YOLO_URL.format(name=model), filename=f"{model}.pt",
+                        note="ultralytics official COCO checkpoint (AGPL-3.0)"),)
+
+
+@dataclass
+class Detections:
+    """Detections of one image: ``boxes`` [N,4] xyxy in the image's pixel coordinates, ``scores``
+    [N], ``labels`` [N] (indices into ``names``), sorted by descending score."""
+
+    boxes: torch.Tensor
+    scores: torch.Tensor
+    labels: torch.Tensor
+    names: tuple[str, ...]
+    image_size: tuple[int, int]  # (H, W)
+
+    @classmethod
+    def from_list(cls, items: list[tuple[str, float, tuple[float, float, float, float]]],
+                  image_size: tuple[int, int] = (512, 512), names: tuple[str, ...] = COCO_CLASSES) -> "Detections":
+        """Hand-made detections: ``[(class_name, score, (x1, y1, x2, y2)), ...]`` (for tests and examples)."""
+        order = sorted(range(len(items)), key=lambda i: -items[i][1])
+        return cls(torch.tensor([items[i][2] for i in order], dtype=torch.float32).reshape(-1, 4),
+                   torch.tensor([items[i][1] for i in order], dtype=torch.float32),
+                   torch.tensor([names.index(items[i][0]) for i in order], dtype=torch.long), names, image_size)
+
+    def of(self, name: str, min_score: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+        """Boxes and scores of class ``name`` with score > ``min_score``, best first."""
+        if name not in self.names:
+            return torch.zeros(0, 4), torch.zeros(0)
+        keep = (self.labels == self.names.index(name)) & (self.scores > min_score)
+        return self.boxes[keep], self.scores[keep]
+
+    def best(self, name: str) -> float:
+        """Highest score of class ``name`` (0 when not detected)."""
+        s = self.of(name)[1]
+        return float(s[0]) if len(s) else 0.0
+
+    def as_lists(self) -> list[list]:
+        """JSON-friendly: ``[[class, score, [x1, y1, x2, y2]], ...]``."""
+        return [[self.names[int(c)], round(float(s), 4), [round(float(v), 1) for v in b]]
+                for b, s, c in zip(self.boxes, self.scores, self.labels)]
+
+
+class YoloDetector(nn.Module):
+    """ultralytics YOLO on float pixels ``[B,3,H,W]`` in [0, 1] → one `Detections` per image.
+
+    ``model``: an ultralytics detection yaml name (``yolov8n`` ... ``yolov8x``, ``yolo11n`` ...);
+    ``imgsz``: the letterbox size (640 as in ultralytics; the tiny test config uses 64);
+    ``conf``/``iou``/``max_det``: NMS settings. ``conf`` is a floor: the rewards apply their own
+    thresholds on top (GenEval 0.3/0.9, ...).
+    """
+
+    def __init__(self, model: str = "yolov8n", imgsz: int = 640, conf: float = 0.01, iou: float = 0.7,
+                 max_det: int = 300):
+        super().__init__()
+        from ultralytics.nn.tasks import DetectionModel  # heavy: imported on build only
+
+        self.model_name = model
+        self.imgsz = int(imgsz)
+        self.conf, self.iou, self.max_det = conf, iou, max_det
+        self.net = DetectionModel(f"{model}.yaml", nc=len(COCO_CLASSES), verbose=False).eval()
+        self.names: tuple[str, ...] = COCO_CLASSES
+        self.stride = int(self.net.stride.max())
+
+    # -- weights ----------------------------------------------------------------------------
+    def load(self, path: str | os.PathLike) -> None:
+        """Load a checkpoint file: an ultralytics ``.pt`` (weights-only) or a ``.safetensors`` state dict."""
+        from rewardbench.weights import CheckpointMismatchError, load_into, load_state_dict
+
+        path = Path(path)
+        if path.suffix == ".safetensors" or path.is_dir():
+            load_into(self.net, load_state_dict(path), source=str(path))
+            return
+        from ultralytics.nn.tasks import torch_safe_load
+
+        try:
+            ckpt, _ = torch_safe_load(str(path.resolve()), safe_only=True)
+        except Exception as e:
+            raise CheckpointMismatchError(f"{path}: not a loadable ultralytics checkpoint in weights-only mode "
+                                          f"({type(e).__name__}: {e})") from None
+        model = ckpt.get("ema") or ckpt.get("model")
+        if not isinstance(model, nn.Module):
+            raise CheckpointMismatchError(f"{path}: holds no ultralytics model")
+        names = getattr(model, "names", None)
+        if isinstance(names, dict):
+            names = tuple(names[i] for i in sorted(names))
+        if names and tuple(names) != COCO_CLASSES:
+            raise CheckpointMismatchError(f"{path}: detector classes are not the 80 COCO classes ({len(names)} classes)")
+        load_into(self.net, {k: v.float() for k, v in model.float().state_dict().items()}, source=str(path))
+
+    # -- inference --------------------------------------------------------------------------
+    def letterbox(self, pixels: torch.Tensor) -> tuple[torch.Tensor, float, tuple[float, float]]:
+        """Resize the longer side to ``imgsz`` and pad to a square (ultralytics LetterBox, centred)."""
+        h, w = pixels.shape[-2:]
+        r = self.imgsz / max(h, w)
+        nh, nw = max(1, round(h * r)), max(1, round(w * r))
+        x = F.interpolate(pixels, size=(nh, nw), mode="bilinear", align_corners=False, antialias=False) \
+            if (nh, nw) != (h, w) else pixels
+        top, left = (self.imgsz - nh) // 2, (self.imgsz - nw) // 2
+        x = F.pad(x, (left, self.imgsz - nw - left, top, self.imgsz - nh - top), value=LETTERBOX_FILL)
+        return x, r, (left, top)
+
+    @torch.no_grad()
+    def forward(self, pixels: torch.Tensor) -> list[Detections]:
+        from ultralytics.utils.nms import non_max_suppression
+
+        h, w = pixels.shape[-2:]
+        x, r, (left, top) = self.letterbox(pixels.float())
+        pred = self.net(x.to(next(self.net.parameters()).dtype))
+        pred = pred[0] if isinstance(pred, (list, tuple)) else pred
+        # max_time_img large: NMS must never stop early on a slow machine (results would then
+        # depend on timing)
+        out = non_max_suppression(pred.float(), conf_thres=self.conf, iou_thres=self.iou, max_det=self.max_det,
+                                  max_time_img=1e6)
+        dets = []
+        for d in out:
+            d = d.detach().float().cpu()
+            boxes = d[:, :4].clone()
+            boxes[:, [0, 2]] = ((boxes[:, [0, 2]] - left) / r).clamp(0, w)
+            boxes[:, [1, 3]] = ((boxes[:, [1, 3]] - top) / r).clamp(0, h)
+            order = torch.argsort(d[:, 4], descending=True, stable=True)
+            dets.append(Detections(boxes[order], d[order, 4], d[order, 5].long(), self.names, (int(h), int(w))))
+        return dets
