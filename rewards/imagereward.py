@@ -486,10 +486,13 @@ class ImageReward(RewardModel):
     def load_pretrained(self, weights: str | os.PathLike | None = None) -> str:
         """Load ``THUDM/ImageReward/ImageReward.pt`` (or ``weights``: the .pt file, a folder holding
         it, or a hub id), renaming its keys onto our modules (`convert_official_state_dict`)."""
-        from rewardbench.weights import load_into, load_state_dict, resolve_weights
+        from rewardbench.weights import WeightsNotFoundError, load_into, load_state_dict, resolve_weights
 
         found = resolve_weights(self.spec.weights[:1], reward=self.spec.name, override=weights)
         path = found.path / CHECKPOINT if found.path.is_dir() else found.path
+        if not path.is_file():
+            raise WeightsNotFoundError(f"imagereward: {found.path} holds no {CHECKPOINT} (the official checkpoint "
+                                       f"of hub repo {HUB_REPO}); pass weights=PATH/TO/{CHECKPOINT}")
         state = convert_official_state_dict(load_state_dict(path, map_location="cpu"))
         load_into(self, state, source=str(path))
         self._check_med_config(path.parent / "med_config.json")

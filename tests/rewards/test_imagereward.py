@@ -157,6 +157,9 @@ def test_official_checkpoint_loads_through_the_mapping(tmp_path):
     # a folder holding ImageReward.pt (a hub snapshot) works too
     again = rewardbench.load_reward("imagereward", weights=tmp_path, **TINY)
     torch.testing.assert_close(again.state_dict()["vision.pos_embed"], sd["blip.visual_encoder.pos_embed"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(WeightsNotFoundError, match="holds no ImageReward.pt"):
+        rewardbench.load_reward("imagereward", weights=tmp_path / "empty", **TINY)
 
 
 def test_wrong_key_set_fails_listing_missing_and_unexpected_keys(tmp_path):
