@@ -617,7 +617,8 @@ class ClipGenderClassifier(nn.Module, GenderClassifier):
         return self.weights_used
 
     def _probs(self, pixels: torch.Tensor) -> torch.Tensor:
-        img = torch.nn.functional.normalize(self.backbone.encode_image(pixels).float(), dim=-1)
+        dev = next(self.backbone.parameters()).device  # faces are cut on the CPU; CLIP may sit on a GPU
+        img = torch.nn.functional.normalize(self.backbone.encode_image(pixels.to(dev)).float(), dim=-1)
         txt = self.backbone.encode_text([HEIM_FEMALE_PROMPT, HEIM_MALE_PROMPT]).float()
         return torch.softmax(self.backbone.logit_scale * img @ txt.T, dim=-1)[:, 0]
 
