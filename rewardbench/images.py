@@ -103,6 +103,8 @@ def _pil_to_rgb(img: Image.Image) -> Image.Image:
 
 
 def _from_numpy(arr: np.ndarray, where: str) -> torch.Tensor:
+    if not arr.flags.writeable:  # torch warns on read-only arrays (e.g. np.asarray of a PIL image)
+        arr = arr.copy()
     if arr.dtype == np.uint8:
         t = torch.from_numpy(np.ascontiguousarray(arr)).float().div_(255.0)
     elif arr.dtype == np.uint16:
