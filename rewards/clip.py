@@ -19,6 +19,12 @@ The backbone layer (public API, imported by other reward families)
     / ``encode_preprocessed`` (the two halves of ``encode_image``), ``pil_preprocess_images``
     (the official PIL path for file inputs).
 
+``ClipReward``
+    Base class (a `rewardbench.BackboneReward`) of the rewards that are a head on a
+    ``ClipBackbone``: ``embed_images`` is the shareable part; ``text_calls`` counts text-encoder calls.
+``resize_longest_pad`` / ``pil_resize_longest_pad``
+    HPSv2's eval transform (longer side → size, pad with black), in torch and in PIL.
+
 Two libraries are supported: ``library="open_clip"`` (``arch`` an open_clip model name such as
 ``"ViT-L-14"``, ``pretrained`` an open_clip tag such as ``"openai"``) and
 ``library="transformers"`` (``arch`` a hub id whose architecture is known offline, see
