@@ -22,6 +22,7 @@ so a batch gives the same detections as images one by one. Detection is not diff
 
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,6 +84,22 @@ class Detections:
                 for b, s, c in zip(self.boxes, self.scores, self.labels)]
 
 
+_TEMPLATES: dict[str, nn.Module] = {}
+
+
+def _random_net(model: str) -> nn.Module:
+    """A fresh copy of the architecture with seeded random weights. ultralytics runs a probe forward
+    pass to find the strides when it builds from yaml (seconds on a busy CPU): build once per
+    process, copy afterwards."""
+    if model not in _TEMPLATES:
+        from ultralytics.nn.tasks import DetectionModel  # heavy: imported on build only
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)  # the same random weights in every process
+            _TEMPLATES[model] = DetectionModel(f"{model}.yaml", nc=len(COCO_CLASSES), verbose=False).eval()
+    return copy.deepcopy(_TEMPLATES[model])
+
+
 class YoloDetector(nn.Module):
     """ultralytics YOLO on float pixels ``[B,3,H,W]`` in [0, 1] → one `Detections` per image.
 
@@ -95,12 +112,10 @@ class YoloDetector(nn.Module):
     def __init__(self, model: str = "yolov8n", imgsz: int = 640, conf: float = 0.01, iou: float = 0.7,
                  max_det: int = 300):
         super().__init__()
-        from ultralytics.nn.tasks import DetectionModel  # heavy: imported on build only
-
         self.model_name = model
         self.imgsz = int(imgsz)
         self.conf, self.iou, self.max_det = conf, iou, max_det
-        self.net = DetectionModel(f"{model}.yaml", nc=len(COCO_CLASSES), verbose=False).eval()
+        self.net = _random_net(model)
         self.names: tuple[str, ...] = COCO_CLASSES
         self.stride = int(self.net.stride.max())
 

@@ -667,7 +667,7 @@ class CompBenchVQA(RewardModel):
         scores = torch.stack([pr.prod() if len(pr) else ones[i] for i, pr in enumerate(probs)]).float()
         notes = ["" if q else "no noun phrase found: score 1 (as T2I-CompBench scores a missing phrase)" for q in qs]
         return RewardOutput(scores, {"questions": [" | ".join(q) for q in qs],
-                                     "yes_probs": [",".join(f"{float(v):.4f}" for v in pr) for pr in probs],
+                                     "yes_probs": [",".join(f"{float(v):.4f}" for v in pr.detach()) for pr in probs],
                                      "note": notes})
 
 

@@ -255,3 +255,28 @@ def test_offline_weights_fail_fast_and_clearly(tmp_path, monkeypatch):
         assert "yolov8" in r.weights_used
     with pytest.raises(rewardbench.WeightsNotFoundError, match="missing.pt"):
         r.load_pretrained(tmp_path / "missing.pt")
+
+
+class _NotAllowed(nn.Module):
+    pass
+
+
+def test_detector_loads_an_ultralytics_checkpoint_weights_only(tiny_detector, tmp_path):
+    import copy
+
+    from rewardbench import CheckpointMismatchError
+
+    net = copy.deepcopy(tiny_detector.net)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.01)
+    net.names = dict(enumerate(tiny_detector.names))
+    torch.save({"model": net.half(), "train_args": {}}, tmp_path / "yolo.pt")  # the official checkpoint layout
+    det = YoloDetector("yolov8n", imgsz=64)
+    det.load(tmp_path / "yolo.pt")
+    for a, b in zip(det.net.state_dict().values(), net.state_dict().values()):
+        torch.testing.assert_close(a.float(), b.float())
+    # anything outside ultralytics' allow-list of model classes is refused, never unpickled
+    torch.save({"model": _NotAllowed()}, tmp_path / "evil.pt")
+    with pytest.raises(CheckpointMismatchError, match="weights-only"):
+        det.load(tmp_path / "evil.pt")
