@@ -1,0 +1,250 @@
+"""Trainer configuration: frozen dataclasses (units in the comments), loaded from YAML recipes with
+command-line overrides.
+
+Defaults are the paper's (arXiv 2401.12244, Sec. 4 / App.): DDIM 50 steps with eta = 1, CFG 7.0,
+AdamW lr 2e-6 betas (0.9, 0.999) weight decay 1e-2, clip range 1e-4, advantages clamped to ±10,
+K = 5 timesteps per iteration.
+
+Example:
+    >>> cfg = load_config(None, ["model.pretrained=tiny", "train.lr=1e-5", "run.iterations=3"])
+    >>> cfg.train.lr, cfg.model.pretrained, cfg.sample.eta
+    (1e-05, 'tiny', 1.0)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import yaml
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    pretrained: str = "stabilityai/stable-diffusion-2-base"  # diffusers hub id, local path, "tiny" or "sd2-base-random"
+    revision: str | None = None
+    resolution: int = 512  # image side (pixels); tiny pipeline: 32 or 64
+    lora: bool = True  # True: train LoRA adapters on the UNet (peft); False: full fine-tuning of the UNet
+    lora_rank: int = 8
+    lora_alpha: float = 8.0
+    lora_targets: tuple[str, ...] = ("to_q", "to_k", "to_v", "to_out.0")  # attention projections, as diffusers' LoRA scripts
+    gradient_checkpointing: bool = False
+    mixed_precision: str = "no"  # "no" | "bf16" | "fp16" (frozen parts are cast; trainable weights stay fp32)
+    tiny_seed: int = 0  # seed of the tiny pipeline's random weights
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    num_steps: int = 50  # DDIM steps
+    eta: float = 1.0  # DDIM eta; 1 = DDPM-like stochastic sampling (needed for a log-probability)
+    guidance_scale: float = 7.0  # CFG in sampling AND in the training pass
+    batch_size: int = 8  # images per process per task per iteration
+    micro_batch_size: int = 8  # images per UNet call while sampling (per process)
+    images_per_prompt: int = 1  # group size: images of one prompt (group rewards give each member the group value)
+    negative_prompt: str = ""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    lr: float = 2e-6  # AdamW learning rate (the paper)
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 1e-2
+    adam_eps: float = 1e-8
+    warmup_steps: int = 0  # optimizer steps of linear LR warm-up, then constant
+    timesteps_per_iter: int = 5  # K random denoising steps trained per sample per iteration
+    micro_batch_size: int = 4  # samples per forward/backward in the training pass (per process)
+    clip_range: float = 1e-4  # PPO clip of the importance ratio
+    adv_clip_max: float = 10.0  # advantages clamped to ±this
+    max_grad_norm: float = 1.0
+    logprob_reduction: str = "mean"  # "mean" | "sum" over latent dims (see ddpo_math.ddim_step_with_logprob)
+    per_prompt_stats: bool = False  # DDPO's per-prompt running reward statistics instead of batch statistics
+    stat_buffer_size: int = 16
+    stat_min_count: int = 16
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """The pretraining-loss regulariser: eps-prediction MSE on image-caption pairs, weight beta."""
+
+    beta: float = 0.0  # 0 = off
+    dataset: str | None = None  # `datasets` id, or a local folder (images + same-name .txt captions or metadata.jsonl)
+    split: str = "train"
+    image_column: str = "image"
+    caption_column: str = "text"
+    batch_size: int = 2  # pairs per update (per process)
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    """One task: a prompt source + a reward + a weight on its loss."""
+
+    name: str = "task"
+    reward: str = "jpeg_compressibility"  # registry name or alias, or "package.module:callable" (ddpo-style fn)
+    reward_kwargs: Mapping[str, Any] = field(default_factory=dict)  # to load_reward (e.g. pretrained, weights)
+    prompts: Any = ("a photo of a cat",)  # list of prompts | path to a text file | "suite:NAME" (benchmarks.suites)
+    weight: float = 1.0  # multiplies this task's loss
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    output_dir: str = "runs/train"
+    seed: int = 0
+    iterations: int = 100  # outer iterations (each samples and updates every task once)
+    checkpoint_every: int = 10  # iterations; 0 = only at the end
+    keep_checkpoints: int = 2
+    sample_every: int = 10  # iterations between saved sample grids; 0 = never
+    resume: str | None = None  # checkpoint dir, or "latest" (newest under output_dir/checkpoints)
+    tensorboard: bool = True
+    async_rewards: bool = True  # score a micro-batch in a thread while the next one is sampled
+    device: str | None = None  # None: accelerate's choice; "cpu" forces CPU
+
+
+@dataclass(frozen=True)
+class Config:
+    model: ModelConfig = ModelConfig()
+    sample: SampleConfig = SampleConfig()
+    train: TrainConfig = TrainConfig()
+    pretrain: PretrainConfig = PretrainConfig()
+    tasks: tuple[TaskConfig, ...] = (TaskConfig(),)
+    run: RunConfig = RunConfig()
+
+    def __post_init__(self) -> None:
+        s, t = self.sample, self.train
+        if s.batch_size % s.images_per_prompt:
+            raise ValueError(f"sample.batch_size={s.batch_size} must be a multiple of sample.images_per_prompt="
+                             f"{s.images_per_prompt} (each process holds whole groups)")
+        if s.eta <= 0:
+            raise ValueError("sample.eta must be > 0: the policy needs a stochastic step to have a log-probability")
+        if not 1 <= t.timesteps_per_iter <= s.num_steps:
+            raise ValueError(f"train.timesteps_per_iter={t.timesteps_per_iter} must lie in [1, sample.num_steps={s.num_steps}]")
+        if t.logprob_reduction not in ("mean", "sum"):
+            raise ValueError("train.logprob_reduction must be 'mean' or 'sum'")
+        if self.model.mixed_precision not in ("no", "bf16", "fp16"):
+            raise ValueError("model.mixed_precision must be 'no', 'bf16' or 'fp16'")
+        if not self.tasks:
+            raise ValueError("at least one task is needed")
+        names = [k.name for k in self.tasks]
+        if len(set(names)) != len(names):
+            raise ValueError(f"task names must be unique, got {names}")
+        if self.pretrain.beta > 0 and not self.pretrain.dataset:
+            raise ValueError("pretrain.beta > 0 needs pretrain.dataset")
+
+    def to_dict(self) -> dict:
+        return _plain(dataclasses.asdict(self))
+
+
+def _plain(x):
+    if isinstance(x, Mapping):
+        return {k: _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    return x
+
+
+_SECTIONS = {"model": ModelConfig, "sample": SampleConfig, "train": TrainConfig, "pretrain": PretrainConfig,
+             "run": RunConfig}
+
+
+def _build(cls, data: Mapping[str, Any], where: str):
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{where}: expected a mapping, got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        import difflib
+
+        hints = [f"{u!r} (did you mean {m[0]!r}?)" if (m := difflib.get_close_matches(u, fields, 1)) else repr(u)
+                 for u in unknown]
+        raise ValueError(f"{where}: unknown key(s) {', '.join(hints)}; known: {', '.join(fields)}")
+    kw = {}
+    for k, v in data.items():
+        default = getattr(cls(), k) if k != "tasks" else None
+        if isinstance(default, tuple) and isinstance(v, list):
+            v = tuple(v)
+        elif isinstance(default, float) and isinstance(v, int) and not isinstance(v, bool):
+            v = float(v)
+        kw[k] = v
+    return cls(**kw)
+
+
+def config_from_dict(data: Mapping[str, Any]) -> Config:
+    """Nested dict (a parsed YAML recipe) -> `Config`, with clear errors on unknown keys."""
+    data = dict(data or {})
+    unknown = sorted(set(data) - set(_SECTIONS) - {"tasks"})
+    if unknown:
+        raise ValueError(f"unknown config section(s) {unknown}; known: {', '.join([*_SECTIONS, 'tasks'])}")
+    kw: dict[str, Any] = {name: _build(cls, data.get(name) or {}, name) for name, cls in _SECTIONS.items()}
+    tasks = data.get("tasks")
+    if tasks is not None:
+        if isinstance(tasks, Mapping):  # {name: {...}} form
+            tasks = [{"name": k, **(v or {})} for k, v in tasks.items()]
+        built = []
+        for i, t in enumerate(tasks):
+            t = dict(t)
+            if isinstance(t.get("prompts"), list):
+                t["prompts"] = tuple(t["prompts"])
+            built.append(_build(TaskConfig, t, f"tasks[{i}]"))
+        kw["tasks"] = tuple(built)
+    return Config(**kw)
+
+
+def apply_overrides(data: dict, overrides: Sequence[str]) -> dict:
+    """Apply ``section.key=value`` strings (values parsed as YAML) to a nested dict in place.
+    ``tasks.0.weight=2`` indexes the task list."""
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"override {item!r}: expected KEY=VALUE, e.g. train.lr=1e-5")
+        value = yaml.safe_load(raw) if raw != "" else ""
+        if isinstance(value, str) and raw.strip():
+            try:  # YAML 1.1 reads "1e-5" as a string; take it as a number
+                value = float(raw)
+            except ValueError:
+                pass
+        parts = key.split(".")
+        node: Any = data
+        for j, p in enumerate(parts[:-1]):
+            nxt = parts[j + 1]
+            if isinstance(node, list):
+                node = node[int(p)]
+                continue
+            if p not in node or node[p] is None:
+                node[p] = [] if nxt.isdigit() else {}
+            node = node[p]
+        last = parts[-1]
+        if isinstance(node, list):
+            node[int(last)] = value
+        else:
+            node[last] = value
+    return data
+
+
+def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> Config:
+    """Read a YAML recipe (or start from the defaults) and apply ``key=value`` overrides."""
+    data: dict = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise FileNotFoundError(f"config file {p} not found")
+        data = yaml.safe_load(p.read_text()) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{p}: a recipe must be a YAML mapping")
+        # a recipe may name a base recipe it extends (path relative to itself)
+        base = data.pop("base", None)
+        if base:
+            base_data = yaml.safe_load((p.parent / base).read_text()) or {}
+            data = _merge(base_data, data)
+    # overrides apply on top of the defaults, so that e.g. tasks.0.reward=... works without a recipe
+    if isinstance(data.get("tasks"), Mapping):
+        data["tasks"] = [{"name": k, **(v or {})} for k, v in data["tasks"].items()]
+    full = _merge(Config().to_dict(), data)
+    return config_from_dict(apply_overrides(full, overrides))
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out

@@ -1,0 +1,280 @@
+"""The paper's RL fine-tuning loop (arXiv 2401.12244), top to bottom, on diffusers + accelerate.
+
+Each iteration, for each task (prompt source + reward + weight), in turn:
+  SAMPLING  DDIM (eta = 1) with CFG, keeping every step's latents and log-probabilities;
+  REWARDS   scored (in a thread while the next micro-batch is sampled, for image-level rewards),
+            gathered from every process, turned into advantages (batch z-score clamped to ±10, or
+            DDPO's per-prompt statistics);
+  TRAINING  K random timesteps per sample, PPO-clipped ratio with CFG in the training pass,
+            gradients accumulated over micro-batches and timesteps (plus the optional pretraining
+            loss, weight beta), one optimizer step per task.
+
+Run it with ``rewardbench train --config trainers/recipes/tiny_smoke.yaml`` or, on many GPUs,
+``accelerate launch -m trainers.cli --config RECIPE``. From Python::
+
+    >>> from trainers.config import load_config
+    >>> from trainers.train import train
+    >>> cfg = load_config("trainers/recipes/tiny_smoke.yaml", ["run.iterations=1", "run.output_dir=/tmp/rb_doc"])
+    >>> result = train(cfg)                                   # doctest: +SKIP
+    >>> result["history"][-1]["reward_mean"]                  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import torch
+
+from . import _io
+from .config import Config
+from .ddpo_math import PerPromptStatTracker, clipped_policy_loss, ddim_step_with_logprob, normalize_advantages
+from .pipeline import encode_prompts, load_pipeline, sample_with_logprob, unet_eps
+
+
+def train(config: Config, rewards: Mapping[str, Callable | Any] | None = None) -> dict[str, Any]:
+    """Run the trainer. ``rewards`` maps task names to reward objects (a `RewardModel` or a
+    ddpo-style callable) that replace the task's ``reward`` name. Returns ``{"history": [rows],
+    "output_dir": str, "final_weights": str | None, "step": int}``."""
+    from accelerate import Accelerator
+    from tqdm.auto import tqdm
+
+    cfg = config
+    m, s, tr, run = cfg.model, cfg.sample, cfg.train, cfg.run
+    accelerator = Accelerator(mixed_precision=m.mixed_precision, cpu=run.device == "cpu")
+    device, rank, world = accelerator.device, accelerator.process_index, accelerator.num_processes
+    out = Path(run.output_dir)
+    if accelerator.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+    weight_dtype = {"no": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[m.mixed_precision]
+
+    # same seed on every process for the model (LoRA init); a per-process stream for sampling
+    torch.manual_seed(run.seed)
+    pipe = load_pipeline(m.pretrained, revision=m.revision, seed=m.tiny_seed)
+    for frozen in (pipe.vae, pipe.text_encoder):
+        frozen.requires_grad_(False).eval().to(device)
+        if weight_dtype != torch.float32:
+            frozen.to(weight_dtype)
+    unet = pipe.unet
+    if m.lora:
+        from diffusers.training_utils import cast_training_params
+        from peft import LoraConfig
+
+        unet.requires_grad_(False).to(device)
+        if weight_dtype != torch.float32:
+            unet.to(weight_dtype)
+        unet.add_adapter(LoraConfig(r=m.lora_rank, lora_alpha=m.lora_alpha, init_lora_weights="gaussian",
+                                    target_modules=list(m.lora_targets)))
+        cast_training_params(unet, dtype=torch.float32)  # adapters train in fp32 under autocast
+    else:
+        unet.requires_grad_(True).to(device)
+    if m.gradient_checkpointing:
+        unet.enable_gradient_checkpointing()
+    params = [p for p in unet.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=tr.lr, betas=tuple(tr.adam_betas), weight_decay=tr.weight_decay,
+                                  eps=tr.adam_eps)
+    lr_scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: min(1.0, (step + 1) / tr.warmup_steps) if tr.warmup_steps > 0 else 1.0)
+    unet, optimizer = accelerator.prepare(unet, optimizer)
+    raw_unet = accelerator.unwrap_model(unet)
+
+    tasks = []
+    for task in cfg.tasks:
+        fn, whole_batch, desc = _io.resolve_reward((rewards or {}).get(task.name, task.reward), device,
+                                                   dict(task.reward_kwargs))
+        tasks.append(dict(cfg=task, fn=fn, whole_batch=whole_batch, desc=desc, prompts=_io.load_prompts(task.prompts),
+                          tracker=PerPromptStatTracker(tr.stat_buffer_size, tr.stat_min_count)))
+    caption_data = None
+    if cfg.pretrain.beta > 0:
+        p = cfg.pretrain
+        caption_data = _io.CaptionData(p.dataset, p.split, p.image_column, p.caption_column, m.resolution)
+    neg_emb = encode_prompts(pipe, [s.negative_prompt])  # (1, 77, D)
+
+    gen = torch.Generator().manual_seed(run.seed * 1_000_003 + rank)  # sampling noise, prompts, timesteps
+    torch.manual_seed(run.seed * 1_000_003 + rank)
+    start = 0
+    ckpt_dir = out / "checkpoints"
+    if run.resume:
+        found = _io.find_checkpoint(run.resume, out)
+        if found is not None:
+            state = _io.load_checkpoint(found, unet=unet, optimizer=optimizer, lr_scheduler=lr_scheduler, gen=gen,
+                                        accelerator=accelerator)
+            start = state["step"]
+            for t in tasks:
+                t["tracker"].load_state_dict(state["trackers"][t["cfg"].name])
+            accelerator.print(f"resumed from {found} at iteration {start}")
+    logger = _io.Logger(out, run.tensorboard, resume_step=start) if accelerator.is_main_process else None
+    history: list[dict] = []
+    executor = ThreadPoolExecutor(max_workers=1) if run.async_rewards else None
+    sched = pipe.scheduler
+    ac = sched.alphas_cumprod.to(device)
+    autocast = accelerator.autocast
+    bar = tqdm(range(start, run.iterations), initial=start, total=run.iterations, desc="train",
+               disable=not accelerator.is_local_main_process)
+
+    for it in bar:
+        for task in tasks:
+            tc = task["cfg"]
+            #### SAMPLING ####
+            t0 = time.perf_counter()
+            raw_unet.eval()
+            n_groups = s.batch_size // s.images_per_prompt
+            pick = torch.randint(len(task["prompts"]), (n_groups,), generator=gen).tolist()
+            prompts = [task["prompts"][i] for i in pick for _ in range(s.images_per_prompt)]
+            groups = torch.arange(n_groups).repeat_interleave(s.images_per_prompt)  # (B,) local group ids
+            cond = encode_prompts(pipe, prompts)  # (B, 77, D)
+            samples, pending, reward_s = [], [], [0.0]
+
+            def timed_reward(images, ps, gs, fn=task["fn"]):
+                t = time.perf_counter()
+                r = fn(images, ps, gs.to(device)).float().cpu()
+                reward_s[0] += time.perf_counter() - t
+                return r
+
+            for lo in range(0, s.batch_size, s.micro_batch_size):
+                sl = slice(lo, lo + s.micro_batch_size)
+                b = cond[sl].shape[0]
+                smp = sample_with_logprob(pipe, cond[sl], neg_emb.expand(b, -1, -1), num_steps=s.num_steps, eta=s.eta,
+                                          guidance_scale=s.guidance_scale, resolution=m.resolution, generator=gen,
+                                          unet=raw_unet, reduction=tr.logprob_reduction, autocast=autocast)
+                samples.append(smp)
+                if not task["whole_batch"]:  # image-level reward: score this micro-batch while sampling the next
+                    args = (smp.images, prompts[sl], groups[sl])
+                    pending.append(executor.submit(timed_reward, *args) if executor else timed_reward(*args))
+            latents = torch.cat([x.latents for x in samples])  # (B, steps + 1, 4, h, w)
+            old_logps = torch.cat([x.log_probs for x in samples])  # (B, steps)
+            images = torch.cat([x.images for x in samples])  # (B, 3, H, W)
+            timesteps = samples[0].timesteps.to(device)  # (steps,)
+            sample_s = time.perf_counter() - t0
+
+            #### REWARDS ####
+            t0 = time.perf_counter()
+            if task["whole_batch"]:  # group rewards see every member of each group at once
+                local = timed_reward(images, prompts, groups)
+            else:
+                local = torch.cat([f.result() if executor else f for f in pending])
+            all_rewards = accelerator.gather(local.to(device)).float().cpu()  # (B * world,)
+            if tr.per_prompt_stats:
+                from accelerate.utils import gather_object
+
+                all_prompts = gather_object(prompts) if world > 1 else prompts
+                adv_all = task["tracker"].update(all_prompts, all_rewards)
+            else:
+                adv_all = normalize_advantages(all_rewards, clip=tr.adv_clip_max)
+            advantages = adv_all.reshape(world, -1)[rank].clamp(-tr.adv_clip_max, tr.adv_clip_max).to(device)  # (B,)
+            reward_wait_s = time.perf_counter() - t0
+
+            #### TRAINING ####
+            t0 = time.perf_counter()
+            raw_unet.train()
+            n_steps = timesteps.shape[0]
+            # K distinct random timesteps per sample (ddpo-pytorch: a random permutation per sample)
+            chosen = torch.stack([torch.randperm(n_steps, generator=gen)[:tr.timesteps_per_iter]
+                                  for _ in range(s.batch_size)]).to(device)  # (B, K)
+            batches = [torch.arange(lo, min(lo + tr.micro_batch_size, s.batch_size), device=device)
+                       for lo in range(0, s.batch_size, tr.micro_batch_size)]
+            n_backward = len(batches) * tr.timesteps_per_iter + (caption_data is not None)
+            done = 0
+            stats = {"policy_loss": 0.0, "clipfrac": 0.0, "approx_kl": 0.0}
+            for idx in batches:
+                for j in range(tr.timesteps_per_iter):
+                    k = chosen[idx, j]  # (b,) index of the step
+                    x_t = latents[idx, k]  # (b, 4, h, w)
+                    x_prev = latents[idx, k + 1]
+                    t = timesteps[k]  # (b,)
+                    sync = contextlib.nullcontext() if done == n_backward - 1 else accelerator.no_sync(unet)
+                    with sync:
+                        with autocast():
+                            eps = unet_eps(unet, x_t, t, cond[idx], neg_emb.expand(len(idx), -1, -1),
+                                           s.guidance_scale)
+                        _, logp = ddim_step_with_logprob(
+                            eps, t, x_t, ac, sched.config.num_train_timesteps // n_steps, eta=s.eta,
+                            final_alpha_cumprod=sched.final_alpha_cumprod,
+                            prediction_type=sched.config.prediction_type, prev_sample=x_prev,
+                            reduction=tr.logprob_reduction,
+                            clip_sample_range=sched.config.clip_sample_range if sched.config.clip_sample else None)
+                        loss, info = clipped_policy_loss(logp, old_logps[idx, k], advantages[idx],
+                                                         clip_range=tr.clip_range, adv_clip=tr.adv_clip_max)
+                        # mean over samples and timesteps; the task weight scales this task's update
+                        share = len(idx) / s.batch_size / tr.timesteps_per_iter
+                        accelerator.backward(loss * tc.weight * share)
+                    done += 1
+                    stats["policy_loss"] += float(loss.detach()) * share
+                    stats["clipfrac"] += float(info["clipfrac"]) * share
+                    stats["approx_kl"] += float(info["approx_kl"]) * share
+            pretrain_loss = 0.0
+            if caption_data is not None:  # eps-prediction MSE on real image-caption pairs (weight beta)
+                pix, caps = caption_data.batch(cfg.pretrain.batch_size, gen)
+                with torch.no_grad():
+                    z = pipe.vae.encode(pix.to(device, weight_dtype)).latent_dist.sample()
+                    z = z.float() * pipe.vae.config.scaling_factor
+                    enc = encode_prompts(pipe, caps)
+                noise = torch.randn(z.shape, generator=gen).to(device)
+                tt = torch.randint(sched.config.num_train_timesteps, (z.shape[0],), generator=gen).to(device)
+                target = noise if sched.config.prediction_type == "epsilon" else sched.get_velocity(z, noise, tt)
+                with autocast():
+                    pred = unet(sched.add_noise(z, noise, tt), tt, encoder_hidden_states=enc).sample
+                mse = torch.nn.functional.mse_loss(pred.float(), target.float())
+                accelerator.backward(mse * cfg.pretrain.beta)
+                pretrain_loss = float(mse)
+            grad_norm = accelerator.clip_grad_norm_(params, tr.max_grad_norm)
+            optimizer.step()
+            lr_scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            update_s = time.perf_counter() - t0
+
+            # ---- logging ----
+            reduced = accelerator.reduce(torch.tensor([stats["policy_loss"], stats["clipfrac"], stats["approx_kl"],
+                                                       pretrain_loss], device=device), reduction="mean").tolist()
+            row = {"iteration": it, "task": tc.name, "reward_mean": float(all_rewards.mean()),
+                   "reward_std": float(all_rewards.std(unbiased=False)),
+                   "policy_loss": reduced[0], "clipfrac": reduced[1], "approx_kl": reduced[2],
+                   "pretrain_loss": reduced[3], "loss": reduced[0] * tc.weight + cfg.pretrain.beta * reduced[3],
+                   "grad_norm": float(grad_norm) if grad_norm is not None else math.nan,
+                   "lr": lr_scheduler.get_last_lr()[0], "sample_s": sample_s,
+                   "reward_s": reward_s[0] if not task["whole_batch"] else reward_wait_s, "update_s": update_s}
+            history.append(row)
+            if logger is not None:
+                logger.log(row)
+                if run.sample_every and (it % run.sample_every == 0 or it == run.iterations - 1):
+                    logger.save_grid(images, prompts, local, f"it{it:05d}_{tc.name}")
+            bar.set_postfix({f"r[{tc.name}]": f"{row['reward_mean']:.3g}"})
+
+        step = it + 1
+        if (run.checkpoint_every and step % run.checkpoint_every == 0) or step == run.iterations:
+            _io.save_checkpoint(ckpt_dir, unet=unet, optimizer=optimizer, lr_scheduler=lr_scheduler, step=step,
+                                extra={"trackers": {t["cfg"].name: t["tracker"].state_dict() for t in tasks}},
+                                gen=gen, accelerator=accelerator, keep=run.keep_checkpoints)
+
+    if executor:
+        executor.shutdown()
+    final = None
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        final = str(_save_final(raw_unet, out, m.lora))
+        logger.plot()
+        logger.close()
+    accelerator.wait_for_everyone()
+    return {"history": history, "output_dir": str(out), "final_weights": final, "step": max(start, run.iterations)}
+
+
+def _save_final(unet, out: Path, lora: bool) -> Path:
+    """LoRA: diffusers-format ``pytorch_lora_weights.safetensors`` (loads with
+    ``pipe.load_lora_weights(out / "final")``); full fine-tuning: the UNet in ``final/unet``."""
+    dest = out / "final"
+    if lora:
+        from diffusers import StableDiffusionPipeline
+        from diffusers.utils import convert_state_dict_to_diffusers
+        from peft.utils import get_peft_model_state_dict
+
+        layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(unet))
+        StableDiffusionPipeline.save_lora_weights(dest, unet_lora_layers=layers, safe_serialization=True)
+    else:
+        unet.save_pretrained(dest / "unet")
+    return dest
