@@ -46,7 +46,7 @@ Example (random weights, so the scores mean nothing):
     >>> r = rewardbench.load_reward("detection-score", pretrained=False, model="yolov8n", imgsz=64)
     >>> out = r(torch.rand(2, 3, 96, 96), ["a cat next to a dog", "a lamp"])
     >>> out.scores.shape, out.details["note"][1][:10]
-    (torch.Size([2]), 'not in the ')
+    (torch.Size([2]), 'not in the')
 """
 
 from __future__ import annotations
