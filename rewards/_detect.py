@@ -178,3 +178,27 @@ class YoloDetector(nn.Module):
             order = torch.argsort(d[:, 4], descending=True, stable=True)
             dets.append(Detections(boxes[order], d[order, 4], d[order, 5].long(), self.names, (int(h), int(w))))
         return dets
+
+
+def pack_detections(dets: list[Detections], max_det: int) -> torch.Tensor:
+    """Detections of a batch as one float tensor ``[B, 1 + max_det, 6]`` (row 0: image height,
+    width and the number of boxes; then ``x1, y1, x2, y2, score, label`` rows, zero-padded), so
+    that the scoring harness can compute them once and hand them to every detection reward."""
+    out = torch.zeros(len(dets), 1 + max_det, 6)
+    for i, d in enumerate(dets):
+        n = min(len(d.scores), max_det)
+        out[i, 0, :3] = torch.tensor([d.image_size[0], d.image_size[1], n], dtype=torch.float32)
+        out[i, 1:1 + n, :4] = d.boxes[:n]
+        out[i, 1:1 + n, 4] = d.scores[:n]
+        out[i, 1:1 + n, 5] = d.labels[:n].float()
+    return out
+
+
+def unpack_detections(packed: torch.Tensor, names: tuple[str, ...] = COCO_CLASSES) -> list[Detections]:
+    """Inverse of `pack_detections`."""
+    dets = []
+    for row in packed.detach().float().cpu():
+        h, w, n = (int(v) for v in row[0, :3].tolist())
+        body = row[1:1 + n]
+        dets.append(Detections(body[:, :4].clone(), body[:, 4].clone(), body[:, 5].long(), names, (h, w)))
+    return dets

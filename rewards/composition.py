@@ -60,10 +60,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rewardbench import RewardModel, RewardOutput, RewardSpec, WeightSource, register_reward
+from rewardbench import BackboneReward, RewardModel, RewardOutput, RewardSpec, WeightSource, register_reward
 from rewardbench.transforms import CLIP_MEAN, CLIP_STD, normalize, resize
 
-from ._detect import Detections, YoloDetector, yolo_weight_sources
+from ._detect import Detections, YoloDetector, pack_detections, unpack_detections, yolo_weight_sources
 from ._prompts import COLORS, GENEVAL_COLORS, SHAPES, TEXTURES, ObjectMention, ParsedPrompt, parse_prompt
 
 _PAPER = "Zhang, Tzeng, Du, Kislyuk, Large-scale Reinforcement Learning for Diffusion Models, arXiv 2401.12244"
@@ -71,6 +71,7 @@ _COMPBENCH = "Huang et al., T2I-CompBench: A Comprehensive Benchmark for Open-wo
 _GENEVAL = "Ghosh et al., GenEval: An Object-Focused Framework for Evaluating Text-to-Image Alignment, arXiv 2310.11513"
 _YOLO_LICENSE = "AGPL-3.0 (ultralytics YOLO weights and code)"
 DEFAULT_DETECTOR = "yolov8x"
+DETECTOR_BACKBONE = f"ultralytics:{DEFAULT_DETECTOR}/coco"  # the detection rewards share their detections
 
 # GenEval evaluation/evaluate_images.py defaults (its --options): threshold 0.3, counting_threshold
 # 0.9, max_objects 16, max_overlap 1.0 (no extra NMS), position_threshold 0.1.
@@ -332,14 +333,28 @@ def geneval_evaluate(spec: dict, det: Detections, *, counting: bool = False, che
 _DETECTOR_TINY = {"model": "yolov8n", "imgsz": 64}
 
 
-class _DetectionReward(RewardModel):
-    """Base of the detector-based rewards: parse, detect (batched), apply ``rule`` per image."""
+class _DetectionReward(BackboneReward):
+    """Base of the detector-based rewards: parse, detect (batched), apply ``rule`` per image.
+
+    The detector is the shareable backbone: rewards that declare the same ``spec.backbone`` (and
+    detector settings, see `backbone_fingerprint`) get their detections computed once per image by
+    the scoring harness (`embed_images` packs them into a tensor, `score_embeddings` unpacks).
+    Rewards that need the pixels after detection (GenEval colours) declare no backbone."""
 
     def __init__(self, model: str = DEFAULT_DETECTOR, imgsz: int = 640, detector: nn.Module | None = None, **rule_kw: Any):
         super().__init__()
-        # `detector` may be any callable pixels -> list[Detections] (tests inject hand-made boxes)
-        self.detector = detector if detector is not None else YoloDetector(model=model, imgsz=imgsz)
+        # `detector` may be any module pixels -> list[Detections] (tests inject hand-made boxes)
+        self.backbone = detector if detector is not None else YoloDetector(model=model, imgsz=imgsz)
         self.rule_kw = rule_kw
+
+    @property
+    def detector(self) -> nn.Module:
+        return self.backbone
+
+    def backbone_fingerprint(self) -> tuple:
+        d = self.backbone
+        settings = tuple(getattr(d, k, None) for k in ("model_name", "imgsz", "conf", "iou", "max_det"))
+        return (*super().backbone_fingerprint(), type(d).__name__, settings)
 
     def load_pretrained(self, weights: str | os.PathLike | None = None) -> str:
         from rewardbench.weights import resolve_weights
@@ -351,16 +366,28 @@ class _DetectionReward(RewardModel):
         self.weights_used = f"{found.source} ({self.detector.model_name})"
         return self.weights_used
 
-    def rule(self, parsed: ParsedPrompt, det: Detections, pixels: torch.Tensor) -> tuple[float, dict[str, Any]]:
+    def rule(self, parsed: ParsedPrompt, det: Detections, pixels: torch.Tensor | None) -> tuple[float, dict[str, Any]]:
         raise NotImplementedError  # pragma: no cover - every registered subclass defines it
 
+    # -- the BackboneReward protocol ------------------------------------------------------------
+    def embed_images(self, pixels: torch.Tensor) -> torch.Tensor:
+        return pack_detections(self.detector(pixels), getattr(self.detector, "max_det", 300)).to(pixels.device)
+
+    def score_embeddings(self, image_embeds, prompts, groups) -> RewardOutput:
+        names = getattr(self.detector, "names", None) or Detections.from_list([]).names
+        return self._score_detections(unpack_detections(image_embeds, tuple(names)), prompts, None,
+                                      image_embeds.device)
+
     def score(self, pixels, prompts, groups) -> RewardOutput:
-        dets = self.detector(pixels)
+        return self._score_detections(self.detector(pixels), prompts, pixels, pixels.device)
+
+    def _score_detections(self, dets: list[Detections], prompts: list[str], pixels: torch.Tensor | None,
+                          device: torch.device) -> RewardOutput:
         scores, notes, objects, found = [], [], [], []
         extra: dict[str, list] = {}
         for i, (prompt, det) in enumerate(zip(prompts, dets)):
             parsed = parse_prompt(prompt)
-            value, info = self.rule(parsed, det, pixels[i])
+            value, info = self.rule(parsed, det, None if pixels is None else pixels[i])
             scores.append(float(value))
             notes.append("; ".join(x for x in (parsed.note(), info.pop("note", "")) if x))
             objects.append(", ".join(f"{o.count or 'n'} {o.coco or o.noun + '(?)'}" for o in parsed.objects))
@@ -368,13 +395,14 @@ class _DetectionReward(RewardModel):
             for k, v in info.items():
                 extra.setdefault(k, []).append(v)
         details: dict[str, Any] = {"note": notes, "objects": objects, "detections": found, **extra}
-        return RewardOutput(torch.tensor(scores, dtype=torch.float32, device=pixels.device), details)
+        return RewardOutput(torch.tensor(scores, dtype=torch.float32, device=device), details)
 
 
 def _det_spec(name: str, description: str, paper: str, range_=(0.0, 1.0), aliases=()) -> RewardSpec:
     return RewardSpec(
         name=name, aliases=tuple(aliases), category="composition", higher_is_better=True, range=range_,
         differentiable=False, needs_prompt=True, weights=yolo_weight_sources(DEFAULT_DETECTOR),
+        backbone=DETECTOR_BACKBONE,
         license=_YOLO_LICENSE, paper=paper,
         description=description + f"; detector ultralytics {DEFAULT_DETECTOR} (COCO); not differentiable",
         tiny_config=_DETECTOR_TINY,
@@ -491,7 +519,7 @@ class _GenEvalReward(_DetectionReward):
             colored = [i for i, c in enumerate(spec["include"]) if "color" in c]
             if self.task == "color":
                 kw["colors_for"] = set(colored[:1])
-        if self.clip is not None:
+        if self.clip is not None and pixels is not None:
             kw["color_of"] = self._color_of(pixels)
         kw.update({k: v for k, v in self.rule_kw.items() if k in ("threshold", "counting_threshold", "max_objects",
                                                                    "position_threshold")})
@@ -513,7 +541,8 @@ def _geneval_spec(name: str, task: str, description: str, aliases=()) -> RewardS
         s = s.replace(weights=s.weights + (
             WeightSource("hub", "timm/vit_large_patch14_clip_224.openai", filename="open_clip_model.safetensors",
                          note="CLIP ViT-L/14 for the colour classifier"),),
-            tiny_config={**_DETECTOR_TINY, "tiny": True}, license=_YOLO_LICENSE + "; MIT (OpenAI CLIP)")
+            tiny_config={**_DETECTOR_TINY, "tiny": True}, license=_YOLO_LICENSE + "; MIT (OpenAI CLIP)",
+            backbone=None)  # the colour check needs the pixels after detection: no shared features
     return s
 
 

@@ -280,3 +280,39 @@ def test_detector_loads_an_ultralytics_checkpoint_weights_only(tiny_detector, tm
     torch.save({"model": _NotAllowed()}, tmp_path / "evil.pt")
     with pytest.raises(CheckpointMismatchError, match="weights-only"):
         det.load(tmp_path / "evil.pt")
+
+
+def test_packed_detections_round_trip():
+    from rewards._detect import pack_detections, unpack_detections
+
+    dets = [D([("cat", 0.9, (1, 2, 3, 4)), ("dog", 0.5, (5, 6, 7, 8))], image_size=(40, 60)), D([], image_size=(8, 9))]
+    back = unpack_detections(pack_detections(dets, max_det=5))
+    assert [d.as_lists() for d in back] == [d.as_lists() for d in dets]
+    assert [d.image_size for d in back] == [(40, 60), (8, 9)]
+
+
+class CountingDetector(FakeDetector):
+    calls = 0
+
+    def forward(self, pixels):
+        CountingDetector.calls += 1
+        return [self.dets[0]] * pixels.shape[0]
+
+
+def test_the_harness_detects_once_for_all_detection_rewards():
+    from rewardbench.harness import Scorer
+
+    dets = [D([("cat", 0.9, (0, 0, 10, 10)), ("dog", 0.8, (20, 0, 30, 10))], image_size=(32, 32))]
+    rows = [{"image": torch.rand(3, 32, 32), "prompt": p}
+            for p in ("a cat on the left of a dog", "a cat and a dog", "two cats", "a frog")]
+    results = {}
+    for share in (True, False):
+        CountingDetector.calls = 0
+        models = {n: _reward(n, dets) for n in ("detection-score", "compbench-spatial", "geneval-counting")}
+        for m in models.values():
+            m.backbone = CountingDetector(dets)
+        res = Scorer(models, batch_size=4, num_workers=0, progress=False, share_backbones=share).run(rows)
+        results[share] = res.table[list(models)].to_numpy()
+        assert CountingDetector.calls == (1 if share else 3)
+    assert (results[True] == results[False]).all()
+    assert results[True][:, 0].tolist() == pytest.approx([0.85, 0.85, 0.9, 0.0])
