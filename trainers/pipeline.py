@@ -137,6 +137,32 @@ def load_pipeline(pretrained: str = "tiny", revision: str | None = None, seed: i
     return pipe
 
 
+def prepare_for_training(pipe, model_cfg, device, weight_dtype=torch.float32) -> list[torch.nn.Parameter]:
+    """Freeze the VAE and text encoder (cast to ``weight_dtype``), make the UNet trainable: LoRA
+    adapters (peft, via diffusers' ``unet.add_adapter``; base weights frozen in ``weight_dtype``,
+    adapters in fp32) or every UNet weight (fp32, autocast does the rest). Returns the trainable params."""
+    for frozen in (pipe.vae, pipe.text_encoder):
+        frozen.requires_grad_(False).eval().to(device)
+        if weight_dtype != torch.float32:
+            frozen.to(weight_dtype)
+    unet = pipe.unet
+    if model_cfg.lora:
+        from diffusers.training_utils import cast_training_params
+        from peft import LoraConfig
+
+        unet.requires_grad_(False).to(device)
+        if weight_dtype != torch.float32:
+            unet.to(weight_dtype)
+        unet.add_adapter(LoraConfig(r=model_cfg.lora_rank, lora_alpha=model_cfg.lora_alpha,
+                                    init_lora_weights="gaussian", target_modules=list(model_cfg.lora_targets)))
+        cast_training_params(unet, dtype=torch.float32)
+    else:
+        unet.requires_grad_(True).to(device)
+    if model_cfg.gradient_checkpointing:
+        unet.enable_gradient_checkpointing()
+    return [p for p in unet.parameters() if p.requires_grad]
+
+
 def vae_scale(pipe) -> int:
     return 2 ** (len(pipe.vae.config.block_out_channels) - 1)
 

@@ -34,7 +34,7 @@ import torch
 from . import _io
 from .config import Config
 from .ddpo_math import PerPromptStatTracker, clipped_policy_loss, ddim_step_with_logprob, normalize_advantages
-from .pipeline import encode_prompts, load_pipeline, sample_with_logprob, unet_eps
+from .pipeline import encode_prompts, load_pipeline, prepare_for_training, sample_with_logprob, unet_eps
 
 
 def train(config: Config, rewards: Mapping[str, Callable | Any] | None = None) -> dict[str, Any]:
@@ -57,26 +57,8 @@ def train(config: Config, rewards: Mapping[str, Callable | Any] | None = None) -
     # same seed on every process for the model (LoRA init); a per-process stream for sampling
     torch.manual_seed(run.seed)
     pipe = load_pipeline(m.pretrained, revision=m.revision, seed=m.tiny_seed)
-    for frozen in (pipe.vae, pipe.text_encoder):
-        frozen.requires_grad_(False).eval().to(device)
-        if weight_dtype != torch.float32:
-            frozen.to(weight_dtype)
+    params = prepare_for_training(pipe, m, device, weight_dtype)
     unet = pipe.unet
-    if m.lora:
-        from diffusers.training_utils import cast_training_params
-        from peft import LoraConfig
-
-        unet.requires_grad_(False).to(device)
-        if weight_dtype != torch.float32:
-            unet.to(weight_dtype)
-        unet.add_adapter(LoraConfig(r=m.lora_rank, lora_alpha=m.lora_alpha, init_lora_weights="gaussian",
-                                    target_modules=list(m.lora_targets)))
-        cast_training_params(unet, dtype=torch.float32)  # adapters train in fp32 under autocast
-    else:
-        unet.requires_grad_(True).to(device)
-    if m.gradient_checkpointing:
-        unet.enable_gradient_checkpointing()
-    params = [p for p in unet.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=tr.lr, betas=tuple(tr.adam_betas), weight_decay=tr.weight_decay,
                                   eps=tr.adam_eps)
     lr_scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -222,7 +204,7 @@ def train(config: Config, rewards: Mapping[str, Callable | Any] | None = None) -
                     pred = unet(sched.add_noise(z, noise, tt), tt, encoder_hidden_states=enc).sample
                 mse = torch.nn.functional.mse_loss(pred.float(), target.float())
                 accelerator.backward(mse * cfg.pretrain.beta)
-                pretrain_loss = float(mse)
+                pretrain_loss = float(mse.detach())
             grad_norm = accelerator.clip_grad_norm_(params, tr.max_grad_norm)
             optimizer.step()
             lr_scheduler.step()
