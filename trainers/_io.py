@@ -255,7 +255,8 @@ def load_checkpoint(path: Path, *, unet, optimizer, lr_scheduler, gen: torch.Gen
 
 # --- logging ------------------------------------------------------------------------------------
 LOG_FIELDS = ["iteration", "task", "reward_mean", "reward_std", "loss", "policy_loss", "pretrain_loss", "clipfrac",
-              "approx_kl", "grad_norm", "lr", "sample_s", "reward_s", "update_s"]
+              "approx_kl", "grad_norm", "lr", "sample_s", "reward_s", "reward_wait_s",
+              "update_s"]
 
 
 class Logger:

@@ -165,6 +165,8 @@ def _build(cls, data: Mapping[str, Any], where: str):
             v = tuple(v)
         elif isinstance(default, float) and isinstance(v, int) and not isinstance(v, bool):
             v = float(v)
+        elif isinstance(default, str) and isinstance(v, bool):  # YAML 1.1 reads a bare `no` as False
+            v = "yes" if v else "no"
         kw[k] = v
     return cls(**kw)
 

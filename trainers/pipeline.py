@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import functools
 import gzip
-from dataclasses import dataclass
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
@@ -61,15 +61,33 @@ SD_SCHEDULER = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012
                     clip_sample=False, set_alpha_to_one=False, steps_offset=1, prediction_type="epsilon")
 
 
+def _bytes_to_unicode() -> dict[int, str]:
+    """CLIP/GPT-2's reversible byte -> printable-character table (as in open_clip.tokenizer)."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return dict(zip(bs, map(chr, cs)))
+
+
 @functools.lru_cache(maxsize=1)
 def _clip_bpe() -> tuple[dict[str, int], list[tuple[str, str]]]:
-    import open_clip.tokenizer as oct
+    import importlib.util
 
+    # the BPE file ships inside open_clip_torch; found without importing open_clip (its import is heavy)
+    spec = importlib.util.find_spec("open_clip")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("open_clip_torch is needed for the offline CLIP tokenizer (pip install open_clip_torch)")
+    bpe = Path(list(spec.submodule_search_locations)[0]) / "bpe_simple_vocab_16e6.txt.gz"
     # as open_clip.tokenizer.SimpleTokenizer builds its table: 256 bytes, their </w> forms, the merges,
     # then the two special tokens (49406, 49407), named as in openai/clip-vit-large-patch14's vocab.json
-    lines = gzip.open(oct.default_bpe()).read().decode("utf-8").split("\n")[1:49152 - 256 - 2 + 1]
+    lines = gzip.open(bpe).read().decode("utf-8").split("\n")[1:49152 - 256 - 2 + 1]
     merges = [tuple(m.split()) for m in lines]
-    byte_chars = list(oct.bytes_to_unicode().values())
+    byte_chars = list(_bytes_to_unicode().values())
     vocab = byte_chars + [c + "</w>" for c in byte_chars] + ["".join(m) for m in merges]
     vocab += ["<|startoftext|>", "<|endoftext|>"]
     return {t: i for i, t in enumerate(vocab)}, merges

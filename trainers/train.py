@@ -133,6 +133,7 @@ def train(config: Config, rewards: Mapping[str, Callable | Any] | None = None) -
             old_logps = torch.cat([x.log_probs for x in samples])  # (B, steps)
             images = torch.cat([x.images for x in samples])  # (B, 3, H, W)
             timesteps = samples[0].timesteps.to(device)  # (steps,)
+            _sync(device)
             sample_s = time.perf_counter() - t0
 
             #### REWARDS ####
@@ -209,6 +210,7 @@ def train(config: Config, rewards: Mapping[str, Callable | Any] | None = None) -
             optimizer.step()
             lr_scheduler.step()
             optimizer.zero_grad(set_to_none=True)
+            _sync(device)
             update_s = time.perf_counter() - t0
 
             # ---- logging ----
@@ -220,7 +222,7 @@ def train(config: Config, rewards: Mapping[str, Callable | Any] | None = None) -
                    "pretrain_loss": reduced[3], "loss": reduced[0] * tc.weight + cfg.pretrain.beta * reduced[3],
                    "grad_norm": float(grad_norm) if grad_norm is not None else math.nan,
                    "lr": lr_scheduler.get_last_lr()[0], "sample_s": sample_s,
-                   "reward_s": reward_s[0] if not task["whole_batch"] else reward_wait_s, "update_s": update_s}
+                   "reward_s": reward_s[0], "reward_wait_s": reward_wait_s, "update_s": update_s}
             history.append(row)
             if logger is not None:
                 logger.log(row)
@@ -244,6 +246,12 @@ def train(config: Config, rewards: Mapping[str, Callable | Any] | None = None) -
         logger.close()
     accelerator.wait_for_everyone()
     return {"history": history, "output_dir": str(out), "final_weights": final, "step": max(start, run.iterations)}
+
+
+def _sync(device: torch.device) -> None:
+    """Wait for queued GPU work, so the phase timings (sample_s, update_s) are honest."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def _save_final(unet, out: Path, lora: bool) -> Path:

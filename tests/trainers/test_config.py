@@ -35,9 +35,10 @@ def test_paper_recipes_cover_the_experiments():
 
 def test_overrides_types_and_indexing():
     cfg = load_config(RECIPES[0], ["train.lr=1e-5", "tasks.0.weight=2", "run.resume=latest",
-                                   "sample.num_steps=7", "model.lora_targets=[to_q, to_v]"])
+                                   "sample.num_steps=7", "model.lora_targets=[to_q, to_v]", "model.mixed_precision=no"])
     assert cfg.train.lr == 1e-5 and cfg.tasks[0].weight == 2.0 and cfg.run.resume == "latest"
     assert cfg.sample.num_steps == 7 and cfg.model.lora_targets == ("to_q", "to_v")
+    assert cfg.model.mixed_precision == "no"  # YAML 1.1 reads a bare no as False
 
 
 @pytest.mark.parametrize("bad, msg", [(["train.lrr=1"], "did you mean 'lr'"), (["nope.x=1"], "unknown config section"),
