@@ -58,6 +58,10 @@ def train(config_path, print_config, overrides):
         result = run_training(cfg)
     except (OSError, ValueError) as e:
         raise click.ClickException(str(e))
+    from accelerate import PartialState
+
+    if not PartialState().is_main_process:
+        return
     last = {}
     for row in result["history"]:
         last[row["task"]] = row["reward_mean"]

@@ -157,7 +157,7 @@ class PerPromptStatTracker:
     The state round-trips through `state_dict` / `load_state_dict` (for exact resume).
 
     >>> t = PerPromptStatTracker(buffer_size=4, min_count=2)
-    >>> t.update(["a", "a", "b", "b"], torch.tensor([1.0, 3.0, 10.0, 30.0])).tolist()
+    >>> t.update(["a", "a", "b", "b"], torch.tensor([1.0, 3.0, 10.0, 30.0])).round(decimals=4).tolist()
     [-1.0, 1.0, -1.0, 1.0]
     """
 
