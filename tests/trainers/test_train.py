@@ -158,7 +158,8 @@ def test_groups_multitask_and_pretraining_loss(tmp_path):
 
     cfg = _cfg(tmp_path / "run", "run.iterations=1", "sample.batch_size=4", "sample.micro_batch_size=2",
                "sample.images_per_prompt=2", "train.micro_batch_size=4", "pretrain.beta=0.5",
-               f"pretrain.dataset={data}", "pretrain.batch_size=2", "run.sample_every=1",
+               f"pretrain.dataset={data}", "pretrain.batch_size=2", "run.sample_every=1", "model.lora=true",
+               "model.lora_rank=2",
                "tasks=[{name: grp, prompts: [a cat, a dog, a fox]}, {name: jpeg, reward: jpeg_compressibility, "
                "prompts: [a red apple], weight: 0.5}]")
     hist = train(cfg, rewards={"grp": group_reward})["history"]
@@ -168,4 +169,13 @@ def test_groups_multitask_and_pretraining_loss(tmp_path):
     assert all(h["pretrain_loss"] > 0 for h in hist)
     assert (tmp_path / "run/samples/it00000_grp.png").is_file()
     assert (tmp_path / "run/reward_curve.png").is_file()
-    assert (tmp_path / "run/final/unet/config.json").is_file() or (tmp_path / "run/final").is_dir()
+    # LoRA weights are exported in diffusers' format and load into a fresh pipeline
+    from trainers.pipeline import load_pipeline
+
+    lora_file = tmp_path / "run/final/pytorch_lora_weights.safetensors"
+    assert lora_file.is_file()
+    pipe = load_pipeline("tiny")
+    before = {n: p.clone() for n, p in pipe.unet.named_parameters()}
+    pipe.load_lora_weights(str(tmp_path / "run/final"))
+    assert any("lora" in n for n, _ in pipe.unet.named_parameters())
+    assert all(torch.equal(before[n], p) for n, p in pipe.unet.named_parameters() if n in before)
