@@ -18,8 +18,8 @@ Examples:
       --images samples/ --prompts prompts.txt --out scores.parquet
 \b
   # a manifest (JSONL/CSV/parquet with `image` and `prompt` columns; paths relative to it),
-  # a group reward over the images of each prompt, machine-readable summary
-  rewardbench score --model jpeg_compressibility --images manifest.jsonl --group-by prompt --json
+  # a group reward (diversity of the images of each prompt) beside an image reward, JSON output
+  rewardbench score --model vendi,jpeg_compressibility --images manifest.jsonl --group-by prompt --json
 \b
   # weights from a local file (offline), on a GPU in bf16
   rewardbench score --model pickscore --weights pickscore=/models/PickScore_v1 \\

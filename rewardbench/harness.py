@@ -259,8 +259,10 @@ def _plan(source: Source, batch_size: int, done: np.ndarray | None, group_by: st
         yield cur
 
 
-def _decode(row: dict) -> tuple[torch.Tensor | None, str | None]:
-    """One row's image → uint8 (files) or float (in-memory) tensor [3,H,W], or an error message."""
+def _decode(row: dict) -> tuple[Any, str | None]:
+    """One row's image → uint8 ``[H,W,3]`` numpy array (files: no copy or transpose here; the
+    batch is stacked once and permuted on the device) or float ``[3,H,W]`` tensor (in-memory
+    items), or an error message."""
     item = row["image"]
     try:
         if isinstance(item, (str, os.PathLike)):
@@ -269,8 +271,7 @@ def _decode(row: dict) -> tuple[torch.Tensor | None, str | None]:
             img = load_image(item)
             if img.width == 0 or img.height == 0:
                 return None, f"{item}: zero-size image ({img.width}x{img.height})"
-            t = torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1).contiguous()
-            return t, None
+            return np.asarray(img, dtype=np.uint8), None
         return to_pixels(item, where=f"row {row['index']}").contiguous(), None
     except ImageError as e:
         return None, str(e)
@@ -298,8 +299,14 @@ def _make_batch(rows: list[dict]) -> dict:
     by_size: dict[tuple, list[int]] = {}
     for i, t in enumerate(images):
         if t is not None:
-            by_size.setdefault((t.dtype, *t.shape), []).append(i)
-    buckets = [(pos, torch.stack([images[i] for i in pos])) for pos in by_size.values()]
+            by_size.setdefault((type(t), str(t.dtype), *t.shape), []).append(i)
+    buckets = []
+    for pos in by_size.values():
+        first = images[pos[0]]
+        if isinstance(first, np.ndarray):  # uint8 [n,H,W,3]: one copy, 4x smaller than float
+            buckets.append((pos, torch.from_numpy(np.stack([images[i] for i in pos]))))
+        else:  # float [n,3,H,W]
+            buckets.append((pos, torch.stack([images[i] for i in pos])))
     return {
         "index": [r["index"] for r in rows],
         "image": [_describe_image(r) for r in rows],
@@ -550,7 +557,7 @@ class Scorer:
                         if k is not None:
                             group_counts[k] += 1
         self._group_mode = group_by if needs_groups else None
-        text0 = self._text_calls()
+        text0 = self._text_stats()
         writer = _ShardWriter(parts, self.rank, self.flush_rows, self.flush_seconds)
         workers = 0 if (isinstance(src, ListSource) and src.in_memory) else self.num_workers
         stream = _BatchStream(src, self.batch_size, done, group_by if needs_groups else None, group_counts,
@@ -603,7 +610,8 @@ class Scorer:
             "images_per_s": round(n_scored / seconds, 2) if seconds > 0 else None,
             "reward_seconds": reward_seconds,
             "backbone_seconds": {k: round(v, 4) for k, v in backbone_seconds.items()},
-            "text_encoder_calls": self._text_calls() - text0,
+            "text_encoder_calls": self._text_stats()[0] - text0[0],
+            "text_prompts_encoded": self._text_stats()[1] - text0[1],
             "processes": self.world,
             "rewards": {s.name: s.weights_used for s in self.slots},
             "out": str(out_path) if out_path is not None else None,
@@ -619,8 +627,12 @@ class Scorer:
             self._dist_owner = False
 
     def _text_calls(self) -> int:
+        return self._text_stats()[0]
+
+    def _text_stats(self) -> tuple[int, int]:
+        """(encoder calls, prompts encoded) over every text cache of the rewards."""
         caches = {id(c): c for s in self.slots for c in _text_caches(s.model)}  # shared backbones: count once
-        return sum(c.calls for c in caches.values())
+        return sum(c.calls for c in caches.values()), sum(c.encoded for c in caches.values())
 
     def _prepare_parts(self, out: Path | None, src: Source, group_by, resume: bool) -> Path | None:
         if out is None:
@@ -704,7 +716,10 @@ class Scorer:
         where: dict[int, tuple[int, int]] = {}
         for b, (pos, t) in enumerate(batch["buckets"]):
             t = t.to(self.device, non_blocking=True)
-            t = t.float().div_(255.0) if t.dtype == torch.uint8 else t.float()
+            if t.dtype == torch.uint8:  # [n,H,W,3] from files: channels first on the device
+                t = t.permute(0, 3, 1, 2).contiguous().float().div_(255.0)
+            else:
+                t = t.float()
             pix.append((pos, t))
             for j, p in enumerate(pos):
                 where[p] = (b, j)
