@@ -21,9 +21,12 @@ RewardFn = Callable[[torch.Tensor, list, torch.Tensor], torch.Tensor]  # (images
 # --- prompts ------------------------------------------------------------------------------------
 def load_prompts(source: Any) -> list[str]:
     """A task's prompts: a list, a text file (one a line; .jsonl/.csv/.tsv with a ``prompt`` column),
-    or ``"suite:NAME"`` (benchmarks.suites.load_suite, imported only then)."""
+    a parquet file or ``hf://datasets/...parquet`` URL with a ``prompt`` column (e.g. DiffusionDB's
+    metadata; duplicates dropped), or ``"suite:NAME"`` (benchmarks.suites.load_suite, imported only then)."""
     if isinstance(source, (list, tuple)):
         prompts = [str(p) for p in source]
+    elif isinstance(source, str) and (source.startswith("hf://") or source.endswith(".parquet")):
+        prompts = _parquet_prompts(source)
     elif isinstance(source, str) and source.startswith("suite:"):
         from benchmarks.suites import load_suite  # lazy: only recipes that name a suite need it
 
@@ -49,6 +52,18 @@ def load_prompts(source: Any) -> list[str]:
     if not prompts:
         raise ValueError(f"prompt source {source!r} is empty")
     return prompts
+
+
+def _parquet_prompts(source: str) -> list[str]:
+    import pandas as pd
+
+    try:
+        df = pd.read_parquet(source, columns=["prompt"])
+    except (OSError, ValueError, ImportError) as e:
+        where = "the Hugging Face hub (unreachable offline?)" if source.startswith("hf://") else "disk"
+        raise OSError(f"cannot read prompts from {source} on {where}: {e}. Download the file and point the task's "
+                      "prompts at the local copy.") from None
+    return list(dict.fromkeys(p.strip() for p in df["prompt"].dropna().astype(str) if p.strip()))
 
 
 def _prompts_of(suite: Any) -> list[str]:

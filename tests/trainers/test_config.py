@@ -58,3 +58,31 @@ def test_cli_help_and_print_config():
     assert r.exit_code == 0 and '"lr": 0.0003' in r.output
     r = CliRunner().invoke(train, ["--config", str(RECIPES[0]), "train.nope=1"])
     assert r.exit_code == 2 and "unknown key" in r.output
+
+
+def test_prompt_sources(tmp_path):
+    import pandas as pd
+
+    from trainers._io import load_prompts
+
+    (tmp_path / "p.txt").write_text("a cat\n\na dog\n")
+    assert load_prompts(str(tmp_path / "p.txt")) == ["a cat", "a dog"]
+    pd.DataFrame({"prompt": ["x", "y", "x", None]}).to_parquet(tmp_path / "p.parquet")
+    assert load_prompts(str(tmp_path / "p.parquet")) == ["x", "y"]  # de-duplicated, nulls dropped
+    assert load_prompts(["a", "b"]) == ["a", "b"]
+    with pytest.raises(FileNotFoundError):
+        load_prompts(str(tmp_path / "missing.txt"))
+    with pytest.raises(ValueError, match="empty"):
+        load_prompts([])
+
+
+def test_recipes_name_registered_rewards_and_existing_suites():
+    import rewardbench
+
+    for recipe in RECIPES:
+        for task in load_config(recipe).tasks:
+            rewardbench.get_spec(task.reward)  # raises UnknownRewardError with "did you mean"
+            if isinstance(task.prompts, str) and task.prompts.startswith("suite:"):
+                from benchmarks.suites import list_suites
+
+                assert task.prompts[len("suite:"):] in list_suites(), (recipe.name, task.prompts)
