@@ -114,7 +114,11 @@ class FolderSource(Source):
         return len(self.files)
 
     def identity(self):
-        return {"source": self.description, "rows": len(self.files)}
+        import hashlib
+
+        names = hashlib.sha256("\n".join(self.files).encode()).hexdigest()[:16]
+        prompts = hashlib.sha256("\n".join(self.prompts or []).encode()).hexdigest()[:16]
+        return {"source": self.description, "rows": len(self.files), "names": names, "prompts": prompts}
 
 
 def _read_prompts(prompts: str | os.PathLike | Sequence[str], n: int, what: str) -> list[str]:
@@ -239,8 +243,12 @@ class ManifestSource(Source):
             return sum(1 for line in f if line.strip())
 
     def identity(self):
-        st = self.path.stat()
-        return {"source": self.description, "bytes": st.st_size}
+        import hashlib
+
+        h = hashlib.sha256()
+        with open(self.path, "rb") as f:  # size + the first MiB: a rewritten manifest is noticed
+            h.update(f.read(1 << 20))
+        return {"source": self.description, "bytes": self.path.stat().st_size, "head_sha256": h.hexdigest()[:16]}
 
 
 class ListSource(Source):

@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 from .cache import TextFeatureCache
-from .data import DEFAULT_CHUNK_ROWS, ListSource, Source, SourceError, open_source
+from .data import DEFAULT_CHUNK_ROWS, ListSource, Source, open_source
 from .images import ImageError, load_image, to_pixels
 from .model import BackboneReward, RewardModel
 
@@ -771,10 +771,11 @@ class Scorer:
         buckets = {where[i][0] for i in idx}
         if len(buckets) == 1:
             b = buckets.pop()
-            rows = torch.tensor([where[i][1] for i in idx], device=pix[b][1].device)
             t = pix[b][1]
-            return t if len(idx) == t.shape[0] and bool((rows == torch.arange(len(idx), device=rows.device)).all()) \
-                else t.index_select(0, rows)
+            rows = [where[i][1] for i in idx]
+            if rows == list(range(t.shape[0])):  # the whole bucket, in order: no copy
+                return t
+            return t.index_select(0, torch.tensor(rows, device=t.device))
         return [pix[where[i][0]][1][where[i][1]] for i in idx]
 
     @staticmethod

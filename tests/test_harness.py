@@ -441,3 +441,14 @@ def test_two_processes_give_the_same_table_as_one(corpus, tmp_path):
     # the work really was split: both ranks wrote shards
     ranks = {p.name.split("-")[1] for p in (tmp_path / "two.parquet.parts").glob("part-*.parquet")}
     assert ranks == {"r0", "r1"}
+
+
+def test_a_changed_input_is_not_mixed(tmp_path):
+    _tiny_images(tmp_path / "img", 6)
+    m = tmp_path / "m.jsonl"
+    m.write_text("".join(json.dumps({"image": f"img/t{i:03d}.png", "prompt": "a"}) + "\n" for i in range(6)))
+    out = tmp_path / "r.parquet"
+    _scorer({"brightness": Brightness()}).run(m, out=out)
+    m.write_text("".join(json.dumps({"image": f"img/t{i:03d}.png", "prompt": "b"}) + "\n" for i in range(6)))
+    with pytest.raises(ResumeMismatchError, match="input was"):
+        _scorer({"brightness": Brightness()}).run(m, out=out)
