@@ -1,7 +1,7 @@
 """Trainer configuration: frozen dataclasses (units in the comments), loaded from YAML recipes with
 command-line overrides.
 
-Defaults are the paper's (arXiv 2401.12244, Sec. 4 / App.): DDIM 50 steps with eta = 1, CFG 7.0,
+Defaults are the paper's (arXiv 2401.12244): DDIM 50 steps with eta = 1, CFG 7.0,
 AdamW lr 2e-6 betas (0.9, 0.999) weight decay 1e-2, clip range 1e-4, advantages clamped to ±10,
 K = 5 timesteps per iteration.
 

@@ -29,7 +29,7 @@ import torch
 
 Reduction = Literal["mean", "sum"]
 
-# Advantages are clamped to this magnitude (the paper, Sec. 4: "clipped to [-10, 10]"; ddpo-pytorch uses 5).
+# Advantages are clamped to this magnitude (the paper, arXiv 2401.12244: ±10; ddpo-pytorch config uses 5).
 ADV_CLIP_MAX = 10.0
 # PPO clip range of the importance ratio: the paper and ddpo-pytorch config/base.py (train.clip_range = 1e-4).
 CLIP_RANGE = 1e-4
