@@ -21,6 +21,9 @@ Examples:
   # a group reward (diversity of the images of each prompt) beside an image reward, JSON output
   rewardbench score --model vendi,jpeg_compressibility --images manifest.jsonl --group-by prompt --json
 \b
+  # a constructor option for one reward: the small YOLO detector
+  rewardbench score --model detection-score --config detection-score:model=yolov8n --images samples/ --prompts p.txt
+\b
   # weights from a local file (offline), on a GPU in bf16
   rewardbench score --model pickscore --weights pickscore=/models/PickScore_v1 \\
       --images samples/ --prompts prompts.txt --device cuda --dtype bf16 --out s.csv
@@ -43,6 +46,24 @@ def _parse_weights(items: tuple[str, ...]) -> dict[str, str]:
         if not sep or not name.strip() or not path.strip():
             _fail(f"--weights {it!r}: expected NAME=PATH (e.g. --weights pickscore=/models/PickScore_v1)")
         out[name.strip()] = path.strip()
+    return out
+
+
+def _parse_config(items: tuple[str, ...]) -> dict[str, dict]:
+    """``NAME:KEY=VALUE`` → ``{NAME: {KEY: VALUE}}``; values are read as YAML (numbers, bools, lists)."""
+    import yaml
+
+    out: dict[str, dict] = {}
+    for it in items:
+        head, sep, value = it.partition("=")
+        name, colon, key = head.partition(":")
+        if not sep or not colon or not name.strip() or not key.strip():
+            _fail(f"--config {it!r}: expected NAME:KEY=VALUE (e.g. --config detection-score:model=yolov8n)")
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError:
+            parsed = value
+        out.setdefault(name.strip(), {})[key.strip()] = value if parsed is None and value else parsed
     return out
 
 
@@ -97,6 +118,9 @@ def summary_text(result) -> str:
               help="Model precision (half types also turn on autocast).")
 @click.option("--weights", "-w", "weights", multiple=True, metavar="NAME=PATH",
               help="Weights for one reward: a local file/folder, hub id or URL. Repeatable.")
+@click.option("--config", "-c", "configs", multiple=True, metavar="NAME:KEY=VALUE",
+              help="A constructor option for one reward (value read as YAML), e.g. "
+                   "detection-score:model=yolov8n or aesthetic:clip_weights=/models/vit-l-14.safetensors. Repeatable.")
 @click.option("--random-weights", is_flag=True, help="Skip loading weights (random init; for smoke tests only).")
 @click.option("--group-by", type=click.Choice(["prompt"]), default=None,
               help="Group rows by prompt for group-level rewards (fairness, diversity).")
@@ -105,7 +129,7 @@ def summary_text(result) -> str:
 @click.option("--no-resume", is_flag=True, help="Ignore partial results left in OUT.parts/ and start over.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object (summary, failed rows; rows if no --out).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-def score(models, images, prompts, out, batch_size, device, dtype, weights, random_weights, group_by, num_workers,
+def score(models, images, prompts, out, batch_size, device, dtype, weights, configs, random_weights, group_by, num_workers,
           no_resume, as_json, no_progress):
     """Score images with one or more rewards; write one row per image (path, prompt, a column per
     reward, the weights used, error) and print a summary."""
@@ -117,13 +141,14 @@ def score(models, images, prompts, out, batch_size, device, dtype, weights, rand
     if out is not None and not out.lower().endswith(RESULT_EXTENSIONS):
         _fail(f"--out {out}: the extension picks the format; use one of {', '.join(RESULT_EXTENSIONS)}")
     wmap = _parse_weights(weights)
+    cfg = _parse_config(configs)
     try:
         source = open_source(images, prompts)  # usage problems surface before any model loads
     except SourceError as e:
         _fail(str(e))
     try:
         scorer = Scorer(models, batch_size=batch_size, device=device, dtype=dtype, num_workers=num_workers,
-                        pretrained=not random_weights, weights=wmap, progress=not no_progress)
+                        pretrained=not random_weights, weights=wmap, reward_config=cfg, progress=not no_progress)
     except UnknownRewardError as e:
         _fail(str(e))
     except WeightsNotFoundError as e:
@@ -147,7 +172,8 @@ def score(models, images, prompts, out, batch_size, device, dtype, weights, rand
         click.echo(json.dumps(payload, indent=2, default=str))
     else:
         if out is None:
-            click.echo(result.table.drop(columns=["weights"]).to_string(index=False, max_colwidth=60))
+            shown = [c for c in ("image", "prompt", "group", *result.reward_names, "error") if c in result.table]
+            click.echo(result.table[shown].to_string(index=False, max_colwidth=60))
             click.echo("")
         click.echo(summary_text(result))
         if len(failed):

@@ -44,6 +44,7 @@ from .cache import TextFeatureCache
 from .data import DEFAULT_CHUNK_ROWS, ListSource, Source, open_source
 from .images import ImageError, load_image, to_pixels
 from .model import BackboneReward, RewardModel
+from .spec import RewardOutput
 
 __all__ = ["Scorer", "ScoreResult", "ResumeMismatchError", "RESULT_EXTENSIONS", "write_table"]
 
@@ -698,7 +699,10 @@ class Scorer:
         df["error"] = df["error"].astype(object).where(df["error"].notna(), None)
         for name in self.reward_names:  # rewards return float32; keep it (and short CSV numbers)
             df[name] = df[name].astype("float32")
-        return df[cols]
+        # per-row details of each reward ("<reward>.<key>") go after the scores
+        details = [c for name in self.reward_names for c in sorted(df.columns) if c.startswith(f"{name}.")]
+        at = cols.index("weights")
+        return df[cols[:at] + details + cols[at:]]
 
     # -- scoring one batch --------------------------------------------------------------------
     def _autocast(self):
@@ -727,7 +731,7 @@ class Scorer:
         gkeys = [None] * n
         if needs_groups:
             gkeys = [_group_key({"prompt": p, "group": g}, self._group_mode) for p, g in zip(prompts, batch["group"])]
-        scores = {s.name: np.full(n, np.nan) for s in self.slots}
+        scores = _Sink(n, [s.name for s in self.slots])
 
         def eligible(s: _Slot) -> list[int]:
             ok = []
@@ -760,6 +764,8 @@ class Scorer:
             for s in self.slots:
                 v = scores[s.name][i]
                 row[s.name] = None if math.isnan(v) else float(v)
+                for key, col in scores.details[s.name].items():
+                    row[f"{s.name}.{key}"] = col[i]
             row["weights"] = weights_json
             row["error"] = "; ".join(errors[i]) if errors[i] else None
             rows.append(row)
@@ -792,11 +798,10 @@ class Scorer:
             by.setdefault(gkeys[i], []).append(i)
         return list(by.values())
 
-    def _call(self, s: _Slot, idx: list[int], pix, where, prompts, gkeys) -> np.ndarray:
+    def _call(self, s: _Slot, idx: list[int], pix, where, prompts, gkeys) -> RewardOutput:
         px = self._pixels(idx, pix, where)
         groups = self._group_tensor([gkeys[i] for i in idx], self.device) if s.spec.granularity == "group" else None
-        out = s.model(px, [prompts[i] for i in idx], groups)
-        return out.scores.detach().float().cpu().numpy()
+        return s.model(px, [prompts[i] for i in idx], groups)
 
     def _score_units(self, s: _Slot, idx: list[int], pix, where, prompts, gkeys, scores, errors) -> None:
         """Score rows ``idx`` in one call; if it raises, retry unit by unit so that one bad row
@@ -805,13 +810,12 @@ class Scorer:
             return
         t = time.perf_counter()
         try:
-            vals = self._call(s, idx, pix, where, prompts, gkeys)
-            scores[s.name][idx] = vals
+            scores.record(s.name, idx, self._call(s, idx, pix, where, prompts, gkeys))
         except Exception as batch_error:
             units = self._units(s, idx, gkeys)
             for unit in units:
                 try:
-                    scores[s.name][unit] = self._call(s, unit, pix, where, prompts, gkeys)
+                    scores.record(s.name, unit, self._call(s, unit, pix, where, prompts, gkeys))
                 except Exception as e:
                     err = e if len(units) > 1 else batch_error
                     for i in unit:
@@ -854,12 +858,55 @@ class Scorer:
                 ps = s.model._check_prompts([prompts[i] for i in idx], len(idx))
                 out = s.model._check_output(s.model.score_embeddings(torch.stack([feats[i] for i in idx]), ps, None),
                                             len(idx))
-                scores[s.name][idx] = out.scores.detach().float().cpu().numpy()
+                scores.record(s.name, idx, out)
                 s.seconds += time.perf_counter() - t
                 s.calls += 1
             except Exception:
                 s.seconds += time.perf_counter() - t
                 self._score_units(s, idx, pix, where, prompts, gkeys, scores, errors)
+
+
+class _Sink:
+    """Scores and per-row details of one batch, filled reward by reward.
+
+    Details that hold one value per row (a tensor ``[B]`` or a list of length B) become columns
+    ``<reward>.<key>`` of the results table: numbers and strings as they are, anything else
+    (lists, dicts, tensors per row) as JSON, so a fairness audit keeps face counts and notes.
+    """
+
+    def __init__(self, n: int, names: list[str]):
+        self.n = n
+        self.scores = {name: np.full(n, np.nan) for name in names}
+        self.details: dict[str, dict[str, list]] = {name: {} for name in names}
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.scores[name]
+
+    def record(self, name: str, idx: list[int], out: RewardOutput) -> None:
+        self.scores[name][idx] = out.scores.detach().float().cpu().numpy()
+        for key, values in out.details.items():
+            if isinstance(values, torch.Tensor):
+                values = values.detach().float().cpu()
+                if values.ndim != 1 or values.shape[0] != len(idx):
+                    continue
+                values = values.tolist()
+            elif not isinstance(values, (list, tuple)) or len(values) != len(idx):
+                continue
+            col = self.details[name].setdefault(key, [None] * self.n)
+            for i, v in zip(idx, values):
+                col[i] = _cell(v)
+
+
+def _cell(v: Any) -> Any:
+    if v is None or isinstance(v, (bool, str)):
+        return v
+    if isinstance(v, (int, float, np.integer, np.floating)):
+        return float(v)
+    if isinstance(v, torch.Tensor) and v.numel() == 1:
+        return float(v)
+    if isinstance(v, torch.Tensor):
+        v = v.tolist()
+    return json.dumps(v, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
 
 
 def _diff(old: dict, new: dict) -> str:

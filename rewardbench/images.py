@@ -19,6 +19,7 @@ Example:
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 from pathlib import Path
 from typing import Any, Sequence
@@ -45,6 +46,16 @@ MAX_PIXELS = int(os.environ.get("REWARDBENCH_MAX_PIXELS", 8192 * 8192))
 _FLOAT_TOLERANCE = 1e-2  # decoders overshoot [0, 1] by a little; [-1, 1] input is an error
 
 
+def _pil_open(path):
+    """PIL's own ``Image.open``. ultralytics replaces ``PIL.Image.open`` process-wide with a wrapper
+    that, on an unidentifiable file, imports (and may try to pip-install) a HEIF plugin; a corrupt
+    input must fail here with a clear error instead."""
+    opener = Image.open
+    if getattr(opener, "__module__", "").startswith("ultralytics"):
+        opener = getattr(sys.modules.get(opener.__module__), "_image_open", opener)
+    return opener(path)
+
+
 class ImageError(ValueError):
     """An input that is not a usable image; the message names the item and why."""
 
@@ -68,7 +79,7 @@ def load_image(path: str | os.PathLike, max_pixels: int | None = None) -> Image.
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+            with _pil_open(path) as img:
                 w, h = img.size
                 if w * h > limit:
                     raise ImageError(

@@ -41,6 +41,14 @@ YOLO_URL = "https://github.com/ultralytics/assets/releases/download/v8.3.0/{name
 LETTERBOX_FILL = 114 / 255  # ultralytics/data/augment.py LetterBox: padding colour (114, 114, 114)
 
 
+def _quiet_ultralytics() -> None:
+    """Before the first ultralytics import: never pip-install missing packages at run time (its
+    default ``YOLO_AUTOINSTALL`` does, e.g. pi-heif when PIL meets an unknown file), no settings
+    sync or update checks."""
+    os.environ.setdefault("YOLO_AUTOINSTALL", "false")
+    os.environ.setdefault("YOLO_OFFLINE", "true")
+
+
 def yolo_weight_sources(model: str) -> tuple[WeightSource, ...]:
     return (WeightSource("url", YOLO_URL.format(name=model), filename=f"{model}.pt",
                         note="ultralytics official COCO checkpoint (AGPL-3.0)"),)
@@ -92,6 +100,7 @@ def _random_net(model: str) -> nn.Module:
     pass to find the strides when it builds from yaml (seconds on a busy CPU): build once per
     process, copy afterwards."""
     if model not in _TEMPLATES:
+        _quiet_ultralytics()
         from ultralytics.nn.tasks import DetectionModel  # heavy: imported on build only
 
         with torch.random.fork_rng(devices=[]):

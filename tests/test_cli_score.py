@@ -24,7 +24,11 @@ def test_folder_with_prompts_writes_one_row_per_image(photo_dir, tmp_path, ext):
     assert res.exit_code == 0, res.output
     table = rewardbench.harness.read_table(out)
     assert len(table) == 5
-    assert list(table.columns) == ["image", "prompt", "jpeg_compressibility", "jpeg_incompressibility", "weights", "error"]
+    assert list(table.columns) == ["image", "prompt", "jpeg_compressibility", "jpeg_incompressibility",
+                                   "jpeg_compressibility.jpeg_kb", "jpeg_incompressibility.jpeg_kb", "weights", "error"]
+    # per-row details of each reward are kept as "<reward>.<key>" columns
+    assert table["jpeg_compressibility.jpeg_kb"].to_numpy() == pytest.approx(table["jpeg_incompressibility"].to_numpy(),
+                                                                              rel=1e-6)
     assert table["error"].isna().all()
     # prompts follow the sorted file names
     names = [p.split("/")[-1] for p in table["image"]]
