@@ -19,7 +19,7 @@ Example:
     >>> items = [{"image": np.full((32, 32, 3), v, np.uint8), "prompt": "grey"} for v in (0, 128)]
     >>> res = rewardbench.Scorer("jpeg_compressibility", progress=False).run(items)
     >>> res.n_rows, res.n_failed, list(res.table.columns)
-    (2, 0, ['image', 'prompt', 'jpeg_compressibility', 'weights', 'error'])
+    (2, 0, ['image', 'prompt', 'jpeg_compressibility', 'jpeg_compressibility.jpeg_kb', 'weights', 'error'])
 """
 
 from __future__ import annotations

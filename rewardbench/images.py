@@ -67,7 +67,7 @@ def load_image(path: str | os.PathLike, max_pixels: int | None = None) -> Image.
 
     Example:
         >>> import matplotlib.cbook as cbook
-        >>> load_image(cbook.get_sample_data("grace_hopper.jpg")).size
+        >>> load_image(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)).size
         (512, 600)
     """
     path = Path(path)

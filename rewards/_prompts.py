@@ -33,19 +33,8 @@ import functools
 import re
 from dataclasses import dataclass, field
 
-# The 80 COCO classes in the order of the official YOLO/COCO label ids (ultralytics coco.yaml; the
-# same order as GenEval's object_names.txt, where three are renamed: see GENEVAL_NAMES).
-COCO_CLASSES: tuple[str, ...] = (
-    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat", "traffic light",
-    "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog", "horse", "sheep", "cow",
-    "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella", "handbag", "tie", "suitcase", "frisbee",
-    "skis", "snowboard", "sports ball", "kite", "baseball bat", "baseball glove", "skateboard", "surfboard",
-    "tennis racket", "bottle", "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple",
-    "sandwich", "orange", "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch",
-    "potted plant", "bed", "dining table", "toilet", "tv", "laptop", "mouse", "remote", "keyboard",
-    "cell phone", "microwave", "oven", "toaster", "sink", "refrigerator", "book", "clock", "vase", "scissors",
-    "teddy bear", "hair drier", "toothbrush",
-)
+from rewardbench.coco import COCO_CLASSES  # noqa: E402  (re-exported: the one copy of the list)
+
 # GenEval's object_names.txt renames three COCO classes (djghosh13/geneval prompts/object_names.txt).
 GENEVAL_NAMES: dict[str, str] = {"computer mouse": "mouse", "tv remote": "remote", "computer keyboard": "keyboard"}
 

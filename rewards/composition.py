@@ -634,7 +634,7 @@ class CompBenchVQA(RewardModel):
         cfg = BlipConfig(text_config=dict(arch["text"]), vision_config=dict(arch["vision"]))
         self.vqa = BlipForQuestionAnswering(cfg).eval()
         self.image_size = int(image_size or arch["vision"]["image_size"])
-        from .imagereward import blip_tokenizer  # BLIP's tokenizer, offline from the packaged vocabulary
+        from ._blip import blip_tokenizer  # BLIP's tokenizer, offline from the packaged vocabulary
 
         self.tokenizer = blip_tokenizer(tokenizer)
 

