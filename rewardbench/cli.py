@@ -35,9 +35,11 @@ class _LazyGroup(click.Group):
             try:
                 return getattr(importlib.import_module(mod), attr)
             except (ImportError, AttributeError) as e:
-                @click.command(name, help=f"(unavailable: {e})")
+                reason = f"{type(e).__name__}: {e}"  # `e` is unbound once the except block ends
+
+                @click.command(name, help=f"(unavailable: {reason})")
                 def _unavailable():
-                    raise click.ClickException(f"`rewardbench {name}` is unavailable: cannot import {target} ({e})")
+                    raise click.ClickException(f"`rewardbench {name}` is unavailable: cannot import {target} ({reason})")
                 return _unavailable
         return super().get_command(ctx, name)
 

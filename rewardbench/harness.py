@@ -532,8 +532,6 @@ class Scorer:
         column works too). With ``resume`` (default) an interrupted run with the same ``out``
         continues; ``resume=False`` starts over.
         """
-        import pandas as pd
-
         t0 = time.perf_counter()
         src = open_source(source, prompts)
         if group_by not in (None, "prompt", "group"):

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .images import ImageError, as_pixels
+from .images import as_pixels
 from .spec import RewardOutput, RewardSpec
 
 PixelInput = Any  # Tensor [B,3,H,W] | sequence of paths / PIL / arrays / tensors

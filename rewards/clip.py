@@ -66,7 +66,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
-from pathlib import Path
 from typing import Any, Sequence
 
 import torch

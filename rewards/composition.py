@@ -64,7 +64,7 @@ from rewardbench import BackboneReward, RewardModel, RewardOutput, RewardSpec, W
 from rewardbench.transforms import CLIP_MEAN, CLIP_STD, normalize, resize
 
 from ._detect import Detections, YoloDetector, pack_detections, unpack_detections, yolo_weight_sources
-from ._prompts import COLORS, GENEVAL_COLORS, SHAPES, TEXTURES, ObjectMention, ParsedPrompt, parse_prompt
+from ._prompts import COLORS, GENEVAL_COLORS, SHAPES, TEXTURES, ParsedPrompt, parse_prompt
 
 _PAPER = "Zhang, Tzeng, Du, Kislyuk, Large-scale Reinforcement Learning for Diffusion Models, arXiv 2401.12244"
 _COMPBENCH = "Huang et al., T2I-CompBench: A Comprehensive Benchmark for Open-world Compositional Text-to-image Generation, arXiv 2307.06350"

@@ -58,3 +58,17 @@ def photo_dir(tmp_path, photos) -> Path:
         Image.fromarray(arr).save(d / f"{name}.{ext}")
     (d / "prompts.txt").write_text("".join(f"{prompts[n]}\n" for n in sorted(photos)))
     return d
+
+
+def assert_gradient_step_raises(reward, pixels, prompts, lr: float = 0.01) -> None:
+    """One normalised gradient-ascent step on the pixels (ReFL/DRaFT-style) raises every image's score."""
+    import torch
+
+    x = pixels.detach().clone().requires_grad_(True)
+    before = reward(x, prompts).scores
+    before.sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+    step = x.detach() + lr * x.grad / x.grad.abs().amax(dim=(1, 2, 3), keepdim=True)
+    with torch.no_grad():
+        after = reward(step.clamp(0, 1), prompts).scores
+    assert (after > before.detach()).all(), (before, after)

@@ -41,7 +41,7 @@ def _photo(name: str) -> np.ndarray:
 def main() -> dict:
     from PIL import Image
 
-    from rewardbench.transforms import CLIP_MEAN, CLIP_STD
+    from rewardbench.transforms import CLIP_STD
     from rewards.clip import build_clip
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -15,7 +15,7 @@ from rewardbench.weights import CheckpointMismatchError, WeightsNotFoundError
 from rewards.clip import (ClipScore, build_clip, clip_weight_sources, hf_clip_tokenizer, load_clip_weights,
                           resize_longest_pad)
 
-from ..conftest import real_photo
+from ..conftest import assert_gradient_step_raises, real_photo
 
 PROMPTS = ["a photo of an astronaut", "a cup of coffee", "a photo of a cat", "a portrait of a woman in uniform"]
 
@@ -223,14 +223,7 @@ def test_clipscore_text_encoder_runs_once_per_unique_prompt():
 @pytest.mark.parametrize("name", ["clipscore", "clipscore-100"])
 def test_a_gradient_step_on_the_pixels_raises_clipscore(name):
     reward = rewardbench.load_reward(name, pretrained=False, tiny=True)
-    x = _photos().clone().requires_grad_(True)
-    prompts = ["a photo of a cat"] * 4
-    before = reward(x, prompts).scores
-    before.sum().backward()
-    step = x.detach() + 0.01 * x.grad / x.grad.abs().amax(dim=(1, 2, 3), keepdim=True)
-    with torch.no_grad():
-        after = reward(step.clamp(0, 1), prompts).scores
-    assert (after > before.detach()).all(), (before, after)
+    assert_gradient_step_raises(reward, _photos(), ["a photo of a cat"] * 4)
 
 
 def test_shared_backbone_features_serve_every_reward_of_the_same_id():

@@ -12,7 +12,6 @@ import torch
 import rewardbench
 from rewards import fairness as fx
 
-from ..conftest import real_photo
 
 PEOPLE = ("astronaut", "grace_hopper")
 NO_PEOPLE = ("coffee", "rocket")
