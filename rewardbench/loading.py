@@ -43,6 +43,8 @@ def load_reward(name: str | Sequence[str] | Mapping[str, float], device: str | t
     if normalize is not None:
         raise ValueError("normalize= applies to composite rewards (several names)")
     dt = _parse_dtype(dtype)
+    if pretrained and weights is None:
+        _check_weights_first(name, cfg)
     model = REGISTRY.build(name, **cfg)
     if pretrained:
         model.load_pretrained(weights)
@@ -53,6 +55,20 @@ def load_reward(name: str | Sequence[str] | Mapping[str, float], device: str | t
         model = model.to(dtype=dt)
     model.eval().requires_grad_(False)
     return model
+
+
+def _check_weights_first(name: str, cfg: dict[str, Any]) -> None:
+    """Fail before building a large architecture when its weights cannot be found (offline)."""
+    from .weights import resolve_weights
+
+    entry = REGISTRY.entry(name)
+    spec = entry.resolve_spec()
+    hook = getattr(entry.load_target(), "weight_sources", None)
+    if spec.offline or hook is None:
+        return
+    sources = hook(spec, dict(cfg))
+    if sources:
+        resolve_weights(tuple(sources), reward=spec.name)
 
 
 def _parse_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:

@@ -139,6 +139,16 @@ class RewardModel(nn.Module, abc.ABC):
         return out
 
     # -- weights ----------------------------------------------------------------------------
+    @classmethod
+    def weight_sources(cls, spec: RewardSpec, cfg: dict[str, Any]) -> Sequence[Any] | None:
+        """The weight sources `load_pretrained` needs for this build config, looked up by
+        `load_reward` BEFORE the (possibly slow) build so that a missing weight fails at once.
+
+        The default vouches for ``spec.weights`` only in the default configuration; a reward whose
+        config changes its sources (e.g. another detector size) overrides this. ``None`` skips the check.
+        """
+        return spec.weights if not cfg else None
+
     def load_pretrained(self, weights: str | os.PathLike | None = None) -> str:
         """Load the reward's published weights (or ``weights``: a path, hub id or URL).
 

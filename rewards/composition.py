@@ -341,6 +341,11 @@ class _DetectionReward(BackboneReward):
     the scoring harness (`embed_images` packs them into a tensor, `score_embeddings` unpacks).
     Rewards that need the pixels after detection (GenEval colours) declare no backbone."""
 
+    @classmethod
+    def weight_sources(cls, spec, cfg):
+        # the detector's checkpoint for the configured model size; a tiny/random build needs none
+        return None if cfg.get("detector") is not None else yolo_weight_sources(cfg.get("model", DEFAULT_DETECTOR))
+
     def __init__(self, model: str = DEFAULT_DETECTOR, imgsz: int = 640, detector: nn.Module | None = None, **rule_kw: Any):
         super().__init__()
         # `detector` may be any module pixels -> list[Detections] (tests inject hand-made boxes)

@@ -96,3 +96,34 @@ def test_checkpoint_saved_on_cuda_loads_on_cpu(shared_data):
     sd = load_state_dict(path, map_location="cpu")
     assert sd and all(t.device.type == "cpu" for t in sd.values())
     assert any(t.shape == (1024, 768) for t in sd.values())
+
+
+def test_every_downloadable_reward_fails_fast_and_clearly_without_its_weights(tmp_path):
+    """Offline, with empty caches: load_reward(name) of every reward that needs a download raises
+    WeightsNotFoundError within 5 s, before building its (possibly huge) architecture."""
+    import json
+    import subprocess
+    import sys
+
+    code = (
+        "import json, time, rewardbench\n"
+        "out = {}\n"
+        "for s in rewardbench.list_rewards():\n"
+        "    if s.offline: continue\n"
+        "    t = time.monotonic()\n"
+        "    try:\n"
+        "        rewardbench.load_reward(s.name); out[s.name] = ['loaded', 0.0, '']\n"
+        "    except Exception as e:\n"
+        "        out[s.name] = [type(e).__name__, time.monotonic() - t, str(e)]\n"
+        "print(json.dumps(out))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "REWARDBENCH_WEIGHTS")}
+    env.update(HF_HOME=str(tmp_path / "hf"), REWARDBENCH_CACHE=str(tmp_path / "rb"), TORCH_HOME=str(tmp_path / "torch"))
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    results = json.loads(res.stdout.strip().splitlines()[-1])
+    assert len(results) >= 10
+    for name, (kind, seconds, msg) in results.items():
+        assert kind == "WeightsNotFoundError", (name, kind, msg[:300])
+        assert seconds < 5.0, (name, seconds)
+        assert "Looked for" in msg and "--weights" in msg, (name, msg)
