@@ -93,7 +93,9 @@ def demo(out_dir, model, batch_size, as_json):
     with pd.option_context("display.max_columns", None, "display.width", 200, "display.precision", 3):
         click.echo(show[cols].to_string(index=False))
     weights = json.loads(result.table["weights"].iloc[0]) if "weights" in result.table else {}
-    click.echo("\nweights used: " + "; ".join(f"{k}: {v}" for k, v in weights.items()))
+    click.echo("\nweights used:")
+    for k, v in weights.items():
+        click.echo(f"  {k}: {v}")
     click.echo(f"{result.n_rows} rows, {result.n_failed} failed; results in {Path(out_dir) / 'scores.parquet'} "
                f"and {Path(out_dir) / 'scores.csv'}")
     if as_json:
