@@ -18,6 +18,8 @@ Example:
 
 from __future__ import annotations
 
+import abc
+
 import json
 import os
 from pathlib import Path
@@ -33,14 +35,15 @@ class SourceError(ValueError):
     """The input cannot be used as a whole (missing folder, bad manifest, prompt count mismatch)."""
 
 
-class Source:
+class Source(abc.ABC):
     """A stream of rows. Subclasses implement `_raw_chunks`, yielding lists of partial rows."""
 
     has_groups: bool = False  # the source carries a `group` column
     description: str = ""
 
+    @abc.abstractmethod
     def _raw_chunks(self, chunk_rows: int) -> Iterator[list[dict[str, Any]]]:
-        raise NotImplementedError
+        """Lists of partial rows (``image``, ``prompt``, ``group``), at most ``chunk_rows`` each."""
 
     def iter_chunks(self, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> Iterator[list[dict[str, Any]]]:
         """Chunks of complete rows, with ``index`` counting from 0 in input order."""

@@ -51,6 +51,8 @@ Example (random weights, so the scores mean nothing):
 
 from __future__ import annotations
 
+import abc
+
 import json
 import math
 import os
@@ -371,8 +373,9 @@ class _DetectionReward(BackboneReward):
         self.weights_used = f"{found.source} ({self.detector.model_name})"
         return self.weights_used
 
+    @abc.abstractmethod
     def rule(self, parsed: ParsedPrompt, det: Detections, pixels: torch.Tensor | None) -> tuple[float, dict[str, Any]]:
-        raise NotImplementedError  # pragma: no cover - every registered subclass defines it
+        """One image's score and details from its parsed prompt and detections."""
 
     # -- the BackboneReward protocol ------------------------------------------------------------
     def embed_images(self, pixels: torch.Tensor) -> torch.Tensor:

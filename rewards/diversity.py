@@ -24,6 +24,8 @@ Example:
 
 from __future__ import annotations
 
+import abc
+
 import math
 from typing import Any
 
@@ -126,8 +128,9 @@ class _DiversityReward(RewardModel):
             return pixel_embeddings(pixels, self.pixel_size)
         return self.encoder.embed_images(pixels)
 
+    @abc.abstractmethod
     def _group_value(self, emb: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError  # each registered subclass defines it
+        """The group's diversity from its embeddings ``(n, D)``."""
 
     def score(self, pixels, prompts, groups) -> RewardOutput:
         emb = self.embed(pixels)  # (B, D)
