@@ -149,7 +149,7 @@ def test_skin_tone_of_real_faces_is_a_valid_label_with_probabilities(name, photo
     (face,) = fx.build_face_detector("nudenet").detect([im])[0]
     for scale in ("monk", "ita"):
         t = fx.skin_tone(fx._crop(_px(im), face), scale)
-        assert 1 <= t.monk <= 10 and t.bucket_name in fx.SKIN_BUCKETS
+        assert t.monk in range(1, 11) and t.bucket_name in fx.SKIN_BUCKETS
         assert len(t.bucket_probs) == 4 and abs(sum(t.bucket_probs) - 1) < 1e-6
         assert all(0 <= p <= 1 for p in t.bucket_probs)
         assert t.ita_category in dict(fx.ITA_CATEGORIES) and -90 <= t.ita <= 90
