@@ -9,9 +9,10 @@ Importing this package loads neither transformers, diffusers, open_clip nor ultr
 reward module: the zoo is discovered on the first registry query.
 """
 
+from .cache import TextFeatureCache
 from .images import ImageError, as_pixels, load_image, to_image_batch
 from .loading import load_reward
-from .model import RewardModel
+from .model import BackboneReward, RewardModel
 from .registry import (DuplicateRewardError, UnknownRewardError, get_spec, list_rewards, register_lazy,
                        register_reward)
 from .spec import RewardOutput, RewardSpec, WeightSource
@@ -20,11 +21,11 @@ from .weights import CheckpointMismatchError, WeightsNotFoundError
 __version__ = "0.1.0"
 
 __all__ = [
-    "RewardModel", "RewardSpec", "RewardOutput", "WeightSource",
+    "RewardModel", "BackboneReward", "RewardSpec", "RewardOutput", "WeightSource",
     "register_reward", "register_lazy", "load_reward", "list_rewards", "get_spec",
     "as_pixels", "to_image_batch", "load_image", "ImageError",
     "UnknownRewardError", "DuplicateRewardError", "WeightsNotFoundError", "CheckpointMismatchError",
-    "Scorer",
+    "TextFeatureCache", "Scorer",
 ]
 
 
@@ -34,8 +35,3 @@ def __getattr__(name: str):
 
         return Scorer
     raise AttributeError(f"module 'rewardbench' has no attribute {name!r}")
-
-from .model import BackboneReward  # noqa: E402
-from .cache import TextFeatureCache  # noqa: E402
-
-__all__ += ["BackboneReward", "TextFeatureCache"]

@@ -137,15 +137,21 @@ def _from_numpy(arr: np.ndarray, where: str) -> torch.Tensor:
     return t
 
 
-def _from_tensor(t: torch.Tensor, where: str) -> torch.Tensor:
+def _tensor_to_float(t: torch.Tensor, where: str) -> torch.Tensor:
+    """uint8 / uint16 / bool tensors scaled to float in [0, 1]; float tensors as they are."""
     if t.dtype == torch.uint8:
-        t = t.float() / 255.0
-    elif t.dtype == torch.bool:
-        t = t.float()
-    elif getattr(torch, "uint16", None) is not None and t.dtype == torch.uint16:
-        t = t.to(torch.int32).float() / 65535.0
-    elif not t.is_floating_point():
+        return t.float() / 255.0
+    if t.dtype == torch.bool:
+        return t.float()
+    if getattr(torch, "uint16", None) is not None and t.dtype == torch.uint16:
+        return t.to(torch.int32).float() / 65535.0
+    if not t.is_floating_point():
         raise ImageError(f"{where}: unsupported tensor dtype {t.dtype} (use uint8 or float in [0, 1])")
+    return t
+
+
+def _from_tensor(t: torch.Tensor, where: str) -> torch.Tensor:
+    t = _tensor_to_float(t, where)
     if t.ndim == 2:
         t = t[None]
     elif t.ndim == 3 and t.shape[0] not in (1, 3, 4) and t.shape[-1] in (1, 3, 4):
@@ -155,16 +161,17 @@ def _from_tensor(t: torch.Tensor, where: str) -> torch.Tensor:
     return t
 
 
-def _channels_to_rgb(t: torch.Tensor, where: str) -> torch.Tensor:
-    c = t.shape[0]
+def _channels_to_rgb(t: torch.Tensor, where: str, layout: str = "[C,H,W]") -> torch.Tensor:
+    """``[..., C, H, W]`` with C in 1/3/4 → 3 channels (gray repeated, alpha dropped)."""
+    c = t.shape[-3]
     if c == 1:
-        t = t.expand(3, -1, -1)
+        t = t.expand(*t.shape[:-3], 3, -1, -1)
     elif c == 4:
-        t = t[:3]
+        t = t[..., :3, :, :]
     elif c != 3:
-        raise ImageError(f"{where}: {c} channels (expected 1, 3 or 4)")
-    if t.shape[1] == 0 or t.shape[2] == 0:
-        raise ImageError(f"{where}: empty image of size {tuple(t.shape[1:])}")
+        raise ImageError(f"{where}: tensor of shape {tuple(t.shape)} is not {layout} with C in 1/3/4")
+    if t.shape[-2] == 0 or t.shape[-1] == 0:
+        raise ImageError(f"{where}: empty image of size {tuple(t.shape[-2:])}")
     return t
 
 
@@ -225,20 +232,9 @@ def as_pixels(images: Any, device: torch.device | str | None = None,
 def _batch_tensor(t: torch.Tensor) -> torch.Tensor:
     if t.shape[1] not in (1, 3, 4) and t.shape[-1] in (1, 3, 4):
         t = t.permute(0, 3, 1, 2)
-    if t.dtype == torch.uint8:
-        t = t.float() / 255.0
-    elif not t.is_floating_point():
-        raise ImageError(f"images: unsupported tensor dtype {t.dtype} (use uint8 or float in [0, 1])")
     if t.shape[0] == 0:
         raise ImageError("images: empty batch")
-    if t.shape[1] == 1:
-        t = t.expand(-1, 3, -1, -1)
-    elif t.shape[1] == 4:
-        t = t[:, :3]
-    elif t.shape[1] != 3:
-        raise ImageError(f"images: tensor of shape {tuple(t.shape)} is not [B,C,H,W] with C in 1/3/4")
-    if t.shape[2] == 0 or t.shape[3] == 0:
-        raise ImageError(f"images: empty images of size {tuple(t.shape[2:])}")
+    t = _channels_to_rgb(_tensor_to_float(t, "images"), "images", layout="[B,C,H,W]")
     _check_range(t, "images")
     return t
 

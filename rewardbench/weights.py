@@ -248,8 +248,7 @@ def load_state_dict(path: str | os.PathLike, map_location: str | torch.device = 
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        dev = str(map_location) if not isinstance(map_location, str) else map_location
-        return load_file(str(path), device=dev)
+        return load_file(str(path), device=str(map_location))
     try:
         obj = torch.load(str(path), map_location=map_location, weights_only=True)
     except Exception as e:
