@@ -30,6 +30,7 @@ Examples:
 \b
 Re-running the same command after an interruption resumes from the shards in OUT.parts/.
 Multi-GPU / multi-process: torchrun --nproc_per_node 4 -m rewardbench.cli score ...
+  or accelerate launch --multi_gpu --num_processes 4 -m rewardbench.cli score ... (gloo on CPUs)
 Exit codes: 0 all rows scored, 1 some rows failed (listed), 2 usage error.
 """
 

@@ -183,13 +183,6 @@ def _dist_setup() -> tuple[int, int, bool]:
     return dist.get_rank(), dist.get_world_size(), True
 
 
-def _barrier(world: int) -> None:
-    if world > 1:
-        import torch.distributed as dist
-
-        dist.barrier()
-
-
 def _gather(obj: Any, world: int) -> list:
     if world <= 1:
         return [obj]
@@ -573,6 +566,7 @@ class Scorer:
         scored = 0
         backbone_seconds: dict[str, float] = {}
         grad_ctx = torch.enable_grad() if self.grad else torch.inference_mode()
+        failure = None
         try:
             with grad_ctx:
                 for batch in loader:
@@ -581,17 +575,23 @@ class Scorer:
                     scored += len(rows)
                     if bar is not None:
                         bar.update(len(rows) * self.world)
+        except Exception as e:
+            failure = e
         finally:
             writer.flush()
             if bar is not None:
                 bar.close()
-        _barrier(self.world)
+        self._raise_if_any_rank_failed(failure, "scoring")
         table = None
         if parts is not None:
+            failure = None
             if self.rank == 0:
-                table = self._assemble(parts, n_total)
-                write_table(table, out_path)
-            _barrier(self.world)
+                try:
+                    table = self._assemble(parts, n_total)
+                    write_table(table, out_path)
+                except Exception as e:
+                    failure = e
+            self._raise_if_any_rank_failed(failure, "writing the table")
         else:
             table = self._assemble_memory(writer.memory, n_total)
         seconds = time.perf_counter() - t0
@@ -616,6 +616,19 @@ class Scorer:
             "out": str(out_path) if out_path is not None else None,
         }
         return ScoreResult(summary, self.reward_names, out_path, table)
+
+    def _raise_if_any_rank_failed(self, failure: Exception | None, stage: str) -> None:
+        """A collective that every rank reaches, the failing one included (instead of a barrier a
+        failed rank would never reach): if any rank failed, every rank raises. What the ranks had
+        scored is already in the shards, so re-running the same command resumes."""
+        msgs = _gather(None if failure is None else f"{type(failure).__name__}: {failure}", self.world)
+        if failure is not None:
+            raise failure
+        bad = [(r, m) for r, m in enumerate(msgs) if m]
+        if bad:
+            who = "; ".join(f"rank {r}: {m}" for r, m in bad)
+            raise RuntimeError(f"{stage} failed on another process ({who}); the rows already scored are saved "
+                               "with --out, so re-running the same command resumes")
 
     def close(self) -> None:
         """Tear down the process group if this Scorer created it."""

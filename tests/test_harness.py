@@ -421,7 +421,18 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_processes_give_the_same_table_as_one(corpus, tmp_path):
+_LAUNCHERS = {
+    "torchrun": lambda port: ["-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port)],
+    # accelerate's --cpu flag starts ONE process; --multi_gpu starts N through torchrun, and on a
+    # machine without GPUs the Scorer picks gloo
+    "accelerate": lambda port: ["-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+                                "--num_machines", "1", "--main_process_port", str(port), "--mixed_precision", "no",
+                                "--dynamo_backend", "no"],
+}
+
+
+@pytest.mark.parametrize("launcher", sorted(_LAUNCHERS))
+def test_two_processes_give_the_same_table_as_one(corpus, tmp_path, launcher):
     d, bad = corpus
     one = tmp_path / "one.parquet"
     two = tmp_path / "two.parquet"
@@ -431,9 +442,8 @@ def test_two_processes_give_the_same_table_as_one(corpus, tmp_path):
     r1 = subprocess.run([PY, "-m", "rewardbench.cli_score", *args, "--out", str(one)], env=env,
                         capture_output=True, text=True, timeout=300)
     assert r1.returncode == 1, r1.stderr  # the corpus has bad files
-    r2 = subprocess.run([PY, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
-                         str(_free_port()), "-m", "rewardbench.cli_score", *args, "--out", str(two)],
-                        env=env, capture_output=True, text=True, timeout=300)
+    r2 = subprocess.run([PY, *_LAUNCHERS[launcher](_free_port()), "-m", "rewardbench.cli_score", *args,
+                         "--out", str(two)], env=env, capture_output=True, text=True, timeout=300)
     assert r2.returncode != 0 and "Traceback" not in r2.stdout, r2.stdout + r2.stderr
     t1, t2 = pd.read_parquet(one), pd.read_parquet(two)
     pd.testing.assert_frame_equal(t1, t2)
@@ -441,6 +451,59 @@ def test_two_processes_give_the_same_table_as_one(corpus, tmp_path):
     # the work really was split: both ranks wrote shards
     ranks = {p.name.split("-")[1] for p in (tmp_path / "two.parquet.parts").glob("part-*.parquet")}
     assert ranks == {"r0", "r1"}
+
+
+_FAILING_RANK = textwrap.dedent("""
+    import os, sys, time
+    from rewardbench import harness
+
+    rank = int(os.environ["RANK"])
+    real = harness.Scorer._score_batch
+    seen = []
+
+    def score_batch(self, *a, **k):  # rank 1 fails on its second batch, after writing one
+        seen.append(1)
+        if rank == 1 and len(seen) == 2:
+            raise OSError("disk full (injected)")
+        return real(self, *a, **k)
+
+    harness.Scorer._score_batch = score_batch
+    scorer = harness.Scorer(["jpeg_compressibility"], batch_size=2, num_workers=0, progress=False,
+                            flush_rows=1)
+    try:
+        scorer.run(sys.argv[1], out=sys.argv[2])
+    except Exception as e:
+        print(f"rank {rank} raised {type(e).__name__}: {e}", flush=True)
+        if rank == 1:  # a caller that handles the error and stays alive: the others must not wait on it
+            time.sleep(120)
+        sys.exit(3)
+""")
+
+
+def test_one_failing_rank_does_not_leave_the_others_waiting(tmp_path):
+    names = _tiny_images(tmp_path / "img", 12)
+    script = tmp_path / "fail.py"
+    script.write_text(_FAILING_RANK)
+    out = tmp_path / "r.parquet"
+    port = str(_free_port())
+    procs = []
+    for rank in (0, 1):  # launched by hand: no torchrun agent to tear the group down
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "RANK": str(rank),
+               "LOCAL_RANK": str(rank), "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port}
+        procs.append(subprocess.Popen([PY, str(script), str(tmp_path / "img"), str(out)], env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    try:
+        out0, _ = procs[0].communicate(timeout=120)  # before the fix rank 0 waited at a barrier for rank 1
+        assert procs[0].returncode == 3, out0
+        assert "rank 0 raised RuntimeError" in out0 and "rank 1: OSError: disk full (injected)" in out0, out0
+        assert procs[1].poll() is None  # rank 1 is still alive, sleeping
+    finally:
+        for p in procs:
+            p.kill()
+            p.communicate()
+    # nothing scored is lost: a plain re-run resumes and completes the table
+    res = _scorer(["jpeg_compressibility"]).run(tmp_path / "img", out=out)
+    assert res.summary["resumed"] >= 2 and res.n_rows == len(names) and res.n_failed == 0
 
 
 def test_a_changed_input_is_not_mixed(tmp_path):
