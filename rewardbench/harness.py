@@ -731,8 +731,10 @@ class Scorer:
         where: dict[int, tuple[int, int]] = {}
         for b, (pos, t) in enumerate(batch["buckets"]):
             t = t.to(self.device, non_blocking=True)
-            if t.dtype == torch.uint8:  # [n,H,W,3] from files: channels first on the device
-                t = t.permute(0, 3, 1, 2).contiguous().float().div_(255.0)
+            if t.dtype == torch.uint8:  # [n,H,W,3] from files: channels first on the device, in one pass
+                n_, h, w, c = t.shape
+                t = torch.empty((n_, c, h, w), dtype=torch.float32, device=t.device).copy_(
+                    t.permute(0, 3, 1, 2)).div_(255.0)
             else:
                 t = t.float()
             pix.append((pos, t))

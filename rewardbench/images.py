@@ -178,7 +178,7 @@ def _channels_to_rgb(t: torch.Tensor, where: str, layout: str = "[C,H,W]") -> to
 def _check_range(t: torch.Tensor, where: str) -> None:
     if not t.is_floating_point() or t.numel() == 0:
         return
-    lo, hi = float(t.detach().amin()), float(t.detach().amax())
+    lo, hi = torch.stack(torch.aminmax(t.detach())).float().tolist()  # one pass, one device sync
     if not (np.isfinite(lo) and np.isfinite(hi)):
         raise ImageError(f"{where}: contains NaN or infinity")
     if lo < -_FLOAT_TOLERANCE or hi > 1 + _FLOAT_TOLERANCE:
