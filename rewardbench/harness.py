@@ -24,6 +24,7 @@ Example:
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import math
@@ -180,7 +181,17 @@ def _dist_setup() -> tuple[int, int, bool]:
         return 0, 1, False
     backend = "nccl" if torch.cuda.is_available() else "gloo"
     dist.init_process_group(backend=backend)
+    atexit.register(_destroy_group)  # a caller that never calls Scorer.close() must still exit cleanly
     return dist.get_rank(), dist.get_world_size(), True
+
+
+def _destroy_group() -> None:
+    """Tear the process group down at interpreter exit if it is still up (otherwise a rank that
+    exits while a peer is alive can abort in the gloo/NCCL destructors)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def _gather(obj: Any, world: int) -> list:

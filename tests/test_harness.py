@@ -476,6 +476,7 @@ _FAILING_RANK = textwrap.dedent("""
         print(f"rank {rank} raised {type(e).__name__}: {e}", flush=True)
         if rank == 1:  # a caller that handles the error and stays alive: the others must not wait on it
             time.sleep(120)
+        scorer.close()
         sys.exit(3)
 """)
 
