@@ -217,9 +217,15 @@ def resolve_weights(sources: Sequence[WeightSource], *, reward: str,
 
 def _not_found_message(reward: str, attempts: Iterable[str]) -> str:
     lines = "\n  - ".join(attempts)
+    from .registry import REGISTRY
+
+    try:  # the CLI names the reward in --weights; internal parts (a reward's backbone) have no CLI flag
+        cli = f" (CLI: --weights {REGISTRY.canonical(reward)}=PATH)"
+    except LookupError:
+        cli = " (CLI: --weights REWARD=PATH)"
     return (
         f"weights for reward {reward!r} not found.\n  Looked for:\n  - {lines}\n"
-        f"  Fix: pass weights=PATH (CLI: --weights PATH) pointing at a local copy, or put the file under "
+        f"  Fix: pass weights=PATH{cli} pointing at a local copy, or put the file under "
         f"${ENV_WEIGHTS_DIR}/{reward}/, or run online once to fill the cache. "
         f"pretrained=False (CLI: --random-weights) gives random weights for testing."
     )

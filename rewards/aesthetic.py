@@ -111,7 +111,8 @@ class _Aesthetic(ClipReward):
             except WeightsNotFoundError as e:
                 raise WeightsNotFoundError(
                     f"{self.spec.name}: the head loaded ({head_src}) but its CLIP {self.arch} backbone (OpenAI "
-                    f"weights) did not:\n{e}\n  Pass clip_weights=PATH (an open_clip ViT checkpoint, .safetensors), "
+                    f"weights) did not:\n{e}\n  Pass clip_weights=PATH (an open_clip ViT checkpoint, .safetensors; "
+                    f"CLI: --config {self.spec.name}:clip_weights=PATH), "
                     f"or backbone_pretrained=False to run the real head on a random backbone (scores not meaningful)."
                 ) from None
         else:

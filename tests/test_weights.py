@@ -126,4 +126,4 @@ def test_every_downloadable_reward_fails_fast_and_clearly_without_its_weights(tm
     for name, (kind, seconds, msg) in results.items():
         assert kind == "WeightsNotFoundError", (name, kind, msg[:300])
         assert seconds < 5.0, (name, seconds)
-        assert "Looked for" in msg and "--weights" in msg, (name, msg)
+        assert "Looked for" in msg and f"--weights {name}=PATH" in msg, (name, msg)  # the CLI flag, spelled out
