@@ -180,9 +180,31 @@ def _dist_setup() -> tuple[int, int, bool]:
     if world <= 1:
         return 0, 1, False
     backend = "nccl" if torch.cuda.is_available() else "gloo"
+    if backend == "nccl":  # collectives of Python objects run on the current device: one GPU per process
+        torch.cuda.set_device(_local_rank())
     dist.init_process_group(backend=backend)
     atexit.register(_destroy_group)  # a caller that never calls Scorer.close() must still exit cleanly
     return dist.get_rank(), dist.get_world_size(), True
+
+
+def _local_rank() -> int:
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def _process_device(device: str | torch.device | None, world: int) -> torch.device:
+    """The device of this process: the GPU if any, else the CPU; with several processes an
+    unindexed ``cuda`` means this process's own GPU (``cuda:LOCAL_RANK``), not everyone on GPU 0.
+
+    Example:
+        >>> str(_process_device("cpu", 4)), str(_process_device("cuda:1", 2))
+        ('cpu', 'cuda:1')
+    """
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(device)
+    if world > 1 and device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", _local_rank())
+    return device
 
 
 def _destroy_group() -> None:
@@ -440,12 +462,7 @@ class Scorer:
         self.grad = grad
         self.flush_rows, self.flush_seconds, self.chunk_rows = flush_rows, flush_seconds, chunk_rows
         self.rank, self.world, self._dist_owner = _dist_setup()
-        if device is None:
-            if torch.cuda.is_available():
-                device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if self.world > 1 else "cuda"
-            else:
-                device = "cpu"
-        self.device = torch.device(device)
+        self.device = _process_device(device, self.world)
         self.dtype = _parse_dtype(dtype)
 
         weights = dict(weights or {})

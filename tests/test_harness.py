@@ -516,3 +516,16 @@ def test_a_changed_input_is_not_mixed(tmp_path):
     m.write_text("".join(json.dumps({"image": f"img/t{i:03d}.png", "prompt": "b"}) + "\n" for i in range(6)))
     with pytest.raises(ResumeMismatchError, match="input was"):
         _scorer({"brightness": Brightness()}).run(m, out=out)
+
+
+def test_each_process_gets_its_own_gpu(monkeypatch):
+    from rewardbench.harness import _process_device
+
+    monkeypatch.setenv("LOCAL_RANK", "3")
+    assert _process_device("cuda", 4) == torch.device("cuda", 3)  # not every rank on GPU 0
+    assert _process_device("cuda", 1) == torch.device("cuda")
+    assert _process_device("cuda:0", 4) == torch.device("cuda", 0)  # an explicit index is kept
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert _process_device(None, 4) == torch.device("cuda", 3)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert _process_device(None, 4) == torch.device("cpu")
