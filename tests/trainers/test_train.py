@@ -179,3 +179,30 @@ def test_groups_multitask_and_pretraining_loss(tmp_path):
     pipe.load_lora_weights(str(tmp_path / "run/final"))
     assert any("lora" in n for n, _ in pipe.unet.named_parameters())
     assert all(torch.equal(before[n], p) for n, p in pipe.unet.named_parameters() if n in before)
+
+
+def test_caption_data_from_a_datasets_id(monkeypatch):
+    """The `datasets` path of the pretraining regulariser (a hub id; served here by an in-memory
+    dataset, since the hub is unreachable): its own column names, real photos, resized and in [-1, 1]."""
+    import datasets
+    from PIL import Image
+
+    from tests.conftest import real_photo
+    from trainers._io import CaptionData
+
+    ds = datasets.Dataset.from_dict(
+        {"jpg": [Image.fromarray(real_photo(n)) for n in ("astronaut", "coffee", "chelsea")],
+         "caption": ["an astronaut", "a cup of coffee", "a cat"]},
+        features=datasets.Features({"jpg": datasets.Image(), "caption": datasets.Value("string")}))
+    asked = []
+    monkeypatch.setattr(datasets, "load_dataset", lambda source, split: asked.append((source, split)) or ds)
+    data = CaptionData("org/captioned-photos", split="validation", image_column="jpg", caption_column="caption",
+                       resolution=32)
+    assert asked == [("org/captioned-photos", "validation")] and len(data) == 3
+    imgs, caps = data.batch(6, torch.Generator().manual_seed(0))
+    assert imgs.shape == (6, 3, 32, 32) and imgs.min() >= -1 and imgs.max() <= 1
+    photo = {"an astronaut": "astronaut", "a cup of coffee": "coffee", "a cat": "chelsea"}
+    assert set(caps) <= set(photo) and len(set(caps)) > 1
+    for img, cap in zip(imgs, caps):  # every image comes with its own caption
+        want = data._prep(Image.fromarray(real_photo(photo[cap])))
+        assert torch.allclose(img, want, atol=1e-6), cap
