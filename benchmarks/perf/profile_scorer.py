@@ -131,7 +131,7 @@ def main(argv=None) -> dict:
 
     dtype = _parse_dtype(p["dtype"])
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True) if not out.is_dir() else None
+    out.mkdir(parents=True, exist_ok=True)
     res: dict = {"preset": args.preset, "reward": args.reward, "images": args.n_images,
                  "batch_size": args.batch_size, "workers": args.workers, "torch": torch.__version__,
                  "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None}
