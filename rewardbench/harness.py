@@ -364,6 +364,12 @@ class _BatchStream(torch.utils.data.IterableDataset):
             yield _make_batch(rows)
 
 
+def _loader(stream: _BatchStream, workers: int, pin: bool) -> torch.utils.data.DataLoader:
+    """The DataLoader over planned batches (each item is already a batch)."""
+    return torch.utils.data.DataLoader(stream, batch_size=None, num_workers=workers, pin_memory=pin,
+                                       prefetch_factor=4 if workers else None, persistent_workers=False)
+
+
 # ----------------------------------------------------------------------------------------------
 # shards
 
@@ -582,9 +588,7 @@ class Scorer:
         workers = 0 if (isinstance(src, ListSource) and src.in_memory) else self.num_workers
         stream = _BatchStream(src, self.batch_size, done, group_by if needs_groups else None, group_counts,
                               self.rank, self.world, self.chunk_rows)
-        loader = torch.utils.data.DataLoader(
-            stream, batch_size=None, num_workers=workers, pin_memory=self.device.type == "cuda",
-            prefetch_factor=4 if workers else None, persistent_workers=False)
+        loader = _loader(stream, workers, pin=self.device.type == "cuda")
         bar = None
         if self.progress and self.rank == 0:
             from tqdm.auto import tqdm

@@ -71,8 +71,7 @@ class _TimedScorer(harness.Scorer):
 def _loader_only(items, args, device, pin: bool) -> float:
     src = open_source(items)
     stream = harness._BatchStream(src, args.batch_size, None, None, None, 0, 1, harness.DEFAULT_CHUNK_ROWS)
-    loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=args.workers, pin_memory=pin,
-                                         prefetch_factor=4)
+    loader = harness._loader(stream, args.workers, pin)  # the Scorer's own loader settings
     n = 0
     bs._sync(device)
     t = time.perf_counter()
