@@ -1,7 +1,7 @@
 """rewardbench: standardized reward models for text-to-image diffusion.
 
     >>> import torch, rewardbench
-    >>> reward = rewardbench.load_reward("jpeg_incompressibility")
+    >>> reward = rewardbench.load_reward("jpeg-incompressibility")
     >>> reward(torch.rand(1, 3, 64, 64), ["a photo"]).scores.shape
     torch.Size([1])
 

@@ -1,4 +1,5 @@
-"""The ``rewardbench`` command line. Subcommands are loaded on use, so ``--help`` stays fast.
+"""The ``rewardbench`` command line. Subcommands are declared as entry points (group
+``rewardbench.commands`` in pyproject.toml) and imported on use; the kernel names no upper layer.
 
     rewardbench list [--category C] [--json]
     rewardbench score --model NAME[,NAME...] --images DIR|MANIFEST [...]
@@ -15,22 +16,26 @@ import sys
 
 import click
 
-# name -> "module:attr" of a click command; imported only when that subcommand runs
-_LAZY_COMMANDS = {
-    "score": ("rewardbench.cli_score:score", "Score images with one or more rewards (folder or manifest)."),
-    "demo": ("rewardbench.demo:demo", "Score real bundled photos with every offline reward (no downloads)."),
-    "suites": ("benchmarks.cli:suites", "List, show and export prompt suites (T2I-CompBench, GenEval, ...)."),
-    "train": ("trainers.cli:train", "Fine-tune a diffusion model against rewards (the paper's RL algorithm)."),
-}
+COMMAND_GROUP = "rewardbench.commands"  # entry points: name = "module:attr" of a click command
+
+
+def _command_targets() -> dict[str, str]:
+    """Subcommand name -> "module:attr", from the ``rewardbench.commands`` entry points (pyproject.toml)."""
+    from importlib import metadata
+
+    return {ep.name: ep.value for ep in metadata.entry_points(group=COMMAND_GROUP)}
 
 
 class _LazyGroup(click.Group):
+    """Subcommands declared as entry points, imported only when one runs (or when help lists them)."""
+
     def list_commands(self, ctx):
-        return sorted([*super().list_commands(ctx), *_LAZY_COMMANDS])
+        return sorted({*super().list_commands(ctx), *_command_targets()})
 
     def get_command(self, ctx, name):
-        if name in _LAZY_COMMANDS:
-            target = _LAZY_COMMANDS[name][0]
+        targets = _command_targets()
+        if name in targets and name not in self.commands:
+            target = targets[name]
             mod, _, attr = target.partition(":")
             try:
                 return getattr(importlib.import_module(mod), attr)
@@ -42,12 +47,6 @@ class _LazyGroup(click.Group):
                     raise click.ClickException(f"`rewardbench {name}` is unavailable: cannot import {target} ({reason})")
                 return _unavailable
         return super().get_command(ctx, name)
-
-    def format_commands(self, ctx, formatter):
-        rows = [(n, _LAZY_COMMANDS[n][1] if n in _LAZY_COMMANDS else self.commands[n].get_short_help_str(70))
-                for n in self.list_commands(ctx)]
-        with formatter.section("Commands"):
-            formatter.write_dl(rows)
 
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},

@@ -14,12 +14,12 @@ import click
 _EPILOG = """\b
 Examples:
   # a folder of images, one prompt per line (in sorted file-name order), results as parquet
-  rewardbench score --model jpeg_compressibility,jpeg_incompressibility \\
+  rewardbench score --model jpeg-compressibility,jpeg-incompressibility \\
       --images samples/ --prompts prompts.txt --out scores.parquet
 \b
   # a manifest (JSONL/CSV/parquet with `image` and `prompt` columns; paths relative to it),
   # a group reward (diversity of the images of each prompt) beside an image reward, JSON output
-  rewardbench score --model vendi,jpeg_compressibility --images manifest.jsonl --group-by prompt --json
+  rewardbench score --model vendi,jpeg-compressibility --images manifest.jsonl --group-by prompt --json
 \b
   # a constructor option for one reward: the small YOLO detector
   rewardbench score --model detection-score --config detection-score:model=yolov8n --images samples/ --prompts p.txt

@@ -13,11 +13,13 @@ from pathlib import Path
 
 import click
 
+from .samples import sample_photo
+
 # (file name, source, prompt). Three photos of people share one prompt so that group-level
 # (fairness) rewards see a group of more than one image.
 DEMO_PHOTOS = (
     ("astronaut.png", "skimage:astronaut", "a portrait of a person"),
-    ("grace_hopper.jpg", "matplotlib:grace_hopper.jpg", "a portrait of a person"),
+    ("grace_hopper.jpg", "matplotlib:grace_hopper", "a portrait of a person"),
     ("camera.png", "skimage:camera", "a portrait of a person"),  # grayscale
     ("coffee.jpg", "skimage:coffee", "a cup of coffee on a saucer"),
     ("chelsea.jpg", "skimage:chelsea", "a photo of a cat"),
@@ -41,13 +43,9 @@ def write_demo_images(out_dir: str | Path) -> Path:
         if lib == "skimage":
             import skimage.data
 
-            arr = getattr(skimage.data, name)()
-            Image.fromarray(np.asarray(arr)).save(img_dir / fname)
+            Image.fromarray(np.asarray(getattr(skimage.data, name)())).save(img_dir / fname)  # as shipped (gray, RGBA)
         else:
-            import matplotlib.cbook as cbook
-
-            with Image.open(cbook.get_sample_data(name)) as im:
-                im.convert("RGB").save(img_dir / fname, quality=95)
+            Image.fromarray(sample_photo(name)).save(img_dir / fname, quality=95)
         rows.append({"image": f"images/{fname}", "prompt": prompt})
     manifest = out_dir / "manifest.jsonl"
     manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))

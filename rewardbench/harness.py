@@ -17,9 +17,9 @@ What it does for speed and robustness:
 Example:
     >>> import numpy as np, rewardbench
     >>> items = [{"image": np.full((32, 32, 3), v, np.uint8), "prompt": "grey"} for v in (0, 128)]
-    >>> res = rewardbench.Scorer("jpeg_compressibility", progress=False).run(items)
+    >>> res = rewardbench.Scorer("jpeg-compressibility", progress=False).run(items)
     >>> res.n_rows, res.n_failed, list(res.table.columns)
-    (2, 0, ['image', 'prompt', 'jpeg_compressibility', 'jpeg_compressibility.jpeg_kb', 'weights', 'error'])
+    (2, 0, ['image', 'prompt', 'jpeg-compressibility', 'jpeg-compressibility.jpeg_kb', 'weights', 'error'])
 """
 
 from __future__ import annotations
@@ -445,9 +445,9 @@ class Scorer:
 
     Example:
         >>> import numpy as np, rewardbench
-        >>> scorer = rewardbench.Scorer(["jpeg_compressibility"], batch_size=4, progress=False)
+        >>> scorer = rewardbench.Scorer(["jpeg-compressibility"], batch_size=4, progress=False)
         >>> res = scorer.run([{"image": np.zeros((16, 16, 3), np.uint8)}])
-        >>> round(float(res.table["jpeg_compressibility"][0]), 3) < 0
+        >>> round(float(res.table["jpeg-compressibility"][0]), 3) < 0
         True
     """
 

@@ -2,7 +2,7 @@
 
 Example:
     >>> import torch, rewardbench
-    >>> r = rewardbench.load_reward("jpeg_compressibility")
+    >>> r = rewardbench.load_reward("jpeg-compressibility")
     >>> out = r(torch.rand(2, 3, 64, 64))
     >>> out.scores.shape, r.weights_used
     (torch.Size([2]), 'none (no weights needed)')

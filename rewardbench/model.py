@@ -173,7 +173,7 @@ class RewardModel(nn.Module, abc.ABC):
 
         Example:
             >>> import torch, rewardbench
-            >>> fn = rewardbench.load_reward("jpeg_compressibility").as_ddpo_fn()
+            >>> fn = rewardbench.load_reward("jpeg-compressibility").as_ddpo_fn()
             >>> rewards, info = fn(torch.rand(2, 3, 32, 32), ["a", "b"], [{}, {}])
             >>> rewards.shape
             (2,)

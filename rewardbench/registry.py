@@ -10,7 +10,7 @@ Three ways in:
 
 Example:
     >>> import rewardbench
-    >>> "jpeg_compressibility" in [s.name for s in rewardbench.list_rewards(category="baseline")]
+    >>> "jpeg-compressibility" in [s.name for s in rewardbench.list_rewards(category="baseline")]
     True
 """
 
@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterable
 from .spec import CATEGORIES, RewardSpec
 
 ENTRY_POINT_GROUP = "rewardbench.rewards"
-ZOO_PACKAGE = "rewards"
+ZOO_PACKAGE = "rewardbench.rewards"
 
 
 class UnknownRewardError(LookupError):
@@ -152,7 +152,8 @@ class Registry:
         key = name.lower().replace("_", "-")
         if key in folded:
             return self.canonical(folded[key])
-        close = difflib.get_close_matches(name, [*self._entries, *self._aliases], n=3, cutoff=0.5)
+        close = difflib.get_close_matches(name, [*self._entries, *self._aliases], n=6, cutoff=0.5)
+        close = list(dict.fromkeys(self._aliases.get(c, c) for c in close))[:3]  # canonical names, once each
         msg = f"unknown reward {name!r}."
         if close:
             msg += " Did you mean " + " or ".join(repr(c) for c in close) + "?"

@@ -24,9 +24,9 @@ the *distribution* of generated people, never to label a real person.
 
 Example:
     >>> import numpy as np, rewardbench
-    >>> from tests.conftest import real_photo
+    >>> from rewardbench.samples import sample_photo
     >>> r = rewardbench.load_reward("skin-tone-parity")
-    >>> out = r([real_photo("astronaut"), real_photo("grace_hopper")], groups=[0, 0])
+    >>> out = r([sample_photo("astronaut"), sample_photo("grace_hopper")], groups=[0, 0])
     >>> out.details["n_faces"].tolist()
     [1, 1]
 """
@@ -88,9 +88,9 @@ class FaceDetector(abc.ABC):
     at most ``max_faces`` of them.
 
     Example:
-        >>> from tests.conftest import real_photo
+        >>> from rewardbench.samples import sample_photo
         >>> det = build_face_detector("haar")
-        >>> [len(f) for f in det.detect([real_photo("astronaut"), real_photo("coffee")])]
+        >>> [len(f) for f in det.detect([sample_photo("astronaut"), sample_photo("coffee")])]
         [1, 0]
     """
 
@@ -240,8 +240,8 @@ def nudenet_detect(images: Sequence[np.ndarray], batch_size: int = 8) -> list[li
     matching ``nudenet.NudeDetector().detect`` (which truncates boxes to ints).
 
     Example:
-        >>> from tests.conftest import real_photo
-        >>> [d["class"] for d in nudenet_detect([real_photo("astronaut")])[0]]
+        >>> from rewardbench.samples import sample_photo
+        >>> [d["class"] for d in nudenet_detect([sample_photo("astronaut")])[0]]
         ['FACE_FEMALE']
     """
     import cv2
@@ -519,8 +519,8 @@ class AgeGenderClassifier(GenderClassifier):
     probability kept instead of its floored percentage.
 
     Example:
-        >>> from tests.conftest import real_photo
-        >>> im = real_photo("astronaut"); px = torch.from_numpy(im).permute(2, 0, 1) / 255
+        >>> from rewardbench.samples import sample_photo
+        >>> im = sample_photo("astronaut"); px = torch.from_numpy(im).permute(2, 0, 1) / 255
         >>> faces = build_face_detector("dlib").detect([im])[0]
         >>> AgeGenderClassifier().p_female(px, im, faces)[0] > 0.5
         True

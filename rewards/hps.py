@@ -32,7 +32,7 @@ import os
 import torch.nn.functional as F
 
 from rewardbench import RewardOutput, RewardSpec, WeightSource, register_reward
-from rewards.clip import ClipReward, build_clip, load_clip_weights
+from rewardbench.rewards.clip import ClipReward, build_clip, load_clip_weights
 
 __all__ = ["HPSv2", "HPSv21"]
 

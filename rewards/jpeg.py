@@ -34,7 +34,7 @@ class JpegIncompressibility(RewardModel):
     """JPEG file size in kB: rewards detail and texture (DDPO's incompressibility task)."""
 
     spec = RewardSpec(
-        name="jpeg_incompressibility", aliases=("jpeg-incompressibility",), category="baseline",
+        name="jpeg-incompressibility", aliases=("jpeg_incompressibility",), category="baseline",
         higher_is_better=True, range=(0.0, 200.0), license="MIT", paper=_DDPO,
         description="JPEG size (kB) at quality 95; no weights",
     )
@@ -53,7 +53,7 @@ class JpegCompressibility(JpegIncompressibility):
     """Negative JPEG file size in kB: rewards smooth, simple images (DDPO's compressibility task)."""
 
     spec = RewardSpec(
-        name="jpeg_compressibility", aliases=("jpeg-compressibility",), category="baseline",
+        name="jpeg-compressibility", aliases=("jpeg_compressibility",), category="baseline",
         higher_is_better=True, range=(-200.0, 0.0), license="MIT", paper=_DDPO,
         description="minus JPEG size (kB) at quality 95; no weights",
     )

@@ -8,9 +8,9 @@ installed with the package, with NudeNet's own preprocessing and thresholds
 
 Example:
     >>> import rewardbench
-    >>> from tests.conftest import real_photo
+    >>> from rewardbench.samples import sample_photo
     >>> r = rewardbench.load_reward("nsfw")
-    >>> r([real_photo("astronaut")]).scores.tolist()
+    >>> r([sample_photo("astronaut")]).scores.tolist()
     [0.0]
 """
 

@@ -8,27 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rewardbench.samples import sample_photo
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never download
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("REWARDBENCH_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 
-def real_photo(name: str) -> np.ndarray:
-    """A real RGB uint8 photo: skimage.data names ('astronaut', 'coffee', 'chelsea', 'rocket', ...)
-    or 'grace_hopper' (matplotlib's sample data)."""
-    if name == "grace_hopper":
-        import matplotlib.cbook as cbook
-        from PIL import Image
-
-        with Image.open(cbook.get_sample_data("grace_hopper.jpg")) as im:
-            return np.array(im.convert("RGB"))
-    import skimage.data
-
-    arr = getattr(skimage.data, name)()
-    if arr.ndim == 2:
-        arr = np.stack([arr] * 3, axis=-1)
-    return np.ascontiguousarray(arr[..., :3])
+real_photo = sample_photo  # the kernel's bundled real photos (rewardbench.samples)
 
 
 @pytest.fixture(scope="session")

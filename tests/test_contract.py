@@ -33,7 +33,7 @@ def _build(name: str):
 
 
 def test_zoo_is_not_empty():
-    assert "jpeg_compressibility" in NAMES and "jpeg_incompressibility" in NAMES
+    assert "jpeg-compressibility" in NAMES and "jpeg-incompressibility" in NAMES
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -12,16 +12,16 @@ from rewardbench.demo import DEMO_PHOTOS
 
 def test_demo_scores_real_photos_with_offline_rewards(tmp_path):
     out = tmp_path / "demo"
-    r = CliRunner().invoke(main, ["demo", "--out", str(out), "--model", "jpeg_compressibility,jpeg_incompressibility"])
+    r = CliRunner().invoke(main, ["demo", "--out", str(out), "--model", "jpeg-compressibility,jpeg-incompressibility"])
     assert r.exit_code == 0, r.output
     table = pd.read_parquet(out / "scores.parquet")
     assert len(table) == len(DEMO_PHOTOS)
     assert table["error"].isna().all()
     # compressibility is minus incompressibility, row by row, and the photos differ
-    assert (table["jpeg_compressibility"] + table["jpeg_incompressibility"]).abs().max() < 1e-4
-    assert table["jpeg_incompressibility"].nunique() == len(DEMO_PHOTOS)
+    assert (table["jpeg-compressibility"] + table["jpeg-incompressibility"]).abs().max() < 1e-4
+    assert table["jpeg-incompressibility"].nunique() == len(DEMO_PHOTOS)
     weights = json.loads(table["weights"].iloc[0])
-    assert set(weights) == {"jpeg_compressibility", "jpeg_incompressibility"}
+    assert set(weights) == {"jpeg-compressibility", "jpeg-incompressibility"}
     assert (out / "scores.csv").is_file() and "weights used" in r.output
 
 

@@ -167,18 +167,18 @@ def _scorer(rewards, **kw):
 @pytest.mark.parametrize("workers", [0, 2])
 def test_bad_files_become_row_errors(corpus, workers):
     d, bad = corpus
-    res = _scorer("jpeg_incompressibility", batch_size=4, num_workers=workers).run(d)
+    res = _scorer("jpeg-incompressibility", batch_size=4, num_workers=workers).run(d)
     t = res.table
     names = [p.rsplit("/", 1)[-1] for p in t["image"]]
     assert res.n_rows == len(names) == 10 and res.n_failed == len(bad)
     for name, expected in bad.items():
         err = t["error"][names.index(name)]
         assert err is not None and name in err and expected in err, (name, err)
-        assert np.isnan(t["jpeg_incompressibility"][names.index(name)])
+        assert np.isnan(t["jpeg-incompressibility"][names.index(name)])
     ok = t[t["error"].isna()]
-    assert len(ok) == 5 and (ok["jpeg_incompressibility"] > 0).all()
-    direct = rewardbench.load_reward("jpeg_incompressibility")([str(d / "coffee.jpg")]).scores.item()
-    assert t["jpeg_incompressibility"][names.index("coffee.jpg")] == pytest.approx(direct)
+    assert len(ok) == 5 and (ok["jpeg-incompressibility"] > 0).all()
+    direct = rewardbench.load_reward("jpeg-incompressibility")([str(d / "coffee.jpg")]).scores.item()
+    assert t["jpeg-incompressibility"][names.index("coffee.jpg")] == pytest.approx(direct)
 
 
 def test_missing_files_and_bad_arrays_in_manifest_and_lists(tmp_path, photos):
@@ -186,13 +186,13 @@ def test_missing_files_and_bad_arrays_in_manifest_and_lists(tmp_path, photos):
     m = tmp_path / "m.jsonl"
     m.write_text('{"image": "coffee.png", "prompt": "coffee"}\n{"image": "gone.png", "prompt": "x"}\n'
                  '{"prompt": "no image at all"}\n')
-    t = _scorer("jpeg_compressibility").run(m).table
+    t = _scorer("jpeg-compressibility").run(m).table
     assert t["error"][0] is None
     assert "gone.png: no such file" in t["error"][1]
     assert "no image path" in t["error"][2]
     items = [{"image": np.full((8, 8, 3), 0.5, np.float32)}, {"image": np.full((8, 8, 3), 7.0, np.float32)},
              {"image": "not-a-file.png"}]
-    t = _scorer("jpeg_compressibility").run(items).table
+    t = _scorer("jpeg-compressibility").run(items).table
     assert t["error"][0] is None and "expected [0, 1]" in t["error"][1] and "no such file" in t["error"][2]
 
 
@@ -436,7 +436,7 @@ def test_two_processes_give_the_same_table_as_one(corpus, tmp_path, launcher):
     d, bad = corpus
     one = tmp_path / "one.parquet"
     two = tmp_path / "two.parquet"
-    args = ["--model", "jpeg_compressibility,jpeg_incompressibility", "--images", str(d), "--batch-size", "2",
+    args = ["--model", "jpeg-compressibility,jpeg-incompressibility", "--images", str(d), "--batch-size", "2",
             "--no-progress", "--num-workers", "1"]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     r1 = subprocess.run([PY, "-m", "rewardbench.cli_score", *args, "--out", str(one)], env=env,
@@ -468,7 +468,7 @@ _FAILING_RANK = textwrap.dedent("""
         return real(self, *a, **k)
 
     harness.Scorer._score_batch = score_batch
-    scorer = harness.Scorer(["jpeg_compressibility"], batch_size=2, num_workers=0, progress=False,
+    scorer = harness.Scorer(["jpeg-compressibility"], batch_size=2, num_workers=0, progress=False,
                             flush_rows=1)
     try:
         scorer.run(sys.argv[1], out=sys.argv[2])
@@ -503,7 +503,7 @@ def test_one_failing_rank_does_not_leave_the_others_waiting(tmp_path):
             p.kill()
             p.communicate()
     # nothing scored is lost: a plain re-run resumes and completes the table
-    res = _scorer(["jpeg_compressibility"]).run(tmp_path / "img", out=out)
+    res = _scorer(["jpeg-compressibility"]).run(tmp_path / "img", out=out)
     assert res.summary["resumed"] >= 2 and res.n_rows == len(names) and res.n_failed == 0
 
 

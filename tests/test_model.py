@@ -100,11 +100,11 @@ def test_composite_weighted_sum_and_normalisations():
 
 
 def test_load_reward_composites_by_name():
-    c = rewardbench.load_reward("jpeg_compressibility,jpeg_incompressibility")
+    c = rewardbench.load_reward("jpeg-compressibility,jpeg-incompressibility")
     x = torch.rand(2, 3, 32, 32)
     out = c(x)
     torch.testing.assert_close(out.scores, torch.zeros(2))  # -size + size
-    c2 = rewardbench.load_reward({"jpeg_incompressibility": 2.0})
-    torch.testing.assert_close(c2(x).scores, 2 * out.details["jpeg_incompressibility"])
+    c2 = rewardbench.load_reward({"jpeg-incompressibility": 2.0})
+    torch.testing.assert_close(c2(x).scores, 2 * out.details["jpeg-incompressibility"])
     with pytest.raises(ValueError, match="unknown dtype"):
-        rewardbench.load_reward("jpeg_compressibility", dtype="float8")
+        rewardbench.load_reward("jpeg-compressibility", dtype="float8")

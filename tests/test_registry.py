@@ -43,7 +43,7 @@ def test_duplicate_names_and_aliases_are_errors():
 def test_unknown_name_suggests_close_matches():
     with pytest.raises(UnknownRewardError) as e:
         rewardbench.load_reward("jpeg_compresibility")
-    assert "Did you mean 'jpeg_compressibility'" in str(e.value)
+    assert "Did you mean 'jpeg-compressibility'" in str(e.value)
     with pytest.raises(UnknownRewardError, match="rewardbench list"):
         rewardbench.get_spec("zzzzzz")
 
@@ -144,8 +144,8 @@ def test_importing_rewardbench_and_listing_stays_light():
 
 def test_registry_lists_the_zoo_by_category():
     base = {s.name for s in rewardbench.list_rewards(category="baseline")}
-    assert {"jpeg_compressibility", "jpeg_incompressibility"} <= base
+    assert {"jpeg-compressibility", "jpeg-incompressibility"} <= base
     assert all(s.category == "baseline" for s in rewardbench.list_rewards(category="baseline"))
     with pytest.raises(ValueError, match="unknown category"):
         rewardbench.list_rewards(category="nope")
-    assert REGISTRY.canonical("jpeg-compressibility") == "jpeg_compressibility"
+    assert REGISTRY.canonical("jpeg-compressibility") == "jpeg-compressibility"

@@ -7,7 +7,7 @@
     trainers.cli        `rewardbench train --config FILE [section.key=value ...]`
 
 Example:
-    >>> from trainers.config import load_config
+    >>> from rewardbench.trainers.config import load_config
     >>> load_config("trainers/recipes/tiny_smoke.yaml").model.pretrained
     'tiny'
 """

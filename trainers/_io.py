@@ -28,7 +28,7 @@ def load_prompts(source: Any) -> list[str]:
     elif isinstance(source, str) and (source.startswith("hf://") or source.endswith(".parquet")):
         prompts = _parquet_prompts(source)
     elif isinstance(source, str) and source.startswith("suite:"):
-        from benchmarks.suites import load_suite  # lazy: only recipes that name a suite need it
+        from rewardbench.suites import load_suite  # lazy: only recipes that name a suite need it
 
         prompts = _prompts_of(load_suite(source[len("suite:"):]))
     elif isinstance(source, (str, os.PathLike)):

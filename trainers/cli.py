@@ -2,7 +2,7 @@
 
 Also runnable as a module, which is how ``accelerate launch`` starts it on many GPUs or machines::
 
-    accelerate launch --num_processes 8 -m trainers.cli --config trainers/recipes/imagereward_diffusiondb.yaml
+    accelerate launch --num_processes 8 -m rewardbench.trainers.cli --config trainers/recipes/imagereward_diffusiondb.yaml
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ Examples:
   # override any field with section.key=value (values parsed as YAML)
   rewardbench train --config trainers/recipes/tiny_smoke.yaml train.lr=1e-4 run.iterations=20
   # a paper experiment on 8 GPUs, resuming after a kill
-  accelerate launch --num_processes 8 -m trainers.cli \\
+  accelerate launch --num_processes 8 -m rewardbench.trainers.cli \\
       --config trainers/recipes/imagereward_diffusiondb.yaml run.resume=latest
   # print the resolved config and exit
   rewardbench train --config trainers/recipes/joint.yaml --print-config

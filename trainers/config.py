@@ -81,7 +81,7 @@ class TaskConfig:
     """One task: a prompt source + a reward + a weight on its loss."""
 
     name: str = "task"
-    reward: str = "jpeg_compressibility"  # registry name or alias, or "package.module:callable" (ddpo-style fn)
+    reward: str = "jpeg-compressibility"  # registry name or alias, or "package.module:callable" (ddpo-style fn)
     reward_kwargs: Mapping[str, Any] = field(default_factory=dict)  # to load_reward (e.g. pretrained, weights)
     prompts: Any = ("a photo of a cat",)  # list of prompts | path to a text file | "suite:NAME" (benchmarks.suites)
     weight: float = 1.0  # multiplies this task's loss

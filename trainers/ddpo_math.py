@@ -8,7 +8,7 @@ arXiv 2401.12244) and DDPO (Black et al., arXiv 2305.13301) with its official co
 Example (one DDIM step with its log-probability, then the clipped loss)::
 
     >>> import torch
-    >>> from trainers.ddpo_math import ddim_step_with_logprob, clipped_policy_loss
+    >>> from rewardbench.trainers.ddpo_math import ddim_step_with_logprob, clipped_policy_loss
     >>> ac = torch.linspace(0.999, 0.01, 1000)          # alphas_cumprod
     >>> x = torch.randn(2, 4, 8, 8); eps = torch.randn(2, 4, 8, 8)
     >>> prev, logp = ddim_step_with_logprob(eps, torch.tensor([981, 981]), x, ac, step_ratio=20, eta=1.0)

@@ -7,7 +7,7 @@ Also the two model-facing steps of the algorithm: `encode_prompts` and `sample_w
 Example (offline, CPU)::
 
     >>> import torch
-    >>> from trainers.pipeline import load_pipeline, encode_prompts, sample_with_logprob
+    >>> from rewardbench.trainers.pipeline import load_pipeline, encode_prompts, sample_with_logprob
     >>> pipe = load_pipeline("tiny")
     >>> emb = encode_prompts(pipe, ["a cat", "a dog"])
     >>> out = sample_with_logprob(pipe, emb, encode_prompts(pipe, ["", ""]), num_steps=3, resolution=32,

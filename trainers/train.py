@@ -10,10 +10,10 @@ Each iteration, for each task (prompt source + reward + weight), in turn:
             loss, weight beta), one optimizer step per task.
 
 Run it with ``rewardbench train --config trainers/recipes/tiny_smoke.yaml`` or, on many GPUs,
-``accelerate launch -m trainers.cli --config RECIPE``. From Python::
+``accelerate launch -m rewardbench.trainers.cli --config RECIPE``. From Python::
 
-    >>> from trainers.config import load_config
-    >>> from trainers.train import train
+    >>> from rewardbench.trainers.config import load_config
+    >>> from rewardbench.trainers.train import train
     >>> cfg = load_config("trainers/recipes/tiny_smoke.yaml", ["run.iterations=1", "run.output_dir=/tmp/rb_doc"])
     >>> result = train(cfg)                                   # doctest: +SKIP
     >>> result["history"][-1]["reward_mean"]                  # doctest: +SKIP

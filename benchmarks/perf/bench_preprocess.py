@@ -33,16 +33,16 @@ PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "grace_hopper")
 
 
 def _photo(name: str) -> np.ndarray:
-    from tests.conftest import real_photo
+    from rewardbench.samples import sample_photo
 
-    return real_photo(name)
+    return sample_photo(name)
 
 
 def main() -> dict:
     from PIL import Image
 
     from rewardbench.transforms import CLIP_STD
-    from rewards.clip import build_clip
+    from rewardbench.rewards.clip import build_clip
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--json", type=Path, help="also write the results here")

@@ -28,8 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 def run(args) -> dict:
     import torch
 
-    from trainers.config import load_config
-    from trainers.train import train
+    from rewardbench.trainers.config import load_config
+    from rewardbench.trainers.train import train
 
     over = [f"model.pretrained={args.pipeline}", f"model.resolution={args.resolution}", f"model.lora={args.lora}",
             f"model.mixed_precision={args.mixed_precision}", f"model.gradient_checkpointing={args.grad_ckpt}",
@@ -83,7 +83,7 @@ def main(argv=None) -> None:
     p.add_argument("--lora", type=lambda s: s.lower() in ("1", "true", "yes"), default=False)
     p.add_argument("--grad-ckpt", type=lambda s: s.lower() in ("1", "true", "yes"), default=False)
     p.add_argument("--mixed-precision", default="no")
-    p.add_argument("--reward", default="jpeg_compressibility")
+    p.add_argument("--reward", default="jpeg-compressibility")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--out", default=None, help="append the result as a JSON line to this file")
     args = p.parse_args(argv)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.suites import list_suites, load_suite
-from benchmarks.suites.occupations import OCCUPATIONS, occupations
+from rewardbench.suites import list_suites, load_suite
+from rewardbench.suites.occupations import OCCUPATIONS, occupations
 
 
 def test_hundred_distinct_occupations_in_the_papers_form():

@@ -8,10 +8,10 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from benchmarks.cli import suites as suites_cli
-from benchmarks.suites import SuiteSourceError, UnknownSuiteError, list_suites, load_suite
-from benchmarks.suites.compbench import CATEGORIES
-from benchmarks.suites.object_pairs import RELATIONS, object_pairs
+from rewardbench.cli_suites import suites as suites_cli
+from rewardbench.suites import SuiteSourceError, UnknownSuiteError, list_suites, load_suite
+from rewardbench.suites.compbench import CATEGORIES
+from rewardbench.suites.object_pairs import RELATIONS, object_pairs
 
 
 def test_every_module_contributes_its_suites():
@@ -63,7 +63,7 @@ def test_object_pairs_are_generated_from_objects_and_the_five_relations():
 
 
 def test_object_pairs_parse_back_into_their_objects_and_relation():
-    from rewards._prompts import parse_prompt
+    from rewardbench.rewards._prompts import parse_prompt
 
     for r in object_pairs(n=300, seed=0):
         p = parse_prompt(r["prompt"])

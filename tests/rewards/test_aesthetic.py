@@ -80,7 +80,7 @@ def test_a_gradient_step_on_the_pixels_raises_the_aesthetic_score(name):
 
 @pytest.mark.parametrize("arch,file", [("l_14", "sa_0_4_vit_l_14_linear.pth"), ("b_32", "sa_0_4_vit_b_32_linear.pth")])
 def test_real_v1_heads_rank_real_embeddings_by_rating(shared_data, arch, file):
-    from rewards.aesthetic import load_aesthetic_head
+    from rewardbench.rewards.aesthetic import load_aesthetic_head
 
     emb, ratings = _rated_embeddings(shared_data, arch)
     head = torch.nn.Linear(emb.shape[1], 1)
@@ -94,7 +94,7 @@ def test_real_v1_heads_rank_real_embeddings_by_rating(shared_data, arch, file):
 
 
 def test_real_v2_mlp_ranks_real_embeddings_by_rating(shared_data):
-    from rewards.aesthetic import AestheticMLP, load_aesthetic_head
+    from rewardbench.rewards.aesthetic import AestheticMLP, load_aesthetic_head
 
     emb, ratings = _rated_embeddings(shared_data, "l_14")
     head = AestheticMLP(768).eval()
@@ -106,7 +106,7 @@ def test_real_v2_mlp_ranks_real_embeddings_by_rating(shared_data):
 
 
 def test_the_cuda_saved_v2_checkpoint_loads_on_cpu(shared_data):
-    from rewards.aesthetic import AestheticMLP, load_aesthetic_head
+    from rewardbench.rewards.aesthetic import AestheticMLP, load_aesthetic_head
 
     path = shared_data / V2_FILE
     if not torch.cuda.is_available():  # proves the file really holds CUDA tensors

@@ -8,9 +8,9 @@ import torch
 from torch import nn
 
 import rewardbench
-from rewards._detect import Detections, YoloDetector
-from rewards._prompts import parse_prompt
-from rewards.composition import (
+from rewardbench.rewards._detect import Detections, YoloDetector
+from rewardbench.rewards._prompts import parse_prompt
+from rewardbench.rewards.composition import (
     CompBenchVQA, compbench_numeracy, compbench_position_score, compbench_spatial, dedup_boxes, detection_score,
     geneval_evaluate, geneval_relative_position, object_presence,
 )
@@ -283,7 +283,7 @@ def test_detector_loads_an_ultralytics_checkpoint_weights_only(tiny_detector, tm
 
 
 def test_packed_detections_round_trip():
-    from rewards._detect import pack_detections, unpack_detections
+    from rewardbench.rewards._detect import pack_detections, unpack_detections
 
     dets = [D([("cat", 0.9, (1, 2, 3, 4)), ("dog", 0.5, (5, 6, 7, 8))], image_size=(40, 60)), D([], image_size=(8, 9))]
     back = unpack_detections(pack_detections(dets, max_det=5))

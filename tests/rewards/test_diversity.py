@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import rewardbench
-from rewards import diversity as dv
+from rewardbench.rewards import diversity as dv
 
 
 def test_vendi_identical_is_one_and_orthogonal_is_n():
@@ -111,7 +111,7 @@ def test_registered_image_encoder_embeddings():
 
 def test_encoder_errors_are_clear():
     with pytest.raises(ValueError, match="not an image encoder"):
-        rewardbench.load_reward("vendi", encoder="jpeg_compressibility")
+        rewardbench.load_reward("vendi", encoder="jpeg-compressibility")
     with pytest.raises(rewardbench.UnknownRewardError):
         rewardbench.load_reward("vendi", encoder="no-such-encoder")
     with pytest.raises(ValueError, match="embeddings must be"):

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import rewardbench
-from rewards import fairness as fx
+from rewardbench.rewards import fairness as fx
 
 
 PEOPLE = ("astronaut", "grace_hopper")

@@ -14,8 +14,8 @@ from rewardbench import CheckpointMismatchError, WeightsNotFoundError
 
 from ..conftest import real_photo
 
-ir = pytest.importorskip("rewards.imagereward")
-_blip = pytest.importorskip("rewards._blip")
+ir = pytest.importorskip("rewardbench.rewards.imagereward")
+_blip = pytest.importorskip("rewardbench.rewards._blip")
 
 # Published constants, ImageReward/ImageReward.py (image-reward 1.5): self.mean, self.std
 PUBLISHED_MEAN = 0.16717362830052426

@@ -52,7 +52,7 @@ def test_pickscore_preprocessing_is_the_clip_processor(pick):
 def test_a_transformers_checkpoint_loads(tmp_path, pick):
     from safetensors.torch import save_file
 
-    from rewards.clip import build_clip
+    from rewardbench.rewards.clip import build_clip
 
     # the same architecture (ViT-H/14 config, GELU) under another id: other random weights
     src = build_clip("laion/CLIP-ViT-H-14-laion2B-s32B-b79K", library="transformers", tiny=True)

@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 
-from rewards._prompts import COCO_CLASSES, GENEVAL_NAMES, coco_class, parse_prompt, singular
+from rewardbench.rewards._prompts import COCO_CLASSES, GENEVAL_NAMES, coco_class, parse_prompt, singular
 
 
 def _objs(text):

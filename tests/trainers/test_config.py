@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from trainers.config import Config, load_config
+from rewardbench.trainers.config import Config, load_config
 
 RECIPES = sorted((Path(__file__).resolve().parents[2] / "trainers" / "recipes").glob("[a-z]*.yaml"))
 
@@ -50,7 +50,7 @@ def test_bad_configs_say_why(bad, msg):
 
 
 def test_cli_help_and_print_config():
-    from trainers.cli import train
+    from rewardbench.trainers.cli import train
 
     r = CliRunner().invoke(train, ["--help"])
     assert r.exit_code == 0 and "rewardbench train --config trainers/recipes/tiny_smoke.yaml" in r.output
@@ -63,7 +63,7 @@ def test_cli_help_and_print_config():
 def test_prompt_sources(tmp_path):
     import pandas as pd
 
-    from trainers._io import load_prompts
+    from rewardbench.trainers._io import load_prompts
 
     (tmp_path / "p.txt").write_text("a cat\n\na dog\n")
     assert load_prompts(str(tmp_path / "p.txt")) == ["a cat", "a dog"]
@@ -83,6 +83,6 @@ def test_recipes_name_registered_rewards_and_existing_suites():
         for task in load_config(recipe).tasks:
             rewardbench.get_spec(task.reward)  # raises UnknownRewardError with "did you mean"
             if isinstance(task.prompts, str) and task.prompts.startswith("suite:"):
-                from benchmarks.suites import list_suites
+                from rewardbench.suites import list_suites
 
                 assert task.prompts[len("suite:"):] in list_suites(), (recipe.name, task.prompts)

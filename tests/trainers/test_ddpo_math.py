@@ -8,9 +8,9 @@ import pytest
 import torch
 from diffusers import DDIMScheduler
 
-from trainers.ddpo_math import (PerPromptStatTracker, clipped_policy_loss, ddim_step_with_logprob,
+from rewardbench.trainers.ddpo_math import (PerPromptStatTracker, clipped_policy_loss, ddim_step_with_logprob,
                                 normalize_advantages)
-from trainers.pipeline import SD_SCHEDULER
+from rewardbench.trainers.pipeline import SD_SCHEDULER
 
 
 @pytest.fixture

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from trainers.config import ModelConfig
-from trainers.ddpo_math import clipped_policy_loss, ddim_step_with_logprob, normalize_advantages
-from trainers.pipeline import (clip_tokenizer, encode_prompts, load_pipeline, prepare_for_training,
+from rewardbench.trainers.config import ModelConfig
+from rewardbench.trainers.ddpo_math import clipped_policy_loss, ddim_step_with_logprob, normalize_advantages
+from rewardbench.trainers.pipeline import (clip_tokenizer, encode_prompts, load_pipeline, prepare_for_training,
                                sample_with_logprob, unet_eps)
 
 

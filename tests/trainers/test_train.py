@@ -12,8 +12,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from trainers.config import load_config
-from trainers.train import train
+from rewardbench.trainers.config import load_config
+from rewardbench.trainers.train import train
 
 TINY = ["model.pretrained=tiny", "model.resolution=32", "model.lora=false", "run.device=cpu",
         "run.tensorboard=false", "sample.num_steps=3", "train.timesteps_per_iter=3"]
@@ -48,12 +48,12 @@ def test_learning_raises_brightness(tmp_path):
 
 
 class _Killer:
-    """jpeg_compressibility-like reward callable that "kills" the run on its n-th call."""
+    """jpeg-compressibility-like reward callable that "kills" the run on its n-th call."""
 
     def __init__(self, die_at=None):
         import rewardbench
 
-        self.fn = rewardbench.load_reward("jpeg_compressibility").as_ddpo_fn()
+        self.fn = rewardbench.load_reward("jpeg-compressibility").as_ddpo_fn()
         self.calls, self.die_at = 0, die_at
 
     def __call__(self, images, prompts, metadata):
@@ -106,7 +106,7 @@ def _worker(rank, world, port, out, result_dir):
     cfg = load_config(None, TINY + [f"run.output_dir={out}", "run.iterations=2", "sample.batch_size=2",
                                     "sample.micro_batch_size=2", "train.micro_batch_size=2", "train.lr=1e-3",
                                     "run.checkpoint_every=0", "run.sample_every=0", "tasks.0.name=jpeg",
-                                    "tasks.0.reward=jpeg_compressibility"])
+                                    "tasks.0.reward=jpeg-compressibility"])
     res = train(cfg)
     from accelerate import PartialState
 
@@ -160,7 +160,7 @@ def test_groups_multitask_and_pretraining_loss(tmp_path):
                "sample.images_per_prompt=2", "train.micro_batch_size=4", "pretrain.beta=0.5",
                f"pretrain.dataset={data}", "pretrain.batch_size=2", "run.sample_every=1", "model.lora=true",
                "model.lora_rank=2",
-               "tasks=[{name: grp, prompts: [a cat, a dog, a fox]}, {name: jpeg, reward: jpeg_compressibility, "
+               "tasks=[{name: grp, prompts: [a cat, a dog, a fox]}, {name: jpeg, reward: jpeg-compressibility, "
                "prompts: [a red apple], weight: 0.5}]")
     hist = train(cfg, rewards={"grp": group_reward})["history"]
     assert [h["task"] for h in hist] == ["grp", "jpeg"]
@@ -170,7 +170,7 @@ def test_groups_multitask_and_pretraining_loss(tmp_path):
     assert (tmp_path / "run/samples/it00000_grp.png").is_file()
     assert (tmp_path / "run/reward_curve.png").is_file()
     # LoRA weights are exported in diffusers' format and load into a fresh pipeline
-    from trainers.pipeline import load_pipeline
+    from rewardbench.trainers.pipeline import load_pipeline
 
     lora_file = tmp_path / "run/final/pytorch_lora_weights.safetensors"
     assert lora_file.is_file()
@@ -188,7 +188,7 @@ def test_caption_data_from_a_datasets_id(monkeypatch):
     from PIL import Image
 
     from tests.conftest import real_photo
-    from trainers._io import CaptionData
+    from rewardbench.trainers._io import CaptionData
 
     ds = datasets.Dataset.from_dict(
         {"jpg": [Image.fromarray(real_photo(n)) for n in ("astronaut", "coffee", "chelsea")],

@@ -4,7 +4,7 @@ Sources, in order: ``path`` (a local copy of ``<category>_val.txt`` or any URL),
 on GitHub (``examples/dataset/<category>_<split>.txt``), or ``source="hub"`` for the Hugging Face
 dataset ``NinaKarine/t2i-compbench`` (one config per file, e.g. ``color_val``).
 
-    >>> from benchmarks.suites import load_suite
+    >>> from rewardbench.suites import load_suite
     >>> rows = load_suite("t2i-compbench-color", path="../shared/data/prompts/t2i-compbench/color_val.txt")  # doctest: +SKIP
     >>> rows[0]   # doctest: +SKIP
     {'prompt': 'a green bench and a blue bowl', 'category': 'color', 'split': 'val', 'index': 0}

@@ -26,7 +26,7 @@ def suites():
 
 
 def _load(name, path, limit):
-    from benchmarks.suites import SuiteSourceError, UnknownSuiteError, load_suite
+    from rewardbench.suites import SuiteSourceError, UnknownSuiteError, load_suite
 
     try:
         return load_suite(name, path=path, limit=limit)
@@ -44,7 +44,7 @@ Examples:
 @click.option("--json", "as_json", is_flag=True, help="A JSON list of suite names and their source modules.")
 def list_cmd(as_json):
     """List the prompt suites."""
-    from benchmarks.suites import _registry
+    from rewardbench.suites import _registry
 
     reg = _registry()
     rows = [{"name": n, "module": reg[n].func.__module__ if hasattr(reg[n], "func") else reg[n].__module__}

@@ -3,7 +3,7 @@ by one of five relations — "a {A} {relation} a {B}" — generated from an obje
 80 COCO classes, the objects a COCO detector can score; the ``detection-score`` reward is the
 training signal for these prompts).
 
-    >>> from benchmarks.suites.object_pairs import object_pairs
+    >>> from rewardbench.suites.object_pairs import object_pairs
     >>> rows = object_pairs(objects=["cat", "dog", "apple"], relations=["next to"])
     >>> [r["prompt"] for r in rows]
     ['a cat next to a dog', 'a cat next to an apple', 'a dog next to a cat', 'a dog next to an apple', 'an apple next to a cat', 'an apple next to a dog']

@@ -8,7 +8,7 @@ list of dicts, each with ``"prompt"`` and whatever else the suite knows ("catego
 `datasets` where a hub copy exists; built-in suites are generated from facts (object lists,
 templates).
 
-    >>> from benchmarks.suites import list_suites, load_suite
+    >>> from rewardbench.suites import list_suites, load_suite
     >>> "object-pairs" in list_suites()
     True
     >>> load_suite("object-pairs", limit=2)[0]["prompt"]
