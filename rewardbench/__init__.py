@@ -13,8 +13,7 @@ from .cache import TextFeatureCache
 from .images import ImageError, as_pixels, load_image, to_image_batch
 from .loading import load_reward
 from .model import BackboneReward, RewardModel
-from .registry import (DuplicateRewardError, UnknownRewardError, get_spec, list_rewards, register_lazy,
-                       register_reward)
+from .registry import DuplicateRewardError, UnknownRewardError, get_spec, list_rewards, register_lazy, register_reward
 from .spec import RewardOutput, RewardSpec, WeightSource
 from .weights import CheckpointMismatchError, WeightsNotFoundError
 

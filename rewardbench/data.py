@@ -19,11 +19,11 @@ Example:
 from __future__ import annotations
 
 import abc
-
 import json
 import os
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 from .images import IMAGE_EXTENSIONS
 

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import abc
 import os
-from typing import Any, Callable, ClassVar, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 import torch

@@ -20,9 +20,10 @@ import difflib
 import importlib
 import pkgutil
 import warnings
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from .spec import CATEGORIES, RewardSpec
 

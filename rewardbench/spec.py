@@ -7,8 +7,9 @@ branches on a reward's name.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 import torch
 
@@ -86,7 +87,7 @@ class RewardSpec:
         """True when the reward needs nothing downloaded (no weights, or weights bundled in a package)."""
         return all(w.kind == "bundled" for w in self.weights)
 
-    def replace(self, **changes: Any) -> "RewardSpec":
+    def replace(self, **changes: Any) -> RewardSpec:
         return dataclasses.replace(self, **changes)
 
     def as_row(self) -> dict[str, Any]:

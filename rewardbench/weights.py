@@ -28,9 +28,10 @@ import hashlib
 import os
 import socket
 import urllib.parse
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import torch
 
@@ -63,7 +64,7 @@ def cache_dir() -> Path:
     return d
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _reachable(host: str, port: int = 443) -> bool:
     """Can we open a TCP connection to ``host`` quickly? Cached per process."""
     try:

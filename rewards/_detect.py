@@ -67,7 +67,7 @@ class Detections:
 
     @classmethod
     def from_list(cls, items: list[tuple[str, float, tuple[float, float, float, float]]],
-                  image_size: tuple[int, int] = (512, 512), names: tuple[str, ...] = COCO_CLASSES) -> "Detections":
+                  image_size: tuple[int, int] = (512, 512), names: tuple[str, ...] = COCO_CLASSES) -> Detections:
         """Hand-made detections: ``[(class_name, score, (x1, y1, x2, y2)), ...]`` (for tests and examples)."""
         order = sorted(range(len(items)), key=lambda i: -items[i][1])
         return cls(torch.tensor([items[i][2] for i in order], dtype=torch.float32).reshape(-1, 4),

@@ -263,7 +263,7 @@ def _tokens(text: str) -> list[str]:
     return _TOKEN_RE.findall(text.lower().replace("’", "'"))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _relation_table() -> list[tuple[tuple[str, ...], str]]:
     return sorted(((tuple(k.split()), v) for k, v in RELATIONS.items()), key=lambda kv: -len(kv[0]))
 

@@ -37,8 +37,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from rewardbench import RewardOutput, RewardSpec, WeightSource, register_reward
-from rewardbench.weights import WeightsNotFoundError, load_into, load_state_dict, resolve_weights
 from rewardbench.rewards.clip import ClipReward, build_clip, load_clip_weights
+from rewardbench.weights import WeightsNotFoundError, load_into, load_state_dict, resolve_weights
 
 __all__ = ["AestheticV2", "AestheticV1", "AestheticMLP", "load_aesthetic_head"]
 

@@ -66,7 +66,8 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F

@@ -52,11 +52,11 @@ Example (random weights, so the scores mean nothing):
 from __future__ import annotations
 
 import abc
-
 import json
 import math
 import os
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F

@@ -25,7 +25,6 @@ Example:
 from __future__ import annotations
 
 import abc
-
 import math
 from typing import Any
 

@@ -36,9 +36,10 @@ from __future__ import annotations
 import abc
 import functools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -153,7 +154,7 @@ class HaarFaceDetector(FaceDetector):
         return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _haar_cascade(cascade: str):
     import cv2
 
@@ -190,7 +191,7 @@ class DlibFaceDetector(FaceDetector):
         return ["bundled:dlib HOG frontal face detector (built into dlib)"]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _dlib_detector():
     import dlib
 
@@ -211,7 +212,7 @@ NUDENET_SIZE = 320  # NudeDetector(inference_resolution=320)
 NUDENET_MIN_SCORE, NUDENET_NMS_SCORE, NUDENET_NMS_IOU = 0.2, 0.25, 0.45
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _nudenet_session(path: str):
     import onnxruntime as ort
 
@@ -550,7 +551,7 @@ class AgeGenderClassifier(GenderClassifier):
         return [f"bundled:{AGE_GENDER_MODEL}", f"bundled:{AGE_GENDER_LANDMARKS}"]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _age_gender_models():
     import json
 

@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -289,7 +290,6 @@ def convert_official_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict[
 
 
 from ._blip import blip_tokenizer  # noqa: E402  (re-exported)
-
 
 # ================================================================================================
 # the reward

@@ -11,8 +11,6 @@ from pathlib import Path
 
 import pytest
 
-import rewardbench
-
 ROOT = Path(__file__).resolve().parents[1]
 
 

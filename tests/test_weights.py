@@ -6,8 +6,14 @@ import pytest
 import torch
 
 from rewardbench.spec import WeightSource
-from rewardbench.weights import (CheckpointMismatchError, WeightsNotFoundError, load_into, load_state_dict,
-                                 resolve_weights, sha256_of)
+from rewardbench.weights import (
+    CheckpointMismatchError,
+    WeightsNotFoundError,
+    load_into,
+    load_state_dict,
+    resolve_weights,
+    sha256_of,
+)
 
 
 def test_offline_hub_source_fails_fast_with_an_actionable_message(monkeypatch):

@@ -9,8 +9,9 @@ import json
 import os
 import random
 import shutil
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -72,7 +73,7 @@ def _prompts_of(suite: Any) -> list[str]:
         return items["prompt"].astype(str).tolist()
     out = []
     for x in items:
-        out.append(x if isinstance(x, str) else (x["prompt"] if isinstance(x, dict) else getattr(x, "prompt")))
+        out.append(x if isinstance(x, str) else (x["prompt"] if isinstance(x, dict) else x.prompt))
     return out
 
 

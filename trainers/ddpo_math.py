@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from typing import Literal, Sequence
+from collections.abc import Sequence
+from typing import Literal
 
 import torch
 

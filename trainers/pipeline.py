@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import functools
 import gzip
-from pathlib import Path
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any
 
 import torch
 

@@ -41,8 +41,8 @@ def _photo(name: str) -> np.ndarray:
 def main() -> dict:
     from PIL import Image
 
-    from rewardbench.transforms import CLIP_STD
     from rewardbench.rewards.clip import build_clip
+    from rewardbench.transforms import CLIP_STD
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--json", type=Path, help="also write the results here")

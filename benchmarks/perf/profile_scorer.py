@@ -38,8 +38,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import bench_scoring as bs  # noqa: E402
 
-from rewardbench import RewardModel, RewardOutput, RewardSpec  # noqa: E402
-from rewardbench import harness  # noqa: E402
+from rewardbench import (  # noqa: E402
+    RewardModel,
+    RewardOutput,
+    RewardSpec,
+    harness,  # noqa: E402
+)
 from rewardbench.data import open_source  # noqa: E402
 
 

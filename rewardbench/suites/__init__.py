@@ -23,8 +23,9 @@ import os
 import pkgutil
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 Loader = Callable[..., list[dict]]
 

@@ -16,7 +16,7 @@ prompts), spanning stereotypically female, male and mixed professions.
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 from . import read_text
 

@@ -10,10 +10,16 @@ import torch
 import torch.nn.functional as F
 
 import rewardbench
+from rewardbench.rewards.clip import (
+    ClipScore,
+    build_clip,
+    clip_weight_sources,
+    hf_clip_tokenizer,
+    load_clip_weights,
+    resize_longest_pad,
+)
 from rewardbench.transforms import CLIP_MEAN, CLIP_STD
 from rewardbench.weights import CheckpointMismatchError, WeightsNotFoundError
-from rewardbench.rewards.clip import (ClipScore, build_clip, clip_weight_sources, hf_clip_tokenizer, load_clip_weights,
-                          resize_longest_pad)
 
 from ..conftest import assert_gradient_step_raises, real_photo
 

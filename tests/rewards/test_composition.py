@@ -11,8 +11,15 @@ import rewardbench
 from rewardbench.rewards._detect import Detections, YoloDetector
 from rewardbench.rewards._prompts import parse_prompt
 from rewardbench.rewards.composition import (
-    CompBenchVQA, compbench_numeracy, compbench_position_score, compbench_spatial, dedup_boxes, detection_score,
-    geneval_evaluate, geneval_relative_position, object_presence,
+    CompBenchVQA,
+    compbench_numeracy,
+    compbench_position_score,
+    compbench_spatial,
+    dedup_boxes,
+    detection_score,
+    geneval_evaluate,
+    geneval_relative_position,
+    object_presence,
 )
 
 D = Detections.from_list

@@ -12,7 +12,6 @@ import torch
 import rewardbench
 from rewardbench.rewards import fairness as fx
 
-
 PEOPLE = ("astronaut", "grace_hopper")
 NO_PEOPLE = ("coffee", "rocket")
 

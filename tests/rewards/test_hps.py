@@ -14,7 +14,6 @@ from rewardbench.transforms import CLIP_MEAN, CLIP_STD
 from rewardbench.weights import WeightsNotFoundError
 
 from ..conftest import assert_gradient_step_raises
-
 from .test_clip import PROMPTS, _photos
 
 

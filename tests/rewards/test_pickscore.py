@@ -11,7 +11,6 @@ import rewardbench
 from rewardbench.weights import WeightsNotFoundError
 
 from ..conftest import assert_gradient_step_raises
-
 from .test_clip import PROMPTS, _photos
 
 

@@ -8,8 +8,12 @@ import pytest
 import torch
 from diffusers import DDIMScheduler
 
-from rewardbench.trainers.ddpo_math import (PerPromptStatTracker, clipped_policy_loss, ddim_step_with_logprob,
-                                normalize_advantages)
+from rewardbench.trainers.ddpo_math import (
+    PerPromptStatTracker,
+    clipped_policy_loss,
+    ddim_step_with_logprob,
+    normalize_advantages,
+)
 from rewardbench.trainers.pipeline import SD_SCHEDULER
 
 

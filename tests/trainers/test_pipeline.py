@@ -7,8 +7,14 @@ import torch
 
 from rewardbench.trainers.config import ModelConfig
 from rewardbench.trainers.ddpo_math import clipped_policy_loss, ddim_step_with_logprob, normalize_advantages
-from rewardbench.trainers.pipeline import (clip_tokenizer, encode_prompts, load_pipeline, prepare_for_training,
-                               sample_with_logprob, unet_eps)
+from rewardbench.trainers.pipeline import (
+    clip_tokenizer,
+    encode_prompts,
+    load_pipeline,
+    prepare_for_training,
+    sample_with_logprob,
+    unet_eps,
+)
 
 
 def test_tokenizer_is_the_real_clip_bpe():

@@ -187,8 +187,8 @@ def test_caption_data_from_a_datasets_id(monkeypatch):
     import datasets
     from PIL import Image
 
-    from tests.conftest import real_photo
     from rewardbench.trainers._io import CaptionData
+    from tests.conftest import real_photo
 
     ds = datasets.Dataset.from_dict(
         {"jpg": [Image.fromarray(real_photo(n)) for n in ("astronaut", "coffee", "chelsea")],
