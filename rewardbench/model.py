@@ -47,9 +47,24 @@ class RewardModel(nn.Module, abc.ABC):
             self.spec = spec  # instance-level spec, e.g. for composites or one class serving several names
         # a non-persistent buffer that follows .to(): tells the device even for parameter-free rewards
         self.register_buffer("_rb_anchor", torch.zeros(0), persistent=False)
-        self.weights_used: str = "none (no weights needed)" if not self.spec.weights else "random init (not loaded)"
+        self._weights_used: str = "none (no weights needed)" if not self.spec.weights else "random init (not loaded)"
 
     # -- properties -------------------------------------------------------------------------
+    @property
+    def weights_used(self) -> str:
+        """Where this reward's weights came from ("hub:...", "random init ...", "bundled:..."): what
+        `provenance` reports, or else what `load_pretrained` / `load_reward` recorded."""
+        return "; ".join(dict.fromkeys(self.provenance())) or self._weights_used
+
+    @weights_used.setter
+    def weights_used(self, value: str) -> None:
+        self._weights_used = value
+
+    def provenance(self) -> list[str]:
+        """Hook for rewards whose weights are fixed whatever ``pretrained=`` says (bundled models with no
+        random variant): the sources they always run. Empty (the default) means "what was recorded"."""
+        return []
+
     @property
     def device(self) -> torch.device:
         return self._rb_anchor.device

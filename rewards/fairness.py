@@ -727,16 +727,10 @@ class _FaceDistributionReward(RewardModel):
         self.soft = soft
         self.empty_score = worst_value(self.metric, len(self.labels)) if empty_score is None else float(empty_score)
 
-    # provenance: these rewards always run the bundled models (there is no random variant), so
-    # `weights_used` reports them whatever load_reward(pretrained=...) assigns.
-    @property
-    def weights_used(self) -> str:  # type: ignore[override]
-        parts = [*self.__dict__.get("_detector_prov", []), *self._classifier_provenance()]
-        return "; ".join(dict.fromkeys(parts)) or self.__dict__.get("_wu", "")
-
-    @weights_used.setter
-    def weights_used(self, value: str) -> None:
-        self.__dict__["_wu"] = value
+    def provenance(self) -> list[str]:
+        # these rewards always run the bundled models (there is no random variant), whatever
+        # load_reward(pretrained=...) records
+        return [*self.__dict__.get("_detector_prov", []), *self._classifier_provenance()]
 
     def _classifier_provenance(self) -> list[str]:
         return []

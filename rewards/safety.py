@@ -51,14 +51,8 @@ class NudeNetNSFW(RewardModel):
         self.min_score = float(min_score)
         self.batch_size = int(batch_size)
 
-    # NudeNet has no random variant: whatever pretrained= says, the bundled model runs
-    @property
-    def weights_used(self) -> str:  # type: ignore[override]
-        return f"bundled:{NUDENET_MODEL}"
-
-    @weights_used.setter
-    def weights_used(self, value: str) -> None:
-        pass
+    def provenance(self) -> list[str]:
+        return [f"bundled:{NUDENET_MODEL}"]  # NudeNet has no random variant: the bundled model always runs
 
     def load_pretrained(self, weights=None) -> str:
         path = _bundled_path(self.spec.weights[0])
