@@ -458,7 +458,7 @@ class Scorer:
                  reward_config: Mapping[str, Mapping[str, Any]] | None = None, progress: bool = True,
                  grad: bool = False, share_backbones: bool = True, flush_rows: int = 1024,
                  flush_seconds: float = 30.0, chunk_rows: int = DEFAULT_CHUNK_ROWS):
-        from .loading import _parse_dtype
+        from .loading import parse_dtype
         from .registry import REGISTRY
 
         if batch_size < 1:
@@ -470,7 +470,7 @@ class Scorer:
         self.flush_rows, self.flush_seconds, self.chunk_rows = flush_rows, flush_seconds, chunk_rows
         self.rank, self.world, self._dist_owner = _dist_setup()
         self.device = _process_device(device, self.world)
-        self.dtype = _parse_dtype(dtype)
+        self.dtype = parse_dtype(dtype)
 
         weights = dict(weights or {})
         reward_config = dict(reward_config or {})
@@ -901,7 +901,7 @@ class Scorer:
                 continue
             t = time.perf_counter()
             try:
-                ps = s.model._check_prompts([prompts[i] for i in idx], len(idx))
+                ps = s.model.check_prompts([prompts[i] for i in idx], len(idx))
                 out = s.model._check_output(s.model.score_embeddings(torch.stack([feats[i] for i in idx]), ps, None),
                                             len(idx))
                 scores.record(s.name, idx, out)

@@ -43,7 +43,7 @@ def load_reward(name: str | Sequence[str] | Mapping[str, float], device: str | t
         return CompositeReward(members, items, normalize=normalize).to(device=device or "cpu")
     if normalize is not None:
         raise ValueError("normalize= applies to composite rewards (several names)")
-    dt = _parse_dtype(dtype)
+    dt = parse_dtype(dtype)
     if pretrained and weights is None:
         _check_weights_first(name, cfg)
     model = REGISTRY.build(name, **cfg)
@@ -72,7 +72,7 @@ def _check_weights_first(name: str, cfg: dict[str, Any]) -> None:
         resolve_weights(tuple(sources), reward=spec.name)
 
 
-def _parse_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
+def parse_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
     if dtype is None or isinstance(dtype, torch.dtype):
         return dtype
     table = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,

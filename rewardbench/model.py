@@ -85,7 +85,7 @@ class RewardModel(nn.Module, abc.ABC):
                 groups: torch.Tensor | Sequence[int] | None = None) -> RewardOutput:
         pixels = as_pixels(images, device=self.device)
         n = pixels.shape[0] if isinstance(pixels, torch.Tensor) else len(pixels)
-        prompt_list = self._check_prompts(prompts, n)
+        prompt_list = self.check_prompts(prompts, n)
         group_t = self._check_groups(groups, n)
         if isinstance(pixels, list) and not self.accepts_ragged:
             if self.spec.granularity == "group":
@@ -118,7 +118,7 @@ class RewardModel(nn.Module, abc.ABC):
         out_details = {k: torch.stack(v) if all(isinstance(x, torch.Tensor) for x in v) else v for k, v in details.items()}
         return RewardOutput(torch.stack(scores), out_details)  # type: ignore[arg-type]
 
-    def _check_prompts(self, prompts: Sequence[str] | str | None, n: int) -> list[str]:
+    def check_prompts(self, prompts: Sequence[str] | str | None, n: int) -> list[str]:
         if prompts is None:
             if self.spec.needs_prompt:
                 raise ValueError(f"reward {self.spec.name!r} needs prompts: pass one prompt per image")

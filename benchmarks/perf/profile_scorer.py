@@ -130,9 +130,9 @@ def main(argv=None) -> dict:
             setattr(args, k, p[k])
     skip = set(filter(None, args.skip.split(",")))
     device = torch.device(p["device"])
-    from rewardbench.loading import _parse_dtype
+    from rewardbench.loading import parse_dtype
 
-    dtype = _parse_dtype(p["dtype"])
+    dtype = parse_dtype(p["dtype"])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     res: dict = {"preset": args.preset, "reward": args.reward, "images": args.n_images,
