@@ -63,7 +63,6 @@ Example:
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import os
 from collections.abc import Sequence
@@ -75,10 +74,11 @@ from torch import nn
 
 from rewardbench import RewardOutput, RewardSpec, TextFeatureCache, WeightSource, register_reward
 from rewardbench.model import BackboneReward
+from rewardbench.text import clip_tokenizer
 from rewardbench.transforms import CLIP_MEAN, CLIP_STD, clip_preprocess, normalize
 from rewardbench.weights import load_into, load_state_dict, resolve_weights
 
-__all__ = ["ClipBackbone", "build_clip", "load_clip_weights", "clip_weight_sources", "hf_clip_tokenizer",
+__all__ = ["ClipBackbone", "build_clip", "load_clip_weights", "clip_weight_sources",
            "HF_CLIP_ARCHS", "ClipReward", "ClipScore",
            "resize_longest_pad", "pil_resize_longest_pad"]
 
@@ -159,35 +159,6 @@ def pil_resize_longest_pad(img: Any, size: int, mean: Sequence[float], std: Sequ
         img = canvas
     t = torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1).float() / 255.0
     return normalize(t[None], mean, std)[0]
-
-
-# ---------------------------------------------------------------------------------------------
-# tokenisers (offline: open_clip ships the CLIP BPE vocabulary)
-
-
-def hf_clip_tokenizer(model_max_length: int = 77):
-    """An HF ``CLIPTokenizer`` built from open_clip's bundled BPE vocabulary (no download).
-
-    Same vocabulary and merges as openai/clip-vit-* and laion/CLIP-ViT-H-14 on the hub; special
-    tokens ``<|startoftext|>`` = 49406, ``<|endoftext|>`` = 49407 (also the pad token).
-
-    Example:
-        >>> tok = hf_clip_tokenizer()
-        >>> tok(["a photo"])["input_ids"][0]
-        [49406, 320, 1125, 49407]
-    """
-    from open_clip.tokenizer import SimpleTokenizer, default_bpe
-    from transformers import CLIPTokenizer
-
-    simple = SimpleTokenizer()
-    # open_clip names the special tokens <start_of_text>/<end_of_text>; the hub's CLIP vocab.json
-    # calls the same ids <|startoftext|>/<|endoftext|>
-    rename = {"<start_of_text>": "<|startoftext|>", "<end_of_text>": "<|endoftext|>"}
-    vocab = {rename.get(k, k): v for k, v in simple.encoder.items()}
-    # the merge list as open_clip's SimpleTokenizer reads it (first line is a version header)
-    lines = gzip.open(default_bpe()).read().decode("utf-8").split("\n")[1:49152 - 256 - 2 + 1]
-    merges = [tuple(m.split()) for m in lines]
-    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=model_max_length)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -411,7 +382,7 @@ def build_clip(arch: str = "ViT-L-14", pretrained: str | None = "openai", *, lib
             tokenizer = open_clip.tokenizer.SimpleTokenizer()
         else:
             model, pre = _hf_model(arch, tiny)
-            tokenizer = hf_clip_tokenizer()
+            tokenizer = clip_tokenizer()
     model.eval()
     model.requires_grad_(False)  # a frozen scorer; gradients still reach the input pixels
     return ClipBackbone(model, backbone_id=backbone_id, library=library, tokenizer=tokenizer,
@@ -423,7 +394,8 @@ def build_clip(arch: str = "ViT-L-14", pretrained: str | None = "openai", *, lib
 # weights
 
 
-def clip_weight_sources(arch: str, pretrained: str | None = "openai", library: str = "open_clip") -> tuple[WeightSource, ...]:
+def clip_weight_sources(arch: str, pretrained: str | None = "openai",
+                        library: str = "open_clip") -> tuple[WeightSource, ...]:
     """Where the real weights of a backbone come from (hub first: safetensors; then the URL)."""
     if library == "transformers":
         return (WeightSource("hub", arch, filename="model.safetensors", note="transformers CLIPModel weights"),)
@@ -475,7 +447,8 @@ def load_clip_weights(backbone: ClipBackbone, weights: str | os.PathLike | None 
     sd = _clean_keys(load_state_dict(found.path, map_location="cpu"))
     if backbone.library == "open_clip":
         # open_clip checkpoints may carry extras the CLIP module lacks (e.g. an unused logit_bias)
-        sd = {k: v for k, v in sd.items() if not (k == "logit_bias" and "logit_bias" not in backbone.model.state_dict())}
+        has_bias = "logit_bias" in backbone.model.state_dict()
+        sd = {k: v for k, v in sd.items() if k != "logit_bias" or has_bias}
     load_into(backbone.model, sd, strict=strict, source=str(found.path))
     backbone.text_cache.clear()
     backbone.weights_used = found.source

@@ -18,14 +18,14 @@ Example (offline, CPU)::
 
 from __future__ import annotations
 
-import functools
-import gzip
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from rewardbench.text import clip_tokenizer
 
 from .ddpo_math import ddim_step_with_logprob, guided
 
@@ -60,51 +60,6 @@ SD2_BASE_TEXT = dict(hidden_size=1024, intermediate_size=4096, num_attention_hea
 # scheduler/scheduler_config.json of SD 2 base (DDIM fields)
 SD_SCHEDULER = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
                     clip_sample=False, set_alpha_to_one=False, steps_offset=1, prediction_type="epsilon")
-
-
-def _bytes_to_unicode() -> dict[int, str]:
-    """CLIP/GPT-2's reversible byte -> printable-character table (as in open_clip.tokenizer)."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return dict(zip(bs, map(chr, cs)))
-
-
-@functools.lru_cache(maxsize=1)
-def _clip_bpe() -> tuple[dict[str, int], list[tuple[str, str]]]:
-    import importlib.util
-
-    # the BPE file ships inside open_clip_torch; found without importing open_clip (its import is heavy)
-    spec = importlib.util.find_spec("open_clip")
-    if spec is None or not spec.submodule_search_locations:
-        raise ImportError("open_clip_torch is needed for the offline CLIP tokenizer (pip install open_clip_torch)")
-    bpe = Path(list(spec.submodule_search_locations)[0]) / "bpe_simple_vocab_16e6.txt.gz"
-    # as open_clip.tokenizer.SimpleTokenizer builds its table: 256 bytes, their </w> forms, the merges,
-    # then the two special tokens (49406, 49407), named as in openai/clip-vit-large-patch14's vocab.json
-    lines = gzip.open(bpe).read().decode("utf-8").split("\n")[1:49152 - 256 - 2 + 1]
-    merges = [tuple(m.split()) for m in lines]
-    byte_chars = list(_bytes_to_unicode().values())
-    vocab = byte_chars + [c + "</w>" for c in byte_chars] + ["".join(m) for m in merges]
-    vocab += ["<|startoftext|>", "<|endoftext|>"]
-    return {t: i for i, t in enumerate(vocab)}, merges
-
-
-def clip_tokenizer(model_max_length: int = 77):
-    """An HF ``CLIPTokenizer`` built offline from open_clip's bundled BPE vocabulary (the same
-    49,408-token vocabulary as openai/clip-vit-large-patch14's tokenizer).
-
-    >>> clip_tokenizer()("a photo of a cat").input_ids
-    [49406, 320, 1125, 539, 320, 2368, 49407]
-    """
-    from transformers import CLIPTokenizer
-
-    vocab, merges = _clip_bpe()
-    return CLIPTokenizer(vocab=dict(vocab), merges=list(merges), model_max_length=model_max_length)
 
 
 def build_components(kind: str = "tiny", seed: int = 0) -> dict[str, Any]:

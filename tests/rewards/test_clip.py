@@ -14,10 +14,10 @@ from rewardbench.rewards.clip import (
     ClipScore,
     build_clip,
     clip_weight_sources,
-    hf_clip_tokenizer,
     load_clip_weights,
     resize_longest_pad,
 )
+from rewardbench.text import clip_tokenizer
 from rewardbench.transforms import CLIP_MEAN, CLIP_STD
 from rewardbench.weights import CheckpointMismatchError, WeightsNotFoundError
 
@@ -90,7 +90,7 @@ def test_hf_tokenizer_built_offline_matches_open_clip_tokenizer():
 
     prompts = ["a photo of an astronaut riding a horse!", "Two dogs, LEFT of a red car.",
                "a   café   with \"quotes\" and numbers 1234"]
-    hf = hf_clip_tokenizer()(prompts)["input_ids"]
+    hf = clip_tokenizer()(prompts)["input_ids"]
     oc = SimpleTokenizer()(prompts)
     for ids, row in zip(hf, oc):
         n = len(ids)
@@ -105,7 +105,8 @@ def test_transformers_backbone_encodes_images_and_text():
     assert img.shape == txt.shape == (4, 32)
     # the same as transformers' own CLIPModel forward (logits = scale * cos)
     tok = hf.tokenize(PROMPTS)
-    out = hf.model(input_ids=tok["input_ids"], attention_mask=tok["attention_mask"], pixel_values=hf.preprocess(_photos()))
+    out = hf.model(input_ids=tok["input_ids"], attention_mask=tok["attention_mask"],
+                   pixel_values=hf.preprocess(_photos()))
     torch.testing.assert_close(out.logits_per_image, hf.logit_scale * img @ txt.T, atol=1e-4, rtol=1e-4)
 
 
@@ -158,7 +159,8 @@ def test_weights_round_trip_with_prefixes_and_a_clear_mismatch_error(tmp_path, c
     bad["visual.extra_head.weight"] = torch.zeros(2)
     del bad["ln_final.weight"]
     save_file(bad, tmp_path / "bad.safetensors")
-    with pytest.raises(CheckpointMismatchError, match=r"missing keys: ln_final\.weight.*unexpected keys: visual\.extra_head\.weight"):
+    mismatch = r"missing keys: ln_final\.weight.*unexpected keys: visual\.extra_head\.weight"
+    with pytest.raises(CheckpointMismatchError, match=mismatch):
         load_clip_weights(dst, tmp_path / "bad.safetensors")
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from rewardbench.text import clip_tokenizer
 from rewardbench.trainers.config import ModelConfig
 from rewardbench.trainers.ddpo_math import clipped_policy_loss, ddim_step_with_logprob, normalize_advantages
 from rewardbench.trainers.pipeline import (
-    clip_tokenizer,
     encode_prompts,
     load_pipeline,
     prepare_for_training,

@@ -1,0 +1,64 @@
+"""Offline text tokenisers: the CLIP BPE as an HF ``CLIPTokenizer``, from open_clip's bundled vocabulary."""
+
+from __future__ import annotations
+
+import functools
+import gzip
+from pathlib import Path
+
+__all__ = ["clip_tokenizer", "clip_bpe_path"]
+
+# open_clip/tokenizer.py SimpleTokenizer: `merges = merges[1:49152-256-2+1]` (line 0 is a version header)
+_N_MERGES = 49152 - 256 - 2
+
+
+def clip_bpe_path() -> Path:
+    """Path of ``bpe_simple_vocab_16e6.txt.gz`` inside the installed open_clip_torch (found without
+    importing open_clip, whose import is heavy)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("open_clip")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("open_clip_torch is needed for the offline CLIP tokenizer (pip install open_clip_torch)")
+    return Path(list(spec.submodule_search_locations)[0]) / "bpe_simple_vocab_16e6.txt.gz"
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """CLIP/GPT-2's reversible byte -> printable-character table (open_clip tokenizer.py ``bytes_to_unicode``)."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return dict(zip(bs, map(chr, cs)))
+
+
+@functools.lru_cache(maxsize=1)
+def _clip_bpe() -> tuple[dict[str, int], tuple[tuple[str, str], ...]]:
+    lines = gzip.open(clip_bpe_path()).read().decode("utf-8").split("\n")[1:_N_MERGES + 1]
+    merges = tuple(tuple(m.split()) for m in lines)
+    # as SimpleTokenizer builds its table: 256 byte characters, their </w> forms, the merges, then the
+    # two special tokens (ids 49406, 49407), named as in the hub's CLIP vocab.json (<|startoftext|>,
+    # <|endoftext|>; open_clip calls the same ids <start_of_text>/<end_of_text>)
+    byte_chars = list(_bytes_to_unicode().values())
+    vocab = byte_chars + [c + "</w>" for c in byte_chars] + ["".join(m) for m in merges]
+    vocab += ["<|startoftext|>", "<|endoftext|>"]
+    return {t: i for i, t in enumerate(vocab)}, merges
+
+
+def clip_tokenizer(model_max_length: int = 77):
+    """An HF ``CLIPTokenizer`` built offline from open_clip's bundled BPE vocabulary: the same
+    49,408-token vocabulary and merges as openai/clip-vit-* and laion/CLIP-ViT-H-14 on the hub;
+    ``<|startoftext|>`` = 49406, ``<|endoftext|>`` = 49407 (also the pad token).
+
+    Example:
+        >>> clip_tokenizer()("a photo of a cat").input_ids
+        [49406, 320, 1125, 539, 320, 2368, 49407]
+    """
+    from transformers import CLIPTokenizer
+
+    vocab, merges = _clip_bpe()
+    return CLIPTokenizer(vocab=dict(vocab), merges=list(merges), model_max_length=model_max_length)
