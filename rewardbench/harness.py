@@ -1,5 +1,8 @@
 """The scoring harness: `Scorer` runs rewards over a folder, a manifest or a list of images.
 
+Its parts: `batching` (planning and decoding, in worker processes), `engine` (one batch through every
+reward), `shards` (resumable results), `results` (tables), `distributed` (data-parallel helpers).
+
 What it does for speed and robustness:
   * images are decoded and validated in DataLoader worker processes while the device computes
     (uint8 tensors travel between processes; pinned memory and non-blocking copies on a GPU);
@@ -24,407 +27,26 @@ Example:
 
 from __future__ import annotations
 
-import atexit
-import contextlib
-import json
-import math
 import os
-import shutil
 import sys
 import time
-import uuid
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from .cache import TextFeatureCache
+from . import distributed
+from .batching import BatchPlan, BatchStream, group_key, make_loader
 from .data import DEFAULT_CHUNK_ROWS, ListSource, Source, open_source
-from .images import ImageError, load_image, to_pixels
-from .model import BackboneReward, RewardModel
-from .spec import RewardOutput
-
-__all__ = ["Scorer", "ScoreResult", "ResumeMismatchError", "RESULT_EXTENSIONS", "write_table"]
-
-RESULT_EXTENSIONS = (".parquet", ".csv", ".jsonl")
-GROUP_HINT = "needs groups: pass --group-by prompt or a group column"
-_FINGERPRINT = "run.json"
-
-
-class ResumeMismatchError(RuntimeError):
-    """``out`` already holds partial results of a different run (rewards, weights or input)."""
-
-
-# ----------------------------------------------------------------------------------------------
-# result
-
-
-@dataclass
-class ScoreResult:
-    """What `Scorer.run` returns. ``table`` has one row per input, in input order."""
-
-    summary: dict[str, Any]
-    reward_names: list[str]
-    out: Path | None = None
-    _table: Any = None
-
-    @property
-    def table(self):
-        """pandas DataFrame: image, prompt, [group], one float column per reward, weights, error."""
-        if self._table is None and self.out is not None:
-            self._table = read_table(self.out)
-        return self._table
-
-    @property
-    def n_rows(self) -> int:
-        return int(self.summary["rows"])
-
-    @property
-    def n_failed(self) -> int:
-        return int(self.summary["failed"])
-
-    def failures(self):
-        """The failed rows (image, error)."""
-        t = self.table
-        return t[t["error"].notna()][["image", "error"]]
-
-
-def write_table(df, path: str | os.PathLike) -> None:
-    """Write a results table as parquet, CSV or JSONL, chosen by the extension."""
-    path = Path(path)
-    ext = path.suffix.lower()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    if ext == ".parquet":
-        df.to_parquet(tmp, index=False)
-    elif ext == ".csv":
-        df.to_csv(tmp, index=False)
-    elif ext == ".jsonl":
-        df.to_json(tmp, orient="records", lines=True, force_ascii=False)
-    else:
-        raise ValueError(f"{path}: unknown results format; use one of {', '.join(RESULT_EXTENSIONS)}")
-    os.replace(tmp, path)
-
-
-def read_table(path: str | os.PathLike):
-    import pandas as pd
-
-    path = Path(path)
-    ext = path.suffix.lower()
-    if ext == ".parquet":
-        return pd.read_parquet(path)
-    if ext == ".csv":
-        df = pd.read_csv(path)
-        if "error" in df.columns:
-            df["error"] = df["error"].astype(object).where(df["error"].notna(), None)
-        return df
-    return pd.read_json(path, orient="records", lines=True)
-
-
-# ----------------------------------------------------------------------------------------------
-# the reward slots
-
-
-@dataclass
-class _Slot:
-    name: str  # column name
-    model: RewardModel
-    weights_used: str
-    fingerprint: list = field(default_factory=list)
-    seconds: float = 0.0
-    calls: int = 0
-
-    @property
-    def spec(self):
-        return self.model.spec
-
-
-def _param_fingerprint(module: torch.nn.Module) -> list:
-    """(n params, sum, sum of squares): tells random inits apart, cheap next to a scoring run."""
-    n, s, sq = 0, 0.0, 0.0
-    with torch.no_grad():
-        for p in module.parameters():
-            q = p.detach().double()
-            s += float(q.sum())
-            sq += float((q * q).sum())
-            n += p.numel()
-    return [n, round(s, 5), round(sq, 5)]
-
-
-def _text_caches(model: torch.nn.Module) -> list[TextFeatureCache]:
-    found = {}
-    for m in model.modules():
-        for v in vars(m).values():
-            if isinstance(v, TextFeatureCache):
-                found[id(v)] = v
-    return list(found.values())
-
-
-# ----------------------------------------------------------------------------------------------
-# distributed
-
-
-def _dist_setup() -> tuple[int, int, bool]:
-    """(rank, world, initialised_here). Initialises torch.distributed when launched by torchrun or
-    accelerate (WORLD_SIZE > 1) and nobody did it yet."""
-    import torch.distributed as dist
-
-    if not dist.is_available():
-        return 0, 1, False
-    if dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size(), False
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return 0, 1, False
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
-    if backend == "nccl":  # collectives of Python objects run on the current device: one GPU per process
-        torch.cuda.set_device(_local_rank())
-    dist.init_process_group(backend=backend)
-    atexit.register(_destroy_group)  # a caller that never calls Scorer.close() must still exit cleanly
-    return dist.get_rank(), dist.get_world_size(), True
-
-
-def _local_rank() -> int:
-    return int(os.environ.get("LOCAL_RANK", "0"))
-
-
-def _process_device(device: str | torch.device | None, world: int) -> torch.device:
-    """The device of this process: the GPU if any, else the CPU; with several processes an
-    unindexed ``cuda`` means this process's own GPU (``cuda:LOCAL_RANK``), not everyone on GPU 0.
-
-    Example:
-        >>> str(_process_device("cpu", 4)), str(_process_device("cuda:1", 2))
-        ('cpu', 'cuda:1')
-    """
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(device)
-    if world > 1 and device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", _local_rank())
-    return device
-
-
-def _destroy_group() -> None:
-    """Tear the process group down at interpreter exit if it is still up (otherwise a rank that
-    exits while a peer is alive can abort in the gloo/NCCL destructors)."""
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
-
-
-def _gather(obj: Any, world: int) -> list:
-    if world <= 1:
-        return [obj]
-    import torch.distributed as dist
-
-    out: list = [None] * world
-    dist.all_gather_object(out, obj)
-    return out
-
-
-def _broadcast(obj: Any, world: int) -> Any:
-    if world <= 1:
-        return obj
-    import torch.distributed as dist
-
-    box = [obj]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
-
-
-# ----------------------------------------------------------------------------------------------
-# batch planning (runs in every worker process; deterministic, so all agree)
-
-
-def _group_key(row: dict, group_by: str | None) -> Any:
-    if group_by == "prompt":
-        return row["prompt"] if row["prompt"].strip() else None
-    if group_by == "group":
-        return row["group"]
-    return None
-
-
-def _plan(source: Source, batch_size: int, done: np.ndarray | None, group_by: str | None,
-          group_counts: Mapping[Any, int] | None, chunk_rows: int) -> Iterator[list[dict]]:
-    """Batches of not-yet-done rows. With ``group_counts``, the rows of a group wait until the
-    group is complete and go into one batch together (a group larger than ``batch_size`` is one
-    batch of its own). Memory: the rows of incomplete groups plus one batch."""
-    cur: list[dict] = []
-    pending: dict[Any, list[dict]] = {}
-
-    def add(unit: list[dict]):
-        nonlocal cur
-        if cur and len(cur) + len(unit) > batch_size:
-            yield cur
-            cur = []
-        cur.extend(unit)
-        if len(cur) >= batch_size:
-            yield cur
-            cur = []
-
-    for chunk in source.iter_chunks(chunk_rows):
-        for row in chunk:
-            i = row["index"]
-            if done is not None and i < len(done) and done[i]:
-                continue
-            key = _group_key(row, group_by) if group_counts is not None else None
-            if key is None:
-                yield from add([row])
-                continue
-            members = pending.setdefault(key, [])
-            members.append(row)
-            if len(members) >= group_counts.get(key, 0):
-                del pending[key]
-                yield from add(members)
-    for members in pending.values():  # only if counts were off; never drop rows
-        yield from add(members)
-    if cur:
-        yield cur
-
-
-def _decode(row: dict) -> tuple[Any, str | None]:
-    """One row's image → uint8 ``[H,W,3]`` numpy array (files: no copy or transpose here; the
-    batch is stacked once and permuted on the device) or float ``[3,H,W]`` tensor (in-memory
-    items), or an error message."""
-    item = row["image"]
-    try:
-        if isinstance(item, (str, os.PathLike)):
-            if not str(item):
-                return None, f"row {row['index']}: no image path"
-            img = load_image(item)
-            if img.width == 0 or img.height == 0:
-                return None, f"{item}: zero-size image ({img.width}x{img.height})"
-            return np.asarray(img, dtype=np.uint8), None
-        return to_pixels(item, where=f"row {row['index']}").contiguous(), None
-    except ImageError as e:
-        return None, str(e)
-    except Exception as e:  # a decoder bug must not stop the run
-        return None, f"{item if isinstance(item, (str, os.PathLike)) else 'row ' + str(row['index'])}: " \
-                     f"cannot read image ({type(e).__name__}: {e})"
-
-
-def _describe_image(row: dict) -> str:
-    item = row["image"]
-    if isinstance(item, (str, os.PathLike)):
-        return str(item)
-    shape = getattr(item, "shape", None) or getattr(item, "size", None)
-    return f"<{type(item).__name__} {tuple(shape) if shape is not None else ''} #{row['index']}>"
-
-
-def _make_batch(rows: list[dict]) -> dict:
-    """Decode a planned batch: same-size images are stacked into one tensor (one copy to the
-    device per size); failures carry their message."""
-    images, errors = [], []
-    for r in rows:
-        t, err = _decode(r)
-        images.append(t)
-        errors.append(err)
-    by_size: dict[tuple, list[int]] = {}
-    for i, t in enumerate(images):
-        if t is not None:
-            by_size.setdefault((type(t), str(t.dtype), *t.shape), []).append(i)
-    buckets = []
-    for pos in by_size.values():
-        first = images[pos[0]]
-        if isinstance(first, np.ndarray):  # uint8 [n,H,W,3]: one copy, 4x smaller than float
-            buckets.append((pos, torch.from_numpy(np.stack([images[i] for i in pos]))))
-        else:  # float [n,3,H,W]
-            buckets.append((pos, torch.stack([images[i] for i in pos])))
-    return {
-        "index": [r["index"] for r in rows],
-        "image": [_describe_image(r) for r in rows],
-        "prompt": [r["prompt"] for r in rows],
-        "group": [r["group"] for r in rows],
-        "buckets": buckets,
-        "errors": errors,
-    }
-
-
-class _BatchStream(torch.utils.data.IterableDataset):
-    """Every worker plans the same batches and decodes its share: batch k belongs to rank
-    ``k % world`` and, within the rank, to worker ``(k // world) % workers``. The DataLoader takes
-    workers round-robin, so batches come out in plan order."""
-
-    def __init__(self, source, batch_size, done, group_by, group_counts, rank, world, chunk_rows):
-        self.args = (source, batch_size, done, group_by, group_counts, chunk_rows)
-        self.rank, self.world = rank, world
-
-    def __iter__(self):
-        info = torch.utils.data.get_worker_info()
-        wid, nw = (info.id, info.num_workers) if info is not None else (0, 1)
-        for k, rows in enumerate(_plan(*self.args)):
-            if k % self.world != self.rank:
-                continue
-            if (k // self.world) % nw != wid:
-                continue
-            yield _make_batch(rows)
-
-
-def _loader(stream: _BatchStream, workers: int, pin: bool) -> torch.utils.data.DataLoader:
-    """The DataLoader over planned batches (each item is already a batch)."""
-    return torch.utils.data.DataLoader(stream, batch_size=None, num_workers=workers, pin_memory=pin,
-                                       prefetch_factor=4 if workers else None, persistent_workers=False)
-
-
-# ----------------------------------------------------------------------------------------------
-# shards
-
-
-class _ShardWriter:
-    """Buffers finished rows and writes them as parquet shards (atomically: temp file + rename)."""
-
-    def __init__(self, parts: Path | None, rank: int, flush_rows: int, flush_seconds: float):
-        self.parts, self.rank = parts, rank
-        self.flush_rows, self.flush_seconds = flush_rows, flush_seconds
-        self.buf: list[dict] = []
-        self.memory: list[dict] = []  # when there is no `out`
-        self.last = time.monotonic()
-        self.tag = f"{int(time.time() * 1000):x}-{uuid.uuid4().hex[:6]}"
-        self.seq = 0
-
-    def add(self, rows: list[dict]) -> None:
-        if self.parts is None:
-            self.memory.extend(rows)
-            return
-        self.buf.extend(rows)
-        if len(self.buf) >= self.flush_rows or time.monotonic() - self.last > self.flush_seconds:
-            self.flush()
-
-    def flush(self) -> None:
-        if self.parts is None or not self.buf:
-            return
-        import pandas as pd
-
-        name = f"part-r{self.rank}-{self.tag}-{self.seq:06d}.parquet"
-        tmp = self.parts / (name + ".tmp")
-        pd.DataFrame(self.buf).to_parquet(tmp, index=False)
-        os.replace(tmp, self.parts / name)
-        self.seq += 1
-        self.buf = []
-        self.last = time.monotonic()
-
-
-def _shards(parts: Path) -> list[Path]:
-    return sorted(parts.glob("part-*.parquet"))
-
-
-def _done_bitmap(parts: Path, n: int) -> np.ndarray:
-    import pyarrow.parquet as pq
-
-    done = np.zeros(n, dtype=bool)
-    for f in _shards(parts):
-        idx = pq.read_table(f, columns=["index"]).column("index").to_numpy()
-        done[idx[idx < n]] = True
-    return done
-
-
-# ----------------------------------------------------------------------------------------------
-# the scorer
+from .engine import GROUP_HINT, BatchEngine, RewardSlot, text_caches
+from .model import BackboneReward, RewardModel, param_fingerprint
+from .results import RESULT_EXTENSIONS, ScoreResult, read_table, write_table
+from .shards import ResumeMismatchError, ShardWriter, done_bitmap, list_shards, prepare_parts
+
+__all__ = ["Scorer", "ScoreResult", "ResumeMismatchError", "RESULT_EXTENSIONS", "GROUP_HINT", "write_table",
+           "read_table"]
 
 
 class Scorer:
@@ -468,19 +90,19 @@ class Scorer:
         self.progress = progress
         self.grad = grad
         self.flush_rows, self.flush_seconds, self.chunk_rows = flush_rows, flush_seconds, chunk_rows
-        self.rank, self.world, self._dist_owner = _dist_setup()
-        self.device = _process_device(device, self.world)
+        self.rank, self.world, self._dist_owner = distributed.setup()
+        self.device = distributed.process_device(device, self.world)
         self.dtype = parse_dtype(dtype)
 
         weights = dict(weights or {})
         reward_config = dict(reward_config or {})
-        self.slots: list[_Slot] = []
+        self.slots: list[RewardSlot] = []
         if isinstance(rewards, Mapping):
             for name, model in rewards.items():
                 if not isinstance(model, RewardModel):
                     raise TypeError(f"rewards[{name!r}]: expected a RewardModel, got {type(model).__name__}")
                 model = model.to(self.device) if model.device != self.device else model
-                self.slots.append(_Slot(str(name), model, model.weights_used))
+                self.slots.append(RewardSlot(str(name), model, model.weights_used))
         else:
             names = [n.strip() for n in rewards.split(",")] if isinstance(rewards, str) else list(rewards)
             names = [n for n in names if n]
@@ -498,18 +120,18 @@ class Scorer:
             for n in canon:
                 model = load_reward(n, device=self.device, dtype=self.dtype, weights=by_canon.get(n),
                                     pretrained=pretrained, **dict(cfg_canon.get(n, {})))
-                self.slots.append(_Slot(n, model, model.weights_used))
+                self.slots.append(RewardSlot(n, model, model.weights_used))
         for s in self.slots:
-            s.fingerprint = _param_fingerprint(s.model)
+            s.fingerprint = param_fingerprint(s.model)
         self.clusters = self._share_backbones() if share_backbones else [[s] for s in self.slots]
         self._check_ranks_agree()
 
     # -- setup ----------------------------------------------------------------------------
-    def _share_backbones(self) -> list[list[_Slot]]:
+    def _share_backbones(self) -> list[list[RewardSlot]]:
         """Slots grouped by identical backbone (same id, same weights). Members of a cluster get
         the leader's backbone module, so the weights sit in memory once."""
-        clusters: list[list[_Slot]] = []
-        keys: dict[tuple, list[_Slot]] = {}
+        clusters: list[list[RewardSlot]] = []
+        keys: dict[tuple, list[RewardSlot]] = {}
         for s in self.slots:
             m = s.model
             if isinstance(m, BackboneReward) and m.spec.backbone and m.spec.granularity == "image":
@@ -530,7 +152,7 @@ class Scorer:
         if self.world <= 1:
             return
         mine = [(s.name, s.fingerprint) for s in self.slots]
-        allr = _gather(mine, self.world)
+        allr = distributed.gather(mine, self.world)
         if any(a != allr[0] for a in allr):
             raise RuntimeError("the processes built different reward weights (random weights without a common "
                                "seed?): set torch.manual_seed before building the Scorer, or load real weights")
@@ -544,7 +166,7 @@ class Scorer:
         return {
             "version": 1,
             "rewards": [{"name": s.name, "reward": s.spec.name, "weights": s.weights_used,
-                         "params": s.fingerprint} for s in self.slots],
+                         "params": list(s.fingerprint)} for s in self.slots],
             "group_by": group_by,
             "input": source.identity(),
         }
@@ -570,8 +192,9 @@ class Scorer:
         out_path = Path(out) if out is not None else None
         if out_path is not None and out_path.suffix.lower() not in RESULT_EXTENSIONS:
             raise ValueError(f"--out {out_path}: use one of {', '.join(RESULT_EXTENSIONS)}")
-        parts = self._prepare_parts(out_path, src, group_by, resume)
-        done = _done_bitmap(parts, n_total) if parts is not None else None
+        parts = (prepare_parts(out_path, self.fingerprint(src, group_by), resume, self.rank, self.world)
+                 if out_path is not None else None)
+        done = done_bitmap(parts, n_total) if parts is not None else None
         n_done = int(done.sum()) if done is not None else 0
         needs_groups = group_by is not None and any(s.spec.granularity == "group" for s in self.slots)
         group_counts = None
@@ -580,16 +203,15 @@ class Scorer:
             for chunk in src.iter_chunks(self.chunk_rows):
                 for r in chunk:
                     if done is None or not done[r["index"]]:
-                        k = _group_key(r, group_by)
+                        k = group_key(r, group_by)
                         if k is not None:
                             group_counts[k] += 1
-        self._group_mode = group_by if needs_groups else None
+        engine = BatchEngine(self.slots, self.clusters, self.device, self.dtype, group_by if needs_groups else None)
         text0 = self._text_stats()
-        writer = _ShardWriter(parts, self.rank, self.flush_rows, self.flush_seconds)
+        writer = ShardWriter(parts, self.rank, self.flush_rows, self.flush_seconds)
         workers = 0 if (isinstance(src, ListSource) and src.in_memory) else self.num_workers
-        stream = _BatchStream(src, self.batch_size, done, group_by if needs_groups else None, group_counts,
-                              self.rank, self.world, self.chunk_rows)
-        loader = _loader(stream, workers, pin=self.device.type == "cuda")
+        plan = BatchPlan(src, self.batch_size, done, group_by if needs_groups else None, group_counts, self.chunk_rows)
+        loader = make_loader(BatchStream(plan, self.rank, self.world), workers, pin=self.device.type == "cuda")
         bar = None
         if self.progress and self.rank == 0:
             from tqdm.auto import tqdm
@@ -597,13 +219,12 @@ class Scorer:
             bar = tqdm(total=n_total, initial=n_done, unit="img", desc="scoring", dynamic_ncols=True,
                        smoothing=0.1, file=sys.stderr)
         scored = 0
-        backbone_seconds: dict[str, float] = {}
         grad_ctx = torch.enable_grad() if self.grad else torch.inference_mode()
         failure = None
         try:
             with grad_ctx:
                 for batch in loader:
-                    rows = self._score_batch(batch, needs_groups, backbone_seconds)
+                    rows = self._score_batch(engine, batch)
                     writer.add(rows)
                     scored += len(rows)
                     if bar is not None:
@@ -628,8 +249,9 @@ class Scorer:
         else:
             table = self._assemble_memory(writer.memory, n_total)
         seconds = time.perf_counter() - t0
-        reward_seconds = {s.name: round(sum(_gather(s.seconds, self.world)) / self.world, 4) for s in self.slots}
-        n_scored = sum(_gather(scored, self.world))
+        reward_seconds = {s.name: round(sum(distributed.gather(s.seconds, self.world)) / self.world, 4)
+                          for s in self.slots}
+        n_scored = sum(distributed.gather(scored, self.world))
         if table is None:
             table = read_table(out_path)
         failed = int(table["error"].notna().sum())
@@ -641,7 +263,7 @@ class Scorer:
             "seconds": round(seconds, 3),
             "images_per_s": round(n_scored / seconds, 2) if seconds > 0 else None,
             "reward_seconds": reward_seconds,
-            "backbone_seconds": {k: round(v, 4) for k, v in backbone_seconds.items()},
+            "backbone_seconds": {k: round(v, 4) for k, v in engine.backbone_seconds.items()},
             "text_encoder_calls": self._text_stats()[0] - text0[0],
             "text_prompts_encoded": self._text_stats()[1] - text0[1],
             "processes": self.world,
@@ -650,11 +272,15 @@ class Scorer:
         }
         return ScoreResult(summary, self.reward_names, out_path, table)
 
+    def _score_batch(self, engine: BatchEngine, batch: dict) -> list[dict]:
+        """One planned batch through every reward (a seam for profiling and fault-injection tests)."""
+        return engine.score_batch(batch)
+
     def _raise_if_any_rank_failed(self, failure: Exception | None, stage: str) -> None:
         """A collective that every rank reaches, the failing one included (instead of a barrier a
         failed rank would never reach): if any rank failed, every rank raises. What the ranks had
         scored is already in the shards, so re-running the same command resumes."""
-        msgs = _gather(None if failure is None else f"{type(failure).__name__}: {failure}", self.world)
+        msgs = distributed.gather(None if failure is None else f"{type(failure).__name__}: {failure}", self.world)
         if failure is not None:
             raise failure
         bad = [(r, m) for r, m in enumerate(msgs) if m]
@@ -676,36 +302,8 @@ class Scorer:
 
     def _text_stats(self) -> tuple[int, int]:
         """(encoder calls, prompts encoded) over every text cache of the rewards."""
-        caches = {id(c): c for s in self.slots for c in _text_caches(s.model)}  # shared backbones: count once
+        caches = {id(c): c for s in self.slots for c in text_caches(s.model)}  # shared backbones: count once
         return sum(c.calls for c in caches.values()), sum(c.encoded for c in caches.values())
-
-    def _prepare_parts(self, out: Path | None, src: Source, group_by, resume: bool) -> Path | None:
-        if out is None:
-            return None
-        parts = out.with_name(out.name + ".parts")
-        fp = self.fingerprint(src, group_by)
-        error = None
-        if self.rank == 0:
-            if parts.exists() and not resume:
-                shutil.rmtree(parts)
-            parts.mkdir(parents=True, exist_ok=True)
-            fp_file = parts / _FINGERPRINT
-            if fp_file.exists() and _shards(parts):
-                old = json.loads(fp_file.read_text())
-                if old != json.loads(json.dumps(fp)):
-                    error = (f"{out}: {parts} holds partial results of a different run "
-                             f"({_diff(old, fp)}); not mixing them. Pass another --out, delete {parts}, "
-                             "or start over with resume=False (CLI: --no-resume).")
-            if error is None:
-                tmp = fp_file.with_name(fp_file.name + ".tmp")
-                tmp.write_text(json.dumps(fp, indent=1))
-                os.replace(tmp, fp_file)
-            for stale in parts.glob("*.tmp"):  # half-written shards of a killed run
-                stale.unlink(missing_ok=True)
-        error = _broadcast(error, self.world)
-        if error:
-            raise ResumeMismatchError(error)
-        return parts
 
     # -- assembling ---------------------------------------------------------------------------
     def _columns(self, has_group: bool) -> list[str]:
@@ -714,7 +312,7 @@ class Scorer:
     def _assemble(self, parts: Path, n_total: int):
         import pandas as pd
 
-        files = _shards(parts)
+        files = list_shards(parts)
         df = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True) if files else pd.DataFrame(
             columns=["index", *self._columns(False)])
         df = df.drop_duplicates("index", keep="last").sort_values("index")
@@ -726,7 +324,7 @@ class Scorer:
     def _assemble_memory(self, rows: list[dict], n_total: int):
         import pandas as pd
 
-        gathered = _gather(rows, self.world)
+        gathered = distributed.gather(rows, self.world)
         df = pd.DataFrame([r for part in gathered for r in part])
         if df.empty:
             df = pd.DataFrame(columns=["index", *self._columns(False)])
@@ -747,226 +345,3 @@ class Scorer:
         details = [c for name in self.reward_names for c in sorted(df.columns) if c.startswith(f"{name}.")]
         at = cols.index("weights")
         return df[cols[:at] + details + cols[at:]]
-
-    # -- scoring one batch --------------------------------------------------------------------
-    def _autocast(self):
-        if self.dtype in (torch.float16, torch.bfloat16):
-            return torch.autocast(device_type=self.device.type, dtype=self.dtype)
-        return contextlib.nullcontext()
-
-    def _score_batch(self, batch: dict, needs_groups: bool, backbone_seconds: dict) -> list[dict]:
-        n = len(batch["index"])
-        prompts: list[str] = batch["prompt"]
-        errors: list[list[str]] = [[e] if e else [] for e in batch["errors"]]
-        decoded = [e is None for e in batch["errors"]]
-        # pixels on the device, per size bucket: position -> (bucket, row in bucket)
-        pix: list[tuple[list[int], torch.Tensor]] = []
-        where: dict[int, tuple[int, int]] = {}
-        for b, (pos, t) in enumerate(batch["buckets"]):
-            t = t.to(self.device, non_blocking=True)
-            if t.dtype == torch.uint8:  # [n,H,W,3] from files: channels first on the device, in one pass
-                n_, h, w, c = t.shape
-                t = torch.empty((n_, c, h, w), dtype=torch.float32, device=t.device).copy_(
-                    t.permute(0, 3, 1, 2)).div_(255.0)
-            else:
-                t = t.float()
-            pix.append((pos, t))
-            for j, p in enumerate(pos):
-                where[p] = (b, j)
-        # group ids for group-granularity rewards
-        gkeys = [None] * n
-        if needs_groups:
-            gkeys = [_group_key({"prompt": p, "group": g}, self._group_mode) for p, g in zip(prompts, batch["group"])]
-        scores = _Sink(n, [s.name for s in self.slots])
-
-        def eligible(s: _Slot) -> list[int]:
-            ok = []
-            for i in range(n):
-                if not decoded[i]:
-                    continue
-                if s.spec.needs_prompt and not prompts[i].strip():
-                    errors[i].append(f"{s.name}: empty prompt, but this reward needs one")
-                    continue
-                if s.spec.granularity == "group" and gkeys[i] is None:
-                    errors[i].append(f"{s.name}: {GROUP_HINT}")
-                    continue
-                ok.append(i)
-            return ok
-
-        with self._autocast():
-            for cluster in self.clusters:
-                elig = {s.name: eligible(s) for s in cluster}
-                if len(cluster) > 1:
-                    self._score_cluster(cluster, elig, pix, where, prompts, gkeys, scores, errors, backbone_seconds)
-                else:
-                    s = cluster[0]
-                    self._score_units(s, elig[s.name], pix, where, prompts, gkeys, scores, errors)
-        rows = []
-        weights_json = json.dumps({s.name: s.weights_used for s in self.slots})
-        for i in range(n):
-            row = {"index": int(batch["index"][i]), "image": batch["image"][i], "prompt": prompts[i]}
-            g = batch["group"][i]
-            row["group"] = None if g is None else str(g)
-            for s in self.slots:
-                v = scores[s.name][i]
-                row[s.name] = None if math.isnan(v) else float(v)
-                for key, col in scores.details[s.name].items():
-                    row[f"{s.name}.{key}"] = col[i]
-            row["weights"] = weights_json
-            row["error"] = "; ".join(errors[i]) if errors[i] else None
-            rows.append(row)
-        return rows
-
-    def _pixels(self, idx: list[int], pix, where) -> torch.Tensor | list[torch.Tensor]:
-        """Pixels of rows ``idx``: one tensor when they share a size, else a list (the reward's
-        forward then scores per size)."""
-        buckets = {where[i][0] for i in idx}
-        if len(buckets) == 1:
-            b = buckets.pop()
-            t = pix[b][1]
-            rows = [where[i][1] for i in idx]
-            if rows == list(range(t.shape[0])):  # the whole bucket, in order: no copy
-                return t
-            return t.index_select(0, torch.tensor(rows, device=t.device))
-        return [pix[where[i][0]][1][where[i][1]] for i in idx]
-
-    @staticmethod
-    def _group_tensor(keys: list, device) -> torch.Tensor:
-        ids: dict[Any, int] = {}
-        return torch.tensor([ids.setdefault(k, len(ids)) for k in keys], dtype=torch.long, device=device)
-
-    def _units(self, s: _Slot, idx: list[int], gkeys: list) -> list[list[int]]:
-        """Retry units: one row each, or one whole group each for group rewards."""
-        if s.spec.granularity != "group":
-            return [[i] for i in idx]
-        by: dict[Any, list[int]] = {}
-        for i in idx:
-            by.setdefault(gkeys[i], []).append(i)
-        return list(by.values())
-
-    def _call(self, s: _Slot, idx: list[int], pix, where, prompts, gkeys) -> RewardOutput:
-        px = self._pixels(idx, pix, where)
-        groups = self._group_tensor([gkeys[i] for i in idx], self.device) if s.spec.granularity == "group" else None
-        return s.model(px, [prompts[i] for i in idx], groups)
-
-    def _score_units(self, s: _Slot, idx: list[int], pix, where, prompts, gkeys, scores, errors) -> None:
-        """Score rows ``idx`` in one call; if it raises, retry unit by unit so that one bad row
-        (or group) does not fail the others."""
-        if not idx:
-            return
-        t = time.perf_counter()
-        try:
-            scores.record(s.name, idx, self._call(s, idx, pix, where, prompts, gkeys))
-        except Exception as batch_error:
-            units = self._units(s, idx, gkeys)
-            for unit in units:
-                try:
-                    scores.record(s.name, unit, self._call(s, unit, pix, where, prompts, gkeys))
-                except Exception as e:
-                    err = e if len(units) > 1 else batch_error
-                    for i in unit:
-                        errors[i].append(f"{s.name}: {type(err).__name__}: {err}")
-        finally:
-            s.seconds += time.perf_counter() - t
-            s.calls += 1
-
-    def _score_cluster(self, cluster: list[_Slot], elig, pix, where, prompts, gkeys, scores, errors,
-                       backbone_seconds) -> None:
-        """Rewards sharing a backbone: image features once for the union of their rows, then each
-        reward's head. Any failure falls back to the reward's own forward (with per-row retry)."""
-        union = sorted(set().union(*[set(v) for v in elig.values()]))
-        if not union:
-            return
-        leader = cluster[0].model
-        key = str(leader.spec.backbone)
-        t = time.perf_counter()
-        try:
-            feats: dict[int, torch.Tensor] = {}
-            by_bucket: dict[int, list[int]] = {}
-            for i in union:
-                by_bucket.setdefault(where[i][0], []).append(i)
-            for b, idx in by_bucket.items():
-                emb = leader.embed_images(self._pixels(idx, pix, where))
-                for j, i in enumerate(idx):
-                    feats[i] = emb[j]
-        except Exception:
-            feats = None
-        backbone_seconds[key] = backbone_seconds.get(key, 0.0) + time.perf_counter() - t
-        for s in cluster:
-            idx = elig[s.name]
-            if not idx:
-                continue
-            if feats is None:
-                self._score_units(s, idx, pix, where, prompts, gkeys, scores, errors)
-                continue
-            t = time.perf_counter()
-            try:
-                ps = s.model.check_prompts([prompts[i] for i in idx], len(idx))
-                out = s.model._check_output(s.model.score_embeddings(torch.stack([feats[i] for i in idx]), ps, None),
-                                            len(idx))
-                scores.record(s.name, idx, out)
-                s.seconds += time.perf_counter() - t
-                s.calls += 1
-            except Exception:
-                s.seconds += time.perf_counter() - t
-                self._score_units(s, idx, pix, where, prompts, gkeys, scores, errors)
-
-
-class _Sink:
-    """Scores and per-row details of one batch, filled reward by reward.
-
-    Details that hold one value per row (a tensor ``[B]`` or a list of length B) become columns
-    ``<reward>.<key>`` of the results table: numbers and strings as they are, anything else
-    (lists, dicts, tensors per row) as JSON, so a fairness audit keeps face counts and notes.
-    """
-
-    def __init__(self, n: int, names: list[str]):
-        self.n = n
-        self.scores = {name: np.full(n, np.nan) for name in names}
-        self.details: dict[str, dict[str, list]] = {name: {} for name in names}
-
-    def __getitem__(self, name: str) -> np.ndarray:
-        return self.scores[name]
-
-    def record(self, name: str, idx: list[int], out: RewardOutput) -> None:
-        self.scores[name][idx] = out.scores.detach().float().cpu().numpy()
-        for key, values in out.details.items():
-            if isinstance(values, torch.Tensor):
-                values = values.detach().float().cpu()
-                if values.ndim != 1 or values.shape[0] != len(idx):
-                    continue
-                values = values.tolist()
-            elif not isinstance(values, (list, tuple)) or len(values) != len(idx):
-                continue
-            col = self.details[name].setdefault(key, [None] * self.n)
-            for i, v in zip(idx, values):
-                col[i] = _cell(v)
-
-
-def _cell(v: Any) -> Any:
-    if v is None or isinstance(v, (bool, str)):
-        return v
-    if isinstance(v, (int, float, np.integer, np.floating)):
-        return float(v)
-    if isinstance(v, torch.Tensor) and v.numel() == 1:
-        return float(v)
-    if isinstance(v, torch.Tensor):
-        v = v.tolist()
-    return json.dumps(v, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
-
-
-def _diff(old: dict, new: dict) -> str:
-    o = {r["name"]: r for r in old.get("rewards", [])}
-    n = {r["name"]: r for r in new.get("rewards", [])}
-    if set(o) != set(n):
-        return f"rewards were {sorted(o)}, now {sorted(n)}"
-    for k in n:
-        if o[k].get("weights") != n[k].get("weights"):
-            return f"{k}: weights were {o[k].get('weights')!r}, now {n[k].get('weights')!r}"
-        if o[k].get("params") != n[k].get("params"):
-            return f"{k}: different model parameters (e.g. another random init)"
-    if old.get("input") != new.get("input"):
-        return f"input was {old.get('input')}, now {new.get('input')}"
-    if old.get("group_by") != new.get("group_by"):
-        return f"group_by was {old.get('group_by')!r}, now {new.get('group_by')!r}"
-    return "different settings"

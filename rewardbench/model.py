@@ -97,7 +97,7 @@ class RewardModel(nn.Module, abc.ABC):
             else:
                 return self._score_by_size(pixels, prompt_list)
         out = self.score(pixels, prompt_list, group_t)
-        return self._check_output(out, n)
+        return self.check_output(out, n)
 
     def _score_by_size(self, pixels: list[torch.Tensor], prompts: list[str]) -> RewardOutput:
         """Image-level reward on a batch of mixed sizes: one call per size, results put back in order."""
@@ -107,7 +107,7 @@ class RewardModel(nn.Module, abc.ABC):
         scores: list[torch.Tensor | None] = [None] * len(pixels)
         details: dict[str, list[Any]] = {}
         for idx in by_size.values():
-            part = self._check_output(
+            part = self.check_output(
                 self.score(torch.stack([pixels[i] for i in idx]), [prompts[i] for i in idx], None), len(idx))
             for j, i in enumerate(idx):
                 scores[i] = part.scores[j]
@@ -147,7 +147,7 @@ class RewardModel(nn.Module, abc.ABC):
             raise ValueError("groups: expected integer group ids")
         return g.long()
 
-    def _check_output(self, out: RewardOutput, n: int) -> RewardOutput:
+    def check_output(self, out: RewardOutput, n: int) -> RewardOutput:
         if not isinstance(out, RewardOutput):
             raise TypeError(f"reward {self.spec.name!r}: score() must return a RewardOutput, got {type(out).__name__}")
         if out.scores.shape != (n,):
@@ -242,13 +242,28 @@ class BackboneReward(RewardModel):
 
     def backbone_fingerprint(self) -> tuple:
         """Cheap identity of the backbone's weights: (id, n params, sum and sum of squares)."""
-        total = torch.zeros((), dtype=torch.float64)
-        sq = torch.zeros((), dtype=torch.float64)
-        n = 0
-        with torch.no_grad():
-            for p in self.backbone.parameters():
-                q = p.detach().double()
-                total += q.sum().cpu()
-                sq += (q * q).sum().cpu()
-                n += p.numel()
-        return (self.spec.backbone, n, round(float(total), 6), round(float(sq), 6))
+        return (self.spec.backbone, *param_fingerprint(self.backbone))
+
+
+def param_fingerprint(module: nn.Module) -> tuple[int, float, float]:
+    """(number of parameters, their sum, their sum of squares): tells random inits and checkpoints apart,
+    cheap next to a scoring run.
+
+    Example:
+        >>> import torch
+        >>> layer = torch.nn.Linear(2, 1)
+        >>> with torch.no_grad():
+        ...     _ = layer.weight.fill_(1.0), layer.bias.fill_(2.0)
+        >>> param_fingerprint(layer)
+        (3, 4.0, 6.0)
+    """
+    total = torch.zeros((), dtype=torch.float64)
+    sq = torch.zeros((), dtype=torch.float64)
+    n = 0
+    with torch.no_grad():
+        for p in module.parameters():
+            q = p.detach().double()
+            total += q.sum().cpu()
+            sq += (q * q).sum().cpu()
+            n += p.numel()
+    return n, round(float(total), 6), round(float(sq), 6)

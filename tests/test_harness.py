@@ -519,7 +519,7 @@ def test_a_changed_input_is_not_mixed(tmp_path):
 
 
 def test_each_process_gets_its_own_gpu(monkeypatch):
-    from rewardbench.harness import _process_device
+    from rewardbench.distributed import process_device as _process_device
 
     monkeypatch.setenv("LOCAL_RANK", "3")
     assert _process_device("cuda", 4) == torch.device("cuda", 3)  # not every rank on GPU 0

@@ -38,13 +38,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import bench_scoring as bs  # noqa: E402
 
-from rewardbench import (  # noqa: E402
-    RewardModel,
-    RewardOutput,
-    RewardSpec,
-    harness,  # noqa: E402
-)
+from rewardbench import RewardModel, RewardOutput, RewardSpec, batching, harness  # noqa: E402
 from rewardbench.data import open_source  # noqa: E402
+from rewardbench.images import load_image  # noqa: E402
 
 
 class _Free(RewardModel):
@@ -63,10 +59,10 @@ class _TimedScorer(harness.Scorer):
     batch_seconds = 0.0
     batches = 0
 
-    def _score_batch(self, batch, needs_groups, backbone_seconds):
+    def _score_batch(self, engine, batch):
         t = time.perf_counter()
         try:
-            return super()._score_batch(batch, needs_groups, backbone_seconds)
+            return super()._score_batch(engine, batch)
         finally:
             self.batch_seconds += time.perf_counter() - t
             self.batches += 1
@@ -74,8 +70,8 @@ class _TimedScorer(harness.Scorer):
 
 def _loader_only(items, args, device, pin: bool) -> float:
     src = open_source(items)
-    stream = harness._BatchStream(src, args.batch_size, None, None, None, 0, 1, harness.DEFAULT_CHUNK_ROWS)
-    loader = harness._loader(stream, args.workers, pin)  # the Scorer's own loader settings
+    stream = batching.BatchStream(batching.BatchPlan(src, args.batch_size))
+    loader = batching.make_loader(stream, args.workers, pin)  # the Scorer's own loader settings
     n = 0
     bs._sync(device)
     t = time.perf_counter()
@@ -152,7 +148,7 @@ def main(argv=None) -> dict:
         b = args.batch_size
 
         if "A" not in skip:
-            ready = torch.stack([torch.from_numpy(np.array(harness.load_image(q))).permute(2, 0, 1)
+            ready = torch.stack([torch.from_numpy(np.array(load_image(q))).permute(2, 0, 1)
                                  for q in paths]).to(device).float().div_(255)
             prompts = [it["prompt"] for it in items]
 
@@ -170,7 +166,7 @@ def main(argv=None) -> dict:
                     for i, it in enumerate(items[: 4 * b])]
             t = time.perf_counter()
             for s in range(0, len(rows), b):
-                harness._make_batch(rows[s:s + b])
+                batching.make_batch(rows[s:s + b])
             res["B_decode_img_s_one_process"] = len(rows) / (time.perf_counter() - t)
             save()
         if "C" not in skip:

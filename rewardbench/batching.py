@@ -1,0 +1,164 @@
+"""Batch planning and image decoding for the scoring harness: which rows go together, and turning a
+planned batch into uint8/float tensors (this runs in DataLoader worker processes)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from .data import DEFAULT_CHUNK_ROWS, Source
+from .images import ImageError, load_image, to_pixels
+
+
+def group_key(row: dict, group_by: str | None) -> Any:
+    """The group a row belongs to under ``group_by`` (None: not grouped, or an empty prompt)."""
+    if group_by == "prompt":
+        return row["prompt"] if row["prompt"].strip() else None
+    if group_by == "group":
+        return row["group"]
+    return None
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    """What to batch and how: every process and worker plans the same batches from it.
+
+    ``done`` marks rows finished by an earlier run (skipped); with ``group_counts`` (rows per
+    group key, for group rewards) the rows of a group wait until the group is complete and go into
+    one batch together (a group larger than ``batch_size`` is one batch of its own).
+    """
+
+    source: Source
+    batch_size: int
+    done: np.ndarray | None = None
+    group_by: str | None = None
+    group_counts: Mapping[Any, int] | None = None
+    chunk_rows: int = DEFAULT_CHUNK_ROWS
+
+
+def plan_batches(plan: BatchPlan) -> Iterator[list[dict]]:
+    """Batches (lists of rows) of the not-yet-done rows of ``plan``. Memory: the rows of incomplete
+    groups plus one batch."""
+    source, batch_size, done, group_by = plan.source, plan.batch_size, plan.done, plan.group_by
+    group_counts, chunk_rows = plan.group_counts, plan.chunk_rows
+    cur: list[dict] = []
+    pending: dict[Any, list[dict]] = {}
+
+    def add(unit: list[dict]):
+        nonlocal cur
+        if cur and len(cur) + len(unit) > batch_size:
+            yield cur
+            cur = []
+        cur.extend(unit)
+        if len(cur) >= batch_size:
+            yield cur
+            cur = []
+
+    for chunk in source.iter_chunks(chunk_rows):
+        for row in chunk:
+            i = row["index"]
+            if done is not None and i < len(done) and done[i]:
+                continue
+            key = group_key(row, group_by) if group_counts is not None else None
+            if key is None:
+                yield from add([row])
+                continue
+            members = pending.setdefault(key, [])
+            members.append(row)
+            if len(members) >= group_counts.get(key, 0):
+                del pending[key]
+                yield from add(members)
+    for members in pending.values():  # only if counts were off; never drop rows
+        yield from add(members)
+    if cur:
+        yield cur
+
+
+def decode_row(row: dict) -> tuple[Any, str | None]:
+    """One row's image → uint8 ``[H,W,3]`` numpy array (files: no copy or transpose here; the
+    batch is stacked once and permuted on the device) or float ``[3,H,W]`` tensor (in-memory
+    items), or an error message."""
+    item = row["image"]
+    try:
+        if isinstance(item, (str, os.PathLike)):
+            if not str(item):
+                return None, f"row {row['index']}: no image path"
+            img = load_image(item)
+            if img.width == 0 or img.height == 0:
+                return None, f"{item}: zero-size image ({img.width}x{img.height})"
+            return np.asarray(img, dtype=np.uint8), None
+        return to_pixels(item, where=f"row {row['index']}").contiguous(), None
+    except ImageError as e:
+        return None, str(e)
+    except Exception as e:  # a decoder bug must not stop the run
+        return None, f"{item if isinstance(item, (str, os.PathLike)) else 'row ' + str(row['index'])}: " \
+                     f"cannot read image ({type(e).__name__}: {e})"
+
+
+def describe_image(row: dict) -> str:
+    """How the results table names a row's image: its path, or the type and shape of an in-memory item."""
+    item = row["image"]
+    if isinstance(item, (str, os.PathLike)):
+        return str(item)
+    shape = getattr(item, "shape", None) or getattr(item, "size", None)
+    return f"<{type(item).__name__} {tuple(shape) if shape is not None else ''} #{row['index']}>"
+
+
+def make_batch(rows: list[dict]) -> dict:
+    """Decode a planned batch: same-size images are stacked into one tensor (one copy to the
+    device per size); failures carry their message."""
+    images, errors = [], []
+    for r in rows:
+        t, err = decode_row(r)
+        images.append(t)
+        errors.append(err)
+    by_size: dict[tuple, list[int]] = {}
+    for i, t in enumerate(images):
+        if t is not None:
+            by_size.setdefault((type(t), str(t.dtype), *t.shape), []).append(i)
+    buckets = []
+    for pos in by_size.values():
+        first = images[pos[0]]
+        if isinstance(first, np.ndarray):  # uint8 [n,H,W,3]: one copy, 4x smaller than float
+            buckets.append((pos, torch.from_numpy(np.stack([images[i] for i in pos]))))
+        else:  # float [n,3,H,W]
+            buckets.append((pos, torch.stack([images[i] for i in pos])))
+    return {
+        "index": [r["index"] for r in rows],
+        "image": [describe_image(r) for r in rows],
+        "prompt": [r["prompt"] for r in rows],
+        "group": [r["group"] for r in rows],
+        "buckets": buckets,
+        "errors": errors,
+    }
+
+
+class BatchStream(torch.utils.data.IterableDataset):
+    """Every worker plans the same batches and decodes its share: batch k belongs to rank
+    ``k % world`` and, within the rank, to worker ``(k // world) % workers``. The DataLoader takes
+    workers round-robin, so batches come out in plan order."""
+
+    def __init__(self, plan: BatchPlan, rank: int = 0, world: int = 1):
+        self.plan = plan
+        self.rank, self.world = rank, world
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        wid, nw = (info.id, info.num_workers) if info is not None else (0, 1)
+        for k, rows in enumerate(plan_batches(self.plan)):
+            if k % self.world != self.rank:
+                continue
+            if (k // self.world) % nw != wid:
+                continue
+            yield make_batch(rows)
+
+
+def make_loader(stream: BatchStream, workers: int, pin: bool) -> torch.utils.data.DataLoader:
+    """The DataLoader over planned batches (each item is already a batch)."""
+    return torch.utils.data.DataLoader(stream, batch_size=None, num_workers=workers, pin_memory=pin,
+                                       prefetch_factor=4 if workers else None, persistent_workers=False)

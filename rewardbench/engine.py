@@ -1,0 +1,275 @@
+"""Scoring one decoded batch with every reward: pixels to the device once, shared backbone features,
+group ids, per-row (or per-group) retry when a call fails, and each reward's details as table columns."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from .batching import group_key
+from .cache import TextFeatureCache
+from .model import RewardModel
+from .spec import RewardOutput
+
+GROUP_HINT = "needs groups: pass --group-by prompt or a group column"
+
+
+@dataclass
+class RewardSlot:
+    """One reward of a run: its results column, the model, and what it cost."""
+
+    name: str  # column name
+    model: RewardModel
+    weights_used: str
+    fingerprint: tuple = ()
+    seconds: float = 0.0
+    calls: int = 0
+
+    @property
+    def spec(self):
+        return self.model.spec
+
+
+def text_caches(model: torch.nn.Module) -> list[TextFeatureCache]:
+    """The text-feature caches a reward keeps (anywhere in its module tree), each once."""
+    found = {}
+    for m in model.modules():
+        for v in vars(m).values():
+            if isinstance(v, TextFeatureCache):
+                found[id(v)] = v
+    return list(found.values())
+
+
+class BatchScores:
+    """Scores and per-row details of one batch, filled reward by reward.
+
+    Details that hold one value per row (a tensor ``[B]`` or a list of length B) become columns
+    ``<reward>.<key>`` of the results table: numbers and strings as they are, anything else
+    (lists, dicts, tensors per row) as JSON, so a fairness audit keeps face counts and notes.
+    """
+
+    def __init__(self, n: int, names: list[str]):
+        self.n = n
+        self.scores = {name: np.full(n, np.nan) for name in names}
+        self.details: dict[str, dict[str, list]] = {name: {} for name in names}
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.scores[name]
+
+    def record(self, name: str, idx: list[int], out: RewardOutput) -> None:
+        self.scores[name][idx] = out.scores.detach().float().cpu().numpy()
+        for key, values in out.details.items():
+            if isinstance(values, torch.Tensor):
+                values = values.detach().float().cpu()
+                if values.ndim != 1 or values.shape[0] != len(idx):
+                    continue
+                values = values.tolist()
+            elif not isinstance(values, (list, tuple)) or len(values) != len(idx):
+                continue
+            col = self.details[name].setdefault(key, [None] * self.n)
+            for i, v in zip(idx, values):
+                col[i] = _cell(v)
+
+
+def _cell(v: Any) -> Any:
+    if v is None or isinstance(v, (bool, str)):
+        return v
+    if isinstance(v, (int, float, np.integer, np.floating)):
+        return float(v)
+    if isinstance(v, torch.Tensor) and v.numel() == 1:
+        return float(v)
+    if isinstance(v, torch.Tensor):
+        v = v.tolist()
+    return json.dumps(v, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
+
+
+
+
+@dataclass
+class DeviceBatch:
+    """A decoded batch on the device: float pixels per size bucket, and where each row sits."""
+
+    prompts: list[str]
+    group_keys: list
+    buckets: list[tuple[list[int], torch.Tensor]]  # (row positions, pixels [n,3,H,W])
+    where: dict[int, tuple[int, int]]  # row position -> (bucket, row in bucket)
+    scores: BatchScores
+    errors: list[list[str]]
+
+    def pixels(self, idx: list[int]) -> torch.Tensor | list[torch.Tensor]:
+        """Pixels of rows ``idx``: one tensor when they share a size, else a list (the reward's
+        forward then scores per size)."""
+        buckets = {self.where[i][0] for i in idx}
+        if len(buckets) == 1:
+            t = self.buckets[buckets.pop()][1]
+            rows = [self.where[i][1] for i in idx]
+            if rows == list(range(t.shape[0])):  # the whole bucket, in order: no copy
+                return t
+            return t.index_select(0, torch.tensor(rows, device=t.device))
+        return [self.buckets[self.where[i][0]][1][self.where[i][1]] for i in idx]
+
+
+class BatchEngine:
+    """Scores planned batches with the slots of a run, cluster by cluster (a cluster = rewards sharing a
+    backbone, whose image features are computed once)."""
+
+    def __init__(self, slots: list[RewardSlot], clusters: list[list[RewardSlot]], device: torch.device,
+                 dtype: torch.dtype | None, group_mode: str | None):
+        self.slots, self.clusters = slots, clusters
+        self.device, self.dtype, self.group_mode = device, dtype, group_mode
+        self.backbone_seconds: dict[str, float] = {}
+
+    def _autocast(self):
+        if self.dtype in (torch.float16, torch.bfloat16):
+            return torch.autocast(device_type=self.device.type, dtype=self.dtype)
+        return contextlib.nullcontext()
+
+    def score_batch(self, batch: dict) -> list[dict]:
+        """One result row per row of ``batch`` (from `rewardbench.batching.make_batch`)."""
+        n = len(batch["index"])
+        prompts: list[str] = batch["prompt"]
+        errors: list[list[str]] = [[e] if e else [] for e in batch["errors"]]
+        decoded = [e is None for e in batch["errors"]]
+        buckets: list[tuple[list[int], torch.Tensor]] = []
+        where: dict[int, tuple[int, int]] = {}
+        for b, (pos, t) in enumerate(batch["buckets"]):
+            t = t.to(self.device, non_blocking=True)
+            if t.dtype == torch.uint8:  # [n,H,W,3] from files: channels first on the device, in one pass
+                n_, h, w, c = t.shape
+                t = torch.empty((n_, c, h, w), dtype=torch.float32, device=t.device).copy_(
+                    t.permute(0, 3, 1, 2)).div_(255.0)
+            else:
+                t = t.float()
+            buckets.append((pos, t))
+            for j, p in enumerate(pos):
+                where[p] = (b, j)
+        gkeys = [None] * n  # group ids, for group-granularity rewards
+        if self.group_mode is not None:
+            gkeys = [group_key({"prompt": p, "group": g}, self.group_mode) for p, g in zip(prompts, batch["group"])]
+        db = DeviceBatch(prompts, gkeys, buckets, where, BatchScores(n, [s.name for s in self.slots]), errors)
+
+        def eligible(s: RewardSlot) -> list[int]:
+            ok = []
+            for i in range(n):
+                if not decoded[i]:
+                    continue
+                if s.spec.needs_prompt and not prompts[i].strip():
+                    errors[i].append(f"{s.name}: empty prompt, but this reward needs one")
+                    continue
+                if s.spec.granularity == "group" and gkeys[i] is None:
+                    errors[i].append(f"{s.name}: {GROUP_HINT}")
+                    continue
+                ok.append(i)
+            return ok
+
+        with self._autocast():
+            for cluster in self.clusters:
+                elig = {s.name: eligible(s) for s in cluster}
+                if len(cluster) > 1:
+                    self._score_cluster(cluster, elig, db)
+                else:
+                    self._score_units(cluster[0], elig[cluster[0].name], db)
+        return self._rows(batch, db)
+
+    def _rows(self, batch: dict, db: DeviceBatch) -> list[dict]:
+        rows = []
+        weights_json = json.dumps({s.name: s.weights_used for s in self.slots})
+        for i in range(len(batch["index"])):
+            row = {"index": int(batch["index"][i]), "image": batch["image"][i], "prompt": db.prompts[i]}
+            g = batch["group"][i]
+            row["group"] = None if g is None else str(g)
+            for s in self.slots:
+                v = db.scores[s.name][i]
+                row[s.name] = None if math.isnan(v) else float(v)
+                for key, col in db.scores.details[s.name].items():
+                    row[f"{s.name}.{key}"] = col[i]
+            row["weights"] = weights_json
+            row["error"] = "; ".join(db.errors[i]) if db.errors[i] else None
+            rows.append(row)
+        return rows
+
+    def _call(self, s: RewardSlot, idx: list[int], db: DeviceBatch) -> RewardOutput:
+        groups = None
+        if s.spec.granularity == "group":
+            ids: dict[Any, int] = {}
+            groups = torch.tensor([ids.setdefault(db.group_keys[i], len(ids)) for i in idx], dtype=torch.long,
+                                  device=self.device)
+        return s.model(db.pixels(idx), [db.prompts[i] for i in idx], groups)
+
+    @staticmethod
+    def _units(s: RewardSlot, idx: list[int], gkeys: list) -> list[list[int]]:
+        """Retry units: one row each, or one whole group each for group rewards."""
+        if s.spec.granularity != "group":
+            return [[i] for i in idx]
+        by: dict[Any, list[int]] = {}
+        for i in idx:
+            by.setdefault(gkeys[i], []).append(i)
+        return list(by.values())
+
+    def _score_units(self, s: RewardSlot, idx: list[int], db: DeviceBatch) -> None:
+        """Score rows ``idx`` in one call; if it raises, retry unit by unit so that one bad row
+        (or group) does not fail the others."""
+        if not idx:
+            return
+        t = time.perf_counter()
+        try:
+            db.scores.record(s.name, idx, self._call(s, idx, db))
+        except Exception as batch_error:
+            units = self._units(s, idx, db.group_keys)
+            for unit in units:
+                try:
+                    db.scores.record(s.name, unit, self._call(s, unit, db))
+                except Exception as e:
+                    err = e if len(units) > 1 else batch_error
+                    for i in unit:
+                        db.errors[i].append(f"{s.name}: {type(err).__name__}: {err}")
+        finally:
+            s.seconds += time.perf_counter() - t
+            s.calls += 1
+
+    def _score_cluster(self, cluster: list[RewardSlot], elig: dict[str, list[int]], db: DeviceBatch) -> None:
+        """Rewards sharing a backbone: image features once for the union of their rows, then each
+        reward's head. Any failure falls back to the reward's own forward (with per-row retry)."""
+        union = sorted(set().union(*[set(v) for v in elig.values()]))
+        if not union:
+            return
+        leader = cluster[0].model
+        key = str(leader.spec.backbone)
+        t = time.perf_counter()
+        try:
+            feats: dict[int, torch.Tensor] | None = {}
+            by_bucket: dict[int, list[int]] = {}
+            for i in union:
+                by_bucket.setdefault(db.where[i][0], []).append(i)
+            for idx in by_bucket.values():
+                emb = leader.embed_images(db.pixels(idx))
+                for j, i in enumerate(idx):
+                    feats[i] = emb[j]
+        except Exception:
+            feats = None
+        self.backbone_seconds[key] = self.backbone_seconds.get(key, 0.0) + time.perf_counter() - t
+        for s in cluster:
+            idx = elig[s.name]
+            if not idx:
+                continue
+            if feats is None:
+                self._score_units(s, idx, db)
+                continue
+            t = time.perf_counter()
+            try:
+                ps = s.model.check_prompts([db.prompts[i] for i in idx], len(idx))
+                out = s.model.check_output(s.model.score_embeddings(torch.stack([feats[i] for i in idx]), ps, None),
+                                           len(idx))
+                db.scores.record(s.name, idx, out)
+                s.seconds += time.perf_counter() - t
+                s.calls += 1
+            except Exception:
+                s.seconds += time.perf_counter() - t
+                self._score_units(s, idx, db)
