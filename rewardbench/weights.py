@@ -218,12 +218,9 @@ def resolve_weights(sources: Sequence[WeightSource], *, reward: str,
 
 def _not_found_message(reward: str, attempts: Iterable[str]) -> str:
     lines = "\n  - ".join(attempts)
-    from .registry import REGISTRY
-
-    try:  # the CLI names the reward in --weights; internal parts (a reward's backbone) have no CLI flag
-        cli = f" (CLI: --weights {REGISTRY.canonical(reward)}=PATH)"
-    except LookupError:
-        cli = " (CLI: --weights REWARD=PATH)"
+    # the CLI names the reward in --weights (callers pass the spec's canonical name); internal parts
+    # ("clip:ViT-L-14", a reward's backbone) have no flag of their own
+    cli = f" (CLI: --weights {reward}=PATH)" if ":" not in reward else " (CLI: --weights REWARD=PATH)"
     return (
         f"weights for reward {reward!r} not found.\n  Looked for:\n  - {lines}\n"
         f"  Fix: pass weights=PATH{cli} pointing at a local copy, or put the file under "
