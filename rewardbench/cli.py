@@ -44,7 +44,8 @@ class _LazyGroup(click.Group):
 
                 @click.command(name, help=f"(unavailable: {reason})")
                 def _unavailable():
-                    raise click.ClickException(f"`rewardbench {name}` is unavailable: cannot import {target} ({reason})")
+                    raise click.ClickException(
+                        f"`rewardbench {name}` is unavailable: cannot import {target} ({reason})")
                 return _unavailable
         return super().get_command(ctx, name)
 
@@ -54,26 +55,6 @@ class _LazyGroup(click.Group):
 @click.version_option(package_name="rewardbench")
 def main():
     """rewardbench: one interface to the reward models used to align text-to-image diffusion models."""
-
-
-def _fmt(v) -> str:
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    if isinstance(v, (list, tuple)):
-        if len(v) == 2 and all(x is None or isinstance(x, (int, float)) for x in v):
-            return f"[{'' if v[0] is None else f'{v[0]:g}'}, {'' if v[1] is None else f'{v[1]:g}'}]"
-        return ", ".join(str(x) for x in v) or "-"
-    return "-" if v in (None, "") else str(v)
-
-
-def render_table(rows: list[dict], columns: list[str]) -> str:
-    """Plain-text table (no colour codes, safe to pipe)."""
-    cells = [[_fmt(r.get(c)) for c in columns] for r in rows]
-    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
-    line = "  ".join(c.ljust(w) for c, w in zip(columns, widths))
-    out = [line.rstrip(), "  ".join("-" * w for w in widths)]
-    out += ["  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in cells]
-    return "\n".join(out)
 
 
 _LIST_EPILOG = """\b
@@ -93,11 +74,12 @@ Examples:
 def list_cmd(category, offline, as_json):
     """List the registered rewards with their spec (category, direction, range, granularity, weights)."""
     from .registry import REGISTRY
+    from .tables import render_table
 
     try:
         specs = REGISTRY.specs(category)
     except ValueError as e:
-        raise click.UsageError(str(e))
+        raise click.UsageError(str(e)) from None
     if offline:
         specs = [s for s in specs if s.offline]
     rows = [s.as_row() for s in specs]

@@ -78,7 +78,7 @@ def _fmt(v) -> str:
 
 def summary_text(result) -> str:
     """Plain-text summary: one line per reward (mean, std, min, max, scored rows, seconds, weights)."""
-    from .cli import render_table
+    from .tables import render_table
 
     t = result.table
     rows = []
@@ -130,8 +130,8 @@ def summary_text(result) -> str:
 @click.option("--no-resume", is_flag=True, help="Ignore partial results left in OUT.parts/ and start over.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object (summary, failed rows; rows if no --out).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-def score(models, images, prompts, out, batch_size, device, dtype, weights, configs, random_weights, group_by, num_workers,
-          no_resume, as_json, no_progress):
+def score(models, images, prompts, out, batch_size, device, dtype, weights, configs, random_weights, group_by,
+          num_workers, no_resume, as_json, no_progress):
     """Score images with one or more rewards; write one row per image (path, prompt, a column per
     reward, the weights used, error) and print a summary."""
     from .data import SourceError, open_source

@@ -31,9 +31,9 @@ def _load(name, path, limit):
     try:
         return load_suite(name, path=path, limit=limit)
     except UnknownSuiteError as e:
-        raise click.UsageError(str(e))
+        raise click.UsageError(str(e)) from None
     except (SuiteSourceError, ValueError, OSError) as e:
-        raise click.ClickException(str(e))
+        raise click.ClickException(str(e)) from None
 
 
 @suites.command("list", epilog="""\b
@@ -52,9 +52,10 @@ def list_cmd(as_json):
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    width = max(len(r["name"]) for r in rows)
-    for r in rows:
-        click.echo(f"{r['name'].ljust(width)}  {r['module'].rsplit('.', 1)[-1]}")
+    from .tables import render_table
+
+    click.echo(render_table([{"name": r["name"], "source": r["module"].rsplit(".", 1)[-1]} for r in rows],
+                            ["name", "source"]))
     click.echo(f"\n{len(rows)} suites")
 
 
@@ -74,7 +75,8 @@ def show_cmd(name, path, limit, as_json):
         click.echo(json.dumps(rows, indent=2))
         return
     for r in rows:
-        extra = ", ".join(f"{k}={v}" for k, v in r.items() if k not in ("prompt", "index") and not isinstance(v, (list, dict)))
+        extra = ", ".join(f"{k}={v}" for k, v in r.items()
+                          if k not in ("prompt", "index") and not isinstance(v, (list, dict)))
         click.echo(f"{r['prompt']}" + (f"    [{extra}]" if extra else ""))
 
 
@@ -85,7 +87,8 @@ Examples:
   rewardbench suites export geneval --path evaluation_metadata.jsonl --out prompts.txt   # prompts only
 """)
 @click.argument("name")
-@click.option("--out", "-o", required=True, type=click.Path(dir_okay=False), help=".jsonl, .csv or .txt (prompts only).")
+@click.option("--out", "-o", required=True, type=click.Path(dir_okay=False),
+              help=".jsonl, .csv or .txt (prompts only).")
 @click.option("--path", default=None, help="Local copy (or URL) of the suite's official file.")
 @click.option("--limit", "-n", type=click.IntRange(min=0), default=None, help="Only the first N rows.")
 def export_cmd(name, out, path, limit):

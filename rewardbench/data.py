@@ -204,7 +204,8 @@ class ManifestSource(Source):
             use = [c for c in cols if c in pf.schema_arrow.names]
             for batch in pf.iter_batches(batch_size=chunk_rows, columns=use):
                 d = batch.to_pydict()
-                yield [{k: d[k][i] for k in use} | {"image": self._resolve(d["image"][i])} for i in range(batch.num_rows)]
+                yield [{k: d[k][i] for k in use} | {"image": self._resolve(d["image"][i])}
+                       for i in range(batch.num_rows)]
         elif self.kind in (".csv", ".tsv"):
             import pandas as pd
 

@@ -201,7 +201,8 @@ def to_pixels(item: Any, where: str = "image") -> torch.Tensor:
     elif isinstance(item, torch.Tensor):
         t = _from_tensor(item, where)
     else:
-        raise ImageError(f"{where}: unsupported type {type(item).__name__} (expected a path, PIL image, array or tensor)")
+        raise ImageError(f"{where}: unsupported type {type(item).__name__} "
+                         "(expected a path, PIL image, array or tensor)")
     t = _channels_to_rgb(t, where)
     _check_range(t, where)
     return t

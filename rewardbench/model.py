@@ -115,7 +115,8 @@ class RewardModel(nn.Module, abc.ABC):
                 col = details.setdefault(k, [None] * len(pixels))
                 for j, i in enumerate(idx):
                     col[i] = v[j]
-        out_details = {k: torch.stack(v) if all(isinstance(x, torch.Tensor) for x in v) else v for k, v in details.items()}
+        out_details = {k: torch.stack(v) if all(isinstance(x, torch.Tensor) for x in v) else v
+                       for k, v in details.items()}
         return RewardOutput(torch.stack(scores), out_details)  # type: ignore[arg-type]
 
     def check_prompts(self, prompts: Sequence[str] | str | None, n: int) -> list[str]:
@@ -151,7 +152,8 @@ class RewardModel(nn.Module, abc.ABC):
         if not isinstance(out, RewardOutput):
             raise TypeError(f"reward {self.spec.name!r}: score() must return a RewardOutput, got {type(out).__name__}")
         if out.scores.shape != (n,):
-            raise RuntimeError(f"reward {self.spec.name!r}: returned scores of shape {tuple(out.scores.shape)} for {n} images")
+            raise RuntimeError(f"reward {self.spec.name!r}: returned scores of shape {tuple(out.scores.shape)} "
+                               f"for {n} images")
         return out
 
     # -- weights ----------------------------------------------------------------------------

@@ -20,9 +20,10 @@ import difflib
 import importlib
 import pkgutil
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
+from types import ModuleType
 from typing import Any
 
 from .spec import CATEGORIES, RewardSpec
@@ -112,20 +113,8 @@ class Registry:
             return
         self._discovering = True
         try:
-            try:
-                zoo = importlib.import_module(ZOO_PACKAGE)
-            except ImportError as e:
-                self.broken[ZOO_PACKAGE] = str(e)
-            else:
-                for info in sorted(pkgutil.iter_modules(zoo.__path__), key=lambda m: m.name):
-                    if info.name.startswith("_"):
-                        continue
-                    modname = f"{ZOO_PACKAGE}.{info.name}"
-                    try:
-                        importlib.import_module(modname)
-                    except Exception as e:  # one broken family must not hide the rest of the zoo
-                        self.broken[modname] = f"{type(e).__name__}: {e}"
-                        warnings.warn(f"rewardbench: could not import {modname}: {e}", stacklevel=2)
+            for _mod in discover_modules(ZOO_PACKAGE, self.broken):
+                pass  # importing a zoo module registers its rewards
             self._load_entry_points()
             self._discovered = True
         finally:
@@ -153,11 +142,7 @@ class Registry:
         key = name.lower().replace("_", "-")
         if key in folded:
             return self.canonical(folded[key])
-        close = difflib.get_close_matches(name, [*self._entries, *self._aliases], n=6, cutoff=0.5)
-        close = list(dict.fromkeys(self._aliases.get(c, c) for c in close))[:3]  # canonical names, once each
-        msg = f"unknown reward {name!r}."
-        if close:
-            msg += " Did you mean " + " or ".join(repr(c) for c in close) + "?"
+        msg = f"unknown reward {name!r}." + did_you_mean(name, [*self._entries, *self._aliases], self._aliases)
         msg += " `rewardbench list` shows them all."
         if self.broken:
             msg += " Some reward modules failed to import: " + "; ".join(f"{m}: {e}" for m, e in self.broken.items())
@@ -202,6 +187,52 @@ class Registry:
         return model
 
 
+def discover_modules(package: str, broken: dict[str, str] | None = None) -> Iterator[ModuleType]:
+    """Import every public module (name not starting with ``_``) of ``package``, in name order, and
+    yield it: how the zoo (``rewardbench.rewards``) and the prompt suites (``rewardbench.suites``) are
+    found. A module that fails to import is recorded in ``broken`` (and warned about) instead of hiding
+    the rest; without ``broken`` the error propagates.
+
+    Example:
+        >>> [m.__name__ for m in discover_modules("rewardbench.suites")][:2]
+        ['rewardbench.suites.compbench', 'rewardbench.suites.geneval']
+    """
+    try:
+        root = importlib.import_module(package)
+    except ImportError as e:
+        if broken is None:
+            raise
+        broken[package] = str(e)
+        return
+    for info in sorted(pkgutil.iter_modules(root.__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        modname = f"{package}.{info.name}"
+        try:
+            mod = importlib.import_module(modname)
+        except Exception as e:  # one broken family must not hide the rest
+            if broken is None:
+                raise
+            broken[modname] = f"{type(e).__name__}: {e}"
+            warnings.warn(f"rewardbench: could not import {modname}: {e}", stacklevel=3)
+            continue
+        yield mod
+
+
+def did_you_mean(name: str, known: Iterable[str], aliases: Mapping[str, str] | None = None) -> str:
+    """`` Did you mean 'x' or 'y'?`` for the closest known names (aliases mapped to their canonical
+    name, each once), or an empty string.
+
+    Example:
+        >>> did_you_mean("vendy", ["vendi", "nsfw"])
+        " Did you mean 'vendi'?"
+    """
+    aliases = aliases or {}
+    close = difflib.get_close_matches(name, list(known), n=6, cutoff=0.5)
+    close = list(dict.fromkeys(aliases.get(c, c) for c in close))[:3]
+    return (" Did you mean " + " or ".join(repr(c) for c in close) + "?") if close else ""
+
+
 def _describe(target: Any) -> str:
     if isinstance(target, str):
         return target
@@ -235,7 +266,8 @@ def register_reward(name: str | None = None, *, aliases: Iterable[str] = (), spe
     def deco(target: Any) -> Any:
         s = spec or getattr(target, "spec", None)
         if not isinstance(s, RewardSpec):
-            raise TypeError(f"register_reward: {_describe(target)} needs a RewardSpec (class attribute `spec` or spec=...)")
+            raise TypeError(f"register_reward: {_describe(target)} needs a RewardSpec "
+                            "(class attribute `spec` or spec=...)")
         n = name or s.name
         if s.name != n:
             s = s.replace(name=n)

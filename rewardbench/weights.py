@@ -278,7 +278,8 @@ def load_into(module: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], *
     if shape_bad or (strict and (missing or unexpected)):
         def show(keys: list[str]) -> str:
             return ", ".join(keys[:20]) + (f", ... ({len(keys)} in all)" if len(keys) > 20 else "") if keys else "none"
-        shapes = "; ".join(f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}" for k in shape_bad[:10])
+        shapes = "; ".join(f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}"
+                           for k in shape_bad[:10])
         raise CheckpointMismatchError(
             f"{source} does not match {type(module).__name__}: missing keys: {show(missing)}; "
             f"unexpected keys: {show(unexpected)}" + (f"; shape mismatches: {shapes}" if shape_bad else "")

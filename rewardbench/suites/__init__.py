@@ -17,10 +17,7 @@ templates).
 
 from __future__ import annotations
 
-import difflib
-import importlib
 import os
-import pkgutil
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -39,16 +36,24 @@ class SuiteSourceError(OSError):
     """An official prompt file could not be read from a path or URL (the message says what was tried)."""
 
 
+ENTRY_POINT_GROUP = "rewardbench.suites"  # third-party suites: name = "module:loader"
+
+
 def _registry() -> dict[str, Loader]:
+    """Every suite: the ``SUITES`` tables of this package's modules (found as the zoo's rewards are,
+    by `rewardbench.registry.discover_modules`) and the ``rewardbench.suites`` entry points."""
+    from importlib import metadata
+
+    from rewardbench.registry import discover_modules
+
     found: dict[str, Loader] = {}
-    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-        if info.name.startswith("_"):
-            continue
-        mod = importlib.import_module(f"{__name__}.{info.name}")
+    for mod in discover_modules(__name__):
         for name, loader in getattr(mod, "SUITES", {}).items():
             if name in found:
                 raise ValueError(f"prompt suite {name!r} is defined twice (second time in {mod.__name__})")
             found[name] = loader
+    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        found.setdefault(ep.name, ep.load())
     return found
 
 
@@ -62,8 +67,9 @@ def load_suite(name: str, path: str | os.PathLike | None = None, limit: int | No
     first N rows. Unknown names raise `UnknownSuiteError` with close matches."""
     reg = _registry()
     if name not in reg:
-        close = difflib.get_close_matches(name, list(reg), n=3, cutoff=0.4)
-        hint = (" Did you mean " + " or ".join(repr(c) for c in close) + "?") if close else ""
+        from rewardbench.registry import did_you_mean
+
+        hint = did_you_mean(name, reg)
         raise UnknownSuiteError(f"unknown prompt suite {name!r}.{hint} Known: {', '.join(sorted(reg))}")
     rows = reg[name](path=path, **kw) if path is not None else reg[name](**kw)
     for i, r in enumerate(rows):

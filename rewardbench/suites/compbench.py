@@ -5,7 +5,8 @@ on GitHub (``examples/dataset/<category>_<split>.txt``), or ``source="hub"`` for
 dataset ``NinaKarine/t2i-compbench`` (one config per file, e.g. ``color_val``).
 
     >>> from rewardbench.suites import load_suite
-    >>> rows = load_suite("t2i-compbench-color", path="../shared/data/prompts/t2i-compbench/color_val.txt")  # doctest: +SKIP
+    >>> local = "../shared/data/prompts/t2i-compbench/color_val.txt"  # a downloaded copy
+    >>> rows = load_suite("t2i-compbench-color", path=local)  # doctest: +SKIP
     >>> rows[0]   # doctest: +SKIP
     {'prompt': 'a green bench and a blue bowl', 'category': 'color', 'split': 'val', 'index': 0}
 """

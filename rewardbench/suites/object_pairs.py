@@ -5,8 +5,9 @@ training signal for these prompts).
 
     >>> from rewardbench.suites.object_pairs import object_pairs
     >>> rows = object_pairs(objects=["cat", "dog", "apple"], relations=["next to"])
-    >>> [r["prompt"] for r in rows]
-    ['a cat next to a dog', 'a cat next to an apple', 'a dog next to a cat', 'a dog next to an apple', 'an apple next to a cat', 'an apple next to a dog']
+    >>> [r["prompt"] for r in rows]  # doctest: +NORMALIZE_WHITESPACE
+    ['a cat next to a dog', 'a cat next to an apple', 'a dog next to a cat', 'a dog next to an apple',
+     'an apple next to a cat', 'an apple next to a dog']
 """
 
 from __future__ import annotations
