@@ -1,0 +1,229 @@
+"""The package layout holds: one import namespace, layers that point one way, no import cycle between
+files, no file over ~500 lines without a reason. Run alone with ``pytest tests/test_layout.py``."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+import tomllib
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+PACKAGE_DIRS: dict[str, str] = PYPROJECT["tool"]["setuptools"]["package-dir"]  # import name -> folder
+LAYER_OF_PACKAGE = {"rewardbench": "kernel", "rewardbench.rewards": "rewards", "rewardbench.trainers": "trainers",
+                    "rewardbench.benchmarks": "benchmarks", "rewardbench.leaderboards": "leaderboards"}
+# what each layer may import (besides itself): kernel <- zoo <- leaderboards <- benchmarks <- trainers
+ALLOWED = {
+    "kernel": set(),
+    "rewards": {"kernel"},
+    "leaderboards": {"kernel"},
+    "benchmarks": {"kernel", "leaderboards"},
+    "trainers": {"kernel", "leaderboards", "benchmarks"},
+}
+MAX_LINES = 500
+
+
+def modules() -> dict[str, Path]:
+    """Installed module name -> file, for every .py file of the package folders (perf/parity scripts
+    without an __init__.py are scripts, not modules, and are left out)."""
+    found = {}
+    for pkg, folder in PACKAGE_DIRS.items():
+        base = ROOT / folder
+        for f in sorted(base.rglob("*.py")):
+            rel = f.relative_to(base).with_suffix("")
+            parts = list(rel.parts)
+            if not all((base.joinpath(*parts[:i]) / "__init__.py").exists() for i in range(len(parts))):
+                continue  # a folder of scripts
+            if any(p in PACKAGE_DIRS.values() for p in parts[:1]) and pkg == "rewardbench":
+                continue
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+            name = ".".join([pkg, *parts])
+            if pkg == "rewardbench" and parts and f"rewardbench.{parts[0]}" in PACKAGE_DIRS:
+                continue
+            found[name] = f
+    return found
+
+
+MODULES = modules()
+
+
+def layer(module: str) -> str:
+    best = max((p for p in LAYER_OF_PACKAGE if module == p or module.startswith(p + ".")), key=len)
+    return LAYER_OF_PACKAGE[best]
+
+
+def imports_of(name: str, path: Path) -> set[str]:
+    """Modules of ours that ``name`` imports anywhere in the file (function-level imports included)."""
+    tree = ast.parse(path.read_text())
+    is_pkg = path.name == "__init__.py"
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = name.split(".")
+                base = base if is_pkg else base[:-1]
+                base = base[: len(base) - (node.level - 1)]
+                mod = ".".join(base + ([node.module] if node.module else []))
+            else:
+                mod = node.module or ""
+            targets = [mod] + [f"{mod}.{a.name}" for a in node.names]
+        else:
+            continue
+        for t in targets:
+            while t and t not in MODULES:
+                t = t.rpartition(".")[0]
+            if t and t != name and not name.startswith(t + "."):  # a parent package runs first anyway
+                out.add(t)
+    return out
+
+
+GRAPH = {m: imports_of(m, p) for m, p in MODULES.items()}
+
+
+def test_modules_are_found_in_every_folder():
+    layers = {layer(m) for m in MODULES}
+    assert {"kernel", "rewards", "trainers", "benchmarks", "leaderboards"} <= layers
+    assert "rewardbench.rewards.jpeg" in MODULES and "rewardbench.harness" in MODULES
+
+
+def test_no_bare_imports_of_the_folders():
+    bare = []
+    for m, p in MODULES.items():
+        for node in ast.walk(ast.parse(p.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
+            bare += [f"{m}: {n}" for n in names if n.split(".")[0] in ("rewards", "trainers", "benchmarks",
+                                                                        "leaderboards", "tests")]
+    assert not bare, bare
+
+
+def test_layers_point_one_way():
+    wrong = [f"{m} ({layer(m)}) imports {t} ({layer(t)})" for m, ts in GRAPH.items() for t in ts
+             if layer(t) != layer(m) and layer(t) not in ALLOWED[layer(m)]]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_upper_layers_reach_rewards_only_through_the_registry():
+    direct = [f"{m} imports {t}" for m, ts in GRAPH.items() for t in ts
+              if layer(m) in ("trainers", "benchmarks", "leaderboards") and layer(t) == "rewards"]
+    assert not direct, direct
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan)."""
+    index, low, stack, on, out = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    sys.setrecursionlimit(10000)
+    for v in graph:
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_cycle_finder_finds_a_cycle():
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_no_import_cycle_between_files():
+    cycles = _cycles(GRAPH)
+    assert not cycles, cycles
+
+
+def test_no_import_cycle_between_folders():
+    folders = {}
+    for m, ts in GRAPH.items():
+        folders.setdefault(layer(m), set()).update(layer(t) for t in ts if layer(t) != layer(m))
+    assert not _cycles(folders), folders
+
+
+def test_files_stay_small_or_say_why():
+    big = [f"{p.relative_to(ROOT)} ({n} lines)" for m, p in MODULES.items()
+           if (n := len(p.read_text().splitlines())) > MAX_LINES
+           and "longer than 500 lines because" not in (ast.get_docstring(ast.parse(p.read_text())) or "")]
+    assert not big, big
+
+
+def test_modules_say_what_they_are_for():
+    silent = [m for m, p in MODULES.items() if p.stat().st_size and not ast.get_docstring(ast.parse(p.read_text()))]
+    assert not silent, silent
+
+
+def test_the_installed_namespace_is_this_checkout():
+    """An editable install maps each folder into rewardbench.* (what `./run` sets up from a fresh clone);
+    from another directory the bare folder names are not importable."""
+    code = ("import importlib.util, rewardbench.rewards, rewardbench.trainers, rewardbench.benchmarks, "
+            "rewardbench.leaderboards as lb; print(rewardbench.rewards.__file__); print(lb.__file__); "
+            "print([importlib.util.find_spec(n) is None for n in ('rewards', 'trainers', 'benchmarks', 'leaderboards')])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/", timeout=120)
+    assert out.returncode == 0, out.stderr
+    rewards_file, lb_file, bare = out.stdout.splitlines()
+    assert Path(rewards_file) == ROOT / "rewards" / "__init__.py"
+    assert Path(lb_file) == ROOT / "leaderboards" / "__init__.py"
+    assert bare == "[True, True, True, True]"
+
+
+def test_module_entry_points_run():
+    for mod in ("rewardbench.cli", "rewardbench.trainers.cli"):
+        out = subprocess.run([sys.executable, "-m", mod, "--help"], capture_output=True, text=True, cwd="/",
+                             timeout=120)
+        assert out.returncode == 0 and "Example" in out.stdout, (mod, out.stderr[-2000:])
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    """A wheel built from a copy of the checkout's files (as a fresh clone has them: no build/ leftovers)."""
+    import shutil
+
+    src, out = tmp_path_factory.mktemp("src"), tmp_path_factory.mktemp("wheel")
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
+                           text=True, check=True).stdout.split()
+    for f in files:
+        if (ROOT / f).is_file():
+            (src / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / f, src / f)
+    res = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                          "-w", str(out), str(src)], capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    return next(out.glob("rewardbench-*.whl"))
+
+
+def test_wheel_installs_one_top_level_package(wheel):
+    names = zipfile.ZipFile(wheel).namelist()
+    tops = {n.split("/")[0] for n in names}
+    assert {t for t in tops if not t.endswith(".dist-info")} == {"rewardbench"}, tops
+    for must in ("rewardbench/rewards/jpeg.py", "rewardbench/trainers/train.py", "rewardbench/suites/geneval.py",
+                 "rewardbench/trainers/recipes/tiny_smoke.yaml", "rewardbench/leaderboards/__init__.py"):
+        assert must in names, must
+    assert not any(n.startswith("rewardbench/benchmarks/perf/") for n in names)  # scripts stay in the checkout
+    meta = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
+    entry_points = zipfile.ZipFile(wheel).read(meta).decode()
+    assert "[rewardbench.commands]" in entry_points and "rewardbench.trainers.cli:train" in entry_points
