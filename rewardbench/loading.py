@@ -30,6 +30,14 @@ def load_reward(name: str | Sequence[str] | Mapping[str, float], device: str | t
     overrides the weight source with a local path, hub id or URL. ``**cfg`` goes to the builder
     (e.g. the spec's ``tiny_config``). Parameters are frozen (``requires_grad=False``); gradients
     still flow to the input pixels of differentiable rewards.
+
+    Example:
+        >>> import torch, rewardbench
+        >>> r = rewardbench.load_reward("clipscore-b32", pretrained=False, tiny=True)  # offline: random weights
+        >>> r.weights_used
+        'random init (pretrained=False): scores are not meaningful'
+        >>> r(torch.rand(2, 3, 64, 64), ["a cat", "a dog"]).scores.shape
+        torch.Size([2])
     """
     if isinstance(name, str) and "," in name:
         name = [n.strip() for n in name.split(",") if n.strip()]

@@ -83,6 +83,18 @@ class RewardModel(nn.Module, abc.ABC):
 
     def forward(self, images: PixelInput, prompts: Sequence[str] | str | None = None,
                 groups: torch.Tensor | Sequence[int] | None = None) -> RewardOutput:
+        """Score a batch: ``images`` (float ``[B,3,H,W]`` in [0, 1], or paths, PIL images, arrays, tensors
+        of any sizes), one prompt per image (or one string for all; ignored by prompt-free rewards), and
+        optionally ``groups`` (one id per image) for group-level rewards. Returns `RewardOutput` with
+        float32 ``scores`` ``[B]`` and per-image ``details``.
+
+        Example:
+            >>> import torch, rewardbench
+            >>> reward = rewardbench.load_reward("jpeg-incompressibility")
+            >>> out = reward(torch.zeros(2, 3, 32, 32), ["a black square"] * 2)
+            >>> out.scores.dtype, tuple(out.scores.shape), sorted(out.details)
+            (torch.float32, (2,), ['jpeg_kb'])
+        """
         pixels = as_pixels(images, device=self.device)
         n = pixels.shape[0] if isinstance(pixels, torch.Tensor) else len(pixels)
         prompt_list = self.check_prompts(prompts, n)

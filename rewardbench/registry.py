@@ -75,6 +75,17 @@ class _Entry:
 
 @dataclass
 class Registry:
+    """Names, aliases, specs and builders of rewards: the zoo (imported on the first query), lazy
+    ``"module:attr"`` entries and entry-point plugins. `REGISTRY` is the process-wide one; build your
+    own for tests.
+
+    Example:
+        >>> reg = Registry(_discovered=True)  # an empty registry that does not scan the zoo
+        >>> reg.add("brightness", "mypkg.rewards:Brightness", aliases=("bright",))
+        >>> reg.canonical("Bright"), reg.names()
+        ('brightness', ['brightness'])
+    """
+
     _entries: dict[str, _Entry] = field(default_factory=dict)
     _aliases: dict[str, str] = field(default_factory=dict)
     _discovered: bool = False
@@ -287,9 +298,23 @@ def register_lazy(name: str, target: str, aliases: Iterable[str] = (), registry:
 
 
 def list_rewards(category: str | None = None) -> list[RewardSpec]:
-    """Specs of every registered reward (optionally one category), sorted by name."""
+    """Specs of every registered reward (optionally one category), sorted by name.
+
+    Example:
+        >>> import rewardbench
+        >>> [s.name for s in rewardbench.list_rewards(category="baseline")]
+        ['jpeg-compressibility', 'jpeg-incompressibility']
+    """
     return REGISTRY.specs(category)
 
 
 def get_spec(name: str) -> RewardSpec:
+    """The `RewardSpec` of reward ``name`` (a name or an alias), without building the model.
+
+    Example:
+        >>> import rewardbench
+        >>> spec = rewardbench.get_spec("jpeg_compressibility")  # an alias
+        >>> spec.name, spec.category, spec.higher_is_better, spec.granularity
+        ('jpeg-compressibility', 'baseline', True, 'image')
+    """
     return REGISTRY.spec(name)
