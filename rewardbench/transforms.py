@@ -44,24 +44,43 @@ def resize_shorter(x: torch.Tensor, size: int, mode: str = "bicubic", antialias:
     return out.clamp(0, 1) if mode == "bicubic" else out
 
 
-def resize(x: torch.Tensor, size: tuple[int, int], mode: str = "bicubic", antialias: bool = True) -> torch.Tensor:
-    """Resize ``[B,C,H,W]`` to exactly ``size`` = (H, W)."""
+def resize(x: torch.Tensor, size: tuple[int, int], mode: str = "bicubic", antialias: bool = True,
+           clamp: bool = True) -> torch.Tensor:
+    """Resize ``[B,C,H,W]`` to exactly ``size`` = (H, W). ``clamp``: clip bicubic overshoot to [0, 1], as a
+    resize of uint8 pixels (PIL) does; ``False`` reproduces torchvision's resize of a float tensor, which
+    does not clamp (torchvision transforms/_functional_tensor.py ``resize``: only uint8 output is clamped)."""
     if tuple(x.shape[-2:]) == tuple(size):
         return x
     out = F.interpolate(x, size=size, mode=mode, antialias=antialias,
                         align_corners=False if mode in ("bilinear", "bicubic") else None)
-    return out.clamp(0, 1) if mode == "bicubic" else out
+    return out.clamp(0, 1) if mode == "bicubic" and clamp else out
 
 
-def center_crop(x: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
-    """Centre crop like ``torchvision.transforms.CenterCrop`` (same rounding of the offsets)."""
+def _crop_offset(excess: int, offset: str) -> int:
+    if offset == "round":  # torchvision CenterCrop (transforms/functional.py center_crop): int(round(excess / 2.0))
+        return int(round(excess / 2.0))
+    if offset == "floor":  # Hugging Face CLIPImageProcessor (image_transforms.py center_crop): excess // 2
+        return excess // 2
+    raise ValueError(f"offset must be 'round' or 'floor', got {offset!r}")
+
+
+def center_crop(x: torch.Tensor, size: int | tuple[int, int], offset: str = "round") -> torch.Tensor:
+    """Centre crop ``[..., H, W]``. ``offset="round"`` places the crop as ``torchvision.transforms.CenterCrop``
+    does (OpenAI CLIP, open_clip, BLIP); ``"floor"`` as Hugging Face's ``CLIPImageProcessor`` does. They differ
+    by one pixel when half the excess rounds up (a 427×640 photo resized to 224×335: excess 111, offsets 56 vs 55).
+
+    Example:
+        >>> x = torch.arange(5.0).view(1, 1, 1, 5)
+        >>> center_crop(x, (1, 2)).tolist(), center_crop(x, (1, 2), offset="floor").tolist()
+        ([[[[2.0, 3.0]]]], [[[[1.0, 2.0]]]])
+    """
     th, tw = (size, size) if isinstance(size, int) else size
     h, w = x.shape[-2:]
     if h < th or w < tw:  # torchvision pads; reward pipelines always resize first, so this is rare
-        x = F.pad(x, [max(0, (tw - w) // 2), max(0, (tw - w + 1) // 2), max(0, (th - h) // 2), max(0, (th - h + 1) // 2)])
+        pw, ph = max(0, tw - w), max(0, th - h)
+        x = F.pad(x, [pw // 2, (pw + 1) // 2, ph // 2, (ph + 1) // 2])
         h, w = x.shape[-2:]
-    top = int(round((h - th) / 2.0))
-    left = int(round((w - tw) / 2.0))
+    top, left = _crop_offset(h - th, offset), _crop_offset(w - tw, offset)
     return x[..., top:top + th, left:left + tw]
 
 
@@ -72,9 +91,9 @@ def normalize(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> t
 
 
 def clip_preprocess(x: torch.Tensor, size: int = 224, mean: Sequence[float] = CLIP_MEAN,
-                    std: Sequence[float] = CLIP_STD, mode: str = "bicubic") -> torch.Tensor:
+                    std: Sequence[float] = CLIP_STD, mode: str = "bicubic", crop_offset: str = "round") -> torch.Tensor:
     """CLIP's eval transform in torch: resize shorter side (bicubic), centre crop, normalise."""
-    return normalize(center_crop(resize_shorter(x, size, mode=mode), size), mean, std)
+    return normalize(center_crop(resize_shorter(x, size, mode=mode), size, crop_offset), mean, std)
 
 
 def pil_resize_shorter(img: Image.Image, size: int, resample: int = Image.BICUBIC) -> Image.Image:
@@ -89,10 +108,14 @@ def pil_resize_shorter(img: Image.Image, size: int, resample: int = Image.BICUBI
     return img.resize((new_w, new_h), resample=resample)
 
 
+def to_tensor(img: Image.Image) -> torch.Tensor:
+    """``torchvision.transforms.ToTensor`` of an RGB PIL image: float ``[3,H,W]`` = uint8 / 255."""
+    return torch.from_numpy(np.asarray(img.convert("RGB"), dtype=np.uint8).copy()).permute(2, 0, 1).float() / 255.0
+
+
 def pil_clip_preprocess(img: Image.Image, size: int = 224, mean: Sequence[float] = CLIP_MEAN,
-                        std: Sequence[float] = CLIP_STD) -> torch.Tensor:
+                        std: Sequence[float] = CLIP_STD, crop_offset: str = "round") -> torch.Tensor:
     """CLIP's eval transform on a PIL image, with PIL's bicubic resize as the official code does.
     Returns a normalised ``[3,size,size]`` tensor."""
     img = pil_resize_shorter(img.convert("RGB"), size)
-    t = torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1).float() / 255.0
-    return normalize(center_crop(t[None], size), mean, std)[0]
+    return normalize(center_crop(to_tensor(img)[None], size, crop_offset), mean, std)[0]

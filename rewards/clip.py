@@ -35,6 +35,8 @@ Preprocessing (both libraries, as their official image processors do): resize th
 the model's input size with bicubic interpolation, centre crop, normalise with the OpenAI CLIP
 mean/std (open_clip ``pretrained.py`` ``_pcfg`` defaults; HF ``preprocessor_config.json`` of
 openai/clip-vit-* and laion/CLIP-ViT-H-14: ``shortest_edge 224, resample 3 (bicubic), crop 224``).
+The crop starts at ``round(excess / 2)`` for open_clip (torchvision ``CenterCrop``) and at
+``excess // 2`` for transformers (``CLIPImageProcessor``), as each library's own pipeline does.
 The torch path anti-aliases like PIL; ``pil_preprocess=True`` instead rounds the pixels to uint8
 and resizes with PIL exactly as the official pipelines do for files (not differentiable).
 
@@ -45,10 +47,13 @@ Two scales are in use and they are NOT interchangeable:
 * ``clipscore``, ``clipscore-b32``: Hessel et al. 2021 (arXiv 2104.08718), ``2.5 * max(cos, 0)``
   with ``w = 2.5`` (paper eq. 1; clipscore repo ``clipscore.py`` ``w=2.5``), range [0, 2.5].
   ``clipscore`` uses open_clip ViT-L/14 (OpenAI weights; it shares image features with
-  ``aesthetic`` and ``aesthetic-v1``), ``clipscore-b32`` the ViT-B/32 of the paper.
+  ``aesthetic`` and ``aesthetic-v1``), ``clipscore-b32`` the ViT-B/32 of the paper. As the official
+  clipscore.py does, the text encoded is ``"A photo depicts " + prompt``.
 * ``clipscore-100``: the torchmetrics scale, ``100 * cos`` per image, with transformers'
-  ``openai/clip-vit-large-patch14`` (torchmetrics' default model). torchmetrics clamps the *mean*
-  over images at 0 (``max(mean, 0)``), not each image; this per-image reward does not clamp.
+  ``openai/clip-vit-large-patch14`` (torchmetrics' default model), on the bare prompt. torchmetrics
+  clamps the *mean* over images at 0 (``max(mean, 0)``), not each image; this per-image reward does
+  not clamp. Prompts over 77 tokens are truncated keeping the end-of-text token; torchmetrics instead
+  slices the ids and so drops it (``long_prompts="torchmetrics"`` reproduces that).
 
 Example:
     >>> import torch
@@ -90,6 +95,12 @@ _OPENAI_SHA256 = {
     "ViT-L-14": "b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6f7c2e0eca1737a03836",
 }
 
+# The openai/clip-vit-* config.json files keep the pre-2023 special ids (text_config bos 0, eos 2, pad 1).
+# eos_token_id == 2 makes transformers' CLIPTextTransformer pool at argmax(input_ids) (the legacy rule,
+# modeling_clip.py "if self.eos_token_id == 2"), which differs from pooling at the first 49407 only for
+# a sequence without an end-of-text token: torchmetrics' sliced long prompts (`ClipBackbone.tokenize`).
+_OPENAI_HF_TEXT_IDS = dict(bos_token_id=0, eos_token_id=2, pad_token_id=1)
+
 # transformers CLIP architectures known offline (the values of each hub repo's config.json), so the
 # architecture can be built with random weights without the hub. "act": hidden_act of both towers.
 HF_CLIP_ARCHS: dict[str, dict[str, Any]] = {
@@ -97,13 +108,15 @@ HF_CLIP_ARCHS: dict[str, dict[str, Any]] = {
     "openai/clip-vit-large-patch14": dict(
         vision=dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096,
                     patch_size=14, image_size=224),
-        text=dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
+        text=dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072,
+                  **_OPENAI_HF_TEXT_IDS),
         projection_dim=768, act="quick_gelu"),
     # huggingface.co/openai/clip-vit-base-patch32/blob/main/config.json
     "openai/clip-vit-base-patch32": dict(
         vision=dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072,
                     patch_size=32, image_size=224),
-        text=dict(hidden_size=512, num_hidden_layers=12, num_attention_heads=8, intermediate_size=2048),
+        text=dict(hidden_size=512, num_hidden_layers=12, num_attention_heads=8, intermediate_size=2048,
+                  **_OPENAI_HF_TEXT_IDS),
         projection_dim=512, act="quick_gelu"),
     # huggingface.co/laion/CLIP-ViT-H-14-laion2B-s32B-b79K/blob/main/config.json; PickScore_v1 is a
     # fine-tune of it with the same config.json
@@ -128,37 +141,29 @@ def _seed_for(backbone_id: str) -> int:
 
 
 def resize_longest_pad(x: torch.Tensor, size: int) -> torch.Tensor:
-    """``[B,3,H,W]`` in [0, 1] → ``[B,3,size,size]``: the longer side resized to ``size`` (bicubic,
-    anti-aliased), the rest padded with 0 (black), centred as HPSv2's ``ResizeMaxSize`` pads
-    (hpsv2/src/open_clip/transform.py: new size ``round(dim * scale)``, padding
-    ``[pad_w // 2, pad_h // 2, pad_w - pad_w // 2, pad_h - pad_h // 2]``, ``fill=0``)."""
+    """``[B,3,H,W]`` in [0, 1] → ``[B,3,size,size]``: HPSv2's ``ResizeMaxSize`` on the float tensor
+    (hpsv2/src/open_clip/transform.py: ``image_transform(..., resize_longest_max=True)`` runs ToTensor
+    *before* ``ResizeMaxSize``, so the resize is torchvision's tensor resize: bicubic, anti-aliased
+    (torchvision >= 0.17 default), no clamp of the overshoot). New size ``round(dim * scale)``, padding
+    ``[pad_w // 2, pad_h // 2, pad_w - pad_w // 2, pad_h - pad_h // 2]`` with ``fill=0`` (black)."""
     from rewardbench.transforms import resize
 
     h, w = x.shape[-2:]
     scale = size / float(max(h, w))
     if scale != 1.0:
         nh, nw = round(h * scale), round(w * scale)
-        x = resize(x, (nh, nw))
+        x = resize(x, (nh, nw), clamp=False)  # a float tensor resize: torchvision clamps only uint8 output
         ph, pw = size - nh, size - nw
         x = F.pad(x, [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2], value=0.0)
     return x
 
 
 def pil_resize_longest_pad(img: Any, size: int, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
-    """The PIL path of HPSv2's eval transform (``ResizeMaxSize`` → ToTensor → Normalize)."""
-    import numpy as np
-    from PIL import Image
+    """HPSv2's eval transform on a PIL image, in the official order: convert to RGB, ToTensor, then
+    ``ResizeMaxSize`` on the tensor (see `resize_longest_pad`), Normalize. Returns ``[3,size,size]``."""
+    from rewardbench.transforms import to_tensor
 
-    img = img.convert("RGB")
-    w, h = img.size
-    scale = size / float(max(h, w))
-    if scale != 1.0:
-        nh, nw = round(h * scale), round(w * scale)
-        canvas = Image.new("RGB", (size, size), (0, 0, 0))
-        canvas.paste(img.resize((nw, nh), resample=Image.BICUBIC), ((size - nw) // 2, (size - nh) // 2))
-        img = canvas
-    t = torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1).float() / 255.0
-    return normalize(t[None], mean, std)[0]
+    return normalize(resize_longest_pad(to_tensor(img)[None], size), mean, std)[0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -176,7 +181,7 @@ class ClipBackbone(nn.Module):
                  mean: Sequence[float] = CLIP_MEAN, std: Sequence[float] = CLIP_STD,
                  tokenizer: Any = None, context_length: int = 77, pil_preprocess: bool = False,
                  arch: str = "", pretrained: str | None = None, tiny: bool = False,
-                 resize_mode: str = "shortest"):
+                 resize_mode: str = "shortest", long_prompts: str = "truncate"):
         super().__init__()
         self.model = model
         self.backbone_id = backbone_id
@@ -190,6 +195,15 @@ class ClipBackbone(nn.Module):
         if resize_mode not in ("shortest", "longest_pad"):
             raise ValueError(f"resize_mode must be 'shortest' or 'longest_pad', got {resize_mode!r}")
         self.resize_mode = resize_mode
+        # where the centre crop starts: torchvision's CenterCrop rounds half the excess (OpenAI CLIP and
+        # open_clip transforms), Hugging Face's CLIPImageProcessor floors it (image_transforms.center_crop)
+        self.crop_offset = "floor" if library == "transformers" else "round"
+        if long_prompts not in ("truncate", "torchmetrics"):
+            raise ValueError(f"long_prompts must be 'truncate' or 'torchmetrics', got {long_prompts!r}")
+        if long_prompts == "torchmetrics" and library != "transformers":
+            raise ValueError("long_prompts='torchmetrics' reproduces torchmetrics' transformers tokenisation; "
+                             "it needs library='transformers'")
+        self.long_prompts = long_prompts
         self.text_cache = TextFeatureCache(self._encode_text_uncached)
         self.weights_used = "random init (not loaded)"
 
@@ -200,13 +214,13 @@ class ClipBackbone(nn.Module):
             return self.pil_preprocess_images(pixels).to(device=pixels.device, dtype=pixels.dtype)
         if self.resize_mode == "longest_pad":
             return normalize(resize_longest_pad(pixels, self.image_size), self.mean, self.std)
-        return clip_preprocess(pixels, self.image_size, self.mean, self.std)
+        return clip_preprocess(pixels, self.image_size, self.mean, self.std, crop_offset=self.crop_offset)
 
     def pil_preprocess_images(self, images: torch.Tensor | Sequence[Any]) -> torch.Tensor:
-        """The official pipelines' PIL path: uint8 → PIL bicubic resize of the shorter side →
-        centre crop → normalise. ``images``: a float ``[B,3,H,W]`` tensor in [0, 1] (rounded to
-        uint8 first, lossless for pixels decoded from files) or a list of PIL images. CPU, float32,
-        no gradients."""
+        """The official pipelines' path for files: uint8 → PIL bicubic resize of the shorter side →
+        centre crop → normalise (``resize_mode="longest_pad"``: HPSv2's ToTensor → tensor resize → pad).
+        ``images``: a float ``[B,3,H,W]`` tensor in [0, 1] (rounded to uint8 first, lossless for pixels
+        decoded from files) or a list of PIL images. CPU, float32, no gradients."""
         from PIL import Image
 
         from rewardbench.images import pixels_to_uint8
@@ -216,7 +230,8 @@ class ClipBackbone(nn.Module):
             images = [Image.fromarray(a) for a in pixels_to_uint8(images)]
         if self.resize_mode == "longest_pad":
             return torch.stack([pil_resize_longest_pad(im, self.image_size, self.mean, self.std) for im in images])
-        return torch.stack([pil_clip_preprocess(im, self.image_size, self.mean, self.std) for im in images])
+        return torch.stack([pil_clip_preprocess(im, self.image_size, self.mean, self.std, self.crop_offset)
+                            for im in images])
 
     def encode_preprocessed(self, x: torch.Tensor) -> torch.Tensor:
         """Normalised model input ``[B,3,S,S]`` → L2-normalised image features ``[B,D]``."""
@@ -234,9 +249,20 @@ class ClipBackbone(nn.Module):
 
     # -- text tower ------------------------------------------------------------------------
     def tokenize(self, prompts: Sequence[str]) -> dict[str, torch.Tensor]:
-        """Token ids (and attention mask for transformers), truncated to the context length."""
+        """Token ids (and attention mask for transformers), at most the context length.
+
+        ``long_prompts="truncate"`` (default) truncates and keeps the end-of-text token, as OpenAI CLIP's
+        ``tokenize(truncate=True)``, open_clip and the PickScore snippet (``truncation=True``) do.
+        ``"torchmetrics"`` tokenises without truncation and then keeps the first 77 ids and mask values,
+        as torchmetrics does (functional/multimodal/clip_score.py ``_get_features``: ``processed["input_ids"]
+        [..., :max_position_embeddings]``): a prompt over 77 tokens then loses its end-of-text token.
+        """
         if self.library == "open_clip":
             return {"text": self.tokenizer(list(prompts), context_length=self.context_length)}
+        if self.long_prompts == "torchmetrics":
+            enc = self.tokenizer(list(prompts), padding=True, return_tensors="pt", verbose=False)
+            return {"input_ids": enc["input_ids"][..., :self.context_length],
+                    "attention_mask": enc["attention_mask"][..., :self.context_length]}
         enc = self.tokenizer(list(prompts), padding=True, truncation=True, max_length=self.context_length,
                              return_tensors="pt")
         return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
@@ -336,8 +362,9 @@ def _hf_model(arch: str, tiny: bool) -> tuple[nn.Module, dict[str, Any]]:
         vision.update(small, patch_size=32)
         text.update(small)
         proj = _TINY_WIDTH
-    cfg = CLIPConfig(text_config=dict(text, hidden_act=a["act"], vocab_size=49408, max_position_embeddings=77,
-                                      bos_token_id=49406, eos_token_id=49407, pad_token_id=49407),
+    ids = dict(bos_token_id=49406, eos_token_id=49407, pad_token_id=49407)
+    ids.update({k: text.pop(k) for k in list(ids) if k in text})
+    cfg = CLIPConfig(text_config=dict(text, hidden_act=a["act"], vocab_size=49408, max_position_embeddings=77, **ids),
                      vision_config=dict(vision, hidden_act=a["act"]), projection_dim=proj)
     model = CLIPModel(cfg)
     return model, dict(image_size=vision["image_size"], mean=CLIP_MEAN, std=CLIP_STD)
@@ -345,7 +372,7 @@ def _hf_model(arch: str, tiny: bool) -> tuple[nn.Module, dict[str, Any]]:
 
 def build_clip(arch: str = "ViT-L-14", pretrained: str | None = "openai", *, library: str = "open_clip",
                tiny: bool = False, pil_preprocess: bool = False, resize_mode: str = "shortest",
-               tag: str | None = None) -> ClipBackbone:
+               tag: str | None = None, long_prompts: str = "truncate") -> ClipBackbone:
     """A `ClipBackbone` with random weights, seeded from its id (same arguments → same weights).
 
     ``library="open_clip"``: ``arch`` an open_clip model name, ``pretrained`` an open_clip tag (it
@@ -355,6 +382,7 @@ def build_clip(arch: str = "ViT-L-14", pretrained: str | None = "openai", *, lib
     ``"longest_pad"`` (resize the longer side + pad with black, HPSv2's eval transform).
     ``tag``: names fine-tuned weights in the id instead of ``pretrained`` (e.g. ``"hpsv2"``, whose
     architecture and preprocessing constants come from the ``pretrained`` tag it was trained from).
+    ``long_prompts``: ``"truncate"`` or ``"torchmetrics"`` (transformers only; see `ClipBackbone.tokenize`).
 
     Example:
         >>> build_clip("ViT-B-32", "openai", tiny=True).backbone_id
@@ -387,7 +415,7 @@ def build_clip(arch: str = "ViT-L-14", pretrained: str | None = "openai", *, lib
     model.requires_grad_(False)  # a frozen scorer; gradients still reach the input pixels
     return ClipBackbone(model, backbone_id=backbone_id, library=library, tokenizer=tokenizer,
                         pil_preprocess=pil_preprocess, arch=arch, pretrained=pretrained, tiny=tiny,
-                        resize_mode=resize_mode, **pre)
+                        resize_mode=resize_mode, long_prompts=long_prompts, **pre)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -461,6 +489,9 @@ def load_clip_weights(backbone: ClipBackbone, weights: str | os.PathLike | None 
 _HESSEL = "Hessel et al., CLIPScore: A Reference-free Evaluation Metric for Image Captioning, arXiv 2104.08718"
 _CLIP_PAPER = "Radford et al., Learning Transferable Visual Models From Natural Language Supervision, arXiv 2103.00020"
 HESSEL_W = 2.5  # Hessel et al. eq. 1, CLIP-S = w * max(cos(c, v), 0) with w = 2.5 (clipscore.py `w=2.5`)
+# jmhessel/clipscore clipscore.py CLIPCapDataset: prefix='A photo depicts', a space appended, then
+# clip.tokenize(self.prefix + caption, truncate=True); the paper's numbers are computed on this text.
+HESSEL_PREFIX = "A photo depicts "
 TORCHMETRICS_SCALE = 100.0  # torchmetrics functional/multimodal/clip_score.py: `score = 100 * (img * txt).sum(-1)`
 
 
@@ -484,6 +515,12 @@ class ClipScore(ClipReward):
     """Image–text cosine similarity of a CLIP backbone, scaled: ``scale * cos`` or, with
     ``clamp_at_zero``, ``scale * max(cos, 0)`` (Hessel et al.).
 
+    ``prompt_prefix`` is put before every prompt before tokenising: ``"A photo depicts "`` for the
+    Hessel rewards (as the official clipscore.py does), none for ``clipscore-100`` (torchmetrics adds
+    none); pass ``prompt_prefix=""`` to score the bare prompt. ``long_prompts="torchmetrics"``
+    (``clipscore-100`` only) reproduces torchmetrics' handling of prompts over 77 tokens (see
+    `ClipBackbone.tokenize`); the default truncates them keeping the end-of-text token.
+
     Subclasses (registered names) fix the backbone and the scale; use this class directly for
     other combinations: ``ClipScore(arch="ViT-B-16", pretrained="openai", scale=2.5)``.
     """
@@ -498,24 +535,27 @@ class ClipScore(ClipReward):
                          sha256=_OPENAI_SHA256["ViT-L-14"], note="TorchScript archive: convert to safetensors to load"),
         ),
         license="MIT (OpenAI CLIP weights)", paper=_HESSEL,
-        description="Hessel CLIPScore 2.5*max(cos,0), open_clip ViT-L/14 (OpenAI weights)",
+        description='Hessel CLIPScore 2.5*max(cos,0) of "A photo depicts <prompt>", open_clip ViT-L/14 '
+                    '(OpenAI weights)',
         tiny_config={"tiny": True},
     )
     default_arch, default_pretrained, default_library = "ViT-L-14", "openai", "open_clip"
-    default_scale, default_clamp = HESSEL_W, True
+    default_scale, default_clamp, default_prefix = HESSEL_W, True, HESSEL_PREFIX
 
     def __init__(self, arch: str | None = None, pretrained: str | None = None, library: str | None = None, *,
                  scale: float | None = None, clamp_at_zero: bool | None = None, tiny: bool = False,
-                 pil_preprocess: bool = False):
+                 pil_preprocess: bool = False, prompt_prefix: str | None = None, long_prompts: str = "truncate"):
         super().__init__()
         self.backbone = build_clip(arch or self.default_arch, pretrained or self.default_pretrained,
-                                   library=library or self.default_library, tiny=tiny, pil_preprocess=pil_preprocess)
+                                   library=library or self.default_library, tiny=tiny, pil_preprocess=pil_preprocess,
+                                   long_prompts=long_prompts)
         self.scale = float(self.default_scale if scale is None else scale)
         self.clamp_at_zero = self.default_clamp if clamp_at_zero is None else clamp_at_zero
+        self.prompt_prefix = self.default_prefix if prompt_prefix is None else prompt_prefix
 
     def score_embeddings(self, image_embeds, prompts, groups) -> RewardOutput:
         img = F.normalize(image_embeds.float(), dim=-1)
-        txt = self.backbone.encode_text(prompts)
+        txt = self.backbone.encode_text([self.prompt_prefix + p for p in prompts])
         cos = (img * txt).sum(-1)  # [B]
         scores = self.scale * (cos.clamp(min=0) if self.clamp_at_zero else cos)
         return RewardOutput(scores, {"cosine": cos.detach()})
@@ -536,7 +576,8 @@ class ClipScoreB32(ClipScore):
             WeightSource("url", "https://openaipublic.azureedge.net/clip/models/40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af/ViT-B-32.pt",
                          sha256=_OPENAI_SHA256["ViT-B-32"], note="TorchScript archive: convert to safetensors to load"),
         ),
-        description="Hessel CLIPScore 2.5*max(cos,0), open_clip ViT-B/32 (OpenAI weights, as in the paper)",
+        description='Hessel CLIPScore 2.5*max(cos,0) of "A photo depicts <prompt>", open_clip ViT-B/32 (OpenAI '
+                    'weights, as in the paper)',
     )
     default_arch = "ViT-B-32"
 
@@ -555,4 +596,4 @@ class ClipScore100(ClipScore):
                     "openai/clip-vit-large-patch14",
     )
     default_arch, default_pretrained, default_library = "openai/clip-vit-large-patch14", None, "transformers"
-    default_scale, default_clamp = TORCHMETRICS_SCALE, False
+    default_scale, default_clamp, default_prefix = TORCHMETRICS_SCALE, False, ""

@@ -9,8 +9,12 @@ pairwise cosine distance, over embeddings from any registered image encoder.
 * ``pairwise-cosine-distance``: the mean of ``1 - cos(e_i, e_j)`` over the pairs of a group.
 
 Embeddings: ``encoder="pixels"`` (default, weight-free, runs offline) follows the official
-``vendi_score.image_utils.pixel_vendi_score``: images downsampled to 32x32 and flattened (we resize
-in torch, bilinear with antialiasing, where the official code uses PIL's default resize).
+``vendi_score.image_utils.pixel_vendi_score``: images downsampled to 32x32 and flattened.
+``pixel_resize="pil"`` (``vendi``'s default) resizes as the official code does: the pixels rounded to
+uint8, PIL's ``img.resize((32, 32))`` (bicubic, Pillow's default filter), no gradients.
+``pixel_resize="torch"`` (``pairwise-cosine-distance``'s default, which is differentiable) resizes the
+float pixels in torch, bicubic with antialiasing, clamped to [0, 1]: close to PIL, not equal (see
+``benchmarks/parity``).
 ``encoder=NAME`` uses the ``embed_images`` of any registered `rewardbench.BackboneReward`
 (e.g. ``clipscore`` for CLIP ViT-L/14 features); its weights load with the reward.
 
@@ -28,6 +32,7 @@ import abc
 import math
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -37,6 +42,7 @@ from ._group import group_note, iter_groups
 
 _VENDI = "Friedman & Dieng, The Vendi Score: A Diversity Evaluation Metric for Machine Learning, arXiv 2210.02410"
 PIXEL_SIZE = 32  # vendi_score/image_utils.py get_pixel_vectors(images, resize=32)
+PIXEL_RESIZES = ("pil", "torch")
 
 
 def vendi_score(embeddings: torch.Tensor, q: float = 1.0) -> torch.Tensor:
@@ -82,9 +88,26 @@ def mean_pairwise_cosine_distance(embeddings: torch.Tensor) -> torch.Tensor:
     return (1 - sim[iu[0], iu[1]]).mean()
 
 
-def pixel_embeddings(pixels: torch.Tensor, size: int = PIXEL_SIZE) -> torch.Tensor:
-    """``[B, 3, H, W]`` → ``[B, 3 * size * size]``: the weight-free features of pixel Vendi."""
-    small = F.interpolate(pixels.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+def pixel_embeddings(pixels: torch.Tensor, size: int = PIXEL_SIZE, resize: str = "torch") -> torch.Tensor:
+    """``[B, 3, H, W]`` in [0, 1] → ``[B, 3 * size * size]``: the weight-free features of pixel Vendi.
+
+    ``resize="pil"``: as vendi_score/image_utils.py ``get_pixel_vectors`` does, ``img.resize((size, size))``
+    of the uint8 image (Pillow's default filter for RGB, bicubic) and the uint8 values as features
+    (here / 255: the cosine kernel is scale-free; channel-first order: the kernel is order-free).
+    ``resize="torch"``: bicubic, anti-aliased, clamped to [0, 1], in torch (differentiable).
+    """
+    if resize == "pil":
+        from PIL import Image
+
+        from rewardbench.images import pixels_to_uint8
+
+        arrs = [np.asarray(Image.fromarray(a).resize((size, size)), dtype=np.uint8) for a in pixels_to_uint8(pixels)]
+        small = torch.from_numpy(np.stack(arrs)).permute(0, 3, 1, 2).to(pixels.device, torch.float32) / 255.0
+    elif resize == "torch":
+        small = F.interpolate(pixels.float(), size=(size, size), mode="bicubic", antialias=True,
+                              align_corners=False).clamp(0, 1)
+    else:
+        raise ValueError(f"pixel_resize must be one of {PIXEL_RESIZES}, got {resize!r}")
     return small.flatten(1)
 
 
@@ -94,14 +117,20 @@ class _DiversityReward(RewardModel):
     ``encoder``: ``"pixels"`` or the name of a registered `rewardbench.BackboneReward` (its
     architecture is built here and its weights load in `load_pretrained`, i.e. with
     ``load_reward(..., pretrained=True)``); ``encoder_config``: kwargs for that encoder's builder
-    (e.g. ``{"tiny": True}``); ``pixel_size``: side of the downsampled images of the pixel kernel.
+    (e.g. ``{"tiny": True}``); ``pixel_size``: side of the downsampled images of the pixel kernel;
+    ``pixel_resize``: ``"pil"`` (the official path) or ``"torch"`` (differentiable), see `pixel_embeddings`.
     """
 
+    default_pixel_resize = "pil"
+
     def __init__(self, encoder: str = "pixels", encoder_config: dict[str, Any] | None = None,
-                 pixel_size: int = PIXEL_SIZE) -> None:
+                 pixel_size: int = PIXEL_SIZE, pixel_resize: str | None = None) -> None:
         super().__init__()
         self.encoder_name = encoder
         self.pixel_size = int(pixel_size)
+        self.pixel_resize = pixel_resize or self.default_pixel_resize
+        if self.pixel_resize not in PIXEL_RESIZES:
+            raise ValueError(f"pixel_resize must be one of {PIXEL_RESIZES}, got {self.pixel_resize!r}")
         self.encoder: BackboneReward | None = None
         if encoder != "pixels":
             from rewardbench.registry import REGISTRY
@@ -124,7 +153,7 @@ class _DiversityReward(RewardModel):
 
     def embed(self, pixels: torch.Tensor) -> torch.Tensor:
         if self.encoder is None:
-            return pixel_embeddings(pixels, self.pixel_size)
+            return pixel_embeddings(pixels, self.pixel_size, self.pixel_resize)
         return self.encoder.embed_images(pixels)
 
     @abc.abstractmethod
@@ -179,6 +208,7 @@ class PairwiseCosineDistance(_DiversityReward):
         license="MIT", paper="mean pairwise dissimilarity, the baseline discussed in " + _VENDI,
         description="mean pairwise cosine distance of embeddings per group; pixel features by default",
     )
+    default_pixel_resize = "torch"  # differentiable: the pixels' gradients pass through a torch resize
 
     def _group_value(self, emb):
         return mean_pairwise_cosine_distance(emb)

@@ -10,9 +10,15 @@ with no logit scale (not ×100): HPS values sit around 0.2–0.35. The official 
 ``torch.cuda.amp.autocast`` (fp16); we compute in the model's dtype (float32 by default).
 
 Preprocessing, also as the package does (hpsv2/src/open_clip/factory.py ``preprocess_val =
-image_transform(..., resize_longest_max=True)``): the *longer* side resized to 224 (bicubic), the
-image padded with black to 224×224 (``ResizeMaxSize``, ``fill=0``), OpenAI CLIP mean/std — not
-CLIP's usual shorter-side resize + centre crop. Tokeniser: open_clip's CLIP BPE, 77 tokens.
+image_transform(..., resize_longest_max=True)``): the *longer* side resized to 224, the image padded
+with black to 224×224 (``ResizeMaxSize``, ``fill=0``), OpenAI CLIP mean/std — not CLIP's usual
+shorter-side resize + centre crop. The official transform converts to a tensor *before* resizing
+(transform.py ``image_transform``: ``ToTensor()`` then ``ResizeMaxSize``), so its resize is
+torchvision's float-tensor bicubic (anti-aliased on torchvision >= 0.17, no clamp), which is what the
+torch path computes; for files the two paths are the same computation (``pil_preprocess=True`` only
+rounds the pixels to uint8 first, as decoding a file does). On torchvision < 0.17 the official tensor
+resize was not anti-aliased, so scores published then may differ slightly on downscaled images.
+Tokeniser: open_clip's CLIP BPE, 77 tokens.
 
 Weights: hub ``xswu/HPSv2`` files ``HPS_v2_compressed.pt`` / ``HPS_v2.1_compressed.pt``
 (hpsv2/utils.py ``hps_version_map``), a ``{"state_dict": ...}`` pickle of the whole CLIP, loaded
@@ -38,7 +44,8 @@ __all__ = ["HPSv2", "HPSv21"]
 
 _PAPER = ("Wu et al., Human Preference Score v2: A Solid Benchmark for Evaluating Human Preferences of "
           "Text-to-Image Synthesis, arXiv 2306.09341")
-BASE_ARCH, BASE_TAG = "ViT-H-14", "laion2b_s32b_b79k"  # hpsv2 img_score.py create_model_and_transforms('ViT-H-14', 'laion2B-s32B-b79K')
+# hpsv2 img_score.py create_model_and_transforms('ViT-H-14', 'laion2B-s32B-b79K')
+BASE_ARCH, BASE_TAG = "ViT-H-14", "laion2b_s32b_b79k"
 
 
 @register_reward()

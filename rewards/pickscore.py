@@ -8,8 +8,11 @@ model card and the PickScore repo compute it::
 
 i.e. ``logit_scale * cos(image, prompt)``; with the real weights the scale is ~100 and scores sit
 around 18–24. Preprocessing is the processor of ``laion/CLIP-ViT-H-14-laion2B-s32B-b79K``
-(``preprocessor_config.json``: shortest_edge 224, resample 3 = bicubic, centre crop 224, OpenAI
-CLIP mean/std), here in torch; ``pil_preprocess=True`` gives the PIL path for files. Text: the same
+(``preprocessor_config.json``: shortest_edge 224, resample 3 = bicubic, centre crop 224 starting at
+``excess // 2`` as ``CLIPImageProcessor`` crops, OpenAI CLIP mean/std), here in torch;
+``pil_preprocess=True`` gives the PIL path for files, which is the processor as the snippet ran when
+it was published (transformers 4's ``CLIPImageProcessor`` resized with PIL; transformers 5's default
+processor resizes uint8 tensors with torchvision instead: ``benchmarks/parity`` measures both). Text: the same
 CLIP BPE tokeniser (built offline from open_clip's vocabulary), ``padding=True, truncation=True,
 max_length=77`` as in the model card.
 

@@ -69,7 +69,9 @@ def ddim_step_with_logprob(
 
     - ``step_ratio``: ``num_train_timesteps // num_inference_steps`` (prev_t = t - step_ratio; a
       negative prev_t uses ``final_alpha_cumprod``, as diffusers does; default ``alphas_cumprod[0]``,
-      SD's ``set_alpha_to_one=False``).
+      SD's ``set_alpha_to_one=False``). A final alpha of 1 (``set_alpha_to_one=True``) would make the
+      last step deterministic, with no density; there, as ddpo-pytorch does, ``alphas_cumprod[0]`` is
+      used instead, so every step, the last included, has a finite log-probability.
     - ``prev_sample``: given in the training pass (the stored x_{t-1}); otherwise it is drawn as
       mean + sigma_t * noise, with ``noise`` given or drawn from ``generator`` (on ``sample``'s device).
     - log-prob: N(x_{t-1}; mean, sigma_t^2 I) with sigma_t = eta * sqrt(variance); ``reduction``
@@ -91,6 +93,12 @@ def ddim_step_with_logprob(
     out = model_output.float()
     ac = alphas_cumprod.float()
     final = ac[0] if final_alpha_cumprod is None else torch.as_tensor(final_alpha_cumprod, dtype=torch.float32)
+    # ddpo-pytorch (ddpo_pytorch/diffusers_patch/ddim_with_logprob.py, ddim_step_with_logprob, step 1)
+    # clamps prev_timestep to [0, num_train_timesteps - 1], so its last step always uses alphas_cumprod[0]
+    # and stays stochastic even with set_alpha_to_one=True. We keep diffusers' final alpha otherwise (the
+    # same value for SD's set_alpha_to_one=False) and fall back to alphas_cumprod[0] where it is 1.
+    if float(final) >= 1.0:
+        final = ac[0]
 
     # 1. previous timestep
     prev_t = timestep - step_ratio
@@ -118,14 +126,14 @@ def ddim_step_with_logprob(
     variance = (1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev)
     std = eta * variance.clamp(min=0).sqrt()
     if bool((std <= 0).any()):
-        raise ValueError("sigma_t is 0 at some timestep (alphas_cumprod[prev] == 1?): the step has no density; "
-                         "use a scheduler with set_alpha_to_one=False")
+        raise ValueError("sigma_t is 0 at some timestep (alpha_prev == alpha_t, e.g. t = 0 with prev_t < 0): the "
+                         "step has no density; sample timesteps >= 1 (diffusers' steps_offset=1, as SD uses)")
     # 6.-7. mean of x_{t-1}: sqrt(a_prev) x0 + sqrt(1 - a_prev - sigma^2) eps
     mean = a_prev.sqrt() * x0 + (1 - a_prev - std ** 2).clamp(min=0).sqrt() * eps
     if prev_sample is None:
         if noise is None:
-            noise = torch.randn(x.shape, generator=generator, device=x.device if generator is None else generator.device,
-                                dtype=torch.float32).to(x.device)
+            dev = x.device if generator is None else generator.device
+            noise = torch.randn(x.shape, generator=generator, device=dev, dtype=torch.float32).to(x.device)
         prev_sample = mean + std * noise.float()
     # log N(x_prev; mean, std^2), per element
     target = prev_sample.detach().float()

@@ -127,6 +127,38 @@ def test_pil_path_is_close_to_the_torch_path_on_real_photos(clip):
     torch.testing.assert_close(clip.encode_preprocessed(a), pil.encode_preprocessed(b), atol=0.05, rtol=0)
 
 
+def _hf_pil_processor():
+    """The PIL image processor the PickScore snippet and torchmetrics ran when published (transformers 4's
+    ``CLIPImageProcessor``; ``CLIPImageProcessorPil`` on transformers 5), with the preprocessor_config.json
+    values of openai/clip-vit-large-patch14 and laion/CLIP-ViT-H-14 (identical)."""
+    try:
+        from transformers import CLIPImageProcessorPil as Proc
+    except ImportError:  # transformers < 5: the default class is the PIL one
+        from transformers import CLIPImageProcessor as Proc
+    return Proc(size={"shortest_edge": 224}, crop_size={"height": 224, "width": 224}, resample=3,
+                do_center_crop=True, image_mean=list(CLIP_MEAN), image_std=list(CLIP_STD))
+
+
+@pytest.mark.parametrize("name", ["clipscore-100", "pickscore"])
+def test_transformers_backbones_crop_where_the_hf_processor_crops(name, photos):
+    """CLIPImageProcessor starts the crop at (h - 224) // 2; torchvision's CenterCrop rounds. A 427x640
+    photo resizes to 224x335: offsets 55 (floor) vs 56 (round)."""
+    from PIL import Image
+    from torchvision.transforms.v2 import functional as TF
+
+    im = Image.fromarray(photos["chelsea"]).resize((640, 427), Image.BICUBIC)
+    exact = rewardbench.load_reward(name, pretrained=False, tiny=True, pil_preprocess=True).backbone
+    ref = _hf_pil_processor()(images=[im], return_tensors="pt")["pixel_values"]
+    torch.testing.assert_close(exact.pil_preprocess_images([im]), ref, atol=1e-6, rtol=0)
+    # the torch path crops at the same place: the official resize of the float tensor, cropped at 55
+    x = torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1)[None].float() / 255
+    resized = TF.resize(x, 224, interpolation=TF.InterpolationMode.BICUBIC, antialias=True).clamp(0, 1)
+    assert resized.shape[-1] == 335
+    ref_torch = TF.normalize(resized[..., :, 55:55 + 224], CLIP_MEAN, CLIP_STD)
+    torch_path = rewardbench.load_reward(name, pretrained=False, tiny=True).backbone
+    torch.testing.assert_close(torch_path.preprocess(x), ref_torch, atol=1e-6, rtol=0)
+
+
 def test_resize_longest_pad_geometry():
     x = torch.rand(1, 3, 96, 128)
     y = resize_longest_pad(x, 224)
@@ -203,14 +235,21 @@ def _independent_cos(reward, pixels, prompts):
     return (img / img.norm(dim=-1, keepdim=True) * (txt / txt.norm(dim=-1, keepdim=True))).sum(-1)
 
 
-@pytest.mark.parametrize("name,scale,clamped", [("clipscore", 2.5, True), ("clipscore-b32", 2.5, True),
-                                                ("clipscore-100", 100.0, False)])
-def test_clipscore_scales(name, scale, clamped):
+@pytest.mark.parametrize("name,scale,clamped,prefix", [("clipscore", 2.5, True, "A photo depicts "),
+                                                       ("clipscore-b32", 2.5, True, "A photo depicts "),
+                                                       ("clipscore-100", 100.0, False, "")])
+def test_clipscore_scales(name, scale, clamped, prefix):
+    """Hessel's clipscore.py encodes "A photo depicts " + caption (CLIPCapDataset); torchmetrics the bare text."""
     reward = rewardbench.load_reward(name, pretrained=False, tiny=True)
     x = _photos()
     with torch.no_grad():
         out = reward(x, PROMPTS)
-        cos = _independent_cos(reward, x, PROMPTS)
+        cos = _independent_cos(reward, x, [prefix + p for p in PROMPTS])
+        if prefix:  # the prefix changes the score; prompt_prefix="" gives the bare prompt's
+            bare = rewardbench.load_reward(name, pretrained=False, tiny=True, prompt_prefix="")(x, PROMPTS)
+            torch.testing.assert_close(bare.details["cosine"], _independent_cos(reward, x, PROMPTS), atol=1e-5,
+                                       rtol=1e-5)
+            assert not torch.allclose(bare.details["cosine"], cos, atol=1e-3)
     expected = scale * (cos.clamp(min=0) if clamped else cos)
     torch.testing.assert_close(out.scores, expected, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(out.details["cosine"], cos, atol=1e-5, rtol=1e-5)
@@ -219,6 +258,29 @@ def test_clipscore_scales(name, scale, clamped):
     with torch.no_grad():
         neg = r.score_embeddings(-r.backbone.encode_text(["a cat"]), ["a cat"], None)
     assert neg.scores.item() == 0.0 and neg.details["cosine"].item() < 0
+
+
+def test_clipscore_100_long_prompts_truncate_or_slice_as_torchmetrics():
+    """A prompt over 77 tokens: ours truncates keeping <|endoftext|> (49407) last; torchmetrics tokenises
+    without truncation and keeps the first 77 ids, so the end-of-text token is gone."""
+    from rewardbench.text import clip_tokenizer
+
+    long = "a photo of " + "a very large red and blue striped cat sitting on a wooden chair, " * 8
+    full = clip_tokenizer()(long)["input_ids"]
+    assert len(full) > 77
+    ours = rewardbench.load_reward("clipscore-100", pretrained=False, tiny=True)
+    tm = rewardbench.load_reward("clipscore-100", pretrained=False, tiny=True, long_prompts="torchmetrics")
+    ids = ours.backbone.tokenize([long, "a cat"])["input_ids"]
+    assert ids.shape == (2, 77) and ids[0, -1] == 49407 and ids[0, :76].tolist() == full[:76]
+    tm_ids = tm.backbone.tokenize([long, "a cat"])
+    assert tm_ids["input_ids"][0].tolist() == full[:77] and 49407 not in full[:77]
+    assert tm_ids["attention_mask"].shape == (2, 77)
+    x = _photos()[:2]
+    with torch.no_grad():
+        a, b = ours(x, [long, "a cat"]).scores, tm(x, [long, "a cat"]).scores
+    assert not torch.allclose(a[0], b[0], atol=1e-4) and torch.allclose(a[1], b[1], atol=1e-5)
+    with pytest.raises(ValueError, match="transformers"):
+        rewardbench.load_reward("clipscore", pretrained=False, tiny=True, long_prompts="torchmetrics")
 
 
 def test_clipscore_text_encoder_runs_once_per_unique_prompt():

@@ -63,8 +63,42 @@ def test_vendi_reward_on_identical_and_distinct_images(photos):
     assert out.scores[:4].tolist() == [pytest.approx(1.0)] * 4
     assert float(out.scores[4]) > 1.2 and float(out.scores[4]) <= 4.0  # four different photos
     assert (out.scores[4:] == out.scores[4]).all()
-    # the reward equals the official recipe on pixel vectors: cosine kernel on 32x32 images
-    torch.testing.assert_close(out.scores[4].double(), dv.vendi_score(dv.pixel_embeddings(x)), atol=1e-5, rtol=0)
+    # the official pixel_vendi_score, re-expressed: uint8 images, PIL img.resize((32, 32)), flatten
+    torch.testing.assert_close(out.scores[4].double(), torch.tensor(_official_pixel_vendi(x), dtype=torch.float64),
+                               atol=0, rtol=1e-6)
+
+
+def _official_pixel_vendi(pixels: torch.Tensor) -> float:
+    """vendi_score.image_utils.pixel_vendi_score re-expressed with PIL/numpy/scipy: get_pixel_vectors
+    (PIL ``img.resize((32, 32))``, default filter, uint8 values flattened), vendi.score_X (rows
+    L2-normalised, K = X X^T, eigenvalues of K / n, exp of the Shannon entropy)."""
+    import numpy as np
+    import scipy.linalg
+    from PIL import Image
+
+    u8 = (pixels.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    x = np.stack([np.array(Image.fromarray(a).resize((32, 32))).flatten() for a in u8]).astype(np.float64)
+    x = x / np.linalg.norm(x, axis=1, keepdims=True)
+    w = scipy.linalg.eigvalsh(x @ x.T / len(x))
+    w = w[w > 0]
+    return float(np.exp(-(w * np.log(w)).sum()))
+
+
+def test_pixel_vendi_follows_the_official_pil_resize_and_torch_stays_close(photos):
+    """vendi's default pixel features are the official ones (PIL bicubic of uint8); the torch resize
+    (differentiable, pairwise-cosine-distance's default) is close to them but not equal."""
+    names = ["astronaut", "coffee", "chelsea", "rocket", "grace_hopper"]
+    x = torch.cat([torch.nn.functional.interpolate(torch.from_numpy(photos[n].copy()).permute(2, 0, 1)[None].float()
+                                                   / 255, size=(300, 400), mode="bilinear", antialias=True)
+                   for n in names]).clamp(0, 1)
+    x = (x * 255).round() / 255  # as decoded from files
+    official = _official_pixel_vendi(x)
+    assert float(rewardbench.load_reward("vendi")(x).scores[0]) == pytest.approx(official, rel=1e-6)
+    torch_path = float(rewardbench.load_reward("vendi", pixel_resize="torch")(x).scores[0])
+    assert torch_path == pytest.approx(official, rel=1e-2) and torch_path != pytest.approx(official, rel=1e-7)
+    assert rewardbench.load_reward("pairwise-cosine-distance").pixel_resize == "torch"
+    with pytest.raises(ValueError, match="pixel_resize"):
+        rewardbench.load_reward("vendi", pixel_resize="nearest")
 
 
 def test_groups_independent_of_order_and_of_each_other():

@@ -9,7 +9,6 @@ import torch
 from PIL import Image
 
 import rewardbench
-from rewardbench.images import pixels_to_uint8
 from rewardbench.transforms import CLIP_MEAN, CLIP_STD
 from rewardbench.weights import WeightsNotFoundError
 
@@ -35,34 +34,45 @@ def test_hps_is_the_cosine_of_the_open_clip_forward_features(hps):
     assert out.scores.abs().max() <= 1.0
 
 
-def test_hps_preprocessing_is_resize_longest_and_pad_like_the_package(hps):
-    """ResizeMaxSize(224, fill=0) on PIL, re-implemented here independently of rewards.clip."""
-    x = _photos((96, 128))
+def _official_hps_preprocess(img: Image.Image) -> torch.Tensor:
+    """hpsv2's preprocess_val (src/open_clip/transform.py image_transform(resize_longest_max=True)),
+    re-expressed with torchvision: RGB → ToTensor → ResizeMaxSize on the *tensor* (bicubic, torchvision's
+    default antialias) → pad with 0 → Normalize."""
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms import functional as TF
+
+    t = TF.to_tensor(img.convert("RGB"))
+    h, w = t.shape[1:]
+    scale = 224 / float(max(h, w))
+    nh, nw = round(h * scale), round(w * scale)
+    t = TF.resize(t, [nh, nw], InterpolationMode.BICUBIC)
+    pw, ph = 224 - nw, 224 - nh
+    return TF.pad(t, [pw // 2, ph // 2, pw - pw // 2, ph - ph // 2], fill=0)
+
+
+@pytest.mark.parametrize("name", ["astronaut", "coffee", "chelsea", "grace_hopper"])
+def test_hps_preprocessing_is_the_official_transform_on_both_paths(hps, photos, name):
+    """Real photos as files decode them (uint8): the exact path (PIL image in) and the torch path (its
+    pixels in) both equal the official tensor; the bicubic overshoot past [0, 1] is kept, not clamped."""
+    from torchvision.transforms import functional as TF
+
+    img = Image.fromarray(photos[name])
+    raw = _official_hps_preprocess(img)
+    if max(img.size) > 224:  # downscaled: bicubic overshoots the pixel range somewhere
+        assert raw.min() < 0 or raw.max() > 1
+    ref = TF.normalize(raw, CLIP_MEAN, CLIP_STD)[None]
     bb = hps.backbone
-    got = bb.preprocess(x)
-    refs = []
-    for arr in pixels_to_uint8(x):
-        im = Image.fromarray(arr)
-        w, h = im.size
-        s = 224 / max(w, h)
-        nw, nh = round(w * s), round(h * s)
-        padded = Image.new("RGB", (224, 224))
-        padded.paste(im.resize((nw, nh), Image.BICUBIC), ((224 - nw) // 2, (224 - nh) // 2))
-        t = torch.from_numpy(__import__("numpy").asarray(padded).copy()).permute(2, 0, 1).float() / 255
-        refs.append((t - torch.tensor(CLIP_MEAN).view(3, 1, 1)) / torch.tensor(CLIP_STD).view(3, 1, 1))
-    ref = torch.stack(refs)
-    torch.testing.assert_close(bb.pil_preprocess_images(x), ref)  # the exact path is exact
-    diff = ((got - ref) * torch.tensor(CLIP_STD).view(1, 3, 1, 1)).abs()
-    assert diff.mean() < 0.01, diff.mean()  # torch path: within a percent of the PIL path on average
-    # the padding is black (0 before normalisation) in both
-    torch.testing.assert_close(got[:, :, :28], ref[:, :, :28])
+    torch.testing.assert_close(bb.pil_preprocess_images([img]), ref, atol=1e-6, rtol=0)
+    pixels = torch.from_numpy(photos[name].copy()).permute(2, 0, 1)[None].float() / 255
+    torch.testing.assert_close(bb.preprocess(pixels), ref, atol=1e-6, rtol=0)
 
 
 def test_v2_and_v21_are_different_weights_on_the_same_architecture():
     a = rewardbench.load_reward("hpsv2", pretrained=False, tiny=True)
     b = rewardbench.load_reward("hpsv2.1", pretrained=False, tiny=True)
     assert a.spec.backbone != b.spec.backbone
-    assert a.spec.weights[0].filename == "HPS_v2_compressed.pt" and b.spec.weights[0].filename == "HPS_v2.1_compressed.pt"
+    assert a.spec.weights[0].filename == "HPS_v2_compressed.pt"
+    assert b.spec.weights[0].filename == "HPS_v2.1_compressed.pt"
     assert a.backbone.backbone_id == "open_clip:ViT-H-14/hpsv2+longest_pad+tiny"
     assert a.backbone_fingerprint() != b.backbone_fingerprint()
 

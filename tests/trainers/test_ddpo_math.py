@@ -66,6 +66,32 @@ def test_sampled_step_has_the_highest_density_at_the_mean(sched):
     assert lp_mean > lp_off
 
 
+def test_last_step_with_set_alpha_to_one_has_ddpo_pytorchs_finite_logprob():
+    """set_alpha_to_one=True: diffusers' last step is deterministic (final alpha 1, no density);
+    ddpo-pytorch clamps prev_timestep to 0 and so uses alphas_cumprod[0]. Independent computation:
+    diffusers' own step on the set_alpha_to_one=False schedule (final alpha = alphas_cumprod[0]) gives
+    the mean, DDIM eq. 16 the sigma, torch.distributions the density."""
+    one = DDIMScheduler(**{**SD_SCHEDULER, "set_alpha_to_one": True})
+    zero = DDIMScheduler(**SD_SCHEDULER)
+    for s in (one, zero):
+        s.set_timesteps(10)
+    assert float(one.final_alpha_cumprod) == 1.0
+    t = one.timesteps[-1]  # 1 (steps_offset=1): prev_t = 1 - 100 < 0
+    g = torch.Generator().manual_seed(3)
+    x, eps, noise = (torch.randn(2, 4, 6, 6, generator=g) for _ in range(3))
+    mean = zero.step(eps, t, x, eta=1.0, variance_noise=torch.zeros_like(x)).prev_sample
+    ac = one.alphas_cumprod
+    a_t, a_prev = float(ac[int(t)]), float(ac[0])
+    sigma = math.sqrt((1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev))
+    prev = mean + sigma * noise
+    sample, logp = ddim_step_with_logprob(eps, t.repeat(2), x, ac, 100, final_alpha_cumprod=one.final_alpha_cumprod,
+                                          noise=noise)
+    torch.testing.assert_close(sample, prev, rtol=1e-5, atol=1e-5)
+    assert torch.isfinite(logp).all()
+    expected = torch.distributions.Normal(mean, sigma).log_prob(prev).mean(dim=(1, 2, 3))
+    torch.testing.assert_close(logp, expected, rtol=1e-4, atol=1e-4)
+
+
 def test_eta_zero_is_rejected(sched):
     with pytest.raises(ValueError, match="eta"):
         ddim_step_with_logprob(torch.zeros(1, 4, 2, 2), torch.tensor([1]), torch.zeros(1, 4, 2, 2),
