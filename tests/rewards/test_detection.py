@@ -1,0 +1,71 @@
+"""The detection reward and object presence (rewards/detection.py), and what every detector-based
+reward shares: unknown objects, offline weights, detections computed once by the harness."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import rewardbench
+from rewardbench.rewards._prompts import parse_prompt
+from rewardbench.rewards.detection import detection_score, object_presence
+
+from ._fake_detector import D, FakeDetector, reward_with
+
+
+def test_detection_score_is_the_mean_best_confidence():
+    p = parse_prompt("a cat and a dog")
+    dets = D([("cat", 0.9, (0, 0, 1, 1)), ("cat", 0.4, (0, 0, 2, 2)), ("dog", 0.5, (0, 0, 1, 1))])
+    assert detection_score(p, dets) == pytest.approx((0.9 + 0.5) / 2)
+    assert detection_score(p, D([])) == 0.0
+    # an object unknown to the detector counts as not detected
+    assert detection_score(parse_prompt("a cat and a frog"), dets) == pytest.approx(0.9 / 2)
+    assert object_presence(p, dets) == 1.0 and object_presence(p, D([("dog", 0.2, (0, 0, 1, 1))])) == 0.0
+
+
+def test_unknown_objects_get_a_note_not_a_crash():
+    r = reward_with("detection-score", [D([("cat", 0.8, (0, 0, 5, 5))]), D([])])
+    out = r(torch.rand(2, 3, 32, 32), ["a cat next to a lamp", "a lamp"])
+    assert out.scores.tolist() == pytest.approx([0.4, 0.0])
+    assert "lamp" in out.details["note"][0] and "lamp" in out.details["note"][1]
+
+
+def test_offline_weights_fail_fast_and_clearly(tmp_path, monkeypatch):
+    monkeypatch.setenv("REWARDBENCH_CACHE", str(tmp_path))
+    monkeypatch.delenv("REWARDBENCH_WEIGHTS", raising=False)
+    r = rewardbench.load_reward("detection-score", pretrained=False, model="yolov8n", imgsz=64)
+    try:
+        r.load_pretrained()
+    except rewardbench.WeightsNotFoundError as e:
+        assert "yolov8n.pt" in str(e) and "--weights" in str(e)  # the built architecture's checkpoint
+    else:  # pragma: no cover - only with internet access
+        assert "yolov8" in r.weights_used
+    with pytest.raises(rewardbench.WeightsNotFoundError, match="missing.pt"):
+        r.load_pretrained(tmp_path / "missing.pt")
+
+
+class CountingDetector(FakeDetector):
+    calls = 0
+
+    def forward(self, pixels):
+        CountingDetector.calls += 1
+        return [self.dets[0]] * pixels.shape[0]
+
+
+def test_the_harness_detects_once_for_all_detection_rewards():
+    from rewardbench.harness import Scorer
+
+    dets = [D([("cat", 0.9, (0, 0, 10, 10)), ("dog", 0.8, (20, 0, 30, 10))], image_size=(32, 32))]
+    rows = [{"image": torch.rand(3, 32, 32), "prompt": p}
+            for p in ("a cat on the left of a dog", "a cat and a dog", "two cats", "a frog")]
+    results = {}
+    for share in (True, False):
+        CountingDetector.calls = 0
+        models = {n: reward_with(n, dets) for n in ("detection-score", "compbench-spatial", "geneval-counting")}
+        for m in models.values():
+            m.backbone = CountingDetector(dets)
+        res = Scorer(models, batch_size=4, num_workers=0, progress=False, share_backbones=share).run(rows)
+        results[share] = res.table[list(models)].to_numpy()
+        assert CountingDetector.calls == (1 if share else 3)
+    assert (results[True] == results[False]).all()
+    assert results[True][:, 0].tolist() == pytest.approx([0.85, 0.85, 0.9, 0.0])
