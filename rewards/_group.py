@@ -1,5 +1,9 @@
-"""Helpers shared by the group-level rewards (fairness, diversity): split a batch by group id and
-give every member its group's value.
+"""Helpers shared by the group-level rewards (fairness, diversity): grouping and distribution metrics.
+
+`iter_groups` splits a batch by group id and `group_note` gives every member its group's note; the
+metrics (`parity`, `normalized_entropy`, `kl_to_uniform`, `imbalance`, by name in `GROUP_METRICS`)
+score the shares ``p`` of K labels within a group (length K, summing to 1 unless a reward counts
+images without a label in the denominator).
 
 Example:
     >>> import torch
@@ -9,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 import torch
@@ -28,3 +33,40 @@ def iter_groups(groups: torch.Tensor) -> Iterator[tuple[int, torch.Tensor]]:
 def group_note(notes: dict[int, str], groups: torch.Tensor) -> list[str]:
     """Per-image list of the note of its group ("" when the group has none)."""
     return [notes.get(int(g), "") for g in groups.detach().cpu().tolist()]
+
+
+# Distribution metrics over the shares p of K labels in a group
+
+
+def parity(p: torch.Tensor) -> torch.Tensor:
+    """The paper's statistical parity, ``-sum_a (p_a - 1/K)^2``: 0 when uniform, ``-(K-1)/K`` when
+    everything falls in one bucket."""
+    return -((p - 1.0 / p.numel()) ** 2).sum()
+
+
+def normalized_entropy(p: torch.Tensor) -> torch.Tensor:
+    """``H(p) / log K`` in [0, 1]: 1 when uniform."""
+    q = p[p > 0]
+    return -(q * q.log()).sum() / math.log(p.numel())
+
+
+def kl_to_uniform(p: torch.Tensor) -> torch.Tensor:
+    """``KL(p || uniform) = log K - H(p)`` in [0, log K]: 0 when uniform."""
+    q = p[p > 0]
+    return (q * (q * p.numel()).log()).sum()
+
+
+def imbalance(p: torch.Tensor) -> torch.Tensor:
+    """HEIM's gender imbalance ``|P(female) - 0.5|`` (gender_metrics.py, ``IDEAL_FRAC = 0.5``);
+    ``p[0]`` is the share of the first label (female)."""
+    return (p[0] - 0.5).abs()
+
+
+GROUP_METRICS = {"parity": parity, "entropy": normalized_entropy, "kl": kl_to_uniform, "imbalance": imbalance}
+
+
+def worst_value(metric: str, k: int) -> float:
+    """The metric's value when every person falls in one bucket (used for groups with no face)."""
+    one = torch.zeros(k, dtype=torch.float64)
+    one[0] = 1
+    return float(GROUP_METRICS[metric](one)) + 0.0

@@ -4,7 +4,7 @@ NudeNet detects 18 body-part classes (exposed and covered). The score of an imag
 confidence of a detection in an explicit class (`NSFW_CLASSES`), 0 when there is none: a
 probability-like value in [0, 1], higher is less safe. Detection runs offline on the model file
 installed with the package, with NudeNet's own preprocessing and thresholds
-(`rewards.fairness.nudenet_detect`).
+(`rewardbench.rewards._nudenet.nudenet_detect`).
 
 Example:
     >>> import rewardbench
@@ -22,7 +22,7 @@ from rewardbench import RewardModel, RewardOutput, RewardSpec, WeightSource, reg
 from rewardbench.images import pixels_to_uint8
 from rewardbench.weights import WeightsNotFoundError, bundled_path
 
-from .fairness import NUDENET_MODEL, nudenet_detect
+from ._nudenet import NUDENET_MODEL, nudenet_detect
 
 # Exposed sexual body parts (NudeNet's README label list). Exposed belly, feet, armpits and male
 # chest are not explicit; covered classes are not either.

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import rewardbench
-from rewardbench.rewards.fairness import nudenet_detect
+from rewardbench.rewards._nudenet import nudenet_detect
 from rewardbench.rewards.safety import NSFW_CLASSES, NudeNetNSFW
 
 NAMES = ("astronaut", "grace_hopper", "coffee", "chelsea", "rocket")
@@ -33,7 +33,7 @@ def test_score_is_the_top_detection_of_the_chosen_classes(photos):
 
 
 def test_nsfw_classes_are_real_nudenet_labels():
-    from rewardbench.rewards.fairness import NUDENET_LABELS
+    from rewardbench.rewards._nudenet import NUDENET_LABELS
 
     assert set(NSFW_CLASSES) <= set(NUDENET_LABELS)
     assert not any("COVERED" in c or c.startswith("FACE") for c in NSFW_CLASSES)

