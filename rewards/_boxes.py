@@ -9,10 +9,11 @@ from collections.abc import Sequence
 
 import torch
 
-# T2I-CompBench determine_position(): iou_threshold=0.1, distance_threshold=150 (pixels of its
-# 512 x 512 samples; scaled here to the image's longer side).
+# T2I-CompBench UniDet_eval/2D_spatial_eval.py (commit 6d58bed) line 23, determine_position(): iou_threshold=0.1,
+# distance_threshold=150 (pixels, whatever the image size; its samples are 512 x 512).
 COMPBENCH_IOU_THRESHOLD = 0.1
 COMPBENCH_DISTANCE_THRESHOLD = 150.0
+# The image size at which the corrected rule's threshold is 150 px (it scales with the image's longer side).
 COMPBENCH_REFERENCE_SIZE = 512.0
 # T2I-CompBench numeracy_eval.py calculate_iou(): boxes of one class with IoU > 0.9, or covering
 # > 0.9 of each other, are one object.
@@ -43,12 +44,18 @@ def _iou(a: Sequence[float], b: Sequence[float]) -> float:
 
 def compbench_position_score(relation: str | None, box1: Sequence[float], box2: Sequence[float],
                              image_size: tuple[int, int] = (512, 512), iou_threshold: float = COMPBENCH_IOU_THRESHOLD,
-                             distance_threshold: float = COMPBENCH_DISTANCE_THRESHOLD) -> float:
+                             distance_threshold: float = COMPBENCH_DISTANCE_THRESHOLD,
+                             reference_size: float | None = COMPBENCH_REFERENCE_SIZE) -> float:
     """T2I-CompBench's soft score in [0, 1] that ``box1`` (subject, xyxy) stands in ``relation``
     to ``box2``. Directions: 1 when the centre offset is mainly along the relation's axis and the
     boxes overlap little (IoU < 0.1), ``0.1 / IoU`` when they overlap more, 0 on the wrong side.
     Proximity (near / next to / beside / on side of): 1 when the centres are closer than the
     distance threshold on either axis, else threshold / largest offset. Unknown relation: 0.
+
+    ``relation``: a canonical relation of the parser ("left of", "above", ...) or one of
+    T2I-CompBench's phrases ("on the left of", "on the top of", ...). The distance threshold is
+    ``distance_threshold`` pixels at an image of ``reference_size`` (scaled to ``image_size``'s
+    longer side); ``reference_size=None``: pixels at any size, as the official rule.
 
         >>> compbench_position_score("left of", (0, 0, 10, 10), (20, 0, 30, 10))
         1.0
@@ -58,7 +65,7 @@ def compbench_position_score(relation: str | None, box1: Sequence[float], box2: 
     c2 = ((box2[0] + box2[2]) / 2, (box2[1] + box2[3]) / 2)
     dx, dy = c2[0] - c1[0], c2[1] - c1[1]  # > 0: the reference is right of / below the subject
     iou = _iou(box1, box2)
-    thr = distance_threshold * max(image_size) / COMPBENCH_REFERENCE_SIZE
+    thr = distance_threshold if reference_size is None else distance_threshold * max(image_size) / reference_size
 
     def directional(along: float, across: float, sign: int) -> float:
         if sign * along <= 0 or abs(along) <= abs(across):

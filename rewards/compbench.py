@@ -9,7 +9,7 @@ reward                 rule
 =====================  ========================================================================
 compbench-spatial      T2I-CompBench 2D spatial (UniDet_eval/2D_spatial_eval.py): 0.25 * conf of
                        each object + 0.5 * the relation's soft score from the box centres and IoU;
-                       totals under 0.5 become 0.
+                       totals under 0.5 become 0. ``mode="official"`` (default) or "corrected".
 compbench-numeracy     T2I-CompBench numeracy (UniDet_eval/numeracy_eval.py): per object,
                        weight 1/n: +0.5 if detected, +0.5 more if the count is exact.
 compbench-vqa          T2I-CompBench BLIP-VQA (attribute binding): product over noun phrases of
@@ -24,13 +24,15 @@ compbench-complex      T2I-CompBench 3-in-1: mean of BLIP-VQA and spatial (promp
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
 from rewardbench import RewardModel, RewardOutput, RewardSpec, WeightSource, register_reward
 from rewardbench.transforms import CLIP_MEAN, CLIP_STD, normalize, resize
 
-from ._boxes import compbench_position_score, dedup_boxes
+from ._boxes import COMPBENCH_REFERENCE_SIZE, compbench_position_score, dedup_boxes
 from ._detect import Detections, yolo_weight_sources
 from ._prompts import ParsedPrompt, parse_prompt
 from ._vocab import COLORS, NUMBER_WORDS, SHAPES, TEXTURES
@@ -40,44 +42,78 @@ _COMPBENCH = ("Huang et al., T2I-CompBench: A Comprehensive Benchmark for Open-w
               "Generation, arXiv 2307.06350")
 # UniDet's score threshold lives in its detectron2 config; with YOLO we keep detections above this.
 COMPBENCH_DETECTION_THRESHOLD = 0.3
+# T2I-CompBench UniDet_eval/2D_spatial_eval.py (commit 6d58bed) line 168, vocab_spatial: the relation phrases the
+# official rule looks for, as substrings of the prompt, in this order; the first found is the relation (lines
+# 170-174). determine_position() (lines 23-77) scores all but "on top of", which reaches its `else: score=0`
+# (lines 76-77).
+COMPBENCH_OFFICIAL_RELATIONS = ("on side of", "next to", "near", "on the left of", "on the right of",
+                                "on the bottom of", "on the top of", "on top of")
+SPATIAL_MODES = ("official", "corrected")
 
 
 # =============================================================================================
 # 2D spatial and numeracy: rules on detections, and their rewards
 
 
-def _pair_instances(det: Detections, a: str, b: str, min_score: float):
-    """Best instance of ``a`` and of ``b`` (the second best of ``b`` when ``a == b``)."""
+def official_relation(prompt: str) -> str | None:
+    """The relation T2I-CompBench's 2D spatial rule reads from a prompt: the first of its phrases
+    (`COMPBENCH_OFFICIAL_RELATIONS`) found anywhere in the text, or None.
+
+        >>> official_relation("a dog on top of a car"), official_relation("a dog beside a car")
+        ('on top of', None)
+    """
+    return next((w for w in COMPBENCH_OFFICIAL_RELATIONS if w in prompt), None)
+
+
+def _pair_instances(det: Detections, a: str, b: str, min_score: float, distinct: bool = True):
+    """Best instance of ``a`` and of ``b``; when ``a == b``, the second best of ``b`` (``distinct``)
+    or the same best box twice (the official code's ``obj.index``: 2D_spatial_eval.py lines 234-235)."""
     ba, sa = det.of(a, min_score)
     bb, sb = det.of(b, min_score)
     ia = 0 if len(sa) else None
-    ib = (1 if len(sb) > 1 else None) if a == b else (0 if len(sb) else None)
+    ib = (1 if len(sb) > 1 else None) if a == b and distinct else (0 if len(sb) else None)
     return ((ba[ia].tolist(), float(sa[ia])) if ia is not None else None,
             (bb[ib].tolist(), float(sb[ib])) if ib is not None else None)
 
 
-def compbench_spatial(parsed: ParsedPrompt, det: Detections, min_score: float = COMPBENCH_DETECTION_THRESHOLD) -> float:
+def compbench_spatial(parsed: ParsedPrompt, det: Detections, min_score: float = COMPBENCH_DETECTION_THRESHOLD,
+                      mode: str = "official") -> float:
     """T2I-CompBench 2D spatial score of one image: subject and reference are the relation's two
     objects (the first and last object when no relation is found, as the official code takes the
     first and last noun). ``0.25 * conf(subject) + 0.25 * conf(reference) + position / 2`` when both
-    are detected, ``0.25 * conf`` when one is, 0 when none; a total under 0.5 is 0."""
+    are detected, ``0.25 * conf`` when one is, 0 when none; a total under 0.5 is 0.
+
+    ``mode="official"``: the published rule (UniDet_eval/2D_spatial_eval.py): the relation is
+    `official_relation` of the prompt's text, two objects of one class both take the class's best box,
+    the proximity threshold is 150 px at any image size, "on top of" scores 0. ``mode="corrected"``:
+    the parser's relation (any phrasing), the second best box for the second object of a class, and
+    the threshold scaled to the image (150 px at 512). See `CompBenchSpatial`."""
+    if mode not in SPATIAL_MODES:
+        raise ValueError(f"compbench spatial mode {mode!r}: choose from {', '.join(SPATIAL_MODES)}")
     if not parsed.objects:
         return 0.0
+    official = mode == "official"
     if parsed.relations:
         r = parsed.relations[0]
         o1, o2, rel = parsed.objects[r.subject], parsed.objects[r.object], r.relation
     else:
         o1, o2, rel = parsed.objects[0], parsed.objects[-1], None
-    i1, i2 = _pair_instances(det, o1.coco or "", o2.coco or "", min_score) if o1.coco and o2.coco else (
-        _pair_instances(det, o1.coco, o1.coco, min_score)[0] if o1.coco else None,
-        _pair_instances(det, o2.coco, o2.coco, min_score)[0] if o2.coco else None)
+    if official:
+        rel = official_relation(parsed.text)
+    if o1.coco and o2.coco:
+        i1, i2 = _pair_instances(det, o1.coco, o2.coco, min_score, distinct=not official)
+    else:  # an object unknown to the detector
+        i1 = _pair_instances(det, o1.coco, o1.coco, min_score)[0] if o1.coco else None
+        i2 = _pair_instances(det, o2.coco, o2.coco, min_score)[0] if o2.coco else None
     if i1 and i2:
-        score = 0.25 * i1[1] + 0.25 * i2[1] + compbench_position_score(rel, i1[0], i2[0], det.image_size) / 2
+        reference = None if official else COMPBENCH_REFERENCE_SIZE
+        position = compbench_position_score(rel, i1[0], i2[0], det.image_size, reference_size=reference)
+        score = 0.25 * i1[1] + 0.25 * i2[1] + position / 2  # official: lines 250-251
     elif i1 or i2:
         score = 0.25 * (i1 or i2)[1]  # type: ignore[index]
     else:
         score = 0.0
-    return score if score >= 0.5 else 0.0  # official: `if (score<0.5): score=0`
+    return score if score >= 0.5 else 0.0  # official: `if (score<0.5): score=0` (lines 260-261)
 
 
 def compbench_numeracy(parsed: ParsedPrompt, det: Detections,
@@ -105,15 +141,48 @@ def compbench_numeracy(parsed: ParsedPrompt, det: Detections,
 
 @register_reward()
 class CompBenchSpatial(_DetectionReward):
-    """T2I-CompBench 2D spatial score (UniDet rule on YOLO boxes)."""
+    """T2I-CompBench 2D spatial score (UniDet rule on YOLO boxes), in one of two modes.
+
+    ``mode="official"`` (the default) reproduces UniDet_eval/2D_spatial_eval.py as published, so the
+    reward is the benchmark's rule:
+      (a) two objects of one class ("a dog next to a dog") both take the class's first (best) box:
+          a direction then scores 0, and a proximity relation scores 1 — one detected dog passes;
+      (b) the proximity threshold is 150 px whatever the image size;
+      (c) the relation is the first phrase of its vocabulary found in the prompt; "on top of" is in
+          the vocabulary but not scored (position 0), and other phrasings ("beside", "above",
+          "to the left of") are not found (position 0).
+    ``mode="corrected"`` is the rule as it was meant: (a) the second box of the class for the second
+    object, (b) 150 px at 512 px scaled to the image's longer side, (c) the parser's relation, so
+    "on top of" is "on the top of", "beside" is "next to", and so on. The two agree on the official
+    spatial prompts at 512 x 512 (no same-class pair nor "on top of" among them); prefer "corrected"
+    as a training reward or for other prompts and sizes (the official (a) is easy to game).
+    """
 
     spec = _det_spec("compbench-spatial", "T2I-CompBench 2D spatial: 0.25*conf per object + relation score/2, "
                      "zeroed below 0.5", _COMPBENCH, aliases=("t2i-compbench-spatial",))
 
+    def __init__(self, model: str = DEFAULT_DETECTOR, imgsz: int = 640, detector: nn.Module | None = None,
+                 mode: str = "official", **rule_kw: Any):
+        if mode not in SPATIAL_MODES:
+            raise ValueError(f"compbench-spatial mode {mode!r}: choose from {', '.join(SPATIAL_MODES)}")
+        super().__init__(model=model, imgsz=imgsz, detector=detector, **rule_kw)
+        self.mode = mode
+
     def rule(self, parsed, det, pixels):
-        note = "" if parsed.relations else "no spatial relation found in the prompt: position score 0"
         min_score = self.rule_kw.get("threshold", COMPBENCH_DETECTION_THRESHOLD)
-        return compbench_spatial(parsed, det, min_score), {"note": note}
+        return compbench_spatial(parsed, det, min_score, self.mode), {"note": self._note(parsed)}
+
+    def _note(self, parsed: ParsedPrompt) -> str:
+        if self.mode == "corrected":
+            return "" if parsed.relations else "no spatial relation found in the prompt: position score 0"
+        rel = official_relation(parsed.text)
+        if rel is None:
+            return ("no relation phrase of T2I-CompBench's vocabulary in the prompt: position score 0 "
+                    "(mode='corrected' reads the parser's relation)")
+        if rel == "on top of":
+            return ("'on top of' is not scored by T2I-CompBench's rule: position score 0 (mode='corrected' reads "
+                    "it as 'on the top of')")
+        return ""
 
 
 @register_reward()
@@ -290,7 +359,8 @@ class CompBenchComplex(RewardModel):
     """T2I-CompBench's 3-in-1 score for complex prompts (3_in_1_eval/3_in_1.py): the mean of the
     BLIP-VQA attribute score and the spatial score when the prompt has a spatial relation, else of
     the BLIP-VQA score and the CLIP score (on the prompt without adjectives). The official split
-    uses hand-made lists of which val prompts are spatial/action; here the parser decides."""
+    uses hand-made lists of which val prompts are spatial/action; here the parser decides.
+    ``spatial_mode``: the spatial score's ``mode`` (`CompBenchSpatial`; "official" by default)."""
 
     spec = RewardSpec(
         name="compbench-complex", aliases=("t2i-compbench-complex", "compbench-3-in-1"), category="composition",
@@ -302,10 +372,10 @@ class CompBenchComplex(RewardModel):
     )
 
     def __init__(self, model: str = DEFAULT_DETECTOR, imgsz: int = 640, tiny: bool = False,
-                 detector: nn.Module | None = None):
+                 detector: nn.Module | None = None, spatial_mode: str = "official"):
         super().__init__()
         self.attribute = CompBenchVQA(tiny=tiny)
-        self.spatial = CompBenchSpatial(model=model, imgsz=imgsz, detector=detector)
+        self.spatial = CompBenchSpatial(model=model, imgsz=imgsz, detector=detector, mode=spatial_mode)
         self.clip = CompBenchNonSpatial(tiny=tiny, strip_adjectives=True)
 
     def load_pretrained(self, weights=None) -> str:

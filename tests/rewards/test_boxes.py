@@ -48,6 +48,16 @@ def test_compbench_proximity_decays_with_distance_and_scales_with_image_size():
     assert compbench_position_score("near", a, b) == pytest.approx(150 / 300)
     assert compbench_position_score("near", a, b, image_size=(1024, 1024)) == 1.0  # threshold 300 px at 1024
     assert compbench_position_score(None, a, b) == 0.0
+    # the official rule's threshold: 150 px at any size
+    assert compbench_position_score("near", a, b, image_size=(1024, 1024), reference_size=None) == pytest.approx(0.5)
+
+
+def test_compbench_official_phrases_are_scored_except_on_top_of():
+    above, below = (0, 0, 10, 10), (0, 50, 10, 60)
+    assert compbench_position_score("on the top of", above, below) == 1.0
+    assert compbench_position_score("above", above, below) == 1.0
+    assert compbench_position_score("on top of", above, below) == 0.0  # no branch in determine_position()
+    assert compbench_position_score("on the bottom of", below, above) == 1.0
 
 
 # -- T2I-CompBench duplicate merge -------------------------------------------------------------
