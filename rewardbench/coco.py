@@ -1,7 +1,7 @@
 """Facts about the COCO detection dataset shared by the zoo and the prompt suites."""
 
 # The 80 COCO classes in the order of the official YOLO/COCO label ids (ultralytics coco.yaml; the
-# same order as GenEval's object_names.txt, where three are renamed: see GENEVAL_NAMES in rewards/_prompts.py).
+# same order as GenEval's object_names.txt, where three are renamed: see GENEVAL_NAMES in rewards/_vocab.py).
 COCO_CLASSES: tuple[str, ...] = (
     "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat", "traffic light",
     "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog", "horse", "sheep", "cow",
