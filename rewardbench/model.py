@@ -198,8 +198,11 @@ class RewardModel(nn.Module, abc.ABC):
     def as_ddpo_fn(self, batch_size: int | None = None) -> Callable[..., tuple[np.ndarray, dict]]:
         """The ``fn(images, prompts, metadata) -> (rewards, info)`` signature of ddpo-pytorch.
 
-        ``images`` may be a float tensor in [0, 1] or uint8 arrays; ``metadata`` may carry a
-        ``"group"`` per image for group-level rewards. Returns a float32 numpy array.
+        ``images`` may be a float tensor in [0, 1] or uint8 arrays. A group-level reward needs a
+        ``"group"`` in every ``metadata`` entry (``ValueError`` otherwise: a mixed batch is never
+        silently one group). ``batch_size`` scores in chunks of that many images (a group is never
+        split: groups are packed whole, and one larger than ``batch_size`` is a chunk of its own).
+        Returns a float32 numpy array and the details as numpy arrays or lists.
 
         Example:
             >>> import torch, rewardbench
@@ -216,18 +219,65 @@ class RewardModel(nn.Module, abc.ABC):
 
 class _DdpoAdapter:
     def __init__(self, model: RewardModel, batch_size: int | None):
+        if batch_size is not None and int(batch_size) < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.model = model
-        self.batch_size = batch_size
+        self.batch_size = None if batch_size is None else int(batch_size)
+
+    def _groups(self, metadata: Sequence[dict] | None, n: int) -> list | None:
+        if self.model.spec.granularity != "group":
+            return None
+        if not metadata or len(metadata) != n or not all(isinstance(m, dict) and "group" in m for m in metadata):
+            raise ValueError(f"{self.model.spec.name} is a group-level reward: give every image's metadata a "
+                             "'group' (e.g. the index of its prompt), or the whole batch would be one group")
+        return [m["group"] for m in metadata]
+
+    def _chunks(self, n: int, groups: list | None) -> list[list[int]]:
+        if self.batch_size is None:
+            return [list(range(n))]
+        units = [[i] for i in range(n)]
+        if groups is not None:
+            by: dict = {}
+            for i, g in enumerate(groups):
+                by.setdefault(g, []).append(i)
+            units = list(by.values())
+        chunks: list[list[int]] = []
+        for u in units:
+            if chunks and len(chunks[-1]) + len(u) <= self.batch_size:
+                chunks[-1].extend(u)
+            else:
+                chunks.append(list(u))
+        return chunks
 
     def __call__(self, images: Any, prompts: Sequence[str], metadata: Sequence[dict] | None = None):
-        groups = None
-        if metadata and all(isinstance(m, dict) and "group" in m for m in metadata):
-            groups = torch.as_tensor([m["group"] for m in metadata])
-        with torch.inference_mode():
-            out = self.model(images, list(prompts), groups)
-        info = {k: (v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else v) for k, v in out.details.items()}
-        return out.scores.detach().float().cpu().numpy(), info
+        prompts = list(prompts)
+        n = len(prompts)
+        groups = self._groups(metadata, n)
+        ids = None if groups is None else {g: k for k, g in enumerate(dict.fromkeys(groups))}
+        scores = np.zeros(n, dtype=np.float32)
+        info: dict[str, Any] = {}
+        for idx in self._chunks(n, groups):
+            part = images[idx] if isinstance(images, (torch.Tensor, np.ndarray)) else [images[i] for i in idx]
+            g = None if groups is None else torch.as_tensor([ids[groups[i]] for i in idx])
+            with torch.inference_mode():
+                out = self.model(part, [prompts[i] for i in idx], g)
+            scores[idx] = out.scores.detach().float().cpu().numpy()
+            for k, v in out.details.items():
+                v = v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else list(v)
+                col = info.setdefault(k, [None] * n)
+                for j, i in enumerate(idx):
+                    col[i] = v[j]
+        info = {k: _stack(v) for k, v in info.items()}
+        return scores, info
 
+
+def _stack(values: list) -> Any:
+    """Per-image details back to one numpy array when they are numbers, else a list."""
+    if all(isinstance(v, (np.generic, int, float, bool)) for v in values):
+        return np.asarray(values)
+    if all(isinstance(v, np.ndarray) for v in values) and len({v.shape for v in values}) == 1:
+        return np.stack(values)
+    return values
 
 
 class BackboneReward(RewardModel):

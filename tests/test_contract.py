@@ -51,9 +51,35 @@ def test_spec_is_complete(name):
 def test_contract(name, images):
     torch.manual_seed(0)
     reward = _build(name)
-    spec = reward.spec
-    assert spec.name == name
+    assert reward.spec.name == name
     assert "random" in reward.weights_used or "none" in reward.weights_used or "bundled" in reward.weights_used
+    check_contract(reward, images)
+
+
+# weighted composites honour the same contract (zscore is batch-relative by design: its own test is in test_model)
+COMPOSITES = {
+    "raw, lower-is-better member flipped": ({"jpeg-compressibility": 1.0, "nsfw": 50.0}, None),
+    "range": ({"jpeg-compressibility": 1.0, "nsfw": 0.5}, "range"),
+    "range, group members": ({"vendi": 1.0, "skin-tone-parity": 2.0}, "range"),
+}
+
+
+@pytest.mark.parametrize("label", sorted(COMPOSITES))
+def test_composite_contract(label, images):
+    members, normalize = COMPOSITES[label]
+    reward = rewardbench.load_reward(members, device="cpu", pretrained=False, normalize=normalize)
+    assert reward.spec.higher_is_better and reward.spec.license and reward.spec.paper
+    lo, hi = reward.spec.range
+    assert (lo is None or hi is None or lo < hi) and (normalize != "range" or lo is not None)
+    out = check_contract(reward, images)
+    if normalize == "range":
+        assert ((out.scores >= lo - 1e-6) & (out.scores <= hi + 1e-6)).all(), out.scores
+
+
+def check_contract(reward, images):
+    """Shapes, dtype, device, finiteness, determinism, details per image, and batch invariance: item i in
+    a batch equals item i alone (image rewards); a group alone equals the group in the batch (group rewards)."""
+    spec = reward.spec
     groups = torch.tensor([0, 0, 1, 1]) if spec.granularity == "group" else None
 
     with torch.no_grad():
@@ -76,6 +102,7 @@ def test_contract(name, images):
             alone = reward(images[2:], PROMPTS[2:], torch.tensor([7, 7])).scores
             torch.testing.assert_close(alone, out.scores[2:], rtol=1e-4, atol=1e-4)
             assert out.scores[0] == out.scores[1] and out.scores[2] == out.scores[3]
+    return out
 
 
 @pytest.mark.parametrize("name", [n for n in NAMES if rewardbench.get_spec(n).differentiable])

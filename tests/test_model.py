@@ -85,18 +85,76 @@ def test_device_follows_to_and_ddpo_adapter():
 def test_composite_weighted_sum_and_normalisations():
     b, d = Brightness(), Darkness()
     x = torch.stack([torch.full((3, 2, 2), v) for v in (0.2, 0.4, 0.9)])
-    raw = CompositeReward({"brightness": b, "darkness": d}, {"brightness": 1.0, "darkness": 0.5})
-    torch.testing.assert_close(raw(x).scores, 1.5 * torch.tensor([0.2, 0.4, 0.9]))
-    z = CompositeReward({"brightness": b, "darkness": d}, {"brightness": 1.0, "darkness": 0.5}, normalize="zscore")
     s = torch.tensor([0.2, 0.4, 0.9])
+    # darkness (same raw values) is declared lower-is-better: it is flipped in every mode, raw included
+    raw = CompositeReward({"brightness": b, "darkness": d}, {"brightness": 1.0, "darkness": 0.5})
+    torch.testing.assert_close(raw(x).scores, s - 0.5 * s)
+    assert raw.spec.higher_is_better
+    z = CompositeReward({"brightness": b, "darkness": d}, {"brightness": 1.0, "darkness": 0.5}, normalize="zscore")
     zs = (s - s.mean()) / s.std()
-    # darkness (same raw values) is declared lower-is-better: its z-score is flipped before weighting
     torch.testing.assert_close(z(x).scores, zs - 0.5 * zs, rtol=1e-5, atol=1e-5)
     rng = CompositeReward({"brightness": b, "darkness": d}, {"brightness": 1.0, "darkness": 1.0}, normalize="range")
     torch.testing.assert_close(rng(x).scores, s + (1 - s))
+    assert rng.spec.range == (0.0, 2.0)
     assert z.spec.differentiable and "brightness" in z(x).details
     with pytest.raises(ValueError, match="normalize"):
         CompositeReward({"brightness": b}, {"brightness": 1.0}, normalize="softmax")
+
+
+def test_composite_range_needs_declared_ranges_and_zscore_needs_a_batch():
+    class Unbounded(Brightness):
+        spec = RewardSpec(name="unbounded", category="baseline", range=(0.0, None), higher_is_better=False)
+
+    with pytest.raises(ValueError, match="unbounded declares no finite range"):
+        CompositeReward({"brightness": Brightness(), "unbounded": Unbounded()}, {"brightness": 1, "unbounded": 1},
+                        normalize="range")
+    z = CompositeReward({"brightness": Brightness()}, {"brightness": 1.0}, normalize="zscore")
+    assert z(torch.rand(2, 3, 4, 4)).scores.shape == (2,)
+    with pytest.raises(ValueError, match="batch of one image has no spread"):
+        z(torch.rand(1, 3, 4, 4))
+
+
+def test_ddpo_adapter_scores_in_chunks_of_batch_size():
+    class Counting(Brightness):
+        def __init__(self):
+            super().__init__()
+            self.sizes = []
+
+        def score(self, pixels, prompts, groups):
+            self.sizes.append(pixels.shape[0])
+            return super().score(pixels, prompts, groups)
+
+    r = Counting()
+    x = torch.rand(7, 3, 4, 4)
+    rewards, info = r.as_ddpo_fn(batch_size=3)(x, ["p"] * 7, [{}] * 7)
+    assert r.sizes == [3, 3, 1]
+    np.testing.assert_allclose(rewards, x.mean(dim=(1, 2, 3)).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(info["red"], x[:, 0].mean(dim=(1, 2)).numpy(), rtol=1e-6)
+    assert isinstance(info["red"], np.ndarray) and info["red"].shape == (7,)
+    with pytest.raises(ValueError, match="batch_size"):
+        r.as_ddpo_fn(batch_size=0)
+
+
+def test_ddpo_adapter_keeps_groups_whole_and_requires_them():
+    class CountingGroups(GroupMean):
+        def __init__(self):
+            super().__init__()
+            self.calls = []
+
+        def score(self, pixels, prompts, groups):
+            self.calls.append(groups.tolist())
+            return super().score(pixels, prompts, groups)
+
+    g = CountingGroups()
+    x = torch.stack([torch.full((3, 2, 2), v) for v in (0.0, 1.0, 0.2, 0.4, 0.6)])
+    meta = [{"group": "a"}, {"group": "a"}, {"group": "b"}, {"group": "b"}, {"group": "b"}]
+    rewards, _ = g.as_ddpo_fn(batch_size=2)(x, ["p"] * 5, meta)
+    np.testing.assert_allclose(rewards, [0.5, 0.5, 0.4, 0.4, 0.4], rtol=1e-6)
+    assert [len(c) for c in g.calls] == [2, 3]  # a group of 3 > batch_size is one chunk, never split
+    with pytest.raises(ValueError, match="group-level reward: give every image's metadata a 'group'"):
+        g.as_ddpo_fn()(x, ["p"] * 5, [{}] * 5)
+    with pytest.raises(ValueError, match="'group'"):
+        g.as_ddpo_fn()(x, ["p"] * 5, None)
 
 
 def test_load_reward_composites_by_name():
