@@ -1,0 +1,152 @@
+"""Leaderboard boards: tidy result rows, one CSV per board, appended by the commands that measure them.
+
+A row says what was measured about whom, by which judge, on what, under which protocol, with which
+weights, when and by which version (`COLUMNS`). The writer refuses any row whose weights were random:
+a score from random weights is never presented as a result. The one exception is a timing row
+(`TIMING_METRICS`: throughput, speed-ups, memory), whose value does not depend on weight values; it
+must say so in its ``weights`` field.
+
+Boards live in ``$REWARDBENCH_BOARDS`` or, by default, in ``leaderboards/boards/`` of this checkout
+(the committed boards). Re-measuring replaces the row with the same key (`KEY`) instead of adding a
+second one.
+
+    >>> import tempfile
+    >>> d = tempfile.mkdtemp()
+    >>> row = make_row(subject="jpeg-incompressibility", judge="human", suite="toy", metric="accuracy",
+    ...                value=0.5, n=10, protocol="drop-ties", weights="none (no weights needed)")
+    >>> path = append_rows("demo", [row], root=d)
+    >>> read_board("demo", root=d)[["subject", "value", "n"]].to_dict("records")
+    [{'subject': 'jpeg-incompressibility', 'value': 0.5, 'n': 10}]
+    >>> append_rows("demo", [{**row, "weights": "random init (pretrained=False)"}], root=d)
+    Traceback (most recent call last):
+    ...
+    rewardbench.leaderboards.board.RandomWeightsError: board 'demo': row 0 (...) was measured with random weights ...
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+COLUMNS = ["subject", "subject_kind", "judge", "suite", "split", "category", "metric", "value", "ci_low",
+           "ci_high", "n", "protocol", "weights", "date", "version", "command"]
+KEY = ["subject", "judge", "suite", "split", "category", "metric", "protocol"]
+REQUIRED = ["subject", "judge", "suite", "metric", "value", "protocol", "weights"]
+# metrics whose value is a speed or a size: they do not depend on the weights' values
+TIMING_METRICS = frozenset({"img_per_s", "speedup", "fraction_of_ceiling", "samples_per_s", "rss_mb",
+                            "rss_growth", "seconds"})
+ENV_BOARDS = "REWARDBENCH_BOARDS"
+_RANDOM = re.compile(r"\brandom\b|pretrained\s*=\s*false|random[- ]weights", re.I)
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+
+
+class RandomWeightsError(ValueError):
+    """A row measured with random weights was offered to a board."""
+
+
+def boards_dir(root: str | os.PathLike | None = None) -> Path:
+    """Where boards live: ``root``, ``$REWARDBENCH_BOARDS``, or ``leaderboards/boards`` of this package."""
+    if root is not None:
+        return Path(root)
+    env = os.environ.get(ENV_BOARDS)
+    return Path(env) if env else Path(__file__).resolve().parent / "boards"
+
+
+def is_random_weights(weights: Any) -> bool:
+    """Does a weights description say the weights were random?
+
+        >>> is_random_weights("random init (pretrained=False)"), is_random_weights("hub:yuvalkirstain/PickScore_v1")
+        (True, False)
+    """
+    return bool(_RANDOM.search(str(weights or "")))
+
+
+def make_row(**fields: Any) -> dict[str, Any]:
+    """A row with every column, today's date and this package's version filled in when not given."""
+    from rewardbench import __version__
+
+    row = {c: None for c in COLUMNS}
+    row.update(subject_kind="reward", split="-", category="all",
+               date=_dt.datetime.now(_dt.timezone.utc).date().isoformat(), version=__version__)
+    unknown = set(fields) - set(COLUMNS)
+    if unknown:
+        raise ValueError(f"unknown row field(s) {sorted(unknown)}; columns are {COLUMNS}")
+    row.update({k: v for k, v in fields.items() if v is not None})
+    return row
+
+
+def check_rows(board: str, rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """Validate rows for ``board`` (names, required fields, numbers, no random weights) as a DataFrame."""
+    if not _NAME.match(board):
+        raise ValueError(f"board name {board!r}: use lowercase letters, digits, '-', '_' or '.'")
+    rows = [make_row(**{k: v for k, v in dict(r).items() if k in COLUMNS}) for r in rows]
+    if not rows:
+        raise ValueError(f"board {board!r}: no rows to write")
+    for i, r in enumerate(rows):
+        missing = [c for c in REQUIRED if r.get(c) in (None, "")]
+        if missing:
+            raise ValueError(f"board {board!r}: row {i} lacks {missing}")
+        what = f"{r['subject']} / {r['judge']} / {r['metric']}"
+        if is_random_weights(r["weights"]) and r["metric"] not in TIMING_METRICS:
+            raise RandomWeightsError(f"board {board!r}: row {i} ({what}) was measured with random weights "
+                                     f"({r['weights']!r}); boards take only results from real weights")
+        try:
+            float(r["value"])
+        except (TypeError, ValueError):
+            raise ValueError(f"board {board!r}: row {i} ({what}) has a non-numeric value {r['value']!r}") from None
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def append_rows(board: str, rows: Iterable[Mapping[str, Any]], *, root: str | os.PathLike | None = None) -> Path:
+    """Add rows to ``board`` (creating it); a row with the same `KEY` as an existing one replaces it.
+    Returns the board's CSV path. Raises `RandomWeightsError` before writing anything if any row is
+    from random weights."""
+    new = check_rows(board, rows)
+    path = boards_dir(root) / f"{board}.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        old = read_board(board, root=root)
+        key = new[KEY].astype(str).agg("\x1f".join, axis=1)
+        old = old[~old[KEY].astype(str).agg("\x1f".join, axis=1).isin(set(key))]
+        new = pd.concat([old, new], ignore_index=True) if len(old) else new
+    new = new.sort_values(["suite", "split", "metric", "category", "subject", "judge"], kind="stable")
+    tmp = path.with_name(path.name + ".tmp")
+    new.to_csv(tmp, index=False, float_format="%.6g")
+    os.replace(tmp, path)
+    return path
+
+
+def read_board(board: str, *, root: str | os.PathLike | None = None) -> pd.DataFrame:
+    """One board as a DataFrame with `COLUMNS` (FileNotFoundError naming the known boards)."""
+    path = boards_dir(root) / f"{board}.csv"
+    if not path.exists():
+        known = ", ".join(list_boards(root)) or "none"
+        raise FileNotFoundError(f"no board {board!r} in {path.parent} (known: {known})")
+    df = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    for c in COLUMNS:
+        if c not in df.columns:
+            df[c] = None
+    for c in ("split", "category"):  # "-" and "all" are the fill values; keep them as text
+        df[c] = df[c].astype(object).where(df[c].notna(), "-" if c == "split" else "all")
+    return df[COLUMNS]
+
+
+def list_boards(root: str | os.PathLike | None = None) -> list[str]:
+    """Names of the boards in the boards folder."""
+    d = boards_dir(root)
+    return sorted(p.stem for p in d.glob("*.csv")) if d.is_dir() else []
+
+
+def read_boards(names: Iterable[str] | None = None, *, root: str | os.PathLike | None = None) -> pd.DataFrame:
+    """Several boards in one table with a leading ``board`` column."""
+    names = list(names) if names else list_boards(root)
+    frames = [read_board(n, root=root).assign(board=n) for n in names]
+    if not frames:
+        return pd.DataFrame(columns=["board", *COLUMNS])
+    return pd.concat(frames, ignore_index=True)[["board", *COLUMNS]]
