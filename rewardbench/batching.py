@@ -12,31 +12,24 @@ import numpy as np
 import torch
 
 from .data import DEFAULT_CHUNK_ROWS, Source
+from .groups import GroupBy, group_key
 from .images import ImageError, load_image, to_pixels
-
-
-def group_key(row: dict, group_by: str | None) -> Any:
-    """The group a row belongs to under ``group_by`` (None: not grouped, or an empty prompt)."""
-    if group_by == "prompt":
-        return row["prompt"] if row["prompt"].strip() else None
-    if group_by == "group":
-        return row["group"]
-    return None
 
 
 @dataclass(frozen=True)
 class BatchPlan:
     """What to batch and how: every process and worker plans the same batches from it.
 
-    ``done`` marks rows finished by an earlier run (skipped); with ``group_counts`` (rows per
-    group key, for group rewards) the rows of a group wait until the group is complete and go into
-    one batch together (a group larger than ``batch_size`` is one batch of its own).
+    ``done`` marks rows finished by an earlier run (skipped); ``group_by`` names the columns whose
+    values form a group (each row carries its key as ``gkey``); with ``group_counts`` (rows per group
+    key, for group rewards) the rows of a group wait until the group is complete and go into one batch
+    together (a group larger than ``batch_size`` is one batch of its own).
     """
 
     source: Source
     batch_size: int
     done: np.ndarray | None = None
-    group_by: str | None = None
+    group_by: GroupBy | None = None
     group_counts: Mapping[Any, int] | None = None
     chunk_rows: int = DEFAULT_CHUNK_ROWS
 
@@ -64,8 +57,8 @@ def plan_batches(plan: BatchPlan) -> Iterator[list[dict]]:
             i = row["index"]
             if done is not None and i < len(done) and done[i]:
                 continue
-            key = group_key(row, group_by) if group_counts is not None else None
-            if key is None:
+            key = row["gkey"] = group_key(row, group_by)
+            if key is None or group_counts is None:
                 yield from add([row])
                 continue
             members = pending.setdefault(key, [])
@@ -101,10 +94,12 @@ def decode_row(row: dict) -> tuple[Any, str | None]:
 
 
 def describe_image(row: dict) -> str:
-    """How the results table names a row's image: its path, or the type and shape of an in-memory item."""
+    """How the results table names a row's image: its path as the input wrote it, or the type and
+    shape of an in-memory item."""
     item = row["image"]
     if isinstance(item, (str, os.PathLike)):
-        return str(item)
+        label = row.get("label", item)
+        return str(item if label is None else label)
     shape = getattr(item, "shape", None) or getattr(item, "size", None)
     return f"<{type(item).__name__} {tuple(shape) if shape is not None else ''} #{row['index']}>"
 
@@ -133,6 +128,8 @@ def make_batch(rows: list[dict]) -> dict:
         "image": [describe_image(r) for r in rows],
         "prompt": [r["prompt"] for r in rows],
         "group": [r["group"] for r in rows],
+        "gkey": [r.get("gkey") for r in rows],
+        "extra": [r.get("extra", {}) for r in rows],
         "buckets": buckets,
         "errors": errors,
     }

@@ -16,6 +16,8 @@ import sys
 
 import click
 
+from .clierrors import debug_option, report_uncaught
+
 COMMAND_GROUP = "rewardbench.commands"  # entry points: name = "module:attr" of a click command
 
 
@@ -27,7 +29,16 @@ def _command_targets() -> dict[str, str]:
 
 
 class _LazyGroup(click.Group):
-    """Subcommands declared as entry points, imported only when one runs (or when help lists them)."""
+    """Subcommands declared as entry points, imported only when one runs (or when help lists them). An
+    exception no subcommand handled is one line on stderr and exit 1 (``--debug``: the traceback)."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as e:
+            report_uncaught(e)
 
     def list_commands(self, ctx):
         return sorted({*super().list_commands(ctx), *_command_targets()})
@@ -53,6 +64,7 @@ class _LazyGroup(click.Group):
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
              epilog="Example: rewardbench list --category baseline ; rewardbench demo --out demo_out")
 @click.version_option(package_name="rewardbench")
+@debug_option
 def main():
     """rewardbench: one interface to the reward models used to align text-to-image diffusion models."""
 

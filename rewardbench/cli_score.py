@@ -7,9 +7,13 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
+import warnings
 
 import click
+
+from .clierrors import debug_option, friendly_errors, usage_exit
 
 _EPILOG = """\b
 Examples:
@@ -21,6 +25,11 @@ Examples:
   # a group reward (diversity of the images of each prompt) beside an image reward, JSON output
   rewardbench score --model vendi,jpeg-compressibility --images manifest.jsonl --group-by prompt --json
 \b
+  # several generators in one manifest (a `model` column, kept in the results like every other
+  # column): one group per prompt and model, and a per-group table
+  rewardbench score --model skin-tone-parity,vendi --images m.jsonl --group-by prompt,model \\
+      --out s.parquet --group-table groups.parquet
+\b
   # a constructor option for one reward: the small YOLO detector
   rewardbench score --model detection-score --config detection-score:model=yolov8n --images samples/ --prompts p.txt
 \b
@@ -28,7 +37,9 @@ Examples:
   rewardbench score --model pickscore --weights pickscore=/models/PickScore_v1 \\
       --images samples/ --prompts prompts.txt --device cuda --dtype bf16 --out s.csv
 \b
-Re-running the same command after an interruption resumes from the shards in OUT.parts/.
+Re-running the same command after an interruption resumes from the shards in OUT.parts/ and scores
+failed rows again (--no-retry-failed keeps them); a finished run leaves one results file, which is
+replaced only with --overwrite. Unexpected errors print one line (--debug for the traceback).
 Multi-GPU / multi-process: torchrun --nproc_per_node 4 -m rewardbench.cli score ...
   or accelerate launch --multi_gpu --num_processes 4 -m rewardbench.cli score ... (gloo on CPUs)
 Exit codes: 0 all rows scored, 1 some rows failed (listed), 2 usage error.
@@ -36,8 +47,7 @@ Exit codes: 0 all rows scored, 1 some rows failed (listed), 2 usage error.
 
 
 def _fail(msg: str) -> None:
-    click.echo(f"error: {msg}", err=True)
-    sys.exit(2)
+    usage_exit(msg)
 
 
 def _parse_weights(items: tuple[str, ...]) -> dict[str, str]:
@@ -77,29 +87,58 @@ def _fmt(v) -> str:
 
 
 def summary_text(result) -> str:
-    """Plain-text summary: one line per reward (mean, std, min, max, scored rows, seconds, weights)."""
+    """Plain-text summary: one line per reward (mean, std, min, max over what it scores: rows for image
+    rewards, groups for group rewards, each group once), then the run's counts."""
     from .tables import render_table
 
-    t = result.table
+    s = result.summary
     rows = []
     for name in result.reward_names:
-        col = t[name].astype(float)
-        ok = col.dropna()
-        rows.append({"reward": name, "mean": _fmt(float(ok.mean())) if len(ok) else "-",
-                     "std": _fmt(float(ok.std(ddof=0))) if len(ok) else "-",
-                     "min": _fmt(float(ok.min())) if len(ok) else "-", "max": _fmt(float(ok.max())) if len(ok) else "-",
-                     "scored": f"{len(ok)}/{len(col)}",
-                     "seconds": _fmt(result.summary["reward_seconds"].get(name)),
-                     "weights": result.summary["rewards"][name]})
-    s = result.summary
-    lines = [render_table(rows, ["reward", "mean", "std", "min", "max", "scored", "seconds", "weights"]), ""]
-    lines.append(f"{s['rows']} rows, {s['failed']} failed, {s['scored_now']} scored in {s['seconds']:.1f} s "
-                 f"({s['images_per_s'] or 0:.1f} images/s)" + (f", {s['resumed']} resumed from an earlier run"
-                                                                 if s["resumed"] else "")
-                 + (f", text encoder calls: {s['text_encoder_calls']}" if s["text_encoder_calls"] else ""))
+        st = s["scores"][name]
+        rows.append({"reward": name, "over": st["over"], "mean": _fmt(st["mean"]), "std": _fmt(st["std"]),
+                     "min": _fmt(st["min"]), "max": _fmt(st["max"]), "scored": f"{st['n']}/{st['of']}",
+                     "seconds": _fmt(s["reward_seconds"].get(name)), "weights": s["rewards"][name]})
+    lines = [render_table(rows, ["reward", "over", "mean", "std", "min", "max", "scored", "seconds", "weights"]), ""]
+    counts = f"{s['rows']} rows: {s['scored']} scored, {s['failed']} failed"
+    if s.get("groups") is not None:
+        counts += f"; {s['groups']} groups by {','.join(s['group_by'])}"
+    counts += (f"; {s['processed_now']} processed in {s['seconds']:.1f} s ({s['images_per_s'] or 0:.1f} images/s)"
+               + (f", {s['resumed']} resumed from an earlier run" if s["resumed"] else "")
+               + (f", text encoder calls: {s['text_encoder_calls']}" if s["text_encoder_calls"] else ""))
+    lines.append(counts)
     if s.get("out"):
         lines.append(f"results: {s['out']}")
+    if s.get("group_table"):
+        lines.append(f"groups: {s['group_table']}")
+    if s.get("parts_kept"):
+        lines.append(f"failed rows are kept in {s['parts_kept']}: re-running the same command retries them "
+                     "(--no-retry-failed accepts them and leaves one results file)")
     return "\n".join(lines)
+
+
+def _preflight(models, images, prompts, out, group_table, device, wmap, cfg, group_by):
+    """Everything that can be refused before a model loads: exit 2 with one line. Returns the source,
+    the grouping and the warnings to show."""
+    from .data import open_source
+    from .groups import parse_group_by
+    from .outputs import check_writable
+    from .preflight import UsageError, check_device, check_reward_options, check_source
+    from .registry import REGISTRY
+
+    check_device(device)
+    canon = check_reward_options([n.strip() for n in models.split(",") if n.strip()], wmap, cfg)
+    source = open_source(images, prompts)
+    gb = parse_group_by(group_by)
+    if gb is None and source.has_groups:
+        gb = ("group",)
+    specs = {n: REGISTRY.spec(n) for n in canon}
+    notes = check_source(specs, source, gb)
+    if group_table is not None and not any(s.granularity == "group" for s in specs.values()):
+        raise UsageError(f"--group-table {group_table}: no group reward in this run ({', '.join(canon)})")
+    for what, p in (("--out", out), ("--group-table", group_table)):
+        if p is not None:
+            check_writable(p, what)  # no folder is created on the user's behalf: a missing one is usually a typo
+    return source, notes
 
 
 @click.command("score", epilog=_EPILOG, context_settings={"max_content_width": 100})
@@ -107,11 +146,13 @@ def summary_text(result) -> str:
               help="Reward(s) to run, comma-separated (see `rewardbench list`).")
 @click.option("--images", "-i", required=True, metavar="DIR|MANIFEST",
               help="A folder of images, or a .jsonl/.csv/.parquet manifest with `image` and `prompt` columns "
-                   "(optional `group`).")
+                   "(optional `group`; every other column is kept in the results).")
 @click.option("--prompts", "-p", default=None, metavar="FILE",
               help="For a folder: one prompt per line, in sorted file-name order (or a single line for all).")
 @click.option("--out", "-o", default=None, metavar="FILE",
               help="Write results here: .parquet, .csv or .jsonl (one row per image). Enables resume.")
+@click.option("--group-table", default=None, metavar="FILE",
+              help="Also write one row per group (key columns, size, each group reward's value and group details).")
 @click.option("--batch-size", "-b", default=16, show_default=True, type=click.IntRange(min=1),
               help="Images per forward pass.")
 @click.option("--device", default=None, help="cpu, cuda, cuda:1, mps ... (default: a GPU if there is one).")
@@ -123,68 +164,93 @@ def summary_text(result) -> str:
               help="A constructor option for one reward (value read as YAML), e.g. "
                    "detection-score:model=yolov8n or aesthetic:clip_weights=/models/vit-l-14.safetensors. Repeatable.")
 @click.option("--random-weights", is_flag=True, help="Skip loading weights (random init; for smoke tests only).")
-@click.option("--group-by", type=click.Choice(["prompt"]), default=None,
-              help="Group rows by prompt for group-level rewards (fairness, diversity).")
+@click.option("--group-by", default=None, metavar="COLUMN[,COLUMN...]",
+              help="Columns whose values form a group for group-level rewards (fairness, diversity): prompt, "
+                   "or e.g. prompt,model when the manifest holds several generators.")
 @click.option("--num-workers", default=2, show_default=True, type=click.IntRange(min=0),
               help="Processes decoding images in parallel with the model.")
 @click.option("--no-resume", is_flag=True, help="Ignore partial results left in OUT.parts/ and start over.")
+@click.option("--no-retry-failed", is_flag=True, help="On resume, keep rows that failed before instead of "
+              "scoring them again.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing results table of another (or a finished) run.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object (summary, failed rows; rows if no --out).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-def score(models, images, prompts, out, batch_size, device, dtype, weights, configs, random_weights, group_by,
-          num_workers, no_resume, as_json, no_progress):
-    """Score images with one or more rewards; write one row per image (path, prompt, a column per
-    reward, the weights used, error) and print a summary."""
-    from .data import SourceError, open_source
+@debug_option
+@friendly_errors
+def score(models, images, prompts, out, group_table, batch_size, device, dtype, weights, configs, random_weights,
+          group_by, num_workers, no_resume, no_retry_failed, overwrite, as_json, no_progress):
+    """Score images with one or more rewards; write one row per image (path as given, prompt, the
+    input's other columns, a column per reward and its details, the weights used, error) and print a
+    summary (group rewards: over groups, each group once)."""
+    from .data import SourceError
     from .harness import RESULT_EXTENSIONS, ResumeMismatchError, Scorer
+    from .outputs import OutputLockedError
     from .registry import UnknownRewardError
     from .weights import WeightsNotFoundError
 
-    if out is not None and not out.lower().endswith(RESULT_EXTENSIONS):
-        _fail(f"--out {out}: the extension picks the format; use one of {', '.join(RESULT_EXTENSIONS)}")
+    usage_errors = (SourceError, UnknownRewardError, WeightsNotFoundError, ResumeMismatchError, OutputLockedError,
+                    ValueError, TypeError, OSError)
+    for what, p in (("--out", out), ("--group-table", group_table)):
+        if p is not None and not p.lower().endswith(RESULT_EXTENSIONS):
+            _fail(f"{what} {p}: the extension picks the format; use one of {', '.join(RESULT_EXTENSIONS)}")
     wmap = _parse_weights(weights)
     cfg = _parse_config(configs)
     try:
-        source = open_source(images, prompts)  # usage problems surface before any model loads
-    except SourceError as e:
+        source, notes = _preflight(models, images, prompts, out, group_table, device, wmap, cfg, group_by)
+    except usage_errors as e:
         _fail(str(e))
+    for note in notes:
+        click.echo(f"warning: {note}", err=True)
     try:
         scorer = Scorer(models, batch_size=batch_size, device=device, dtype=dtype, num_workers=num_workers,
                         pretrained=not random_weights, weights=wmap, reward_config=cfg, progress=not no_progress)
-    except UnknownRewardError as e:
-        _fail(str(e))
-    except WeightsNotFoundError as e:
-        _fail(str(e))
-    except (ValueError, TypeError) as e:
+    except (UnknownRewardError, WeightsNotFoundError, ValueError, TypeError) as e:
         _fail(str(e))
     try:
-        result = scorer.run(source, out=out, group_by=group_by, resume=not no_resume)
-    except (SourceError, ResumeMismatchError, ValueError) as e:
+        with warnings.catch_warnings():
+            for note in notes:  # shown above already
+                warnings.filterwarnings("ignore", message=re.escape(note), category=UserWarning)
+            result = scorer.run(source, out=out, group_by=group_by, resume=not no_resume, overwrite=overwrite,
+                                retry_failed=not no_retry_failed, group_table=group_table)
+    except (SourceError, ResumeMismatchError, OutputLockedError, ValueError) as e:
         _fail(str(e))
     finally:
         scorer.close()
     if scorer.rank != 0:
         sys.exit(0 if result.n_failed == 0 else 1)
+    _report(result, out, as_json)
+    sys.exit(0 if result.n_failed == 0 else 1)
+
+
+def _report(result, out, as_json: bool) -> None:
     failed = result.failures()
     if as_json:
         payload = {"summary": result.summary,
                    "failed": [{"image": r.image, "error": r.error} for r in failed.itertuples()]}
         if out is None:
             payload["rows"] = json.loads(result.table.to_json(orient="records"))
+            if result.groups is not None:
+                payload["groups"] = json.loads(result.groups.to_json(orient="records"))
         click.echo(json.dumps(payload, indent=2, default=str))
-    else:
-        if out is None:
-            shown = [c for c in ("image", "prompt", "group", *result.reward_names, "error") if c in result.table]
-            click.echo(result.table[shown].to_string(index=False, max_colwidth=60))
-            click.echo("")
-        click.echo(summary_text(result))
-        if len(failed):
-            click.echo(f"\n{len(failed)} failed rows:", err=True)
-            for r in failed.head(50).itertuples():
-                msg = r.error if str(r.error).startswith(str(r.image)) else f"{r.image}: {r.error}"
-                click.echo(f"  {msg}", err=True)
-            if len(failed) > 50:
-                click.echo(f"  ... and {len(failed) - 50} more (see the error column of the results)", err=True)
-    sys.exit(0 if result.n_failed == 0 else 1)
+        return
+    if out is None:
+        image_rewards = [n for n in result.reward_names if result.summary["scores"][n]["over"] == "rows"]
+        shown = [c for c in ("image", "prompt", "group", *image_rewards, "error") if c in result.table]
+        click.echo(result.table[shown].to_string(index=False, max_colwidth=60))
+        click.echo("")
+    if result.groups is not None and len(result.groups) and out is None:
+        cols = [*result.group_by, "size",
+                *[c for c in result.groups.columns if c in result.reward_names or c.endswith(".note")]]
+        click.echo(result.groups[cols].to_string(index=False, max_colwidth=70))
+        click.echo("")
+    click.echo(summary_text(result))
+    if len(failed):
+        click.echo(f"\n{len(failed)} failed rows:", err=True)
+        for r in failed.head(50).itertuples():
+            msg = r.error if str(r.error).startswith(str(r.image)) else f"{r.image}: {r.error}"
+            click.echo(f"  {msg}", err=True)
+        if len(failed) > 50:
+            click.echo(f"  ... and {len(failed) - 50} more (see the error column of the results)", err=True)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,11 +1,13 @@
 """Input sources for the scoring harness: a folder of images (plus an optional prompts file), a
-manifest (JSONL, CSV or parquet with ``image``/``prompt`` columns and an optional ``group``), or an
-in-memory list of dicts. Every source streams: rows are read in chunks, so a manifest of any
-length is never held in memory at once.
+manifest (JSONL, CSV or parquet with ``image``/``prompt`` columns, an optional ``group`` and any
+other columns), or an in-memory list of dicts. Every source streams: rows are read in chunks, so a
+manifest of any length is never held in memory at once.
 
-A row is a dict ``{"index": i, "image": path|PIL|array|tensor, "prompt": str, "group": key|None}``;
-``index`` is the row's position in the input, which the harness uses to write results in input
-order and to resume.
+A row is a dict ``{"index": i, "image": path|PIL|array|tensor, "label": str, "prompt": str,
+"group": key|None, "extra": {column: value}}``; ``index`` is the row's position in the input, which
+the harness uses to write results in input order and to resume; ``label`` is the image as the user
+wrote it (a relative path stays relative), and ``extra`` holds the input's other columns, which pass
+through to the results table.
 
 Example:
     >>> import json, pathlib, tempfile
@@ -29,6 +31,7 @@ from .images import IMAGE_EXTENSIONS
 
 MANIFEST_EXTENSIONS = (".jsonl", ".ndjson", ".csv", ".tsv", ".parquet", ".pq")
 DEFAULT_CHUNK_ROWS = 4096
+CORE_COLUMNS = ("image", "prompt", "group")  # every other input column passes through to the results
 
 
 class SourceError(ValueError):
@@ -39,7 +42,14 @@ class Source(abc.ABC):
     """A stream of rows. Subclasses implement `_raw_chunks`, yielding lists of partial rows."""
 
     has_groups: bool = False  # the source carries a `group` column
+    has_prompts: bool = False  # the source carries prompts (a prompts file, a `prompt` column or key)
+    columns: tuple[str, ...] = ("image",)  # the input's columns, in input order
     description: str = ""
+
+    @property
+    def extra_columns(self) -> list[str]:
+        """The input's columns beyond image/prompt/group: passed through to the results table."""
+        return [c for c in self.columns if c not in CORE_COLUMNS]
 
     @abc.abstractmethod
     def _raw_chunks(self, chunk_rows: int) -> Iterator[list[dict[str, Any]]]:
@@ -51,8 +61,10 @@ class Source(abc.ABC):
         for chunk in self._raw_chunks(chunk_rows):
             rows = []
             for r in chunk:
-                rows.append({"index": i, "image": r["image"], "prompt": _prompt(r.get("prompt")),
-                             "group": _group(r.get("group"))})
+                image = r["image"]
+                rows.append({"index": i, "image": image, "label": r.get("label", image),
+                             "prompt": _prompt(r.get("prompt")), "group": _group(r.get("group")),
+                             "extra": {k: cell_value(v) for k, v in r.get("extra", {}).items()}})
                 i += 1
             if rows:
                 yield rows
@@ -65,8 +77,65 @@ class Source(abc.ABC):
         return sum(len(c) for c in self._raw_chunks(DEFAULT_CHUNK_ROWS))
 
     def identity(self) -> dict[str, Any]:
-        """What identifies this input for resuming (paths and sizes, not contents)."""
+        """What identifies this input for resuming: a digest of everything that changes a score."""
         return {"source": self.description}
+
+
+def cell_value(v: Any) -> Any:
+    """A pass-through value as a table cell: None, bool, int, float and str as they are (NaN and
+    numpy scalars normalised), anything else (lists, dicts, dates) as JSON text.
+
+    Example:
+        >>> [cell_value(x) for x in (float("nan"), 3, "a", [1, 2])]
+        [None, 3, 'a', '[1, 2]']
+    """
+    if hasattr(v, "item") and not isinstance(v, (str, bytes)) and getattr(v, "ndim", 0) == 0:
+        try:
+            v = v.item()
+        except (ValueError, AttributeError):
+            pass
+    if v is None or isinstance(v, (bool, int, str)):
+        return v
+    if isinstance(v, float):
+        return None if v != v else v
+    if hasattr(v, "tolist"):
+        v = v.tolist()
+    return json.dumps(v, default=str, ensure_ascii=False)
+
+
+def _digest(*parts: Any) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(p if isinstance(p, bytes) else repr(p).encode())
+        h.update(b"\0")
+    return h.hexdigest()[:16]
+
+
+def _file_stamp(path: str | os.PathLike) -> tuple:
+    """(size, modification time) of a file, or None: a rewritten image is noticed without reading it."""
+    try:
+        st = os.stat(path)
+        return st.st_size, st.st_mtime_ns
+    except OSError:
+        return (None,)
+
+
+def _item_digest(image: Any) -> bytes:
+    """The content of an in-memory image (array, tensor, PIL) as bytes, or a path with its file stamp."""
+    if isinstance(image, (str, os.PathLike)):
+        return repr((str(image), _file_stamp(image))).encode()
+    if hasattr(image, "detach"):  # torch tensor
+        image = image.detach().cpu().numpy()
+    if hasattr(image, "tobytes") and hasattr(image, "mode") and hasattr(image, "size"):  # PIL image
+        return repr((image.mode, image.size)).encode() + image.tobytes()
+    if hasattr(image, "tobytes") and hasattr(image, "dtype"):
+        import numpy as np
+
+        a = np.ascontiguousarray(image)
+        return repr((a.dtype.str, a.shape)).encode() + a.tobytes()
+    return repr(image).encode()
 
 
 def _prompt(p: Any) -> str:
@@ -105,6 +174,8 @@ class FolderSource(Source):
         if not self.files:
             raise SourceError(f"{self.folder}: no image files ({', '.join(IMAGE_EXTENSIONS)})")
         self.prompts = _read_prompts(prompts, len(self.files), str(self.folder)) if prompts is not None else None
+        self.has_prompts = self.prompts is not None
+        self.columns = ("image", "prompt") if self.has_prompts else ("image",)
         self.description = f"folder:{self.folder.resolve()}"
 
     def _raw_chunks(self, chunk_rows):
@@ -117,11 +188,9 @@ class FolderSource(Source):
         return len(self.files)
 
     def identity(self):
-        import hashlib
-
-        names = hashlib.sha256("\n".join(self.files).encode()).hexdigest()[:16]
-        prompts = hashlib.sha256("\n".join(self.prompts or []).encode()).hexdigest()[:16]
-        return {"source": self.description, "rows": len(self.files), "names": names, "prompts": prompts}
+        files = _digest(*[(n, _file_stamp(self.folder / n)) for n in self.files])  # names, sizes, mtimes
+        return {"source": self.description, "rows": len(self.files), "files": files,
+                "prompts": _digest(*(self.prompts or []))}
 
 
 def _read_prompts(prompts: str | os.PathLike | Sequence[str], n: int, what: str) -> list[str]:
@@ -147,7 +216,12 @@ def _read_prompts(prompts: str | os.PathLike | Sequence[str], n: int, what: str)
 
 class ManifestSource(Source):
     """JSONL / CSV / TSV / parquet with an ``image`` column (paths relative to the manifest's folder,
-    or absolute), an optional ``prompt`` and an optional ``group`` column. Read in chunks."""
+    or absolute), an optional ``prompt`` and an optional ``group`` column; every other column passes
+    through to the results. Read in chunks.
+
+    CSV values pass through as pandas' ``read_csv`` would type the whole column (a column of numbers
+    stays numeric), while ``prompt`` and ``group`` stay strings ("1" is a prompt, not a number).
+    """
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
@@ -162,23 +236,33 @@ class ManifestSource(Source):
             alt = [c for c in cols if c.lower() in ("path", "file", "filename", "image_path", "img")]
             hint = f" (found {alt[0]!r}: rename it to 'image')" if alt else ""
             raise SourceError(f"{self.path}: manifest needs an 'image' column; columns are {sorted(cols)}{hint}")
+        self.columns = tuple(str(c) for c in cols)
         self.has_groups = "group" in cols
+        self.has_prompts = "prompt" in cols
         self.description = f"manifest:{self.path.resolve()}"
+        self._csv_numeric: dict[str, bool] | None = None
 
-    def _columns(self) -> set[str]:
+    def _columns(self) -> list[str]:
         if self.kind in (".parquet", ".pq"):
             import pyarrow.parquet as pq
 
-            return set(pq.ParquetFile(self.path).schema_arrow.names)
+            return list(pq.ParquetFile(self.path).schema_arrow.names)
         if self.kind in (".csv", ".tsv"):
             import pandas as pd
 
-            return set(pd.read_csv(self.path, nrows=0, sep="\t" if self.kind == ".tsv" else ",").columns)
+            return list(pd.read_csv(self.path, nrows=0, sep=self._sep).columns)
+        keys: dict[str, None] = {}  # JSONL: the union of the keys of every line, in first-seen order
         with open(self.path, encoding="utf-8") as f:
             for n, line in enumerate(f, 1):
                 if line.strip():
-                    return set(self._json_row(line, n))
-        raise SourceError(f"{self.path}: empty manifest")
+                    keys.update(dict.fromkeys(self._json_row(line, n)))
+        if not keys:
+            raise SourceError(f"{self.path}: empty manifest")
+        return list(keys)
+
+    @property
+    def _sep(self) -> str:
+        return "\t" if self.kind == ".tsv" else ","
 
     def _json_row(self, line: str, n: int) -> dict[str, Any]:
         try:
@@ -189,47 +273,65 @@ class ManifestSource(Source):
             raise SourceError(f"{self.path}:{n}: each line must be a JSON object with an 'image' key")
         return row
 
-    def _resolve(self, image: Any) -> Any:
+    def _resolve(self, image: Any) -> tuple[str, str]:
+        """(path to read, the path as the manifest wrote it)."""
         if image is None or (isinstance(image, float) and image != image):
-            return ""  # becomes a per-row error ("no such file")
+            return "", ""  # becomes a per-row error ("no image path")
         p = Path(str(image)).expanduser()
-        return str(p if p.is_absolute() else self.root / p)
+        return str(p if p.is_absolute() else self.root / p), str(image)
+
+    def _row(self, r: dict[str, Any]) -> dict[str, Any]:
+        path, label = self._resolve(r.get("image"))
+        extra = {c: r.get(c) for c in self.columns if c not in CORE_COLUMNS}
+        return {"image": path, "label": label, "prompt": r.get("prompt"), "group": r.get("group"), "extra": extra}
+
+    def _numeric_csv_columns(self) -> dict[str, bool]:
+        """Which pass-through CSV columns read as numbers as a whole (one streaming pass, done once)."""
+        if self._csv_numeric is None:
+            import pandas as pd
+
+            extra = [c for c in self.columns if c not in CORE_COLUMNS]
+            numeric = dict.fromkeys(extra, True)
+            if extra:
+                for df in pd.read_csv(self.path, sep=self._sep, usecols=extra, chunksize=DEFAULT_CHUNK_ROWS,
+                                      dtype=str, keep_default_na=False):
+                    for c in extra:
+                        if numeric[c]:
+                            vals = df[c][df[c] != ""]
+                            numeric[c] = bool(pd.to_numeric(vals, errors="coerce").notna().all())
+            self._csv_numeric = numeric
+        return self._csv_numeric
 
     def _raw_chunks(self, chunk_rows):
-        cols = ["image", "prompt", "group"]
         if self.kind in (".parquet", ".pq"):
             import pyarrow.parquet as pq
 
             pf = pq.ParquetFile(self.path)
-            use = [c for c in cols if c in pf.schema_arrow.names]
-            for batch in pf.iter_batches(batch_size=chunk_rows, columns=use):
+            for batch in pf.iter_batches(batch_size=chunk_rows):
                 d = batch.to_pydict()
-                yield [{k: d[k][i] for k in use} | {"image": self._resolve(d["image"][i])}
-                       for i in range(batch.num_rows)]
+                yield [self._row({k: d[k][i] for k in d}) for i in range(batch.num_rows)]
         elif self.kind in (".csv", ".tsv"):
             import pandas as pd
 
-            sep = "\t" if self.kind == ".tsv" else ","
-            header = pd.read_csv(self.path, nrows=0, sep=sep).columns
-            use = [c for c in cols if c in header]
-            # prompts and groups stay strings ("1" is a prompt, not a number); empty cells stay ""
-            for df in pd.read_csv(self.path, sep=sep, usecols=use, chunksize=chunk_rows, dtype=str,
-                                  keep_default_na=False):
+            numeric = self._numeric_csv_columns()
+            # read as text ("1" is a prompt, not a number; empty cells stay ""), then type the
+            # pass-through columns as a whole-file read would
+            for df in pd.read_csv(self.path, sep=self._sep, chunksize=chunk_rows, dtype=str, keep_default_na=False):
+                for c, is_num in numeric.items():
+                    df[c] = pd.to_numeric(df[c].replace("", None), errors="coerce") if is_num else \
+                        df[c].where(df[c] != "", None)
                 recs = df.to_dict("records")
                 for r in recs:
-                    r["image"] = self._resolve(r["image"])
                     if r.get("group") == "":
                         r["group"] = None
-                yield recs
+                yield [self._row(r) for r in recs]
         else:
             with open(self.path, encoding="utf-8") as f:
                 chunk = []
                 for n, line in enumerate(f, 1):
                     if not line.strip():
                         continue
-                    row = self._json_row(line, n)
-                    chunk.append({"image": self._resolve(row.get("image")), "prompt": row.get("prompt"),
-                                  "group": row.get("group")})
+                    chunk.append(self._row(self._json_row(line, n)))
                     if len(chunk) >= chunk_rows:
                         yield chunk
                         chunk = []
@@ -250,13 +352,15 @@ class ManifestSource(Source):
         import hashlib
 
         h = hashlib.sha256()
-        with open(self.path, "rb") as f:  # size + the first MiB: a rewritten manifest is noticed
-            h.update(f.read(1 << 20))
-        return {"source": self.description, "bytes": self.path.stat().st_size, "head_sha256": h.hexdigest()[:16]}
+        with open(self.path, "rb") as f:  # the whole manifest: any edited row is noticed
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        return {"source": self.description, "bytes": self.path.stat().st_size, "sha256": h.hexdigest()[:16]}
 
 
 class ListSource(Source):
-    """In-memory rows: dicts with ``image`` (path, PIL, array or tensor), optional ``prompt``/``group``."""
+    """In-memory rows: dicts with ``image`` (path, PIL, array or tensor), optional ``prompt``/``group``
+    and any other keys (passed through to the results)."""
 
     def __init__(self, items: Sequence[Mapping[str, Any]], prompts: Sequence[str] | str | None = None):
         self.items = list(items)
@@ -266,22 +370,30 @@ class ListSource(Source):
         if prompts is not None:
             ps = _read_prompts(prompts, len(self.items), "the list")
             self.items = [{**it, "prompt": p} for it, p in zip(self.items, ps)]
+        self.columns = tuple(dict.fromkeys(str(k) for it in self.items for k in it))
         self.has_groups = any(it.get("group") is not None for it in self.items)
+        self.has_prompts = any(_prompt(it.get("prompt")).strip() for it in self.items)
         self.description = f"list of {len(self.items)} items"
         self.in_memory = not all(isinstance(it["image"], (str, os.PathLike)) for it in self.items)
 
     def _raw_chunks(self, chunk_rows):
         for s in range(0, len(self.items), chunk_rows):
-            yield [{"image": str(it["image"]) if isinstance(it["image"], os.PathLike) else it["image"],
-                    "prompt": it.get("prompt"), "group": it.get("group")} for it in self.items[s:s + chunk_rows]]
+            rows = []
+            for it in self.items[s:s + chunk_rows]:
+                image = str(it["image"]) if isinstance(it["image"], os.PathLike) else it["image"]
+                rows.append({"image": image, "prompt": it.get("prompt"), "group": it.get("group"),
+                             "extra": {k: v for k, v in it.items() if k not in CORE_COLUMNS}})
+            yield rows
 
     def __len__(self):
         return len(self.items)
 
     def identity(self):
-        if self.in_memory:
-            return {"source": self.description}
-        return {"source": self.description, "images": [str(it["image"]) for it in self.items[:3]]}
+        """A digest of the content: image bytes (arrays, tensors, PIL) or paths with their file stamps,
+        prompts, groups and the other keys; two lists of the same length are told apart."""
+        parts = [(_item_digest(it["image"]), repr(sorted((str(k), repr(v)) for k, v in it.items() if k != "image")))
+                 for it in self.items]
+        return {"source": self.description, "content": _digest(*[p for pair in parts for p in pair])}
 
 
 def open_source(source: Any, prompts: str | os.PathLike | Sequence[str] | None = None) -> Source:

@@ -3,7 +3,9 @@
 Writes real photos that ship inside scikit-image and matplotlib (people, animals, objects, a
 grayscale and an RGBA image) to ``OUT/images`` with a manifest of prompts, then scores them with
 every reward that needs no download (``spec.offline``), grouping by prompt for group-level
-rewards, and writes ``OUT/scores.parquet`` and ``OUT/scores.csv``.
+rewards, and writes ``OUT/scores.parquet`` and ``OUT/scores.csv`` (one row per image) and
+``OUT/groups.csv`` (one row per prompt group). It prints image rewards per image and group rewards
+once per group, with their notes (a group with no face says so instead of showing a number).
 """
 
 from __future__ import annotations
@@ -52,6 +54,42 @@ def write_demo_images(out_dir: str | Path) -> Path:
     return manifest
 
 
+def demo_tables(result) -> str:
+    """The per-image table (image rewards) and the per-group table (group rewards, each group once, with
+    its notes; a group whose reward had nothing to measure shows its note, not a number)."""
+    import pandas as pd
+
+    from .groups import group_label
+    from .tables import render_table
+
+    image_rewards = [n for n in result.reward_names if result.summary["scores"][n]["over"] == "rows"]
+    show = result.table.copy()
+    show["image"] = show["image"].map(lambda p: Path(str(p)).name)
+    with pd.option_context("display.max_columns", None, "display.width", 200, "display.precision", 3):
+        parts = [show[["image", *image_rewards]].to_string(index=False)]
+    if result.groups is None or not len(result.groups):
+        return parts[0]
+    group_rewards = [n for n in result.reward_names if n not in image_rewards]
+    rows = []
+    for g in result.groups.to_dict("records"):
+        prefix = f"group {group_label(tuple(g[c] for c in result.group_by), result.group_by)}: "
+        row = {c: g[c] for c in (*result.group_by, "size")}
+        notes = []
+        for name in group_rewards:
+            # fairness rewards count the people they measured: with nobody measured the value is a
+            # placeholder (the metric's worst), not a measurement
+            measured = g.get(f"{name}.group_people")
+            row[name] = "no face" if measured == 0 else "-" if pd.isna(g[name]) else f"{g[name]:.4g}"
+            note = g.get(f"{name}.note")
+            if isinstance(note, str) and note:
+                notes.append(f"{name}: {note.removeprefix(prefix)}")
+        row["notes"] = "; ".join(notes)
+        rows.append(row)
+    parts.append(f"\ngroup rewards, one row per group ({','.join(result.group_by)}):")
+    parts.append(render_table(rows, [*result.group_by, "size", *group_rewards, "notes"]))
+    return "\n".join(parts)
+
+
 _EPILOG = """\b
 Example:
   rewardbench demo --out demo_out
@@ -81,21 +119,19 @@ def demo(out_dir, model, batch_size, as_json):
                + ", ".join(names))
     scorer = rewardbench.Scorer(names, batch_size=batch_size, device="cpu", num_workers=0)
     result = scorer.run(str(manifest), out=str(Path(out_dir) / "scores.parquet"),
-                        group_by="prompt" if has_group else None, resume=False)
+                        group_by="prompt" if has_group else None, resume=False, overwrite=True)
     result.table.to_csv(Path(out_dir) / "scores.csv", index=False)
-    show = result.table.copy()
-    show["image"] = show["image"].map(lambda p: Path(str(p)).name)
-    cols = ["image", *[c for c in names if c in show.columns]]
-    import pandas as pd
-
-    with pd.option_context("display.max_columns", None, "display.width", 200, "display.precision", 3):
-        click.echo(show[cols].to_string(index=False))
+    click.echo(demo_tables(result))
+    if result.groups is not None:
+        result.groups.to_csv(Path(out_dir) / "groups.csv", index=False)
     weights = json.loads(result.table["weights"].iloc[0]) if "weights" in result.table else {}
     click.echo("\nweights used:")
     for k, v in weights.items():
         click.echo(f"  {k}: {v}")
-    click.echo(f"{result.n_rows} rows, {result.n_failed} failed; results in {Path(out_dir) / 'scores.parquet'} "
-               f"and {Path(out_dir) / 'scores.csv'}")
+    s = result.summary
+    click.echo(f"{s['rows']} rows: {s['scored']} scored, {s['failed']} failed; results in "
+               f"{Path(out_dir) / 'scores.parquet'} and {Path(out_dir) / 'scores.csv'}"
+               + (f", groups in {Path(out_dir) / 'groups.csv'}" if result.groups is not None else ""))
     if as_json:
         click.echo(json.dumps(result.summary, default=str, indent=2))
     raise SystemExit(1 if result.n_failed else 0)

@@ -7,18 +7,18 @@ import contextlib
 import json
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
-from .batching import group_key
 from .cache import TextFeatureCache
+from .groups import GroupBy, group_label, relabel_notes
 from .model import RewardModel
 from .spec import RewardOutput
 
-GROUP_HINT = "needs groups: pass --group-by prompt or a group column"
+GROUP_HINT = "needs groups: pass --group-by COLUMN[,COLUMN] (e.g. prompt, or prompt,model) or a group column"
 
 
 @dataclass
@@ -28,6 +28,7 @@ class RewardSlot:
     name: str  # column name
     model: RewardModel
     weights_used: str
+    build: dict = field(default_factory=dict)  # how it was built (config, dtype, ...): part of the run fingerprint
     fingerprint: tuple = ()
     seconds: float = 0.0
     calls: int = 0
@@ -121,7 +122,7 @@ class BatchEngine:
     backbone, whose image features are computed once)."""
 
     def __init__(self, slots: list[RewardSlot], clusters: list[list[RewardSlot]], device: torch.device,
-                 dtype: torch.dtype | None, group_mode: str | None):
+                 dtype: torch.dtype | None, group_mode: GroupBy | None):
         self.slots, self.clusters = slots, clusters
         self.device, self.dtype, self.group_mode = device, dtype, group_mode
         self.backbone_seconds: dict[str, float] = {}
@@ -150,9 +151,8 @@ class BatchEngine:
             buckets.append((pos, t))
             for j, p in enumerate(pos):
                 where[p] = (b, j)
-        gkeys = [None] * n  # group ids, for group-granularity rewards
-        if self.group_mode is not None:
-            gkeys = [group_key({"prompt": p, "group": g}, self.group_mode) for p, g in zip(prompts, batch["group"])]
+        # group keys, for group rewards (the DataLoader's conversion turns the key tuples into lists)
+        gkeys = [None if k is None else tuple(k) for k in batch["gkey"]] if self.group_mode else [None] * n
         db = DeviceBatch(prompts, gkeys, buckets, where, BatchScores(n, [s.name for s in self.slots]), errors)
 
         def eligible(s: RewardSlot) -> list[int]:
@@ -164,7 +164,8 @@ class BatchEngine:
                     errors[i].append(f"{s.name}: empty prompt, but this reward needs one")
                     continue
                 if s.spec.granularity == "group" and gkeys[i] is None:
-                    errors[i].append(f"{s.name}: {GROUP_HINT}")
+                    errors[i].append(f"{s.name}: no group for this row (an empty value in --group-by "
+                                     f"{','.join(self.group_mode)})" if self.group_mode else f"{s.name}: {GROUP_HINT}")
                     continue
                 ok.append(i)
             return ok
@@ -185,6 +186,7 @@ class BatchEngine:
             row = {"index": int(batch["index"][i]), "image": batch["image"][i], "prompt": db.prompts[i]}
             g = batch["group"][i]
             row["group"] = None if g is None else str(g)
+            row.update(batch["extra"][i])  # the input's own columns (clashes are refused before the run)
             for s in self.slots:
                 v = db.scores[s.name][i]
                 row[s.name] = None if math.isnan(v) else float(v)
@@ -196,12 +198,18 @@ class BatchEngine:
         return rows
 
     def _call(self, s: RewardSlot, idx: list[int], db: DeviceBatch) -> RewardOutput:
-        groups = None
-        if s.spec.granularity == "group":
-            ids: dict[Any, int] = {}
-            groups = torch.tensor([ids.setdefault(db.group_keys[i], len(ids)) for i in idx], dtype=torch.long,
-                                  device=self.device)
-        return s.model(db.pixels(idx), [db.prompts[i] for i in idx], groups)
+        if s.spec.granularity != "group":
+            return s.model(db.pixels(idx), [db.prompts[i] for i in idx], None)
+        ids: dict[Any, int] = {}
+        local = [ids.setdefault(db.group_keys[i], len(ids)) for i in idx]
+        out = s.model(db.pixels(idx), [db.prompts[i] for i in idx],
+                      torch.tensor(local, dtype=torch.long, device=self.device))
+        if self.group_mode:  # notes name a group by its key values, not by its id within this call
+            labels = {gid: group_label(key, self.group_mode) for key, gid in ids.items()}
+            for k, v in out.details.items():
+                if isinstance(v, list) and len(v) == len(idx) and any(isinstance(x, str) for x in v):
+                    out.details[k] = relabel_notes(v, local, labels)
+        return out
 
     @staticmethod
     def _units(s: RewardSlot, idx: list[int], gkeys: list) -> list[list[int]]:

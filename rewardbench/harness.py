@@ -11,8 +11,13 @@ What it does for speed and robustness:
     backbone weights share ONE backbone module, and its image features are computed once per image;
     rewards that keep a `rewardbench.TextFeatureCache` encode each unique prompt once;
   * the input streams in chunks; finished rows go to parquet shards beside ``out`` so a killed run
-    resumes where it stopped (one row per input, none lost, none twice); a run fingerprint stored
-    with the shards refuses to mix results of a different reward set or different weights;
+    resumes where it stopped (one row per input, none lost, none twice); a run fingerprint (rewards,
+    their build config and weights, the input's content, the grouping) refuses to mix results of
+    another run; failed rows are retried by a re-run; a finished run leaves one results file;
+    ``OUT.lock`` keeps a second run off the same ``out`` (see `rewardbench.outputs`);
+  * the input's own columns pass through to the table; group rewards group rows by any column(s)
+    (``group_by="prompt,model"``) and get a per-group table (`ScoreResult.groups`);
+  * a run that cannot work as asked is refused before any image is scored (`rewardbench.preflight`);
   * a bad image, an empty prompt or a reward that raises becomes a per-row ``error``, not a crash;
   * under ``torchrun``/``accelerate launch`` batches are spread over the processes (NCCL on GPUs,
     gloo on CPUs) and rank 0 writes the same table as a single process would.
@@ -27,26 +32,41 @@ Example:
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
+import warnings
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from . import distributed
-from .batching import BatchPlan, BatchStream, group_key, make_loader
+from .batching import BatchPlan, BatchStream, make_loader
 from .data import DEFAULT_CHUNK_ROWS, ListSource, Source, open_source
 from .engine import GROUP_HINT, BatchEngine, RewardSlot, text_caches
+from .groups import GroupBy, group_key, group_table, parse_group_by, score_stats
 from .model import BackboneReward, RewardModel, param_fingerprint
+from .outputs import (
+    OutputExistsError,
+    OutputLockedError,
+    OutputState,
+    RunLock,
+    check_writable,
+    finish_output,
+    prepare_output,
+)
+from .preflight import UsageError, check_device, check_reward_options, check_source
 from .results import RESULT_EXTENSIONS, ScoreResult, read_table, write_table
-from .shards import ResumeMismatchError, ShardWriter, done_bitmap, list_shards, prepare_parts
+from .shards import ResumeMismatchError, ShardWriter, done_bitmap, list_shards
 
-__all__ = ["Scorer", "ScoreResult", "ResumeMismatchError", "RESULT_EXTENSIONS", "GROUP_HINT", "write_table",
-           "read_table"]
+__all__ = ["Scorer", "ScoreResult", "ResumeMismatchError", "OutputExistsError", "OutputLockedError", "UsageError",
+           "RESULT_EXTENSIONS", "GROUP_HINT", "write_table", "read_table"]
+FINGERPRINT_VERSION = 2
 
 
 class Scorer:
@@ -66,6 +86,9 @@ class Scorer:
         share_backbones: share backbone modules and image features between rewards that declare
             the same ``spec.backbone`` (False: each reward runs alone; for benchmarks and tests).
 
+    An unknown device, a ``reward_config`` key a reward does not take, or weights/config for a reward
+    not in the run raise `rewardbench.preflight.UsageError` before any model is built.
+
     Example:
         >>> import numpy as np, rewardbench
         >>> scorer = rewardbench.Scorer(["jpeg-compressibility"], batch_size=4, progress=False)
@@ -84,7 +107,8 @@ class Scorer:
         from .registry import REGISTRY
 
         if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+            raise UsageError(f"batch_size must be >= 1, got {batch_size}")
+        check_device(device)
         self.batch_size = int(batch_size)
         self.num_workers = max(0, int(num_workers))
         self.progress = progress
@@ -105,24 +129,24 @@ class Scorer:
                 self.slots.append(RewardSlot(str(name), model, model.weights_used))
         else:
             names = [n.strip() for n in rewards.split(",")] if isinstance(rewards, str) else list(rewards)
-            names = [n for n in names if n]
-            if not names:
-                raise ValueError("no reward given")
-            canon = [REGISTRY.canonical(n) for n in names]  # UnknownRewardError with "did you mean"
-            if len(set(canon)) != len(canon):
-                raise ValueError(f"a reward is listed twice: {names}")
+            # UnknownRewardError with "did you mean"; UsageError for options a reward does not take
+            canon = check_reward_options([n for n in names if n], weights, reward_config)
             by_canon = {REGISTRY.canonical(k): v for k, v in weights.items()}
-            cfg_canon = {REGISTRY.canonical(k): v for k, v in reward_config.items()}
-            for extra in set(by_canon) - set(canon):
-                raise ValueError(f"weights given for {extra!r}, which is not among the rewards {canon}")
+            cfg_canon = {REGISTRY.canonical(k): dict(v) for k, v in reward_config.items()}
             from .loading import load_reward
 
             for n in canon:
                 model = load_reward(n, device=self.device, dtype=self.dtype, weights=by_canon.get(n),
-                                    pretrained=pretrained, **dict(cfg_canon.get(n, {})))
-                self.slots.append(RewardSlot(n, model, model.weights_used))
+                                    pretrained=pretrained, **cfg_canon.get(n, {}))
+                build = {"config": cfg_canon.get(n, {}), "pretrained": bool(pretrained),
+                         "weights_given": None if by_canon.get(n) is None else str(by_canon[n])}
+                self.slots.append(RewardSlot(n, model, model.weights_used, build=build))
+        from .weights import weights_stamp
+
         for s in self.slots:
             s.fingerprint = param_fingerprint(s.model)
+            s.build = {"class": f"{type(s.model).__module__}.{type(s.model).__qualname__}", **s.build,
+                       "dtype": str(s.model.dtype), "files": weights_stamp(s.weights_used)}
         self.clusters = self._share_backbones() if share_backbones else [[s] for s in self.slots]
         self._check_ranks_agree()
 
@@ -161,56 +185,152 @@ class Scorer:
     def reward_names(self) -> list[str]:
         return [s.name for s in self.slots]
 
-    def fingerprint(self, source: Source, group_by: str | None) -> dict[str, Any]:
-        """What must match for shards of an earlier run to be resumed."""
-        return {
-            "version": 1,
-            "rewards": [{"name": s.name, "reward": s.spec.name, "weights": s.weights_used,
+    def fingerprint(self, source: Source, group_by: GroupBy | str | None) -> dict[str, Any]:
+        """What must match for shards (or a finished table) of an earlier run to be resumed: each reward's
+        build (class, config, dtype, random or pretrained, weights given, sources with their file size and
+        mtime), its parameters' checksum, the input's content and the grouping."""
+        gb = parse_group_by(group_by)
+        fp = {
+            "version": FINGERPRINT_VERSION,
+            "rewards": [{"name": s.name, "reward": s.spec.name, "weights": s.weights_used, "build": s.build,
                          "params": list(s.fingerprint)} for s in self.slots],
-            "group_by": group_by,
+            "group_by": list(gb) if gb else None,
             "input": source.identity(),
         }
+        return json.loads(json.dumps(fp, default=repr))  # config values of any type, compared as JSON
 
     # -- run ------------------------------------------------------------------------------
     def run(self, source: Any, out: str | os.PathLike | None = None,
-            prompts: str | os.PathLike | Sequence[str] | None = None, group_by: str | None = None,
-            resume: bool = True) -> ScoreResult:
+            prompts: str | os.PathLike | Sequence[str] | None = None, group_by: str | Sequence[str] | None = None,
+            resume: bool = True, *, overwrite: bool = False, retry_failed: bool = True,
+            group_table: str | os.PathLike | None = None) -> ScoreResult:
         """Score every image of ``source`` (a folder, a manifest, or a list of dicts with
-        ``image``/``prompt``/``group``); write ``out`` (.parquet/.csv/.jsonl) when given.
+        ``image``/``prompt``/``group`` and any other keys); write ``out`` (.parquet/.csv/.jsonl) when given.
 
-        ``group_by="prompt"`` groups rows by prompt for group-granularity rewards (a ``group``
-        column works too). With ``resume`` (default) an interrupted run with the same ``out``
-        continues; ``resume=False`` starts over.
+        ``group_by`` names the column(s) whose values form a group for group-granularity rewards:
+        ``"prompt"``, ``"prompt,model"``, any input column (default: the input's ``group`` column if
+        it has one). The input's other columns pass through to the table. With ``resume`` (default)
+        an interrupted run with the same ``out`` continues, and rows that failed are scored again
+        (``retry_failed=False`` keeps them); ``resume=False`` starts over, but never replaces a finished
+        table unless ``overwrite``. ``group_table`` writes the per-group table (`ScoreResult.groups`).
+        A run that cannot work as asked raises `UsageError` before any image is scored.
         """
         t0 = time.perf_counter()
         src = open_source(source, prompts)
-        if group_by not in (None, "prompt", "group"):
-            raise ValueError(f"group_by must be None, 'prompt' or 'group', got {group_by!r}")
-        if group_by is None and src.has_groups:
-            group_by = "group"
+        gb = parse_group_by(group_by)
+        if gb is None and src.has_groups:
+            gb = ("group",)
+        specs = {s.name: s.spec for s in self.slots}
+        notes = check_source(specs, src, gb)
+        grouped = any(s.granularity == "group" for s in specs.values())
+        gb = gb if grouped else None  # grouping only changes group rewards
+        if self.rank == 0:
+            for note in notes:
+                warnings.warn(note, UserWarning, stacklevel=2)
+        out_path, gt_path = self._check_outputs(out, group_table, grouped)
+        lock = RunLock(out_path) if out_path is not None and self.rank == 0 else None
+        error = None
+        if lock is not None:
+            try:
+                lock.acquire()
+            except OutputLockedError as e:
+                error = str(e)
+        error = distributed.broadcast(error, self.world)
+        if error:
+            raise OutputLockedError(error)
+        try:
+            return self._run(src, gb, out_path, gt_path, resume, overwrite, retry_failed, t0, notes)
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def _check_outputs(self, out, group_table, grouped: bool) -> tuple[Path | None, Path | None]:
+        paths = []
+        for what, p in (("--out", out), ("--group-table", group_table)):
+            if p is None:
+                paths.append(None)
+                continue
+            p = Path(p)
+            if p.suffix.lower() not in RESULT_EXTENSIONS:
+                raise UsageError(f"{what} {p}: the extension picks the format; use one of "
+                                 f"{', '.join(RESULT_EXTENSIONS)}")
+            try:
+                paths.append(check_writable(p, what, create_parent=True))
+            except OSError as e:
+                raise UsageError(str(e)) from None
+        if paths[1] is not None:
+            if not grouped:
+                raise UsageError(f"--group-table {paths[1]}: no group reward in this run "
+                                 f"({', '.join(self.reward_names)})")
+            if paths[0] is not None and paths[1].resolve() == paths[0].resolve():
+                raise UsageError(f"--group-table {paths[1]}: the same file as --out")
+        return paths[0], paths[1]
+
+    def _todo(self, src: Source, done: np.ndarray | None,
+              gb: GroupBy | None) -> tuple[np.ndarray | None, Counter | None]:
+        """Rows left to score and, for group rewards, rows per group: a group with any row left is scored
+        again whole (a group reward is a value of the whole group)."""
+        if gb is None:
+            return done, None
+        if done is not None and done.any():
+            redo = {k for chunk in src.iter_chunks(self.chunk_rows) for r in chunk
+                    if not done[r["index"]] and (k := group_key(r, gb)) is not None}
+            if redo:
+                for chunk in src.iter_chunks(self.chunk_rows):
+                    for r in chunk:
+                        if done[r["index"]] and group_key(r, gb) in redo:
+                            done[r["index"]] = False
+        counts: Counter = Counter()
+        for chunk in src.iter_chunks(self.chunk_rows):
+            for r in chunk:
+                if done is None or not done[r["index"]]:
+                    k = group_key(r, gb)
+                    if k is not None:
+                        counts[k] += 1
+        return done, counts
+
+    def _run(self, src: Source, gb: GroupBy | None, out_path: Path | None, gt_path: Path | None, resume: bool,
+             overwrite: bool, retry_failed: bool, t0: float, notes: list[str]) -> ScoreResult:
         n_total = len(src)
-        out_path = Path(out) if out is not None else None
-        if out_path is not None and out_path.suffix.lower() not in RESULT_EXTENSIONS:
-            raise ValueError(f"--out {out_path}: use one of {', '.join(RESULT_EXTENSIONS)}")
-        parts = (prepare_parts(out_path, self.fingerprint(src, group_by), resume, self.rank, self.world)
-                 if out_path is not None else None)
-        done = done_bitmap(parts, n_total) if parts is not None else None
-        n_done = int(done.sum()) if done is not None else 0
-        needs_groups = group_by is not None and any(s.spec.granularity == "group" for s in self.slots)
-        group_counts = None
-        if needs_groups:
-            group_counts = Counter()
-            for chunk in src.iter_chunks(self.chunk_rows):
-                for r in chunk:
-                    if done is None or not done[r["index"]]:
-                        k = group_key(r, group_by)
-                        if k is not None:
-                            group_counts[k] += 1
-        engine = BatchEngine(self.slots, self.clusters, self.device, self.dtype, group_by if needs_groups else None)
+        fp = self.fingerprint(src, gb)
+        state: OutputState | None = None
+        if out_path is not None:
+            state = prepare_output(out_path, fp, resume=resume, overwrite=overwrite, retry_failed=retry_failed,
+                                   rank=self.rank, world=self.world)
+        engine = BatchEngine(self.slots, self.clusters, self.device, self.dtype, gb)
         text0 = self._text_stats()
-        writer = ShardWriter(parts, self.rank, self.flush_rows, self.flush_seconds)
+        n_done = processed = ok_now = 0
+        table = None
+        if state is not None and state.complete:  # this run's finished table: nothing to do
+            n_done = n_total
+        else:
+            parts = state.parts if state is not None else None
+            done = done_bitmap(parts, n_total, retry_failed) if parts is not None else None
+            done, group_counts = self._todo(src, done, gb)
+            n_done = int(done.sum()) if done is not None else 0
+            writer = ShardWriter(parts, self.rank, self.flush_rows, self.flush_seconds,
+                                 state.attempt if state is not None else 1)
+            processed, ok_now = self._score_all(src, engine, writer, done, gb, group_counts, n_total, n_done)
+            if parts is not None:
+                failure = None
+                if self.rank == 0:
+                    try:
+                        table = self._assemble(parts, n_total, src)
+                        write_table(table, out_path, metadata=fp)
+                    except Exception as e:
+                        failure = e
+                self._raise_if_any_rank_failed(failure, "writing the table")
+            else:
+                table = self._assemble_memory(writer.memory, n_total, src)
+        if table is None:
+            table = read_table(out_path)
+        return self._result(table, gb, out_path, gt_path, state, retry_failed, t0, text0, engine,
+                            n_done, processed, ok_now, notes)
+
+    def _score_all(self, src, engine, writer, done, gb, group_counts, n_total, n_done) -> tuple[int, int]:
+        """Every planned batch through the engine into ``writer``: (rows processed, rows without error)."""
         workers = 0 if (isinstance(src, ListSource) and src.in_memory) else self.num_workers
-        plan = BatchPlan(src, self.batch_size, done, group_by if needs_groups else None, group_counts, self.chunk_rows)
+        plan = BatchPlan(src, self.batch_size, done, gb, group_counts, self.chunk_rows)
         loader = make_loader(BatchStream(plan, self.rank, self.world), workers, pin=self.device.type == "cuda")
         bar = None
         if self.progress and self.rank == 0:
@@ -218,7 +338,7 @@ class Scorer:
 
             bar = tqdm(total=n_total, initial=n_done, unit="img", desc="scoring", dynamic_ncols=True,
                        smoothing=0.1, file=sys.stderr)
-        scored = 0
+        processed = ok = 0
         grad_ctx = torch.enable_grad() if self.grad else torch.inference_mode()
         failure = None
         try:
@@ -226,7 +346,8 @@ class Scorer:
                 for batch in loader:
                     rows = self._score_batch(engine, batch)
                     writer.add(rows)
-                    scored += len(rows)
+                    processed += len(rows)
+                    ok += sum(r["error"] is None for r in rows)
                     if bar is not None:
                         bar.update(len(rows) * self.world)
         except Exception as e:
@@ -236,41 +357,46 @@ class Scorer:
             if bar is not None:
                 bar.close()
         self._raise_if_any_rank_failed(failure, "scoring")
-        table = None
-        if parts is not None:
-            failure = None
-            if self.rank == 0:
-                try:
-                    table = self._assemble(parts, n_total)
-                    write_table(table, out_path)
-                except Exception as e:
-                    failure = e
-            self._raise_if_any_rank_failed(failure, "writing the table")
-        else:
-            table = self._assemble_memory(writer.memory, n_total)
+        return sum(distributed.gather(processed, self.world)), sum(distributed.gather(ok, self.world))
+
+    def _result(self, table, gb, out_path, gt_path, state, retry_failed, t0, text0, engine, n_done, processed,
+                ok_now, notes) -> ScoreResult:
+        group_names = [s.name for s in self.slots if s.spec.granularity == "group"]
+        groups = group_table(table, gb, group_names) if gb and group_names else None
+        failed = int(table["error"].notna().sum())
+        keep_parts = state is not None and failed > 0 and retry_failed and not state.complete
+        if self.rank == 0:
+            if gt_path is not None:
+                write_table(groups, gt_path)
+            if state is not None:
+                finish_output(out_path, state.parts, keep_parts)
         seconds = time.perf_counter() - t0
         reward_seconds = {s.name: round(sum(distributed.gather(s.seconds, self.world)) / self.world, 4)
                           for s in self.slots}
-        n_scored = sum(distributed.gather(scored, self.world))
-        if table is None:
-            table = read_table(out_path)
-        failed = int(table["error"].notna().sum())
         summary = {
             "rows": int(len(table)),
+            "scored": int(len(table)) - failed,  # rows without an error
             "failed": failed,
-            "scored_now": n_scored,
+            "processed_now": processed,
+            "scored_now": ok_now,
             "resumed": n_done,
+            "groups": None if groups is None else int(len(groups)),
+            "group_by": list(gb) if gb else None,
+            "scores": score_stats(table, groups, self.reward_names, {s.name: s.spec.granularity for s in self.slots}),
             "seconds": round(seconds, 3),
-            "images_per_s": round(n_scored / seconds, 2) if seconds > 0 else None,
+            "images_per_s": round(processed / seconds, 2) if seconds > 0 else None,
             "reward_seconds": reward_seconds,
             "backbone_seconds": {k: round(v, 4) for k, v in engine.backbone_seconds.items()},
             "text_encoder_calls": self._text_stats()[0] - text0[0],
             "text_prompts_encoded": self._text_stats()[1] - text0[1],
             "processes": self.world,
             "rewards": {s.name: s.weights_used for s in self.slots},
+            "warnings": list(notes),
             "out": str(out_path) if out_path is not None else None,
+            "group_table": str(gt_path) if gt_path is not None else None,
+            "parts_kept": str(state.parts) if keep_parts else None,  # failed rows to retry by re-running
         }
-        return ScoreResult(summary, self.reward_names, out_path, table)
+        return ScoreResult(summary, self.reward_names, out_path, table, groups=groups, group_by=gb)
 
     def _score_batch(self, engine: BatchEngine, batch: dict) -> list[dict]:
         """One planned batch through every reward (a seam for profiling and fault-injection tests)."""
@@ -306,22 +432,22 @@ class Scorer:
         return sum(c.calls for c in caches.values()), sum(c.encoded for c in caches.values())
 
     # -- assembling ---------------------------------------------------------------------------
-    def _columns(self, has_group: bool) -> list[str]:
-        return ["image", "prompt", *(["group"] if has_group else []), *self.reward_names, "weights", "error"]
+    def _columns(self, has_group: bool, extras: Sequence[str] = ()) -> list[str]:
+        return ["image", "prompt", *(["group"] if has_group else []), *extras, *self.reward_names, "weights", "error"]
 
-    def _assemble(self, parts: Path, n_total: int):
+    def _assemble(self, parts: Path, n_total: int, src: Source):
         import pandas as pd
 
         files = list_shards(parts)
         df = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True) if files else pd.DataFrame(
             columns=["index", *self._columns(False)])
-        df = df.drop_duplicates("index", keep="last").sort_values("index")
+        df = df.drop_duplicates("index", keep="last").sort_values("index")  # later attempts win
         missing = n_total - len(df)
         if missing:
             raise RuntimeError(f"{parts}: {missing} of {n_total} rows have no result; re-run to complete them")
-        return self._finish(df)
+        return self._finish(df, src)
 
-    def _assemble_memory(self, rows: list[dict], n_total: int):
+    def _assemble_memory(self, rows: list[dict], n_total: int, src: Source):
         import pandas as pd
 
         gathered = distributed.gather(rows, self.world)
@@ -329,12 +455,12 @@ class Scorer:
         if df.empty:
             df = pd.DataFrame(columns=["index", *self._columns(False)])
         df = df.drop_duplicates("index", keep="last").sort_values("index")
-        return self._finish(df)
+        return self._finish(df, src)
 
-    def _finish(self, df):
+    def _finish(self, df, src: Source):
         has_group = "group" in df.columns and df["group"].notna().any()
         df = df.reset_index(drop=True)
-        cols = self._columns(has_group)
+        cols = self._columns(has_group, src.extra_columns)
         for c in cols:
             if c not in df.columns:
                 df[c] = None

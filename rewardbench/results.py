@@ -2,26 +2,33 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 RESULT_EXTENSIONS = (".parquet", ".csv", ".jsonl")
+TABLE_METADATA_KEY = b"rewardbench.fingerprint"  # a finished parquet table carries its run's fingerprint
 
 
 @dataclass
 class ScoreResult:
-    """What `Scorer.run` returns. ``table`` has one row per input, in input order."""
+    """What `Scorer.run` returns. ``table`` has one row per input, in input order; ``groups`` one row
+    per group when the run scored group rewards (None otherwise); ``summary`` the run's counts and
+    each reward's statistics (``summary["scores"]``: group rewards over groups, each group once)."""
 
     summary: dict[str, Any]
     reward_names: list[str]
     out: Path | None = None
     _table: Any = None
+    groups: Any = None
+    group_by: tuple[str, ...] | None = None
 
     @property
     def table(self):
-        """pandas DataFrame: image, prompt, [group], one float column per reward, weights, error."""
+        """pandas DataFrame: image, prompt, [group], the input's other columns, one float column per
+        reward, each reward's details (``<reward>.<key>``), weights, error."""
         if self._table is None and self.out is not None:
             self._table = read_table(self.out)
         return self._table
@@ -40,13 +47,35 @@ class ScoreResult:
         return t[t["error"].notna()][["image", "error"]]
 
 
-def write_table(df, path: str | os.PathLike) -> None:
-    """Write a results table as parquet, CSV or JSONL, chosen by the extension."""
+def tidy_columns(df):
+    """A column mixing numbers and text (a pass-through column typed differently on different rows)
+    becomes text, so that parquet can store it; everything else is left as it is."""
+    for c in df.columns:
+        if df[c].dtype != object:
+            continue
+        kinds = {("num" if isinstance(v, (int, float)) and not isinstance(v, bool) else type(v).__name__)
+                 for v in df[c] if v is not None and not (isinstance(v, float) and v != v)}
+        if len(kinds) > 1:
+            df[c] = df[c].map(lambda v: v if v is None or (isinstance(v, float) and v != v) else str(v))
+    return df
+
+
+def write_table(df, path: str | os.PathLike, metadata: dict | None = None) -> None:
+    """Write a results table as parquet, CSV or JSONL, chosen by the extension (atomically: a temp
+    file, then a rename). ``metadata`` (the run's fingerprint) goes into a parquet file's schema."""
     path = Path(path)
     ext = path.suffix.lower()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    if ext == ".parquet":
+    df = tidy_columns(df)
+    if ext == ".parquet" and metadata is not None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        t = pa.Table.from_pandas(df, preserve_index=False)
+        t = t.replace_schema_metadata({**(t.schema.metadata or {}), TABLE_METADATA_KEY: json.dumps(metadata)})
+        pq.write_table(t, tmp)
+    elif ext == ".parquet":
         df.to_parquet(tmp, index=False)
     elif ext == ".csv":
         df.to_csv(tmp, index=False)

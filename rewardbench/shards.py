@@ -1,19 +1,17 @@
 """Resumable results: finished rows go to parquet shards in ``OUT.parts/`` (atomic renames), with the run's
-fingerprint, so that a killed run resumes where it stopped and never mixes results of another run."""
+fingerprint, so that a killed run resumes where it stopped and never mixes results of another run.
+
+Shards are named ``part-a<attempt>-r<rank>-<seq>-<tag>.parquet``: name order is attempt order, so when a
+re-run scores a row again (a retried failure) its newer row wins."""
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-
-from .distributed import broadcast
 
 FINGERPRINT_FILE = "run.json"
 
@@ -25,13 +23,13 @@ class ResumeMismatchError(RuntimeError):
 class ShardWriter:
     """Buffers finished rows and writes them as parquet shards (atomically: temp file + rename)."""
 
-    def __init__(self, parts: Path | None, rank: int, flush_rows: int, flush_seconds: float):
-        self.parts, self.rank = parts, rank
+    def __init__(self, parts: Path | None, rank: int, flush_rows: int, flush_seconds: float, attempt: int = 1):
+        self.parts, self.rank, self.attempt = parts, rank, attempt
         self.flush_rows, self.flush_seconds = flush_rows, flush_seconds
         self.buf: list[dict] = []
         self.memory: list[dict] = []  # when there is no `out`
         self.last = time.monotonic()
-        self.tag = f"{int(time.time() * 1000):x}-{uuid.uuid4().hex[:6]}"
+        self.tag = uuid.uuid4().hex[:8]
         self.seq = 0
 
     def add(self, rows: list[dict]) -> None:
@@ -47,9 +45,11 @@ class ShardWriter:
             return
         import pandas as pd
 
-        name = f"part-r{self.rank}-{self.tag}-{self.seq:06d}.parquet"
+        from .results import tidy_columns
+
+        name = f"part-a{self.attempt:05d}-r{self.rank}-{self.seq:06d}-{self.tag}.parquet"
         tmp = self.parts / (name + ".tmp")
-        pd.DataFrame(self.buf).to_parquet(tmp, index=False)
+        tidy_columns(pd.DataFrame(self.buf)).to_parquet(tmp, index=False)
         os.replace(tmp, self.parts / name)
         self.seq += 1
         self.buf = []
@@ -57,52 +57,29 @@ class ShardWriter:
 
 
 def list_shards(parts: Path) -> list[Path]:
-    """The finished shard files of a results folder, in name order."""
+    """The finished shard files of a results folder, in name (= attempt) order."""
     return sorted(parts.glob("part-*.parquet"))
 
 
-def done_bitmap(parts: Path, n: int) -> np.ndarray:
-    """Which of the ``n`` input rows already have a result in the shards."""
+def done_bitmap(parts: Path, n: int, retry_failed: bool = True) -> np.ndarray:
+    """Which of the ``n`` input rows already have a result in the shards; with ``retry_failed`` a row
+    whose latest result is an error counts as not done (a transient failure is retried)."""
     import pyarrow.parquet as pq
 
     done = np.zeros(n, dtype=bool)
-    for f in list_shards(parts):
-        idx = pq.read_table(f, columns=["index"]).column("index").to_numpy()
-        done[idx[idx < n]] = True
+    for f in list_shards(parts):  # later attempts overwrite earlier ones
+        t = pq.read_table(f, columns=["index", "error"] if retry_failed else ["index"])
+        idx = t.column("index").to_numpy()
+        ok = t.column("error").is_null().to_numpy(zero_copy_only=False) if retry_failed else np.ones(len(idx), bool)
+        keep = idx < n
+        done[idx[keep]] = ok[keep]
     return done
-
-
-def prepare_parts(out: Path, fp: dict[str, Any], resume: bool, rank: int, world: int) -> Path:
-    """The shard folder ``OUT.parts`` beside ``out``, ready for this run: created, emptied when not
-    resuming, its fingerprint ``fp`` recorded; `ResumeMismatchError` if it holds shards of a run with
-    another fingerprint. Rank 0 decides; every rank gets the same outcome."""
-    parts = out.with_name(out.name + ".parts")
-    error = None
-    if rank == 0:
-        if parts.exists() and not resume:
-            shutil.rmtree(parts)
-        parts.mkdir(parents=True, exist_ok=True)
-        fp_file = parts / FINGERPRINT_FILE
-        if fp_file.exists() and list_shards(parts):
-            old = json.loads(fp_file.read_text())
-            if old != json.loads(json.dumps(fp)):
-                error = (f"{out}: {parts} holds partial results of a different run "
-                         f"({fingerprint_diff(old, fp)}); not mixing them. Pass another --out, delete {parts}, "
-                         "or start over with resume=False (CLI: --no-resume).")
-        if error is None:
-            tmp = fp_file.with_name(fp_file.name + ".tmp")
-            tmp.write_text(json.dumps(fp, indent=1))
-            os.replace(tmp, fp_file)
-        for stale in parts.glob("*.tmp"):  # half-written shards of a killed run
-            stale.unlink(missing_ok=True)
-    error = broadcast(error, world)
-    if error:
-        raise ResumeMismatchError(error)
-    return parts
 
 
 def fingerprint_diff(old: dict, new: dict) -> str:
     """The first difference between two run fingerprints, in words."""
+    if old.get("version") != new.get("version"):
+        return f"written by another version of rewardbench (fingerprint v{old.get('version')})"
     o = {r["name"]: r for r in old.get("rewards", [])}
     n = {r["name"]: r for r in new.get("rewards", [])}
     if set(o) != set(n):
@@ -110,6 +87,10 @@ def fingerprint_diff(old: dict, new: dict) -> str:
     for k in n:
         if o[k].get("weights") != n[k].get("weights"):
             return f"{k}: weights were {o[k].get('weights')!r}, now {n[k].get('weights')!r}"
+        ob, nb = o[k].get("build", {}), n[k].get("build", {})
+        for field in sorted(set(ob) | set(nb)):
+            if ob.get(field) != nb.get(field):
+                return f"{k}: {field} was {ob.get(field)!r}, now {nb.get(field)!r}"
         if o[k].get("params") != n[k].get("params"):
             return f"{k}: different model parameters (e.g. another random init)"
     if old.get("input") != new.get("input"):

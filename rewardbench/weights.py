@@ -285,3 +285,26 @@ def load_into(module: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], *
             f"unexpected keys: {show(unexpected)}" + (f"; shape mismatches: {shapes}" if shape_bad else "")
         )
     module.load_state_dict(dict(state_dict), strict=strict)
+
+
+def weights_stamp(weights_used: str) -> dict[str, list]:
+    """Size and modification time of every local file a provenance string names (``file:PATH``,
+    ``bundled:package:path``): part of a scoring run's fingerprint, so that weights replaced on disk
+    under the same name are not mixed with results of the old ones.
+
+    Example:
+        >>> weights_stamp("none (no weights needed)")
+        {}
+    """
+    import re
+
+    out: dict[str, list] = {}
+    for kind, where in re.findall(r"\b(file|bundled):([^;]+)", weights_used):
+        where = where.strip()
+        path = Path(where) if kind == "file" else bundled_path(WeightSource("bundled", where))
+        try:
+            st = path.stat()
+            out[f"{kind}:{where}"] = [st.st_size, st.st_mtime_ns]
+        except OSError:
+            out[f"{kind}:{where}"] = [None]
+    return out

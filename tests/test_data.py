@@ -91,18 +91,23 @@ def test_list_source_validates_items():
         open_source([{"image": "a.png"}, {"prompt": "no image"}])
 
 
+def _write_manifest(df: pd.DataFrame, path):
+    """``df`` as a JSONL, CSV or parquet manifest, by the extension of ``path``."""
+    if path.suffix == ".jsonl":
+        df.to_json(path, orient="records", lines=True)
+    elif path.suffix == ".csv":
+        df.to_csv(path, index=False)
+    else:
+        df.to_parquet(path, row_group_size=4096)
+    return path
+
+
 @pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])
 def test_manifest_streams_in_chunks(tmp_path, fmt):
     n = 20_000
     df = pd.DataFrame({"image": [f"img_{i % 97}.png" for i in range(n)],
                        "prompt": [f"prompt number {i} " * 4 for i in range(n)]})
-    path = tmp_path / f"big.{fmt}"
-    if fmt == "jsonl":
-        df.to_json(path, orient="records", lines=True)
-    elif fmt == "csv":
-        df.to_csv(path, index=False)
-    else:
-        df.to_parquet(path, row_group_size=4096)
+    path = _write_manifest(df, tmp_path / f"big.{fmt}")
     del df
     src = open_source(path)
     assert len(src) == n
@@ -124,3 +129,68 @@ def test_manifest_streams_in_chunks(tmp_path, fmt):
     assert len(everything) == n
     # holding 1000 rows at a time needs a fraction of what holding all 50k does
     assert streaming_peak < all_at_once_peak / 4
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])
+def test_manifest_columns_pass_through_with_paths_as_written(tmp_path, fmt):
+    df = pd.DataFrame({"image": ["sub/a.png", "b.png"], "prompt": ["a nurse", "a nurse"], "model": ["sd1.5", "sd2.1"],
+                       "prompt_id": [7, 7], "seed": [0, 1], "score_hint": [0.5, None]})
+    src = open_source(_write_manifest(df, tmp_path / f"m.{fmt}"))
+    assert src.extra_columns == ["model", "prompt_id", "seed", "score_hint"] and src.has_prompts
+    rows = list(src.iter_rows())
+    assert [r["label"] for r in rows] == ["sub/a.png", "b.png"]  # relative stays relative
+    assert rows[0]["image"] == str(tmp_path.resolve() / "sub" / "a.png")  # but is read from the right place
+    assert [r["extra"]["model"] for r in rows] == ["sd1.5", "sd2.1"]
+    assert [r["extra"]["seed"] for r in rows] == [0, 1] and rows[1]["extra"]["score_hint"] is None
+    assert rows[0]["extra"]["prompt_id"] == 7
+
+
+def test_csv_pass_through_types_follow_the_whole_column(tmp_path):
+    path = tmp_path / "m.csv"
+    path.write_text("image,prompt,seed,tag\na.png,1,3,x\nb.png,2,,7\nc.png,3,5,\n")
+    rows = list(ManifestSource(path).iter_chunks(chunk_rows=1))  # one row per chunk: typing is not per chunk
+    rows = [r for chunk in rows for r in chunk]
+    expected = pd.read_csv(path)
+    assert [r["prompt"] for r in rows] == ["1", "2", "3"]  # prompts stay text
+    assert [r["extra"]["seed"] for r in rows][::2] == list(expected["seed"][::2]) and rows[1]["extra"]["seed"] is None
+    assert [r["extra"]["tag"] for r in rows] == ["x", "7", None]  # a column with text stays text
+
+
+def test_jsonl_columns_are_the_union_of_every_line(tmp_path):
+    path = tmp_path / "m.jsonl"
+    path.write_text('{"image": "a.png"}\n{"image": "b.png", "model": "sd", "meta": {"k": [1, 2]}}\n')
+    src = open_source(path)
+    assert src.columns == ("image", "model", "meta") and not src.has_prompts
+    rows = list(src.iter_rows())
+    assert rows[0]["extra"] == {"model": None, "meta": None}
+    assert rows[1]["extra"] == {"model": "sd", "meta": '{"k": [1, 2]}'}  # nested values as JSON text
+
+
+def test_list_identity_is_the_content_not_the_length(tmp_path):
+    a = [{"image": np.zeros((4, 4, 3), np.uint8), "prompt": "x"}, {"image": np.ones((4, 4, 3), np.uint8)}]
+    same = [{"image": np.zeros((4, 4, 3), np.uint8), "prompt": "x"}, {"image": np.ones((4, 4, 3), np.uint8)}]
+    other_pixels = [{"image": np.zeros((4, 4, 3), np.uint8), "prompt": "x"}, {"image": np.full((4, 4, 3), 2, np.uint8)}]
+    other_prompt = [{"image": np.zeros((4, 4, 3), np.uint8), "prompt": "y"}, {"image": np.ones((4, 4, 3), np.uint8)}]
+    other_column = [{**a[0], "model": "m"}, a[1]]
+    ident = ListSource(a).identity()
+    assert ListSource(same).identity() == ident
+    for other in (other_pixels, other_prompt, other_column):
+        assert ListSource(other).identity() != ident
+    # lists of paths: a file rewritten under the same name is noticed
+    p = tmp_path / "a.png"
+    p.write_bytes(b"one")
+    before = ListSource([{"image": p}]).identity()
+    p.write_bytes(b"other content")
+    assert ListSource([{"image": p}]).identity() != before
+
+
+def test_folder_and_manifest_identity_follow_their_content(photo_dir, tmp_path):
+    before = open_source(photo_dir).identity()
+    (photo_dir / "coffee.jpg").write_bytes((photo_dir / "coffee.jpg").read_bytes() + b"\0")
+    assert open_source(photo_dir).identity() != before
+    m = tmp_path / "m.jsonl"
+    lines = [json.dumps({"image": f"{i}.png", "prompt": "p" * 2000}) for i in range(1000)]  # > 1 MiB
+    m.write_text("\n".join(lines) + "\n")
+    before = open_source(m).identity()
+    m.write_text("\n".join(lines[:-1] + [lines[-1].replace("999.png", "998.png")]) + "\n")  # same size, last row
+    assert open_source(m).identity() != before

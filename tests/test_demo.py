@@ -32,3 +32,19 @@ def test_demo_default_uses_every_offline_reward(tmp_path):
     table = pd.read_parquet(tmp_path / "d" / "scores.parquet")
     assert set(offline) <= set(table.columns)
     assert table["error"].isna().all(), table["error"].dropna().tolist()
+
+
+def test_demo_prints_group_rewards_once_per_group_with_their_notes(tmp_path):
+    r = CliRunner().invoke(main, ["demo", "--out", str(tmp_path / "d"), "--model", "jpeg-compressibility,vendi,"
+                                  "skin-tone-parity"])
+    assert r.exit_code == 0, r.output
+    per_image, per_group = r.output.split("group rewards, one row per group (prompt):")
+    prompts = list(dict.fromkeys(p for _, _, p in DEMO_PHOTOS))
+    assert "skin-tone-parity" not in per_image.splitlines()[1]  # the per-image table has image rewards only
+    for p in prompts:  # each group once
+        assert sum(line.startswith(p + " ") for line in per_group.splitlines()) == 1, p
+    coffee = next(line for line in per_group.splitlines() if line.startswith("a cup of coffee"))
+    assert "no face" in coffee and "skin-tone-parity: no face found in any of its 1 images" in coffee
+    assert "-0.75" not in coffee.split("skin-tone-parity:")[0]  # the placeholder is not shown as a measurement
+    groups = pd.read_csv(tmp_path / "d" / "groups.csv")
+    assert sorted(groups["prompt"]) == sorted(prompts) and groups["size"].sum() == len(DEMO_PHOTOS)

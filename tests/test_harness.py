@@ -22,7 +22,8 @@ from PIL import Image
 
 import rewardbench
 from rewardbench import BackboneReward, RewardModel, RewardOutput, RewardSpec, TextFeatureCache
-from rewardbench.harness import GROUP_HINT, ResumeMismatchError, Scorer
+from rewardbench.harness import GROUP_HINT, OutputExistsError, ResumeMismatchError, Scorer, UsageError
+from rewardbench.shards import ShardWriter
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
@@ -247,15 +248,22 @@ def test_group_by_prompt_keeps_groups_in_one_call():
     assert list(t["prompt"]) == [it["prompt"] for it in items]  # input order preserved
 
 
-def test_group_column_works_and_missing_groups_give_a_hint(tmp_path):
+def test_group_column_works_and_no_grouping_is_refused_up_front(tmp_path):
     items = [{**it, "group": i // 5} for i, it in enumerate(_group_items())]
     t = _scorer({"spread": GroupSpread()}, batch_size=8).run(items).table
     assert "group" in t.columns and t["error"].isna().all()
     assert t["spread"][0] == pytest.approx(40 / 255, abs=1e-6)
-    # no grouping at all: group rewards fail per row with the hint, image rewards still run
-    t = _scorer({"spread": GroupSpread(), "brightness": Brightness()}).run(_group_items()).table
-    assert all(GROUP_HINT in e for e in t["error"])
-    assert t["spread"].isna().all() and t["brightness"].notna().all()
+    # no grouping at all: refused before any image is scored, not N failed rows
+    spread = GroupSpread()
+    with pytest.raises(UsageError, match="spread is a group reward: pass --group-by"):
+        _scorer({"spread": spread, "brightness": Brightness()}).run(_group_items(), out=tmp_path / "r.parquet")
+    assert spread.calls == [] and not (tmp_path / "r.parquet.parts").exists()
+    # a row whose group value is empty fails alone, with the reason
+    items = [{**it, "model": "m" if i else ""} for i, it in enumerate(_group_items())]
+    t = _scorer({"spread": GroupSpread()}).run(items, group_by="prompt,model").table
+    assert "no group for this row (an empty value in --group-by prompt,model)" in t["error"][0]
+    assert t["error"][1:].isna().all()
+    assert GROUP_HINT.startswith("needs groups")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -274,7 +282,8 @@ def test_shared_backbone_and_text_cache_match_the_uncached_path():
     shared = _scorer({"toy_align": a, "toy_norm": b}, batch_size=16)
     assert len(shared.clusters) == 1 and b.backbone is a.backbone  # one backbone module
     res = shared.run(items)
-    assert res.summary["text_encoder_calls"] == 3 and a.backbone.text_encoded == [f"a photo number {p}" for p in range(3)]
+    assert res.summary["text_encoder_calls"] == 3
+    assert a.backbone.text_encoded == [f"a photo number {p}" for p in range(3)]
     assert a.backbone.image_calls == 3  # 48 images / 16 per batch, once for both rewards
 
     plain_a, plain_b = ToyAlign(use_cache=False), ToyNorm()
@@ -328,7 +337,7 @@ def _tiny_images(d: Path, n: int) -> list[str]:
     return names
 
 
-def test_streams_a_large_manifest_to_one_row_per_input(tmp_path):
+def test_streams_a_large_manifest_to_one_row_per_input(tmp_path, monkeypatch):
     names = _tiny_images(tmp_path / "img", 40)
     n = 6000
     m = tmp_path / "big.jsonl"
@@ -336,13 +345,23 @@ def test_streams_a_large_manifest_to_one_row_per_input(tmp_path):
         for i in range(n):
             f.write(json.dumps({"image": f"img/{names[i % 40]}", "prompt": f"p{i}"}) + "\n")
     out = tmp_path / "big.parquet"
+    flushed = []
+    real_flush = ShardWriter.flush
+
+    def flush(self):
+        flushed.append(len(self.buf))
+        real_flush(self)
+
+    monkeypatch.setattr(ShardWriter, "flush", flush)
     res = _scorer({"brightness": Brightness()}, batch_size=64, chunk_rows=500, flush_rows=1000,
                   num_workers=2).run(m, out=out)
     t = pd.read_parquet(out)
     assert res.n_rows == len(t) == n and res.n_failed == 0
     assert list(t["prompt"]) == [f"p{i}" for i in range(n)]
+    assert list(t["image"]) == [f"img/{names[i % 40]}" for i in range(n)]  # paths as the manifest gave them
     assert np.allclose(t["brightness"], [(7 * (i % 40)) % 256 / 255 for i in range(n)], atol=1e-6)
-    assert len(list((tmp_path / "big.parquet.parts").glob("part-*.parquet"))) >= 6  # written as it went
+    assert len([k for k in flushed if k]) >= 6  # written as it went
+    assert not (tmp_path / "big.parquet.parts").exists()  # a finished run leaves one results file
 
 
 _SLOW_SCRIPT = textwrap.dedent("""
@@ -399,15 +418,19 @@ def test_a_changed_reward_set_or_weights_is_not_mixed(tmp_path):
     # same run again: nothing to do, same table
     again = _scorer({"brightness": Brightness()}).run(tmp_path / "img", out=out)
     assert again.summary["resumed"] == 10 and again.summary["scored_now"] == 0 and again.n_rows == 10
-    with pytest.raises(ResumeMismatchError, match="rewards were"):
-        _scorer({"brightness": Brightness(), "spread": GroupSpread()}).run(tmp_path / "img", out=out)
+    # a finished table of another run is never replaced without overwrite (resume or not)
+    with pytest.raises(OutputExistsError, match="complete results table of a different run .rewards were"):
+        _scorer({"brightness": Brightness(), "picky": PickyBrightness()}).run(tmp_path / "img", out=out)
+    with pytest.raises(OutputExistsError, match="--overwrite"):
+        _scorer({"brightness": Brightness()}).run(tmp_path / "img", out=out, resume=False)
+    assert isinstance(OutputExistsError("x"), ResumeMismatchError)
     a, b = ToyNorm(), ToyNorm()
     _scorer({"toy_norm": a}).run(tmp_path / "img", out=tmp_path / "toy.parquet")
     with torch.no_grad():
         b.backbone.proj.weight.mul_(2)
     with pytest.raises(ResumeMismatchError, match="different model parameters"):
         _scorer({"toy_norm": b}).run(tmp_path / "img", out=tmp_path / "toy.parquet")
-    fresh = _scorer({"toy_norm": b}).run(tmp_path / "img", out=tmp_path / "toy.parquet", resume=False)
+    fresh = _scorer({"toy_norm": b}).run(tmp_path / "img", out=tmp_path / "toy.parquet", overwrite=True)
     assert fresh.summary["resumed"] == 0 and fresh.n_rows == len(names)
 
 
@@ -449,7 +472,7 @@ def test_two_processes_give_the_same_table_as_one(corpus, tmp_path, launcher):
     pd.testing.assert_frame_equal(t1, t2)
     assert t1["error"].notna().sum() == len(bad)
     # the work really was split: both ranks wrote shards
-    ranks = {p.name.split("-")[1] for p in (tmp_path / "two.parquet.parts").glob("part-*.parquet")}
+    ranks = {p.name.split("-")[2] for p in (tmp_path / "two.parquet.parts").glob("part-*.parquet")}
     assert ranks == {"r0", "r1"}
 
 

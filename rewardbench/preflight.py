@@ -1,0 +1,132 @@
+"""Checks that refuse a scoring run before any model loads or any image is decoded: a run that cannot work
+as asked is one clear `UsageError` (the CLI's exit 2), never a traceback and never N failed rows.
+
+What is checked: the device exists; every ``--config`` key is an option the reward's builder takes and
+``--config``/``--weights`` name rewards of the run; prompted rewards get prompts; group rewards have
+a way to group; ``--group-by`` names columns the input has; the input's own columns do not clash with
+the results' columns. `check_source` also returns warnings (e.g. grouping a multi-model manifest by
+prompt alone, which mixes the generators' images in one group).
+
+Example:
+    >>> from rewardbench.data import ListSource
+    >>> import rewardbench
+    >>> specs = {"vendi": rewardbench.get_spec("vendi")}
+    >>> try:
+    ...     check_source(specs, ListSource([{"image": "a.png", "prompt": "x"}]), None)
+    ... except UsageError as e:
+    ...     print(str(e)[:38])
+    vendi is a group reward: pass --group-
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+
+from .data import Source
+from .groups import GroupBy
+from .spec import RewardSpec
+
+RESERVED_COLUMNS = ("index", "weights", "error")
+
+
+class UsageError(ValueError):
+    """The run cannot work as asked; raised before any model loads."""
+
+
+def check_device(device: str | torch.device | None) -> None:
+    """Refuse a device this machine does not have (``cuda`` without a GPU, ``cuda:3`` with two)."""
+    if device is None:
+        return
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise UsageError(f"--device {device}: not a device ({e}); use cpu, cuda, cuda:N or mps") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UsageError(f"--device {device}: no CUDA GPU is visible to torch (torch.cuda.is_available() is "
+                             "False); use --device cpu")
+        n = torch.cuda.device_count()
+        if dev.index is not None and dev.index >= n:
+            raise UsageError(f"--device {device}: this machine has {n} CUDA GPU(s) (cuda:0..cuda:{n - 1})")
+    elif dev.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise UsageError(f"--device {device}: the MPS backend is not available here; use --device cpu")
+
+
+def builder_options(name: str) -> list[str] | None:
+    """The keyword options reward ``name``'s builder takes, or None when it takes ``**kwargs`` (unknown)."""
+    from .registry import REGISTRY
+
+    target = REGISTRY.entry(name).load_target()
+    try:
+        params = inspect.signature(target).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return None
+    return [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+
+def check_reward_options(names: Sequence[str], weights: Mapping[str, Any] | None = None,
+                         config: Mapping[str, Mapping[str, Any]] | None = None) -> list[str]:
+    """Canonical names of the rewards (unknown names raise `UnknownRewardError` with "did you mean");
+    `UsageError` for a reward listed twice, ``weights``/``config`` for a reward not in the run, or a
+    config key the reward's builder does not take."""
+    from .registry import REGISTRY, did_you_mean
+
+    canon = [REGISTRY.canonical(n) for n in names]
+    if not canon:
+        raise UsageError("no reward given")
+    if len(set(canon)) != len(canon):
+        raise UsageError(f"a reward is listed twice: {list(names)}")
+    for flag, given in (("--weights", weights or {}), ("--config", config or {})):
+        for n in given:
+            if REGISTRY.canonical(n) not in canon:
+                raise UsageError(f"{flag} {n}: {n!r} is not among the rewards of this run ({', '.join(canon)})")
+    for n, cfg in (config or {}).items():
+        c = REGISTRY.canonical(n)
+        allowed = builder_options(c)
+        if allowed is None:
+            continue
+        for key in cfg:
+            if key not in allowed:
+                raise UsageError(f"--config {n}:{key}: {c} takes no option {key!r}." + did_you_mean(key, allowed)
+                                 + f" Its options: {', '.join(allowed) or 'none'}")
+    return canon
+
+
+def check_source(specs: Mapping[str, RewardSpec], source: Source, group_by: GroupBy | None) -> list[str]:
+    """`UsageError` when the input cannot serve these rewards; otherwise the warnings to show."""
+    where = source.description.split(":", 1)[-1] or "the input"
+    prompted = [n for n, s in specs.items() if s.needs_prompt]
+    if prompted and not source.has_prompts:
+        how = ("give --prompts FILE (one prompt per line)" if source.description.startswith("folder:")
+               else "add a 'prompt' column to the manifest" if source.description.startswith("manifest:")
+               else "give each item a 'prompt'")
+        raise UsageError(f"{', '.join(prompted)} need{'s' if len(prompted) == 1 else ''} a prompt per image, and "
+                         f"{where} has none: {how}")
+    for col in group_by or ():
+        if col == "prompt" and not source.has_prompts:
+            raise UsageError(f"--group-by prompt: {where} has no prompts")
+        if col != "prompt" and col not in source.columns:
+            raise UsageError(f"--group-by {col}: {where} has no {col!r} column (its columns: "
+                             f"{', '.join(source.columns)})")
+    grouped = [n for n, s in specs.items() if s.granularity == "group"]
+    if grouped and not group_by:
+        raise UsageError(f"{', '.join(grouped)} {'is a group reward' if len(grouped) == 1 else 'are group rewards'}: "
+                         "pass --group-by COLUMN[,COLUMN] (e.g. --group-by prompt, or prompt,model for several "
+                         "generators) or give the input a 'group' column")
+    for col in source.extra_columns:
+        clash = [r for r in specs if col == r or col.startswith(f"{r}.")]
+        if clash or col in RESERVED_COLUMNS:
+            what = f"the reward column {clash[0]!r}" if clash else f"the results column {col!r}"
+            raise UsageError(f"input column {col!r} of {where} clashes with {what}; rename it in the input")
+    warnings = []
+    if grouped and group_by and "model" in source.extra_columns and "model" not in group_by and "group" not in group_by:
+        warnings.append(f"the input has a 'model' column but groups are formed by {','.join(group_by)} alone: images "
+                        f"of different models share a group for {', '.join(grouped)}; pass --group-by "
+                        f"{','.join(group_by)},model to score each model's images apart")
+    return warnings

@@ -1,0 +1,79 @@
+"""Groups: keys from any column(s), notes named by key values, the per-group table, statistics over groups."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rewardbench.groups import group_key, group_label, group_table, parse_group_by, relabel_notes, score_stats
+
+
+def test_group_by_parsing_and_keys():
+    assert parse_group_by("prompt,model") == ("prompt", "model") == parse_group_by(["prompt", "model"])
+    assert parse_group_by("") is None and parse_group_by(None) is None
+    with pytest.raises(ValueError, match="twice"):
+        parse_group_by("prompt,prompt")
+    row = {"prompt": "a nurse", "group": None, "extra": {"model": "sd2.1", "seed": 0}}
+    assert group_key(row, ("prompt",)) == ("a nurse",)
+    assert group_key(row, ("model", "seed")) == ("sd2.1", 0)
+    assert group_key({**row, "prompt": "  "}, ("prompt", "model")) is None  # an empty value: no group
+    assert group_key({**row, "extra": {"model": float("nan")}}, ("model",)) is None
+    assert group_key(row, None) is None
+
+
+def test_notes_name_groups_by_their_key_values():
+    labels = {0: group_label(("a nurse", "sd2.1"), ("prompt", "model")), 1: group_label(("a nurse", "sd1.5"),
+                                                                                       ("prompt", "model"))}
+    notes = ["group 0: no face found in any of its 16 images", "", "group 1: 2 of 16 images without a face", 3.0]
+    out = relabel_notes(notes, [0, 0, 1, 1], labels)
+    assert out[0] == "group prompt='a nurse', model='sd2.1': no face found in any of its 16 images"
+    assert out[2] == "group prompt='a nurse', model='sd1.5': 2 of 16 images without a face"
+    assert out[1] == "" and out[3] == 3.0
+    # "group 10" is not "group 1"; a number that is not the row's group id is left alone
+    assert relabel_notes(["group 10: x; see group 1"], [1], labels) == ["group 10: x; see group prompt='a nurse', "
+                                                                         "model='sd1.5'"]
+
+
+def _rows():
+    # two models x one prompt, plus a row with no model (no group); a group reward "parity" with group-wide
+    # details (people measured, shares, a note on one member) and a per-image detail (faces per image)
+    return pd.DataFrame({
+        "image": [f"{i}.png" for i in range(6)],
+        "prompt": ["a nurse"] * 6,
+        "model": ["sd1.5", "sd1.5", "sd1.5", "sd2.1", "sd2.1", None],
+        "jpeg": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+        "parity": [-0.5, -0.5, -0.5, -0.25, np.nan, np.nan],
+        "parity.n_faces": [1.0, 0.0, 2.0, 1.0, np.nan, np.nan],
+        "parity.group_people": [3.0, 3.0, 3.0, 1.0, np.nan, np.nan],
+        "parity.group_shares": [json.dumps([1, 0])] * 3 + [json.dumps([0.5, 0.5]), None, None],
+        "parity.note": ["", "group prompt='a nurse', model='sd1.5': 1 of 3 images without a face", "", "", None, None],
+        "error": [None, None, None, None, "4.png: cannot decode", "parity: no group"],
+    })
+
+
+def test_group_table_one_row_per_group_with_group_wide_details():
+    g = group_table(_rows(), ("prompt", "model"), ["parity"])
+    assert g[["prompt", "model"]].values.tolist() == [["a nurse", "sd1.5"], ["a nurse", "sd2.1"]]
+    assert g["size"].tolist() == [3, 2] and g["failed"].tolist() == [0, 1]
+    assert g["parity"].tolist() == [-0.5, -0.25]
+    assert g["parity.images"].tolist() == [3, 1]  # members the reward scored
+    assert g["parity.group_people"].tolist() == [3.0, 1.0]
+    assert g["parity.group_shares"].tolist() == ["[1, 0]", "[0.5, 0.5]"]
+    assert g["parity.note"].tolist()[0].endswith("1 of 3 images without a face")  # whichever member has it
+    assert "parity.n_faces" not in g.columns  # varies within a group: a per-image detail, in the row table only
+    assert "jpeg" not in g.columns
+
+
+def test_summary_counts_each_group_once():
+    rows = _rows()
+    g = group_table(rows, ("prompt", "model"), ["parity"])
+    stats = score_stats(rows, g, ["jpeg", "parity"], {"jpeg": "image", "parity": "group"})
+    assert stats["parity"] == {"over": "groups", "n": 2, "of": 2, "mean": -0.375, "std": 0.125, "min": -0.5,
+                               "max": -0.25}
+    # per row it would be (3 * -0.5 - 0.25) / 4: the big group would count three times
+    assert stats["jpeg"]["over"] == "rows" and stats["jpeg"]["mean"] == pytest.approx(3.5) and stats["jpeg"]["n"] == 6
+    empty = score_stats(rows.assign(jpeg=np.nan), g, ["jpeg"], {"jpeg": "image"})["jpeg"]
+    assert empty["n"] == 0 and empty["mean"] is None

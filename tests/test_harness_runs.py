@@ -1,0 +1,235 @@
+"""Scoring runs that keep their meaning and never mix or lose results: pass-through columns, grouping by
+any columns, per-group tables and summaries, up-front refusals, the run fingerprint, retries of failed
+rows, finished runs and overwrite (all offline on CPU, on real photos and toy rewards)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from rewardbench import RewardOutput
+from rewardbench.harness import OutputExistsError, OutputLockedError, ResumeMismatchError, Scorer, UsageError
+from rewardbench.outputs import RunLock
+
+from .test_harness import Brightness, GroupSpread, ToyAlign, ToyNorm
+
+
+def _scorer(rewards, **kw):
+    kw.setdefault("progress", False)
+    kw.setdefault("num_workers", 0)
+    return Scorer(rewards, **kw)
+
+
+class Flaky(Brightness):
+    """Fails on images darker than ``threshold`` while ``broken`` is set: a transient failure."""
+
+    spec = Brightness.spec.replace(name="flaky")
+    broken = True
+
+    def score(self, pixels, prompts, groups):
+        m = pixels.mean(dim=(1, 2, 3))
+        if Flaky.broken and bool((m < 0.1).any()):
+            raise RuntimeError("transient")
+        self.calls.append(pixels.shape[0])
+        return RewardOutput(m)
+
+
+class NotedSpread(GroupSpread):
+    """A group reward that notes single-image groups, by its id within the call (as the zoo's rewards do)."""
+
+    spec = GroupSpread.spec.replace(name="noted")
+
+    def score(self, pixels, prompts, groups):
+        out = super().score(pixels, prompts, groups)
+        sizes = {int(g): int((groups == g).sum()) for g in groups.unique()}
+        out.details["note"] = [f"group {int(g)}: a single image" if sizes[int(g)] == 1 else "" for g in groups]
+        out.details["size"] = torch.tensor([sizes[int(g)] for g in groups])
+        return out
+
+
+def _multi_model_manifest(tmp_path, photos, fmt="jsonl"):
+    """3 prompts x 2 models, 2 seeds each, real photos; one (prompt, model) pair has a single image."""
+    d = tmp_path / "imgs"
+    d.mkdir(exist_ok=True)
+    rows = []
+    names = sorted(photos)
+    for p, prompt in enumerate(["a nurse", "a doctor", "a cat"]):
+        for m, model in enumerate(["sd1.5", "sd2.1"]):
+            for seed in range(1 if (p, m) == (2, 1) else 2):
+                name = f"{p}_{m}_{seed}.jpg"
+                Image.fromarray(photos[names[(p + m + seed) % len(names)]][::8, ::8]).save(d / name)
+                rows.append({"image": f"imgs/{name}", "prompt": prompt, "model": model, "seed": seed,
+                             "prompt_id": p})
+    path = tmp_path / f"m.{fmt}"
+    df = pd.DataFrame(rows)
+    if fmt == "jsonl":
+        df.to_json(path, orient="records", lines=True)
+    else:
+        df.to_csv(path, index=False)
+    return path, df
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_manifest_columns_pass_through_and_groups_by_prompt_and_model(tmp_path, photos, fmt):
+    m, df = _multi_model_manifest(tmp_path, photos, fmt)
+    noted = NotedSpread()
+    res = _scorer({"brightness": Brightness(), "noted": noted}, batch_size=4).run(
+        m, out=tmp_path / "s.parquet", group_by="prompt,model", group_table=tmp_path / "g.csv")
+    t = pd.read_parquet(tmp_path / "s.parquet")
+    assert list(t.columns[:6]) == ["image", "prompt", "model", "seed", "prompt_id", "brightness"]
+    assert list(t["image"]) == list(df["image"])  # as the manifest wrote them
+    assert list(t["model"]) == list(df["model"]) and list(t["seed"]) == list(df["seed"])
+    # one group per (prompt, model): never the images of two generators together
+    sizes = t.groupby(["prompt", "model"])["noted.size"].first()
+    assert sizes.to_dict() == df.groupby(["prompt", "model"]).size().astype(float).to_dict()
+    # a note names its group by its key values, never by a batch position
+    single = t[(t["prompt"] == "a cat") & (t["model"] == "sd2.1")]
+    assert single["noted.note"].tolist() == ["group prompt='a cat', model='sd2.1': a single image"]
+    assert not t["noted.note"].str.contains(r"group \d", regex=True).any()
+    # the per-group table: key, size, value, group-wide details; the summary counts each group once
+    g = pd.read_csv(tmp_path / "g.csv")
+    assert len(g) == 6 == res.summary["groups"] and g["size"].sum() == len(t)
+    assert g.set_index(["prompt", "model"])["noted"].to_dict() == pytest.approx(
+        t.groupby(["prompt", "model"])["noted"].first().to_dict())
+    assert res.summary["scores"]["noted"]["mean"] == pytest.approx(g["noted"].mean())
+    assert res.summary["scores"]["noted"]["over"] == "groups"
+    assert res.summary["scores"]["brightness"]["mean"] == pytest.approx(t["brightness"].mean())
+    assert res.summary["group_by"] == ["prompt", "model"] and res.summary["warnings"] == []
+
+
+def test_grouping_a_multi_model_manifest_by_prompt_alone_warns(tmp_path, photos):
+    m, _ = _multi_model_manifest(tmp_path, photos)
+    with pytest.warns(UserWarning, match="'model' column but groups are formed by prompt alone.*prompt,model"):
+        res = _scorer({"noted": NotedSpread()}).run(m, group_by="prompt")
+    assert res.summary["groups"] == 3 and len(res.summary["warnings"]) == 1
+
+
+def test_an_input_column_clashing_with_a_result_column_is_refused(tmp_path):
+    items = [{"image": np.zeros((8, 8, 3), np.uint8), "brightness": 3}]
+    with pytest.raises(UsageError, match="input column 'brightness' .*clashes with the reward column 'brightness'"):
+        _scorer({"brightness": Brightness()}).run(items)
+    items = [{"image": np.zeros((8, 8, 3), np.uint8), "brightness.red": 3, "error": 1}]
+    with pytest.raises(UsageError, match="'brightness.red'"):
+        _scorer({"brightness": Brightness()}).run(items)
+    with pytest.raises(UsageError, match="results column 'error'"):
+        _scorer({"b": Brightness()}).run([{"image": np.zeros((8, 8, 3), np.uint8), "error": 1}])
+
+
+def test_up_front_refusals_score_nothing(tmp_path, photo_dir):
+    align = ToyAlign()
+    with pytest.raises(UsageError, match="toy_align needs a prompt per image.*give --prompts FILE"):
+        _scorer({"toy_align": align}).run(photo_dir, out=tmp_path / "s.parquet")
+    with pytest.raises(UsageError, match="--group-by model: .* has no 'model' column"):
+        _scorer({"noted": NotedSpread()}).run(photo_dir, group_by="model")
+    with pytest.raises(UsageError, match="--group-table .*no group reward"):
+        _scorer({"b": Brightness()}).run(photo_dir, out=tmp_path / "s.parquet", group_table=tmp_path / "g.parquet")
+    assert align.backbone.image_calls == 0 and not (tmp_path / "s.parquet.parts").exists()
+    with pytest.raises(UsageError, match="cuda:7"):
+        _scorer({"b": Brightness()}, device="cuda:7")
+    with pytest.raises(UsageError, match="takes no option 'qualty'. Did you mean 'quality'"):
+        _scorer(["jpeg-compressibility"], reward_config={"jpeg-compressibility": {"qualty": 50}})
+    with pytest.raises(UsageError, match="--weights vendi: 'vendi' is not among the rewards"):
+        _scorer(["jpeg-compressibility"], weights={"vendi": "x"})
+
+
+def _items(values, prompt="p"):
+    return [{"image": np.full((8, 8, 3), v, np.uint8), "prompt": prompt} for v in values]
+
+
+def test_the_fingerprint_covers_list_content_and_reward_config(tmp_path):
+    out = tmp_path / "s.parquet"
+    first = _scorer(["jpeg-compressibility"]).run(_items([10, 20, 30]), out=out)
+    # the same length, other pixels: refused, not answered with the first run's scores
+    with pytest.raises(OutputExistsError, match="input was"):
+        _scorer(["jpeg-compressibility"]).run(_items([10, 20, 31]), out=out)
+    with pytest.raises(OutputExistsError, match="input was"):
+        _scorer(["jpeg-compressibility"]).run(_items([10, 20, 30], prompt="q"), out=out)
+    # the same reward with another build config
+    with pytest.raises(OutputExistsError, match="jpeg-compressibility: config was {}, now {'quality': 50}"):
+        _scorer(["jpeg-compressibility"], reward_config={"jpeg-compressibility": {"quality": 50}}).run(
+            _items([10, 20, 30]), out=out)
+    _scorer({"t": ToyNorm()}).run(_items([10, 20, 30]), out=tmp_path / "t.parquet")
+    with pytest.raises(OutputExistsError, match="t: dtype was 'torch.float32', now 'torch.float64'"):
+        _scorer({"t": ToyNorm().double()}).run(_items([10, 20, 30]), out=tmp_path / "t.parquet")
+    # the identical run finds its finished table: nothing to do
+    again = _scorer(["jpeg-compressibility"]).run(_items([10, 20, 30]), out=out)
+    assert again.summary["resumed"] == 3 and again.summary["processed_now"] == 0
+    pd.testing.assert_frame_equal(again.table, first.table)
+
+
+def test_failed_rows_are_retried_by_a_rerun(tmp_path):
+    out = tmp_path / "s.csv"
+    items = _items([200, 0, 150, 5])
+    Flaky.broken = True
+    try:
+        res = _scorer({"flaky": Flaky(), "b": Brightness()}, batch_size=2).run(items, out=out)
+        assert res.n_failed == 2 and res.summary["scored"] == 2 and res.summary["parts_kept"]
+        assert (tmp_path / "s.csv.parts").is_dir() and out.is_file()  # kept so that a re-run can retry
+        # --no-retry-failed keeps them (and a finished run then leaves one file)
+        kept = _scorer({"flaky": Flaky(), "b": Brightness()}, batch_size=2).run(items, out=out, retry_failed=False)
+        assert kept.n_failed == 2 and kept.summary["processed_now"] == 0
+        assert not (tmp_path / "s.csv.parts").exists()
+        with pytest.raises(OutputExistsError):  # CSV carries no fingerprint: a finished CSV is never replaced
+            _scorer({"flaky": Flaky(), "b": Brightness()}).run(items, out=out)
+        # parquet: the finished table knows its run, so its failed rows are retried on top of it
+        pq_out = tmp_path / "s.parquet"
+        _scorer({"flaky": Flaky(), "b": Brightness()}, batch_size=2).run(items, out=pq_out, retry_failed=False)
+        assert not (tmp_path / "s.parquet.parts").exists()
+        Flaky.broken = False  # the transient cause went away
+        flaky = Flaky()
+        fixed = _scorer({"flaky": flaky, "b": Brightness()}, batch_size=2).run(items, out=pq_out)
+        assert fixed.n_failed == 0 and fixed.summary["processed_now"] == 2 and fixed.summary["resumed"] == 2
+        assert sum(flaky.calls) == 2  # only the failed rows were scored again
+        t = pd.read_parquet(pq_out)
+        assert t["flaky"].tolist() == pytest.approx([200 / 255, 0, 150 / 255, 5 / 255], abs=1e-6)
+        assert t["error"].isna().all() and not (tmp_path / "s.parquet.parts").exists()
+    finally:
+        Flaky.broken = True
+
+
+def test_a_failed_member_reruns_its_whole_group(tmp_path):
+    items = [{"image": np.full((8, 8, 3), v, np.uint8), "prompt": p} for v, p in
+             ((100, "a"), (0, "a"), (50, "a"), (200, "b"), (220, "b"))]
+    out = tmp_path / "s.parquet"
+    Flaky.broken = True
+    try:
+        res = _scorer({"flaky": Flaky(), "spread": GroupSpread()}, batch_size=8).run(items, out=out, group_by="prompt")
+        assert res.n_failed == 1
+        Flaky.broken = False
+        spread = GroupSpread()
+        res = _scorer({"flaky": Flaky(), "spread": spread}, batch_size=8).run(items, out=out, group_by="prompt")
+        assert spread.calls == [[0, 0, 0]]  # group "a" whole again (a group value needs all its members)
+        assert res.n_failed == 0 and res.summary["processed_now"] == 3
+        assert res.table["spread"][:3].tolist() == pytest.approx([100 / 255] * 3, abs=1e-6)
+    finally:
+        Flaky.broken = True
+
+
+def test_finished_runs_overwrite_and_the_lock(tmp_path):
+    out = tmp_path / "s.parquet"
+    _scorer({"b": Brightness()}).run(_items([1, 2]), out=out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.parquet"]  # one results file, no parts, no lock
+    with pytest.raises(OutputExistsError, match="complete results table of a different run .rewards were"):
+        _scorer({"b": Brightness(), "f": Flaky()}).run(_items([1, 2]), out=out)
+    with pytest.raises(OutputExistsError, match="--no-resume never replaces a finished table.*--overwrite"):
+        _scorer({"b": Brightness()}).run(_items([1, 2]), out=out, resume=False)
+    res = _scorer({"b": Brightness(), "c": Brightness()}).run(_items([1, 2]), out=out, overwrite=True)
+    assert list(pd.read_parquet(out).columns[2:4]) == ["b", "c"] and res.summary["resumed"] == 0
+    with RunLock(out):  # another run holds the lock
+        with pytest.raises(OutputLockedError, match="another run .* is writing"):
+            _scorer({"b": Brightness()}).run(_items([1, 2]), out=out, overwrite=True)
+    assert isinstance(OutputExistsError("x"), ResumeMismatchError)
+
+
+def test_summary_counts_truthfully_when_every_row_fails(tmp_path):
+    items = [{"image": f"/nonexistent/{i}.png"} for i in range(8)]
+    res = _scorer({"b": Brightness()}).run(items)
+    s = res.summary
+    assert (s["rows"], s["failed"], s["scored"], s["processed_now"], s["scored_now"]) == (8, 8, 0, 8, 0)
+    assert s["scores"]["b"]["n"] == 0 and s["scores"]["b"]["mean"] is None
+    json.dumps(s)  # the JSON summary carries the same counts
