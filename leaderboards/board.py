@@ -39,8 +39,8 @@ COLUMNS = ["subject", "subject_kind", "judge", "suite", "split", "category", "me
 KEY = ["subject", "judge", "suite", "split", "category", "metric", "protocol"]
 REQUIRED = ["subject", "judge", "suite", "metric", "value", "protocol", "weights"]
 # metrics whose value is a speed or a size: they do not depend on the weights' values
-TIMING_METRICS = frozenset({"img_per_s", "speedup", "fraction_of_ceiling", "samples_per_s", "rss_mb",
-                            "rss_growth", "seconds"})
+TIMING_METRICS = frozenset({"img_per_s", "speedup", "fraction_of_ceiling", "time_ratio", "samples_per_s",
+                            "rss_mb", "seconds"})
 ENV_BOARDS = "REWARDBENCH_BOARDS"
 _RANDOM = re.compile(r"\brandom\b|pretrained\s*=\s*false|random[- ]weights", re.I)
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")

@@ -24,15 +24,15 @@ from pathlib import Path
 
 from .board import make_row
 
-TIMING_WEIGHTS = "random init (timing only: speed does not depend on weight values)"
-_THROUGHPUT = [  # (key in the JSON, category, metric)
-    ("1_ceiling_img_s", "batched forward (ceiling)", "img_per_s"),
-    ("2_scorer_img_s", "Scorer from files", "img_per_s"),
-    ("3_naive_img_s", "naive per-image loop", "img_per_s"),
-    ("3b_naive_reload_img_s", "naive loop, checkpoint reloaded per call", "img_per_s"),
-    ("2_over_1", "Scorer / ceiling", "fraction_of_ceiling"),
-    ("2_over_3", "Scorer / naive loop", "speedup"),
-    ("2_over_3b", "Scorer / naive loop with reloads", "speedup"),
+TIMING_WEIGHTS = "random init (timing and memory only: they do not depend on weight values)"
+_THROUGHPUT = [  # (key in the JSON, category, metric, key of the number of images it timed)
+    ("1_ceiling_img_s", "batched forward (ceiling)", "img_per_s", "images"),
+    ("2_scorer_img_s", "Scorer from files", "img_per_s", "images"),
+    ("3_naive_img_s", "naive per-image loop", "img_per_s", "naive_images_timed"),
+    ("3b_naive_reload_img_s", "naive loop, checkpoint reloaded per call", "img_per_s", "naive_reload_images_timed"),
+    ("2_over_1", "Scorer / ceiling", "fraction_of_ceiling", "images"),
+    ("2_over_3", "Scorer / naive loop", "speedup", "naive_images_timed"),
+    ("2_over_3b", "Scorer / naive loop with reloads", "speedup", "naive_reload_images_timed"),
 ]
 
 
@@ -44,7 +44,8 @@ def perf_rows(result: dict, *, source: str = "") -> list[dict]:
     """Rows of one ``bench_scoring.py`` JSON result: throughput, ratios, shared-backbone cost, memory."""
     env = result.get("env", {})
     machine, preset = _machine(env), env.get("preset") or "-"
-    command = f"benchmarks/perf/bench_scoring.py --preset {preset}" + (f" -> {source}" if source else "")
+    command = (f"rewardbench leaderboard --add-perf {source} (a bench_scoring.py --preset {preset} result)" if source
+               else f"bench_scoring.py --preset {preset}")
     rows = []
 
     def add(subject, category, metric, value, n, protocol):
@@ -53,17 +54,17 @@ def perf_rows(result: dict, *, source: str = "") -> list[dict]:
                                  split=machine, category=category, metric=metric, value=float(value), n=n,
                                  protocol=protocol, weights=TIMING_WEIGHTS, command=command))
 
+    dtype = env.get("dtype") if env.get("dtype") not in (None, "None") else "the reward's own"
     t = result.get("throughput") or {}
-    for key, category, metric in _THROUGHPUT:
-        add(t.get("reward"), category, metric, t.get(key), t.get("images"),
+    for key, category, metric, n_key in _THROUGHPUT:
+        add(t.get("reward"), category, metric, t.get(key), t.get(n_key, t.get("images")),
             f"timing: {t.get('images')} images of {t.get('image_size')} px, batch {t.get('batch_size')}, "
-            f"dtype {env.get('dtype', '-')}, median of interleaved rounds")
+            f"dtype {dtype}, interleaved rounds as bench_scoring.py reports them")
     s = result.get("shared_backbone") or {}
     if s:
         subject = "+".join(s.get("rewards", [])[:3])
-        add(subject, "3 rewards sharing a backbone / 1 reward", "speedup",
-            1.0 / s["shared_over_one"] if s.get("shared_over_one") else None, s.get("images"),
-            "timing: wall time of one reward divided by that of three rewards sharing one backbone")
+        add(subject, "3 rewards sharing a backbone, time / 1 reward's time", "time_ratio", s.get("shared_over_one"),
+            s.get("images"), "timing: wall time of three rewards sharing one backbone over that of one reward")
     m = result.get("memory") or {}
     for key, category in (("rss_after_10000_rows_mb", "resident memory after 10k rows"),
                           ("rss_after_100000_rows_mb", "resident memory after 100k rows")):
@@ -78,5 +79,5 @@ def ingest_perf(paths: Iterable[str | os.PathLike], board: str = "perf", *, root
     rows = []
     for p in paths:
         p = Path(p)
-        rows += perf_rows(json.loads(p.read_text()), source=p.name)
+        rows += perf_rows(json.loads(p.read_text()), source=str(p))
     return append_rows(board, rows, root=root)
