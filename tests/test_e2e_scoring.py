@@ -1,0 +1,71 @@
+"""Issue 13's done-when check, end to end on real Stable Diffusion images of three generators (the labelled
+set in ../shared/data/faces-calibration, read in place): `rewardbench score` with image and group rewards,
+grouped by prompt and model, gives one row per image with the manifest's columns, a per-group table, and a
+summary a reader can recompute from those two tables."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from rewardbench.cli_score import score
+
+MODELS = "jpeg-compressibility,nsfw,skin-tone-parity,vendi"
+
+
+@pytest.fixture
+def multi_model_manifest(shared_data, tmp_path):
+    labels = shared_data / "faces-calibration" / "labels.csv"
+    if not labels.is_file():
+        pytest.skip(f"{labels} not found (the labelled SD images live beside the checkout only)")
+    df = pd.read_csv(labels)
+    # 8 prompts x 3 generators, among them prompts with people (the images stay where they are)
+    with_faces = df.loc[df["human_faces"] > 0, "prompt"].unique()[:4].tolist()
+    others = [p for p in df["prompt"].unique() if p not in with_faces][:4]
+    df = df[df["prompt"].isin(with_faces + others)]
+    rows = [{"image": str(labels.parent / r.image), "prompt": r.prompt, "model": r.model, "category": r.category,
+             "prompt_id": int(r.prompt_id)} for r in df.itertuples()]
+    m = tmp_path / "m.jsonl"
+    m.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return m, pd.DataFrame(rows)
+
+
+def test_multi_model_manifest_end_to_end(multi_model_manifest, tmp_path):
+    m, manifest = multi_model_manifest
+    out, gt = tmp_path / "s.parquet", tmp_path / "g.parquet"
+    res = CliRunner().invoke(score, ["--model", MODELS, "--images", str(m), "--group-by", "prompt,model", "--out",
+                                     str(out), "--group-table", str(gt), "--json", "--no-progress",
+                                     "--num-workers", "0"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.output[res.output.index("{"):])["summary"]
+    t, g = pd.read_parquet(out), pd.read_parquet(gt)
+
+    # one row per image, in manifest order, with the manifest's columns as they were
+    assert len(t) == len(manifest) == 24
+    for col in ("image", "prompt", "model", "category", "prompt_id"):
+        assert t[col].tolist() == manifest[col].tolist(), col
+    # a per-group table: one row per (prompt, model), sizes adding up to the rows
+    assert len(g) == manifest.groupby(["prompt", "model"]).ngroups == summary["groups"] == 24
+    assert g["size"].sum() == len(t) and set(g.columns) >= {"prompt", "model", "size", "skin-tone-parity", "vendi"}
+    assert "skin-tone-parity.group_people" in g.columns  # faces found per group
+    # notes name their group by its key values
+    notes = t["skin-tone-parity.note"].dropna()
+    assert notes.str.startswith("group prompt=").sum() > 0 and not notes.str.contains(r"^group \d", regex=True).any()
+
+    # the summary, recomputed by a reader from the two tables
+    assert summary["rows"] == len(t) and summary["failed"] == int(t["error"].notna().sum())
+    assert summary["scored"] == int(t["error"].isna().sum())
+    for name in MODELS.split(","):
+        stats = summary["scores"][name]
+        per_group = stats["over"] == "groups"
+        values = (g if per_group else t)[name].dropna().astype(float)
+        assert per_group == (name in ("skin-tone-parity", "vendi"))
+        assert stats["n"] == len(values) and stats["of"] == len(g if per_group else t)
+        assert stats["mean"] == pytest.approx(values.mean(), rel=1e-6, abs=1e-9)
+        assert stats["std"] == pytest.approx(values.std(ddof=0), rel=1e-6, abs=1e-9)
+        assert (stats["min"], stats["max"]) == pytest.approx((values.min(), values.max()))
+    # a finished run: one results file, no parts, no lock
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.parquet", "m.jsonl", "s.parquet"]
