@@ -122,6 +122,43 @@ def append_rows(board: str, rows: Iterable[Mapping[str, Any]], *, root: str | os
     return path
 
 
+_STATS_PROTOCOL = {
+    "win_rate": "win rate vs {baseline}: paired by (prompt, seed); ties (|delta| <= {tie_tol:g}) count half; "
+                "prompt bootstrap",
+    "mean": "mean score over images; prompt bootstrap",
+    "bt_log_strength": "Bradley-Terry log-strength (sum over models = 0) from paired comparisons; prompt bootstrap",
+    "group_mean": "mean of the group-level reward over prompts; prompt bootstrap",
+}
+
+
+def rows_from_stats(stats_rows: pd.DataFrame, *, suite: str, weights: Mapping[str, str], split: str = "-",
+                    command: str | None = None) -> list[dict[str, Any]]:
+    """Board rows from `rewardbench.stats.result_rows` (generators judged by rewards: ``model`` becomes the
+    subject, ``judge`` the reward); ``weights`` maps each judge to the weights it ran with, so a judge with
+    random weights is refused when the rows are appended.
+
+        >>> import pandas as pd
+        >>> from rewardbench.stats import result_rows
+        >>> t = pd.DataFrame({"model": ["ft"] * 2 + ["base"] * 2, "prompt": ["a", "b"] * 2, "index": 0,
+        ...                   "judge": "jpeg-incompressibility", "score": [2.0, 1.0, 1.0, 1.0]})
+        >>> rows = rows_from_stats(result_rows(t, "base"), suite="toy", weights={"jpeg-incompressibility": "none"})
+        >>> [(r["subject"], r["metric"], r["value"], r["n"]) for r in rows]
+        [('base', 'mean', 1.0, 2), ('ft', 'mean', 1.5, 2), ('ft', 'win_rate', 0.75, 2)]
+    """
+    out = []
+    for r in stats_rows.to_dict("records"):
+        metric = r["metric"]
+        n = r.get("n_pairs") if metric in ("win_rate", "bt_log_strength") else r.get("n_images")
+        n = r.get("n_prompts") if n is None or n != n else n
+        protocol = _STATS_PROTOCOL.get(metric, metric).format(baseline=r.get("baseline"), tie_tol=r.get("tie_tol")
+                                                              if r.get("tie_tol") == r.get("tie_tol") else 0.0)
+        out.append(make_row(subject=r["model"], subject_kind="model", judge=r["judge"], suite=suite, split=split,
+                            category=r.get("category", "all"), metric=metric, value=r["value"], ci_low=r.get("ci_low"),
+                            ci_high=r.get("ci_high"), n=None if n is None or n != n else int(n), protocol=protocol,
+                            weights=weights.get(r["judge"]), command=command))
+    return out
+
+
 def read_board(board: str, *, root: str | os.PathLike | None = None) -> pd.DataFrame:
     """One board as a DataFrame with `COLUMNS` (FileNotFoundError naming the known boards)."""
     path = boards_dir(root) / f"{board}.csv"

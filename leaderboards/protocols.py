@@ -28,6 +28,10 @@ PROTOCOLS = {
                        "0.5 when either ties; pooled over pairs",
     "Kendall": "rank correlation (Kendall tau-b)",
     "Spearman": "rank correlation (Spearman rho)",
+    "win rate": "paired win rate of a model over the baseline under a judge: images paired by (prompt, seed), a "
+                "tie counts half; 95% interval by bootstrap over prompts",
+    "mean score": "mean of a judge's score over a model's images; 95% interval by bootstrap over prompts",
+    "Bradley-Terry": "Bradley-Terry log-strengths fitted to the paired comparisons of all models",
     "timing": "wall-clock measurement; random weights, since speed does not depend on their values",
 }
 

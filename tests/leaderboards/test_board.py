@@ -95,3 +95,23 @@ def test_perf_results_become_timing_rows(tmp_path):
         ratio = [r for r in rows if r["metric"] == "fraction_of_ceiling"][0]
         assert ratio["value"] == pytest.approx(cpu["throughput"]["2_over_1"])
         assert ratio["split"] == "CPU, 2 cores"
+
+
+def test_generator_rows_from_the_benchmark_statistics(tmp_path):
+    """What run-benchmark hands the writer: stats.result_rows -> rows_from_stats -> append_rows."""
+    from rewardbench.leaderboards.board import rows_from_stats
+    from rewardbench.stats import result_rows
+
+    scores = pd.DataFrame({"model": ["ft"] * 4 + ["base"] * 4, "prompt": ["a", "b", "c", "d"] * 2, "index": 0,
+                           "judge": "pickscore", "score": [3.0, 2.0, 2.0, 1.0, 1.0, 2.0, 1.0, 1.0]})
+    stats = result_rows(scores, "base", n_boot=200)
+    rows = rows_from_stats(stats, suite="drawbench", weights={"pickscore": "hub:yuvalkirstain/PickScore_v1"},
+                           command="rewardbench run-benchmark ...")
+    win = [r for r in rows if r["metric"] == "win_rate"][0]
+    assert win["subject"] == "ft" and win["subject_kind"] == "model" and win["judge"] == "pickscore"
+    assert win["value"] == pytest.approx(0.75) and win["n"] == 4 and "vs base" in win["protocol"]
+    append_rows("generators", rows, root=tmp_path)
+    assert len(read_board("generators", root=tmp_path)) == len(stats)
+    with pytest.raises(RandomWeightsError):
+        append_rows("generators", rows_from_stats(stats, suite="drawbench", weights={"pickscore": "random init"}),
+                    root=tmp_path)
