@@ -158,11 +158,13 @@ def evaluate(pset: PreferenceSet, scored: ScoredSet, *, protocol: str | None = N
 
 def run_agreement(dataset: str | PreferenceSet, rewards: Sequence[str], *, split: str | None = None,
                   path=None, limit: int | None = None, protocol: str | None = None,
-                  tie_threshold: float | None = None, tune_split: str | None = None, command: str | None = None,
-                  n_boot: int = 2000, seed: int | None = 0, **score_kw) -> AgreementResult:
+                  tie_threshold: float | None = None, tune_split: str | None = None, tune_path=None,
+                  calibration: PreferenceSet | None = None, command: str | None = None, n_boot: int = 2000,
+                  seed: int | None = 0, **score_kw) -> AgreementResult:
     """Load ``dataset`` (a name, a schema file or a `PreferenceSet`), score it with ``rewards`` and measure
-    agreement. For the ``pickapic`` protocol, ``tune_split`` (e.g. ``validation_unique``) picks each
-    reward's tie threshold on that split first, as PickScore's evaluation does; else ``tie_threshold``
+    agreement. For the ``pickapic`` protocol, each reward's tie threshold is first picked on a calibration
+    set, as PickScore's evaluation does on ``validation_unique``: ``calibration``, or split ``tune_split``
+    of the same dataset (from ``tune_path`` when the data is a local copy); otherwise ``tie_threshold``
     (default 0) is used as given."""
     if isinstance(dataset, PreferenceSet):
         pset = dataset
@@ -176,20 +178,24 @@ def run_agreement(dataset: str | PreferenceSet, rewards: Sequence[str], *, split
             pset = load_preference_set(dataset, split, path=path, limit=limit)
     thresholds: dict[str, float] = {}
     proto = protocol or pset.protocol
-    if tune_split is not None and proto == "pickapic":
-        calib = load_preference_set(pset.name, tune_split, limit=limit)
-        cs = score_set(calib, rewards, **score_kw)
+    if proto == "pickapic" and calibration is None and tune_split is not None:
+        if path is not None and tune_path is None:
+            raise ValueError("the data is a local copy: give the calibration split's copy too (--tune-data)")
+        calibration = load_preference_set(pset.name, tune_split, path=tune_path, limit=limit)
+    if proto == "pickapic" and calibration is not None:
+        cs = score_set(calibration, rewards, **score_kw)
         for r, per_item in cs.scores.items():
             ok = [i for i, s in enumerate(per_item) if np.isfinite(s).all()]
-            thresholds[r] = tune_tie_threshold([calib.items[i].human for i in ok], [per_item[i] for i in ok])
+            thresholds[r] = tune_tie_threshold([calibration.items[i].human for i in ok], [per_item[i] for i in ok])
     scored = score_set(pset, rewards, **score_kw)
     if not thresholds:
         thresholds = {r: float(tie_threshold or 0.0) for r in scored.scores}
     rows = evaluate(pset, scored, protocol=proto, tie_threshold=thresholds, n_boot=n_boot, seed=seed,
                     command=command)
-    if tune_split is not None and proto == "pickapic":
+    if proto == "pickapic" and calibration is not None:
+        where = tune_split or calibration.split
         rows["protocol"] = rows["protocol"].str.replace(r"^(pickapic \(tie threshold [0-9.]+)\)",
-                                                        rf"\1, tuned on {tune_split})", regex=True)
+                                                        rf"\1, tuned on {where})", regex=True)
     return AgreementResult(rows, scored, thresholds)
 
 

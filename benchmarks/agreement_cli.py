@@ -110,6 +110,8 @@ def _between_rewards(names, images, group_by, suite, kw, args):
               "drop-ties: tie when |s_i - s_j| <= this (default 0).")
 @click.option("--tune-ties-on", default=None, help="pickapic: pick each reward's tie threshold on this split "
               "first (e.g. validation_unique), as PickScore's evaluation does.")
+@click.option("--tune-data", default=None, type=click.Path(exists=True), help="A local copy of the --tune-ties-on "
+              "split (needed when --data is a local copy).")
 @click.option("--limit", type=int, default=None, help="Only the first N items (smoke runs).")
 @click.option("--between-rewards", is_flag=True, help="Compare the rewards with each other on --images.")
 @click.option("--images", default=None, help="--between-rewards: a scores table, manifest, folder or a built-in "
@@ -131,9 +133,9 @@ def _between_rewards(names, images, group_by, suite, kw, args):
 @click.option("--n-boot", type=int, default=2000, show_default=True, help="Bootstrap replicates.")
 @click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
 @click.option("--list-datasets", is_flag=True, help="List the known datasets and exit.")
-def agreement(dataset, split, data_path, rewards, protocol, tie_threshold, tune_ties_on, limit, between_rewards,
-              images, group_by, suite, heatmap, device, dtype, batch_size, weights, random_weights, out, scores_out,
-              board, boards_dir, n_boot, as_json, list_datasets):
+def agreement(dataset, split, data_path, rewards, protocol, tie_threshold, tune_ties_on, tune_data, limit,
+              between_rewards, images, group_by, suite, heatmap, device, dtype, batch_size, weights, random_weights,
+              out, scores_out, board, boards_dir, n_boot, as_json, list_datasets):
     """Agreement of rewards with human preference data (pairwise accuracy under the dataset's protocol, rank
     correlations, per-category rows), or of rewards with each other (--between-rewards)."""
     if list_datasets:
@@ -164,7 +166,8 @@ def agreement(dataset, split, data_path, rewards, protocol, tie_threshold, tune_
             from .agreement import run_agreement
 
             res = run_agreement(dataset, names, split=split, path=data_path, limit=limit, protocol=protocol,
-                                tie_threshold=tie_threshold, tune_split=tune_ties_on, command=args["command"],
+                                tie_threshold=tie_threshold, tune_split=tune_ties_on, tune_path=tune_data,
+                                command=args["command"],
                                 n_boot=n_boot, **kw)
             rows, scores = res.rows, res.scored.table
     except UnknownRewardError as e:

@@ -120,6 +120,38 @@ def test_pickapic_protocol_counts_human_ties(constructed):
     assert _value(rows, CONSTANT, protocol_prefix="drop-ties").value == 0.5
 
 
+def _pick_layout(path, n_ties: int, n_pairs: int, seed: int):
+    """Pick-a-Pic's hub layout: human ties between two images of the same detail (JPEG sizes a little apart),
+    clear pairs between very different detail (sizes far apart)."""
+    import io
+
+    def png(level, s):
+        buf = io.BytesIO()
+        _detail(level, s).save(buf, format="PNG")
+        return buf.getvalue()
+
+    rows = [{"caption": f"tie {i}", "jpg_0": png(20, seed + 2 * i), "jpg_1": png(20, seed + 2 * i + 1),
+             "label_0": 0.5, "label_1": 0.5, "has_label": True} for i in range(n_ties)]
+    rows += [{"caption": f"pair {i}", "jpg_0": png(40, seed + 50 + i), "jpg_1": png(1, seed + 80 + i),
+              "label_0": 1.0, "label_1": 0.0, "has_label": True} for i in range(n_pairs)]
+    pd.DataFrame(rows).to_parquet(path)
+    return path
+
+
+def test_pickapic_tie_threshold_tuned_on_a_calibration_split(tmp_path):
+    test = _pick_layout(tmp_path / "test.parquet", 4, 4, 0)
+    calib = _pick_layout(tmp_path / "validation.parquet", 4, 4, 1000)
+    untuned = run_agreement("pickapic-v2", [RIGHT], path=test, n_boot=100, progress=False).rows
+    assert _value(untuned, RIGHT, protocol_prefix="pickapic").value == pytest.approx((4 * 0.5 + 4) / 8)
+    res = run_agreement("pickapic-v2", [RIGHT], path=test, tune_split="validation_unique", tune_path=calib,
+                        n_boot=100, progress=False)
+    assert 0 < res.tie_thresholds[RIGHT] < 0.9
+    row = _value(res.rows, RIGHT, protocol_prefix="pickapic")
+    assert row.value == 1.0 and row.protocol.endswith("tuned on validation_unique)")
+    with pytest.raises(ValueError, match="--tune-data"):
+        run_agreement("pickapic-v2", [RIGHT], path=test, tune_split="validation_unique", progress=False)
+
+
 def test_real_photos_against_their_damaged_copies():
     pset = photo_distortion_set(photos=("astronaut", "coffee", "rocket", "camera"), size=128)
     rows = run_agreement(pset, [RIGHT, NEGATION], n_boot=300, progress=False).rows
