@@ -1,4 +1,5 @@
-"""Per-prompt caching of text features: each unique prompt is encoded once.
+"""Caches: text features per prompt (each unique prompt is encoded once) and per-batch results shared by
+copies of a model run on the same pixels (`SameBatchMemo`).
 
 Example:
     >>> import torch
@@ -64,3 +65,47 @@ class TextFeatureCache:
                 self._store[p] = f
             out.append(f)
         return torch.stack(out)
+
+
+class SameBatchMemo:
+    """Remembers what a function returned for the last few batch tensors, by the tensor itself (object
+    identity and in-place version, never its address) plus a key: rewards of one scoring batch that run
+    their own copy of a detector on the very same pixels (the harness hands every reward the same tensor)
+    compute once. Other tensors, or the same tensor changed in place, miss (tensors made under
+    ``torch.inference_mode`` keep no version counter: a checksum of their values stands in for it).
+
+    Example:
+        >>> import torch
+        >>> memo, calls = SameBatchMemo(), []
+        >>> x = torch.rand(2, 3, 4, 4)
+        >>> f = lambda: calls.append(1) or x.mean().item()
+        >>> memo.get(x, "k", f) == memo.get(x, "k", f), len(calls)
+        (True, 1)
+        >>> _ = x.add_(1); _ = memo.get(x, "k", f); len(calls)   # changed in place: computed again
+        2
+    """
+
+    def __init__(self, size: int = 4):
+        import weakref
+
+        self._weakref = weakref.ref
+        self.size = size
+        self._entries: list[tuple] = []  # (weakref to the tensor, its version, key, value)
+
+    @staticmethod
+    def _version(tensor: torch.Tensor):
+        if tensor.is_inference():
+            with torch.no_grad():
+                flat = tensor.detach().reshape(-1).double()
+                return float(flat.sum()), float((flat * flat).sum())
+        return tensor._version
+
+    def get(self, tensor: torch.Tensor, key, compute: Callable[[], object]):
+        version = self._version(tensor)
+        for ref, v, k, value in self._entries:
+            if ref() is tensor and v == version and k == key:
+                return value
+        value = compute()
+        self._entries = [e for e in self._entries if e[0]() is not None][-(self.size - 1):] if self.size > 1 else []
+        self._entries.append((self._weakref(tensor), version, key, value))
+        return value

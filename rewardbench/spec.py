@@ -29,13 +29,16 @@ class WeightSource:
       - ``"url"``: a direct download URL;
       - ``"file"``: a path on disk (absolute, or relative to ``$REWARDBENCH_WEIGHTS``);
       - ``"bundled"``: shipped inside an installed package (works offline).
-    sha256: the digest the source publishes, checked after download when given.
+    sha256: the digest the source publishes, checked after download when given (a prefix when that is
+      all the publisher gives, e.g. the 8 hex digits in open_clip's release file names; `url_digest`).
+    md5: the MD5 the source publishes, for publishers that give only that; checked the same way.
     """
 
     kind: WeightKind
     location: str
     filename: str | None = None
     sha256: str | None = None
+    md5: str | None = None
     revision: str | None = None
     note: str = ""
 

@@ -75,19 +75,53 @@ def _reachable(host: str, port: int = 443) -> bool:
 
 
 def _hub_offline() -> bool:
+    """True when the hub is switched off (``HF_HUB_OFFLINE``) or its endpoint (``HF_ENDPOINT``: host and
+    port) does not answer the reachability probe."""
     if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
         return True
-    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
-    host = urllib.parse.urlparse(endpoint).hostname or "huggingface.co"
-    return not _reachable(host)
+    endpoint = urllib.parse.urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    port = endpoint.port or (80 if endpoint.scheme == "http" else 443)
+    return not _reachable(endpoint.hostname or "huggingface.co", port)
 
 
-def sha256_of(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
+def sha256_of(path: str | os.PathLike, chunk: int = 1 << 20, algorithm: str = "sha256") -> str:
+    h = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(chunk), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def digest_mismatch(path: str | os.PathLike, src: WeightSource) -> str | None:
+    """Why the file at ``path`` is not what ``src`` publishes (its sha256, a published prefix of it, or
+    its md5), or None when it matches or nothing is published."""
+    if src.sha256 and not sha256_of(path).startswith(src.sha256.lower()):
+        return f"sha256 mismatch (expected {src.sha256}{'...' if len(src.sha256) < 64 else ''})"
+    if src.md5 and sha256_of(path, algorithm="md5") != src.md5.lower():
+        return f"md5 mismatch (expected {src.md5})"
+    return None
+
+
+def url_digest(url: str) -> str | None:
+    """The sha256 (or the prefix of it) a download URL publishes in its own path: OpenAI's CLIP URLs
+    carry the full digest as a folder (openai/CLIP ``clip.py`` checks it), open_clip's release files end
+    their names with its first hex digits (open_clip ``pretrained.py`` checks that prefix).
+
+    Example:
+        >>> url_digest("https://openaipublic.azureedge.net/clip/models/" + "ab" * 32 + "/ViT-B-32.pt")[:6]
+        'ababab'
+        >>> url_digest("https://github.com/mlfoundations/open_clip/releases/download/v0.2-weights/"
+        ...            "vit_b_32-quickgelu-laion400m_e32-46683a32.pt")
+        '46683a32'
+    """
+    import re
+
+    parts = urllib.parse.urlparse(url).path.split("/")
+    for part in parts[:-1]:
+        if re.fullmatch(r"[0-9a-f]{64}", part):
+            return part
+    tail = Path(parts[-1]).stem.rsplit("-", 1)[-1]
+    return tail if "mlfoundations/open_clip" in url and re.fullmatch(r"[0-9a-f]{8,64}", tail) else None
 
 
 def _looks_like_url(s: str) -> bool:
@@ -124,8 +158,9 @@ def _try_url(src: WeightSource, reward: str, attempts: list[str]) -> ResolvedWei
     target = cache_dir() / reward / name
     if target.is_file():
         return ResolvedWeights(target, src.describe())
-    host = urllib.parse.urlparse(src.location).hostname or ""
-    if not _reachable(host):
+    parsed = urllib.parse.urlparse(src.location)
+    host = parsed.hostname or ""
+    if not _reachable(host, parsed.port or (80 if parsed.scheme == "http" else 443)):
         attempts.append(f"URL {src.location}: not cached at {target}, and {host} is unreachable (offline)")
         return None
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -135,19 +170,21 @@ def _try_url(src: WeightSource, reward: str, attempts: list[str]) -> ResolvedWei
     except Exception as e:
         attempts.append(f"URL {src.location}: download failed ({type(e).__name__}: {e})")
         return None
-    if src.sha256 and sha256_of(tmp) != src.sha256:
+    bad = digest_mismatch(tmp, src)
+    if bad:
         tmp.unlink(missing_ok=True)
-        attempts.append(f"URL {src.location}: sha256 mismatch (expected {src.sha256})")
+        attempts.append(f"URL {src.location}: {bad}")
         return None
     tmp.replace(target)
     return ResolvedWeights(target, src.describe())
 
 
-def _try_local(path: Path, label: str, attempts: list[str], sha256: str | None = None) -> ResolvedWeights | None:
+def _try_local(path: Path, label: str, attempts: list[str], src: WeightSource | None = None) -> ResolvedWeights | None:
     path = path.expanduser()
     if path.exists():
-        if sha256 and path.is_file() and sha256_of(path) != sha256:
-            attempts.append(f"{label} {path}: sha256 mismatch (expected {sha256})")
+        bad = digest_mismatch(path, src) if src is not None and path.is_file() else None
+        if bad:
+            attempts.append(f"{label} {path}: {bad}")
             return None
         return ResolvedWeights(path, f"file:{path}")
     attempts.append(f"{label} {path}: does not exist")
@@ -204,7 +241,7 @@ def resolve_weights(sources: Sequence[WeightSource], *, reward: str,
             p = Path(src.location)
             if not p.is_absolute() and root:
                 p = Path(root) / p
-            found = _try_local(p, "file", attempts, src.sha256)
+            found = _try_local(p, "file", attempts, src)
         elif src.kind == "bundled":
             found = _try_local(bundled_path(src), f"bundled in {src.location.split(':')[0]}", attempts)
         else:  # pragma: no cover - RewardSpec validates kinds

@@ -6,7 +6,12 @@ The architecture is built from an ultralytics model yaml (``yolov8n.yaml`` ...) 
 or the official release URL (downloaded and cached by rewardbench.weights, which fails fast
 offline), read by ultralytics' own checkpoint loader in its weights-only mode (``torch_safe_load(...,
 safe_only=True)``: torch.load(weights_only=True) against ultralytics' allow-list of model classes),
-or a ``.safetensors`` state dict of the same architecture.
+or a ``.safetensors`` state dict of the same architecture. Where ultralytics' safe loader is not
+available (torch < 2.6, older ultralytics), ``.pt`` checkpoints are refused rather than unpickled
+(ultralytics itself would quietly fall back to an unrestricted ``torch.load``).
+
+Rewards of one scoring batch that run their own detector on the same pixels (GenEval's colour checks
+beside detection-score) share its detections (`rewardbench.cache.SameBatchMemo`): YOLO runs once per image.
 
 Preprocessing follows ultralytics' predictor (``LetterBox``: resize the longer side to ``imgsz``
 keeping the aspect ratio, pad with grey 114/255 to a square; pixels in [0, 1], RGB) and its NMS
@@ -31,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rewardbench.cache import SameBatchMemo
 from rewardbench.coco import COCO_CLASSES
 from rewardbench.spec import WeightSource
 
@@ -38,6 +44,7 @@ from rewardbench.spec import WeightSource
 # release publishes no checksums).
 YOLO_URL = "https://github.com/ultralytics/assets/releases/download/v8.3.0/{name}.pt"
 LETTERBOX_FILL = 114 / 255  # ultralytics/data/augment.py LetterBox: padding colour (114, 114, 114)
+_RECENT = SameBatchMemo(size=4)  # detections of the last batches, shared between detector copies
 
 
 def _quiet_ultralytics() -> None:
@@ -50,7 +57,31 @@ def _quiet_ultralytics() -> None:
 
 def yolo_weight_sources(model: str) -> tuple[WeightSource, ...]:
     return (WeightSource("url", YOLO_URL.format(name=model), filename=f"{model}.pt",
-                        note="ultralytics official COCO checkpoint (AGPL-3.0)"),)
+                         note="ultralytics official COCO checkpoint (AGPL-3.0); no checksum published"),)
+
+
+def safe_checkpoint_loader():
+    """ultralytics' weights-only checkpoint loader (``torch_safe_load`` with ``safe_only=True``), or a
+    `CheckpointMismatchError` when this torch/ultralytics cannot load that way: ultralytics would then
+    quietly run an unrestricted ``torch.load`` (arbitrary pickles), which rewardbench never does."""
+    import inspect
+
+    from rewardbench.weights import CheckpointMismatchError
+
+    _quiet_ultralytics()
+    import ultralytics
+    from ultralytics.nn import tasks
+
+    safe = getattr(tasks, "_SafeLoad", None)
+    loader = getattr(tasks, "torch_safe_load", None)
+    if safe is None or not getattr(safe, "SUPPORTED", False) or loader is None \
+            or "safe_only" not in inspect.signature(loader).parameters:
+        raise CheckpointMismatchError(
+            f"loading an ultralytics .pt checkpoint safely needs torch >= 2.6 and an ultralytics with "
+            f"torch_safe_load(safe_only=True) (here: torch {torch.__version__}, ultralytics "
+            f"{ultralytics.__version__}); rewardbench never falls back to unrestricted unpickling. Upgrade both, "
+            "or pass a .safetensors state dict of the same architecture")
+    return loader
 
 
 @dataclass
@@ -126,6 +157,7 @@ class YoloDetector(nn.Module):
         self.net = _random_net(model)
         self.names: tuple[str, ...] = COCO_CLASSES
         self.stride = int(self.net.stride.max())
+        self.weights_id = "random:seed0"  # every copy of the template has the same random weights
 
     # -- weights ----------------------------------------------------------------------------
     def load(self, path: str | os.PathLike) -> None:
@@ -133,11 +165,12 @@ class YoloDetector(nn.Module):
         from rewardbench.weights import CheckpointMismatchError, load_into, load_state_dict
 
         path = Path(path)
+        stat = path.stat() if path.exists() else None
+        self.weights_id = f"{path.resolve()}:{stat.st_size if stat else ''}:{stat.st_mtime_ns if stat else ''}"
         if path.suffix == ".safetensors" or path.is_dir():
             load_into(self.net, load_state_dict(path), source=str(path))
             return
-        from ultralytics.nn.tasks import torch_safe_load
-
+        torch_safe_load = safe_checkpoint_loader()
         try:
             ckpt, _ = torch_safe_load(str(path.resolve()), safe_only=True)
         except Exception as e:
@@ -166,8 +199,18 @@ class YoloDetector(nn.Module):
         x = F.pad(x, (left, self.imgsz - nw - left, top, self.imgsz - nh - top), value=LETTERBOX_FILL)
         return x, r, (left, top)
 
-    @torch.no_grad()
     def forward(self, pixels: torch.Tensor) -> list[Detections]:
+        # another copy of this detector (same settings and weights) may have just seen these very pixels
+        key = (self.model_name, self.imgsz, self.conf, self.iou, self.max_det, self.weights_id,
+               sum(p._version for p in self.net.parameters() if not p.is_inference()), str(self.net_device))
+        return list(_RECENT.get(pixels, key, lambda: self._detect(pixels)))
+
+    @property
+    def net_device(self) -> torch.device:
+        return next(self.net.parameters()).device
+
+    @torch.no_grad()
+    def _detect(self, pixels: torch.Tensor) -> list[Detections]:
         from ultralytics.utils.nms import non_max_suppression
 
         h, w = pixels.shape[-2:]

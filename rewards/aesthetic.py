@@ -44,7 +44,8 @@ __all__ = ["AestheticV2", "AestheticV1", "AestheticMLP", "load_aesthetic_head"]
 
 _V2_REPO = "https://github.com/christophschuhmann/improved-aesthetic-predictor"
 _V1_REPO = "https://github.com/LAION-AI/aesthetic-predictor"
-_LAION5B = "Schuhmann et al., LAION-5B: An open large-scale dataset for training next generation image-text models, arXiv 2210.08402"
+_LAION5B = ("Schuhmann et al., LAION-5B: An open large-scale dataset for training next generation image-text "
+            "models, arXiv 2210.08402")
 
 
 class AestheticMLP(nn.Module):
@@ -130,8 +131,10 @@ _V2_SPEC = RewardSpec(
                           note="no sha256 published; CLIP ViT-L/14 (OpenAI) loads separately"),
              # the same file (md5 b1047fd767a00134b8fd6529bf19521a), redistributed under MIT by ddpo-pytorch
              WeightSource("url", "https://github.com/kvablack/ddpo-pytorch/raw/main/ddpo_pytorch/assets/"
-                                 "sac%2Blogos%2Bava1-l14-linearMSE.pth", filename="sac+logos+ava1-l14-linearMSE.pth")),
-    license="head: no LICENSE in improved-aesthetic-predictor, MIT in ddpo-pytorch's copy; CLIP: MIT", paper=f"improved-aesthetic-predictor ({_V2_REPO}); {_LAION5B}",
+                                 "sac%2Blogos%2Bava1-l14-linearMSE.pth", filename="sac+logos+ava1-l14-linearMSE.pth",
+                          note="no sha256 published")),
+    license="head: no LICENSE in improved-aesthetic-predictor, MIT in ddpo-pytorch's copy; CLIP: MIT",
+    paper=f"improved-aesthetic-predictor ({_V2_REPO}); {_LAION5B}",
     description="LAION improved aesthetic predictor v2: MLP on normalised CLIP ViT-L/14 embeddings, ~1-10",
     tiny_config={"tiny": True},
 )
@@ -177,7 +180,8 @@ class AestheticV1(_Aesthetic):
 class AestheticV1B16(AestheticV1):
     spec = _V1_SPEC.replace(name="aesthetic-v1-b16", aliases=(), backbone="open_clip:ViT-B-16/openai",
                             weights=(_v1_source("vit_b_16"),),
-                            description="LAION aesthetic predictor v1: linear head on normalised CLIP ViT-B/16 embeddings")
+                            description="LAION aesthetic predictor v1: linear head on normalised CLIP ViT-B/16 "
+                                        "embeddings")
     arch = "ViT-B-16"
 
 
@@ -185,5 +189,6 @@ class AestheticV1B16(AestheticV1):
 class AestheticV1B32(AestheticV1):
     spec = _V1_SPEC.replace(name="aesthetic-v1-b32", aliases=(), backbone="open_clip:ViT-B-32/openai",
                             weights=(_v1_source("vit_b_32"),),
-                            description="LAION aesthetic predictor v1: linear head on normalised CLIP ViT-B/32 embeddings")
+                            description="LAION aesthetic predictor v1: linear head on normalised CLIP ViT-B/32 "
+                                        "embeddings")
     arch = "ViT-B-32"

@@ -81,7 +81,7 @@ from rewardbench import RewardOutput, RewardSpec, TextFeatureCache, WeightSource
 from rewardbench.model import BackboneReward
 from rewardbench.text import clip_tokenizer
 from rewardbench.transforms import CLIP_MEAN, CLIP_STD, clip_preprocess, normalize
-from rewardbench.weights import load_into, load_state_dict, resolve_weights
+from rewardbench.weights import load_into, load_state_dict, resolve_weights, url_digest
 
 __all__ = ["ClipBackbone", "build_clip", "load_clip_weights", "clip_weight_sources",
            "HF_CLIP_ARCHS", "ClipReward", "ClipScore",
@@ -436,8 +436,8 @@ def clip_weight_sources(arch: str, pretrained: str | None = "openai",
         repo = cfg["hf_hub"].rstrip("/")
         out.append(WeightSource("hub", repo, filename=HF_SAFE_WEIGHTS_NAME, note="open_clip weights"))
     if cfg.get("url"):
-        sha = _OPENAI_SHA256.get(arch) if pretrained == "openai" else None
-        out.append(WeightSource("url", cfg["url"], sha256=sha, note="open_clip weights"))
+        # the digest the URL itself publishes (OpenAI's full sha256, or open_clip's file-name prefix)
+        out.append(WeightSource("url", cfg["url"], sha256=url_digest(cfg["url"]), note="open_clip weights"))
     return tuple(out)
 
 

@@ -60,3 +60,35 @@ def assert_gradient_step_raises(reward, pixels, prompts, lr: float = 0.01) -> No
     with torch.no_grad():
         after = reward(step.clamp(0, 1), prompts).scores
     assert (after > before.detach()).all(), (before, after)
+
+
+@pytest.fixture
+def unreachable(monkeypatch, tmp_path):
+    """No network, whatever this machine has: the reachability probe answers no for every host, the hub
+    and weight caches are empty, and any download attempt is recorded (and fails). Yields the list of
+    attempted downloads, which an offline-failure test asserts to be empty."""
+    import huggingface_hub
+    import torch
+
+    from rewardbench import weights
+
+    attempts: list = []
+    monkeypatch.setattr(weights, "_reachable", lambda host, port=443: False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)  # the probe decides, as on a machine without network
+    monkeypatch.delenv("REWARDBENCH_WEIGHTS", raising=False)
+    for var, sub in (("HF_HOME", "hf"), ("HF_HUB_CACHE", "hf/hub"), ("REWARDBENCH_CACHE", "rb"), ("TORCH_HOME", "t")):
+        monkeypatch.setenv(var, str(tmp_path / "empty-caches" / sub))
+
+    def refuse(what):
+        def call(*a, **k):
+            if k.get("local_files_only"):  # a cache lookup is not a download
+                return real[what](*a, **k)
+            attempts.append((what, a, k))
+            raise OSError(f"{what}: no network in this test")
+        return call
+
+    real = {"hf_hub_download": huggingface_hub.hf_hub_download, "snapshot_download": huggingface_hub.snapshot_download}
+    monkeypatch.setattr(torch.hub, "download_url_to_file", refuse("download_url_to_file"))
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", refuse("hf_hub_download"))
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", refuse("snapshot_download"))
+    yield attempts

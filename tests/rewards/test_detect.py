@@ -78,3 +78,67 @@ def test_packed_detections_round_trip():
     back = unpack_detections(pack_detections(dets, max_det=5))
     assert [d.as_lists() for d in back] == [d.as_lists() for d in dets]
     assert [d.image_size for d in back] == [(40, 60), (8, 9)]
+
+
+def test_without_ultralytics_safe_loader_pt_checkpoints_are_refused(tiny_detector, tmp_path, monkeypatch):
+    from ultralytics.nn import tasks
+
+    from rewardbench import CheckpointMismatchError
+
+    torch.save({"model": tiny_detector.net}, tmp_path / "yolo.pt")
+    monkeypatch.setattr(tasks._SafeLoad, "SUPPORTED", False)  # e.g. torch < 2.6: ultralytics would unpickle freely
+
+    def unrestricted(*a, **k):
+        raise AssertionError("the checkpoint reached ultralytics' loader")
+
+    monkeypatch.setattr(tasks, "torch_safe_load", unrestricted)
+    det = YoloDetector("yolov8n", imgsz=64)
+    with pytest.raises(CheckpointMismatchError, match="never falls back to unrestricted unpickling.*safetensors"):
+        det.load(tmp_path / "yolo.pt")
+
+
+def test_copies_of_a_detector_detect_the_same_pixels_once(tiny_detector, tmp_path):
+    from safetensors.torch import save_file
+
+    calls = []
+    a, b = YoloDetector("yolov8n", imgsz=64, conf=1e-5), YoloDetector("yolov8n", imgsz=64, conf=1e-5)
+    for det in (a, b):
+        det.net.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
+    x = torch.rand(2, 3, 64, 64)
+    first = a(x)
+    again = b(x)  # another reward's copy, the same tensor: shared
+    assert calls == [2] and [d.scores.tolist() for d in again] == [d.scores.tolist() for d in first]
+    b(x.clone())  # other pixels (even if equal): detected
+    x.add_(0)  # changed in place: detected again
+    a(x)
+    c = YoloDetector("yolov8n", imgsz=64, conf=0.5)  # other settings
+    c.net.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
+    c(x)
+    assert calls == [2, 2, 2, 2]
+    # other weights under the same settings: detected with them
+    path = tmp_path / "w.safetensors"
+    save_file({k: v.contiguous() for k, v in b.net.state_dict().items()}, str(path))
+    b.load(path)
+    b(x)
+    assert calls == [2, 2, 2, 2, 2]
+
+
+def test_the_harness_runs_yolo_once_for_detection_and_geneval_rewards():
+    """detection-score shares its detector as a backbone; GenEval's colour check runs its own copy of the
+    detector on the same pixels: the copies share the detections, so YOLO runs once per image."""
+    import rewardbench
+    from rewardbench.harness import Scorer
+
+    calls = []
+    models = {}
+    for name in ("detection-score", "geneval-color", "geneval"):
+        torch.manual_seed(0)
+        models[name] = rewardbench.load_reward(name, pretrained=False, **rewardbench.get_spec(name).tiny_config)
+        models[name].detector.net.register_forward_hook(lambda m, i, o, n=name: calls.append((n, i[0].shape[0])))
+    items = [{"image": torch.rand(3, 48, 48), "prompt": p} for p in ("a red cat", "a dog", "two blue cars", "a cup")]
+    shared = Scorer(models, batch_size=4, num_workers=0, progress=False).run(items).table
+    assert [n for _, n in calls] == [4]  # one detector call for the batch, whichever reward made it
+    calls.clear()
+    for name, model in models.items():  # and each reward scores what it scores alone
+        alone = model(torch.stack([it["image"] for it in items]), [it["prompt"] for it in items]).scores
+        assert shared[name].tolist() == pytest.approx(alone.tolist(), abs=1e-6), name

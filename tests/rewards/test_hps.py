@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import torch
 from PIL import Image
@@ -90,13 +88,10 @@ def test_an_hps_style_checkpoint_loads(tmp_path, hps):
         torch.testing.assert_close(dst(x, PROMPTS).scores, src(x, PROMPTS).scores)
 
 
-def test_missing_hps_weights_fail_fast_offline(monkeypatch, hps):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.delenv("REWARDBENCH_WEIGHTS", raising=False)
-    t = time.perf_counter()
-    with pytest.raises(WeightsNotFoundError, match="xswu/HPSv2 file HPS_v2_compressed.pt"):
+def test_missing_hps_weights_fail_offline_without_downloading(unreachable, hps):
+    with pytest.raises(WeightsNotFoundError, match="xswu/HPSv2 file HPS_v2_compressed.pt: not in the local hub cache"):
         hps.load_pretrained()
-    assert time.perf_counter() - t < 15
+    assert unreachable == []
 
 
 def test_a_gradient_step_on_the_pixels_raises_hps(hps):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -186,15 +185,10 @@ def test_med_config_beside_the_checkpoint_is_checked(tmp_path):
         model.load_pretrained(tmp_path)
 
 
-def test_offline_load_fails_fast_and_says_how_to_fix(monkeypatch, tmp_path):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty hub cache
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
-    monkeypatch.delenv("REWARDBENCH_WEIGHTS", raising=False)
-    start = time.monotonic()
+def test_offline_load_fails_and_says_how_to_fix(unreachable):
     with pytest.raises(WeightsNotFoundError) as e:
         rewardbench.load_reward("imagereward", **TINY)
-    assert time.monotonic() - start < 5.0
+    assert unreachable == []  # no download was tried
     msg = str(e.value)
     assert "THUDM/ImageReward" in msg and "ImageReward.pt" in msg
     assert "weights=PATH" in msg and "--weights" in msg

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import torch
 
@@ -67,13 +65,10 @@ def test_a_transformers_checkpoint_loads(tmp_path, pick):
         torch.testing.assert_close(dst(x, PROMPTS).scores, expected)
 
 
-def test_missing_pickscore_weights_fail_fast_offline(monkeypatch, pick):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.delenv("REWARDBENCH_WEIGHTS", raising=False)
-    t = time.perf_counter()
-    with pytest.raises(WeightsNotFoundError, match="yuvalkirstain/PickScore_v1"):
+def test_missing_pickscore_weights_fail_offline_without_downloading(unreachable, pick):
+    with pytest.raises(WeightsNotFoundError, match="yuvalkirstain/PickScore_v1.*the hub is unreachable"):
         pick.load_pretrained()
-    assert time.perf_counter() - t < 15
+    assert unreachable == []
 
 
 def test_a_gradient_step_on_the_pixels_raises_pickscore(pick):
