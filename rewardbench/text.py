@@ -1,4 +1,5 @@
-"""Offline text tokenisers: the CLIP BPE as an HF ``CLIPTokenizer``, from open_clip's bundled vocabulary."""
+"""Offline text tokenisers (the CLIP BPE as an HF ``CLIPTokenizer``, from open_clip's bundled vocabulary) and
+notes for prompts longer than a model's token limit (`truncation_notes`)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import functools
 import gzip
 from pathlib import Path
 
-__all__ = ["clip_tokenizer", "clip_bpe_path"]
+__all__ = ["clip_tokenizer", "clip_bpe_path", "token_count", "truncation_notes"]
 
 # open_clip/tokenizer.py SimpleTokenizer: `merges = merges[1:49152-256-2+1]` (line 0 is a version header)
 _N_MERGES = 49152 - 256 - 2
@@ -62,3 +63,40 @@ def clip_tokenizer(model_max_length: int = 77):
 
     vocab, merges = _clip_bpe()
     return CLIPTokenizer(vocab=dict(vocab), merges=list(merges), model_max_length=model_max_length)
+
+
+def token_count(tokenizer, text: str) -> int:
+    """Tokens of ``text`` with its start and end tokens, before any truncation: for an HF tokenizer,
+    open_clip's ``SimpleTokenizer`` (BPE ids + start/end) or open_clip's ``HFTokenizer`` wrapper.
+
+    Example:
+        >>> token_count(clip_tokenizer(), "a photo of a cat")
+        7
+    """
+    if hasattr(tokenizer, "encode") and hasattr(tokenizer, "sot_token_id"):  # open_clip SimpleTokenizer
+        return len(tokenizer.encode(text)) + 2
+    inner = getattr(tokenizer, "tokenizer", None)  # open_clip HFTokenizer wraps an HF tokenizer
+    hf = inner if inner is not None and callable(inner) else tokenizer
+    return len(hf(text, truncation=False, add_special_tokens=True, verbose=False)["input_ids"])
+
+
+def truncation_notes(tokenizer, prompts: list[str], limit: int, counts: dict[str, int] | None = None) -> list[str]:
+    """Per prompt, a note when the model sees only the first ``limit`` of its tokens ("" when it fits):
+    the per-row detail that tells a researcher a long prompt was scored cut. ``counts`` caches token
+    counts per prompt across calls.
+
+    Example:
+        >>> notes = truncation_notes(clip_tokenizer(), ["a cat", "a very " * 80 + "long prompt"], 77)
+        >>> notes[0], notes[1]
+        ('', 'prompt cut to the model limit: 77 of its 164 tokens kept')
+    """
+    counts = {} if counts is None else counts
+    out = []
+    for p in prompts:
+        n = counts.get(p)
+        if n is None:
+            n = counts[p] = token_count(tokenizer, p)
+            if len(counts) > 65536:
+                counts.clear()
+        out.append("" if n <= limit else f"prompt cut to the model limit: {limit} of its {n} tokens kept")
+    return out

@@ -79,7 +79,7 @@ from torch import nn
 
 from rewardbench import RewardOutput, RewardSpec, TextFeatureCache, WeightSource, register_reward
 from rewardbench.model import BackboneReward
-from rewardbench.text import clip_tokenizer
+from rewardbench.text import clip_tokenizer, truncation_notes
 from rewardbench.transforms import CLIP_MEAN, CLIP_STD, clip_preprocess, normalize
 from rewardbench.weights import load_into, load_state_dict, resolve_weights, url_digest
 
@@ -205,6 +205,7 @@ class ClipBackbone(nn.Module):
                              "it needs library='transformers'")
         self.long_prompts = long_prompts
         self.text_cache = TextFeatureCache(self._encode_text_uncached)
+        self._token_counts: dict[str, int] = {}  # untruncated length per prompt, for `prompt_notes`
         self.weights_used = "random init (not loaded)"
 
     # -- image tower -----------------------------------------------------------------------
@@ -282,6 +283,10 @@ class ClipBackbone(nn.Module):
         """Prompts → L2-normalised features ``[N,D]`` (float32); each unique prompt is encoded once
         (and remembered across calls until the weights change)."""
         return self.text_cache(list(prompts)).to(self._device())
+
+    def prompt_notes(self, prompts: Sequence[str]) -> list[str]:
+        """Per prompt, a note when it is longer than the context and the model sees it cut ("" otherwise)."""
+        return truncation_notes(self.tokenizer, list(prompts), self.context_length, self._token_counts)
 
     @property
     def text_calls(self) -> int:
@@ -555,10 +560,11 @@ class ClipScore(ClipReward):
 
     def score_embeddings(self, image_embeds, prompts, groups) -> RewardOutput:
         img = F.normalize(image_embeds.float(), dim=-1)
-        txt = self.backbone.encode_text([self.prompt_prefix + p for p in prompts])
+        texts = [self.prompt_prefix + p for p in prompts]
+        txt = self.backbone.encode_text(texts)
         cos = (img * txt).sum(-1)  # [B]
         scores = self.scale * (cos.clamp(min=0) if self.clamp_at_zero else cos)
-        return RewardOutput(scores, {"cosine": cos.detach()})
+        return RewardOutput(scores, {"cosine": cos.detach(), "prompt_note": self.backbone.prompt_notes(texts)})
 
     def load_pretrained(self, weights=None) -> str:
         self.weights_used = load_clip_weights(self.backbone, weights, reward=self.spec.name)

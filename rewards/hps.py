@@ -71,7 +71,8 @@ class HPSv2(ClipReward):
     def score_embeddings(self, image_embeds, prompts, groups) -> RewardOutput:
         img = F.normalize(image_embeds.float(), dim=-1)
         txt = self.backbone.encode_text(prompts)
-        return RewardOutput((img * txt).sum(-1))  # diag(img @ txt.T), hpsv2/img_score.py
+        return RewardOutput((img * txt).sum(-1),  # diag(img @ txt.T), hpsv2/img_score.py
+                            {"prompt_note": self.backbone.prompt_notes(prompts)})
 
     def load_pretrained(self, weights: str | os.PathLike | None = None) -> str:
         self.weights_used = load_clip_weights(self.backbone, weights, reward=self.spec.name, sources=self.spec.weights)

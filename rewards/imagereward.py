@@ -37,6 +37,7 @@ from torch import nn
 
 from rewardbench import RewardModel, RewardOutput, RewardSpec, WeightSource, register_reward
 from rewardbench.cache import TextFeatureCache
+from rewardbench.text import truncation_notes
 from rewardbench.transforms import CLIP_MEAN, CLIP_STD, clip_preprocess, pil_clip_preprocess
 
 # --- official constants (image-reward 1.5, ImageReward/ImageReward.py, class ImageReward) -----------
@@ -314,10 +315,11 @@ class ImageReward(RewardModel):
         name="imagereward", aliases=("image-reward", "ImageReward", "imagereward-v1.0"),
         category="preference", higher_is_better=True, range=(-2.5, 2.5), granularity="image",
         differentiable=True, needs_prompt=True,
-        backbone="blip:vit-large-16-224/imagereward-v1.0",  # ViT fine-tuned inside ImageReward: shared by no other reward
+        backbone="blip:vit-large-16-224/imagereward-v1.0",  # fine-tuned inside ImageReward: shared by no other reward
         weights=(
             WeightSource("hub", HUB_REPO, filename=CHECKPOINT,
-                         note="official checkpoint (a torch pickle, loaded with weights_only=True); no sha256 published"),
+                         note="official checkpoint (a torch pickle, loaded with weights_only=True); "
+                              "no sha256 published"),
             WeightSource("hub", HUB_REPO, filename="med_config.json",
                          note="BLIP text-encoder config; its values are built in and checked when the file is at hand"),
         ),
@@ -348,6 +350,7 @@ class ImageReward(RewardModel):
         self._tokenizer_source = tokenizer
         self._tokenizer = None
         self._tokens = TextFeatureCache(self._tokenize_unique, max_size=4096)
+        self._token_counts: dict[str, int] = {}  # untruncated length per prompt, for the notes of long prompts
 
     # -- text ---------------------------------------------------------------------------------------
     @property
@@ -377,12 +380,13 @@ class ImageReward(RewardModel):
         text = self.text(ids, mask, image_tokens)  # (B, 35, text_width)
         return self.head(text[:, 0]).squeeze(-1).float()  # [CLS] state -> MLP, as ImageReward.score
 
-    def _output(self, raw: torch.Tensor) -> RewardOutput:
-        return RewardOutput((raw - SCORE_MEAN) / SCORE_STD, {"raw": raw})
+    def _output(self, raw: torch.Tensor, prompts: Sequence[str]) -> RewardOutput:
+        notes = truncation_notes(self.tokenizer, list(prompts), MAX_TOKENS, self._token_counts)
+        return RewardOutput((raw - SCORE_MEAN) / SCORE_STD, {"raw": raw, "prompt_note": notes})
 
     def score(self, pixels: torch.Tensor, prompts: list[str], groups: torch.Tensor | None) -> RewardOutput:
         x = clip_preprocess(pixels.float(), self.image_size, MEAN, STD, mode="bicubic")
-        return self._output(self.raw_from_preprocessed(x, prompts))
+        return self._output(self.raw_from_preprocessed(x, prompts), prompts)
 
     def score_pil(self, images: Sequence[Any], prompts: Sequence[str] | str) -> RewardOutput:
         """Score files or PIL images with the official PIL preprocessing (PIL bicubic resize of the
@@ -415,7 +419,7 @@ class ImageReward(RewardModel):
                 raise TypeError(f"images[{i}]: score_pil takes paths or PIL images, got {type(item).__name__}")
             pils.append(item)
         x = torch.stack([pil_clip_preprocess(im, self.image_size, MEAN, STD) for im in pils]).to(self.device)
-        return self._output(self.raw_from_preprocessed(x, prompt_list))
+        return self._output(self.raw_from_preprocessed(x, prompt_list), prompt_list)
 
     # -- weights --------------------------------------------------------------------------------------
     def load_pretrained(self, weights: str | os.PathLike | None = None) -> str:

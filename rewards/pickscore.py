@@ -60,7 +60,8 @@ class PickScore(ClipReward):
         img = F.normalize(image_embeds.float(), dim=-1)
         txt = self.backbone.encode_text(prompts)
         cos = (img * txt).sum(-1)
-        return RewardOutput(self.backbone.logit_scale * cos, {"cosine": cos.detach()})
+        return RewardOutput(self.backbone.logit_scale * cos,
+                            {"cosine": cos.detach(), "prompt_note": self.backbone.prompt_notes(prompts)})
 
     def load_pretrained(self, weights: str | os.PathLike | None = None) -> str:
         self.weights_used = load_clip_weights(self.backbone, weights, reward=self.spec.name, sources=self.spec.weights)
