@@ -122,6 +122,9 @@ class _DiversityReward(RewardModel):
     """
 
     default_pixel_resize = "pil"
+    # a batch of mixed sizes comes as a list: each image is embedded at its own size (as the official
+    # pixel_vendi_score resizes each image), not stretched to a common shape first
+    accepts_ragged = True
 
     def __init__(self, encoder: str = "pixels", encoder_config: dict[str, Any] | None = None,
                  pixel_size: int = PIXEL_SIZE, pixel_resize: str | None = None) -> None:
@@ -151,7 +154,9 @@ class _DiversityReward(RewardModel):
         self.weights_used = f"encoder {self.encoder_name}: {self.encoder.weights_used}"
         return self.weights_used
 
-    def embed(self, pixels: torch.Tensor) -> torch.Tensor:
+    def embed(self, pixels: torch.Tensor | list[torch.Tensor]) -> torch.Tensor:
+        if isinstance(pixels, list):  # [3, H, W] images of different sizes
+            return torch.cat([self.embed(p[None]) for p in pixels])
         if self.encoder is None:
             return pixel_embeddings(pixels, self.pixel_size, self.pixel_resize)
         return self.encoder.embed_images(pixels)
@@ -162,18 +167,19 @@ class _DiversityReward(RewardModel):
 
     def score(self, pixels, prompts, groups) -> RewardOutput:
         emb = self.embed(pixels)  # (B, D)
-        size = torch.empty(pixels.shape[0], dtype=torch.long)
+        n, device = emb.shape[0], emb.device
+        size = torch.empty(n, dtype=torch.long)
         notes: dict[int, str] = {}
         values = []
         for gid, idx in iter_groups(groups):
-            idx_d = idx.to(pixels.device)
+            idx_d = idx.to(device)
             v = self._group_value(emb[idx_d])
             if len(idx) == 1:
                 notes[gid] = f"group {gid}: a single image; diversity of one image is {float(v):g} by definition"
             values.append((idx_d, v))
             size[idx] = len(idx)
         # assemble without in-place writes so gradients reach every group's pixels
-        scores = torch.zeros(pixels.shape[0], dtype=torch.float32, device=pixels.device)
+        scores = torch.zeros(n, dtype=torch.float32, device=device)
         for idx_d, v in values:
             scores = scores.index_add(0, idx_d, v.float().expand(len(idx_d)))
         return RewardOutput(scores, {"group_size": size, "note": group_note(notes, groups)})

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -96,6 +97,13 @@ def test_pixel_vendi_follows_the_official_pil_resize_and_torch_stays_close(photo
     assert float(rewardbench.load_reward("vendi")(x).scores[0]) == pytest.approx(official, rel=1e-6)
     torch_path = float(rewardbench.load_reward("vendi", pixel_resize="torch")(x).scores[0])
     assert torch_path == pytest.approx(official, rel=1e-2) and torch_path != pytest.approx(official, rel=1e-7)
+    # images of different sizes are each resized from their own size, as the official code does
+    mixed = [x[0, :, :200, :], x[1], x[2, :, 50:, 100:], x[3], x[4, :, :, :333]]
+    u8 = [(m.permute(1, 2, 0) * 255).round().to(torch.uint8).numpy() for m in mixed]
+    from PIL import Image
+    ref = np.stack([np.array(Image.fromarray(a).resize((32, 32))).flatten() for a in u8]).astype(np.float64)
+    assert float(rewardbench.load_reward("vendi")(mixed).scores[0]) == pytest.approx(
+        float(dv.vendi_score(torch.from_numpy(ref))), rel=1e-6)
     assert rewardbench.load_reward("pairwise-cosine-distance").pixel_resize == "torch"
     with pytest.raises(ValueError, match="pixel_resize"):
         rewardbench.load_reward("vendi", pixel_resize="nearest")
