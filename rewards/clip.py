@@ -205,7 +205,6 @@ class ClipBackbone(nn.Module):
                              "it needs library='transformers'")
         self.long_prompts = long_prompts
         self.text_cache = TextFeatureCache(self._encode_text_uncached)
-        self._token_counts: dict[str, int] = {}  # untruncated length per prompt, for `prompt_notes`
         self.weights_used = "random init (not loaded)"
 
     # -- image tower -----------------------------------------------------------------------
@@ -283,10 +282,6 @@ class ClipBackbone(nn.Module):
         """Prompts → L2-normalised features ``[N,D]`` (float32); each unique prompt is encoded once
         (and remembered across calls until the weights change)."""
         return self.text_cache(list(prompts)).to(self._device())
-
-    def prompt_notes(self, prompts: Sequence[str]) -> list[str]:
-        """Per prompt, a note when it is longer than the context and the model sees it cut ("" otherwise)."""
-        return truncation_notes(self.tokenizer, list(prompts), self.context_length, self._token_counts)
 
     @property
     def text_calls(self) -> int:
@@ -509,6 +504,10 @@ class ClipReward(BackboneReward):
     def embed_images(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.backbone.encode_image(pixels)
 
+    def prompt_notes(self, texts: list[str]) -> list[str]:
+        """A note per text the text tower sees cut to its context ("" when it fits): ``details["prompt_note"]``."""
+        return truncation_notes(self.backbone.tokenizer, texts, self.backbone.context_length)
+
     @property
     def text_calls(self) -> int:
         """Text-encoder calls so far (one per batch with new prompts; 0 for prompt-free rewards)."""
@@ -564,7 +563,7 @@ class ClipScore(ClipReward):
         txt = self.backbone.encode_text(texts)
         cos = (img * txt).sum(-1)  # [B]
         scores = self.scale * (cos.clamp(min=0) if self.clamp_at_zero else cos)
-        return RewardOutput(scores, {"cosine": cos.detach(), "prompt_note": self.backbone.prompt_notes(texts)})
+        return RewardOutput(scores, {"cosine": cos.detach(), "prompt_note": self.prompt_notes(texts)})
 
     def load_pretrained(self, weights=None) -> str:
         self.weights_used = load_clip_weights(self.backbone, weights, reward=self.spec.name)

@@ -72,7 +72,7 @@ class HPSv2(ClipReward):
         img = F.normalize(image_embeds.float(), dim=-1)
         txt = self.backbone.encode_text(prompts)
         return RewardOutput((img * txt).sum(-1),  # diag(img @ txt.T), hpsv2/img_score.py
-                            {"prompt_note": self.backbone.prompt_notes(prompts)})
+                            {"prompt_note": self.prompt_notes(prompts)})
 
     def load_pretrained(self, weights: str | os.PathLike | None = None) -> str:
         self.weights_used = load_clip_weights(self.backbone, weights, reward=self.spec.name, sources=self.spec.weights)

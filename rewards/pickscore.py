@@ -61,7 +61,7 @@ class PickScore(ClipReward):
         txt = self.backbone.encode_text(prompts)
         cos = (img * txt).sum(-1)
         return RewardOutput(self.backbone.logit_scale * cos,
-                            {"cosine": cos.detach(), "prompt_note": self.backbone.prompt_notes(prompts)})
+                            {"cosine": cos.detach(), "prompt_note": self.prompt_notes(prompts)})
 
     def load_pretrained(self, weights: str | os.PathLike | None = None) -> str:
         self.weights_used = load_clip_weights(self.backbone, weights, reward=self.spec.name, sources=self.spec.weights)
