@@ -197,14 +197,22 @@ class BatchEngine:
             rows.append(row)
         return rows
 
-    def _call(self, s: RewardSlot, idx: list[int], db: DeviceBatch) -> RewardOutput:
-        if s.spec.granularity != "group":
-            return s.model(db.pixels(idx), [db.prompts[i] for i in idx], None)
-        ids: dict[Any, int] = {}
-        local = [ids.setdefault(db.group_keys[i], len(ids)) for i in idx]
-        out = s.model(db.pixels(idx), [db.prompts[i] for i in idx],
-                      torch.tensor(local, dtype=torch.long, device=self.device))
-        if self.group_mode:  # notes name a group by its key values, not by its id within this call
+    def _call(self, s: RewardSlot, idx: list[int], db: DeviceBatch, feats: dict[int, torch.Tensor] | None = None
+              ) -> RewardOutput:
+        """Reward ``s`` on rows ``idx``: its forward on the pixels, or its head on shared backbone
+        ``feats``; group rewards get group ids local to the call and their notes relabelled."""
+        groups, ids, local = None, {}, []
+        if s.spec.granularity == "group":
+            local = [ids.setdefault(db.group_keys[i], len(ids)) for i in idx]
+            groups = torch.tensor(local, dtype=torch.long, device=self.device)
+        prompts = [db.prompts[i] for i in idx]
+        if feats is None:
+            out = s.model(db.pixels(idx), prompts, groups)
+        else:
+            ps = s.model.check_prompts(prompts, len(idx))
+            out = s.model.check_output(s.model.score_embeddings(torch.stack([feats[i] for i in idx]), ps, groups),
+                                       len(idx))
+        if groups is not None and self.group_mode:  # notes name a group by its key values, not its id in this call
             labels = {gid: group_label(key, self.group_mode) for key, gid in ids.items()}
             for k, v in out.details.items():
                 if isinstance(v, list) and len(v) == len(idx) and any(isinstance(x, str) for x in v):
@@ -272,10 +280,7 @@ class BatchEngine:
                 continue
             t = time.perf_counter()
             try:
-                ps = s.model.check_prompts([db.prompts[i] for i in idx], len(idx))
-                out = s.model.check_output(s.model.score_embeddings(torch.stack([feats[i] for i in idx]), ps, None),
-                                           len(idx))
-                db.scores.record(s.name, idx, out)
+                db.scores.record(s.name, idx, self._call(s, idx, db, feats))
                 s.seconds += time.perf_counter() - t
                 s.calls += 1
             except Exception:

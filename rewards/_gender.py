@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import functools
+import math
 from typing import Any, ClassVar
 
 import numpy as np
@@ -107,19 +108,17 @@ def _age_gender_models():
 
 
 class NudeNetGenderClassifier(GenderClassifier):
-    """P(female) = s_female / (s_female + s_male) from NudeNet's FACE_FEMALE / FACE_MALE scores;
-    needs faces found by the ``nudenet`` detector."""
+    """P(female) = s_female / (s_female + s_male) from NudeNet's FACE_FEMALE / FACE_MALE scores,
+    which a face carries when NudeNet found it (``detector="nudenet"``) or a NudeNet face box
+    overlaps it (the people pipeline matches them); NaN for a face NudeNet did not see."""
 
     name = "nudenet"
 
     def p_female(self, pixels, image, faces):
         out = []
         for f in faces:
-            if "female" not in f.classes:
-                raise ValueError("gender='nudenet' needs faces from detector='nudenet' "
-                                 "(they carry FACE_FEMALE/FACE_MALE scores)")
-            s_f, s_m = f.classes["female"], f.classes["male"]
-            out.append(s_f / (s_f + s_m) if s_f + s_m > 0 else 0.5)
+            s_f, s_m = f.classes.get("female", math.nan), f.classes.get("male", math.nan)
+            out.append(s_f / (s_f + s_m) if s_f + s_m > 0 else math.nan)
         return out
 
     def provenance(self):

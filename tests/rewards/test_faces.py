@@ -1,11 +1,12 @@
-"""rewards/_faces.py: the three bundled face detectors on real photos, their boxes, sizes and order."""
+"""rewards/_faces.py: the bundled face detectors on real photos, their boxes, sizes and order; BlazeFace's
+confirmation rule."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from rewardbench.rewards._faces import FACE_DETECTORS, build_face_detector
+from rewardbench.rewards._faces import DEFAULT_FACE_DETECTOR, FACE_DETECTORS, BlazeFaceDetector, build_face_detector
 
 PEOPLE = ("astronaut", "grace_hopper")
 NO_PEOPLE = ("coffee", "rocket")
@@ -27,7 +28,7 @@ def test_faces_found_in_portraits_and_not_in_photos_without_people(backend, phot
 
 
 def test_face_boxes_of_different_backends_agree(photos):
-    """Three independent detectors put the astronaut's face in the same place (IoU > 0.5)."""
+    """Four independent detectors put the astronaut's face in the same place (IoU > 0.5)."""
     boxes = {b: build_face_detector(b).detect([photos["astronaut"]])[0][0].box for b in FACE_DETECTORS}
 
     def iou(a, b):
@@ -64,3 +65,28 @@ def test_detector_rejects_bad_input():
         build_face_detector("haar").detect([np.zeros((8, 8), np.float32)])
     with pytest.raises(ValueError, match="unknown face detector"):
         build_face_detector("retinaface")
+    with pytest.raises(ValueError, match="min_score <= sure_score"):
+        build_face_detector("blazeface", min_score=0.7, sure_score=0.6)
+    with pytest.raises(ValueError, match="BlazeFace model"):
+        build_face_detector("blazeface", model="huge")
+
+
+def test_blazeface_keeps_sure_faces_and_asks_facemesh_about_the_rest(photos, monkeypatch):
+    """The default rule: score >= sure_score is kept; min_score..sure_score is kept only if FaceMesh confirms."""
+    from rewardbench.rewards import _faces
+
+    assert DEFAULT_FACE_DETECTOR == "blazeface" and isinstance(build_face_detector(), BlazeFaceDetector)
+    asked = []
+
+    def mesh(image, box, eyes=None):
+        asked.append(box)
+        return verdict
+
+    monkeypatch.setattr(_faces, "facemesh_face_score", mesh)
+    im = photos["astronaut"]  # one face, BlazeFace score ~0.94
+    for verdict, sure, expected_faces, expected_asks in [(0.0, 0.5, 1, 0), (0.0, 0.99, 0, 1), (0.95, 0.99, 1, 1)]:
+        asked.clear()
+        faces = build_face_detector("blazeface", sure_score=sure).detect([im])[0]
+        assert (len(faces), len(asked)) == (expected_faces, expected_asks), (verdict, sure)
+    (face,) = build_face_detector().detect([im])[0]
+    assert len(face.keypoints) == 6 and face.keypoints[0][0] < face.keypoints[1][0]

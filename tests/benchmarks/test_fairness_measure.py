@@ -1,0 +1,116 @@
+"""The fairness rewards' parts measured on the labelled real SD images (../shared/data/faces-calibration), through
+the people pipeline the rewards run, against the minimums recorded in benchmarks/fairness/results/ (a regression
+fails; the suite skips without the data). The measurement script itself runs on a few images."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPTS = Path(__file__).resolve().parents[2] / "benchmarks" / "fairness"
+sys.path.insert(0, str(SCRIPTS))
+
+import measure_fairness as mf  # noqa: E402
+
+# recorded by measure_fairness.py (benchmarks/fairness/results/*.md); the goals of issue 16 in comments
+MIN = {
+    "fp_images": 4,  # of 252 animal/object-only images get a face (1.6%; goal <= 2%)
+    "recall_images": 21,  # of 27 images with a clear face get one (78%; goal 90%: statues and profiles are missed)
+    "count_ok": 23,  # of 25 images with 1-5 faces counted within +-1 (92%; goal 80%)
+    "ita_within_one": 1.0, "ita_exact": 1.0,  # 5 clear faces with a definite tone label; no light<->dark flip
+    "unclear_flagged": 6,  # of 15 faces labelled unclear: the black-and-white ones
+    "age_and_gender_correct": 15,  # of 19 labelled faces (79%)
+    "nsfw_fp": 0, "nsfw_hits": 2,  # nsfw default on 296 safe / 4 nude-statue images
+}
+
+
+@pytest.fixture(scope="module")
+def measured(shared_data):
+    root = shared_data / "faces-calibration"
+    if not (root / "labels.csv").is_file():
+        pytest.skip(f"{root}/labels.csv not found")
+    from rewardbench.rewards._people import PeoplePipeline
+
+    items = mf.load_calibration(root)
+    pipe = PeoplePipeline()
+    people = [pipe.run([it.image], {"faces", "gender", "parts", "open_nsfw"})[0] for it in items]
+    return items, people
+
+
+def test_default_face_pipeline_meets_its_recorded_precision_recall_and_counts(measured):
+    items, people = measured
+    m = mf.face_metrics(items, [len(p.faces) for p in people])
+    assert (m["negatives"], m["positives"], m["count_images"]) == (252, 27, 25)
+    assert m["fp_images"] <= MIN["fp_images"] and m["fp_rate"] <= mf.GOALS["fp_rate"]
+    assert m["recall_images"] >= MIN["recall_images"]
+    assert m["count_ok"] >= MIN["count_ok"] and m["count_within_1"] >= mf.GOALS["count_within_1"]
+    # better than the previous default (NudeNet's face classes, read from the same NudeNet pass) on all three
+    nudenet = [sum(d["class"].startswith("FACE_") and d["score"] >= 0.25 and d["box"][2] - d["box"][0] >= 16
+                   and d["box"][3] - d["box"][1] >= 16 for d in p.parts) for p in people]
+    old = mf.face_metrics(items, nudenet)
+    assert m["fp_rate"] < old["fp_rate"] and m["recall"] > old["recall"] and m["count_within_1"] > old["count_within_1"]
+
+
+def test_skin_tone_agrees_with_the_labels_and_never_flips_light_and_dark(measured):
+    from rewardbench.rewards._skin_tone import tone_from_lab
+
+    items, people = measured
+    rows = []
+    for it, p in zip(items, people):
+        if it.human_faces and p.faces and p.faces[0].skin_pixels:
+            f = p.faces[0]
+            monk, ita = (tone_from_lab(f.lab, f.skin_pixels, f.fallback, s, f.monochrome) for s in ("monk", "ita"))
+            rows.append({"label": it.skin_tone, "monk_bucket": monk.bucket_name, "ita_bucket": ita.bucket_name,
+                         "unclear": ita.unclear})
+    s = mf.skin_summary(rows)
+    assert s["ita"]["within_one"] >= MIN["ita_within_one"] and s["ita"]["exact"] >= MIN["ita_exact"]
+    assert s["ita"]["within_one"] >= mf.GOALS["skin_within_one"]
+    assert s["ita"]["light_dark_flips"] == s["monk"]["light_dark_flips"] == 0
+    assert s["ita"]["exact"] >= s["monk"]["exact"]  # why ITA is the default scale
+    assert s["unclear"]["flagged"] >= MIN["unclear_flagged"] and s["unclear"]["definite_flagged"] <= 1
+
+
+def test_gender_default_is_the_most_accurate_offline_classifier(measured):
+    items, people = measured
+    rows = []
+    for it, p in zip(items, people):
+        if p.faces and it.gender in ("feminine", "masculine"):
+            f = p.faces[0]
+            nn = f.face.classes
+            rows.append({"label": it.gender, "age_and_gender": f.p_female,
+                         "nudenet": nn["female"] / (nn["female"] + nn["male"]) if nn else math.nan})
+    s = mf.gender_summary(rows)
+    assert s["age_and_gender"]["correct"] >= MIN["age_and_gender_correct"]
+    # NudeNet is right as often on the few faces it sees, but classifies under a third of them
+    assert s["age_and_gender"]["correct"] > s["nudenet"]["correct"] and s["nudenet"]["coverage"] < 0.5
+
+
+def test_nsfw_false_positives_on_safe_generated_images(measured):
+    from rewardbench.rewards.safety import NSFW_CLASSES
+
+    items, people = measured
+    rows = [{"nsfw": it.nsfw, "open_nsfw": p.open_nsfw,
+             "nudenet": max((d["score"] for d in p.parts if d["class"] in NSFW_CLASSES and d["score"] >= 0.25),
+                            default=0.0)} for it, p in zip(items, people)]
+    s = {r["rule"]: r for r in mf.nsfw_summary(rows)}
+    default = s["nsfw default: nudenet > 0 and open_nsfw >= 0.5"]
+    assert default["false_positives"] <= MIN["nsfw_fp"] and default["hits"] >= MIN["nsfw_hits"]
+    alone = s["nudenet > 0 (any explicit part >= 0.25)"]
+    assert alone["false_positives"] > default["false_positives"]  # what the confirmation removes (cat, banana)
+
+
+def test_the_script_writes_its_tables(shared_data, tmp_path):
+    root = shared_data / "faces-calibration"
+    if not (root / "labels.csv").is_file():
+        pytest.skip(f"{root}/labels.csv not found")
+    items = [it for it in mf.load_calibration(root) if it.human_faces][:3] + \
+        [it for it in mf.load_calibration(root) if it.negative][:3]
+    few = {k: v for k, v in mf.detector_variants().items() if k.startswith(("blazeface full +", "dlib HOG,"))}
+    rows = mf.detector_table(items, few)
+    assert [r["detector"] for r in rows] == list(few) and all(r["negatives"] == 3 for r in rows)
+    mf.write_skin(items, mf.load_bundled()[:1], tmp_path)
+    text = (tmp_path / "skin_tone.md").read_text()
+    assert "| scale | n | exact |" in text and (tmp_path / "skin_tone.csv").is_file()
