@@ -2,7 +2,8 @@
 
     trainers.config     frozen dataclass configs, YAML recipes, key=value overrides
     trainers.ddpo_math  DDIM step log-probability, advantages, clipped loss (pure maths)
-    trainers.pipeline   SD pipelines (hub id, local path, tiny offline), prompt encoding, sampling
+    trainers.pipeline   prompt encoding, sampling with log-probs, LoRA/full fine-tuning set-up (pipelines
+                        load through benchmarks.pipelines)
     trainers.train      the loop (SAMPLING / REWARDS / TRAINING)
     trainers.cli        `rewardbench train --config FILE [section.key=value ...]`
 

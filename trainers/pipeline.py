@@ -1,8 +1,9 @@
-"""Stable Diffusion components for the trainer: load any diffusers SD pipeline (hub id or local path),
-or build a tiny one (or an SD2-base-size one with random weights) from configs, offline.
+"""Stable Diffusion for the trainer: the two model-facing steps of the algorithm, `encode_prompts` and
+`sample_with_logprob` (DDIM with eta > 0, keeping every step's latents and log-probabilities), and
+`prepare_for_training` (LoRA or full fine-tuning).
 
-Also the two model-facing steps of the algorithm: `encode_prompts` and `sample_with_logprob`
-(DDIM with eta > 0, keeping every step's latents and log-probabilities).
+Loading and building pipelines (hub id, local path, LoRA on top, the tiny offline pipeline) lives in
+``rewardbench.benchmarks.pipelines``, shared with run-benchmark's generators; it is re-exported here.
 
 Example (offline, CPU)::
 
@@ -20,95 +21,25 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from rewardbench.text import clip_tokenizer
+from rewardbench.benchmarks.pipelines import (
+    SD2_BASE_TEXT,
+    SD2_BASE_UNET,
+    SD2_BASE_VAE,
+    SD_SCHEDULER,
+    build_components,
+    load_pipeline,
+    vae_scale,
+)
 
 from .ddpo_math import ddim_step_with_logprob, guided
 
-# --- tiny components, after diffusers' StableDiffusionPipelineFastTests.get_dummy_components ---------
-_TINY_UNET = dict(block_out_channels=(4, 8), layers_per_block=1, sample_size=16, in_channels=4, out_channels=4,
-                  down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-                  up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=32, norm_num_groups=2,
-                  attention_head_dim=2)
-_TINY_VAE = dict(block_out_channels=[4, 8], in_channels=3, out_channels=3, norm_num_groups=2,
-                 down_encoder_blocks=None, latent_channels=4)
-_TINY_TEXT = dict(hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2,
-                  layer_norm_eps=1e-5, max_position_embeddings=77, pad_token_id=1, vocab_size=49408,
-                  bos_token_id=49406, eos_token_id=49407)
-
-# --- Stable Diffusion 2 base, written out (stabilityai/stable-diffusion-2-base unet/config.json) ---
-SD2_BASE_UNET = dict(
-    sample_size=64, in_channels=4, out_channels=4, layers_per_block=2,
-    block_out_channels=(320, 640, 1280, 1280),
-    down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
-    up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
-    cross_attention_dim=1024, attention_head_dim=(5, 10, 20, 20), use_linear_projection=True,
-    norm_num_groups=32, norm_eps=1e-5, flip_sin_to_cos=True, freq_shift=0, act_fn="silu",
-)
-# vae/config.json (shared by SD 1.x and 2.x): 4 blocks, scaling_factor 0.18215
-SD2_BASE_VAE = dict(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(128, 256, 512, 512),
-                    down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
-                    layers_per_block=2, norm_num_groups=32, sample_size=512, scaling_factor=0.18215)
-# text_encoder/config.json: OpenCLIP ViT-H/14 text tower, 23 layers (SD2 uses the penultimate layer)
-SD2_BASE_TEXT = dict(hidden_size=1024, intermediate_size=4096, num_attention_heads=16, num_hidden_layers=23,
-                     max_position_embeddings=77, vocab_size=49408, hidden_act="gelu", projection_dim=512,
-                     bos_token_id=49406, eos_token_id=49407, pad_token_id=1)
-# scheduler/scheduler_config.json of SD 2 base (DDIM fields)
-SD_SCHEDULER = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                    clip_sample=False, set_alpha_to_one=False, steps_offset=1, prediction_type="epsilon")
-
-
-def build_components(kind: str = "tiny", seed: int = 0) -> dict[str, Any]:
-    """Random-weight SD components: ``"tiny"`` (diffusers' dummy sizes; VAE downsamples by 2) or
-    ``"sd2-base-random"`` (SD2-base sizes: 865M-parameter UNet)."""
-    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel
-
-    torch.manual_seed(seed)
-    if kind == "tiny":
-        unet = UNet2DConditionModel(**_TINY_UNET)
-        torch.manual_seed(seed)
-        vae_kw = {k: v for k, v in _TINY_VAE.items() if v is not None}
-        vae = AutoencoderKL(down_block_types=["DownEncoderBlock2D"] * 2, up_block_types=["UpDecoderBlock2D"] * 2,
-                            **vae_kw)
-        torch.manual_seed(seed)
-        text = CLIPTextModel(CLIPTextConfig(**_TINY_TEXT))
-    elif kind == "sd2-base-random":
-        unet = UNet2DConditionModel(**SD2_BASE_UNET)
-        vae = AutoencoderKL(**SD2_BASE_VAE)
-        text = CLIPTextModel(CLIPTextConfig(**SD2_BASE_TEXT))
-    else:
-        raise ValueError(f"unknown component set {kind!r}; use 'tiny' or 'sd2-base-random'")
-    return dict(unet=unet, vae=vae, text_encoder=text, tokenizer=clip_tokenizer(),
-                scheduler=DDIMScheduler(**SD_SCHEDULER))
-
-
-def load_pipeline(pretrained: str = "tiny", revision: str | None = None, seed: int = 0):
-    """A ``StableDiffusionPipeline`` with a ``DDIMScheduler``: ``"tiny"`` / ``"sd2-base-random"``
-    (random weights, offline) or any diffusers SD pipeline id or local directory."""
-    from diffusers import DDIMScheduler, StableDiffusionPipeline
-
-    if pretrained in ("tiny", "sd2-base-random"):
-        comps = build_components(pretrained, seed=seed)
-        pipe = StableDiffusionPipeline(**comps, safety_checker=None, feature_extractor=None,
-                                       requires_safety_checker=False)
-    else:
-        try:
-            pipe = StableDiffusionPipeline.from_pretrained(pretrained, revision=revision, safety_checker=None,
-                                                           requires_safety_checker=False)
-        except (OSError, ValueError) as e:
-            local = Path(pretrained).expanduser()
-            where = f"local directory {local}" if local.exists() else f"hub id {pretrained!r} (hub unreachable?)"
-            raise OSError(f"cannot load the diffusion pipeline from {where}: {e}. Point model.pretrained at a local "
-                          "diffusers pipeline directory (with model_index.json), or use model.pretrained=tiny "
-                          "for an offline smoke run.") from None
-        pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+__all__ = ["SD2_BASE_TEXT", "SD2_BASE_UNET", "SD2_BASE_VAE", "SD_SCHEDULER", "build_components", "load_pipeline",
+           "vae_scale", "prepare_for_training", "encode_prompts", "Samples", "unet_eps", "decode",
+           "sample_with_logprob"]
 
 
 def prepare_for_training(pipe, model_cfg, device, weight_dtype=torch.float32) -> list[torch.nn.Parameter]:
@@ -135,10 +66,6 @@ def prepare_for_training(pipe, model_cfg, device, weight_dtype=torch.float32) ->
     if model_cfg.gradient_checkpointing:
         unet.enable_gradient_checkpointing()
     return [p for p in unet.parameters() if p.requires_grad]
-
-
-def vae_scale(pipe) -> int:
-    return 2 ** (len(pipe.vae.config.block_out_channels) - 1)
 
 
 @torch.no_grad()

@@ -17,6 +17,7 @@ templates).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import urllib.error
 import urllib.request
@@ -94,3 +95,56 @@ def read_text(source: str | os.PathLike, timeout: float = 10.0) -> str:
     if not p.is_file():
         raise SuiteSourceError(f"prompt file {p} does not exist")
     return p.read_text(encoding="utf-8")
+
+
+def download(url: str, timeout: float = 10.0) -> Path:
+    """A binary official file (e.g. a parquet table) downloaded once into the rewardbench cache. Offline, it
+    fails within ``timeout`` seconds with a `SuiteSourceError` saying how to use a local copy."""
+    import hashlib
+
+    from rewardbench.weights import cache_dir
+
+    dest = cache_dir() / "suites" / f"{hashlib.sha256(url.encode()).hexdigest()[:12]}-{url.rsplit('/', 1)[-1]}"
+    if dest.is_file():
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(dest.name + ".part")
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp, open(tmp, "wb") as f:  # noqa: S310
+            while chunk := resp.read(1 << 20):
+                f.write(chunk)
+    except (urllib.error.URLError, OSError, TimeoutError) as e:
+        tmp.unlink(missing_ok=True)
+        raise SuiteSourceError(f"cannot download {url} ({type(e).__name__}: {e}). Offline? Pass path=/local/copy "
+                               "(CLI: --path FILE) pointing at a downloaded copy of the file.") from None
+    os.replace(tmp, dest)
+    return dest
+
+
+def hub_rows(dataset: str, split: str, suite: str) -> list[dict]:
+    """The rows of a Hugging Face ``datasets`` dataset (``source="hub"``). Offline, a `SuiteSourceError`
+    saying how to use a local copy of the official file instead."""
+    from rewardbench.weights import _hub_offline
+
+    try:
+        import datasets
+
+        # hub unreachable: look in the local datasets cache only, instead of minutes of retries
+        with contextlib.ExitStack() as stack:
+            if _hub_offline():
+                stack.enter_context(_patched(datasets.config, "HF_HUB_OFFLINE", True))
+            return list(datasets.load_dataset(dataset, split=split))
+    except Exception as e:  # datasets raises many kinds (ConnectionError, FileNotFoundError, HfHubHTTPError...)
+        raise SuiteSourceError(f"cannot load the dataset {dataset!r} through `datasets` ({type(e).__name__}: {e}). "
+                               f"Offline? Pass path=/local/copy (CLI: --path FILE) pointing at a downloaded copy of "
+                               f"the {suite} file.") from None
+
+
+@contextlib.contextmanager
+def _patched(obj, name: str, value):
+    old = getattr(obj, name)
+    setattr(obj, name, value)
+    try:
+        yield
+    finally:
+        setattr(obj, name, old)

@@ -3,6 +3,11 @@ by one of five relations — "a {A} {relation} a {B}" — generated from an obje
 80 COCO classes, the objects a COCO detector can score; the ``detection-score`` reward is the
 training signal for these prompts).
 
+The seen/unseen split holds out whole object combinations: an unordered pair {A, B} is "unseen" when
+the sha256 of ``"A|B"`` (names sorted) falls in the first ``unseen_percent`` (20) of 100 buckets, so a
+model trained on ``object-pairs-seen`` is judged on pairs it never saw (``object-pairs-unseen``), in
+every relation and both orders. The split depends on the two names only, not on the list or its order.
+
     >>> from rewardbench.suites.object_pairs import object_pairs
     >>> rows = object_pairs(objects=["cat", "dog", "apple"], relations=["next to"])
     >>> [r["prompt"] for r in rows]  # doctest: +NORMALIZE_WHITESPACE
@@ -12,6 +17,8 @@ training signal for these prompts).
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
 import random
 from collections.abc import Sequence
@@ -25,10 +32,24 @@ def _article(noun: str) -> str:
     return "an" if noun[0] in "aeiou" else "a"
 
 
+def is_unseen(a: str, b: str, unseen_percent: int = 20) -> bool:
+    """Whether the unordered pair {a, b} is held out (see the module docstring).
+
+        >>> is_unseen("cat", "dog") == is_unseen("dog", "cat")
+        True
+    """
+    key = "|".join(sorted((a, b))).encode()
+    return int(hashlib.sha256(key).hexdigest(), 16) % 100 < unseen_percent
+
+
 def object_pairs(path: str | os.PathLike | None = None, objects: Sequence[str] | None = None,
-                 relations: Sequence[str] = RELATIONS, n: int | None = None, seed: int = 0) -> list[dict]:
+                 relations: Sequence[str] = RELATIONS, n: int | None = None, seed: int = 0, split: str = "all",
+                 unseen_percent: int = 20) -> list[dict]:
     """Every ordered pair of distinct objects with every relation (80 * 79 * 5 = 31,600 with the
-    defaults); ``n`` draws a seeded random sample of that many; ``path`` is an object list, one a line."""
+    defaults); ``split`` keeps the ``"seen"`` or ``"unseen"`` pairs only; ``n`` draws a seeded random
+    sample of that many; ``path`` is an object list, one a line."""
+    if split not in ("all", "seen", "unseen"):
+        raise ValueError(f"split must be 'all', 'seen' or 'unseen', got {split!r}")
     if objects is None:
         if path is not None:
             objects = [line.strip() for line in read_text(path).splitlines() if line.strip()]
@@ -37,8 +58,10 @@ def object_pairs(path: str | os.PathLike | None = None, objects: Sequence[str] |
 
             objects = COCO_CLASSES
     rows = [{"prompt": f"{_article(a)} {a} {rel} {_article(b)} {b}", "category": rel, "objects": [a, b],
-             "relation": rel}
+             "relation": rel, "split": "unseen" if is_unseen(a, b, unseen_percent) else "seen"}
             for a in objects for b in objects if a != b for rel in relations]
+    if split != "all":
+        rows = [r for r in rows if r["split"] == split]
     if n is not None and n < len(rows):
         rows = random.Random(seed).sample(rows, n)
     for i, r in enumerate(rows):
@@ -46,4 +69,5 @@ def object_pairs(path: str | os.PathLike | None = None, objects: Sequence[str] |
     return rows
 
 
-SUITES = {"object-pairs": object_pairs}
+SUITES = {"object-pairs": object_pairs, "object-pairs-seen": functools.partial(object_pairs, split="seen"),
+          "object-pairs-unseen": functools.partial(object_pairs, split="unseen")}

@@ -1,0 +1,216 @@
+"""Stable Diffusion pipelines for generating and training: load any diffusers SD pipeline (hub id or local
+directory), put LoRA weights or a fine-tuned UNet on top (the trainer's ``final/`` output loads directly),
+or build a tiny one (or an SD2-base-size one) with random weights from configs, offline.
+
+Benchmarks generate with these pipelines; the trainer (``rewardbench.trainers.pipeline``) imports them from
+here, since the layers point one way (trainers may import benchmarks, not the other way round).
+
+A generator source is one string (`parse_source`):
+
+    ``tiny``, ``tiny:3``                 the tiny random pipeline (weights seeded 0, or 3), offline
+    ``sd2-base-random[:SEED]``           SD2-base sizes with random weights (speed tests)
+    ``stabilityai/stable-diffusion-2-base``, ``/models/sd15``   a hub id or a local diffusers directory
+    ``runs/ir/final``                    a trainer's output: LoRA or UNet, on the base its run was trained from
+    ``BASE+LORA``                        LoRA weights (a folder or .safetensors) on BASE, e.g. ``tiny+runs/x/final``
+
+Example (offline, CPU)::
+
+    >>> src = parse_source("tiny:1")
+    >>> src.pretrained, src.tiny_seed, src.describe()
+    ('tiny', 1, 'tiny random-weight pipeline (seed 1)')
+    >>> pipe = load_pipeline(src.pretrained, seed=src.tiny_seed)
+    >>> type(pipe).__name__, type(pipe.scheduler).__name__, vae_scale(pipe)
+    ('StableDiffusionPipeline', 'DDIMScheduler', 2)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rewardbench.text import clip_tokenizer
+
+RANDOM_KINDS = ("tiny", "sd2-base-random")  # built from configs, random weights, no download
+LORA_FILE = "pytorch_lora_weights.safetensors"  # diffusers' LoRA file name (the trainer writes it in final/)
+
+# --- tiny components, after diffusers' StableDiffusionPipelineFastTests.get_dummy_components ---------
+_TINY_UNET = dict(block_out_channels=(4, 8), layers_per_block=1, sample_size=16, in_channels=4, out_channels=4,
+                  down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+                  up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=32, norm_num_groups=2,
+                  attention_head_dim=2)
+_TINY_VAE = dict(block_out_channels=[4, 8], in_channels=3, out_channels=3, norm_num_groups=2,
+                 down_encoder_blocks=None, latent_channels=4)
+_TINY_TEXT = dict(hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2,
+                  layer_norm_eps=1e-5, max_position_embeddings=77, pad_token_id=1, vocab_size=49408,
+                  bos_token_id=49406, eos_token_id=49407)
+
+# --- Stable Diffusion 2 base, written out (stabilityai/stable-diffusion-2-base unet/config.json) ---
+SD2_BASE_UNET = dict(
+    sample_size=64, in_channels=4, out_channels=4, layers_per_block=2,
+    block_out_channels=(320, 640, 1280, 1280),
+    down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+    up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+    cross_attention_dim=1024, attention_head_dim=(5, 10, 20, 20), use_linear_projection=True,
+    norm_num_groups=32, norm_eps=1e-5, flip_sin_to_cos=True, freq_shift=0, act_fn="silu",
+)
+# vae/config.json (shared by SD 1.x and 2.x): 4 blocks, scaling_factor 0.18215
+SD2_BASE_VAE = dict(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(128, 256, 512, 512),
+                    down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+                    layers_per_block=2, norm_num_groups=32, sample_size=512, scaling_factor=0.18215)
+# text_encoder/config.json: OpenCLIP ViT-H/14 text tower, 23 layers (SD2 uses the penultimate layer)
+SD2_BASE_TEXT = dict(hidden_size=1024, intermediate_size=4096, num_attention_heads=16, num_hidden_layers=23,
+                     max_position_embeddings=77, vocab_size=49408, hidden_act="gelu", projection_dim=512,
+                     bos_token_id=49406, eos_token_id=49407, pad_token_id=1)
+# scheduler/scheduler_config.json of SD 2 base (DDIM fields)
+SD_SCHEDULER = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                    clip_sample=False, set_alpha_to_one=False, steps_offset=1, prediction_type="epsilon")
+
+
+def build_components(kind: str = "tiny", seed: int = 0) -> dict[str, Any]:
+    """Random-weight SD components: ``"tiny"`` (diffusers' dummy sizes; VAE downsamples by 2) or
+    ``"sd2-base-random"`` (SD2-base sizes: 865M-parameter UNet)."""
+    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    torch.manual_seed(seed)
+    if kind == "tiny":
+        unet = UNet2DConditionModel(**_TINY_UNET)
+        torch.manual_seed(seed)
+        vae_kw = {k: v for k, v in _TINY_VAE.items() if v is not None}
+        vae = AutoencoderKL(down_block_types=["DownEncoderBlock2D"] * 2, up_block_types=["UpDecoderBlock2D"] * 2,
+                            **vae_kw)
+        torch.manual_seed(seed)
+        text = CLIPTextModel(CLIPTextConfig(**_TINY_TEXT))
+    elif kind == "sd2-base-random":
+        unet = UNet2DConditionModel(**SD2_BASE_UNET)
+        vae = AutoencoderKL(**SD2_BASE_VAE)
+        text = CLIPTextModel(CLIPTextConfig(**SD2_BASE_TEXT))
+    else:
+        raise ValueError(f"unknown component set {kind!r}; use 'tiny' or 'sd2-base-random'")
+    return dict(unet=unet, vae=vae, text_encoder=text, tokenizer=clip_tokenizer(),
+                scheduler=DDIMScheduler(**SD_SCHEDULER))
+
+
+def load_pipeline(pretrained: str = "tiny", revision: str | None = None, seed: int = 0, *,
+                  lora: str | Path | None = None, unet: str | Path | None = None):
+    """A ``StableDiffusionPipeline`` with a ``DDIMScheduler``: ``"tiny"`` / ``"sd2-base-random"``
+    (random weights seeded ``seed``, offline) or any diffusers SD pipeline id or local directory; then
+    ``unet`` (a fine-tuned UNet folder, as the trainer's ``final/unet``) replaces its UNet and ``lora``
+    (a folder with ``pytorch_lora_weights.safetensors``, or the file) is loaded on top."""
+    from diffusers import DDIMScheduler, StableDiffusionPipeline
+
+    if pretrained in RANDOM_KINDS:
+        comps = build_components(pretrained, seed=seed)
+        pipe = StableDiffusionPipeline(**comps, safety_checker=None, feature_extractor=None,
+                                       requires_safety_checker=False)
+    else:
+        try:
+            pipe = StableDiffusionPipeline.from_pretrained(pretrained, revision=revision, safety_checker=None,
+                                                           requires_safety_checker=False)
+        except (OSError, ValueError) as e:
+            local = Path(pretrained).expanduser()
+            where = f"local directory {local}" if local.exists() else f"hub id {pretrained!r} (hub unreachable?)"
+            raise OSError(f"cannot load the diffusion pipeline from {where}: {e}. Point at a local diffusers "
+                          "pipeline directory (with model_index.json), or use `tiny` for an offline smoke run "
+                          "(trainer: model.pretrained=tiny; run-benchmark: --model tiny).") from None
+        pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
+    if unet is not None:
+        from diffusers import UNet2DConditionModel
+
+        pipe.unet = UNet2DConditionModel.from_pretrained(str(unet))
+    if lora is not None:
+        lora = Path(lora)
+        if lora.is_file():
+            pipe.load_lora_weights(str(lora.parent), weight_name=lora.name)
+        elif (lora / LORA_FILE).is_file():
+            pipe.load_lora_weights(str(lora))
+        else:
+            raise OSError(f"no LoRA weights at {lora}: expected a .safetensors file or a folder with {LORA_FILE}")
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def vae_scale(pipe) -> int:
+    """How much the VAE downsamples (8 for Stable Diffusion, 2 for the tiny pipeline)."""
+    return 2 ** (len(pipe.vae.config.block_out_channels) - 1)
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineSource:
+    """Where a generator's weights come from (see `parse_source`)."""
+
+    pretrained: str  # "tiny", "sd2-base-random", a hub id or a local pipeline directory
+    revision: str | None = None
+    tiny_seed: int = 0  # weights seed of a random pipeline
+    lora: str | None = None  # LoRA folder or file on top
+    unet: str | None = None  # fine-tuned UNet folder replacing the base UNet
+
+    @property
+    def random_weights(self) -> bool:
+        return self.pretrained in RANDOM_KINDS
+
+    def describe(self) -> str:
+        if self.random_weights:
+            base = f"{self.pretrained} random-weight pipeline (seed {self.tiny_seed})"
+        else:
+            base = self.pretrained + (f"@{self.revision}" if self.revision else "")
+        return base + (f" + UNet {self.unet}" if self.unet else "") + (f" + LoRA {self.lora}" if self.lora else "")
+
+    def load(self):
+        return load_pipeline(self.pretrained, self.revision, self.tiny_seed, lora=self.lora, unet=self.unet)
+
+
+def _random_kind(text: str) -> tuple[str, int] | None:
+    kind, _, seed = text.partition(":")
+    if kind in RANDOM_KINDS:
+        if seed and not seed.isdigit():
+            raise ValueError(f"{text!r}: the seed of a random pipeline is an integer, e.g. {kind}:1")
+        return kind, int(seed or 0)
+    return None
+
+
+def _trainer_output(path: Path) -> PipelineSource | None:
+    """A trainer's ``final/`` folder: LoRA weights or a UNet, on the base named in the run's config.json."""
+    lora, unet = path / LORA_FILE, path / "unet" / "config.json"
+    if not (lora.is_file() or unet.is_file()) or (path / "model_index.json").exists():
+        return None
+    cfg_file = path.parent / "config.json"
+    if not cfg_file.is_file():
+        raise ValueError(f"{path} holds trained weights but {cfg_file} (the run's config, naming its base pipeline) "
+                         f"is missing; name the base explicitly: BASE+{path}")
+    model = json.loads(cfg_file.read_text()).get("model", {})
+    return PipelineSource(model.get("pretrained", "tiny"), model.get("revision"), int(model.get("tiny_seed", 0)),
+                          lora=str(path) if lora.is_file() else None,
+                          unet=str(path / "unet") if not lora.is_file() else None)
+
+
+def parse_source(text: str) -> PipelineSource:
+    """A generator source string -> `PipelineSource` (the forms are listed in the module docstring).
+
+        >>> parse_source("tiny+runs/x/final.safetensors").lora
+        'runs/x/final.safetensors'
+        >>> parse_source("stabilityai/stable-diffusion-2-base").pretrained
+        'stabilityai/stable-diffusion-2-base'
+    """
+    text = text.strip()
+    if not text:
+        raise ValueError("empty generator source")
+    base, plus, lora = text.partition("+")
+    if plus:
+        src = parse_source(base)
+        if src.lora:
+            raise ValueError(f"{text!r}: one LoRA per generator")
+        return dataclasses.replace(src, lora=lora.strip())
+    rnd = _random_kind(text)
+    if rnd is not None:
+        return PipelineSource(rnd[0], tiny_seed=rnd[1])
+    path = Path(text).expanduser()
+    if path.is_dir():
+        trained = _trainer_output(path)
+        if trained is not None:
+            return trained
+    return PipelineSource(text)

@@ -1,0 +1,298 @@
+"""run-benchmark's outputs: the tidy tables, the cross-reward table, ``results.json`` and ``report.md``.
+
+Written into the run's folder:
+
+    scores.parquet / .csv        one row per (model, prompt, index, judge): the per-image scores the statistics use
+                                 (group rewards: one row per (model, prompt), index 0)
+    group_rewards.csv            group rewards per (model, prompt): images, faces found (where the judge counts
+                                 them) and the judge's note (e.g. "no face found")
+    results.parquet / .csv       one row per (model, judge, category, metric): value, CI, n, wins/losses/ties,
+                                 p-value, the weights each judge used (`rewardbench.stats.ROW_COLUMNS` and more)
+    cross_reward.csv             models x judges: mean score and win rate over the baseline
+    results.json                 suite, prompts hash, seeds, versions, generators, judges' weights, and the rows
+    report.md                    what a person reads first
+    plots/*.png                  see `rewardbench.benchmarks.plots`
+
+Every table and plot names the judges whose weights are random ("(random weights)") and the generators
+with random weights: their numbers test the machinery, they say nothing about image quality.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from rewardbench import stats
+
+RANDOM = " (random weights)"
+
+
+def judge_label(judge: str, judges: dict[str, dict]) -> str:
+    """The judge's name, marked when its weights are random."""
+    return judge + (RANDOM if judges.get(judge, {}).get("random_weights") else "")
+
+
+def tidy_scores(manifest: pd.DataFrame, table: pd.DataFrame, plan) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """The Scorer's table (one row per manifest row, same order) as tidy scores for `rewardbench.stats`,
+    and the group rewards per (model, prompt). A judge scores only the prompts of its sources."""
+    base = manifest[["model", "prompt", "index", "category"]].reset_index(drop=True)
+    applies = manifest["judges"].reset_index(drop=True)
+    parts, groups = [], []
+    for judge in plan.judges:
+        mask = (applies == "") | applies.str.split(",").apply(lambda js, j=judge: j in js)
+        sub = base[mask].assign(judge=judge, score=table.loc[mask.to_numpy(), judge].astype(float).to_numpy())
+        if judge in plan.group_judges:
+            rows_at = mask.to_numpy()
+            sub = sub.assign(images=1)
+            for key, col in (("faces", f"{judge}.n_faces"), ("note", f"{judge}.note")):
+                if col in table.columns:
+                    sub[key] = table.loc[rows_at, col].to_numpy()
+            agg = {"category": "first", "score": "first", "images": "sum",
+                   **({"faces": "sum"} if "faces" in sub else {}), **({"note": "first"} if "note" in sub else {})}
+            if "faces" in sub:
+                sub["faces"] = pd.to_numeric(sub["faces"])
+            g = sub.groupby(["model", "prompt", "judge"], sort=False, dropna=False).agg(agg).reset_index()
+            groups.append(g)
+            sub = g.assign(index=0)[["model", "prompt", "index", "category", "judge", "score"]]
+        parts.append(sub[["model", "prompt", "index", "category", "judge", "score"]])
+    scores = pd.concat(parts, ignore_index=True)
+    if scores["category"].isna().all():
+        scores = scores.drop(columns="category")
+    else:
+        scores["category"] = scores["category"].fillna("uncategorised").astype(str)
+    return scores, (pd.concat(groups, ignore_index=True) if groups else None)
+
+
+def compute_rows(scores: pd.DataFrame, groups: pd.DataFrame | None, plan, run, judges: dict[str, dict]) -> pd.DataFrame:
+    """The statistics as tidy rows (`rewardbench.stats.result_rows`), with each judge's weights, and the
+    faces found (``count``) on the mean rows of group rewards that count faces."""
+    from rewardbench.registry import get_spec
+
+    present = [j for j in plan.judges if j in set(scores["judge"])]
+    hib = {j: get_spec(j).higher_is_better for j in present}
+    # judge by judge: a judge that scores only some prompt sources has only their categories
+    rows = pd.concat([stats.result_rows(scores[scores["judge"] == j], plan.baseline, judges=[j], higher_is_better=hib,
+                                        tie_tol=run.tie_tol, by_category="category" in scores.columns,
+                                        n_boot=run.n_boot, seed=0) for j in present], ignore_index=True)
+    if groups is not None:  # a group reward's mean row: the images behind it, and the faces found in them
+        cat = groups["category"].fillna("uncategorised").astype(str)
+        for (model, judge), sub in groups.groupby(["model", "judge"]):
+            at = (rows["metric"] == "mean") & (rows["model"] == model) & (rows["judge"] == judge)
+            pick = [sub.index if c == stats.ALL else sub.index[cat[sub.index] == c] for c in rows.loc[at, "category"]]
+            rows.loc[at, "n_images"] = [groups.loc[i, "images"].sum() for i in pick]
+            if "faces" in sub and sub["faces"].notna().any():
+                rows.loc[at, "count"] = [groups.loc[i, "faces"].sum() for i in pick]
+    rows["suite"] = plan.suite.name if plan.suite else None
+    rows["judge_weights"] = rows["judge"].map(lambda j: judges.get(j, {}).get("weights"))
+    rows["judge_random_weights"] = rows["judge"].map(lambda j: bool(judges.get(j, {}).get("random_weights")))
+    return rows
+
+
+def cross_reward(rows: pd.DataFrame) -> pd.DataFrame:
+    """Models x judges, suite-wide: ``<judge>`` = mean score, ``<judge> win_rate`` = win rate over the baseline."""
+    allc = rows[rows["category"] == stats.ALL]
+    mean = allc[allc["metric"] == "mean"].pivot(index="model", columns="judge", values="value")
+    win = allc[allc["metric"] == "win_rate"].pivot(index="model", columns="judge", values="value")
+    out = mean.copy()
+    for j in win.columns:
+        out[f"{j} win_rate"] = win[j]
+    return out.reset_index()
+
+
+def _f(v, digits: int = 4) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "–"
+    if isinstance(v, float):
+        return "0" if abs(v) < 1e-9 else f"{v:.{digits}g}"  # e.g. a log-strength that is 0 up to rounding
+    return str(v)
+
+
+def _pct(v) -> str:
+    return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.1f}%"
+
+
+def _ci(r, pct: bool = False) -> str:
+    fmt = _pct if pct else _f
+    return f"[{fmt(r['ci_low'])}, {fmt(r['ci_high'])}]"
+
+
+def _table(header: list[str], body: list[list[str]]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    return out + ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in body]
+
+
+def _warnings(plan, judges: dict[str, dict]) -> list[str]:
+    lines = []
+    rnd = [j for j in plan.judges if judges.get(j, {}).get("random_weights")]
+    if rnd:
+        lines.append(f"> **Judges with random weights: {', '.join(rnd)}.** Their scores are not meaningful: this "
+                     "run tests the machinery, it does not measure image quality.")
+    rgen = [g.name for g in plan.generators if g.random_weights]
+    if rgen:
+        lines.append(f"> **Generators with random weights: {', '.join(rgen)}** (offline smoke pipelines): their "
+                     "images are noise, not pictures.")
+    return lines + ([""] if lines else [])
+
+
+def markdown(rows: pd.DataFrame, plan, run, judges: dict[str, dict], groups: pd.DataFrame | None,
+             scoring: dict[str, Any]) -> str:
+    """The report a person reads first."""
+    from rewardbench.registry import get_spec
+
+    allc = rows[rows["category"] == stats.ALL]
+    title = plan.suite.name if plan.suite else "pre-generated images"
+    others = [m for m in plan.models if m != plan.baseline]
+    lines = [f"# Benchmark: {title} — {', '.join(others) or plan.baseline} vs {plan.baseline}", ""]
+    lines += _warnings(plan, judges)
+    if plan.suite and plan.suite.description:
+        lines += [plan.suite.description + ".", ""]
+    n_prompts = rows.loc[(rows["metric"] == "mean") & (rows["category"] == stats.ALL), "n_prompts"].max()
+    if run.judges and plan.suite and tuple(plan.judges) != tuple(plan.suite.judges):
+        lines += [f"Judges chosen for this run: {', '.join(plan.judges)} "
+                  f"(the suite's: {', '.join(plan.suite.judges)}).", ""]
+    seeds = (f"{plan.images_per_prompt} image(s) per prompt per generated model, noise seeds pinned per (prompt, "
+             f"image index) (base seed {run.seed}), so every model starts from the same noise" if plan.generators
+             else "")
+    pre = ("pre-generated images paired by prompt and index (the manifest's index or seed column, else their order)"
+           if plan.pregenerated is not None else "")
+    lines += [f"{int(n_prompts)} prompts; " + "; ".join(x for x in (seeds, pre) if x) + ". "
+              "Win rate = (wins + ties/2) / pairs, a model's image paired with the baseline's of the same prompt and "
+              "index; "
+              f"ties are |difference| <= {run.tie_tol:g}; 95% intervals by bootstrap over prompts ({run.n_boot} "
+              "resamples); p = exact two-sided sign test on wins vs losses (ties dropped).", ""]
+    wr = allc[allc["metric"] == "win_rate"]
+    if len(wr):
+        lines += [f"## Win rate over {plan.baseline}", ""]
+        lines += _table(["model", "judge", "win rate [95% CI]", "wins / losses / ties", "p (sign test)", "pairs",
+                         "prompts"],
+                        [[r["model"], judge_label(r["judge"], judges), f"{_pct(r['value'])} {_ci(r, True)}",
+                          f"{int(r['wins'])} / {int(r['losses'])} / {int(r['ties'])}", _f(r["p_value"], 3),
+                          int(r["n_pairs"]), int(r["n_prompts"])] for _, r in wr.iterrows()]) + [""]
+    cross = cross_reward(rows)
+    present = [j for j in plan.judges if j in cross.columns]
+    arrows = {j: "↑" if get_spec(j).higher_is_better else "↓" for j in present}
+    lines += ["## Cross-reward table (mean score; win rate over the baseline)", "",
+              "Rows are models, columns judges (↑ higher is better, ↓ lower): a model tuned for one judge that "
+              "loses on the others shows reward hacking and the alignment tax.", ""]
+    body = []
+    for _, r in cross.iterrows():
+        cells = []
+        for j in present:
+            w = r.get(f"{j} win_rate")
+            cells.append(_f(r[j]) + (f" ({_pct(w)})" if r["model"] != plan.baseline and w is not None
+                                     and not (isinstance(w, float) and math.isnan(w)) else ""))
+        body.append([r["model"] + (" (baseline)" if r["model"] == plan.baseline else "")] + cells)
+    lines += _table(["model"] + [f"{judge_label(j, judges)} {arrows[j]}" for j in present], body) + [""]
+    mean = allc[allc["metric"] == "mean"]
+    lines += ["## Mean scores", ""]
+    lines += _table(["judge", "model", "mean [95% CI]", "images", "prompts", "not scored", "faces found"],
+                    [[judge_label(r["judge"], judges), r["model"], f"{_f(r['value'])} {_ci(r)}",
+                      _f(r["n_images"]), int(r["n_prompts"]), int(r["dropped_nan"]),
+                      _f(r["count"]) if r["judge"] in plan.group_judges else "–"] for _, r in mean.iterrows()]) + [""]
+    if plan.group_judges:
+        lines += [f"Group rewards ({', '.join(plan.group_judges)}) score the images of each (model, prompt) together: "
+                  "one value per prompt, averaged over prompts; `group_rewards.csv` has them per prompt.", ""]
+    bt = allc[allc["metric"] == "bt_log_strength"]
+    if len(bt):
+        lines += ["## Ranking (Bradley–Terry on every pairwise outcome)", ""]
+        lines += _table(["judge", "rank", "model", "log-strength [95% CI]", "comparisons"],
+                        [[judge_label(r["judge"], judges), int(r["rank"]) if "rank" in r and not pd.isna(r.get("rank"))
+                          else i + 1, r["model"], f"{_f(r['value'])} {_ci(r)}", int(r["n_pairs"])]
+                         for i, (_, r) in enumerate(bt.sort_values(["judge", "value"], ascending=[True, False])
+                                                    .iterrows())]) + [""]
+    lines += _category_section(rows, plan, judges)
+    lines += ["## Judges", ""]
+    lines += _table(["judge", "category", "higher is better", "granularity", "weights"],
+                    [[judge_label(j, judges), get_spec(j).category, "yes" if get_spec(j).higher_is_better else "no",
+                      get_spec(j).granularity, judges.get(j, {}).get("weights", "–")] for j in plan.judges]) + [""]
+    gens = [[g.name, g.source.describe(), f"{g.settings.steps} steps, CFG {g.settings.guidance_scale:g}, "
+             f"{g.settings.resolution}px, {g.settings.dtype or 'float32'}"] for g in plan.generators]
+    if plan.pregenerated is not None:
+        gens += [[m, "pre-generated images", f"{n} images"] for m, n in
+                 plan.pregenerated.groupby("model", sort=False).size().items()]
+    lines += ["## Models", ""] + _table(["model", "source", "settings"], gens) + [""]
+    lines += [f"Scoring: {scoring.get('rows')} images, {scoring.get('failed')} failed (their scores are left out and "
+              "counted as 'not scored').", "",
+              "Files: `results.csv`/`.parquet` (every number here, tidy), `scores.csv` (per image), "
+              "`cross_reward.csv`, `results.json` (provenance), `plots/`.", ""]
+    return "\n".join(lines)
+
+
+def _category_section(rows: pd.DataFrame, plan, judges: dict[str, dict]) -> list[str]:
+    cat = rows[rows["category"] != stats.ALL]
+    if cat.empty:
+        return []
+    metric = "win_rate" if (cat["metric"] == "win_rate").any() else "mean"
+    sub = cat[cat["metric"] == metric]
+    lines = [f"## Per category ({'win rate over ' + plan.baseline if metric == 'win_rate' else 'mean score'})", ""]
+    fmt = _pct if metric == "win_rate" else _f
+    for model, m in sub.groupby("model", sort=False):
+        js = [j for j in plan.judges if j in set(m["judge"])]
+        body = []
+        for c, g in m.groupby("category", sort=True):
+            vals = {r["judge"]: f"{fmt(r['value'])} {_ci(r, metric == 'win_rate')}" for _, r in g.iterrows()}
+            body.append([c, int(g["n_prompts"].max())] + [vals.get(j, "–") for j in js])
+        lines += [f"**{model}**", ""] + _table(["category", "prompts"] + [judge_label(j, judges) for j in js], body)
+        lines += [""]
+    return lines
+
+
+def results_json(rows: pd.DataFrame, plan, run, judges: dict[str, dict], scoring: dict[str, Any]) -> dict[str, Any]:
+    """Provenance and results, for a leaderboard to ingest."""
+    import platform
+
+    import torch
+
+    import rewardbench
+    from rewardbench.registry import get_spec
+
+    from .suite import prompts_hash
+
+    versions = {"rewardbench": rewardbench.__version__, "torch": torch.__version__, "python": platform.python_version()}
+    try:
+        import diffusers
+
+        versions["diffusers"] = diffusers.__version__
+    except ImportError:  # pragma: no cover - a dependency
+        pass
+    return {
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "suite": plan.suite.as_dict() if plan.suite else None,
+        "prompts": {"n": len(plan.prompts), "sha256": prompts_hash(plan.prompts)} if plan.prompts else None,
+        "images_per_prompt": plan.images_per_prompt,
+        "seeds": {"base_seed": run.seed, "rule": "seed_for(prompt, index, base_seed): first 63 bits of "
+                  "sha256(f'{base_seed}\\x1f{prompt}\\x1f{index}'); noise drawn on the CPU"},
+        "baseline": plan.baseline,
+        "models": {g.name: g.describe() for g in plan.generators}
+                  | ({m: {"kind": "pre-generated", "images": run.images} for m in plan.pregenerated["model"].unique()}
+                     if plan.pregenerated is not None else {}),
+        "judges": {j: {**judges.get(j, {}), "higher_is_better": get_spec(j).higher_is_better,
+                       "granularity": get_spec(j).granularity, "category": get_spec(j).category}
+                   for j in plan.judges},
+        "statistics": {"tie_tol": run.tie_tol, "n_boot": run.n_boot, "level": 0.95, "bootstrap": "prompts",
+                       "sign_test": "scipy.stats.binomtest, two-sided, ties dropped"},
+        "versions": versions,
+        "scoring": {k: scoring.get(k) for k in ("rows", "failed", "scored_now", "resumed", "seconds")},
+        "rows": json.loads(rows.to_json(orient="records")),
+    }
+
+
+def write_reports(out: Path, plan, run, scores: pd.DataFrame, groups: pd.DataFrame | None, judges: dict[str, dict],
+                  scoring: dict[str, Any]) -> pd.DataFrame:
+    """Statistics and every output file but the plots; returns the tidy rows."""
+    rows = compute_rows(scores, groups, plan, run, judges)
+    for name, df in (("scores", scores), ("results", rows)):
+        df.to_parquet(out / f"{name}.parquet", index=False)
+        df.to_csv(out / f"{name}.csv", index=False)
+    if groups is not None:
+        groups.to_csv(out / "group_rewards.csv", index=False)
+    cross_reward(rows).to_csv(out / "cross_reward.csv", index=False)
+    (out / "results.json").write_text(json.dumps(results_json(rows, plan, run, judges, scoring), indent=2,
+                                                 ensure_ascii=False, default=str))
+    (out / "report.md").write_text(markdown(rows, plan, run, judges, groups, scoring), encoding="utf-8")
+    return rows

@@ -1,0 +1,89 @@
+"""benchmarks/suite.py: the YAML benchmark suites, built in and user-written, and their prompts."""
+
+from __future__ import annotations
+
+import pytest
+
+from rewardbench.benchmarks.suite import list_benchmark_suites, load_benchmark_suite, prompts_hash, resolve_prompts
+from rewardbench.registry import REGISTRY
+from rewardbench.suites import SuiteSourceError, list_suites
+
+
+def test_builtin_suites_name_registered_judges_and_existing_prompt_sources():
+    names = list_benchmark_suites()
+    assert {"preference", "partiprompts", "drawbench", "diffusiondb", "hpdv2", "composition", "fairness",
+            "diversity"} <= set(names)
+    sources = set(list_suites())
+    for name in names:
+        s = load_benchmark_suite(name)
+        assert s.name == name and s.description and s.images_per_prompt >= 1
+        for j in s.judges:
+            assert REGISTRY.canonical(j) == j, (name, j)
+        for p in s.prompts:
+            assert p.suite in sources, (name, p.suite)
+            assert p.judges is None or set(p.judges) <= set(s.judges), (name, p.suite)
+    pref = load_benchmark_suite("preference")
+    assert [p.suite for p in pref.prompts] == ["partiprompts", "drawbench", "diffusiondb-heldout", "hpdv2"]
+    assert {"imagereward", "pickscore", "hpsv2"} <= set(pref.judges)
+    comp = load_benchmark_suite("composition")
+    assert {p.category for p in comp.prompts if p.suite.startswith("object-pairs")} == {"seen pairs", "unseen pairs"}
+
+
+def test_fairness_suite_is_the_papers_setup():
+    s = load_benchmark_suite("fairness")
+    rows = resolve_prompts(s)
+    assert len(rows) == 100 and s.images_per_prompt == 16 and {"skin-tone-parity", "gender-parity"} <= set(s.judges)
+    assert all(REGISTRY.spec(j).granularity == "group" for j in s.judges)
+
+
+def test_prompts_of_several_sources_with_categories_limits_samples_and_repeats(tmp_path):
+    (tmp_path / "jobs.txt").write_text("nurse\ndoctor\nnurse\n")
+    (tmp_path / "s.yaml").write_text(
+        "name: mine\nprompts:\n"
+        "  - {suite: occupations, path: jobs.txt}\n"
+        "  - {suite: object-pairs, sample: 3, seed: 1, judges: [jpeg-compressibility]}\n"
+        "  - {suite: object-pairs, limit: 2, category: first pairs}\n"
+        "  - occupations\n"
+        "judges: [jpeg-compressibility, vendi]\n")
+    s = load_benchmark_suite(tmp_path / "s.yaml")
+    with pytest.raises(SuiteSourceError, match="does not exist"):  # the spec's relative path is not found from here
+        resolve_prompts(s)
+    rows = resolve_prompts(s, paths={"occupations": str(tmp_path / "jobs.txt")})
+    prompts = [r["prompt"] for r in rows]
+    assert prompts[:2] == ["a portrait of a nurse", "a portrait of a doctor"]  # the repeat kept once
+    assert len(prompts) == len(set(prompts)) == 2 + 3 + 2  # the last source repeats the first: nothing new
+    assert [r["prompt_id"] for r in rows] == list(range(7))
+    assert [r["category"] for r in rows[:2]] == ["occupations", "occupations"]  # a source without categories
+    assert {r["category"].split("/")[0] for r in rows[2:5]} == {"object-pairs"}  # the source's own, prefixed
+    assert [r["category"] for r in rows[5:]] == ["first pairs"] * 2 and rows[2]["judges"] == ["jpeg-compressibility"]
+    assert resolve_prompts(s, paths={"occupations": str(tmp_path / "jobs.txt")}) == rows  # seeded sample
+    limited = resolve_prompts(s, paths={"occupations": str(tmp_path / "jobs.txt")}, limit=1)
+    assert len(limited) == 3 and prompts_hash(limited) != prompts_hash(rows)
+    with pytest.raises(ValueError, match="not a prompt source"):
+        resolve_prompts(s, paths={"geneval": "x.jsonl"})
+
+
+def test_bad_specs_are_refused_with_the_reason(tmp_path):
+    with pytest.raises(ValueError, match="Did you mean 'fairness'"):
+        load_benchmark_suite("fairnes")
+    for text, why in (("name: x\njudges: [vendi]\n", "no prompt sources"),
+                      ("name: x\nprompts: [occupations]\njudges: [vendi]\nimages: 3\n", "unknown field"),
+                      ("name: x\nprompts: [{suite: occupations, limt: 3}]\n", "unknown prompts field"),
+                      ("name: x\nprompts: [occupations]\nimages_per_prompt: 0\n", ">= 1"),
+                      ("name: [x\n", "not valid YAML")):
+        f = tmp_path / "bad.yaml"
+        f.write_text(text)
+        with pytest.raises(ValueError, match=why):
+            load_benchmark_suite(f)
+
+
+def test_real_prompt_files_through_a_suite(shared_data, tmp_path):
+    (tmp_path / "s.yaml").write_text("name: real\nprompts:\n  - partiprompts\n  - {suite: geneval, limit: 10}\n"
+                                     "judges: [clipscore]\n")
+    rows = resolve_prompts(load_benchmark_suite(tmp_path / "s.yaml"), paths={
+        "partiprompts": str(shared_data / "prompts/partiprompts/PartiPrompts.tsv"),
+        "geneval": str(shared_data / "prompts/geneval/evaluation_metadata.jsonl")})
+    parti = [r for r in rows if r["source"] == "partiprompts"]
+    assert 1500 < len(parti) <= 1632  # repeats in the official file are kept once
+    assert {r["category"] for r in parti} >= {"partiprompts/Animals", "partiprompts/People", "partiprompts/Abstract"}
+    assert len(rows) - len(parti) == 10
