@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import sys
 
 import click
@@ -20,7 +21,8 @@ Examples:
       --baseline stabilityai/stable-diffusion-2-base --out bench/ir_vs_sd2
 \b
   # pre-generated images of several models (a manifest with image, prompt, model columns)
-  rewardbench run-benchmark --suite drawbench --images generated.jsonl --baseline sd-1.5 --out bench/drawbench
+  rewardbench run-benchmark --suite drawbench --images generated.jsonl --baseline sd-1.5 --out bench/drawbench \
+      --to-leaderboard generators        # and append the results to a leaderboard
 \b
   # fairness: 16 images per occupation, statistical parity of skin tone and gender
   rewardbench run-benchmark --suite fairness --model runs/skin/final \\
@@ -112,13 +114,16 @@ def _list_suites(as_json: bool) -> None:
               help="|model - baseline| <= this is a tie (half a win).")
 @click.option("--n-boot", type=click.IntRange(min=100), default=2000, show_default=True, help="Bootstrap resamples.")
 @click.option("--no-plots", is_flag=True, help="Skip the PNG plots.")
+@click.option("--to-leaderboard", "board", default=None, metavar="BOARD",
+              help="Append the results to this leaderboard (real weights only: random judges or generators are "
+                   "refused before generating).")
 @click.option("--dry-run", is_flag=True, help="Print what would be generated and scored, and exit.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 def run_benchmark(suite, list_suites, models, baseline, images, image_prompts, out, paths, limit, images_per_prompt,
                   judges, weights, configs, random_weights, steps, guidance_scale, resolution, negative_prompt, dtype,
-                  device, gen_batch_size, seed, batch_size, num_workers, tie_tol, n_boot, no_plots, dry_run, as_json,
-                  no_progress):
+                  device, gen_batch_size, seed, batch_size, num_workers, tie_tol, n_boot, no_plots, board, dry_run,
+                  as_json, no_progress):
     """Generate images with one or more models (or read pre-generated ones), score them with a suite's judges,
     and compare each model with a baseline: win rates with confidence intervals and sign tests, means,
     per-category breakdowns, a Bradley-Terry ranking, group rewards, the cross-reward table, plots and a report."""
@@ -147,7 +152,9 @@ def run_benchmark(suite, list_suites, models, baseline, images, image_prompts, o
                        weights=_parse_weights(weights),
                        judge_config=_parse_config(configs), random_weights=random_weights, generation=settings,
                        seed=seed, score_batch_size=batch_size, score_device=device, num_workers=num_workers,
-                       tie_tol=tie_tol, n_boot=n_boot, plots=not no_plots, progress=not no_progress)
+                       tie_tol=tie_tol, n_boot=n_boot, plots=not no_plots, progress=not no_progress,
+                       to_leaderboard=board, command=shlex.join(["rewardbench", *sys.argv[1:]])
+                       if "run-benchmark" in sys.argv[1:2] else None)
     try:
         if dry_run:
             plan = make_plan(cfg)
@@ -181,4 +188,5 @@ def _print_result(result, as_json: bool) -> None:
     click.echo(render_table(rows, cols))
     s = result.summary
     click.echo(f"\n{s['images']} images ({s['generated_now']} generated now, {s['scored_now']} scored now, "
-               f"{s['failed']} failed); report: {result.out / 'report.md'}")
+               f"{s['failed']} failed); report: {result.out / 'report.md'}"
+               + (f"; leaderboard: {s['leaderboard']}" if s.get("leaderboard") else ""))

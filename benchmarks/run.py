@@ -71,6 +71,8 @@ class BenchmarkRun:
     n_boot: int = 2000
     plots: bool = True
     progress: bool = True
+    to_leaderboard: str | None = None  # append the results to this board (real weights only)
+    command: str | None = None  # the command line, recorded with board rows
 
 
 @dataclasses.dataclass
@@ -303,6 +305,19 @@ class BenchmarkResult:
     summary: dict[str, Any]
 
 
+def _check_board_worthy(plan: Plan, scorer, board: str) -> None:
+    """A leaderboard takes results of real weights only: refused before any image is generated."""
+    from rewardbench.leaderboards.board import is_random_weights
+
+    judges = [s.name for s in scorer.slots if is_random_weights(s.weights_used)]
+    gens = [g.name for g in plan.generators if g.random_weights]
+    if judges or gens:
+        what = "; ".join(x for x in (f"judges {', '.join(judges)}" if judges else "",
+                                     f"generators {', '.join(gens)}" if gens else "") if x)
+        raise ValueError(f"--to-leaderboard {board}: leaderboards take results of real weights only, and "
+                         f"this run has random weights ({what}); drop --to-leaderboard for a smoke run")
+
+
 def run_benchmark(run: BenchmarkRun) -> BenchmarkResult:
     """Plan, check, load the judges, generate, score, compare and report (the module docstring has the stages)."""
     from .report import tidy_scores, write_reports
@@ -312,6 +327,8 @@ def run_benchmark(run: BenchmarkRun) -> BenchmarkResult:
     config = check_config(out, _config(plan, run))
     scorer = build_scorer(plan, run)
     try:
+        if run.to_leaderboard:
+            _check_board_worthy(plan, scorer, run.to_leaderboard)
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.json").write_text(json.dumps(config, indent=2, ensure_ascii=False))
         if plan.prompts is not None:
@@ -333,6 +350,13 @@ def run_benchmark(run: BenchmarkRun) -> BenchmarkResult:
         from .plots import write_plots
 
         write_plots(out / "plots", rows, scores, plan, judges)
-    summary = {"images": int(len(manifest)), "generated_now": n_new,
+    board = None
+    if run.to_leaderboard:
+        from rewardbench.leaderboards.board import append_rows, rows_from_stats
+
+        suite = plan.suite.name if plan.suite else "pre-generated"
+        board = str(append_rows(run.to_leaderboard, rows_from_stats(
+            rows, suite=suite, weights={j: v["weights"] for j, v in judges.items()}, command=run.command)))
+    summary = {"images": int(len(manifest)), "generated_now": n_new, "leaderboard": board,
                "scored_now": result.summary["scored_now"], "failed": result.n_failed, "out": str(out)}
     return BenchmarkResult(out, rows, scores, summary)

@@ -159,6 +159,14 @@ def test_missing_judge_weights_fail_before_any_generation(tmp_path):
     assert not (tmp_path / "o" / "images").exists()
 
 
+def test_a_leaderboard_refuses_random_weights_before_generating(tmp_path):
+    code, text = _invoke("--suite", "fairness", "--model", "ft=tiny:1", "--baseline", "tiny", "--limit", "1",
+                         "--judges", "jpeg-compressibility", "--to-leaderboard", "generators", "--out", tmp_path / "o",
+                         *FAST)
+    assert code == 2 and "real weights only" in text and "generators ft, tiny" in text
+    assert not (tmp_path / "o" / "images").exists()
+
+
 def test_usage_errors(tmp_path):
     code, text = _invoke("--suite", "fairnes", "--model", "tiny", "--out", tmp_path)
     assert code == 2 and "Did you mean 'fairness'" in text

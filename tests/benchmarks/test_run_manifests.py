@@ -83,6 +83,21 @@ def test_reports_of_a_manifest_run(three):
     assert {p.name for p in (out / "plots").iterdir()} == {"win_rates.png", "scores.png", "categories.png"}
 
 
+def test_results_go_to_a_leaderboard(photo_manifest, tmp_path, monkeypatch):
+    from rewardbench.leaderboards.board import read_board
+
+    monkeypatch.setenv("REWARDBENCH_BOARDS", str(tmp_path / "boards"))
+    res = run_benchmark(BenchmarkRun(out=str(tmp_path / "out"), images=str(photo_manifest), baseline="q95",
+                                     judges=("jpeg-compressibility",), num_workers=0, n_boot=200, progress=False,
+                                     plots=False, to_leaderboard="generators"))
+    board = read_board("generators", root=tmp_path / "boards")
+    assert res.summary["leaderboard"] == str(tmp_path / "boards" / "generators.csv")
+    assert set(board["subject"]) == set(QUALITY) and set(board["metric"]) == {"mean", "win_rate", "bt_log_strength"}
+    assert set(board["weights"]) == {"none (no weights needed)"} and set(board["suite"]) == {"pre-generated"}
+    win = board[(board["metric"] == "win_rate") & (board["subject"] == "q15") & (board["category"] == "all")]
+    assert win["value"].item() == 1.0 and "q95" in win["protocol"].item()
+
+
 def test_real_sd_images_of_three_generators_on_drawbench(shared_data, tmp_path):
     labels = pd.read_csv(shared_data / "faces-calibration" / "labels.csv")
     keep = labels[labels["category"].isin(["Colors", "Counting", "Text"])].copy()
