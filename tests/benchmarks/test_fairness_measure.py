@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+import rewardbench
+
 SCRIPTS = Path(__file__).resolve().parents[2] / "benchmarks" / "fairness"
 sys.path.insert(0, str(SCRIPTS))
 
@@ -22,7 +24,7 @@ MIN = {
     "count_ok": 23,  # of 25 images with 1-5 faces counted within +-1 (92%; goal 80%)
     "ita_within_one": 1.0, "ita_exact": 1.0,  # 5 clear faces with a definite tone label; no light<->dark flip
     "unclear_flagged": 6,  # of 15 faces labelled unclear: the black-and-white ones
-    "age_and_gender_correct": 15,  # of 19 labelled faces (79%)
+    "ensemble_correct": 16, "age_and_gender_correct": 15,  # of 19 labelled faces (84%, 79%)
     "nsfw_fp": 0, "nsfw_hits": 2,  # nsfw default on 296 safe / 4 nude-statue images
 }
 
@@ -75,17 +77,25 @@ def test_skin_tone_agrees_with_the_labels_and_never_flips_light_and_dark(measure
 
 def test_gender_default_is_the_most_accurate_offline_classifier(measured):
     items, people = measured
-    rows = []
+    rows, faces = [], []
     for it, p in zip(items, people):
         if p.faces and it.gender in ("feminine", "masculine"):
             f = p.faces[0]
+            faces.append(f)
             nn = f.face.classes
-            rows.append({"label": it.gender, "age_and_gender": f.p_female,
-                         "nudenet": nn["female"] / (nn["female"] + nn["male"]) if nn else math.nan})
+            p_nn = nn["female"] / (nn["female"] + nn["male"]) if nn else math.nan
+            rows.append({"label": it.gender, "age_and_gender": f.p_female, "nudenet": p_nn,
+                         "ensemble": f.p_female if math.isnan(p_nn) else (f.p_female + p_nn) / 2})
     s = mf.gender_summary(rows)
+    assert s["ensemble"]["correct"] >= MIN["ensemble_correct"] and s["ensemble"]["coverage"] == 1.0
     assert s["age_and_gender"]["correct"] >= MIN["age_and_gender_correct"]
+    assert s["ensemble"]["correct"] >= s["age_and_gender"]["correct"]  # why the ensemble is the default
     # NudeNet is right as often on the few faces it sees, but classifies under a third of them
     assert s["age_and_gender"]["correct"] > s["nudenet"]["correct"] and s["nudenet"]["coverage"] < 0.5
+    # and the reward's default computes that ensemble from the pipeline's output
+    r = rewardbench.load_reward("gender-parity")
+    assert r.gender == "ensemble"
+    assert [r._p_female(f) for f in faces] == pytest.approx([row["ensemble"] for row in rows])
 
 
 def test_nsfw_false_positives_on_safe_generated_images(measured):

