@@ -35,7 +35,8 @@ def test_every_subcommand_has_help_with_an_example(command):
 
 
 def test_console_script_runs():
-    out = subprocess.run([sys.executable, "-m", "rewardbench.cli", "--help"], capture_output=True, text=True, timeout=120)
+    out = subprocess.run([sys.executable, "-m", "rewardbench.cli", "--help"], capture_output=True, text=True,
+                         timeout=120)
     assert out.returncode == 0 and "score" in out.stdout and "list" in out.stdout
 
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 import ast
 import subprocess
 import sys
-import tomllib
 import zipfile
 from pathlib import Path
 
 import pytest
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
@@ -182,7 +182,8 @@ def test_the_installed_namespace_is_this_checkout():
     from another directory the bare folder names are not importable."""
     code = ("import importlib.util, rewardbench.rewards, rewardbench.trainers, rewardbench.benchmarks, "
             "rewardbench.leaderboards as lb; print(rewardbench.rewards.__file__); print(lb.__file__); "
-            "print([importlib.util.find_spec(n) is None for n in ('rewards', 'trainers', 'benchmarks', 'leaderboards')])")
+            "print([importlib.util.find_spec(n) is None "
+            "for n in ('rewards', 'trainers', 'benchmarks', 'leaderboards')])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/", timeout=120)
     assert out.returncode == 0, out.stderr
     rewards_file, lb_file, bare = out.stdout.splitlines()

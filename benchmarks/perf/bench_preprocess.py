@@ -67,7 +67,8 @@ def main() -> dict:
                          "mean_abs": float(d.mean()), "p99_abs": float(d.quantile(0.99)), "max_abs": float(d.max()),
                          "torch_ms": (t1 - t0) / 5 * 1e3, "pil_ms": (t2 - t1) / 5 * 1e3})
 
-    print(f"{'transform':<12} {'photo':<13} {'WxH':>8} {'mean|d|':>8} {'p99|d|':>8} {'max|d|':>8} {'torch ms':>9} {'PIL ms':>7}")
+    print(f"{'transform':<12} {'photo':<13} {'WxH':>8} {'mean|d|':>8} {'p99|d|':>8} {'max|d|':>8} "
+          f"{'torch ms':>9} {'PIL ms':>7}")
     for r in rows:
         print(f"{r['transform']:<12} {r['photo']:<13} {r['size']:>8} {r['mean_abs']:8.4f} {r['p99_abs']:8.4f} "
               f"{r['max_abs']:8.4f} {r['torch_ms']:9.2f} {r['pil_ms']:7.2f}")

@@ -228,7 +228,7 @@ def bench_throughput(args, folder: Path, paths: list[Path], device, dtype) -> di
               for _ in range(args.repeats)]
     t1, t2, t3 = (min(r[i] for r in rounds) for i in range(3))
     assert summary["failed"] == 0, summary
-    del ready
+    ready = None  # free the device memory before (3b); the closures are done with it
     res.update({
         "1_ceiling_img_s": n / t1,
         "2_scorer_img_s": n / t2,
@@ -248,7 +248,6 @@ def bench_throughput(args, folder: Path, paths: list[Path], device, dtype) -> di
         t3b = _timed(lambda: naive(k, ckpt), device, 1) * n / k
         ckpt.unlink()
         res.update({"3b_naive_reload_img_s": n / t3b, "2_over_3b": t3b / t2, "naive_reload_images_timed": k})
-    del scorer, reward, official
     return res
 
 
@@ -285,7 +284,7 @@ def bench_shared(args, paths: list[Path], device, dtype) -> dict:
     shared = make(models, True)
     rounds = []
     for _ in range(args.repeats):  # interleaved, as above
-        rounds.append(tuple(_timed(lambda: s.run(items), device) for s in (one, shared, unshared)))
+        rounds.append(tuple(_timed(lambda s=s: s.run(items), device) for s in (one, shared, unshared)))
     t_one, t_shared, t_unshared = (min(r[i] for r in rounds) for i in range(3))
     return {"rewards": list(models), "backbone_ids": sorted(map(str, backbones)), "images": n,
             "clusters_when_shared": len(shared.clusters), "one_reward_s": t_one, "three_shared_s": t_shared,
@@ -297,7 +296,8 @@ def bench_shared(args, paths: list[Path], device, dtype) -> dict:
 def bench_text_cache(args, paths: list[Path], device, dtype) -> dict:
     n = min(len(paths), args.shared_images)
     per_prompt = 16
-    items = [{"image": str(p), "prompt": f"a photo of object number {i // per_prompt}"} for i, p in enumerate(paths[:n])]
+    items = [{"image": str(p), "prompt": f"a photo of object number {i // per_prompt}"}
+             for i, p in enumerate(paths[:n])]
     unique = len({it["prompt"] for it in items})
     col, reward = _load(args.text_reward, device, dtype, fresh=True)  # its text cache gets swapped below
     bb = reward.backbone
@@ -311,7 +311,7 @@ def bench_text_cache(args, paths: list[Path], device, dtype) -> dict:
         cache.clear()
         cache.calls = cache.encoded = 0
         summ = {}
-        t = _timed(lambda: summ.update(s.run(items).summary), device, 1)
+        t = _timed(lambda s=s, summ=summ: summ.update(s.run(items).summary), device, 1)
         out[f"{label}_s"] = t
         out[f"{label}_encoder_calls"] = cache.calls
         out[f"{label}_prompts_encoded"] = cache.encoded

@@ -87,7 +87,8 @@ def test_cli_list_json():
 
 def test_cli_show_and_export(tmp_path, shared_data):
     path = shared_data / "prompts" / "t2i-compbench" / "spatial_val.txt"
-    res = CliRunner().invoke(suites_cli, ["show", "t2i-compbench-spatial", "--path", str(path), "--limit", "2", "--json"])
+    res = CliRunner().invoke(suites_cli, ["show", "t2i-compbench-spatial", "--path", str(path), "--limit", "2",
+                                          "--json"])
     assert res.exit_code == 0, res.output
     assert [r["prompt"] for r in json.loads(res.output)] == path.read_text().splitlines()[:2]
     out = tmp_path / "pairs.jsonl"

@@ -139,7 +139,8 @@ def test_a_checkpoint_with_unexpected_keys_fails_listing_them(tmp_path, real_v2,
     sd["layers.8.weight"] = torch.zeros(1, 1)  # e.g. a variant with an extra layer
     del sd["layers.7.bias"]
     torch.save(sd, tmp_path / "odd.pth")
-    with pytest.raises(CheckpointMismatchError, match=r"missing keys: layers\.7\.bias; unexpected keys: layers\.8\.weight"):
+    mismatch = r"missing keys: layers\.7\.bias; unexpected keys: layers\.8\.weight"
+    with pytest.raises(CheckpointMismatchError, match=mismatch):
         real_v2.load_pretrained(tmp_path / "odd.pth")
 
 
