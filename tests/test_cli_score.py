@@ -205,7 +205,8 @@ def test_an_unexpected_error_is_one_line_with_a_way_to_the_traceback(photo_dir, 
         raise OSError("disk on fire\nsecond line")
 
     monkeypatch.setattr(Scorer, "run", boom)
-    monkeypatch.delenv("REWARDBENCH_DEBUG", raising=False)
+    # recorded by monkeypatch, so the REWARDBENCH_DEBUG that --debug sets below is undone after this test
+    monkeypatch.setenv("REWARDBENCH_DEBUG", "0")
     res = _run("--model", "jpeg-compressibility", "--images", photo_dir)
     assert res.exit_code == 1
     assert res.output.strip() == ("error: OSError: disk on fire second line (run with --debug or REWARDBENCH_DEBUG=1 "
