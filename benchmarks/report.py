@@ -149,11 +149,12 @@ def markdown(rows: pd.DataFrame, plan, run, judges: dict[str, dict], groups: pd.
     others = [m for m in plan.models if m != plan.baseline]
     lines = [f"# Benchmark: {title} — {', '.join(others) or plan.baseline} vs {plan.baseline}", ""]
     lines += _warnings(plan, judges)
-    if plan.suite and plan.suite.description:
+    overridden = bool(run.judges and plan.suite and tuple(plan.judges) != tuple(plan.suite.judges))
+    if plan.suite and plan.suite.description and not overridden:
         lines += [plan.suite.description + ".", ""]
     n_prompts = rows.loc[(rows["metric"] == "mean") & (rows["category"] == stats.ALL), "n_prompts"].max()
-    if run.judges and plan.suite and tuple(plan.judges) != tuple(plan.suite.judges):
-        lines += [f"Judges chosen for this run: {', '.join(plan.judges)} "
+    if overridden:
+        lines += [f"Prompts of the {plan.suite.name} suite; judges chosen for this run: {', '.join(plan.judges)} "
                   f"(the suite's: {', '.join(plan.suite.judges)}).", ""]
     seeds = (f"{plan.images_per_prompt} image(s) per prompt per generated model, noise seeds pinned per (prompt, "
              f"image index) (base seed {run.seed}), so every model starts from the same noise" if plan.generators
@@ -200,11 +201,11 @@ def markdown(rows: pd.DataFrame, plan, run, judges: dict[str, dict], groups: pd.
     bt = allc[allc["metric"] == "bt_log_strength"]
     if len(bt):
         lines += ["## Ranking (Bradley–Terry on every pairwise outcome)", ""]
+        bt = bt.sort_values(["judge", "value"], ascending=[True, False])
+        rank = bt.groupby("judge")["value"].rank(ascending=False, method="min").astype(int)  # 1 = strongest
         lines += _table(["judge", "rank", "model", "log-strength [95% CI]", "comparisons"],
-                        [[judge_label(r["judge"], judges), int(r["rank"]) if "rank" in r and not pd.isna(r.get("rank"))
-                          else i + 1, r["model"], f"{_f(r['value'])} {_ci(r)}", int(r["n_pairs"])]
-                         for i, (_, r) in enumerate(bt.sort_values(["judge", "value"], ascending=[True, False])
-                                                    .iterrows())]) + [""]
+                        [[judge_label(r["judge"], judges), rank[i], r["model"], f"{_f(r['value'])} {_ci(r)}",
+                          int(r["n_pairs"])] for i, r in bt.iterrows()]) + [""]
     lines += _category_section(rows, plan, judges)
     lines += ["## Judges", ""]
     lines += _table(["judge", "category", "higher is better", "granularity", "weights"],

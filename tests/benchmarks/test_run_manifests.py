@@ -74,6 +74,7 @@ def test_reports_of_a_manifest_run(three):
     report = (out / "report.md").read_text()
     assert "## Ranking (Bradley–Terry" in report and "## Per category" in report
     assert "pre-generated images paired by prompt and index" in report and "random weights" not in report
+    assert "| jpeg-compressibility | 1 | q15 |" in report and "| jpeg-incompressibility | 1 | q95 |" in report
     cross = pd.read_csv(out / "cross_reward.csv").set_index("model")
     assert list(cross.index) == ["q15", "q50", "q95"] and np.isnan(cross.loc["q95", "jpeg-compressibility win_rate"])
     assert cross.loc["q15", "jpeg-compressibility"] > cross.loc["q50", "jpeg-compressibility"] > \
@@ -118,5 +119,6 @@ def test_real_sd_images_of_three_generators_on_drawbench(shared_data, tmp_path):
     assert (r["wins"], r["losses"]) == ((d > 0).sum(), (d < 0).sum())
     assert set(rows["category"]) == {"all", "Colors", "Counting", "Text"}
     assert (rows["metric"] == "bt_log_strength").sum() == 3 * 4  # three models, in "all" and each category
-    assert "Human-preference" in (res.out / "report.md").read_text()  # the suite's description, its judges replaced
-    assert "Judges chosen for this run: jpeg-compressibility" in (res.out / "report.md").read_text()
+    report = (res.out / "report.md").read_text()
+    assert "judges chosen for this run: jpeg-compressibility (the suite's: imagereward" in report
+    assert "Human-preference" not in report  # the suite's description names judges this run did not use
