@@ -84,6 +84,20 @@ def test_reports_of_a_manifest_run(three):
     assert {p.name for p in (out / "plots").iterdir()} == {"win_rates.png", "scores.png", "categories.png"}
 
 
+def test_group_rewards_count_the_faces_found(photo_manifest, tmp_path):
+    res = run_benchmark(BenchmarkRun(out=str(tmp_path / "out"), images=str(photo_manifest), baseline="q95",
+                                     judges=("skin-tone-parity",), num_workers=0, n_boot=200, progress=False,
+                                     plots=False))
+    groups = pd.read_csv(res.out / "group_rewards.csv")
+    assert len(groups) == 3 * 5 and set(groups["images"]) == {2}  # one group per (model, prompt): its 2 images
+    faces = groups.set_index(["model", "prompt"])["faces"]
+    assert faces[("q95", "a photo: astronaut")] >= 2 and faces[("q95", "a photo: coffee")] == 0  # real faces
+    assert "no face" in groups.set_index(["model", "prompt"]).loc[("q95", "a photo: coffee"), "note"]
+    mean = res.rows[(res.rows["metric"] == "mean") & (res.rows["category"] == "all")].set_index("model")
+    assert (mean["count"] == groups.groupby("model")["faces"].sum()).all() and (mean["n_images"] == 10).all()
+    assert "faces found" in (res.out / "report.md").read_text()
+
+
 def test_results_go_to_a_leaderboard(photo_manifest, tmp_path, monkeypatch):
     from rewardbench.leaderboards.board import read_board
 

@@ -87,3 +87,20 @@ def test_real_prompt_files_through_a_suite(shared_data, tmp_path):
     assert 1500 < len(parti) <= 1632  # repeats in the official file are kept once
     assert {r["category"] for r in parti} >= {"partiprompts/Animals", "partiprompts/People", "partiprompts/Abstract"}
     assert len(rows) - len(parti) == 10
+
+
+def test_composition_suite_from_the_real_files(shared_data):
+    suite = load_benchmark_suite("composition")
+    compbench = shared_data / "prompts" / "t2i-compbench"
+    paths = {f"t2i-compbench-{f.stem[:-4].replace('_', '-')}": str(f) for f in compbench.glob("*_val.txt")}
+    paths["geneval"] = str(shared_data / "prompts" / "geneval" / "evaluation_metadata.jsonl")
+    rows = resolve_prompts(suite, paths=paths, limit=20)
+    by_source = {}
+    for r in rows:
+        by_source.setdefault(r["source"], []).append(r)
+    assert len(by_source) == 11 and all(len(v) == 20 for v in by_source.values())
+    assert {r["category"] for r in by_source["t2i-compbench-spatial"]} == {"t2i-compbench-spatial"}
+    assert {r["judges"][0] for r in by_source["t2i-compbench-color"]} == {"compbench-vqa"}
+    assert {r["category"].split("/")[1] for r in by_source["geneval"]} <= {"single_object", "two_object", "counting",
+                                                                          "colors", "position", "color_attr"}
+    assert {r["category"] for r in by_source["object-pairs-unseen"]} == {"unseen pairs"}
