@@ -162,7 +162,7 @@ def run_benchmark(suite, list_suites, models, baseline, images, image_prompts, o
                                    "judges": plan.judges}, indent=2) if as_json else plan.describe())
             return
         result = run(cfg)
-    except (SuiteSourceError, OSError) as e:
+    except (SuiteSourceError, OSError, RuntimeError) as e:
         if isinstance(e, WeightsNotFoundError):
             _fail(str(e))
         click.echo(f"error: {e}", err=True)

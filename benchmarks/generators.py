@@ -188,7 +188,8 @@ def read_pregenerated(source: str | os.PathLike, prompts: str | os.PathLike | No
     p = Path(source).expanduser()
     if p.is_dir():
         rows = list(open_source(p, prompts).iter_rows())
-        df = pd.DataFrame({"image": [r["image"] for r in rows], "prompt": [r["prompt"] for r in rows]})
+        df = pd.DataFrame({"image": [str(Path(r["image"]).resolve()) for r in rows],
+                           "prompt": [r["prompt"] for r in rows]})
         df["model"] = model or p.resolve().name
     elif p.is_file() and p.suffix.lower() in MANIFEST_EXTENSIONS:
         ext = p.suffix.lower()

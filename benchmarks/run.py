@@ -344,6 +344,10 @@ def run_benchmark(run: BenchmarkRun) -> BenchmarkResult:
         scorer.close()
     judges = {s.name: {"weights": s.weights_used, "random_weights": "random" in str(s.weights_used).lower()}
               for s in scorer.slots}
+    if result.n_failed == len(manifest):
+        first = result.failures().head(3)["error"].tolist()
+        raise RuntimeError(f"no image could be scored ({result.n_failed} failed), e.g. {first}; the errors are in "
+                           f"{out / 'scores'}")
     scores, groups = tidy_scores(manifest, result.table, plan)
     rows = write_reports(out, plan, run, scores, groups, judges, result.summary)
     if run.plots:

@@ -98,6 +98,25 @@ def test_group_rewards_count_the_faces_found(photo_manifest, tmp_path):
     assert "faces found" in (res.out / "report.md").read_text()
 
 
+def test_a_folder_of_one_model_given_by_a_relative_path(photo_dir, monkeypatch):
+    from click.testing import CliRunner
+
+    from rewardbench.benchmarks.cli_run import run_benchmark as cli
+
+    monkeypatch.chdir(photo_dir.parent)
+    res = CliRunner().invoke(cli, ["--images", photo_dir.name, "--prompts", f"{photo_dir.name}/prompts.txt",
+                                   "--judges", "jpeg-compressibility", "--out", "out", "--num-workers", "0",
+                                   "--no-progress", "--no-plots"])
+    assert res.exit_code == 0, res.output
+    rows = pd.read_csv(photo_dir.parent / "out" / "results.csv")
+    assert rows[["model", "metric", "n_images"]].values.tolist() == [["photos", "mean", 5]]  # one model: means only
+    (photo_dir.parent / "broken").mkdir()
+    (photo_dir.parent / "broken" / "a.png").write_bytes(b"not a png")
+    res = CliRunner().invoke(cli, ["--images", "broken", "--prompts", "x", "--judges", "jpeg-compressibility",
+                                   "--out", "out2", "--num-workers", "0", "--no-progress"])
+    assert res.exit_code == 1 and "no image could be scored" in res.output
+
+
 def test_results_go_to_a_leaderboard(photo_manifest, tmp_path, monkeypatch):
     from rewardbench.leaderboards.board import read_board
 
