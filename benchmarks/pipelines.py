@@ -96,28 +96,35 @@ def build_components(kind: str = "tiny", seed: int = 0) -> dict[str, Any]:
 
 
 def load_pipeline(pretrained: str = "tiny", revision: str | None = None, seed: int = 0, *,
-                  lora: str | Path | None = None, unet: str | Path | None = None):
+                  lora: str | Path | None = None, unet: str | Path | None = None, any_pipeline: bool = False):
     """A ``StableDiffusionPipeline`` with a ``DDIMScheduler``: ``"tiny"`` / ``"sd2-base-random"``
     (random weights seeded ``seed``, offline) or any diffusers SD pipeline id or local directory; then
     ``unet`` (a fine-tuned UNet folder, as the trainer's ``final/unet``) replaces its UNet and ``lora``
-    (a folder with ``pytorch_lora_weights.safetensors``, or the file) is loaded on top."""
-    from diffusers import DDIMScheduler, StableDiffusionPipeline
+    (a folder with ``pytorch_lora_weights.safetensors``, or the file) is loaded on top.
+
+    ``any_pipeline`` (generation): whatever text-to-image pipeline the id or folder holds (SDXL, PixArt,
+    Flux, ...) through ``DiffusionPipeline``; its scheduler becomes DDIM only where DDIM is compatible
+    with it (the Stable Diffusion family), flow-matching pipelines keep their own."""
+    from diffusers import DDIMScheduler, DiffusionPipeline, StableDiffusionPipeline
 
     if pretrained in RANDOM_KINDS:
         comps = build_components(pretrained, seed=seed)
         pipe = StableDiffusionPipeline(**comps, safety_checker=None, feature_extractor=None,
                                        requires_safety_checker=False)
     else:
-        try:
-            pipe = StableDiffusionPipeline.from_pretrained(pretrained, revision=revision, safety_checker=None,
-                                                           requires_safety_checker=False)
+        cls = DiffusionPipeline if any_pipeline else StableDiffusionPipeline
+        try:  # no safety checker: it blacks out images, which would be judged as the model's (pipelines
+            # without one ignore the argument)
+            pipe = cls.from_pretrained(pretrained, revision=revision, safety_checker=None,
+                                       requires_safety_checker=False)
         except (OSError, ValueError) as e:
             local = Path(pretrained).expanduser()
             where = f"local directory {local}" if local.exists() else f"hub id {pretrained!r} (hub unreachable?)"
             raise OSError(f"cannot load the diffusion pipeline from {where}: {e}. Point at a local diffusers "
                           "pipeline directory (with model_index.json), or use `tiny` for an offline smoke run "
                           "(trainer: model.pretrained=tiny; run-benchmark: --model tiny).") from None
-        pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
+        if not any_pipeline or DDIMScheduler in getattr(pipe.scheduler, "compatibles", ()):
+            pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
     if unet is not None:
         from diffusers import UNet2DConditionModel
 
@@ -160,8 +167,9 @@ class PipelineSource:
             base = self.pretrained + (f"@{self.revision}" if self.revision else "")
         return base + (f" + UNet {self.unet}" if self.unet else "") + (f" + LoRA {self.lora}" if self.lora else "")
 
-    def load(self):
-        return load_pipeline(self.pretrained, self.revision, self.tiny_seed, lora=self.lora, unet=self.unet)
+    def load(self, any_pipeline: bool = True):
+        return load_pipeline(self.pretrained, self.revision, self.tiny_seed, lora=self.lora, unet=self.unet,
+                             any_pipeline=any_pipeline)
 
 
 def _random_kind(text: str) -> tuple[str, int] | None:

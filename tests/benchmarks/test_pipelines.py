@@ -64,3 +64,17 @@ def test_missing_pipeline_or_lora_is_a_clear_error(tmp_path):
         load_pipeline(str(tmp_path / "nowhere"))
     with pytest.raises(OSError, match="no LoRA weights"):
         load_pipeline("tiny", lora=tmp_path)
+
+
+def test_a_local_pipeline_folder_generates_like_the_pipeline_it_holds(tmp_path):
+    from rewardbench.benchmarks.generators import DiffusersGenerator, GenerationSettings
+
+    load_pipeline("tiny", seed=2).save_pretrained(tmp_path / "pipe")
+    src = parse_source(str(tmp_path / "pipe"))
+    assert src == PipelineSource(str(tmp_path / "pipe")) and not src.random_weights
+    pipe = src.load()
+    assert type(pipe).__name__ == "StableDiffusionPipeline" and type(pipe.scheduler).__name__ == "DDIMScheduler"
+    settings = GenerationSettings(steps=2, resolution=32)
+    a = DiffusersGenerator("saved", str(tmp_path / "pipe"), settings).generate(["a cat"], [7])
+    b = DiffusersGenerator("built", "tiny:2", settings).generate(["a cat"], [7])
+    torch.testing.assert_close(a, b)
