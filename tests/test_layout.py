@@ -228,3 +228,11 @@ def test_wheel_installs_one_top_level_package(wheel):
     meta = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     entry_points = zipfile.ZipFile(wheel).read(meta).decode()
     assert "[rewardbench.commands]" in entry_points and "rewardbench.trainers.cli:train" in entry_points
+
+
+def test_readme_development_section_lists_every_module():
+    """The README's Development section names every module, so the next person finds their room."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Development"):]
+    missing = [str(p.relative_to(ROOT)) for p in MODULES.values() if str(p.relative_to(ROOT)) not in section]
+    assert not missing, f"add these to the README's Development section: {missing}"
