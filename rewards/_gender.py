@@ -136,7 +136,7 @@ class ClipGenderClassifier(nn.Module, GenderClassifier):
 
     def __init__(self, arch: str = "ViT-L-14", pretrained: str = "openai", tiny: bool = False, on: str = "image"):
         nn.Module.__init__(self)
-        from .clip import build_clip
+        from ._clip_backbone import build_clip
 
         if on not in ("image", "face"):
             raise ValueError(f"on must be 'image' or 'face', got {on!r}")
@@ -146,7 +146,7 @@ class ClipGenderClassifier(nn.Module, GenderClassifier):
         self.weights_used = f"random init ({self.backbone.backbone_id})"
 
     def load(self, weights=None, reward: str | None = None) -> str:
-        from .clip import load_clip_weights
+        from ._clip_backbone import load_clip_weights
 
         self.weights_used = load_clip_weights(self.backbone, weights, reward=reward)
         return self.weights_used

@@ -10,7 +10,7 @@
   (``image_features /= image_features.norm(dim=-1, keepdim=True); prediction = amodel(image_features)``).
 
 Both were trained on ratings 1–10; scores land around 4–7 for ordinary photos. Preprocessing is
-the OpenAI CLIP transform (`rewards.clip`): shorter side → 224 bicubic, centre crop, CLIP mean/std.
+the OpenAI CLIP transform (`rewards/_clip_backbone.py`): shorter side → 224 bicubic, centre crop, CLIP mean/std.
 ``aesthetic``, ``aesthetic-v1`` and ``clipscore`` share the backbone id
 ``open_clip:ViT-L-14/openai``, so the harness computes their image features once.
 
@@ -37,8 +37,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from rewardbench import RewardOutput, RewardSpec, WeightSource, register_reward
-from rewardbench.rewards.clip import ClipReward, build_clip, load_clip_weights
 from rewardbench.weights import WeightsNotFoundError, load_into, load_state_dict, resolve_weights
+
+from ._clip_backbone import ClipReward, build_clip, load_clip_weights
 
 __all__ = ["AestheticV2", "AestheticV1", "AestheticMLP", "load_aesthetic_head"]
 

@@ -140,7 +140,7 @@ class _GenEvalReward(_DetectionReward):
         self.needs_color = task in _COLOR_TASKS
         self.clip = None
         if self.needs_color:
-            from .clip import build_clip
+            from ._clip_backbone import build_clip
 
             # GenEval: open_clip ViT-L-14 (OpenAI weights) zero-shot colour classifier on the box crops
             self.clip = build_clip(clip_arch, clip_pretrained, tiny=tiny)
@@ -149,7 +149,7 @@ class _GenEvalReward(_DetectionReward):
     def load_pretrained(self, weights=None) -> str:
         used = super().load_pretrained(weights)
         if self.clip is not None:
-            from .clip import load_clip_weights
+            from ._clip_backbone import load_clip_weights
 
             used += f"; CLIP {load_clip_weights(self.clip, reward=self.spec.name)}"
             self._classifiers.clear()

@@ -30,7 +30,8 @@ import os
 import torch.nn.functional as F
 
 from rewardbench import RewardOutput, RewardSpec, WeightSource, register_reward
-from rewardbench.rewards.clip import ClipReward, build_clip, load_clip_weights
+
+from ._clip_backbone import ClipReward, build_clip, load_clip_weights
 
 __all__ = ["PickScore"]
 
