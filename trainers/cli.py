@@ -2,7 +2,8 @@
 
 Also runnable as a module, which is how ``accelerate launch`` starts it on many GPUs or machines::
 
-    accelerate launch --num_processes 8 -m rewardbench.trainers.cli --config trainers/recipes/imagereward_diffusiondb.yaml
+    # RECIPE: e.g. trainers/recipes/imagereward_diffusiondb.yaml
+    accelerate launch --num_processes 8 -m rewardbench.trainers.cli --config RECIPE
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def train(config_path, print_config, overrides):
     try:
         cfg = load_config(config_path, overrides)
     except (ValueError, FileNotFoundError, TypeError, IndexError) as e:
-        raise click.UsageError(str(e))
+        raise click.UsageError(str(e)) from None
     if print_config:
         click.echo(json.dumps(cfg.to_dict(), indent=2))
         return
@@ -57,7 +58,7 @@ def train(config_path, print_config, overrides):
     try:
         result = run_training(cfg)
     except (OSError, ValueError) as e:
-        raise click.ClickException(str(e))
+        raise click.ClickException(str(e)) from None
     from accelerate import PartialState
 
     if not PartialState().is_main_process:

@@ -30,7 +30,8 @@ class ModelConfig:
     lora: bool = True  # True: train LoRA adapters on the UNet (peft); False: full fine-tuning of the UNet
     lora_rank: int = 8
     lora_alpha: float = 8.0
-    lora_targets: tuple[str, ...] = ("to_q", "to_k", "to_v", "to_out.0")  # attention projections, as diffusers' LoRA scripts
+    # attention projections, as diffusers' LoRA scripts
+    lora_targets: tuple[str, ...] = ("to_q", "to_k", "to_v", "to_out.0")
     gradient_checkpointing: bool = False
     mixed_precision: str = "no"  # "no" | "bf16" | "fp16" (frozen parts are cast; trainable weights stay fp32)
     tiny_seed: int = 0  # seed of the tiny pipeline's random weights
@@ -119,7 +120,8 @@ class Config:
         if s.eta <= 0:
             raise ValueError("sample.eta must be > 0: the policy needs a stochastic step to have a log-probability")
         if not 1 <= t.timesteps_per_iter <= s.num_steps:
-            raise ValueError(f"train.timesteps_per_iter={t.timesteps_per_iter} must lie in [1, sample.num_steps={s.num_steps}]")
+            raise ValueError(f"train.timesteps_per_iter={t.timesteps_per_iter} must lie in "
+                             f"[1, sample.num_steps={s.num_steps}]")
         if t.logprob_reduction not in ("mean", "sum"):
             raise ValueError("train.logprob_reduction must be 'mean' or 'sum'")
         if self.model.mixed_precision not in ("no", "bf16", "fp16"):

@@ -114,7 +114,7 @@ def train(config: Config, rewards: Mapping[str, Callable | Any] | None = None) -
             cond = encode_prompts(pipe, prompts)  # (B, 77, D)
             samples, pending, reward_s = [], [], [0.0]
 
-            def timed_reward(images, ps, gs, fn=task["fn"]):
+            def timed_reward(images, ps, gs, fn=task["fn"], reward_s=reward_s):
                 t = time.perf_counter()
                 r = fn(images, ps, gs.to(device)).float().cpu()
                 reward_s[0] += time.perf_counter() - t
