@@ -9,7 +9,7 @@ import json
 import os
 import random
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,18 +20,27 @@ RewardFn = Callable[[torch.Tensor, list, torch.Tensor], torch.Tensor]  # (images
 
 
 # --- prompts ------------------------------------------------------------------------------------
-def load_prompts(source: Any) -> list[str]:
+def load_prompts(source: Any, suite_paths: Mapping[str, str] | None = None) -> list[str]:
     """A task's prompts: a list, a text file (one a line; .jsonl/.csv/.tsv with a ``prompt`` column),
-    a parquet file or ``hf://datasets/...parquet`` URL with a ``prompt`` column (e.g. DiffusionDB's
-    metadata; duplicates dropped), or ``"suite:NAME"`` (benchmarks.suites.load_suite, imported only then)."""
-    if isinstance(source, (list, tuple)):
+    a parquet file or ``hf://datasets/...parquet`` URL with a ``prompt`` column (duplicates dropped),
+    ``"suite:NAME"`` or ``{"suite": NAME, "path": ..., <loader options>}`` (`rewardbench.suites.load_suite`;
+    ``suite_paths`` gives a suite its local file when the mapping names none)."""
+    if isinstance(source, str) and source.startswith("suite:"):
+        source = {"suite": source[len("suite:"):]}
+    if isinstance(source, Mapping):
+        from rewardbench.suites import load_suite  # lazy: only recipes that name a suite need it
+
+        options = dict(source)
+        name = options.pop("suite", None)
+        if not name:
+            raise ValueError(f"prompts: a mapping needs a 'suite' key, got {dict(source)}")
+        if options.get("path") is None and (suite_paths or {}).get(name):
+            options["path"] = suite_paths[name]
+        prompts = _prompts_of(load_suite(name, **options))
+    elif isinstance(source, (list, tuple)):
         prompts = [str(p) for p in source]
     elif isinstance(source, str) and (source.startswith("hf://") or source.endswith(".parquet")):
         prompts = _parquet_prompts(source)
-    elif isinstance(source, str) and source.startswith("suite:"):
-        from rewardbench.suites import load_suite  # lazy: only recipes that name a suite need it
-
-        prompts = _prompts_of(load_suite(source[len("suite:"):]))
     elif isinstance(source, (str, os.PathLike)):
         p = Path(source).expanduser()
         if not p.is_file():
@@ -49,7 +58,8 @@ def load_prompts(source: Any) -> list[str]:
         else:
             prompts = [line.strip() for line in p.read_text().splitlines() if line.strip()]
     else:
-        raise TypeError(f"prompts: expected a list, a file path or 'suite:NAME', got {type(source).__name__}")
+        raise TypeError(f"prompts: expected a list, a file path, 'suite:NAME' or {{suite: NAME, ...}}, got "
+                        f"{type(source).__name__}")
     if not prompts:
         raise ValueError(f"prompt source {source!r} is empty")
     return prompts
@@ -65,6 +75,27 @@ def _parquet_prompts(source: str) -> list[str]:
         raise OSError(f"cannot read prompts from {source} on {where}: {e}. Download the file and point the task's "
                       "prompts at the local copy.") from None
     return list(dict.fromkeys(p.strip() for p in df["prompt"].dropna().astype(str) if p.strip()))
+
+
+def check_eval_overlap(task: str, prompts: Sequence[str], suite_paths: Mapping[str, str] | None = None,
+                       drop: bool = False) -> tuple[list[str], dict[str, int], list[str]]:
+    """A task's training prompts checked against every held-out evaluation suite (`rewardbench.suites.splits`):
+    ValueError when they share prompts, or with ``drop`` those prompts removed. Returns ``(prompts kept,
+    {suite: prompts dropped}, suites that could not be loaded to check)``."""
+    from rewardbench.suites.splits import eval_overlap, normalize
+
+    overlap, unchecked = eval_overlap(prompts, paths=suite_paths, examples=len(prompts) if drop else 5)
+    if overlap and not drop:
+        found = "; ".join(f"{suite}: {', '.join(repr(p) for p in shared)}" for suite, shared in overlap.items())
+        raise ValueError(f"task {task!r} would train on held-out evaluation prompts ({found}). Train on a training "
+                         "split (suite:diffusiondb-train, suite:person-descriptions, suite:object-pairs-train), set "
+                         "drop_eval_overlap: true on the task to leave those prompts out, or allow_eval_overlap: true "
+                         "to train on them anyway.")
+    held = {normalize(p) for shared in overlap.values() for p in shared}
+    kept = [p for p in prompts if normalize(p) not in held]
+    if not kept:
+        raise ValueError(f"task {task!r}: every training prompt is a held-out evaluation prompt")
+    return kept, {suite: len(shared) for suite, shared in overlap.items()}, sorted(unchecked)
 
 
 def _prompts_of(suite: Any) -> list[str]:
@@ -269,6 +300,61 @@ def load_checkpoint(path: Path, *, unet, optimizer, lr_scheduler, gen: torch.Gen
     return json.loads((path / "state.json").read_text())
 
 
+# --- resume fingerprint ---------------------------------------------------------------------------
+# run.* keys that do not change what is trained (where it goes, how often it saves, how it is logged)
+_NOT_FINGERPRINTED = {"output_dir", "iterations", "checkpoint_every", "keep_checkpoints", "sample_every", "resume",
+                      "resume_force", "tensorboard", "async_rewards", "device", "suite_paths", "eval_every"}
+
+
+def run_fingerprint(config, tasks: Sequence[dict]) -> dict[str, Any]:
+    """Everything that changes training, flat (``"train.lr": 2e-06``): the config less memory-only and
+    bookkeeping settings (micro-batch sizes, gradient checkpointing, output, logging), plus each task's
+    resolved reward (name and weights) and a hash of its resolved prompt list."""
+    import hashlib
+
+    d = config.to_dict()
+    for section in ("sample", "train"):
+        d[section].pop("micro_batch_size", None)
+    d["model"].pop("gradient_checkpointing", None)
+    d["run"] = {k: v for k, v in d["run"].items() if k not in _NOT_FINGERPRINTED}
+    d.pop("eval", None)
+    for t, resolved in zip(d["tasks"], tasks):
+        t["reward_resolved"] = resolved["desc"]
+        t["prompts_sha256"] = hashlib.sha256("\n".join(resolved["prompts"]).encode()).hexdigest()[:16]
+        t["n_prompts"] = len(resolved["prompts"])
+    return _flat(d)
+
+
+def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(d, Mapping):
+        if not d:
+            return {prefix[:-1]: {}}
+        return {k2: v2 for k, v in d.items() for k2, v2 in _flat(v, f"{prefix}{k}.").items()}
+    if isinstance(d, list) and d and all(isinstance(x, Mapping) for x in d):
+        return {k2: v2 for i, v in enumerate(d) for k2, v2 in _flat(v, f"{prefix}{i}.").items()}
+    return {prefix[:-1]: d}
+
+
+def fingerprint_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """``key: old -> new`` for every fingerprint entry that differs (added and removed ones too)."""
+    missing = object()
+    return [f"{k}: {old.get(k, '(absent)')!r} -> {new.get(k, '(absent)')!r}" for k in sorted(old.keys() | new.keys())
+            if old.get(k, missing) != new.get(k, missing)]
+
+
+def check_resume(path: Path, fingerprint: Mapping[str, Any], force: bool = False) -> list[str]:
+    """Refuse (ValueError) to resume from a checkpoint written by a different run, saying what changed;
+    ``force`` turns the refusal into the returned list of changes."""
+    state = json.loads((path / "state.json").read_text())
+    old = state.get("fingerprint")
+    changes = ["the checkpoint has no fingerprint (written before fingerprints were kept)"] if old is None \
+        else fingerprint_changes(old, fingerprint)
+    if changes and not force:
+        raise ValueError(f"run.resume: {path} was written by a different run; changed: " + "; ".join(changes)
+                         + ". Resume anyway with run.resume_force=true, or start a new run.output_dir.")
+    return changes
+
+
 # --- logging ------------------------------------------------------------------------------------
 LOG_FIELDS = ["iteration", "task", "reward_mean", "reward_std", "loss", "policy_loss", "pretrain_loss", "clipfrac",
               "approx_kl", "grad_norm", "lr", "sample_s", "reward_s", "reward_wait_s",
@@ -334,7 +420,7 @@ class Logger:
         import matplotlib.pyplot as plt
         import pandas as pd
 
-        df = pd.read_csv(self.csv)
+        df = pd.read_csv(self.csv).dropna(subset=["reward_mean"])  # the pretraining-loss step has no reward
         if df.empty:
             return None
         fig, ax = plt.subplots(figsize=(6, 4))

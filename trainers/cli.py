@@ -65,7 +65,8 @@ def train(config_path, print_config, overrides):
         return
     last = {}
     for row in result["history"]:
-        last[row["task"]] = row["reward_mean"]
+        if "reward_mean" in row:  # not the pretraining-loss step's row
+            last[row["task"]] = row["reward_mean"]
     click.echo(f"done: {result['step']} iterations in {result['output_dir']}; last reward means: "
                + ", ".join(f"{k}={v:.4g}" for k, v in last.items()))
 

@@ -1,9 +1,18 @@
 """Trainer configuration: frozen dataclasses (units in the comments), loaded from YAML recipes with
 command-line overrides.
 
-Defaults are the paper's (arXiv 2401.12244): DDIM 50 steps with eta = 1, CFG 7.0,
-AdamW lr 2e-6 betas (0.9, 0.999) weight decay 1e-2, clip range 1e-4, advantages clamped to ±10,
-K = 5 timesteps per iteration.
+The algorithm's defaults are the paper's (arXiv 2401.12244, Sec. 3, Algorithm 1, Appendix A and Table 6;
+its released code, pinterest/atg-research joint-rl-diffusion/train.py, where the text gives no value):
+DDIM 50 steps with eta = 1, CFG 7.0 in sampling and training, AdamW lr 2e-6 betas (0.9, 0.999) eps 1e-8
+weight decay 1e-2, PPO clip range 1e-4, advantages normalised over the whole batch (std + 1e-7) and
+clamped to ±10, K = 5 timesteps per iteration with one optimizer step per timestep (``train.step_mode``),
+every task sampled first and then updated task by task, then one pretraining-loss step
+(``train.task_order``), group rewards over each process's minibatch (``sample.group_by``), 16 images per
+process per task. Defaults that are NOT the paper's, chosen so a run starts on one small GPU: LoRA
+(``model.lora``; the paper fine-tunes the whole UNet), fp32 (``model.mixed_precision``; the paper's
+code runs bf16), 512 px SD 2 base but ``pretrain.beta = 0`` (no L_pre, which needs a caption dataset;
+the paper uses a 12M aesthetic LAION subset). The paper recipes (``trainers/recipes/_paper_base.yaml``)
+set full fine-tuning and bf16.
 
 Example:
     >>> cfg = load_config(None, ["model.pretrained=tiny", "train.lr=1e-5", "run.iterations=3"])
@@ -42,9 +51,13 @@ class SampleConfig:
     num_steps: int = 50  # DDIM steps
     eta: float = 1.0  # DDIM eta; 1 = DDPM-like stochastic sampling (needed for a log-probability)
     guidance_scale: float = 7.0  # CFG in sampling AND in the training pass
-    batch_size: int = 8  # images per process per task per iteration
+    batch_size: int = 16  # images per process per task per iteration (the paper: 16 per GPU); a task may override
     micro_batch_size: int = 8  # images per UNet call while sampling (per process)
-    images_per_prompt: int = 1  # group size: images of one prompt (group rewards give each member the group value)
+    images_per_prompt: int = 1  # images of one prompt per process (a task may override)
+    # what a group reward (skin-tone parity, Vendi, ...) scores as one group, every member getting its value:
+    # "minibatch" = all of a task's images on one process in one iteration (the paper, Sec. 3.2: "computed on
+    # each minibatch"); "prompt" = the images of one prompt (the two coincide when batch_size = images_per_prompt)
+    group_by: str = "minibatch"
     negative_prompt: str = ""
 
 
@@ -56,6 +69,15 @@ class TrainConfig:
     adam_eps: float = 1e-8
     warmup_steps: int = 0  # optimizer steps of linear LR warm-up, then constant
     timesteps_per_iter: int = 5  # K random denoising steps trained per sample per iteration
+    # "paper": K timesteps drawn for the whole batch, one optimizer step per timestep (K steps per task per
+    # iteration; the paper's Algorithm 1 and Appendix A: "a gradient update across all the samples in the batch
+    # for each of the timesteps, resulting in 5 gradient updates per iteration"); "ddpo": K timesteps per sample,
+    # gradients accumulated over all of them, one optimizer step per task per iteration (ddpo-pytorch)
+    step_mode: str = "paper"
+    # "algorithm1": sample every task from the same model, then update task by task, then one pretraining-loss
+    # step (the paper's Algorithm 1 and Sec. 3.3); "interleaved": sample and update each task in turn, the
+    # pretraining loss added to every task's update
+    task_order: str = "algorithm1"
     micro_batch_size: int = 4  # samples per forward/backward in the training pass (per process)
     clip_range: float = 1e-4  # PPO clip of the importance ratio
     adv_clip_max: float = 10.0  # advantages clamped to ±this
@@ -75,7 +97,7 @@ class PretrainConfig:
     split: str = "train"
     image_column: str = "image"
     caption_column: str = "text"
-    batch_size: int = 2  # pairs per update (per process)
+    batch_size: int = 2  # pairs per update (per process; the paper: 16)
 
 
 @dataclass(frozen=True)
@@ -85,8 +107,20 @@ class TaskConfig:
     name: str = "task"
     reward: str = "jpeg-compressibility"  # registry name or alias, or "package.module:callable" (ddpo-style fn)
     reward_kwargs: Mapping[str, Any] = field(default_factory=dict)  # to load_reward (e.g. pretrained, weights)
-    prompts: Any = ("a photo of a cat",)  # list of prompts | path to a text file | "suite:NAME" (benchmarks.suites)
+    # a list of prompts | a file path | "suite:NAME" | {suite: NAME, path: local copy, <loader options>}
+    # (rewardbench.suites; training splits: diffusiondb-train, person-descriptions, object-pairs-train)
+    prompts: Any = ("a cat asleep on a windowsill",)
     weight: float = 1.0  # multiplies this task's loss
+    batch_size: int | None = None  # images per process per iteration for this task (None: sample.batch_size)
+    images_per_prompt: int | None = None  # None: sample.images_per_prompt
+    # training prompts that are also a held-out evaluation suite's prompts (rewardbench.suites.splits) are refused,
+    # unless drop_eval_overlap (leave those prompts out) or allow_eval_overlap (train on them anyway) is true
+    drop_eval_overlap: bool = False
+    allow_eval_overlap: bool = False
+
+    def sizes(self, sample: SampleConfig) -> tuple[int, int]:
+        """(images per process per iteration, images per prompt) of this task."""
+        return (self.batch_size or sample.batch_size, self.images_per_prompt or sample.images_per_prompt)
 
 
 @dataclass(frozen=True)
@@ -98,6 +132,8 @@ class RunConfig:
     keep_checkpoints: int = 2
     sample_every: int = 10  # iterations between saved sample grids; 0 = never
     resume: str | None = None  # checkpoint dir, or "latest" (newest under output_dir/checkpoints)
+    resume_force: bool = False  # resume even when the checkpoint was written by a run with another fingerprint
+    suite_paths: Mapping[str, str] = field(default_factory=dict)  # suite -> local copy of its official file
     tensorboard: bool = True
     async_rewards: bool = True  # score a micro-batch in a thread while the next one is sampled
     device: str | None = None  # None: accelerate's choice; "cpu" forces CPU
@@ -114,9 +150,16 @@ class Config:
 
     def __post_init__(self) -> None:
         s, t = self.sample, self.train
-        if s.batch_size % s.images_per_prompt:
-            raise ValueError(f"sample.batch_size={s.batch_size} must be a multiple of sample.images_per_prompt="
-                             f"{s.images_per_prompt} (each process holds whole groups)")
+        for i, task in enumerate(self.tasks):
+            b, g = task.sizes(s)
+            if b < 1 or g < 1 or b % g:
+                raise ValueError(f"tasks[{i}] ({task.name}): batch_size={b} must be a positive multiple of "
+                                 f"images_per_prompt={g} (each process holds whole groups)")
+        for key, value, allowed in (("sample.group_by", s.group_by, ("minibatch", "prompt")),
+                                    ("train.step_mode", t.step_mode, ("paper", "ddpo")),
+                                    ("train.task_order", t.task_order, ("algorithm1", "interleaved"))):
+            if value not in allowed:
+                raise ValueError(f"{key} must be one of {allowed}, got {value!r}")
         if s.eta <= 0:
             raise ValueError("sample.eta must be > 0: the policy needs a stochastic step to have a log-probability")
         if not 1 <= t.timesteps_per_iter <= s.num_steps:
@@ -129,8 +172,8 @@ class Config:
         if not self.tasks:
             raise ValueError("at least one task is needed")
         names = [k.name for k in self.tasks]
-        if len(set(names)) != len(names):
-            raise ValueError(f"task names must be unique, got {names}")
+        if len(set(names)) != len(names) or "pretrain" in names:
+            raise ValueError(f"task names must be unique and not 'pretrain' (the L_pre step's name), got {names}")
         if self.pretrain.beta > 0 and not self.pretrain.dataset:
             raise ValueError("pretrain.beta > 0 needs pretrain.dataset")
 

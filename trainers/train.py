@@ -1,13 +1,15 @@
-"""The paper's RL fine-tuning loop (arXiv 2401.12244), top to bottom, on diffusers + accelerate.
+"""The paper's RL fine-tuning loop (arXiv 2401.12244, Algorithm 1), top to bottom, on diffusers + accelerate.
 
-Each iteration, for each task (prompt source + reward + weight), in turn:
-  SAMPLING  DDIM (eta = 1) with CFG, keeping every step's latents and log-probabilities;
-  REWARDS   scored (in a thread while the next micro-batch is sampled, for image-level rewards),
-            gathered from every process, turned into advantages (batch z-score clamped to ±10, or
-            DDPO's per-prompt statistics);
-  TRAINING  K random timesteps per sample, PPO-clipped ratio with CFG in the training pass,
-            gradients accumulated over micro-batches and timesteps (plus the optional pretraining
-            loss, weight beta), one optimizer step per task.
+Each iteration (``train.task_order="algorithm1"``, the paper's order):
+  SAMPLING  every task (prompt source + reward + weight) samples its batch from the same model: DDIM
+            (eta = 1) with CFG, keeping every step's latents and log-probabilities;
+  REWARDS   scored (in a thread while the next micro-batch is sampled, for image-level rewards; group
+            rewards over each process's minibatch), gathered from every process, turned into advantages
+            (batch z-score, std + 1e-7, clamped to ±10; or DDPO's per-prompt statistics);
+  TRAINING  task by task: K random timesteps, PPO-clipped ratio with CFG in the training pass, one
+            optimizer step per timestep (``train.step_mode="paper"``) or one per task (``"ddpo"``);
+  L_PRE     one step on the pretraining loss (eps-prediction MSE on image-caption pairs, weight beta).
+``task_order="interleaved"`` samples and updates each task in turn, adding L_pre to each task's update.
 
 Run it with ``rewardbench train --config trainers/recipes/tiny_smoke.yaml`` or, on many GPUs,
 ``accelerate launch -m rewardbench.trainers.cli --config RECIPE``. From Python::
@@ -41,7 +43,7 @@ from .pipeline import encode_prompts, load_pipeline, prepare_for_training, sampl
 def train(config: Config, rewards: Mapping[str, Callable | Any] | None = None) -> dict[str, Any]:
     """Run the trainer. ``rewards`` maps task names to reward objects (a `RewardModel` or a
     ddpo-style callable) that replace the task's ``reward`` name. Returns ``{"history": [rows],
-    "output_dir": str, "final_weights": str | None, "step": int}``."""
+    "output_dir": str, "final_weights": str | None, "step": int, "unet": the trained UNet}``."""
     from accelerate import Accelerator
     from tqdm.auto import tqdm
 
@@ -50,9 +52,6 @@ def train(config: Config, rewards: Mapping[str, Callable | Any] | None = None) -
     accelerator = Accelerator(mixed_precision=m.mixed_precision, cpu=run.device == "cpu")
     device, rank, world = accelerator.device, accelerator.process_index, accelerator.num_processes
     out = Path(run.output_dir)
-    if accelerator.is_main_process:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
     weight_dtype = {"no": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[m.mixed_precision]
 
     # same seed on every process for the model (LoRA init); a per-process stream for sampling
@@ -67,12 +66,27 @@ def train(config: Config, rewards: Mapping[str, Callable | Any] | None = None) -
     unet, optimizer = accelerator.prepare(unet, optimizer)
     raw_unet = accelerator.unwrap_model(unet)
 
-    tasks = []
-    for task in cfg.tasks:
-        fn, whole_batch, desc = _io.resolve_reward((rewards or {}).get(task.name, task.reward), device,
-                                                   dict(task.reward_kwargs))
-        tasks.append(dict(cfg=task, fn=fn, whole_batch=whole_batch, desc=desc, prompts=_io.load_prompts(task.prompts),
-                          tracker=PerPromptStatTracker(tr.stat_buffer_size, tr.stat_min_count)))
+    tasks, unchecked = [], set()
+    with accelerator.main_process_first():  # a suite's official file downloads once into the shared cache
+        for task in cfg.tasks:
+            fn, whole_batch, desc = _io.resolve_reward((rewards or {}).get(task.name, task.reward), device,
+                                                       dict(task.reward_kwargs))
+            prompts = _io.load_prompts(task.prompts, run.suite_paths)
+            if not task.allow_eval_overlap:  # never train on a benchmark's held-out prompts by accident
+                prompts, dropped, missing = _io.check_eval_overlap(task.name, prompts, run.suite_paths,
+                                                                   drop=task.drop_eval_overlap)
+                unchecked.update(missing)
+                if dropped:
+                    accelerator.print(f"task {task.name}: left out {sum(dropped.values())} training prompt(s) that "
+                                      f"are held-out evaluation prompts ({dropped})")
+            tracker = PerPromptStatTracker(tr.stat_buffer_size, tr.stat_min_count)
+            tasks.append(dict(index=len(tasks), cfg=task, fn=fn, whole_batch=whole_batch, desc=desc, prompts=prompts,
+                              sizes=task.sizes(s), tracker=tracker))
+    if unchecked:
+        names = sorted(unchecked)
+        accelerator.print(f"held-out overlap not checked against {len(names)} suite(s) that cannot be loaded here "
+                          f"({', '.join(names[:4])}{', ...' if len(names) > 4 else ''}); give local copies of their "
+                          "files in run.suite_paths to check them")
     caption_data = None
     if cfg.pretrain.beta > 0:
         p = cfg.pretrain
@@ -83,99 +97,132 @@ def train(config: Config, rewards: Mapping[str, Callable | Any] | None = None) -
     torch.manual_seed(run.seed * 1_000_003 + rank)
     start = 0
     ckpt_dir = out / "checkpoints"
+    fingerprint = _io.run_fingerprint(cfg, tasks)
     if run.resume:
         found = _io.find_checkpoint(run.resume, out)
         if found is not None:
+            changes = _io.check_resume(found, fingerprint, force=run.resume_force)
             state = _io.load_checkpoint(found, unet=unet, optimizer=optimizer, lr_scheduler=lr_scheduler, gen=gen,
                                         accelerator=accelerator)
             start = state["step"]
-            for t in tasks:
-                t["tracker"].load_state_dict(state["trackers"][t["cfg"].name])
-            accelerator.print(f"resumed from {found} at iteration {start}")
+            for t in tasks:  # a task the checkpoint does not know (resume_force) starts with empty statistics
+                if t["cfg"].name in state.get("trackers", {}):
+                    t["tracker"].load_state_dict(state["trackers"][t["cfg"].name])
+            forced = f" (run.resume_force, changed: {'; '.join(changes)})" if changes else ""
+            accelerator.print(f"resumed from {found} at iteration {start}{forced}")
+    if accelerator.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
     logger = _io.Logger(out, run.tensorboard, resume_step=start) if accelerator.is_main_process else None
     history: list[dict] = []
     executor = ThreadPoolExecutor(max_workers=1) if run.async_rewards else None
     sched = pipe.scheduler
     ac = sched.alphas_cumprod.to(device)
     autocast = accelerator.autocast
-    bar = tqdm(range(start, run.iterations), initial=start, total=run.iterations, desc="train",
-               disable=not accelerator.is_local_main_process)
 
-    for it in bar:
-        for task in tasks:
-            tc = task["cfg"]
-            #### SAMPLING ####
-            t0 = time.perf_counter()
-            raw_unet.eval()
-            n_groups = s.batch_size // s.images_per_prompt
-            pick = torch.randint(len(task["prompts"]), (n_groups,), generator=gen).tolist()
-            prompts = [task["prompts"][i] for i in pick for _ in range(s.images_per_prompt)]
-            groups = torch.arange(n_groups).repeat_interleave(s.images_per_prompt)  # (B,) local group ids
-            cond = encode_prompts(pipe, prompts)  # (B, 77, D)
-            samples, pending, reward_s = [], [], [0.0]
+    def rollout(task: dict) -> dict:
+        """SAMPLING and REWARDS for one task: its batch of images with latents, log-probs and advantages."""
+        #### SAMPLING ####
+        t0 = time.perf_counter()
+        raw_unet.eval()
+        n, per_prompt = task["sizes"]
+        pick = torch.randint(len(task["prompts"]), (n // per_prompt,), generator=gen).tolist()
+        prompts = [task["prompts"][i] for i in pick for _ in range(per_prompt)]
+        # group ids (B,): one group per prompt, or the whole minibatch as one group (the paper)
+        groups = torch.arange(len(pick)).repeat_interleave(per_prompt) if s.group_by == "prompt" \
+            else torch.zeros(n, dtype=torch.long)
+        cond = encode_prompts(pipe, prompts)  # (B, 77, D)
+        samples, pending, reward_s = [], [], [0.0]
 
-            def timed_reward(images, ps, gs, fn=task["fn"], reward_s=reward_s):
-                t = time.perf_counter()
-                r = fn(images, ps, gs.to(device)).float().cpu()
-                reward_s[0] += time.perf_counter() - t
-                return r
+        def timed_reward(images, ps, gs, fn=task["fn"]):
+            t = time.perf_counter()
+            r = fn(images, ps, gs.to(device)).float().cpu()
+            reward_s[0] += time.perf_counter() - t
+            return r
 
-            for lo in range(0, s.batch_size, s.micro_batch_size):
-                sl = slice(lo, lo + s.micro_batch_size)
-                b = cond[sl].shape[0]
-                smp = sample_with_logprob(pipe, cond[sl], neg_emb.expand(b, -1, -1), num_steps=s.num_steps, eta=s.eta,
-                                          guidance_scale=s.guidance_scale, resolution=m.resolution, generator=gen,
-                                          unet=raw_unet, reduction=tr.logprob_reduction, autocast=autocast)
-                samples.append(smp)
-                if not task["whole_batch"]:  # image-level reward: score this micro-batch while sampling the next
-                    args = (smp.images, prompts[sl], groups[sl])
-                    pending.append(executor.submit(timed_reward, *args) if executor else timed_reward(*args))
-            latents = torch.cat([x.latents for x in samples])  # (B, steps + 1, 4, h, w)
-            old_logps = torch.cat([x.log_probs for x in samples])  # (B, steps)
-            images = torch.cat([x.images for x in samples])  # (B, 3, H, W)
-            timesteps = samples[0].timesteps.to(device)  # (steps,)
-            _sync(device)
-            sample_s = time.perf_counter() - t0
+        for lo in range(0, n, s.micro_batch_size):
+            sl = slice(lo, lo + s.micro_batch_size)
+            b = cond[sl].shape[0]
+            smp = sample_with_logprob(pipe, cond[sl], neg_emb.expand(b, -1, -1), num_steps=s.num_steps, eta=s.eta,
+                                      guidance_scale=s.guidance_scale, resolution=m.resolution, generator=gen,
+                                      unet=raw_unet, reduction=tr.logprob_reduction, autocast=autocast)
+            samples.append(smp)
+            if not task["whole_batch"]:  # image-level reward: score this micro-batch while sampling the next
+                args = (smp.images, prompts[sl], groups[sl])
+                pending.append(executor.submit(timed_reward, *args) if executor else timed_reward(*args))
+        ro = dict(prompts=prompts, cond=cond, reward_s=reward_s,
+                  latents=torch.cat([x.latents for x in samples]),  # (B, steps + 1, 4, h, w)
+                  old_logps=torch.cat([x.log_probs for x in samples]),  # (B, steps)
+                  images=torch.cat([x.images for x in samples]),  # (B, 3, H, W)
+                  timesteps=samples[0].timesteps.to(device))  # (steps,)
+        _sync(device)
+        ro["sample_s"] = time.perf_counter() - t0
 
-            #### REWARDS ####
-            t0 = time.perf_counter()
-            if task["whole_batch"]:  # group rewards see every member of each group at once
-                local = timed_reward(images, prompts, groups)
-            else:
-                local = torch.cat([f.result() if executor else f for f in pending])
-            all_rewards = accelerator.gather(local.to(device)).float().cpu()  # (B * world,)
-            if tr.per_prompt_stats:
-                from accelerate.utils import gather_object
+        #### REWARDS ####
+        t0 = time.perf_counter()
+        if task["whole_batch"]:  # group rewards see every member of each group at once
+            local = timed_reward(ro["images"], prompts, groups)
+        else:
+            local = torch.cat([f.result() if executor else f for f in pending])
+        all_rewards = accelerator.gather(local.to(device)).float().cpu()  # (B * world,)
+        if tr.per_prompt_stats:
+            from accelerate.utils import gather_object
 
-                all_prompts = gather_object(prompts) if world > 1 else prompts
-                adv_all = task["tracker"].update(all_prompts, all_rewards)
-            else:
-                adv_all = normalize_advantages(all_rewards, clip=tr.adv_clip_max)
-            advantages = adv_all.reshape(world, -1)[rank].clamp(-tr.adv_clip_max, tr.adv_clip_max).to(device)  # (B,)
-            reward_wait_s = time.perf_counter() - t0
+            all_prompts = gather_object(prompts) if world > 1 else prompts
+            adv_all = task["tracker"].update(all_prompts, all_rewards)
+        else:
+            adv_all = normalize_advantages(all_rewards, clip=tr.adv_clip_max)
+        ro["advantages"] = adv_all.reshape(world, -1)[rank].clamp(-tr.adv_clip_max, tr.adv_clip_max).to(device)  # (B,)
+        ro.update(rewards=local, all_rewards=all_rewards, reward_wait_s=time.perf_counter() - t0)
+        return ro
 
-            #### TRAINING ####
-            t0 = time.perf_counter()
-            raw_unet.train()
-            n_steps = timesteps.shape[0]
-            # K distinct random timesteps per sample (ddpo-pytorch: a random permutation per sample)
-            chosen = torch.stack([torch.randperm(n_steps, generator=gen)[:tr.timesteps_per_iter]
-                                  for _ in range(s.batch_size)]).to(device)  # (B, K)
-            batches = [torch.arange(lo, min(lo + tr.micro_batch_size, s.batch_size), device=device)
-                       for lo in range(0, s.batch_size, tr.micro_batch_size)]
-            n_backward = len(batches) * tr.timesteps_per_iter + (caption_data is not None)
-            done = 0
-            stats = {"policy_loss": 0.0, "clipfrac": 0.0, "approx_kl": 0.0}
+    def pretrain_loss() -> torch.Tensor:
+        """L_pre: eps-prediction MSE on real image-caption pairs (the paper's Eq. 9)."""
+        pix, caps = caption_data.batch(cfg.pretrain.batch_size, gen)
+        with torch.no_grad():
+            z = pipe.vae.encode(pix.to(device, weight_dtype)).latent_dist.sample()
+            z = z.float() * pipe.vae.config.scaling_factor
+            enc = encode_prompts(pipe, caps)
+        noise = torch.randn(z.shape, generator=gen).to(device)
+        tt = torch.randint(sched.config.num_train_timesteps, (z.shape[0],), generator=gen).to(device)
+        target = noise if sched.config.prediction_type == "epsilon" else sched.get_velocity(z, noise, tt)
+        with autocast():
+            pred = unet(sched.add_noise(z, noise, tt), tt, encoder_hidden_states=enc).sample
+        return torch.nn.functional.mse_loss(pred.float(), target.float())
+
+    def optimizer_step() -> float:
+        grad_norm = accelerator.clip_grad_norm_(params, tr.max_grad_norm)
+        optimizer.step()
+        lr_scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        return float(grad_norm) if grad_norm is not None else math.nan
+
+    def update(task: dict, ro: dict, it: int, with_pretrain: bool) -> dict:
+        """TRAINING for one task: the PPO-clipped policy gradient on K timesteps per sample."""
+        t0 = time.perf_counter()
+        raw_unet.train()
+        tc, n, K = task["cfg"], task["sizes"][0], tr.timesteps_per_iter
+        n_steps = ro["timesteps"].shape[0]
+        if tr.step_mode == "paper":  # K timesteps for the whole batch (the same on every process), a step each
+            shared = torch.Generator().manual_seed((run.seed * 1_000_003 + it) * 1_009 + task["index"])
+            chosen = torch.randperm(n_steps, generator=shared)[:K].expand(n, K).to(device)  # (B, K)
+            steps = [[j] for j in range(K)]
+        else:  # ddpo-pytorch: K distinct random timesteps per sample, one optimizer step for all of them
+            chosen = torch.stack([torch.randperm(n_steps, generator=gen)[:K] for _ in range(n)]).to(device)  # (B, K)
+            steps = [list(range(K))]
+        batches = [torch.arange(lo, min(lo + tr.micro_batch_size, n), device=device)
+                   for lo in range(0, n, tr.micro_batch_size)]
+        stats = {"policy_loss": 0.0, "clipfrac": 0.0, "approx_kl": 0.0, "pretrain_loss": 0.0}
+        for si, js in enumerate(steps):
+            pretrain_here = with_pretrain and si == len(steps) - 1
+            n_backward, done = len(batches) * len(js) + pretrain_here, 0
             for idx in batches:
-                for j in range(tr.timesteps_per_iter):
+                for j in js:
                     k = chosen[idx, j]  # (b,) index of the step
-                    x_t = latents[idx, k]  # (b, 4, h, w)
-                    x_prev = latents[idx, k + 1]
-                    t = timesteps[k]  # (b,)
-                    sync = contextlib.nullcontext() if done == n_backward - 1 else accelerator.no_sync(unet)
-                    with sync:
+                    x_t, x_prev, t = ro["latents"][idx, k], ro["latents"][idx, k + 1], ro["timesteps"][k]
+                    with contextlib.nullcontext() if done == n_backward - 1 else accelerator.no_sync(unet):
                         with autocast():
-                            eps = unet_eps(unet, x_t, t, cond[idx], neg_emb.expand(len(idx), -1, -1),
+                            eps = unet_eps(unet, x_t, t, ro["cond"][idx], neg_emb.expand(len(idx), -1, -1),
                                            s.guidance_scale)
                         _, logp = ddim_step_with_logprob(
                             eps, t, x_t, ac, sched.config.num_train_timesteps // n_steps, eta=s.eta,
@@ -183,58 +230,68 @@ def train(config: Config, rewards: Mapping[str, Callable | Any] | None = None) -
                             prediction_type=sched.config.prediction_type, prev_sample=x_prev,
                             reduction=tr.logprob_reduction,
                             clip_sample_range=sched.config.clip_sample_range if sched.config.clip_sample else None)
-                        loss, info = clipped_policy_loss(logp, old_logps[idx, k], advantages[idx],
+                        loss, info = clipped_policy_loss(logp, ro["old_logps"][idx, k], ro["advantages"][idx],
                                                          clip_range=tr.clip_range, adv_clip=tr.adv_clip_max)
-                        # mean over samples and timesteps; the task weight scales this task's update
-                        share = len(idx) / s.batch_size / tr.timesteps_per_iter
-                        accelerator.backward(loss * tc.weight * share)
+                        # the mean over this step's samples and timesteps; the task weight scales its update
+                        accelerator.backward(loss * tc.weight * len(idx) / n / len(js))
                     done += 1
-                    stats["policy_loss"] += float(loss.detach()) * share
-                    stats["clipfrac"] += float(info["clipfrac"]) * share
-                    stats["approx_kl"] += float(info["approx_kl"]) * share
-            pretrain_loss = 0.0
-            if caption_data is not None:  # eps-prediction MSE on real image-caption pairs (weight beta)
-                pix, caps = caption_data.batch(cfg.pretrain.batch_size, gen)
-                with torch.no_grad():
-                    z = pipe.vae.encode(pix.to(device, weight_dtype)).latent_dist.sample()
-                    z = z.float() * pipe.vae.config.scaling_factor
-                    enc = encode_prompts(pipe, caps)
-                noise = torch.randn(z.shape, generator=gen).to(device)
-                tt = torch.randint(sched.config.num_train_timesteps, (z.shape[0],), generator=gen).to(device)
-                target = noise if sched.config.prediction_type == "epsilon" else sched.get_velocity(z, noise, tt)
-                with autocast():
-                    pred = unet(sched.add_noise(z, noise, tt), tt, encoder_hidden_states=enc).sample
-                mse = torch.nn.functional.mse_loss(pred.float(), target.float())
+                    for key, v in (("policy_loss", loss), ("clipfrac", info["clipfrac"]),
+                                   ("approx_kl", info["approx_kl"])):
+                        stats[key] += float(v.detach()) * len(idx) / n / K
+            if pretrain_here:  # interleaved order: L_pre joins the task's (last) update
+                mse = pretrain_loss()
                 accelerator.backward(mse * cfg.pretrain.beta)
-                pretrain_loss = float(mse.detach())
-            grad_norm = accelerator.clip_grad_norm_(params, tr.max_grad_norm)
-            optimizer.step()
-            lr_scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            _sync(device)
-            update_s = time.perf_counter() - t0
+                stats["pretrain_loss"] = float(mse.detach())
+            stats["grad_norm"] = optimizer_step()
+        _sync(device)
+        stats["update_s"] = time.perf_counter() - t0
+        return stats
 
-            # ---- logging ----
-            reduced = accelerator.reduce(torch.tensor([stats["policy_loss"], stats["clipfrac"], stats["approx_kl"],
-                                                       pretrain_loss], device=device), reduction="mean").tolist()
-            row = {"iteration": it, "task": tc.name, "reward_mean": float(all_rewards.mean()),
-                   "reward_std": float(all_rewards.std(unbiased=False)),
-                   "policy_loss": reduced[0], "clipfrac": reduced[1], "approx_kl": reduced[2],
-                   "pretrain_loss": reduced[3], "loss": reduced[0] * tc.weight + cfg.pretrain.beta * reduced[3],
-                   "grad_norm": float(grad_norm) if grad_norm is not None else math.nan,
-                   "lr": lr_scheduler.get_last_lr()[0], "sample_s": sample_s,
-                   "reward_s": reward_s[0], "reward_wait_s": reward_wait_s, "update_s": update_s}
-            history.append(row)
-            if logger is not None:
-                logger.log(row)
-                if run.sample_every and (it % run.sample_every == 0 or it == run.iterations - 1):
-                    logger.save_grid(images, prompts, local, f"it{it:05d}_{tc.name}")
+    def log(row: dict, images=None, prompts=None, rewards=None) -> None:
+        history.append(row)
+        if logger is not None:
+            logger.log(row)
+            if images is not None and run.sample_every and (row["iteration"] % run.sample_every == 0
+                                                            or row["iteration"] == run.iterations - 1):
+                logger.save_grid(images, prompts, rewards, f"it{row['iteration']:05d}_{row['task']}")
+
+    bar = tqdm(range(start, run.iterations), initial=start, total=run.iterations, desc="train",
+               disable=not accelerator.is_local_main_process)
+    for it in bar:
+        interleaved = tr.task_order == "interleaved"
+        # Algorithm 1: every task samples from the same model (p_theta_old) before any task updates it
+        rollouts = [None if interleaved else rollout(task) for task in tasks]
+        for task, ro in zip(tasks, rollouts):
+            ro = ro or rollout(task)
+            st = update(task, ro, it, with_pretrain=interleaved and caption_data is not None)
+            reduced = accelerator.reduce(torch.tensor([st["policy_loss"], st["clipfrac"], st["approx_kl"],
+                                                       st["pretrain_loss"]], device=device), reduction="mean").tolist()
+            tc = task["cfg"]
+            row = {"iteration": it, "task": tc.name, "reward_mean": float(ro["all_rewards"].mean()),
+                   "reward_std": float(ro["all_rewards"].std(unbiased=False)), "policy_loss": reduced[0],
+                   "clipfrac": reduced[1], "approx_kl": reduced[2], "pretrain_loss": reduced[3],
+                   "loss": reduced[0] * tc.weight + cfg.pretrain.beta * reduced[3], "grad_norm": st["grad_norm"],
+                   "lr": lr_scheduler.get_last_lr()[0], "sample_s": ro["sample_s"], "reward_s": ro["reward_s"][0],
+                   "reward_wait_s": ro["reward_wait_s"], "update_s": st["update_s"]}
+            log(row, ro["images"], ro["prompts"], ro["rewards"])
             bar.set_postfix({f"r[{tc.name}]": f"{row['reward_mean']:.3g}"})
+
+        #### L_PRE ####
+        if not interleaved and caption_data is not None:  # Algorithm 1: one pretraining-loss step per iteration
+            t0 = time.perf_counter()
+            raw_unet.train()
+            mse = pretrain_loss()
+            accelerator.backward(mse * cfg.pretrain.beta)
+            grad_norm = optimizer_step()
+            mse = accelerator.reduce(mse.detach().reshape(1), reduction="mean").item()
+            log({"iteration": it, "task": "pretrain", "pretrain_loss": mse, "loss": cfg.pretrain.beta * mse,
+                 "grad_norm": grad_norm, "lr": lr_scheduler.get_last_lr()[0], "update_s": time.perf_counter() - t0})
 
         step = it + 1
         if (run.checkpoint_every and step % run.checkpoint_every == 0) or step == run.iterations:
             _io.save_checkpoint(ckpt_dir, unet=unet, optimizer=optimizer, lr_scheduler=lr_scheduler, step=step,
-                                extra={"trackers": {t["cfg"].name: t["tracker"].state_dict() for t in tasks}},
+                                extra={"trackers": {t["cfg"].name: t["tracker"].state_dict() for t in tasks},
+                                       "fingerprint": fingerprint},
                                 gen=gen, accelerator=accelerator, keep=run.keep_checkpoints)
 
     if executor:
@@ -246,7 +303,8 @@ def train(config: Config, rewards: Mapping[str, Callable | Any] | None = None) -
         logger.plot()
         logger.close()
     accelerator.wait_for_everyone()
-    return {"history": history, "output_dir": str(out), "final_weights": final, "step": max(start, run.iterations)}
+    return {"history": history, "output_dir": str(out), "final_weights": final, "step": max(start, run.iterations),
+            "unet": raw_unet}
 
 
 def _sync(device: torch.device) -> None:

@@ -8,6 +8,12 @@ the sha256 of ``"A|B"`` (names sorted) falls in the first ``unseen_percent`` (20
 model trained on ``object-pairs-seen`` is judged on pairs it never saw (``object-pairs-unseen``), in
 every relation and both orders. The split depends on the two names only, not on the list or its order.
 
+The paper also holds out whole objects (82 of its 532 for testing, Sec. 4.3, Table 4): an object is unseen
+when the sha256 of its name falls in the first ``unseen_object_percent`` (20) of 100 buckets (16 of the 80
+COCO classes). ``object-pairs-train`` is what a model may be trained on: pairs of two seen objects that the
+pair-level split keeps as well, so it shares no prompt with ``object-pairs-unseen`` or with
+``object-pairs-unseen-objects`` (pairs naming at least one unseen object; ``unseen_objects`` counts them).
+
     >>> from rewardbench.suites.object_pairs import object_pairs
     >>> rows = object_pairs(objects=["cat", "dog", "apple"], relations=["next to"])
     >>> [r["prompt"] for r in rows]  # doctest: +NORMALIZE_WHITESPACE
@@ -69,5 +75,38 @@ def object_pairs(path: str | os.PathLike | None = None, objects: Sequence[str] |
     return rows
 
 
+def is_unseen_object(name: str, unseen_object_percent: int = 20) -> bool:
+    """Whether an object is held out entirely (see the module docstring).
+
+        >>> from rewardbench.coco import COCO_CLASSES
+        >>> sum(is_unseen_object(o) for o in COCO_CLASSES)
+        16
+    """
+    return int(hashlib.sha256(name.encode()).hexdigest(), 16) % 100 < unseen_object_percent
+
+
+def object_pairs_by_object(split: str = "train", path: str | os.PathLike | None = None, n: int | None = None,
+                           seed: int = 0, unseen_object_percent: int = 20, **options) -> list[dict]:
+    """The object-level split: ``"train"`` = pairs of two seen objects in the pair-level ``"seen"`` split,
+    ``"unseen-objects"`` = pairs naming at least one unseen object. Rows gain ``unseen_objects`` (0-2);
+    ``options`` go to `object_pairs` (objects, relations, unseen_percent)."""
+    if split not in ("train", "unseen-objects"):
+        raise ValueError(f"split must be 'train' or 'unseen-objects', got {split!r}")
+    rows = object_pairs(path, **options)
+    for r in rows:
+        r["unseen_objects"] = sum(is_unseen_object(o, unseen_object_percent) for o in r["objects"])
+    if split == "train":
+        rows = [r for r in rows if r["unseen_objects"] == 0 and r["split"] == "seen"]
+    else:
+        rows = [r for r in rows if r["unseen_objects"] > 0]
+    if n is not None and n < len(rows):
+        rows = random.Random(seed).sample(rows, n)
+    for i, r in enumerate(rows):
+        r["index"] = i
+    return rows
+
+
 SUITES = {"object-pairs": object_pairs, "object-pairs-seen": functools.partial(object_pairs, split="seen"),
-          "object-pairs-unseen": functools.partial(object_pairs, split="unseen")}
+          "object-pairs-unseen": functools.partial(object_pairs, split="unseen"),
+          "object-pairs-train": functools.partial(object_pairs_by_object, split="train"),
+          "object-pairs-unseen-objects": functools.partial(object_pairs_by_object, split="unseen-objects")}

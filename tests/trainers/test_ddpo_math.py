@@ -107,6 +107,10 @@ def test_advantages_by_hand():
     r = torch.tensor([0.0] * 99 + [1000.0])
     adv = normalize_advantages(r, clip=5.0)
     assert adv.max() == 5.0 and adv.min() > -1
+    # the paper's epsilon (released code: std + 1e-7): population std 1e-7 -> (±1e-7) / (1e-7 + 1e-7) = ±0.5
+    torch.testing.assert_close(normalize_advantages(torch.tensor([0.0, 2e-7], dtype=torch.float64)),
+                               torch.tensor([-0.5, 0.5]))
+    assert normalize_advantages(torch.full((4,), 3.0)).tolist() == [0.0] * 4  # a constant reward: no signal
 
 
 def test_per_prompt_tracker_uses_its_buffer_once_full():
