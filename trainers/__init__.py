@@ -4,7 +4,9 @@
     trainers.ddpo_math  DDIM step log-probability, advantages, clipped loss (pure maths)
     trainers.pipeline   prompt encoding, sampling with log-probs, LoRA/full fine-tuning set-up (pipelines
                         load through benchmarks.pipelines)
-    trainers.train      the loop (SAMPLING / REWARDS / TRAINING)
+    trainers.train      the loop, Algorithm 1 (SAMPLING / REWARDS / TRAINING / L_PRE / EVALUATION)
+    trainers.evaluate   evaluation while training: held-out prompts judged through run-benchmark
+    trainers.controls   learning evidence: a run beside its controls (negated reward, constant reward)
     trainers.cli        `rewardbench train --config FILE [section.key=value ...]`
 
 Example:

@@ -357,12 +357,14 @@ def check_resume(path: Path, fingerprint: Mapping[str, Any], force: bool = False
 
 # --- logging ------------------------------------------------------------------------------------
 LOG_FIELDS = ["iteration", "task", "reward_mean", "reward_std", "loss", "policy_loss", "pretrain_loss", "clipfrac",
-              "approx_kl", "grad_norm", "lr", "sample_s", "reward_s", "reward_wait_s",
-              "update_s"]
+              "approx_kl", "grad_norm", "lr", "sample_s", "reward_s", "reward_wait_s", "update_s",
+              # rows of task "heldout/<judge>" (evaluation while training): reward_mean is the judge's mean
+              "heldout_ci_low", "heldout_ci_high", "heldout_base", "heldout_win_rate"]
 
 
 class Logger:
-    """metrics.csv (one row per iteration and task), TensorBoard scalars, sample grids, reward curve."""
+    """metrics.csv (one row per iteration and task, the L_pre step and each held-out judge), TensorBoard
+    scalars, sample grids, reward curve."""
 
     def __init__(self, out: Path, tensorboard: bool, resume_step: int = 0):
         self.out = out
@@ -421,6 +423,7 @@ class Logger:
         import pandas as pd
 
         df = pd.read_csv(self.csv).dropna(subset=["reward_mean"])  # the pretraining-loss step has no reward
+        df = df[~df["task"].astype(str).str.startswith("heldout/")]  # held-out judges: training_vs_heldout.png
         if df.empty:
             return None
         fig, ax = plt.subplots(figsize=(6, 4))

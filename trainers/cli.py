@@ -17,6 +17,8 @@ _EPILOG = """\b
 Examples:
   # offline smoke run on CPU (tiny random pipeline, JPEG compressibility; ~1 min)
   rewardbench train --config trainers/recipes/tiny_smoke.yaml
+  # ... judged every 5 iterations on held-out prompts by the training reward and other judges
+  rewardbench train --config trainers/recipes/tiny_smoke.yaml run.eval_every=5
   # override any field with section.key=value (values parsed as YAML)
   rewardbench train --config trainers/recipes/tiny_smoke.yaml train.lr=1e-4 run.iterations=20
   # a paper experiment on 8 GPUs, resuming after a kill
@@ -28,9 +30,11 @@ Examples:
 \b
 Sections: model (pretrained, resolution, lora, mixed_precision, gradient_checkpointing),
 sample (num_steps, eta, guidance_scale, batch_size, images_per_prompt), train (lr, clip_range,
-timesteps_per_iter, per_prompt_stats, ...), pretrain (beta, dataset), tasks (list of name, reward,
-prompts, weight; index with tasks.0.weight=2), run (output_dir, iterations, resume, seed).
-Outputs in run.output_dir: metrics.csv, tensorboard/, samples/, checkpoints/, reward_curve.png, final/.
+timesteps_per_iter, step_mode, task_order, ...), pretrain (beta, dataset), tasks (list of name, reward,
+prompts, weight, batch_size, images_per_prompt; index with tasks.0.weight=2), run (output_dir, iterations,
+resume, resume_force, seed, eval_every), eval (suite, prompts, images_per_prompt, judges).
+Outputs in run.output_dir: metrics.csv, tensorboard/, samples/, checkpoints/, reward_curve.png, final/;
+with run.eval_every=N, eval/ (a run-benchmark report per evaluation) and training_vs_heldout.png.
 Exit codes: 0 done, 2 bad config or arguments, 1 runtime failure.
 """
 
@@ -63,12 +67,20 @@ def train(config_path, print_config, overrides):
 
     if not PartialState().is_main_process:
         return
-    last = {}
+    last, held = {}, {}
     for row in result["history"]:
-        if "reward_mean" in row:  # not the pretraining-loss step's row
+        if row["task"].startswith("heldout/"):
+            held[row["task"][len("heldout/"):]] = row
+        elif "reward_mean" in row:  # not the pretraining-loss step's row
             last[row["task"]] = row["reward_mean"]
     click.echo(f"done: {result['step']} iterations in {result['output_dir']}; last reward means: "
                + ", ".join(f"{k}={v:.4g}" for k, v in last.items()))
+    if result.get("eval_dir"):
+        click.echo(f"held-out evaluation: reports in {result['eval_dir']}/step_*/report.md; training reward beside "
+                   f"the held-out judges: {result['eval_plot']}")
+        if held:
+            click.echo("last held-out means (win rate against the base model): " + ", ".join(
+                f"{k}={r['reward_mean']:.4g} ({r['heldout_win_rate']:.2f})" for k, r in held.items()))
 
 
 if __name__ == "__main__":

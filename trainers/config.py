@@ -124,6 +124,22 @@ class TaskConfig:
 
 
 @dataclass(frozen=True)
+class EvalConfig:
+    """Evaluation while training (every ``run.eval_every`` iterations; trainers/evaluate.py): held-out prompts
+    with fixed seeds, judged through run-benchmark by the training rewards and other judges."""
+
+    suite: str = "preference"  # a run-benchmark suite (benchmarks/specs) or a YAML path: held-out prompts
+    prompts: int = 50  # the first N prompts of each of the suite's sources (the same at every evaluation)
+    images_per_prompt: int | None = None  # None: the suite's
+    judges: tuple[str, ...] = ("aesthetic", "clipscore", "hpsv2", "vendi")  # besides the training rewards
+    training_rewards: bool = True  # judge with every task's registered reward too
+    baseline: bool = True  # also generate the base model's images: win rates against it, its means as reference
+    seed: int = 0  # base of the per-(prompt, image) noise seeds
+    n_boot: int = 1000  # bootstrap resamples for the confidence intervals
+    random_weights: bool = False  # judges with random weights (offline smoke runs only; labelled in the report)
+
+
+@dataclass(frozen=True)
 class RunConfig:
     output_dir: str = "runs/train"
     seed: int = 0
@@ -134,6 +150,7 @@ class RunConfig:
     resume: str | None = None  # checkpoint dir, or "latest" (newest under output_dir/checkpoints)
     resume_force: bool = False  # resume even when the checkpoint was written by a run with another fingerprint
     suite_paths: Mapping[str, str] = field(default_factory=dict)  # suite -> local copy of its official file
+    eval_every: int = 0  # iterations between held-out evaluations (the `eval` section); 0 = never
     tensorboard: bool = True
     async_rewards: bool = True  # score a micro-batch in a thread while the next one is sampled
     device: str | None = None  # None: accelerate's choice; "cpu" forces CPU
@@ -147,6 +164,7 @@ class Config:
     pretrain: PretrainConfig = PretrainConfig()
     tasks: tuple[TaskConfig, ...] = (TaskConfig(),)
     run: RunConfig = RunConfig()
+    eval: EvalConfig = EvalConfig()
 
     def __post_init__(self) -> None:
         s, t = self.sample, self.train
@@ -190,7 +208,7 @@ def _plain(x):
 
 
 _SECTIONS = {"model": ModelConfig, "sample": SampleConfig, "train": TrainConfig, "pretrain": PretrainConfig,
-             "run": RunConfig}
+             "run": RunConfig, "eval": EvalConfig}
 
 
 def _build(cls, data: Mapping[str, Any], where: str):

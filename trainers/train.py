@@ -8,7 +8,9 @@ Each iteration (``train.task_order="algorithm1"``, the paper's order):
             (batch z-score, std + 1e-7, clamped to ±10; or DDPO's per-prompt statistics);
   TRAINING  task by task: K random timesteps, PPO-clipped ratio with CFG in the training pass, one
             optimizer step per timestep (``train.step_mode="paper"``) or one per task (``"ddpo"``);
-  L_PRE     one step on the pretraining loss (eps-prediction MSE on image-caption pairs, weight beta).
+  L_PRE     one step on the pretraining loss (eps-prediction MSE on image-caption pairs, weight beta);
+  EVALUATION every ``run.eval_every`` iterations: held-out prompts judged through run-benchmark
+            (trainers/evaluate.py), logged beside the training reward.
 ``task_order="interleaved"`` samples and updates each task in turn, adding L_pre to each task's update.
 
 Run it with ``rewardbench train --config trainers/recipes/tiny_smoke.yaml`` or, on many GPUs,
@@ -43,7 +45,8 @@ from .pipeline import encode_prompts, load_pipeline, prepare_for_training, sampl
 def train(config: Config, rewards: Mapping[str, Callable | Any] | None = None) -> dict[str, Any]:
     """Run the trainer. ``rewards`` maps task names to reward objects (a `RewardModel` or a
     ddpo-style callable) that replace the task's ``reward`` name. Returns ``{"history": [rows],
-    "output_dir": str, "final_weights": str | None, "step": int, "unet": the trained UNet}``."""
+    "output_dir": str, "final_weights": str | None, "step": int, "unet": the trained UNet, "eval_dir":
+    str | None (the held-out evaluations' reports), "eval_plot": str | None}``."""
     from accelerate import Accelerator
     from tqdm.auto import tqdm
 
@@ -255,6 +258,24 @@ def train(config: Config, rewards: Mapping[str, Callable | Any] | None = None) -
                                                             or row["iteration"] == run.iterations - 1):
                 logger.save_grid(images, prompts, rewards, f"it{row['iteration']:05d}_{row['task']}")
 
+    judges = []
+    if run.eval_every:  # held-out judges: the tasks' registered rewards (not Python callables) and eval.judges
+        from . import evaluate as _evaluate
+
+        judges = _evaluate.eval_judges(cfg, [t["cfg"].reward for t in tasks if t["cfg"].name not in (rewards or {})])
+
+    def evaluate(step: int) -> None:
+        """EVALUATION on the main process (the others wait); the training RNG streams are left untouched."""
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            with _evaluate.rng_preserved():
+                rows = _evaluate.evaluate(cfg, raw_unet, step, judges, device, world,
+                                          save_weights=lambda u, dest: _save_weights(u, dest, m.lora))
+            for row in rows:
+                log(row)
+            _evaluate.plot_training_vs_heldout(out / "metrics.csv", out / "training_vs_heldout.png")
+        accelerator.wait_for_everyone()
+
     bar = tqdm(range(start, run.iterations), initial=start, total=run.iterations, desc="train",
                disable=not accelerator.is_local_main_process)
     for it in bar:
@@ -293,18 +314,22 @@ def train(config: Config, rewards: Mapping[str, Callable | Any] | None = None) -
                                 extra={"trackers": {t["cfg"].name: t["tracker"].state_dict() for t in tasks},
                                        "fingerprint": fingerprint},
                                 gen=gen, accelerator=accelerator, keep=run.keep_checkpoints)
+        if run.eval_every and (step % run.eval_every == 0 or step == run.iterations):
+            evaluate(step)
 
     if executor:
         executor.shutdown()
     final = None
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        final = str(_save_final(raw_unet, out, m.lora))
+        final = str(_save_weights(raw_unet, out / "final", m.lora))
         logger.plot()
         logger.close()
     accelerator.wait_for_everyone()
+    plot = out / "training_vs_heldout.png"
     return {"history": history, "output_dir": str(out), "final_weights": final, "step": max(start, run.iterations),
-            "unet": raw_unet}
+            "unet": raw_unet, "eval_dir": str(out / "eval") if run.eval_every else None,
+            "eval_plot": str(plot) if run.eval_every and plot.is_file() else None}
 
 
 def _sync(device: torch.device) -> None:
@@ -313,10 +338,9 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _save_final(unet, out: Path, lora: bool) -> Path:
+def _save_weights(unet, dest: Path, lora: bool) -> Path:
     """LoRA: diffusers-format ``pytorch_lora_weights.safetensors`` (loads with
-    ``pipe.load_lora_weights(out / "final")``); full fine-tuning: the UNet in ``final/unet``."""
-    dest = out / "final"
+    ``pipe.load_lora_weights(dest)``); full fine-tuning: the UNet in ``dest/unet``."""
     if lora:
         from diffusers import StableDiffusionPipeline
         from diffusers.utils import convert_state_dict_to_diffusers

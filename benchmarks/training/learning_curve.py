@@ -77,7 +77,7 @@ def plot(rows: list[dict], summaries: list[dict], path: Path) -> Path:
     import pandas as pd
 
     df = pd.DataFrame(rows)
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig, ax = plt.subplots(figsize=(8, 4.6))
     colors = {"up": "tab:orange", "down": "tab:blue"}
     names = {"up": "rewarded for brightness", "down": "rewarded for darkness"}
     for (seed, arm), g in df[df.arm != "flat"].groupby(["seed", "arm"]):
@@ -85,10 +85,10 @@ def plot(rows: list[dict], summaries: list[dict], path: Path) -> Path:
         ax.plot(g.iteration, g.vs_constant, color=colors[arm], alpha=0.85, label=label)
         ax.fill_between(g.iteration, g.vs_constant - 2 * g.se, g.vs_constant + 2 * g.se, color=colors[arm], alpha=0.15)
     ax.axhline(0, color="black", lw=0.8, label="constant reward (control)")
-    held = ", ".join(f"seed {s['seed']}: {s['heldout_vs_constant']['up']['diff']:+.1e} / "
+    held = "; ".join(f"seed {s['seed']} {s['heldout_vs_constant']['up']['diff']:+.1e} / "
                      f"{s['heldout_vs_constant']['down']['diff']:+.1e}" for s in summaries)
-    ax.set_title(f"Brightness vs the constant-reward run, image by image (±2 SE)\nheld-out prompts, "
-                 f"bright / dark model: {held}", fontsize=8)
+    ax.set_title(f"Brightness vs the constant-reward run, image by image (±2 SE)\nheld-out prompts at the end, "
+                 f"bright / dark model: {held}", fontsize=7)
     ax.set_xlabel("iteration")
     ax.set_ylabel("mean brightness difference")
     ax.legend(fontsize=8)
@@ -110,8 +110,15 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--step-mode", default="paper", choices=["paper", "ddpo"])
     p.add_argument("--heldout-images", type=int, default=64, help="images per held-out prompt")
     p.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
+    p.add_argument("--plot-only", action="store_true", help="redraw the plot from --out's CSV and JSON")
     args = p.parse_args(argv)
     out = Path(args.out)
+    if args.plot_only:
+        import pandas as pd
+
+        result = json.loads((out / "learning_curve.json").read_text())
+        plot(pd.read_csv(out / "learning_curve.csv").to_dict("records"), result["seeds"], out / "learning_curve.png")
+        return result
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     rows, summaries = [], []

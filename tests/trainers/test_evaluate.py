@@ -1,0 +1,64 @@
+"""Evaluation while training (trainers/evaluate.py): held-out prompts judged through run-benchmark every
+``run.eval_every`` iterations, logged in metrics.csv and TensorBoard beside the training reward, plotted, and
+without touching what training does."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+SMOKE = Path(__file__).resolve().parents[2] / "trainers" / "recipes" / "tiny_smoke.yaml"
+
+
+def _rows(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_rewardbench_train_judges_held_out_prompts_while_it_trains(tmp_path):
+    from rewardbench.trainers.cli import train
+
+    args = ["--config", str(SMOKE), "run.iterations=2", "run.checkpoint_every=0", "run.sample_every=0"]
+    r = CliRunner().invoke(train, [*args, "run.eval_every=1", f"run.output_dir={tmp_path / 'eval'}"])
+    assert r.exit_code == 0, r.output
+    out = tmp_path / "eval"
+    assert f"reports in {out / 'eval'}/step_*/report.md" in r.output and "training_vs_heldout.png" in r.output
+    rows = _rows(out / "metrics.csv")
+    held = [row for row in rows if row["task"].startswith("heldout/")]
+    # every evaluation (after iterations 1 and 2) judges with the training reward and the recipe's judges
+    judges = ["heldout/jpeg-compressibility", "heldout/vendi", "heldout/pairwise-cosine-distance"]
+    assert [(row["iteration"], row["task"]) for row in held] == [(i, j) for i in ("0", "1") for j in judges]
+    for row in held:
+        mean, low, high = (float(row[k]) for k in ("reward_mean", "heldout_ci_low", "heldout_ci_high"))
+        assert low <= mean <= high and math.isfinite(float(row["heldout_base"]))
+        assert 0 <= float(row["heldout_win_rate"]) <= 1
+    assert (out / "training_vs_heldout.png").stat().st_size > 0
+    for step in ("step_000001", "step_000002"):
+        report = (out / "eval" / step / "report.md").read_text()
+        assert "vendi" in report and "step" in report
+    assert not (out / "eval" / "weights" / "step_000001").exists()  # weights are dropped once judged
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tb = EventAccumulator(str(out / "tensorboard"))
+    tb.Reload()
+    assert {"heldout/vendi/reward_mean", "heldout/vendi/heldout_win_rate"} <= set(tb.Tags()["scalars"])
+    # the evaluation leaves training as it was: the same losses and rewards without it
+    r = CliRunner().invoke(train, [*args, f"run.output_dir={tmp_path / 'plain'}"])
+    assert r.exit_code == 0, r.output
+    keys = ("iteration", "task", "reward_mean", "loss", "grad_norm")
+    assert [{k: row[k] for k in keys} for row in rows if not row["task"].startswith("heldout/")] == \
+        [{k: row[k] for k in keys} for row in _rows(tmp_path / "plain" / "metrics.csv")]
+
+
+def test_evaluation_needs_a_judge(tmp_path):
+    from rewardbench.trainers.config import load_config
+    from rewardbench.trainers.evaluate import eval_judges
+
+    cfg = load_config(SMOKE, ["eval.judges=[]"])
+    assert eval_judges(cfg, ["jpeg-compressibility", "pkg.module:fn", lambda *a: None]) == ["jpeg-compressibility"]
+    with pytest.raises(ValueError, match="eval.judges"):
+        eval_judges(cfg, [lambda *a: None])

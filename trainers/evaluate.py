@@ -1,0 +1,167 @@
+"""Evaluation while training: held-out prompts judged by run-benchmark every ``run.eval_every`` iterations.
+
+Each evaluation saves the weights being trained (as the trainer's ``final/`` folder, LoRA or UNet), then runs
+`rewardbench.benchmarks.run.run_benchmark` on them: the suite's held-out prompts (the first ``eval.prompts``
+of each source), images seeded per (prompt, index) so every evaluation and the base model start from the
+same noise, scored by the training rewards and other judges (``eval.judges``) with run-benchmark's Scorer and
+statistics (means with bootstrap CIs over prompts, win rates against the base model). Its report is in
+``OUT/eval/step_NNNNNN/report.md``; the trainer logs each judge's held-out mean and win rate in
+``metrics.csv`` (task ``heldout/<judge>``) and TensorBoard, and `plot_training_vs_heldout` draws the training
+reward beside the held-out judges: the reward-hacking curve (a reward that rises while other judges fall).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import random
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .config import Config
+
+
+def eval_judges(config: Config, task_rewards: Sequence[Any]) -> list[str]:
+    """The judges of an evaluation: the tasks' rewards that are registry names (when ``eval.training_rewards``;
+    a Python callable cannot judge) and ``eval.judges``, canonical names, each once."""
+    from rewardbench.registry import REGISTRY
+
+    names = [r for r in task_rewards if isinstance(r, str) and ":" not in r] if config.eval.training_rewards else []
+    judges = list(dict.fromkeys(REGISTRY.canonical(j) for j in [*names, *config.eval.judges]))
+    if not judges:
+        raise ValueError("run.eval_every needs judges: eval.judges, or a task whose reward is a registered name")
+    return judges
+
+
+@contextlib.contextmanager
+def rng_preserved():
+    """Evaluation seeds the global RNGs (run-benchmark seeds its judges): give training its streams back."""
+    state = (torch.get_rng_state(), torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+             random.getstate(), np.random.get_state())
+    try:
+        yield
+    finally:
+        torch.set_rng_state(state[0])
+        if state[1] is not None:
+            torch.cuda.set_rng_state_all(state[1])
+        random.setstate(state[2])
+        np.random.set_state(state[3])
+
+
+def _base_source(config: Config) -> str:
+    m = config.model
+    if m.pretrained in ("tiny", "sd2-base-random"):
+        return f"{m.pretrained}:{m.tiny_seed}"
+    return m.pretrained
+
+
+def _benchmark_rows(run):
+    from rewardbench.benchmarks.run import run_benchmark
+
+    return run_benchmark(run).rows
+
+
+def _single_process() -> None:
+    """In a child of a multi-process run: the Scorer must not join the trainer's process group."""
+    for key in ("RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        os.environ.pop(key, None)
+    os.environ["WORLD_SIZE"] = "1"
+
+
+def evaluate(config: Config, unet: torch.nn.Module, step: int, judges: list[str], device: torch.device,
+             world: int, save_weights) -> list[dict[str, Any]]:
+    """Judge the model at ``step`` on the held-out prompts; returns one metrics row per judge. With several
+    training processes it runs in a process of its own (on the main process's device)."""
+    from rewardbench.benchmarks.generators import GenerationSettings
+    from rewardbench.benchmarks.run import BenchmarkRun
+
+    m, s, e = config.model, config.sample, config.eval
+    root = Path(config.run.output_dir) / "eval"
+    weights = root / "weights" / f"step_{step:06d}"
+    save_weights(unet, weights)
+    # the run's config names the base pipeline the weights go on (run-benchmark's trainer-output source)
+    (weights.parent / "config.json").write_text(json.dumps({"model": dataclasses.asdict(m)}, indent=2))
+    name = f"step{step}"
+    dtype = {"no": None, "bf16": "bf16", "fp16": "fp16"}[m.mixed_precision]
+    run = BenchmarkRun(
+        out=str(root / f"step_{step:06d}"), suite=e.suite, models=(f"{name}={weights}",),
+        baseline=f"base={_base_source(config)}" if e.baseline else None, paths=dict(config.run.suite_paths),
+        limit=e.prompts, images_per_prompt=e.images_per_prompt, judges=tuple(judges),
+        random_weights=e.random_weights, seed=e.seed, n_boot=e.n_boot, plots=False, progress=False,
+        generation=GenerationSettings(steps=s.num_steps, guidance_scale=s.guidance_scale, resolution=m.resolution,
+                                      negative_prompt=s.negative_prompt, dtype=dtype, device=str(device),
+                                      batch_size=s.micro_batch_size),
+        score_device=str(device))
+    try:
+        if world > 1:  # a non-daemonic child: the Scorer starts DataLoader workers of its own
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                                     initializer=_single_process) as pool:
+                rows = pool.submit(_benchmark_rows, run).result()
+        else:
+            rows = _benchmark_rows(run)
+    finally:
+        shutil.rmtree(weights, ignore_errors=True)  # the images and the report stay; full UNets are large
+    rows = rows[rows["category"] == "all"]
+    out = []
+    for judge in judges:
+        mine = rows[(rows["judge"] == judge) & (rows["model"] == name)]
+        mean = mine[mine["metric"] == "mean"]
+        win = mine[mine["metric"] == "win_rate"]
+        base = rows[(rows["judge"] == judge) & (rows["model"] == "base") & (rows["metric"] == "mean")]
+        out.append({"iteration": step - 1, "task": f"heldout/{judge}",
+                    "reward_mean": _first(mean, "value"), "heldout_ci_low": _first(mean, "ci_low"),
+                    "heldout_ci_high": _first(mean, "ci_high"), "heldout_base": _first(base, "value"),
+                    "heldout_win_rate": _first(win, "value")})
+    return out
+
+
+def _first(df, column: str) -> float:
+    return float(df[column].iloc[0]) if len(df) else math.nan
+
+
+def plot_training_vs_heldout(metrics_csv: Path, path: Path) -> Path | None:
+    """The training reward of each task beside each held-out judge, by iteration (one panel each; a judge's
+    dashed line is the base model, its band the 95% CI over prompts)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    df = pd.read_csv(metrics_csv)
+    held = df[df["task"].astype(str).str.startswith("heldout/")]
+    train = df[~df["task"].astype(str).str.startswith("heldout/")].dropna(subset=["reward_mean"])
+    if held.empty or train.empty:
+        return None
+    judges = list(dict.fromkeys(held["task"]))
+    fig, axes = plt.subplots(1, 1 + len(judges), figsize=(3.6 * (1 + len(judges)), 3.4), squeeze=False)
+    ax = axes[0][0]
+    for task, g in train.groupby("task", sort=False):
+        ax.plot(g["iteration"], g["reward_mean"], label=str(task))
+    ax.set_title("training reward (training prompts)", fontsize=9)
+    ax.set_xlabel("iteration")
+    ax.legend(fontsize=7)
+    for ax, judge in zip(axes[0][1:], judges):
+        g = held[held["task"] == judge]
+        ax.plot(g["iteration"], g["reward_mean"], marker="o", color="tab:red")
+        ax.fill_between(g["iteration"], g["heldout_ci_low"], g["heldout_ci_high"], color="tab:red", alpha=0.2)
+        if g["heldout_base"].notna().any():
+            ax.axhline(float(g["heldout_base"].dropna().iloc[0]), color="black", ls="--", lw=0.8, label="base model")
+            ax.legend(fontsize=7)
+        ax.set_title(f"held out: {judge.split('/', 1)[1]}", fontsize=9)
+        ax.set_xlabel("iteration")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
