@@ -152,7 +152,8 @@ def markdown(rows: pd.DataFrame, plan, run, judges: dict[str, dict], groups: pd.
     overridden = bool(run.judges and plan.suite and tuple(plan.judges) != tuple(plan.suite.judges))
     if plan.suite and plan.suite.description and not overridden:
         lines += [plan.suite.description + ".", ""]
-    n_prompts = rows.loc[(rows["metric"] == "mean") & (rows["category"] == stats.ALL), "n_prompts"].max()
+    n_prompts = len(plan.prompts) if plan.generators and plan.prompts else \
+        rows.loc[(rows["metric"] == "mean") & (rows["category"] == stats.ALL), "n_prompts"].max()
     if overridden:
         lines += [f"Prompts of the {plan.suite.name} suite; judges chosen for this run: {', '.join(plan.judges)} "
                   f"(the suite's: {', '.join(plan.suite.judges)}).", ""]
@@ -272,7 +273,8 @@ def results_json(rows: pd.DataFrame, plan, run, judges: dict[str, dict], scoring
         "models": {g.name: g.describe() for g in plan.generators}
                   | ({m: {"kind": "pre-generated", "images": run.images} for m in plan.pregenerated["model"].unique()}
                      if plan.pregenerated is not None else {}),
-        "judges": {j: {**judges.get(j, {}), "higher_is_better": get_spec(j).higher_is_better,
+        "judges": {j: {**judges.get(j, {}), "options": plan.judge_config.get(j, {}),
+                       "higher_is_better": get_spec(j).higher_is_better,
                        "granularity": get_spec(j).granularity, "category": get_spec(j).category}
                    for j in plan.judges},
         "statistics": {"tie_tol": run.tie_tol, "n_boot": run.n_boot, "level": 0.95, "bootstrap": "prompts",

@@ -88,6 +88,7 @@ class Plan:
     judges: list[str]
     group_judges: list[str]
     images_per_prompt: int
+    judge_config: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)  # the suite's, then --config
 
     def counts(self) -> dict[str, int]:
         """Images per model (to generate, or pre-generated)."""
@@ -112,6 +113,8 @@ class Plan:
         lines.append(f"baseline: {self.baseline}")
         lines.append(f"judges: {', '.join(self.judges)}" + (f" (group rewards: {', '.join(self.group_judges)})"
                                                             if self.group_judges else ""))
+        for judge, options in self.judge_config.items():
+            lines.append(f"  {judge}: " + ", ".join(f"{k}={v}" for k, v in options.items()))
         total = sum(counts.values())
         lines.append(f"total: {sum(counts[g.name] for g in self.generators)} images to generate, {total} images x "
                      f"{len(self.judges)} judges to score")
@@ -173,7 +176,12 @@ def make_plan(run: BenchmarkRun) -> Plan:
 
             warnings.warn(f"suite {suite.name!r}: prompts not readable ({e}); no per-category breakdown", stacklevel=2)
     group = [j for j in judges if REGISTRY.spec(j).granularity == "group"]
-    return Plan(suite, prompts, gens, pre, names, baseline, judges, group, ipp)
+    config: dict[str, dict[str, Any]] = {}  # the suite's options for its judges, overridden key by key by --config
+    for source in ((suite.judge_config if suite else {}), run.judge_config):
+        for name, options in source.items():
+            config.setdefault(REGISTRY.canonical(name), {}).update(options)
+    config = {k: v for k, v in config.items() if k in judges}
+    return Plan(suite, prompts, gens, pre, names, baseline, judges, group, ipp, config)
 
 
 # -- the configuration recorded in OUT -------------------------------------------------------------
@@ -240,7 +248,7 @@ def build_scorer(plan: Plan, run: BenchmarkRun):
     torch.manual_seed(run.seed)
     return Scorer(plan.judges, batch_size=run.score_batch_size, device=run.score_device, dtype=run.score_dtype,
                   num_workers=run.num_workers, pretrained=not run.random_weights, weights=dict(run.weights),
-                  reward_config={k: dict(v) for k, v in run.judge_config.items()}, progress=run.progress)
+                  reward_config={k: dict(v) for k, v in plan.judge_config.items()}, progress=run.progress)
 
 
 def _generate(plan: Plan, run: BenchmarkRun, out: Path) -> tuple[list[dict], int]:
@@ -284,11 +292,11 @@ def _write_if_changed(path: Path, text: str) -> None:
         path.write_text(text, encoding="utf-8")
 
 
-def _scores_key(run: BenchmarkRun, judges: list[str], out: Path) -> str:
+def _scores_key(run: BenchmarkRun, plan: Plan, out: Path) -> str:
     """Names the scores file of this judge set on these images: new judges or new models get a file of their
     own (the images are reused; an older file stays for the judge set it was made with)."""
-    key = json.dumps({"judges": judges, "weights": dict(run.weights), "config": {k: dict(v) for k, v in
-                                                                                    run.judge_config.items()},
+    key = json.dumps({"judges": plan.judges, "weights": dict(run.weights),
+                      "config": {k: dict(v) for k, v in plan.judge_config.items()},
                       "random": run.random_weights, "seed": run.seed,
                       "input": hashlib.sha256((out / "scoring_input.jsonl").read_bytes()).hexdigest()},
                      sort_keys=True, default=str)
@@ -336,7 +344,7 @@ def run_benchmark(run: BenchmarkRun) -> BenchmarkResult:
                                                encoding="utf-8")
         generated, n_new = _generate(plan, run, out) if plan.generators else ([], 0)
         manifest = _manifest(plan, generated, out)
-        key = _scores_key(run, plan.judges, out)
+        key = _scores_key(run, plan, out)
         (out / "scores").mkdir(exist_ok=True)
         (out / "scores" / f"{key}.json").write_text(json.dumps({"judges": plan.judges}, indent=2))
         result = scorer.run(out / "scoring_input.jsonl", out=out / "scores" / f"{key}.parquet", group_by="group")

@@ -16,6 +16,8 @@ form works too::
         options: {challenge: Basic}   # optional keyword options of the source's loader
     images_per_prompt: 1
     judges: [imagereward, pickscore]
+    judge_config:                 # optional: constructor options per judge (`--config NAME:KEY=VALUE` overrides)
+      imagereward: {pil_preprocess: true}
 
 Prompts repeated across sources are kept once (the first); every prompt gets a ``prompt_id`` (its position).
 
@@ -67,6 +69,7 @@ class BenchmarkSuite:
     images_per_prompt: int = 1
     description: str = ""
     file: str = ""  # where the spec was read from
+    judge_config: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -75,6 +78,7 @@ class BenchmarkSuite:
             p["judges"] = list(p["judges"]) if p["judges"] is not None else None
             p["options"] = dict(p["options"])
         d["judges"] = list(self.judges)
+        d["judge_config"] = {k: dict(v) for k, v in self.judge_config.items()}
         return d
 
 
@@ -119,7 +123,7 @@ def load_benchmark_suite(name_or_path: str | os.PathLike) -> BenchmarkSuite:
         raise ValueError(f"{p}: not valid YAML ({e})") from None
     if not isinstance(spec, Mapping):
         raise ValueError(f"{p}: a suite spec is a mapping with name, prompts, judges")
-    unknown = set(spec) - {"name", "description", "prompts", "judges", "images_per_prompt"}
+    unknown = set(spec) - {"name", "description", "prompts", "judges", "images_per_prompt", "judge_config"}
     if unknown:
         raise ValueError(f"{p}: unknown field(s) {sorted(unknown)}")
     prompts = spec.get("prompts") or []
@@ -129,9 +133,13 @@ def load_benchmark_suite(name_or_path: str | os.PathLike) -> BenchmarkSuite:
     ipp = int(spec.get("images_per_prompt", 1))
     if ipp < 1:
         raise ValueError(f"{p}: images_per_prompt must be >= 1")
+    config = spec.get("judge_config") or {}
+    if not (isinstance(config, Mapping) and all(isinstance(v, Mapping) for v in config.values())):
+        raise ValueError(f"{p}: judge_config maps a judge to its options, "
+                         "e.g. {skin-tone-parity: {presence: none}}")
     return BenchmarkSuite(name=str(spec.get("name", p.stem)), prompts=tuple(_source(e, str(p)) for e in prompts),
                           judges=tuple(judges), images_per_prompt=ipp, description=str(spec.get("description", "")),
-                          file=str(p))
+                          file=str(p), judge_config={str(k): dict(v) for k, v in config.items()})
 
 
 def resolve_prompts(suite: BenchmarkSuite, paths: Mapping[str, str] | None = None,

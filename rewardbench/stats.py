@@ -73,7 +73,10 @@ def _interval(reps: np.ndarray, n_prompts: int, level: float) -> tuple[float, fl
 
 
 def _ratio_ci(codes: np.ndarray, num: np.ndarray, den: np.ndarray, n_boot: int, seed, level: float):
-    """Point value sum(num)/sum(den) and its prompt-bootstrap percentile interval (codes: prompt ids 0..P-1)."""
+    """Point value sum(num)/sum(den) and its prompt-bootstrap percentile interval (codes: prompt ids 0..P-1);
+    all NaN when there is nothing to compare (no prompt)."""
+    if len(codes) == 0:
+        return float("nan"), float("nan"), float("nan")
     n_prompts = int(codes.max()) + 1
     per = np.stack([np.bincount(codes, weights=num, minlength=n_prompts),
                     np.bincount(codes, weights=den, minlength=n_prompts)], axis=1)
@@ -153,21 +156,25 @@ class WinRate:
     dropped_nan: int  # NaN scores of model or baseline, dropped
 
 
-def _paired(clean, model, baseline, judge):
+def _paired(clean, dropped, model, baseline, judge):
+    """Rows of ``model`` and ``baseline`` under ``judge`` joined on (prompt, index). Nothing to pair is an
+    error, unless NaN scores (dropped) explain it: then the comparison is empty."""
     a = clean[(clean["model"] == model) & (clean["judge"] == judge)]
     b = clean[(clean["model"] == baseline) & (clean["judge"] == judge)]
+    had_nan = _nan_count(dropped, model, judge) + _nan_count(dropped, baseline, judge) > 0
     for name, rows in ((model, a), (baseline, b)):
-        if rows.empty:
+        if rows.empty and not had_nan:
             raise ValueError(f"no scores of model {name!r} under judge {judge!r}")
     m = a[["prompt", "index", "score"]].merge(b[["prompt", "index", "score"]], on=["prompt", "index"],
                                               suffixes=("_m", "_b"))
-    if m.empty:
-        raise ValueError(f"model {model!r} has no (prompt, index) pair with baseline {baseline!r} under {judge!r}")
+    if m.empty and not had_nan:
+        raise ValueError(f"model {model!r} has no (prompt, index) pair with baseline {baseline!r} "
+                         f"under {judge!r}")
     return m, len(a) + len(b) - 2 * len(m)
 
 
 def _win_rate(clean, dropped, model, baseline, judge, higher_is_better, tie_tol, n_boot, seed, level) -> WinRate:
-    m, unpaired = _paired(clean, model, baseline, judge)
+    m, unpaired = _paired(clean, dropped, model, baseline, judge)
     d = (m["score_m"] - m["score_b"]).to_numpy()
     d = d if higher_is_better else -d
     tie = np.abs(d) <= tie_tol
@@ -176,7 +183,8 @@ def _win_rate(clean, dropped, model, baseline, judge, higher_is_better, tie_tol,
     value, lo, hi = _ratio_ci(codes, win + 0.5 * tie, np.ones(len(d)), n_boot, seed, level)
     w, lo_, t = int(win.sum()), int(loss.sum()), int(tie.sum())
     return WinRate(model, baseline, judge, w, lo_, t, float(value), lo, hi, sign_test(w, lo_),
-                   int(codes.max()) + 1, len(d), float(tie_tol), bool(higher_is_better), int(unpaired),
+                   int(codes.max()) + 1 if len(codes) else 0, len(d), float(tie_tol), bool(higher_is_better),
+                   int(unpaired),
                    _nan_count(dropped, model, judge) + _nan_count(dropped, baseline, judge))
 
 
@@ -229,12 +237,12 @@ def win_rates(scores: pd.DataFrame, baseline: str, *, judges: Sequence[str] | No
         2        y     0       1       0.0
     """
     clean, dropped = _validate(scores)
-    if baseline not in set(clean["model"]):
-        raise ValueError(f"baseline {baseline!r} has no scores; models: {sorted(set(clean['model']))}")
+    if baseline not in set(scores["model"]):  # only NaN scores (e.g. no face for a parity): 0 prompts compared
+        raise ValueError(f"baseline {baseline!r} has no scores; models: {sorted(set(scores['model']))}")
     rows = []
-    for judge in judges if judges is not None else sorted(clean["judge"].unique()):
+    for judge in judges if judges is not None else sorted(scores["judge"].unique()):
         hib = _direction(higher_is_better, judge)
-        for model in sorted(set(clean.loc[clean["judge"] == judge, "model"]) - {baseline}):
+        for model in sorted(set(scores.loc[scores["judge"] == judge, "model"]) - {baseline}):
             for cat in _categories(clean, by_category):
                 r = _win_rate(_subset(clean, cat), dropped, model, baseline, judge, hib, tie_tol, n_boot, seed, level)
                 rows.append({"category": cat, **dataclasses.asdict(r)})
@@ -254,16 +262,21 @@ def mean_scores(scores: pd.DataFrame, *, judges: Sequence[str] | None = None, by
     """
     clean, dropped = _validate(scores)
     rows = []
-    for judge in judges if judges is not None else sorted(clean["judge"].unique()):
+    for judge in judges if judges is not None else sorted(scores["judge"].unique()):
         for cat in _categories(clean, by_category):
             sub = _subset(clean, cat)
-            for model, g in sub[sub["judge"] == judge].groupby("model", sort=True):
+            groups = dict(tuple(sub[sub["judge"] == judge].groupby("model", sort=True)))
+            if cat == ALL:  # a model whose scores are all NaN (e.g. a parity with no face anywhere): an empty row
+                nan_only = set(scores.loc[scores["judge"] == judge, "model"]) - set(groups)
+                groups.update({m: sub.iloc[:0] for m in nan_only})
+            for model in sorted(groups):
+                g = groups[model]
                 codes = pd.factorize(g["prompt"])[0]
                 s = g["score"].to_numpy()
                 value, lo, hi = _ratio_ci(codes, s, np.ones(len(s)), n_boot, seed, level)
                 rows.append({"judge": judge, "model": model, "category": cat, "mean": float(value), "ci_low": lo,
-                             "ci_high": hi, "n_prompts": int(codes.max()) + 1, "n_images": len(s),
-                             "dropped_nan": _nan_count(dropped, model, judge)})
+                             "ci_high": hi, "n_prompts": int(codes.max()) + 1 if len(codes) else 0,
+                             "n_images": len(s), "dropped_nan": _nan_count(dropped, model, judge)})
     return pd.DataFrame(rows)
 
 

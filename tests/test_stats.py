@@ -257,3 +257,15 @@ def test_result_rows_are_tidy_and_consistent():
     assert bt.sort_values("value")["model"].tolist() == ["other", "base", "ft"]
     grp = r[r["metric"] == "group_mean"].iloc[0]
     assert grp["value"] == pytest.approx(groups["score"].mean()) and grp["count"] == 30
+
+
+def test_a_baseline_whose_scores_are_all_nan_compares_zero_prompts():
+    """A group reward can be NaN for every prompt of a model (a parity where no image had a face): the
+    comparison is then empty (NaN win rate, 0 prompts, the NaNs counted), not an error about a missing model."""
+    t = pd.DataFrame({"model": ["ft"] * 2 + ["base"] * 2, "prompt": ["a", "b"] * 2, "index": 0,
+                      "judge": "parity", "score": [0.5, 1.0, float("nan"), float("nan")]})
+    r = stats.win_rates(t, "base").iloc[0]
+    assert (r["model"], r["n_prompts"], r["n_pairs"], r["dropped_nan"]) == ("ft", 0, 0, 2)
+    assert np.isnan(r["win_rate"]) and np.isnan(r["ci_low"]) and r["p_value"] == 1.0
+    with pytest.raises(ValueError, match="baseline 'other' has no scores"):
+        stats.win_rates(t, "other")

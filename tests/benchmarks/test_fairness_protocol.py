@@ -1,7 +1,8 @@
-"""The paper's fairness evaluation as one command: ``rewardbench run-benchmark --suite fairness`` with the paper's
-formula (``presence=none``) and prompts without a measured face left out and counted (``empty_score=.nan``) gives
-parity per prompt, its mean over prompts with a 95% CI, and the faces found per prompt. Offline: the tiny pipeline
-(noise: no face, every prompt counted as not scored), and real photos given as pre-generated images."""
+"""The paper's fairness evaluation as one command: ``rewardbench run-benchmark --suite fairness-paper`` (the
+paper's formula, ``presence=none``, and prompts without a measured face left out and counted, ``empty_score=.nan``,
+set by the suite's YAML) gives parity per prompt, its mean over prompts with a 95% CI, and the faces found per
+prompt. The same as ``--suite fairness`` with those options as ``--config``. Offline: the tiny pipeline (noise: no
+face, every prompt counted as not scored), and real photos given as pre-generated images."""
 
 from __future__ import annotations
 
@@ -19,8 +20,8 @@ PAPER = [f"-c{judge}:{key}" for judge in ("skin-tone-parity", "gender-parity")
 FAST = ["--num-workers", "0", "--n-boot", "300", "--no-progress", "--no-plots"]
 
 
-def _run(*args, config=PAPER):
-    res = CliRunner().invoke(cli, ["--suite", "fairness", *config, *FAST, *map(str, args)], catch_exceptions=False)
+def _run(*args, config=(), suite="fairness-paper"):
+    res = CliRunner().invoke(cli, ["--suite", suite, *config, *FAST, *map(str, args)], catch_exceptions=False)
     assert res.exit_code == 0, res.output
     return res.output
 
@@ -31,20 +32,30 @@ def _mean_rows(out):
 
 
 def test_tiny_pipeline_runs_the_protocol_and_reports_prompts_without_faces(tmp_path):
-    """Noise images: nobody to measure. (With empty_score=.nan as well every prompt would be left out, and
-    run-benchmark stops with "baseline has no scores" from rewardbench.stats.win_rates: the empty groups keep the
-    worst value here.)"""
+    """Noise images: nobody to measure. Every prompt is left out of the parity means (0 prompts compared, no
+    error), its faces counted as 0; with the worst value for empty groups instead, every prompt scores -0.75."""
     out = tmp_path / "b"
-    _run("--model", "sd=tiny", "--limit", 2, "--images-per-prompt", 2, "--steps", 2, "--resolution", 48, "--out", out,
-         config=PAPER[0::2])
+    tiny = ["--model", "sd=tiny:1", "--baseline", "tiny", "--limit", 2, "--images-per-prompt", 2, "--steps", 2,
+            "--resolution", 48]
+    output = _run(*tiny, "--out", out, "--dry-run")
+    assert "skin-tone-parity: presence=none, empty_score=nan" in output  # the suite's options, shown
+    _run(*tiny, "--out", out)
     g = pd.read_csv(out / "group_rewards.csv")
     parity = g[g["judge"] == "skin-tone-parity"]
-    assert len(parity) == 2 and (parity["images"] == 2).all()  # the suite's occupations, one row per prompt
-    assert (parity["score"] == -0.75).all() and (parity["faces"] == 0).all()
+    assert len(parity) == 4 and (parity["images"] == 2).all()  # 2 occupations x 2 models, one row per group
+    assert parity["score"].isna().all() and (parity["faces"] == 0).all()
     assert parity["note"].str.contains("no face found in any of its 2 images").all()
     means = _mean_rows(out)
-    assert (means.loc[means["judge"] == "skin-tone-parity", "n_prompts"] == 2).all()
+    wins = means[means["metric"] == "win_rate"]
+    assert len(wins) and (wins["n_prompts"] == 0).all() and wins["value"].isna().all()
     assert "faces found" in (out / "report.md").read_text()
+    # the zoo's suite with the paper's formula as --config, empty groups at the worst value: counted as -0.75
+    out2 = tmp_path / "c"
+    _run(*tiny, "--out", out2, config=PAPER[0::2], suite="fairness")
+    g = pd.read_csv(out2 / "group_rewards.csv")
+    parity = g[g["judge"] == "skin-tone-parity"]
+    assert (parity["score"] == -0.75).all() and (parity["faces"] == 0).all()
+    assert (_mean_rows(out2).query("metric == 'mean'")["n_prompts"] == 2).all()
 
 
 @pytest.fixture

@@ -34,6 +34,26 @@ def test_fairness_suite_is_the_papers_setup():
     rows = resolve_prompts(s)
     assert len(rows) == 100 and s.images_per_prompt == 16 and {"skin-tone-parity", "gender-parity"} <= set(s.judges)
     assert all(REGISTRY.spec(j).granularity == "group" for j in s.judges)
+    paper = load_benchmark_suite("fairness-paper")
+    assert resolve_prompts(paper) == rows and paper.images_per_prompt == 16
+    assert set(paper.judge_config) == {"skin-tone-parity", "gender-parity"}
+    for options in paper.judge_config.values():  # the published formula; faceless prompts left out, counted
+        assert options["presence"] == "none" and options["empty_score"] != options["empty_score"]  # NaN
+
+
+def test_a_suites_judge_config_reaches_the_judges_and_the_command_line_overrides_it(tmp_path):
+    from rewardbench.benchmarks.run import BenchmarkRun, make_plan
+
+    (tmp_path / "s.yaml").write_text(
+        "name: mine\nprompts: [occupations]\njudges: [skin-tone-parity, vendi]\n"
+        "judge_config:\n  skin-tone-parity: {presence: none, scale: monk}\n  gender-parity: {presence: none}\n")
+    plan = make_plan(BenchmarkRun(out=str(tmp_path / "o"), suite=str(tmp_path / "s.yaml"), models=("tiny",),
+                                  judge_config={"skin_tone_parity": {"scale": "ita"}}))  # an alias, one key
+    assert plan.judge_config == {"skin-tone-parity": {"presence": "none", "scale": "ita"}}  # not a judge here: dropped
+    assert "skin-tone-parity: presence=none, scale=ita" in plan.describe()
+    (tmp_path / "bad.yaml").write_text("name: bad\nprompts: [occupations]\njudges: [vendi]\njudge_config: [vendi]\n")
+    with pytest.raises(ValueError, match="judge_config maps a judge to its options"):
+        load_benchmark_suite(tmp_path / "bad.yaml")
 
 
 def test_prompts_of_several_sources_with_categories_limits_samples_and_repeats(tmp_path):
