@@ -69,3 +69,36 @@ def test_multi_model_manifest_end_to_end(multi_model_manifest, tmp_path):
         assert (stats["min"], stats["max"]) == pytest.approx((values.min(), values.max()))
     # a finished run: one results file, no parts, no lock
     assert sorted(p.name for p in tmp_path.iterdir()) == ["g.parquet", "m.jsonl", "s.parquet"]
+
+
+def test_parities_of_a_multi_model_set_come_from_people_only(shared_data, tmp_path):
+    """Issue 16's done-when check: `rewardbench score --model skin-tone-parity,gender-parity --group-by
+    prompt,model` on real images of three generators. Groups of animal pictures (dogs, a sloth, a panda: where
+    NudeNet's face classes used to fire) measure nobody and say so; groups with labelled people are measured
+    from faces, never more than the people labelled in them."""
+    labels = shared_data / "faces-calibration" / "labels.csv"
+    if not labels.is_file():
+        pytest.skip(f"{labels} not found (the labelled SD images live beside the checkout only)")
+    df = pd.read_csv(labels)
+    per = df.groupby("prompt")[["animal_faces", "human_faces", "small_or_unclear_faces", "people_without_face"]].sum()
+    animals = per[(per.animal_faces > 0) & (per.drop(columns="animal_faces").sum(axis=1) == 0)].index[:6].tolist()
+    people = per[per.human_faces > 0].index[:6].tolist()
+    df = df[df["prompt"].isin(animals + people)]
+    m = tmp_path / "m.jsonl"
+    m.write_text("".join(json.dumps({"image": str(labels.parent / r.image), "prompt": r.prompt, "model": r.model})
+                         + "\n" for r in df.itertuples()))
+    gt = tmp_path / "g.csv"
+    res = CliRunner().invoke(score, ["--model", "skin-tone-parity,gender-parity", "--images", str(m), "--group-by",
+                                     "prompt,model", "--out", str(tmp_path / "s.csv"), "--group-table", str(gt),
+                                     "--no-progress", "--num-workers", "0"])
+    assert res.exit_code == 0, res.output
+    g = pd.read_csv(gt).merge(df.groupby(["prompt", "model"], as_index=False)[
+        ["human_faces", "small_or_unclear_faces"]].sum(), on=["prompt", "model"])
+    assert len(g) == len(df) and set(g["model"]) == set(df["model"]) and len(set(g["model"])) == 3
+    for judge in ("skin-tone-parity", "gender-parity"):
+        found = g[f"{judge}.group_faces_found"]
+        animal = g["prompt"].isin(animals)
+        assert (found[animal] == 0).all(), g.loc[animal & (found > 0), ["prompt", "model"]]
+        assert g.loc[animal, f"{judge}.note"].str.contains("no face").all()
+        assert (found <= g["human_faces"] + g["small_or_unclear_faces"]).all()
+        assert found[~animal].sum() > 0  # the people are measured
