@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
+import hashlib
 import json
 import subprocess
 import sys
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,17 @@ PROMPTS = ("a photo of an astronaut in a white space suit", "a cup of coffee on 
 # over 77 CLIP tokens: how each implementation cuts a long prompt
 LONG_PROMPT = "a photo of " + "a very large red and blue striped cat sitting on a wooden chair, " * 8
 SEED = 1234
+# float32: as published. float64: both sides' weights cast to float64 after loading the shared (float32)
+# state dict, the float32 preprocessed images cast to float64 at the first convolution: what is left
+# between the sides is then the maths and the inputs, not the rounding of float32 kernels
+DTYPES = ("float32", "float64")
+
+
+def result_file(side: str, dtype: str = "float32", name: str = "") -> str:
+    """Name of a side's scores in the work folder: ``ours.json``, ``official-NAME-float64.json``..."""
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+    return f"{side}{'-' + name if name else ''}{'' if dtype == 'float32' else '-' + dtype}.json"
 
 
 def write_photos(folder: Path) -> list[Path]:
@@ -48,26 +61,129 @@ def file_pixels(path: Path):
         return to_tensor(im)[None]
 
 
-def both_paths(reward, paths: list[Path], prompts=None) -> dict[str, list[float]]:
+def _row_hashes(x, kind: str) -> list[str]:
+    """sha256 (16 hex digits) of each row of a batch: images as float64 values; token ids as int64 without
+    the trailing run of the row's last id (the padding: one side may pad a batch of prompts to the
+    longest, the other encode each prompt alone; the pad id is 0 or the end-of-text id)."""
+    import torch
+
+    x = x.detach().cpu().to(torch.float64 if kind == "image" else torch.int64)
+    rows = [r.contiguous() for r in x.reshape(x.shape[0], -1)]
+    if kind == "text":
+        rows = [r[:int(torch.nonzero(r != r[-1]).max()) + 1] if bool((r != r[-1]).any()) else r[:1] for r in rows]
+    return [hashlib.sha256(r.numpy().tobytes()).hexdigest()[:16] for r in rows]
+
+
+@contextlib.contextmanager
+def watch_inputs(model) -> Iterator[dict[str, list[str]]]:
+    """While open: record a hash of every image row reaching the model's first ``Conv2d`` (the patch
+    embedding) and every token-id row reaching its largest ``Embedding`` (the token embedding), and cast
+    the convolution's input to the weight dtype (the float64 run: official code that hands the model its
+    float32 preprocessed tensor as is, e.g. hpsv2's, would otherwise fail on float64 weights). For both
+    sides the record says whether the models received the same numbers. Yields ``{"image": [...], "text": [...]}``."""
+    from torch import nn
+
+    record: dict[str, list[str]] = {"image": [], "text": []}
+    conv = next(m for m in model.modules() if isinstance(m, nn.Conv2d))
+    emb = max((m for m in model.modules() if isinstance(m, nn.Embedding)), key=lambda m: m.num_embeddings)
+
+    def on_image(mod, args):
+        record["image"] += _row_hashes(args[0], "image")
+        return (args[0].to(mod.weight.dtype), *args[1:])
+
+    def on_text(mod, args):
+        record["text"] += _row_hashes(args[0], "text")
+
+    handles = [conv.register_forward_pre_hook(on_image), emb.register_forward_pre_hook(on_text)]
+    try:
+        yield record
+    finally:
+        for h in handles:
+            h.remove()
+
+
+@contextlib.contextmanager
+def float64_kept() -> Iterator[None]:
+    """While open, ``Tensor.float()`` leaves float64 tensors as they are. Our rewards call ``.float()`` on
+    the features and the logit scale (it upcasts half-precision backbones to float32); in the float64 run
+    that would put float32 rounding back on our side only. Everything else of our code runs unchanged."""
+    import torch
+
+    own = "float" in torch.Tensor.__dict__
+    original = torch.Tensor.float
+
+    def float_(self, *args, **kwargs):
+        return self if self.dtype == torch.float64 else original(self, *args, **kwargs)
+
+    torch.Tensor.float = float_
+    try:
+        yield
+    finally:
+        if own:
+            torch.Tensor.float = original
+        else:
+            del torch.Tensor.float
+
+
+def both_paths(reward, paths: list[Path], prompts=None, dtype: str = "float32") -> dict[str, Any]:
     """Our scores of the files on the two paths of one model (so both see the same weights): exact
-    (``pil_preprocess`` on: the files through PIL) and torch (the decoded pixels, resized in torch)."""
+    (``pil_preprocess`` on: the files through PIL) and torch (the decoded pixels, resized in torch).
+    Returns ``{"paths": {"exact": [...], "torch": [...]}, "inputs": ...}`` (`watch_inputs` on the exact
+    path). ``dtype="float64"``: the reward cast to float64 (after its weights were saved) and the exact
+    path only (the torch path differs from the official PIL resize by design; float64 says nothing more)."""
+    import torch
+
     prompts = list(prompts) if prompts is not None else [None] * len(paths)
 
     def one(image, prompt):
         return float((reward(image) if prompt is None else reward(image, [prompt])).scores[0])
 
+    wide = dtype == "float64"
+    if wide:
+        reward.to(torch.float64)
     reward.backbone.pil_preprocess = True
     try:
-        exact = [one([str(p)], t) for p, t in zip(paths, prompts)]
+        with watch_inputs(reward.backbone.model) as inputs, float64_kept() if wide else contextlib.nullcontext():
+            exact = [one([str(p)], t) for p, t in zip(paths, prompts)]
     finally:
         reward.backbone.pil_preprocess = False
-    return {"exact": exact, "torch": [one(file_pixels(p), t) for p, t in zip(paths, prompts)]}
+    if wide:
+        return {"paths": {"exact": exact}, "inputs": inputs}
+    return {"paths": {"exact": exact, "torch": [one(file_pixels(p), t) for p, t in zip(paths, prompts)]},
+            "inputs": inputs}
 
 
-def ours_openai_clip(work: Path, cases, prompts=None) -> list[dict]:
+def to_dtype(model, dtype: str):
+    """The official side's model in ``dtype`` (float64: cast after the shared weights are loaded)."""
+    import torch
+
+    return model.to(torch.float64) if dtype == "float64" else model
+
+
+def transformers4_in_float64() -> None:
+    """transformers 4.57 builds CLIP's causal text mask as ``torch.full(..., torch.finfo(dtype).min)``
+    without a dtype (modeling_attn_mask_utils.py ``_make_causal_mask``): in torch's default float32, the
+    float64 minimum overflows. For the float64 run the default dtype is float64 (the image processor's
+    numpy float32 output stays float32: `watch_inputs` checks that both sides' models get the same pixels)."""
+    import torch
+
+    torch.set_default_dtype(torch.float64)
+
+
+def openai_clip_in_float64() -> None:
+    """openai/CLIP's ``LayerNorm`` computes in float32 whatever its input (clip/model.py: it exists to
+    run fp16 models); for the float64 run it computes in the input's dtype, i.e. as ``nn.LayerNorm``.
+    On float32 inputs, as published, the two are the same operation."""
+    import clip
+    from torch import nn
+
+    clip.model.LayerNorm.forward = nn.LayerNorm.forward
+
+
+def ours_openai_clip(work: Path, cases, prompts=None, dtype: str = "float32") -> list[dict]:
     """Our side for rewards on OpenAI's CLIP: for each (reward, case, note), seeded random weights with
     the CLIP made fp16-exact (OpenAI's checkpoints are fp16), saved as CASE.safetensors (a head as
-    CASE-head.safetensors), and our scores on both paths."""
+    CASE-head.safetensors), and our scores (`both_paths`)."""
     import rewardbench
 
     paths = write_photos(work / "photos")
@@ -78,7 +194,7 @@ def ours_openai_clip(work: Path, cases, prompts=None) -> list[dict]:
         save_state(r.backbone.model.state_dict(), work / f"{case}.safetensors")
         if hasattr(r, "head"):
             save_state(r.head.state_dict(), work / f"{case}-head.safetensors")
-        rows.append({"case": case, "reward": name, "note": note, "paths": both_paths(r, paths, prompts)})
+        rows.append({"case": case, "reward": name, "note": note, **both_paths(r, paths, prompts, dtype)})
     return rows
 
 
@@ -189,15 +305,18 @@ def version_of(dist: str) -> str:
 
 
 def main(ours: Callable[[Path, argparse.Namespace], list[dict]],
-         official: Callable[[Path, argparse.Namespace], dict[str, dict]]) -> None:
+         official: Callable[[Path, argparse.Namespace], dict[str, dict]], dtypes: tuple[str, ...] = ("float32",),
+         argv: list[str] | None = None) -> None:
     """Entry point of a parity script: ``--side ours`` (the main environment) writes the shared state
     dicts and our scores, ``--side official`` (the official package's environment) reads the state
-    dicts and writes the official scores. ``run.py`` calls both and compares."""
+    dicts and writes the official scores, to `result_file` in ``--work``. ``dtypes``: the ``--dtype``
+    values the script supports. ``run.py`` calls both and compares."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--side", choices=("ours", "official"), required=True)
     ap.add_argument("--work", type=Path, required=True, help="exchange folder (state dicts, photos, scores)")
     ap.add_argument("--src", action="append", default=[], help="owner/name=GIT_DIR@COMMIT of official sources")
-    args = ap.parse_args()
+    ap.add_argument("--dtype", choices=dtypes, default="float32", help="compute dtype of both sides")
+    args = ap.parse_args(argv)
     args.sources = {}
     for item in args.src:
         repo, rest = item.split("=", 1)
@@ -212,4 +331,4 @@ def main(ours: Callable[[Path, argparse.Namespace], list[dict]],
         out = {"cases": ours(args.work, args)}
     else:
         out = {"cases": official(args.work, args)}
-    (args.work / f"{args.side}.json").write_text(json.dumps(out, indent=1))
+    (args.work / result_file(args.side, args.dtype)).write_text(json.dumps(out, indent=1))

@@ -4,14 +4,27 @@ from __future__ import annotations
 
 import json
 
-from _common import exec_definitions, git_show, load_state, main, ours_openai_clip, version_of, write_photos
+from _common import (
+    DTYPES,
+    exec_definitions,
+    git_show,
+    load_state,
+    main,
+    openai_clip_in_float64,
+    ours_openai_clip,
+    to_dtype,
+    version_of,
+    watch_inputs,
+    write_photos,
+)
 
 V2_REPO, V1_REPO = "christophschuhmann/improved-aesthetic-predictor", "LAION-AI/aesthetic-predictor"
 CASES = (("aesthetic", "v2"), ("aesthetic-v1", "v1"))
 
 
 def ours(work, args):
-    return ours_openai_clip(work, [(name, case, "random ViT-L/14 and head") for name, case in CASES])
+    return ours_openai_clip(work, [(name, case, "random ViT-L/14 and head") for name, case in CASES],
+                            dtype=args.dtype)
 
 
 def _v2(work, args, clip_model, paths):
@@ -31,15 +44,19 @@ def _v2(work, args, clip_model, paths):
                           {"pl": types.SimpleNamespace(LightningModule=nn.Module), "nn": nn, "torch": torch, "F": F})
     model = ns["MLP"](768)
     model.load_state_dict(load_state(work / "v2-head.safetensors"))
-    model.eval()
+    model = to_dtype(model, args.dtype).eval()
+    # the script's .type(torch.cuda.FloatTensor), on CPU; float64 run: DoubleTensor, the head's dtype
+    tensor_type = torch.DoubleTensor if args.dtype == "float64" else torch.FloatTensor
     preprocess = clip.clip._transform(clip_model.visual.input_resolution)  # what clip.load() returns
     scores = []
-    for p in paths:
-        image = preprocess(Image.open(p)).unsqueeze(0)
-        image_features = clip_model.encode_image(image)
-        im_emb_arr = ns["normalized"](image_features.cpu().detach().numpy())
-        scores.append(float(model(torch.from_numpy(im_emb_arr).type(torch.FloatTensor))))
-    return {"scores": scores, "official": f"{V2_REPO}@{commit[:7]} simple_inference.py + {version_of('openai-clip')}"}
+    with watch_inputs(clip_model) as inputs:
+        for p in paths:
+            image = preprocess(Image.open(p)).unsqueeze(0)
+            image_features = clip_model.encode_image(image)
+            im_emb_arr = ns["normalized"](image_features.cpu().detach().numpy())
+            scores.append(float(model(torch.from_numpy(im_emb_arr).type(tensor_type))))
+    return {"scores": scores, "inputs": inputs,
+            "official": f"{V2_REPO}@{commit[:7]} simple_inference.py + {version_of('openai-clip')}"}
 
 
 def _v1(work, args, paths):
@@ -60,28 +77,32 @@ def _v1(work, args, paths):
     (home / ".cache" / "emb_reader").mkdir(parents=True, exist_ok=True)
     torch.save(load_state(work / "v1-head.safetensors"), home / ".cache" / "emb_reader" / "sa_0_4_vit_l_14_linear.pth")
     os.environ["HOME"] = str(home)
-    amodel = ns["get_aesthetic_model"](clip_model="vit_l_14")
+    amodel = to_dtype(ns["get_aesthetic_model"](clip_model="vit_l_14"), args.dtype)
     # create_model_and_transforms('ViT-L-14', pretrained='openai') without the download: the 'openai' tag
     # means QuickGELU and OpenAI's mean/std (open_clip's defaults); the shared weights load afterwards
     model, _, preprocess = open_clip.create_model_and_transforms("ViT-L-14", pretrained=None, force_quick_gelu=True)
     model.load_state_dict(load_state(work / "v1.safetensors"))
-    model.eval()
+    model = to_dtype(model, args.dtype).eval()
     scores = []
-    for p in paths:
-        image = preprocess(Image.open(p)).unsqueeze(0)
-        image_features = model.encode_image(image)
-        image_features /= image_features.norm(dim=-1, keepdim=True)
-        scores.append(float(amodel(image_features)))
-    return {"scores": scores, "official": f"{V1_REPO}@{commit[:7]} notebook + {version_of('open_clip_torch')}"}
+    with watch_inputs(model) as inputs:
+        for p in paths:
+            image = preprocess(Image.open(p)).unsqueeze(0)
+            image_features = model.encode_image(image)
+            image_features /= image_features.norm(dim=-1, keepdim=True)
+            scores.append(float(amodel(image_features)))
+    return {"scores": scores, "inputs": inputs,
+            "official": f"{V1_REPO}@{commit[:7]} notebook + {version_of('open_clip_torch')}"}
 
 
 def official(work, args):
     import clip
 
+    if args.dtype == "float64":
+        openai_clip_in_float64()
     paths = [str(p) for p in write_photos(work / "photos")]
-    clip_model = clip.model.build_model(load_state(work / "v2.safetensors")).float().eval()
+    clip_model = to_dtype(clip.model.build_model(load_state(work / "v2.safetensors")).float().eval(), args.dtype)
     return {"v2": _v2(work, args, clip_model, paths), "v1": _v1(work, args, paths)}
 
 
 if __name__ == "__main__":
-    main(ours, official)
+    main(ours, official, DTYPES)

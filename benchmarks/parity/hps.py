@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from _common import PROMPTS, both_paths, main, stub_module, version_of, write_photos
+from _common import DTYPES, PROMPTS, both_paths, main, stub_module, to_dtype, version_of, watch_inputs, write_photos
 
 
 def ours(work, args):
@@ -14,7 +14,7 @@ def ours(work, args):
     r = rewardbench.load_reward("hpsv2", pretrained=False)  # full-size ViT-H-14, seeded random weights
     # the official checkpoint's layout ({"state_dict": ...}, hpsv2/img_score.py score())
     torch.save({"state_dict": r.backbone.model.state_dict()}, work / "hps.pt")
-    return [{"case": "v2", "reward": "hpsv2", "paths": both_paths(r, paths, PROMPTS),
+    return [{"case": "v2", "reward": "hpsv2", **both_paths(r, paths, PROMPTS, args.dtype),
              "note": "random ViT-H-14 (hpsv2.1: same code and architecture)"}]
 
 
@@ -39,9 +39,11 @@ def official(work, args):
     # score() then loads the checkpoint over all of them: point the download at the checkpoint
     factory.download_pretrained = lambda cfg, cache_dir=None: cp
     paths = [str(p) for p in write_photos(work / "photos")]
-    scores = [float(img_score.score(p, t, cp=cp, hps_version="v2.0")[0]) for p, t in zip(paths, PROMPTS)]
-    return {"v2": {"scores": scores, "official": f"{version_of('hpsv2')} img_score.score"}}
+    img_score.initialize_model()  # the model score() uses (its load_state_dict keeps the parameters' dtype)
+    with watch_inputs(to_dtype(img_score.model_dict["model"], args.dtype)) as inputs:
+        scores = [float(img_score.score(p, t, cp=cp, hps_version="v2.0")[0]) for p, t in zip(paths, PROMPTS)]
+    return {"v2": {"scores": scores, "inputs": inputs, "official": f"{version_of('hpsv2')} img_score.score"}}
 
 
 if __name__ == "__main__":
-    main(ours, official)
+    main(ours, official, DTYPES)

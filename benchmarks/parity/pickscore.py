@@ -4,7 +4,20 @@ from __future__ import annotations
 
 import re
 
-from _common import PROMPTS, both_paths, exec_definitions, git_show, load_hf_clip, main, save_hf_clip, write_photos
+from _common import (
+    DTYPES,
+    PROMPTS,
+    both_paths,
+    exec_definitions,
+    git_show,
+    load_hf_clip,
+    main,
+    save_hf_clip,
+    to_dtype,
+    transformers4_in_float64,
+    watch_inputs,
+    write_photos,
+)
 
 REPO = "yuvalkirstain/PickScore"
 
@@ -15,7 +28,7 @@ def ours(work, args):
     paths = write_photos(work / "photos")
     r = rewardbench.load_reward("pickscore", pretrained=False)  # full-size ViT-H-14, seeded random weights
     save_hf_clip(r.backbone.model, work)
-    return [{"case": "v1", "reward": "pickscore", "paths": both_paths(r, paths, PROMPTS),
+    return [{"case": "v1", "reward": "pickscore", **both_paths(r, paths, PROMPTS, args.dtype),
              "note": "random ViT-H-14"}]
 
 
@@ -42,6 +55,8 @@ def official(work, args):
     readme = git_show(git_dir, commit, "README.md")
     snippet = re.search(r"```python\n(.*?)```", readme, re.S).group(1)
     model, processor = load_hf_clip(work)  # the snippet's from_pretrained calls, without the hub
+    if args.dtype == "float64" and int(transformers.__version__.split(".")[0]) < 5:
+        transformers4_in_float64()
     major = int(transformers.__version__.split(".")[0])
 
     class Capture:  # calc_probs returns softmax(scores); the scores are what PickScore reports
@@ -56,13 +71,14 @@ def official(work, args):
     ns = exec_definitions(snippet, {"calc_probs"}, {"processor": processor, "device": "cpu", "torch": cap,
                                                      "model": _Features(model) if major >= 5 else model})
     scores = []
-    for p, t in zip(write_photos(work / "photos"), PROMPTS):
-        ns["calc_probs"](t, [Image.open(p)])
-        scores.append(float(cap.scores[0]))
+    with watch_inputs(to_dtype(model, args.dtype)) as inputs:
+        for p, t in zip(write_photos(work / "photos"), PROMPTS):
+            ns["calc_probs"](t, [Image.open(p)])
+            scores.append(float(cap.scores[0]))
     proc = type(processor.image_processor).__name__
-    return {"v1": {"scores": scores, "official": f"{REPO}@{commit[:7]} calc_probs + transformers "
+    return {"v1": {"scores": scores, "inputs": inputs, "official": f"{REPO}@{commit[:7]} calc_probs + transformers "
                                                  f"{transformers.__version__} ({proc})"}}
 
 
 if __name__ == "__main__":
-    main(ours, official)
+    main(ours, official, DTYPES)

@@ -1,6 +1,7 @@
 """Parity driver: each official implementation in its own environment, scored against ours on the same weights.
 
     python benchmarks/parity/run.py --cache /path/to/cache --mirrors /path/to/mirrors [--only vendi,ddpo]
+    python benchmarks/parity/run.py --cache ... --mirrors ... --only hpsv2,pickscore --dtype float64
 
 For each official implementation below it (1) builds ``CACHE/envs/NAME``: a venv whose ``.pth`` file
 adds this checkout's environment (torch, open_clip, ... are shared), with the official package and
@@ -9,6 +10,9 @@ script with ``--side ours`` in this environment: it builds our reward at full si
 random weights, saves the state dict (safetensors) and scores the real photos on the exact (PIL) and
 torch paths; (3) runs it with ``--side official`` in NAME's environment: the official code loads the
 same state dict and scores the same files; (4) writes ``results/parity.csv`` and ``results/parity.md``.
+``--dtype float64`` runs both sides of the CLIP-family scripts in float64 (the same weights cast after
+loading, the same float32 preprocessed images cast at the patch embedding): rows with dtype float64 beside
+the float32 ones, which separate the maths and the inputs from the rounding of float32 kernels.
 Code published only on GitHub is read at a pinned commit from ``MIRRORS/owner+name/repo`` (bare git
 mirrors), never copied into this tree. See README.md beside this file for the workarounds.
 """
@@ -25,28 +29,31 @@ import sys
 import time
 from pathlib import Path
 
+from _common import DTYPES, result_file
+
 HERE = Path(__file__).resolve().parent
 TRANSFORMERS4 = ("transformers==4.57.3", "tokenizers==0.22.1", "huggingface-hub==0.36.0")
 OPENAI_CLIP = ("openai-clip==1.0.1",)  # openai/CLIP repackaged on PyPI (the `clip` module)
 
 # name: script, pip pins (installed with --no-deps: the rest comes from this checkout's environment),
-# GitHub sources (owner/name@commit)
+# GitHub sources (owner/name@commit); float64: the script supports --dtype float64
 OFFICIAL: dict[str, dict] = {
     "image-reward": dict(script="image_reward.py", pip=("image-reward==1.5", "fairscale==0.4.13",
                                                        *OPENAI_CLIP, *TRANSFORMERS4),
                          github=("salesforce/BLIP@056a169437371659074aa2732649d5de3bffb4a8",)),
-    "hpsv2": dict(script="hps.py", pip=("hpsv2==1.2.0",), github=()),
-    "clipscore": dict(script="clipscore.py", pip=OPENAI_CLIP,
+    "hpsv2": dict(script="hps.py", pip=("hpsv2==1.2.0",), github=(), float64=True),
+    "clipscore": dict(script="clipscore.py", pip=OPENAI_CLIP, float64=True,
                       github=("jmhessel/clipscore@1036465276513621f77f1c2208d742e4a430781f",)),
     "torchmetrics": dict(script="torchmetrics_clipscore.py",
-                         pip=("torchmetrics==1.9.0", "lightning-utilities==0.15.3", *TRANSFORMERS4), github=()),
-    "pickscore": dict(script="pickscore.py", pip=TRANSFORMERS4,
+                         pip=("torchmetrics==1.9.0", "lightning-utilities==0.15.3", *TRANSFORMERS4), github=(),
+                         float64=True),
+    "pickscore": dict(script="pickscore.py", pip=TRANSFORMERS4, float64=True,
                       github=("yuvalkirstain/PickScore@f79607ff68609c1e6dfa78cba38afeea4c248df1",)),
     # the same snippet on transformers 5 as installed here: its default CLIPImageProcessor resizes uint8
     # tensors with torchvision instead of PIL (reuses pickscore's shared weights and our scores)
     "pickscore-transformers5": dict(script="pickscore.py", pip=(), reuse="pickscore",
                                     github=("yuvalkirstain/PickScore@f79607ff68609c1e6dfa78cba38afeea4c248df1",)),
-    "aesthetic": dict(script="aesthetic.py", pip=OPENAI_CLIP,
+    "aesthetic": dict(script="aesthetic.py", pip=OPENAI_CLIP, float64=True,
                       github=("christophschuhmann/improved-aesthetic-predictor@6934dd81792f086e613a121dbce43082cb8be85e",
                               "LAION-AI/aesthetic-predictor@6d122adad522ab246644d9dc1c6d7a3810ee255f")),
     "vendi-score": dict(script="vendi.py", pip=("vendi-score==0.0.3",), github=()),
@@ -77,8 +84,10 @@ def build_env(cache: Path, name: str, pins: tuple[str, ...]) -> Path:
     return py
 
 
-def run_side(py: Path, script: str, side: str, work: Path, srcs: list[str], log) -> None:
+def run_side(py: Path, script: str, side: str, work: Path, srcs: list[str], log, dtype: str = "float32") -> None:
     cmd = [str(py), str(HERE / script), "--side", side, "--work", str(work)] + [a for s in srcs for a in ("--src", s)]
+    if dtype != "float32":
+        cmd += ["--dtype", dtype]
     t = time.perf_counter()
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                           env={**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
@@ -89,7 +98,16 @@ def run_side(py: Path, script: str, side: str, work: Path, srcs: list[str], log)
         raise RuntimeError(f"{script} --side {side} failed (exit {proc.returncode}):\n{proc.stdout[-3000:]}")
 
 
-def compare(ours: list[dict], theirs: dict[str, dict]) -> list[dict]:
+def same_inputs(ours: dict | None, theirs: dict | None) -> str:
+    """Whether both sides' models received the same image and token rows (``_common.watch_inputs``
+    hashes, compared as sets: one side may batch or repeat what the other encodes once); "" if unrecorded."""
+    if not ours or not theirs or not (ours.get("image") or theirs.get("image")):
+        return ""
+    same = all(set(ours.get(k, [])) == set(theirs.get(k, [])) for k in ("image", "text"))
+    return "identical" if same else "differ"
+
+
+def compare(ours: list[dict], theirs: dict[str, dict], dtype: str = "float32") -> list[dict]:
     rows = []
     for case in ours:
         ref = theirs[case["case"]]
@@ -103,45 +121,82 @@ def compare(ours: list[dict], theirs: dict[str, dict]) -> list[dict]:
             # (and Hessel's clamp at exactly 0), where a per-item ratio measures float32 noise over ~0
             scale = max(abs(b) for b in t)
             rel = max(absd) / scale if scale else (0.0 if max(absd) == 0 else float("inf"))
-            rows.append({"reward": case["reward"], "path": path, "n": len(o), "max_abs_diff": max(absd),
-                         "max_rel_diff": rel, "official_range": f"{min(t):.4g} .. {max(t):.4g}",
-                         "official": ref["official"], "note": case.get("note", "")})
+            rows.append({"reward": case["reward"], "path": path, "dtype": dtype, "n": len(o),
+                         "max_abs_diff": max(absd), "max_rel_diff": rel,
+                         "official_range": f"{min(t):.4g} .. {max(t):.4g}", "official": ref["official"],
+                         "note": case.get("note", ""), "case": case["case"],
+                         "inputs": same_inputs(case.get("inputs"), ref.get("inputs")) if path == "exact" else ""})
     return rows
+
+
+def order_rows(rows: list[dict]) -> list[dict]:
+    """Implementations in ``OFFICIAL`` order; within one, each row's other-dtype twin (same reward, case
+    and path) right after it, float32 first."""
+    order = {n: i for i, n in enumerate(OFFICIAL)}
+
+    def dt(r):
+        return DTYPES.index(r.get("dtype", "float32"))
+
+    rows = sorted(rows, key=lambda r: (order[r["implementation"]], dt(r)))  # stable: keeps each run's order
+    first: dict[tuple, int] = {}
+    for i, r in enumerate(rows):
+        first.setdefault((r["implementation"], r["reward"], r.get("case", r["note"]), r["path"]), i)
+    return sorted(rows, key=lambda r: (order[r["implementation"]],
+                                       first[(r["implementation"], r["reward"], r.get("case", r["note"]), r["path"])],
+                                       dt(r)))
 
 
 def write_tables(rows: list[dict], out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    cols = ["reward", "path", "n", "max_abs_diff", "max_rel_diff", "official_range", "official", "note"]
+    cols = ["reward", "path", "dtype", "n", "max_abs_diff", "max_rel_diff", "official_range", "official", "note",
+            "inputs"]
     with open(out / "parity.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
         w.writeheader()
-        w.writerows(rows)
-    lines = ["| reward | path | n | max abs diff | max rel diff | official scores | official implementation | note |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+        w.writerows({"dtype": "float32", "inputs": "", **r} for r in rows)
+    lines = ["| reward | path | dtype | n | max abs diff | max rel diff | official scores | official implementation "
+             "| note |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
-        lines.append(f"| {r['reward']} | {r['path']} | {r['n']} | {r['max_abs_diff']:.2e} | {r['max_rel_diff']:.2e} "
-                     f"| {r['official_range']} | {r['official']} | {r['note']} |")
+        note = r["note"] + {"identical": "; model inputs identical", "differ": "; model inputs DIFFER"}.get(
+            r.get("inputs", ""), "")
+        lines.append(f"| {r['reward']} | {r['path']} | {r.get('dtype', 'float32')} | {r['n']} "
+                     f"| {r['max_abs_diff']:.2e} | {r['max_rel_diff']:.2e} "
+                     f"| {r['official_range']} | {r['official']} | {note} |")
     (out / "parity.md").write_text("\n".join(lines) + "\n")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cache", type=Path, required=True, help="environments and work files (GBs: full-size weights)")
     ap.add_argument("--mirrors", type=Path, help="folder of bare git mirrors, MIRRORS/owner+name/repo")
     ap.add_argument("--only", help="comma-separated names from: " + ", ".join(OFFICIAL))
+    ap.add_argument("--dtype", default="float32",
+                    help="comma-separated compute dtypes, float32 (as published) and/or float64 (scripts that "
+                         "support it: " + ", ".join(n for n, s in OFFICIAL.items() if s.get("float64")) + ")")
     ap.add_argument("--out", type=Path, default=HERE / "results")
     ap.add_argument("--reuse-ours", action="store_true", help="keep our side's scores and weights from a previous run")
     ap.add_argument("--compare-only", action="store_true",
                     help="rebuild the tables from both sides' stored scores (CACHE/work) without running either")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     names = args.only.split(",") if args.only else list(OFFICIAL)
+    dtypes = args.dtype.split(",")
+    unknown = [n for n in names if n not in OFFICIAL] + [d for d in dtypes if d not in DTYPES]
+    if unknown:
+        raise SystemExit(f"unknown implementation or dtype: {', '.join(unknown)}")
+    lacking = [n for n in names if not OFFICIAL[n].get("float64")] if "float64" in dtypes else []
+    if args.only and lacking:  # named explicitly: refuse; otherwise float64 runs where it is supported
+        raise SystemExit(f"--dtype float64 is not supported by: {', '.join(lacking)}")
+    runs = [(n, d) for n in names for d in dtypes if not (d == "float64" and n in lacking)]
     args.cache.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []
     previous = args.out / "parity.json"
-    if args.only and previous.exists():  # a partial run updates its own rows only
-        rows = [r for r in json.loads(previous.read_text()) if r.get("implementation") not in names]
+    if previous.exists():  # a run updates its own rows (implementation and dtype) only
+        done = set(runs)
+        rows = [r for r in json.loads(previous.read_text())
+                if (r.get("implementation"), r.get("dtype", "float32")) not in done]
     with open(args.cache / "parity.log", "a") as log:
-        for name in names:
+        for name, dtype in runs:
             spec = OFFICIAL[name]
             srcs = []
             for item in spec["github"]:
@@ -151,27 +206,27 @@ def main() -> None:
                 git_dir = args.mirrors / repo.replace("/", "+") / "repo"
                 srcs.append(f"{repo}={git_dir}@{commit}")
             work = args.cache / "work" / spec.get("reuse", name)
+            ours_file, official_file = work / result_file("ours", dtype), work / result_file("official", dtype)
+            stored = work / result_file("official", dtype, name)
             if not args.compare_only:
                 py = build_env(args.cache, name, spec["pip"])
-                if not ((args.reuse_ours or "reuse" in spec) and (work / "ours.json").exists()):
-                    print(f"[{name}] ours ...", flush=True)
-                    run_side(Path(sys.executable), spec["script"], "ours", work, srcs, log)
-                print(f"[{name}] official ...", flush=True)
-                run_side(py, spec["script"], "official", work, srcs, log)
-                theirs = json.loads((work / "official.json").read_text())["cases"]
-                (work / f"official-{name}.json").write_text(json.dumps(theirs))
-            ours = json.loads((work / "ours.json").read_text())["cases"]
-            stored = work / f"official-{name}.json"
+                if not ((args.reuse_ours or "reuse" in spec) and ours_file.exists()):
+                    print(f"[{name} {dtype}] ours ...", flush=True)
+                    run_side(Path(sys.executable), spec["script"], "ours", work, srcs, log, dtype)
+                print(f"[{name} {dtype}] official ...", flush=True)
+                run_side(py, spec["script"], "official", work, srcs, log, dtype)
+                theirs = json.loads(official_file.read_text())["cases"]
+                stored.write_text(json.dumps(theirs))
+            ours = json.loads(ours_file.read_text())["cases"]
             theirs = json.loads(stored.read_text()) if stored.exists() else \
-                json.loads((work / "official.json").read_text())["cases"]
-            new = compare(ours, theirs)
+                json.loads(official_file.read_text())["cases"]
+            new = compare(ours, theirs, dtype)
             for r in new:
                 r["implementation"] = name
-                print(f"  {r['reward']:<22} {r['path']:<24} max abs {r['max_abs_diff']:.2e}  "
-                      f"max rel {r['max_rel_diff']:.2e}")
+                print(f"  {r['reward']:<22} {r['path']:<24} {dtype}  max abs {r['max_abs_diff']:.2e}  "
+                      f"max rel {r['max_rel_diff']:.2e}  {r['inputs']}")
             rows += new
-    order = {n: i for i, n in enumerate(OFFICIAL)}
-    rows.sort(key=lambda r: order[r["implementation"]])
+    rows = order_rows(rows)
     previous.parent.mkdir(parents=True, exist_ok=True)
     previous.write_text(json.dumps(rows, indent=1))
     write_tables(rows, args.out)

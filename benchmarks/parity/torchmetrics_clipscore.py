@@ -2,7 +2,23 @@
 
 from __future__ import annotations
 
-from _common import LONG_PROMPT, PROMPTS, file_pixels, load_hf_clip, main, save_hf_clip, version_of, write_photos
+import contextlib
+
+from _common import (
+    DTYPES,
+    LONG_PROMPT,
+    PROMPTS,
+    file_pixels,
+    float64_kept,
+    load_hf_clip,
+    main,
+    save_hf_clip,
+    to_dtype,
+    transformers4_in_float64,
+    version_of,
+    watch_inputs,
+    write_photos,
+)
 
 
 def _cases(paths):
@@ -21,9 +37,13 @@ def ours(work, args):
         save_hf_clip(exact.backbone.model, work)
         note = ("a prompt over 77 tokens, long_prompts='torchmetrics'" if opt else
                 "random openai/clip-vit-large-patch14 architecture")
-        rows.append({"case": case, "reward": "clipscore-100", "note": note, "paths": {
-            "exact": [float(exact([str(p)], [t]).scores[0]) for p, t in zip(imgs, texts)],
-            "torch": [float(fast(file_pixels(p), [t]).scores[0]) for p, t in zip(imgs, texts)]}})
+        wide = args.dtype == "float64"  # as _common.both_paths: the exact path only, in float64
+        with watch_inputs(to_dtype(exact, args.dtype).backbone.model) as inputs, \
+                float64_kept() if wide else contextlib.nullcontext():
+            scores = {"exact": [float(exact([str(p)], [t]).scores[0]) for p, t in zip(imgs, texts)]}
+        if not wide:
+            scores["torch"] = [float(fast(file_pixels(p), [t]).scores[0]) for p, t in zip(imgs, texts)]
+        rows.append({"case": case, "reward": "clipscore-100", "note": note, "paths": scores, "inputs": inputs})
     return rows
 
 
@@ -35,16 +55,20 @@ def official(work, args):
     from torchmetrics.functional.multimodal.clip_score import _clip_score_update
 
     model, processor = load_hf_clip(work)  # CLIPScore(model_name_or_path=...)'s from_pretrained, offline
+    if args.dtype == "float64" and int(transformers.__version__.split(".")[0]) < 5:
+        transformers4_in_float64()
     out = {}
     for case, (imgs, texts) in _cases(write_photos(work / "photos")).items():
         # torchmetrics takes uint8 image tensors [3, H, W]: the files as PIL decodes them
         images = [torch.from_numpy(np.array(Image.open(p).convert("RGB"))).permute(2, 0, 1) for p in imgs]
         # the per-image scores that CLIPScore.update accumulates (compute() returns max(mean, 0))
-        scores, _ = _clip_score_update(images, texts, model, processor)
-        out[case] = {"scores": scores.tolist(), "official": f"{version_of('torchmetrics')} _clip_score_update + "
-                                                            f"transformers {transformers.__version__}"}
+        with watch_inputs(to_dtype(model, args.dtype)) as inputs:
+            scores, _ = _clip_score_update(images, texts, model, processor)
+        out[case] = {"scores": scores.tolist(), "inputs": inputs,
+                     "official": f"{version_of('torchmetrics')} _clip_score_update + "
+                                 f"transformers {transformers.__version__}"}
     return out
 
 
 if __name__ == "__main__":
-    main(ours, official)
+    main(ours, official, DTYPES)
