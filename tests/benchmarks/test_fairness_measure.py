@@ -124,3 +124,17 @@ def test_the_script_writes_its_tables(shared_data, tmp_path):
     mf.write_skin(items, mf.load_bundled()[:1], tmp_path)
     text = (tmp_path / "skin_tone.md").read_text()
     assert "| scale | n | exact |" in text and (tmp_path / "skin_tone.csv").is_file()
+
+
+def test_the_extra_detectors_script_names_what_to_install(monkeypatch):
+    """more_detectors.py measures two detectors that are not dependencies: without them it says what to install."""
+    import importlib.util
+
+    import more_detectors
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "face_recognition_models"
+                        else real(name, *a))
+    with pytest.raises(RuntimeError, match="pip install face_recognition_models"):
+        more_detectors._dlib_cnn()
+    assert [r[1] for r in more_detectors.RULES] == ["dlib_cnn"] * 3 + ["mtcnn"] * 3
