@@ -18,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+import abc
 import math
 
 import torch
@@ -82,8 +83,9 @@ class _PeopleImageReward(BackboneReward):
         device = pixels[0].device  # through pack/unpack: the same numbers as the shared path
         return self._score_people(unpack(pack(self.backbone.run(pixels, self.needs))), device)
 
+    @abc.abstractmethod
     def _score_people(self, people: list[People], device) -> RewardOutput:
-        raise NotImplementedError
+        """The reward from each image's `People` (the shared pipeline's output)."""
 
 
 @register_reward()

@@ -356,9 +356,10 @@ def check_resume(path: Path, fingerprint: Mapping[str, Any], force: bool = False
 
 
 # --- logging ------------------------------------------------------------------------------------
+HELDOUT = "heldout/"  # task prefix of the held-out judges' rows (evaluation while training): heldout/<judge>
 LOG_FIELDS = ["iteration", "task", "reward_mean", "reward_std", "loss", "policy_loss", "pretrain_loss", "clipfrac",
               "approx_kl", "grad_norm", "lr", "sample_s", "reward_s", "reward_wait_s", "update_s",
-              # rows of task "heldout/<judge>" (evaluation while training): reward_mean is the judge's mean
+              # rows of the HELDOUT tasks: reward_mean is the judge's mean
               "heldout_ci_low", "heldout_ci_high", "heldout_base", "heldout_win_rate"]
 
 
@@ -423,7 +424,7 @@ class Logger:
         import pandas as pd
 
         df = pd.read_csv(self.csv).dropna(subset=["reward_mean"])  # the pretraining-loss step has no reward
-        df = df[~df["task"].astype(str).str.startswith("heldout/")]  # held-out judges: training_vs_heldout.png
+        df = df[~df["task"].astype(str).str.startswith(HELDOUT)]  # held-out judges: training_vs_heldout.png
         if df.empty:
             return None
         fig, ax = plt.subplots(figsize=(6, 4))

@@ -57,6 +57,7 @@ def train(config_path, print_config, overrides):
     if print_config:
         click.echo(json.dumps(cfg.to_dict(), indent=2))
         return
+    from ._io import HELDOUT
     from .train import train as run_training
 
     try:
@@ -69,8 +70,8 @@ def train(config_path, print_config, overrides):
         return
     last, held = {}, {}
     for row in result["history"]:
-        if row["task"].startswith("heldout/"):
-            held[row["task"][len("heldout/"):]] = row
+        if row["task"].startswith(HELDOUT):
+            held[row["task"][len(HELDOUT):]] = row
         elif "reward_mean" in row:  # not the pretraining-loss step's row
             last[row["task"]] = row["reward_mean"]
     click.echo(f"done: {result['step']} iterations in {result['output_dir']}; last reward means: "

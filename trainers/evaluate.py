@@ -26,6 +26,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from rewardbench.stats import ALL
+
+from ._io import HELDOUT
 from .config import Config
 
 
@@ -57,8 +60,10 @@ def rng_preserved():
 
 
 def _base_source(config: Config) -> str:
+    from rewardbench.benchmarks.pipelines import RANDOM_KINDS
+
     m = config.model
-    if m.pretrained in ("tiny", "sd2-base-random"):
+    if m.pretrained in RANDOM_KINDS:
         return f"{m.pretrained}:{m.tiny_seed}"
     return m.pretrained
 
@@ -112,14 +117,14 @@ def evaluate(config: Config, unet: torch.nn.Module, step: int, judges: list[str]
             rows = _benchmark_rows(run)
     finally:
         shutil.rmtree(weights, ignore_errors=True)  # the images and the report stay; full UNets are large
-    rows = rows[rows["category"] == "all"]
+    rows = rows[rows["category"] == ALL]
     out = []
     for judge in judges:
         mine = rows[(rows["judge"] == judge) & (rows["model"] == name)]
         mean = mine[mine["metric"] == "mean"]
         win = mine[mine["metric"] == "win_rate"]
         base = rows[(rows["judge"] == judge) & (rows["model"] == "base") & (rows["metric"] == "mean")]
-        out.append({"iteration": step - 1, "task": f"heldout/{judge}",
+        out.append({"iteration": step - 1, "task": HELDOUT + judge,
                     "reward_mean": _first(mean, "value"), "heldout_ci_low": _first(mean, "ci_low"),
                     "heldout_ci_high": _first(mean, "ci_high"), "heldout_base": _first(base, "value"),
                     "heldout_win_rate": _first(win, "value")})
@@ -140,8 +145,8 @@ def plot_training_vs_heldout(metrics_csv: Path, path: Path) -> Path | None:
     import pandas as pd
 
     df = pd.read_csv(metrics_csv)
-    held = df[df["task"].astype(str).str.startswith("heldout/")]
-    train = df[~df["task"].astype(str).str.startswith("heldout/")].dropna(subset=["reward_mean"])
+    is_held = df["task"].astype(str).str.startswith(HELDOUT)
+    held, train = df[is_held], df[~is_held].dropna(subset=["reward_mean"])
     if held.empty or train.empty:
         return None
     judges = list(dict.fromkeys(held["task"]))
@@ -159,7 +164,7 @@ def plot_training_vs_heldout(metrics_csv: Path, path: Path) -> Path | None:
         if g["heldout_base"].notna().any():
             ax.axhline(float(g["heldout_base"].dropna().iloc[0]), color="black", ls="--", lw=0.8, label="base model")
             ax.legend(fontsize=7)
-        ax.set_title(f"held out: {judge.split('/', 1)[1]}", fontsize=9)
+        ax.set_title(f"held out: {judge[len(HELDOUT):]}", fontsize=9)
         ax.set_xlabel("iteration")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
