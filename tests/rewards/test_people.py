@@ -44,17 +44,17 @@ def test_pack_round_trip_and_caps():
     from rewardbench.rewards._faces import Face
 
     faces = [PersonFace(Face((i, 2.0, i + 10.0, 12.0), 0.9, {"female": 0.7, "male": 0.2}), (60.0, 12.0, 18.0), 50,
-                        False, i % 2 == 0, 0.25) for i in range(3)]
+                        False, i % 2 == 0, 0.25, i == 1) for i in range(3)]
     parts = [{"class": "FEET_EXPOSED", "score": 0.5, "box": (1.0, 2.0, 3.0, 4.0)}]
     people = [People(64, 48, parts, faces, 0.125), People(10, 20)]
     packed = pack(people)
-    assert packed.shape == (2, 1 + MAX_PARTS + MAX_FACES, 14) and packed.dtype == torch.float32
+    assert packed.shape == (2, 1 + MAX_PARTS + MAX_FACES, 15) and packed.dtype == torch.float32
     back = unpack(packed)
     assert (back[0].height, back[0].width, back[0].open_nsfw) == (64, 48, 0.125) and back[0].parts == parts
     for a, b in zip(back[0].faces, faces):
         assert a.face.box == b.face.box and a.face.classes == pytest.approx(b.face.classes)
-        assert (a.lab, a.skin_pixels, a.fallback, a.monochrome, a.p_female) == \
-            (b.lab, b.skin_pixels, b.fallback, b.monochrome, b.p_female)
+        assert (a.lab, a.skin_pixels, a.fallback, a.monochrome, a.p_female, a.profile) == \
+            (b.lab, b.skin_pixels, b.fallback, b.monochrome, b.p_female, b.profile)
     assert back[1].faces == [] and back[1].parts == [] and math.isnan(back[1].open_nsfw)
 
 
