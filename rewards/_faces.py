@@ -285,22 +285,24 @@ def centerface_face(d) -> Face:
 class AgreementFaceDetector(FaceDetector):
     """The default: CenterFace and BlazeFace must agree unless CenterFace is sure.
 
-    A face is kept when CenterFace scores it at least ``sure_score`` (0.6), or when a BlazeFace face
+    A face is kept when CenterFace scores it at least ``sure_score`` (0.65), or when a BlazeFace face
     (BlazeFace ≥ 0.6, or 0.3-0.6 confirmed by FaceMesh: `BlazeFaceDetector`'s defaults) overlaps a
-    CenterFace face scoring at least ``confirm_score`` (0.3) with IoU > ``iou`` (0.3). Where both see a
+    CenterFace face scoring at least ``confirm_score`` (0.2) with IoU > ``iou`` (0.3). Where both see a
     face the BlazeFace box and keypoints are kept (the skin-tone sampling was measured on them).
 
     Measured on 300 labelled Stable Diffusion images (``benchmarks/fairness/results/detectors.md``):
-    faces on 1 of 252 images of animals and objects (BlazeFace + FaceMesh alone: 4), a face found in
+    faces on 0 of 252 images of animals and objects (BlazeFace + FaceMesh alone: 4), a face found in
     25 of 27 images with a clear one (BlazeFace + FaceMesh: 21; the CenterFace-only finds are painted
-    and sculpted profiles), counts within one on 23 of 25. The thresholds were chosen on those
-    images; their neighbours (sure 0.5-0.65, confirm 0.2-0.3) measure within 2 images of them.
+    and sculpted profiles), counts within one on 24 of 25. The thresholds are those that
+    ``benchmarks/fairness/threshold_check.py`` chooses from a grid on those images; chosen on two of the
+    three generators, they measure the same on the third (results/thresholds.md). CenterFace's score
+    separates the two groups narrowly: dogs up to 0.60, the painted profiles from 0.66.
     """
 
     name = "agreement"
 
-    def __init__(self, min_size: int = 16, max_faces: int | None = None, sure_score: float = 0.6,
-                 confirm_score: float = 0.3, iou: float = 0.3, blazeface: dict[str, Any] | None = None) -> None:
+    def __init__(self, min_size: int = 16, max_faces: int | None = None, sure_score: float = 0.65,
+                 confirm_score: float = 0.2, iou: float = 0.3, blazeface: dict[str, Any] | None = None) -> None:
         super().__init__(min_size, max_faces)
         if not 0 < confirm_score <= sure_score < 1:
             raise ValueError(f"need 0 < confirm_score <= sure_score < 1, got {confirm_score} and {sure_score}")
@@ -311,16 +313,29 @@ class AgreementFaceDetector(FaceDetector):
         self.bundled = (CENTERFACE_MODEL,) + self.blazeface.bundled
 
     def _detect(self, images):
-        out = []
-        for im, blaze in zip(images, self.blazeface.detect(images)):
-            centre = [centerface_face(d) for d in centerface_detect(im, self.confirm_score)]
-            cboxes = np.array([c.box for c in centre], dtype=np.float64).reshape(-1, 4)
-            kept = [b for b in blaze if cboxes.size and (_iou(np.array(b.box), cboxes) > self.iou).any()]
-            kboxes = np.array([b.box for b in kept], dtype=np.float64).reshape(-1, 4)
-            kept += [c for c in centre if c.score >= self.sure_score
-                     and not (kboxes.size and (_iou(np.array(c.box), kboxes) > self.iou).any())]
-            out.append(kept)
-        return out
+        return [agree(blaze, [centerface_face(d) for d in centerface_detect(im, self.confirm_score)],
+                      self.sure_score, self.confirm_score, self.iou)
+                for im, blaze in zip(images, self.blazeface.detect(images))]
+
+
+def agree(blaze: Sequence[Face], centre: Sequence[Face], sure_score: float = 0.65, confirm_score: float = 0.2,
+          iou: float = 0.3) -> list[Face]:
+    """`AgreementFaceDetector`'s rule on one image's BlazeFace faces and CenterFace faces: the BlazeFace
+    faces overlapping a CenterFace face of score >= ``confirm_score`` (IoU > ``iou``), then the CenterFace
+    faces of score >= ``sure_score`` that overlap none of those.
+
+    Example:
+        >>> found = agree([Face((0, 0, 10, 10)), Face((80, 0, 90, 10))],  # BlazeFace
+        ...               [Face((1, 1, 11, 11), 0.4), Face((50, 50, 60, 60), 0.9), Face((0, 80, 9, 89), 0.5)])
+        >>> [f.box for f in found]  # confirmed by CenterFace's 0.4; CenterFace's sure 0.9
+        [(0, 0, 10, 10), (50, 50, 60, 60)]
+    """
+    centre = [c for c in centre if c.score >= confirm_score]
+    cboxes = np.array([c.box for c in centre], dtype=np.float64).reshape(-1, 4)
+    kept = [b for b in blaze if cboxes.size and (_iou(np.array(b.box), cboxes) > iou).any()]
+    kboxes = np.array([b.box for b in kept], dtype=np.float64).reshape(-1, 4)
+    return kept + [c for c in centre if c.score >= sure_score
+                   and not (kboxes.size and (_iou(np.array(c.box), kboxes) > iou).any())]
 
 
 FACE_DETECTORS: dict[str, type[FaceDetector]] = {

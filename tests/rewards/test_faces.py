@@ -100,8 +100,9 @@ def test_blazeface_keeps_sure_faces_and_asks_facemesh_about_the_rest(photos, mon
 
 
 def test_agreement_keeps_what_centerface_is_sure_of_and_what_both_detectors_see(monkeypatch):
-    """The default rule on hand-made detections: CenterFace >= sure is kept; a BlazeFace face is kept only
-    when CenterFace also sees it (>= confirm, IoU > 0.3), and then BlazeFace's box and keypoints are used."""
+    """The default rule on hand-made detections: CenterFace >= sure (0.65) is kept; a BlazeFace face is kept
+    only when CenterFace also sees it (>= confirm, 0.2; IoU > 0.3), and then BlazeFace's box and keypoints are
+    used."""
     from rewardbench.rewards import _faces
     from rewardbench.rewards._centerface import CenterFaceDetection
 
@@ -114,7 +115,8 @@ def test_agreement_keeps_what_centerface_is_sure_of_and_what_both_detectors_see(
     blaze_kp = tuple((float(i), float(i)) for i in range(6))
     cases = [  # (CenterFace detections, BlazeFace faces) -> boxes kept
         ([cf((0, 0, 40, 40), 0.7)], [], [(0, 0, 40, 40)]),  # sure CenterFace alone
-        ([cf((0, 0, 40, 40), 0.4)], [], []),  # unsure CenterFace alone
+        ([cf((0, 0, 40, 40), 0.6)], [], []),  # unsure CenterFace alone
+        ([cf((0, 0, 40, 40), 0.1)], [Face((2, 2, 42, 42), 0.9, keypoints=blaze_kp)], []),  # below confirm
         ([], [Face((0, 0, 40, 40), 0.9, keypoints=blaze_kp)], []),  # BlazeFace alone, however sure
         ([cf((0, 0, 40, 40), 0.4)], [Face((2, 2, 42, 42), 0.5, keypoints=blaze_kp)], [(2, 2, 42, 42)]),  # both
         ([cf((0, 0, 40, 40), 0.4)], [Face((60, 60, 100, 100), 0.9, keypoints=blaze_kp)], []),  # both, elsewhere
@@ -136,7 +138,7 @@ def test_agreement_keeps_what_centerface_is_sure_of_and_what_both_detectors_see(
                 assert f.keypoints[:2] == ((10.0, 20.0), (30.0, 20.0))
             else:
                 assert f.keypoints == blaze_kp
-    assert set(asked_min) == {0.3}  # CenterFace is asked down to the confirmation threshold
+    assert set(asked_min) == {0.2}  # CenterFace is asked down to the confirmation threshold
     with pytest.raises(ValueError, match="confirm_score <= sure_score"):
         build_face_detector("agreement", confirm_score=0.7, sure_score=0.6)
 
