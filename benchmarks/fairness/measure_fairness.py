@@ -228,8 +228,7 @@ def skin_summary(rows: list[dict]) -> dict[str, dict]:
     unc = [r for r in rows if r["label"] == "unclear"]
     frontal = [r for r in rows if r["label"] in idx and not r.get("profile")]
     out["unclear"] = {"labelled_unclear": len(unc), "flagged": sum(r["unclear"] for r in unc),
-                      "definite_flagged": sum(r["unclear"] for r in frontal), "definite": len(frontal),
-                      "definite_profiles": sum(r["label"] in idx and bool(r.get("profile")) for r in rows)}
+                      "definite_flagged": sum(r["unclear"] for r in frontal), "definite": len(frontal)}
     return out
 
 
@@ -327,11 +326,12 @@ def write_detectors(items, bundled, out: Path) -> list[dict]:
     return rows
 
 
-def write_skin(items, bundled, out: Path) -> dict:
-    faces = largest_faces(items)
-    rows = skin_rows(items, faces)
+def write_skin(items, bundled, out: Path, faces: tuple[list, list] | None = None) -> dict:
+    """``faces``: the default pipeline's largest faces of ``items`` and ``bundled`` (found here if not given)."""
+    faces = faces or (largest_faces(items), largest_faces(bundled))
+    rows = skin_rows(items, faces[0])
     s = skin_summary(rows)
-    brows = skin_rows(bundled, largest_faces(bundled))
+    brows = skin_rows(bundled, faces[1])
     md = ["# Skin tone of the largest face vs the labels", "",
           "The default face pipeline's largest face in each labelled image with a human face; skin colour "
           "from the lit skin of the nose and cheeks (rewards/_skin_tone.py). Agreement counts faces with a "
@@ -359,10 +359,12 @@ def write_skin(items, bundled, out: Path) -> dict:
     return s
 
 
-def write_gender(items, bundled, out: Path) -> dict:
-    rows = gender_rows(items, largest_faces(items))
+def write_gender(items, bundled, out: Path, faces: tuple[list, list] | None = None) -> dict:
+    """``faces``: as in `write_skin`."""
+    faces = faces or (largest_faces(items), largest_faces(bundled))
+    rows = gender_rows(items, faces[0])
     s = gender_summary(rows)
-    brows = gender_rows(bundled, largest_faces(bundled))
+    brows = gender_rows(bundled, faces[1])
     md = ["# Perceived gender presentation of the largest face vs the labels", "",
           "Faces labelled feminine or masculine and found by the default pipeline; NudeNet classifies a face "
           "only where one of its FACE_FEMALE/FACE_MALE boxes overlaps it (IoU >= 0.3); the ensemble (the "
@@ -398,9 +400,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{args.data}/labels.csv not found: the labelled images live beside the checkout", file=sys.stderr)
         return 2
     items, bundled = load_calibration(args.data), load_bundled()
-    for part in args.only.split(","):
-        result = {"detectors": write_detectors, "skin": write_skin, "gender": write_gender,
-                  "nsfw": write_nsfw}[part](items, bundled, args.out)
+    parts = args.only.split(",")
+    # skin and gender read the same largest faces: found once
+    faces = (largest_faces(items), largest_faces(bundled)) if {"skin", "gender"} <= set(parts) else None
+    for part in parts:
+        if part in ("skin", "gender"):
+            result = {"skin": write_skin, "gender": write_gender}[part](items, bundled, args.out, faces)
+        else:
+            result = {"detectors": write_detectors, "nsfw": write_nsfw}[part](items, bundled, args.out)
         print(part, result)
     return 0
 
