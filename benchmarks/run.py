@@ -177,10 +177,13 @@ def make_plan(run: BenchmarkRun) -> Plan:
             warnings.warn(f"suite {suite.name!r}: prompts not readable ({e}); no per-category breakdown", stacklevel=2)
     group = [j for j in judges if REGISTRY.spec(j).granularity == "group"]
     config: dict[str, dict[str, Any]] = {}  # the suite's options for its judges, overridden key by key by --config
-    for source in ((suite.judge_config if suite else {}), run.judge_config):
-        for name, options in source.items():
-            config.setdefault(REGISTRY.canonical(name), {}).update(options)
-    config = {k: v for k, v in config.items() if k in judges}
+    for name, options in (suite.judge_config if suite else {}).items():  # a judge --judges left out: dropped
+        if (c := REGISTRY.canonical(name)) in judges:
+            config.setdefault(c, {}).update(options)
+    for name, options in run.judge_config.items():
+        if (c := REGISTRY.canonical(name)) not in judges:
+            raise ValueError(f"--config {name}: {name!r} is not among the judges of this run ({', '.join(judges)})")
+        config.setdefault(c, {}).update(options)
     return Plan(suite, prompts, gens, pre, names, baseline, judges, group, ipp, config)
 
 

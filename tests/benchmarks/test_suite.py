@@ -51,6 +51,9 @@ def test_a_suites_judge_config_reaches_the_judges_and_the_command_line_overrides
                                   judge_config={"skin_tone_parity": {"scale": "ita"}}))  # an alias, one key
     assert plan.judge_config == {"skin-tone-parity": {"presence": "none", "scale": "ita"}}  # not a judge here: dropped
     assert "skin-tone-parity: presence=none, scale=ita" in plan.describe()
+    with pytest.raises(ValueError, match="--config gender-parity: 'gender-parity' is not among the judges"):
+        make_plan(BenchmarkRun(out=str(tmp_path / "o"), suite=str(tmp_path / "s.yaml"), models=("tiny",),
+                               judge_config={"gender-parity": {"presence": "none"}}))  # a user's typo is not dropped
     (tmp_path / "bad.yaml").write_text("name: bad\nprompts: [occupations]\njudges: [vendi]\njudge_config: [vendi]\n")
     with pytest.raises(ValueError, match="judge_config maps a judge to its options"):
         load_benchmark_suite(tmp_path / "bad.yaml")
