@@ -167,9 +167,10 @@ class PipelineSource:
             base = self.pretrained + (f"@{self.revision}" if self.revision else "")
         return base + (f" + UNet {self.unet}" if self.unet else "") + (f" + LoRA {self.lora}" if self.lora else "")
 
-    def load(self, any_pipeline: bool = True):
+    def load(self):
+        """The pipeline for generation (any text-to-image pipeline class: `load_pipeline`'s ``any_pipeline``)."""
         return load_pipeline(self.pretrained, self.revision, self.tiny_seed, lora=self.lora, unet=self.unet,
-                             any_pipeline=any_pipeline)
+                             any_pipeline=True)
 
 
 def _random_kind(text: str) -> tuple[str, int] | None:

@@ -156,12 +156,11 @@ class WinRate:
     dropped_nan: int  # NaN scores of model or baseline, dropped
 
 
-def _paired(clean, dropped, model, baseline, judge):
+def _paired(clean, model, baseline, judge, had_nan: bool):
     """Rows of ``model`` and ``baseline`` under ``judge`` joined on (prompt, index). Nothing to pair is an
-    error, unless NaN scores (dropped) explain it: then the comparison is empty."""
+    error, unless NaN scores (``had_nan``: some were dropped) explain it: then the comparison is empty."""
     a = clean[(clean["model"] == model) & (clean["judge"] == judge)]
     b = clean[(clean["model"] == baseline) & (clean["judge"] == judge)]
-    had_nan = _nan_count(dropped, model, judge) + _nan_count(dropped, baseline, judge) > 0
     for name, rows in ((model, a), (baseline, b)):
         if rows.empty and not had_nan:
             raise ValueError(f"no scores of model {name!r} under judge {judge!r}")
@@ -174,18 +173,17 @@ def _paired(clean, dropped, model, baseline, judge):
 
 
 def _win_rate(clean, dropped, model, baseline, judge, higher_is_better, tie_tol, n_boot, seed, level) -> WinRate:
-    m, unpaired = _paired(clean, dropped, model, baseline, judge)
+    n_nan = _nan_count(dropped, model, judge) + _nan_count(dropped, baseline, judge)
+    m, unpaired = _paired(clean, model, baseline, judge, n_nan > 0)
     d = (m["score_m"] - m["score_b"]).to_numpy()
     d = d if higher_is_better else -d
     tie = np.abs(d) <= tie_tol
     win, loss = (d > 0) & ~tie, (d < 0) & ~tie
-    codes = pd.factorize(m["prompt"])[0]
+    codes, prompts = pd.factorize(m["prompt"])
     value, lo, hi = _ratio_ci(codes, win + 0.5 * tie, np.ones(len(d)), n_boot, seed, level)
     w, lo_, t = int(win.sum()), int(loss.sum()), int(tie.sum())
-    return WinRate(model, baseline, judge, w, lo_, t, float(value), lo, hi, sign_test(w, lo_),
-                   int(codes.max()) + 1 if len(codes) else 0, len(d), float(tie_tol), bool(higher_is_better),
-                   int(unpaired),
-                   _nan_count(dropped, model, judge) + _nan_count(dropped, baseline, judge))
+    return WinRate(model, baseline, judge, w, lo_, t, float(value), lo, hi, sign_test(w, lo_), len(prompts), len(d),
+                   float(tie_tol), bool(higher_is_better), int(unpaired), n_nan)
 
 
 def win_rate(scores: pd.DataFrame, model: str, baseline: str, judge: str, *, higher_is_better: bool = True,
@@ -271,11 +269,11 @@ def mean_scores(scores: pd.DataFrame, *, judges: Sequence[str] | None = None, by
                 groups.update({m: sub.iloc[:0] for m in nan_only})
             for model in sorted(groups):
                 g = groups[model]
-                codes = pd.factorize(g["prompt"])[0]
+                codes, prompts = pd.factorize(g["prompt"])
                 s = g["score"].to_numpy()
                 value, lo, hi = _ratio_ci(codes, s, np.ones(len(s)), n_boot, seed, level)
                 rows.append({"judge": judge, "model": model, "category": cat, "mean": float(value), "ci_low": lo,
-                             "ci_high": hi, "n_prompts": int(codes.max()) + 1 if len(codes) else 0,
+                             "ci_high": hi, "n_prompts": len(prompts),
                              "n_images": len(s), "dropped_nan": _nan_count(dropped, model, judge)})
     return pd.DataFrame(rows)
 
@@ -322,9 +320,9 @@ def _pair_outcomes(clean: pd.DataFrame, judge: str, models: list, higher_is_bett
     """Per-prompt win matrices (P, M, M), comparisons per model and the prompt count for one judge."""
     sub = clean[(clean["judge"] == judge) & clean["model"].isin(models)]
     wide = sub.pivot(index=["prompt", "index"], columns="model", values="score").reindex(columns=models)
-    codes = pd.factorize(wide.index.get_level_values("prompt"))[0]
+    codes, prompts = pd.factorize(wide.index.get_level_values("prompt"))
     x = wide.to_numpy() * (1.0 if higher_is_better else -1.0)
-    n_models, n_prompts = len(models), int(codes.max()) + 1 if len(codes) else 0
+    n_models, n_prompts = len(models), len(prompts)
     per = np.zeros((n_prompts, n_models, n_models))
     comparisons = np.zeros(n_models, dtype=int)
     for i in range(n_models):

@@ -15,8 +15,7 @@ from click.testing import CliRunner
 
 from rewardbench.benchmarks.cli_run import run_benchmark as cli
 
-PAPER = [f"-c{judge}:{key}" for judge in ("skin-tone-parity", "gender-parity")
-         for key in ("presence=none", "empty_score=.nan")]
+PAPER = [f"-c{judge}:presence=none" for judge in ("skin-tone-parity", "gender-parity")]  # the published formula
 FAST = ["--num-workers", "0", "--n-boot", "300", "--no-progress", "--no-plots"]
 
 
@@ -51,7 +50,7 @@ def test_tiny_pipeline_runs_the_protocol_and_reports_prompts_without_faces(tmp_p
     assert "faces found" in (out / "report.md").read_text()
     # the zoo's suite with the paper's formula as --config, empty groups at the worst value: counted as -0.75
     out2 = tmp_path / "c"
-    _run(*tiny, "--out", out2, config=PAPER[0::2], suite="fairness")
+    _run(*tiny, "--out", out2, config=PAPER, suite="fairness")
     g = pd.read_csv(out2 / "group_rewards.csv")
     parity = g[g["judge"] == "skin-tone-parity"]
     assert (parity["score"] == -0.75).all() and (parity["faces"] == 0).all()
