@@ -91,6 +91,8 @@ def check_eval_overlap(task: str, prompts: Sequence[str], suite_paths: Mapping[s
                          "split (suite:diffusiondb-train, suite:person-descriptions, suite:object-pairs-train), set "
                          "drop_eval_overlap: true on the task to leave those prompts out, or allow_eval_overlap: true "
                          "to train on them anyway.")
+    if not overlap and prompts:  # nothing to drop: the prompts as they are, without normalising each again
+        return list(prompts), {}, sorted(unchecked)
     held = {normalize(p) for shared in overlap.values() for p in shared}
     kept = [p for p in prompts if normalize(p) not in held]
     if not kept:

@@ -73,9 +73,23 @@ def load_diffusiondb(path: str | os.PathLike | None = None, split: str = "heldou
     """Rows ``{"prompt", "split", "index"}`` of the held-out (default) or train split."""
     if split not in ("heldout", "train"):
         raise ValueError(f"split must be 'heldout' or 'train', got {split!r}")
-    prompts = _read_prompts(path if path is not None else download(OFFICIAL_URL))
-    train, held = split_prompts(prompts, n_heldout, seed)
+    source = str(path if path is not None else download(OFFICIAL_URL))
+    train, held = _split_of(source, _stamp(source), n_heldout, seed)
     return [{"prompt": p, "split": split, "index": i} for i, p in enumerate(held if split == "heldout" else train)]
+
+
+def _stamp(source: str) -> tuple[int, ...]:
+    """A local file's modification time and size (a rewritten file is read again); () for a URL."""
+    p = Path(source).expanduser()
+    return (p.stat().st_mtime_ns, p.stat().st_size) if p.is_file() else ()
+
+
+@functools.lru_cache(maxsize=4)
+def _split_of(source: str, stamp: tuple[int, ...], n_heldout: int, seed: int) -> tuple[tuple[str, ...], ...]:
+    """`split_prompts` of a source's prompts, kept: a training run reads both splits (its prompts, then the
+    check that none is held out), and the official file has about 2M rows."""
+    train, held = split_prompts(_read_prompts(source), n_heldout, seed)
+    return tuple(train), tuple(held)
 
 
 SUITES = {"diffusiondb-heldout": load_diffusiondb,
