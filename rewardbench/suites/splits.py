@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 # suite -> why its prompts may be trained on
 NOT_HELD_OUT = {
     "diffusiondb-train": "the training split of DiffusionDB (all but the 2,000 prompts held out after the "
-                         "seed-1928 shuffle)",
+                         "seed-1928 shuffle, and their repeats in other case or spacing)",
     "object-pairs": "every object pair, the training pairs included",
     "object-pairs-seen": "the pairs not held out by the pair-level split (the evaluation's 'seen pairs', prompts "
                          "the model may have been trained on)",

@@ -78,9 +78,11 @@ def test_overlap_is_found_case_and_space_insensitively_and_unloadable_suites_are
 
 @pytest.fixture
 def diffusiondb(tmp_path, monkeypatch):
-    """A stand-in for DiffusionDB's metadata.parquet (the official file is 2M rows and needs the hub)."""
+    """A stand-in for DiffusionDB's metadata.parquet (the official file is 2M rows and needs the hub), with
+    prompts that differ only in case and spacing, as the real file has."""
     path = tmp_path / "metadata.parquet"
-    pd.DataFrame({"prompt": [f"user prompt number {i}" for i in range(2500)]}).to_parquet(path)
+    prompts = [f"user prompt number {i}" for i in range(2500)] + [f"User  Prompt number {i}" for i in range(0, 2500, 5)]
+    pd.DataFrame({"prompt": prompts}).to_parquet(path)
     import rewardbench.suites.diffusiondb as ddb
 
     monkeypatch.setattr(ddb, "download", lambda url, timeout=10.0: path)
