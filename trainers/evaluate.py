@@ -105,6 +105,7 @@ def evaluate(config: Config, unet: torch.nn.Module, step: int, judges: list[str]
                                       negative_prompt=s.negative_prompt, dtype=dtype, device=str(device),
                                       batch_size=s.micro_batch_size),
         score_device=str(device))
+    _reuse_base_images(root, Path(run.out), run)
     try:
         if world > 1:  # a non-daemonic child: the Scorer starts DataLoader workers of its own
             import multiprocessing
@@ -129,6 +130,36 @@ def evaluate(config: Config, unet: torch.nn.Module, step: int, judges: list[str]
                     "heldout_ci_high": _first(mean, "ci_high"), "heldout_base": _first(base, "value"),
                     "heldout_win_rate": _first(win, "value")})
     return out
+
+
+def _reuse_base_images(root: Path, out: Path, run) -> None:
+    """Give ``out`` the base model's images of the latest earlier evaluation (PNGs hard-linked where the file
+    system allows, the manifest copied) when run-benchmark's own resume check finds the same prompts, seeds and
+    base generator there: the base model does not train, so its images are generated once, not at every
+    evaluation. Any difference, and the base images are generated anew."""
+    from rewardbench.benchmarks.generators import slug
+    from rewardbench.benchmarks.run import ConfigChangedError, _config, check_config, make_plan
+
+    earlier = sorted(p for p in root.glob("step_*") if p.name < out.name and (p / "config.json").is_file())
+    if run.baseline is None or not earlier:
+        return
+    src, dst = earlier[-1] / "images" / slug("base"), out / "images" / slug("base")
+    if not src.is_dir() or dst.exists():
+        return
+    try:
+        check_config(earlier[-1], _config(make_plan(run), run))
+    except ConfigChangedError:
+        return
+
+    def link_png(a, b):
+        if not str(a).endswith(".png"):
+            return shutil.copy2(a, b)  # the manifest is appended to: each evaluation has its own
+        try:
+            os.link(a, b)
+        except OSError:
+            shutil.copy2(a, b)
+
+    shutil.copytree(src, dst, copy_function=link_png)
 
 
 def _first(df, column: str) -> float:

@@ -41,6 +41,11 @@ def test_rewardbench_train_judges_held_out_prompts_while_it_trains(tmp_path):
         report = (out / "eval" / step / "report.md").read_text()
         assert "vendi" in report and "step" in report
     assert not (out / "eval" / "weights" / "step_000001").exists()  # weights are dropped once judged
+    # the base model's images are generated once: the second evaluation links the first one's
+    first, second = (sorted((out / "eval" / step / "images").glob("base-*/*.png")) for step in ("step_000001",
+                                                                                                "step_000002"))
+    assert len(first) == len(second) > 0
+    assert all(a.name == b.name and a.stat().st_ino == b.stat().st_ino for a, b in zip(first, second))
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     tb = EventAccumulator(str(out / "tensorboard"))
