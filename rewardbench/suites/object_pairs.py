@@ -44,8 +44,21 @@ def is_unseen(a: str, b: str, unseen_percent: int = 20) -> bool:
         >>> is_unseen("cat", "dog") == is_unseen("dog", "cat")
         True
     """
-    key = "|".join(sorted((a, b))).encode()
-    return int(hashlib.sha256(key).hexdigest(), 16) % 100 < unseen_percent
+    return _bucket("|".join(sorted((a, b)))) < unseen_percent
+
+
+def _bucket(key: str) -> int:
+    """A stable number in 0..99 for a string (its sha256): what both splits hold out by."""
+    return int(hashlib.sha256(key.encode()).hexdigest(), 16) % 100
+
+
+def _sample(rows: list[dict], n: int | None, seed: int) -> list[dict]:
+    """A seeded random sample of ``n`` rows (all when ``n`` is None or larger), indexed in order."""
+    if n is not None and n < len(rows):
+        rows = random.Random(seed).sample(rows, n)
+    for i, r in enumerate(rows):
+        r["index"] = i
+    return rows
 
 
 def object_pairs(path: str | os.PathLike | None = None, objects: Sequence[str] | None = None,
@@ -68,11 +81,7 @@ def object_pairs(path: str | os.PathLike | None = None, objects: Sequence[str] |
             for a in objects for b in objects if a != b for rel in relations]
     if split != "all":
         rows = [r for r in rows if r["split"] == split]
-    if n is not None and n < len(rows):
-        rows = random.Random(seed).sample(rows, n)
-    for i, r in enumerate(rows):
-        r["index"] = i
-    return rows
+    return _sample(rows, n, seed)
 
 
 def is_unseen_object(name: str, unseen_object_percent: int = 20) -> bool:
@@ -82,7 +91,7 @@ def is_unseen_object(name: str, unseen_object_percent: int = 20) -> bool:
         >>> sum(is_unseen_object(o) for o in COCO_CLASSES)
         16
     """
-    return int(hashlib.sha256(name.encode()).hexdigest(), 16) % 100 < unseen_object_percent
+    return _bucket(name) < unseen_object_percent
 
 
 def object_pairs_by_object(split: str = "train", path: str | os.PathLike | None = None, n: int | None = None,
@@ -93,17 +102,14 @@ def object_pairs_by_object(split: str = "train", path: str | os.PathLike | None 
     if split not in ("train", "unseen-objects"):
         raise ValueError(f"split must be 'train' or 'unseen-objects', got {split!r}")
     rows = object_pairs(path, **options)
+    hidden = {o for o in {o for r in rows for o in r["objects"]} if is_unseen_object(o, unseen_object_percent)}
     for r in rows:
-        r["unseen_objects"] = sum(is_unseen_object(o, unseen_object_percent) for o in r["objects"])
+        r["unseen_objects"] = sum(o in hidden for o in r["objects"])
     if split == "train":
         rows = [r for r in rows if r["unseen_objects"] == 0 and r["split"] == "seen"]
     else:
         rows = [r for r in rows if r["unseen_objects"] > 0]
-    if n is not None and n < len(rows):
-        rows = random.Random(seed).sample(rows, n)
-    for i, r in enumerate(rows):
-        r["index"] = i
-    return rows
+    return _sample(rows, n, seed)
 
 
 SUITES = {"object-pairs": object_pairs, "object-pairs-seen": functools.partial(object_pairs, split="seen"),
