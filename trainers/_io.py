@@ -237,9 +237,9 @@ def save_checkpoint(ckpt_dir: Path, *, unet, optimizer, lr_scheduler, step: int,
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
     accelerator.wait_for_everyone()
-    rng = {"gen": gen.get_state(), "torch": torch.get_rng_state(),
-           "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-           "python": json.dumps(random.getstate()), "numpy": json.dumps(_np_state())}
+    state = rng_state()
+    rng = {"gen": gen.get_state(), "torch": state["torch"], "cuda": state["cuda"],
+           "python": json.dumps(state["python"]), "numpy": json.dumps(_np_state(state["numpy"]))}
     torch.save(rng, tmp / f"rng_{rank}.pt")
     if accelerator.is_main_process:
         save_file(trainable_state(accelerator.unwrap_model(unet)), str(tmp / "trainable.safetensors"))
@@ -257,8 +257,23 @@ def save_checkpoint(ckpt_dir: Path, *, unet, optimizer, lr_scheduler, step: int,
     return final
 
 
-def _np_state():
-    s = np.random.get_state()
+def rng_state() -> dict[str, Any]:
+    """The global RNGs' states as they are in memory: torch, CUDA (``[]`` without it), Python, NumPy."""
+    return {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "python": random.getstate(), "numpy": np.random.get_state()}
+
+
+def set_rng_state(state: Mapping[str, Any]) -> None:
+    """Give the global RNGs the states of `rng_state`."""
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+
+
+def _np_state(s) -> list:
+    """NumPy's RNG state as JSON-able values."""
     return [s[0], s[1].tolist(), int(s[2]), int(s[3]), float(s[4])]
 
 
@@ -292,13 +307,9 @@ def load_checkpoint(path: Path, *, unet, optimizer, lr_scheduler, gen: torch.Gen
         raise RuntimeError(f"{rng_file} missing: resume with the same number of processes that wrote {path}")
     rng = torch.load(rng_file, map_location="cpu", weights_only=True)
     gen.set_state(rng["gen"])
-    torch.set_rng_state(rng["torch"])
-    if rng["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(rng["cuda"])
-    py = json.loads(rng["python"])
-    random.setstate((py[0], tuple(py[1]), py[2]))
-    s = json.loads(rng["numpy"])
-    np.random.set_state((s[0], np.array(s[1], dtype=np.uint32), s[2], s[3], s[4]))
+    py, s = json.loads(rng["python"]), json.loads(rng["numpy"])
+    set_rng_state({"torch": rng["torch"], "cuda": rng["cuda"], "python": (py[0], tuple(py[1]), py[2]),
+                   "numpy": (s[0], np.array(s[1], dtype=np.uint32), s[2], s[3], s[4])})
     return json.loads((path / "state.json").read_text())
 
 

@@ -17,18 +17,16 @@ import dataclasses
 import json
 import math
 import os
-import random
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from rewardbench.stats import ALL
 
-from ._io import HELDOUT
+from ._io import HELDOUT, rng_state, set_rng_state
 from .config import Config
 
 
@@ -47,16 +45,11 @@ def eval_judges(config: Config, task_rewards: Sequence[Any]) -> list[str]:
 @contextlib.contextmanager
 def rng_preserved():
     """Evaluation seeds the global RNGs (run-benchmark seeds its judges): give training its streams back."""
-    state = (torch.get_rng_state(), torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-             random.getstate(), np.random.get_state())
+    state = rng_state()
     try:
         yield
     finally:
-        torch.set_rng_state(state[0])
-        if state[1] is not None:
-            torch.cuda.set_rng_state_all(state[1])
-        random.setstate(state[2])
-        np.random.set_state(state[3])
+        set_rng_state(state)
 
 
 def _base_source(config: Config) -> str:

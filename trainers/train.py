@@ -278,12 +278,13 @@ def train(config: Config, rewards: Mapping[str, Callable | Any] | None = None) -
 
     bar = tqdm(range(start, run.iterations), initial=start, total=run.iterations, desc="train",
                disable=not accelerator.is_local_main_process)
+    interleaved = tr.task_order == "interleaved"
     for it in bar:
-        interleaved = tr.task_order == "interleaved"
-        # Algorithm 1: every task samples from the same model (p_theta_old) before any task updates it
-        rollouts = [None if interleaved else rollout(task) for task in tasks]
+        # Algorithm 1: every task samples from the same model (p_theta_old) before any task updates it;
+        # interleaved, each task samples just before its own update
+        rollouts = [None] * len(tasks) if interleaved else [rollout(task) for task in tasks]
         for task, ro in zip(tasks, rollouts):
-            ro = ro or rollout(task)
+            ro = ro if ro is not None else rollout(task)
             st = update(task, ro, it, with_pretrain=interleaved and caption_data is not None)
             reduced = accelerator.reduce(torch.tensor([st["policy_loss"], st["clipfrac"], st["approx_kl"],
                                                        st["pretrain_loss"]], device=device), reduction="mean").tolist()
