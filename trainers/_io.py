@@ -9,7 +9,7 @@ import json
 import os
 import random
 import shutil
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -78,13 +78,16 @@ def _parquet_prompts(source: str) -> list[str]:
 
 
 def check_eval_overlap(task: str, prompts: Sequence[str], suite_paths: Mapping[str, str] | None = None,
-                       drop: bool = False) -> tuple[list[str], dict[str, int], list[str]]:
-    """A task's training prompts checked against every held-out evaluation suite (`rewardbench.suites.splits`):
-    ValueError when they share prompts, or with ``drop`` those prompts removed. Returns ``(prompts kept,
-    {suite: prompts dropped}, suites that could not be loaded to check)``."""
-    from rewardbench.suites.splits import eval_overlap, normalize
+                       drop: bool = False, skip: Collection[str] = ()) -> tuple[list[str], dict[str, int], list[str]]:
+    """A task's training prompts checked against every held-out evaluation suite (`rewardbench.suites.splits`)
+    but those in ``skip`` (found out of reach for an earlier task: not tried again): ValueError when they share
+    prompts, or with ``drop`` those prompts removed. Returns ``(prompts kept, {suite: prompts dropped}, suites
+    that could not be loaded to check)``."""
+    from rewardbench.suites.splits import eval_overlap, evaluation_suites, normalize
 
-    overlap, unchecked = eval_overlap(prompts, paths=suite_paths, examples=len(prompts) if drop else 5)
+    suites = [s for s in evaluation_suites() if s not in skip] if skip else None
+    overlap, unchecked = eval_overlap(prompts, suites=suites, paths=suite_paths,
+                                      examples=len(prompts) if drop else 5)
     if overlap and not drop:
         found = "; ".join(f"{suite}: {', '.join(repr(p) for p in shared)}" for suite, shared in overlap.items())
         raise ValueError(f"task {task!r} would train on held-out evaluation prompts ({found}). Train on a training "

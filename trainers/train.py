@@ -77,7 +77,7 @@ def train(config: Config, rewards: Mapping[str, Callable | Any] | None = None) -
             prompts = _io.load_prompts(task.prompts, run.suite_paths)
             if not task.allow_eval_overlap:  # never train on a benchmark's held-out prompts by accident
                 prompts, dropped, missing = _io.check_eval_overlap(task.name, prompts, run.suite_paths,
-                                                                   drop=task.drop_eval_overlap)
+                                                                   drop=task.drop_eval_overlap, skip=unchecked)
                 unchecked.update(missing)
                 if dropped:
                     accelerator.print(f"task {task.name}: left out {sum(dropped.values())} training prompt(s) that "

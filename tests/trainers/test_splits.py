@@ -138,3 +138,12 @@ def test_recipes_train_on_training_splits_only(recipe, diffusiondb, shared_data)
         assert overlap == {}, (recipe.name, task.name)
         assert set(unchecked) <= {"drawbench", "hpdv2", "geneval-color-attr", "geneval-colors", "geneval-counting",
                                   "geneval-position", "geneval-single-object", "geneval-two-object"}
+
+
+def test_suites_out_of_reach_for_one_task_are_not_tried_again_for_the_next():
+    """The trainer passes the suites an earlier task could not load as ``skip``: they are neither loaded nor
+    checked again (and stay in the trainer's list of unchecked suites)."""
+    with pytest.raises(ValueError, match="occupations"):
+        check_eval_overlap("t", ["a portrait of a nurse"])
+    kept, dropped, unchecked = check_eval_overlap("t", ["a portrait of a nurse"], skip={"occupations"})
+    assert kept == ["a portrait of a nurse"] and dropped == {} and "occupations" not in unchecked
