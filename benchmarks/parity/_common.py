@@ -160,14 +160,17 @@ def to_dtype(model, dtype: str):
     return model.to(torch.float64) if dtype == "float64" else model
 
 
-def transformers4_in_float64() -> None:
+def transformers4_in_float64(dtype: str) -> None:
     """transformers 4.57 builds CLIP's causal text mask as ``torch.full(..., torch.finfo(dtype).min)``
     without a dtype (modeling_attn_mask_utils.py ``_make_causal_mask``): in torch's default float32, the
-    float64 minimum overflows. For the float64 run the default dtype is float64 (the image processor's
-    numpy float32 output stays float32: `watch_inputs` checks that both sides' models get the same pixels)."""
+    float64 minimum overflows. For a float64 run on transformers 4 the default dtype becomes float64 (the
+    image processor's numpy float32 output stays float32: `watch_inputs` checks that both sides' models get
+    the same pixels); otherwise nothing changes."""
     import torch
+    import transformers
 
-    torch.set_default_dtype(torch.float64)
+    if dtype == "float64" and int(transformers.__version__.split(".")[0]) < 5:
+        torch.set_default_dtype(torch.float64)
 
 
 def openai_clip_in_float64() -> None:
@@ -265,17 +268,15 @@ def stub_module(name: str, **attrs: Any) -> types.ModuleType:
 def save_hf_clip(model, work: Path) -> None:
     """A transformers CLIPModel for the official side: config.json, weights, and the tokenizer files the
     hub serves (vocab.json, merges.txt), written from open_clip's bundled BPE (the same vocabulary)."""
-    import gzip
-
-    from rewardbench.text import clip_bpe_path, clip_tokenizer
+    from rewardbench.text import _clip_bpe
 
     model.config.to_json_file(str(work / "config.json"))
     save_state(model.state_dict(), work / "model.safetensors")
     tok = work / "tokenizer"
     tok.mkdir(exist_ok=True)
-    (tok / "vocab.json").write_text(json.dumps(clip_tokenizer().get_vocab()))
-    lines = gzip.open(clip_bpe_path()).read().decode("utf-8").split("\n")[1:49152 - 256 - 2 + 1]
-    (tok / "merges.txt").write_text("#version: 0.2\n" + "\n".join(lines) + "\n")
+    vocab, merges = _clip_bpe()  # the vocabulary our offline tokenizer is built from
+    (tok / "vocab.json").write_text(json.dumps(vocab))
+    (tok / "merges.txt").write_text("#version: 0.2\n" + "\n".join(" ".join(m) for m in merges) + "\n")
     (tok / "tokenizer_config.json").write_text(json.dumps({"model_max_length": 77}))  # as the hub's
 
 

@@ -30,7 +30,9 @@ def official(work, args):
     vendored = Path(find_spec("hpsv2").submodule_search_locations[0]) / "src" / "open_clip"
     bpe = vendored / "bpe_simple_vocab_16e6.txt.gz"
     if not bpe.exists():
-        shutil.copy(Path(find_spec("open_clip").submodule_search_locations[0]) / bpe.name, bpe)
+        from rewardbench.text import clip_bpe_path
+
+        shutil.copy(clip_bpe_path(), bpe)
     from hpsv2 import img_score
     from hpsv2.src.open_clip import factory
 

@@ -55,8 +55,7 @@ def official(work, args):
     readme = git_show(git_dir, commit, "README.md")
     snippet = re.search(r"```python\n(.*?)```", readme, re.S).group(1)
     model, processor = load_hf_clip(work)  # the snippet's from_pretrained calls, without the hub
-    if args.dtype == "float64" and int(transformers.__version__.split(".")[0]) < 5:
-        transformers4_in_float64()
+    transformers4_in_float64(args.dtype)
     major = int(transformers.__version__.split(".")[0])
 
     class Capture:  # calc_probs returns softmax(scores); the scores are what PickScore reports

@@ -26,6 +26,7 @@ import json
 import os
 import subprocess
 import sys
+import sysconfig
 import time
 from pathlib import Path
 
@@ -72,8 +73,7 @@ def build_env(cache: Path, name: str, pins: tuple[str, ...]) -> Path:
     subprocess.run([sys.executable, "-m", "venv", "--clear", str(env)], check=True)
     site = subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                           check=True, capture_output=True, text=True).stdout.strip()
-    main_site = subprocess.run([sys.executable, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                               check=True, capture_output=True, text=True).stdout.strip()
+    main_site = sysconfig.get_paths()["purelib"]  # this interpreter's: the main environment
     # after the env's own site-packages on sys.path: the official pins win, everything else is shared
     # (addsitedir, not a bare path, so that the main environment's own .pth files, e.g. this checkout's
     # editable install, are processed too)

@@ -55,8 +55,7 @@ def official(work, args):
     from torchmetrics.functional.multimodal.clip_score import _clip_score_update
 
     model, processor = load_hf_clip(work)  # CLIPScore(model_name_or_path=...)'s from_pretrained, offline
-    if args.dtype == "float64" and int(transformers.__version__.split(".")[0]) < 5:
-        transformers4_in_float64()
+    transformers4_in_float64(args.dtype)
     out = {}
     for case, (imgs, texts) in _cases(write_photos(work / "photos")).items():
         # torchmetrics takes uint8 image tensors [3, H, W]: the files as PIL decodes them
