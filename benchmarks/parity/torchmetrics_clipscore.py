@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
-
 from _common import (
     DTYPES,
     LONG_PROMPT,
     PROMPTS,
-    file_pixels,
-    float64_kept,
+    both_paths,
     load_hf_clip,
     main,
     save_hf_clip,
@@ -32,18 +29,12 @@ def ours(work, args):
     rows = []
     for case, (imgs, texts) in _cases(paths).items():
         opt = {"long_prompts": "torchmetrics"} if case == "long" else {}
-        exact = rewardbench.load_reward("clipscore-100", pretrained=False, pil_preprocess=True, **opt)
-        fast = rewardbench.load_reward("clipscore-100", pretrained=False, **opt)
-        save_hf_clip(exact.backbone.model, work)
+        reward = rewardbench.load_reward("clipscore-100", pretrained=False, **opt)
+        save_hf_clip(reward.backbone.model, work)
         note = ("a prompt over 77 tokens, long_prompts='torchmetrics'" if opt else
                 "random openai/clip-vit-large-patch14 architecture")
-        wide = args.dtype == "float64"  # as _common.both_paths: the exact path only, in float64
-        with watch_inputs(to_dtype(exact, args.dtype).backbone.model) as inputs, \
-                float64_kept() if wide else contextlib.nullcontext():
-            scores = {"exact": [float(exact([str(p)], [t]).scores[0]) for p, t in zip(imgs, texts)]}
-        if not wide:
-            scores["torch"] = [float(fast(file_pixels(p), [t]).scores[0]) for p, t in zip(imgs, texts)]
-        rows.append({"case": case, "reward": "clipscore-100", "note": note, "paths": scores, "inputs": inputs})
+        rows.append({"case": case, "reward": "clipscore-100", "note": note,
+                     **both_paths(reward, imgs, texts, args.dtype)})
     return rows
 
 
