@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import sys
-import warnings
 
 import click
 
@@ -116,31 +114,6 @@ def summary_text(result) -> str:
     return "\n".join(lines)
 
 
-def _preflight(models, images, prompts, out, group_table, device, wmap, cfg, group_by):
-    """Everything that can be refused before a model loads: exit 2 with one line. Returns the source,
-    the grouping and the warnings to show."""
-    from .data import open_source
-    from .groups import parse_group_by
-    from .outputs import check_writable
-    from .preflight import UsageError, check_device, check_reward_options, check_source
-    from .registry import REGISTRY
-
-    check_device(device)
-    canon = check_reward_options([n.strip() for n in models.split(",") if n.strip()], wmap, cfg)
-    source = open_source(images, prompts)
-    gb = parse_group_by(group_by)
-    if gb is None and source.has_groups:
-        gb = ("group",)
-    specs = {n: REGISTRY.spec(n) for n in canon}
-    notes = check_source(specs, source, gb)
-    if group_table is not None and not any(s.granularity == "group" for s in specs.values()):
-        raise UsageError(f"--group-table {group_table}: no group reward in this run ({', '.join(canon)})")
-    for what, p in (("--out", out), ("--group-table", group_table)):
-        if p is not None:
-            check_writable(p, what)  # no folder is created on the user's behalf: a missing one is usually a typo
-    return source, notes
-
-
 @click.command("score", epilog=_EPILOG, context_settings={"max_content_width": 100})
 @click.option("--model", "-m", "models", required=True, metavar="NAME[,NAME...]",
               help="Reward(s) to run, comma-separated (see `rewardbench list`).")
@@ -180,38 +153,33 @@ def _preflight(models, images, prompts, out, group_table, device, wmap, cfg, gro
 def score(models, images, prompts, out, group_table, batch_size, device, dtype, weights, configs, random_weights,
           group_by, num_workers, no_resume, no_retry_failed, overwrite, as_json, no_progress):
     """Score images with one or more rewards; write one row per image (path as given, prompt, the
-    input's other columns, a column per reward and its details, the weights used, error) and print a
-    summary (group rewards: over groups, each group once)."""
+    input's other columns, a column per reward and its details, error) and print a summary (group
+    rewards: over groups, each group once; the weights each reward ran with)."""
     from .data import SourceError
-    from .harness import RESULT_EXTENSIONS, ResumeMismatchError, Scorer
+    from .harness import ResumeMismatchError, Scorer
     from .outputs import OutputLockedError
+    from .preflight import plan_run
     from .registry import UnknownRewardError
     from .weights import WeightsNotFoundError
 
     usage_errors = (SourceError, UnknownRewardError, WeightsNotFoundError, ResumeMismatchError, OutputLockedError,
                     ValueError, TypeError, OSError)
-    for what, p in (("--out", out), ("--group-table", group_table)):
-        if p is not None and not p.lower().endswith(RESULT_EXTENSIONS):
-            _fail(f"{what} {p}: the extension picks the format; use one of {', '.join(RESULT_EXTENSIONS)}")
     wmap = _parse_weights(weights)
     cfg = _parse_config(configs)
-    try:
-        source, notes = _preflight(models, images, prompts, out, group_table, device, wmap, cfg, group_by)
+    try:  # everything that can be refused before a model loads: exit 2 with one line
+        plan = plan_run(models, images, prompts=prompts, group_by=group_by, out=out, group_table=group_table,
+                        device=device, weights=wmap, config=cfg)
     except usage_errors as e:
         _fail(str(e))
-    for note in notes:
+    for note in plan.notes:
         click.echo(f"warning: {note}", err=True)
     try:
-        scorer = Scorer(models, batch_size=batch_size, device=device, dtype=dtype, num_workers=num_workers,
+        scorer = Scorer(list(plan.names), batch_size=batch_size, device=device, dtype=dtype, num_workers=num_workers,
                         pretrained=not random_weights, weights=wmap, reward_config=cfg, progress=not no_progress)
     except (UnknownRewardError, WeightsNotFoundError, ValueError, TypeError) as e:
         _fail(str(e))
     try:
-        with warnings.catch_warnings():
-            for note in notes:  # shown above already
-                warnings.filterwarnings("ignore", message=re.escape(note), category=UserWarning)
-            result = scorer.run(source, out=out, group_by=group_by, resume=not no_resume, overwrite=overwrite,
-                                retry_failed=not no_retry_failed, group_table=group_table)
+        result = scorer.run(plan, resume=not no_resume, overwrite=overwrite, retry_failed=not no_retry_failed)
     except (SourceError, ResumeMismatchError, OutputLockedError, ValueError) as e:
         _fail(str(e))
     finally:
@@ -240,7 +208,7 @@ def _report(result, out, as_json: bool) -> None:
         click.echo("")
     if result.groups is not None and len(result.groups) and out is None:
         cols = [*result.group_by, "size",
-                *[c for c in result.groups.columns if c in result.reward_names or c.endswith(".note")]]
+                *[c for c in result.groups.columns if c in result.reward_names or c == "note" or c.endswith(".note")]]
         click.echo(result.groups[cols].to_string(index=False, max_colwidth=70))
         click.echo("")
     click.echo(summary_text(result))

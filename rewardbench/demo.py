@@ -112,6 +112,14 @@ def demo(out_dir, model, batch_size, as_json):
     """
     import rewardbench
 
+    from .clierrors import usage_exit
+    from .outputs import check_writable
+    from .preflight import UsageError
+
+    try:
+        check_writable(out_dir, "--out", folder=True)  # the rule of every command: a missing folder is refused
+    except UsageError as e:
+        usage_exit(str(e))
     manifest = write_demo_images(out_dir)
     names = [n for n in model.split(",")] if model else [s.name for s in rewardbench.list_rewards() if s.offline]
     has_group = any(rewardbench.get_spec(n).granularity == "group" for n in names)

@@ -47,7 +47,7 @@ import torch
 
 from . import distributed
 from .batching import BatchPlan, BatchStream, make_loader
-from .data import DEFAULT_CHUNK_ROWS, ListSource, Source, open_source
+from .data import DEFAULT_CHUNK_ROWS, ListSource, Source
 from .engine import GROUP_HINT, BatchEngine, RewardSlot, text_caches
 from .groups import GroupBy, group_key, group_table, parse_group_by, score_stats
 from .model import BackboneReward, RewardModel, param_fingerprint
@@ -56,16 +56,15 @@ from .outputs import (
     OutputLockedError,
     OutputState,
     RunLock,
-    check_writable,
     finish_output,
     prepare_output,
 )
-from .preflight import UsageError, check_device, check_reward_options, check_source
+from .preflight import RunPlan, UsageError, check_device, check_reward_options, plan_run
 from .results import RESULT_EXTENSIONS, ScoreResult, read_table, write_table
 from .shards import ResumeMismatchError, ShardWriter, done_bitmap, list_shards
 
 __all__ = ["Scorer", "ScoreResult", "ResumeMismatchError", "OutputExistsError", "OutputLockedError", "UsageError",
-           "RESULT_EXTENSIONS", "GROUP_HINT", "write_table", "read_table"]
+           "RunPlan", "plan_run", "RESULT_EXTENSIONS", "GROUP_HINT", "write_table", "read_table"]
 FINGERPRINT_VERSION = 2
 
 
@@ -213,22 +212,28 @@ class Scorer:
         an interrupted run with the same ``out`` continues, and rows that failed are scored again
         (``retry_failed=False`` keeps them); ``resume=False`` starts over, but never replaces a finished
         table unless ``overwrite``. ``group_table`` writes the per-group table (`ScoreResult.groups`).
-        A run that cannot work as asked raises `UsageError` before any image is scored.
+
+        A run that cannot work as asked raises `UsageError` before any image is scored; that includes
+        an ``out`` or ``group_table`` whose folder does not exist (create it first). The checks are
+        `rewardbench.preflight.plan_run`'s: ``source`` may also be a `RunPlan` it made for this Scorer's
+        rewards (then ``out``, ``prompts``, ``group_by`` and ``group_table`` come from the plan, and the
+        plan's maker shows its notes); otherwise the notes are issued as warnings.
         """
         t0 = time.perf_counter()
-        src = open_source(source, prompts)
-        gb = parse_group_by(group_by)
-        if gb is None and src.has_groups:
-            gb = ("group",)
-        specs = {s.name: s.spec for s in self.slots}
-        notes = check_source(specs, src, gb)
-        grouped = any(s.granularity == "group" for s in specs.values())
-        gb = gb if grouped else None  # grouping only changes group rewards
-        if self.rank == 0:
-            for note in notes:
-                warnings.warn(note, UserWarning, stacklevel=2)
-        out_path, gt_path = self._check_outputs(out, group_table, grouped)
-        lock = RunLock(out_path) if out_path is not None and self.rank == 0 else None
+        if isinstance(source, RunPlan):
+            plan = source
+            if any(v is not None for v in (out, prompts, group_by, group_table)):
+                raise UsageError("run(plan): out, prompts, group_by and group_table come from the plan")
+            if plan.names != tuple(self.reward_names):
+                raise UsageError(f"the plan is for the rewards {', '.join(plan.names)}; this Scorer runs "
+                                 f"{', '.join(self.reward_names)}")
+        else:
+            plan = plan_run({s.name: s.spec for s in self.slots}, source, prompts=prompts, group_by=group_by, out=out,
+                            group_table=group_table)
+            if self.rank == 0:
+                for note in plan.notes:
+                    warnings.warn(note, UserWarning, stacklevel=2)
+        lock = RunLock(plan.out) if plan.out is not None and self.rank == 0 else None
         error = None
         if lock is not None:
             try:
@@ -239,32 +244,11 @@ class Scorer:
         if error:
             raise OutputLockedError(error)
         try:
-            return self._run(src, gb, out_path, gt_path, resume, overwrite, retry_failed, t0, notes)
+            return self._run(plan.source, plan.group_by, plan.out, plan.group_table, resume, overwrite, retry_failed,
+                             t0, list(plan.notes))
         finally:
             if lock is not None:
                 lock.release()
-
-    def _check_outputs(self, out, group_table, grouped: bool) -> tuple[Path | None, Path | None]:
-        paths = []
-        for what, p in (("--out", out), ("--group-table", group_table)):
-            if p is None:
-                paths.append(None)
-                continue
-            p = Path(p)
-            if p.suffix.lower() not in RESULT_EXTENSIONS:
-                raise UsageError(f"{what} {p}: the extension picks the format; use one of "
-                                 f"{', '.join(RESULT_EXTENSIONS)}")
-            try:
-                paths.append(check_writable(p, what, create_parent=True))
-            except OSError as e:
-                raise UsageError(str(e)) from None
-        if paths[1] is not None:
-            if not grouped:
-                raise UsageError(f"--group-table {paths[1]}: no group reward in this run "
-                                 f"({', '.join(self.reward_names)})")
-            if paths[0] is not None and paths[1].resolve() == paths[0].resolve():
-                raise UsageError(f"--group-table {paths[1]}: the same file as --out")
-        return paths[0], paths[1]
 
     def _todo(self, src: Source, done: np.ndarray | None,
               gb: GroupBy | None) -> tuple[np.ndarray | None, Counter | None]:

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from .distributed import broadcast
+from .preflight import UsageError
 from .results import TABLE_METADATA_KEY
 from .shards import FINGERPRINT_FILE, ResumeMismatchError, fingerprint_diff, list_shards
 
@@ -51,29 +52,41 @@ def parts_dir(out: Path) -> Path:
     return out.with_name(out.name + ".parts")
 
 
-def check_writable(path: str | os.PathLike, what: str = "--out", create_parent: bool = False) -> Path:
-    """``path`` as a file this process can create or replace; a clear `PermissionError` /
-    `FileNotFoundError` / `NotADirectoryError` / `IsADirectoryError` otherwise. ``create_parent``
-    makes a missing parent folder (the Python API does; the CLI refuses a missing folder, usually a typo)."""
+def check_writable(path: str | os.PathLike, what: str = "--out", *, folder: bool = False) -> Path:
+    """``path`` as an output this process can create or replace, or one line of `UsageError`: the one rule
+    for every command's output. A missing parent folder is refused, never created on the user's behalf
+    (it is usually a typo): ``--out X: folder Y does not exist; create it first``. ``folder=True`` checks
+    an output folder (created by the command, so only its parent must exist).
+
+    Example:
+        >>> import tempfile
+        >>> d = tempfile.mkdtemp()
+        >>> check_writable(f"{d}/s.parquet").name
+        's.parquet'
+        >>> try:
+        ...     check_writable(f"{d}/typo/s.parquet")
+        ... except UsageError as e:
+        ...     print(str(e).split(": ", 1)[1].replace(d, "D"))
+        folder D/typo does not exist; create it first
+    """
     path = Path(path).expanduser()
     parent = path.parent if str(path.parent) else Path(".")
-    if path.is_dir():
-        raise IsADirectoryError(f"{what} {path}: is a folder; give a file name (e.g. {path / 'scores.parquet'})")
+    if path.is_dir() and not folder:
+        raise UsageError(f"{what} {path}: is a folder; give a file name (e.g. {path / 'scores.parquet'})")
+    if folder and path.exists() and not path.is_dir():
+        raise UsageError(f"{what} {path}: is a file; give a folder")
     existing = parent
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir():
-        raise NotADirectoryError(f"{what} {path}: {existing} is a file, not a folder")
+        raise UsageError(f"{what} {path}: {existing} is a file, not a folder")
     if not parent.exists():
-        if not create_parent:
-            raise FileNotFoundError(f"{what} {path}: folder {parent} does not exist (create it first)")
-        if not os.access(existing, os.W_OK | os.X_OK):
-            raise PermissionError(f"{what} {path}: no permission to create folders in {existing}")
-        parent.mkdir(parents=True, exist_ok=True)
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise PermissionError(f"{what} {path}: no permission to write in {parent}")
-    if path.exists() and not os.access(path, os.W_OK):
-        raise PermissionError(f"{what} {path}: the file exists and is read-only")
+        raise UsageError(f"{what} {path}: folder {parent} does not exist; create it first")
+    target = path if folder and path.is_dir() else parent
+    if not os.access(target, os.W_OK | os.X_OK):
+        raise UsageError(f"{what} {path}: no permission to write in {target}")
+    if not folder and path.exists() and not os.access(path, os.W_OK):
+        raise UsageError(f"{what} {path}: the file exists and is read-only")
     return path
 
 

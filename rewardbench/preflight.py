@@ -1,11 +1,15 @@
 """Checks that refuse a scoring run before any model loads or any image is decoded: a run that cannot work
 as asked is one clear `UsageError` (the CLI's exit 2), never a traceback and never N failed rows.
 
-What is checked: the device exists; every ``--config`` key is an option the reward's builder takes and
-``--config``/``--weights`` name rewards of the run; prompted rewards get prompts; group rewards have
-a way to group; ``--group-by`` names columns the input has; the input's own columns do not clash with
-the results' columns. `check_source` also returns warnings (e.g. grouping a multi-model manifest by
-prompt alone, which mixes the generators' images in one group).
+`plan_run` is the one preflight of a scoring run, for the CLI and for `rewardbench.Scorer.run` alike: it
+checks everything and returns a `RunPlan` (the opened source, the grouping, the rewards' canonical names
+and specs, the output paths and the notes to show once). What is checked: the device exists; every
+``--config`` key is an option the reward's builder takes and ``--config``/``--weights`` name rewards of
+the run; the output paths have a known extension and can be written (`rewardbench.outputs.check_writable`:
+a missing folder is refused, never created); prompted rewards get prompts; group rewards have a way to
+group; ``--group-by`` names columns the input has; the input's own columns do not clash with the results'
+columns. The notes are warnings (e.g. grouping a multi-model manifest by prompt alone, which mixes the
+generators' images in one group).
 
 Example:
     >>> from rewardbench.data import ListSource
@@ -16,18 +20,25 @@ Example:
     ... except UsageError as e:
     ...     print(str(e)[:38])
     vendi is a group reward: pass --group-
+    >>> plan = plan_run("vendi", [{"image": "a.png", "prompt": "x"}], group_by="prompt")
+    >>> plan.names, plan.group_by, plan.notes
+    (('vendi',), ('prompt',), ())
 """
 
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 
-from .data import Source
-from .groups import GroupBy
+from .data import Source, open_source
+from .groups import GroupBy, parse_group_by
+from .results import RESULT_EXTENSIONS
 from .spec import RewardSpec
 
 RESERVED_COLUMNS = ("index", "weights", "error")
@@ -130,3 +141,68 @@ def check_source(specs: Mapping[str, RewardSpec], source: Source, group_by: Grou
                         f"of different models share a group for {', '.join(grouped)}; pass --group-by "
                         f"{','.join(group_by)},model to score each model's images apart")
     return warnings
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """A scoring run that passed `plan_run`: what `rewardbench.Scorer.run` scores, and the notes for
+    whoever made the plan to show (once)."""
+
+    source: Source
+    group_by: GroupBy | None  # None when the run has no group reward (grouping changes only those)
+    names: tuple[str, ...]  # the rewards' canonical names, in run order
+    specs: Mapping[str, RewardSpec]
+    out: Path | None = None
+    group_table: Path | None = None
+    notes: tuple[str, ...] = ()
+
+
+def plan_run(rewards: str | Sequence[str] | Mapping[str, RewardSpec], source: Any, *,
+             prompts: str | os.PathLike | Sequence[str] | None = None, group_by: str | Sequence[str] | None = None,
+             out: str | os.PathLike | None = None, group_table: str | os.PathLike | None = None,
+             device: Any = None, weights: Mapping[str, Any] | None = None,
+             config: Mapping[str, Mapping[str, Any]] | None = None) -> RunPlan:
+    """Every check of a scoring run that needs no model (see the module docstring), in one step.
+
+    ``rewards``: names (``"a,b"`` or a list; unknown names raise `rewardbench.registry.UnknownRewardError`
+    with "did you mean") or ``{column: spec}`` of rewards already built. ``source`` and ``prompts`` as
+    `rewardbench.data.open_source` takes them (a bad source raises `rewardbench.data.SourceError`).
+    ``group_by`` defaults to the input's ``group`` column when it has one. Raises `UsageError` for a
+    run that cannot work as asked.
+    """
+    from .outputs import check_writable
+
+    check_device(device)
+    if isinstance(rewards, Mapping):
+        specs = dict(rewards)
+        if weights or config:
+            raise UsageError("weights/config apply to rewards given by name, not to built rewards")
+    else:
+        from .registry import REGISTRY
+
+        names = [n.strip() for n in rewards.split(",")] if isinstance(rewards, str) else [str(n) for n in rewards]
+        specs = {n: REGISTRY.spec(n) for n in check_reward_options([n for n in names if n], weights, config)}
+    paths: dict[str, Path | None] = {}
+    for what, p in (("--out", out), ("--group-table", group_table)):
+        if p is not None and not str(p).lower().endswith(RESULT_EXTENSIONS):
+            raise UsageError(f"{what} {p}: the extension picks the format; use one of {', '.join(RESULT_EXTENSIONS)}")
+        paths[what] = None if p is None else Path(p)
+    src = open_source(source, prompts)
+    try:
+        gb = parse_group_by(group_by)
+    except ValueError as e:
+        raise UsageError(f"--group-by {group_by}: {e}") from None
+    if gb is None and src.has_groups:
+        gb = ("group",)
+    notes = check_source(specs, src, gb)
+    grouped = any(s.granularity == "group" for s in specs.values())
+    out_p, gt_p = paths["--out"], paths["--group-table"]
+    if gt_p is not None and not grouped:
+        raise UsageError(f"--group-table {gt_p}: no group reward in this run ({', '.join(specs)})")
+    for what, p in paths.items():
+        if p is not None:
+            paths[what] = check_writable(p, what)
+    out_p, gt_p = paths["--out"], paths["--group-table"]
+    if out_p is not None and gt_p is not None and gt_p.resolve() == out_p.resolve():
+        raise UsageError(f"--group-table {gt_p}: the same file as --out")
+    return RunPlan(src, gb if grouped else None, tuple(specs), specs, out_p, gt_p, tuple(notes))

@@ -15,6 +15,7 @@ from PIL import Image
 from rewardbench import RewardOutput
 from rewardbench.harness import OutputExistsError, OutputLockedError, ResumeMismatchError, Scorer, UsageError
 from rewardbench.outputs import RunLock
+from rewardbench.preflight import plan_run
 
 from .test_harness import Brightness, GroupSpread, ToyAlign, ToyNorm
 
@@ -107,6 +108,32 @@ def test_grouping_a_multi_model_manifest_by_prompt_alone_warns(tmp_path, photos)
     with pytest.warns(UserWarning, match="'model' column but groups are formed by prompt alone.*prompt,model"):
         res = _scorer({"noted": NotedSpread()}).run(m, group_by="prompt")
     assert res.summary["groups"] == 3 and len(res.summary["warnings"]) == 1
+
+
+def test_a_ready_plan_is_scored_as_planned_and_its_notes_are_left_to_its_maker(tmp_path, photos, recwarn):
+    m, _ = _multi_model_manifest(tmp_path, photos)
+    scorer = _scorer({"noted": NotedSpread()})
+    plan = plan_run({"noted": NotedSpread.spec}, m, group_by="prompt", out=tmp_path / "s.csv")
+    assert len(plan.notes) == 1 and "'model' column" in plan.notes[0]
+    res = scorer.run(plan)
+    assert not [w for w in recwarn if issubclass(w.category, UserWarning)]  # shown by the plan's maker, not here
+    assert res.summary["groups"] == 3 and res.summary["warnings"] == list(plan.notes)
+    assert (tmp_path / "s.csv").is_file()
+    with pytest.raises(UsageError, match="come from the plan"):
+        scorer.run(plan, out=tmp_path / "other.csv")
+    with pytest.raises(UsageError, match="the plan is for the rewards noted; this Scorer runs b"):
+        _scorer({"b": Brightness()}).run(plan)
+
+
+def test_a_missing_output_folder_is_refused_not_created(tmp_path):
+    b = Brightness()
+    items = [{"image": np.zeros((8, 8, 3), np.uint8), "prompt": "p"}]
+    for kw in ({"out": tmp_path / "typo" / "s.parquet"},
+               {"out": tmp_path / "s.csv", "group_table": tmp_path / "x" / "g.csv"}):
+        what = "--group-table" if "group_table" in kw else "--out"
+        with pytest.raises(UsageError, match=f"^{what} .*: folder .* does not exist; create it first$"):
+            _scorer({"b": b, "noted": NotedSpread()}).run(items, group_by="prompt", **kw)
+    assert list(tmp_path.iterdir()) == [] and b.calls == []
 
 
 def test_an_input_column_clashing_with_a_result_column_is_refused(tmp_path):

@@ -11,6 +11,7 @@ import sys
 import pytest
 
 from rewardbench.outputs import OutputLockedError, RunLock, check_writable
+from rewardbench.preflight import UsageError
 
 
 def test_a_second_run_on_the_same_out_is_refused_while_the_first_lives(tmp_path):
@@ -39,22 +40,34 @@ def test_a_lock_from_another_machine_is_never_taken_over(tmp_path):
 
 def test_output_paths_that_cannot_be_written(tmp_path, monkeypatch):
     assert check_writable(tmp_path / "s.parquet") == tmp_path / "s.parquet"
-    with pytest.raises(FileNotFoundError, match="folder .*missing does not exist"):
+    with pytest.raises(UsageError, match=r"^--out .*: folder .*missing does not exist; create it first$"):
         check_writable(tmp_path / "missing" / "s.parquet")
-    assert check_writable(tmp_path / "made" / "s.parquet", create_parent=True).parent.is_dir()
+    assert not (tmp_path / "missing").exists()  # never created on the user's behalf
+    with pytest.raises(UsageError, match="^--group-table .*does not exist"):
+        check_writable(tmp_path / "missing" / "g.csv", "--group-table")
     (tmp_path / "file").write_text("x")
-    with pytest.raises(NotADirectoryError, match="is a file, not a folder"):
+    with pytest.raises(UsageError, match="is a file, not a folder"):
         check_writable(tmp_path / "file" / "s.parquet")
-    with pytest.raises(NotADirectoryError, match="is a file, not a folder"):
-        check_writable(tmp_path / "file" / "deeper" / "s.parquet", create_parent=True)
-    with pytest.raises(IsADirectoryError, match="is a folder"):
+    with pytest.raises(UsageError, match="is a file, not a folder"):
+        check_writable(tmp_path / "file" / "deeper" / "s.parquet")
+    with pytest.raises(UsageError, match="is a folder"):
         check_writable(tmp_path)
     ro = tmp_path / "ro"
     ro.mkdir()
     real_access = os.access
     monkeypatch.setattr(os, "access", lambda p, mode: False if str(p) == str(ro) else real_access(p, mode))
-    with pytest.raises(PermissionError, match="no permission to write in"):
+    with pytest.raises(UsageError, match="no permission to write in"):
         check_writable(ro / "s.parquet")
+
+
+def test_an_output_folder_needs_only_its_parent(tmp_path):
+    assert check_writable(tmp_path / "run", folder=True) == tmp_path / "run"  # the command creates it
+    assert check_writable(tmp_path, folder=True) == tmp_path  # an existing folder is fine
+    with pytest.raises(UsageError, match="folder .*typo does not exist"):
+        check_writable(tmp_path / "typo" / "run", folder=True)
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(UsageError, match="is a file; give a folder"):
+        check_writable(tmp_path / "f", folder=True)
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere: the permission bits are not enforced")
@@ -63,7 +76,7 @@ def test_a_read_only_folder_is_refused_for_real(tmp_path):
     ro.mkdir()
     ro.chmod(0o500)
     try:
-        with pytest.raises(PermissionError):
+        with pytest.raises(UsageError, match="no permission"):
             check_writable(ro / "s.parquet")
     finally:
         ro.chmod(0o700)
