@@ -17,7 +17,7 @@ Examples:
   rewardbench leaderboard --board agreement                       # markdown to stdout
   rewardbench leaderboard --format html --out leaderboard.html    # every board, one static page
   rewardbench leaderboard --board perf --format csv --out perf.csv
-  rewardbench leaderboard --add-perf benchmarks/perf/results/cpu_b32.json --to-leaderboard perf
+  rewardbench leaderboard --add-perf scripts/perf/results/cpu_b32.json --to-leaderboard perf
 \b
 Boards are CSV files in leaderboards/boards/ (or --dir / $REWARDBENCH_BOARDS), appended by
 `rewardbench agreement --to-leaderboard BOARD`; rows from random weights are refused.

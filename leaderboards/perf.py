@@ -1,4 +1,4 @@
-"""Performance-benchmark results (``benchmarks/perf/results/*.json`` from ``bench_scoring.py``) as board rows.
+"""Performance-benchmark results (``scripts/perf/results/*.json`` from ``bench_scoring.py``) as board rows.
 
 The perf scripts time the scorer with random weights, since speed does not depend on weight values;
 the rows say so in their ``weights`` field and use timing metrics only (`board.TIMING_METRICS`), which is

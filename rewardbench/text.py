@@ -38,7 +38,13 @@ def _bytes_to_unicode() -> dict[int, str]:
 
 
 @functools.lru_cache(maxsize=1)
-def _clip_bpe() -> tuple[dict[str, int], tuple[tuple[str, str], ...]]:
+def clip_bpe() -> tuple[dict[str, int], tuple[tuple[str, str], ...]]:
+    """CLIP's BPE vocabulary (token -> id) and merges, read from open_clip's bundled file.
+
+    >>> vocab, merges = clip_bpe()
+    >>> len(vocab), vocab["<|endoftext|>"]
+    (49408, 49407)
+    """
     lines = gzip.open(clip_bpe_path()).read().decode("utf-8").split("\n")[1:_N_MERGES + 1]
     merges = tuple(tuple(m.split()) for m in lines)
     # as SimpleTokenizer builds its table: 256 byte characters, their </w> forms, the merges, then the
@@ -61,7 +67,7 @@ def clip_tokenizer(model_max_length: int = 77):
     """
     from transformers import CLIPTokenizer
 
-    vocab, merges = _clip_bpe()
+    vocab, merges = clip_bpe()
     return CLIPTokenizer(vocab=dict(vocab), merges=list(merges), model_max_length=model_max_length)
 
 

@@ -1,5 +1,6 @@
 """The package layout holds: one import namespace, layers that point one way, no import cycle between
-files, no file over ~500 lines without a reason. Run alone with ``pytest tests/test_layout.py``."""
+files, no file over ~500 lines without a reason; the checkout-only scripts (``scripts/``) sit above every
+installed layer and use installed code by its public names only. Run alone with ``pytest tests/test_layout.py``."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ ALLOWED = {
     "trainers": {"kernel", "leaderboards", "benchmarks"},
 }
 MAX_LINES = 500
+SCRIPTS = ROOT / "scripts"  # checkout-only: performance, parity, fairness and training measurements
 
 
 def modules() -> dict[str, Path]:
@@ -224,7 +226,7 @@ def test_wheel_installs_one_top_level_package(wheel):
     for must in ("rewardbench/rewards/jpeg.py", "rewardbench/trainers/train.py", "rewardbench/suites/geneval.py",
                  "rewardbench/trainers/recipes/tiny_smoke.yaml", "rewardbench/leaderboards/__init__.py"):
         assert must in names, must
-    assert not any(n.startswith("rewardbench/benchmarks/perf/") for n in names)  # scripts stay in the checkout
+    assert not any("scripts/" in n or "build_support" in n for n in names)  # checkout-only files stay there
     meta = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     entry_points = zipfile.ZipFile(wheel).read(meta).decode()
     assert "[rewardbench.commands]" in entry_points and "rewardbench.trainers.cli:train" in entry_points
@@ -236,3 +238,71 @@ def test_readme_development_section_lists_every_module():
     section = readme[readme.index("## Development"):]
     missing = [str(p.relative_to(ROOT)) for p in MODULES.values() if str(p.relative_to(ROOT)) not in section]
     assert not missing, f"add these to the README's Development section: {missing}"
+
+
+# --- the checkout-only scripts ----------------------------------------------------------------------------------
+def script_files() -> list[Path]:
+    return sorted(SCRIPTS.rglob("*.py"))
+
+
+def our_imports(path: Path) -> list[tuple[str, str | None]]:
+    """``(module, name)`` of every import of ``rewardbench`` in a file (``name`` None for ``import x``)."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out += [(a.name, None) for a in node.names if a.name.split(".")[0] == "rewardbench"]
+        elif isinstance(node, ast.ImportFrom) and not node.level and (node.module or "").split(".")[0] == "rewardbench":
+            out += [(node.module, a.name) for a in node.names]
+    return out
+
+
+def test_scripts_are_found():
+    names = {str(p.relative_to(SCRIPTS)) for p in script_files()}
+    assert {"perf/bench_scoring.py", "parity/run.py", "fairness/measure_fairness.py",
+            "training/learning_curve.py"} <= names, names
+    assert not (ROOT / "benchmarks" / "perf").exists()  # installed code and scripts do not share a folder
+
+
+def test_scripts_use_installed_code_by_its_public_names():
+    """The same rule as between layers: no private module (``_x``) and no private name of installed code. What a
+    script needs from inside a layer is made public there (e.g. `rewardbench.rewards.parts`)."""
+    private = []
+    for p in script_files():
+        for module, name in our_imports(p):
+            parts = module.split(".") + ([name] if name else [])
+            if any(part.startswith("_") for part in parts):
+                private.append(f"{p.relative_to(ROOT)}: {module}{'' if name is None else ' import ' + name}")
+    assert not private, "\n".join(private)
+
+
+def test_scripts_import_modules_that_exist():
+    missing = [f"{p.relative_to(ROOT)}: {m}" for p in script_files() for m, _ in our_imports(p)
+               if not any(m == k or k.startswith(m + ".") for k in MODULES)]
+    assert not missing, missing
+
+
+def test_installed_code_never_imports_the_scripts():
+    found = [m for m, p in MODULES.items() if "scripts" in {n.split(".")[0] for n in _imported_names(p)}]
+    assert not found, found
+
+
+def _imported_names(path: Path) -> list[str]:
+    names = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and not node.level:
+            names.append(node.module or "")
+    return names
+
+
+def test_import_works_from_the_folder_that_holds_the_clone(tmp_path):
+    """A clone is usually a folder named ``rewardbench``: Python started beside it must not take that folder for
+    an empty namespace package (build_support/rewardbench_build.py says why it could, and what prevents it)."""
+    (tmp_path / "rewardbench").symlink_to(ROOT, target_is_directory=True)
+    code = ("import rewardbench, rewardbench.rewards; print(rewardbench.__file__); "
+            "print(len(rewardbench.list_rewards()))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    init, n = out.stdout.split()
+    assert Path(init) == ROOT / "rewardbench" / "__init__.py" and int(n) > 10

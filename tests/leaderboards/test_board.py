@@ -22,7 +22,7 @@ from rewardbench.leaderboards.board import (
 from rewardbench.leaderboards.perf import TIMING_WEIGHTS, ingest_perf, perf_rows
 
 ROOT = Path(__file__).resolve().parents[2]
-PERF_RESULTS = sorted((ROOT / "benchmarks" / "perf" / "results").glob("*.json"))
+PERF_RESULTS = sorted((ROOT / "scripts" / "perf" / "results").glob("*.json"))
 
 
 def _row(**kw):
@@ -83,13 +83,13 @@ def test_boards_dir_follows_the_environment(monkeypatch, tmp_path):
     assert boards_dir() == ROOT / "leaderboards" / "boards"
 
 
-@pytest.mark.skipif(not PERF_RESULTS, reason="no benchmarks/perf/results/*.json in this checkout")
+@pytest.mark.skipif(not PERF_RESULTS, reason="no scripts/perf/results/*.json in this checkout")
 def test_perf_results_become_timing_rows(tmp_path):
     path = ingest_perf(PERF_RESULTS, root=tmp_path)
     df = pd.read_csv(path)
     assert set(df["weights"]) == {TIMING_WEIGHTS} and (df["value"] > 0).all()
-    cpu = json.loads((ROOT / "benchmarks/perf/results/cpu_b32.json").read_text()) if (
-        ROOT / "benchmarks/perf/results/cpu_b32.json").exists() else None
+    cpu = json.loads((ROOT / "scripts/perf/results/cpu_b32.json").read_text()) if (
+        ROOT / "scripts/perf/results/cpu_b32.json").exists() else None
     if cpu:
         rows = perf_rows(cpu)
         ratio = [r for r in rows if r["metric"] == "fraction_of_ceiling"][0]

@@ -74,7 +74,7 @@ def test_list_and_errors(boards, tmp_path):
 
 
 def test_add_perf_ingests_result_files(tmp_path):
-    results = sorted((ROOT / "benchmarks" / "perf" / "results").glob("*.json"))
+    results = sorted((ROOT / "scripts" / "perf" / "results").glob("*.json"))
     if not results:
         pytest.skip("no perf results in this checkout")
     out = run("--dir", tmp_path, "--add-perf", results[0], "--to-leaderboard", "speed")

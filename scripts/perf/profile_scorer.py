@@ -1,7 +1,7 @@
 """Where the Scorer's time goes: input pipeline alone, model alone, both, and a profiler trace.
 
-    python benchmarks/perf/profile_scorer.py --out prof/                 # CPU, ViT-B-32
-    python benchmarks/perf/profile_scorer.py --preset gpu-h14 --out prof/  # GPU, ViT-H-14 bf16
+    python scripts/perf/profile_scorer.py --out prof/                 # CPU, ViT-B-32
+    python scripts/perf/profile_scorer.py --preset gpu-h14 --out prof/  # GPU, ViT-H-14 bf16
 
 A diagnostic companion of ``bench_scoring.py`` (same presets, same JPEGs). It measures, in one run:
 

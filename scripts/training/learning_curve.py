@@ -8,8 +8,8 @@ end, held-out prompts (never trained on) are sampled with fixed noise from each 
 ``learning_curve.csv`` (one row per seed, iteration and arm), ``learning_curve.json`` (settings, final
 numbers) and ``learning_curve.png`` into ``--out``.
 
-    .venv/bin/python benchmarks/training/learning_curve.py                      # 3 seeds x 40 iterations (~5 min)
-    .venv/bin/python benchmarks/training/learning_curve.py --seeds 0 --iterations 10 --out /tmp/curve
+    .venv/bin/python scripts/training/learning_curve.py                      # 3 seeds x 40 iterations (~5 min)
+    .venv/bin/python scripts/training/learning_curve.py --seeds 0 --iterations 10 --out /tmp/curve
 """
 
 from __future__ import annotations

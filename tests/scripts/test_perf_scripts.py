@@ -1,6 +1,6 @@
 """The performance scripts run end to end (tiny random CLIP models, a few small JPEGs), and the
 counts they report are the work the Scorer really did. Their timings are not checked here: speed is
-measured by running the scripts (benchmarks/perf/README.md), never asserted in tests."""
+measured by running the scripts (scripts/perf/README.md), never asserted in tests."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-PERF = Path(__file__).resolve().parents[2] / "benchmarks" / "perf"
+PERF = Path(__file__).resolve().parents[2] / "scripts" / "perf"
 sys.path.insert(0, str(PERF))
 
 import bench_scoring  # noqa: E402

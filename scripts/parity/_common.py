@@ -268,13 +268,13 @@ def stub_module(name: str, **attrs: Any) -> types.ModuleType:
 def save_hf_clip(model, work: Path) -> None:
     """A transformers CLIPModel for the official side: config.json, weights, and the tokenizer files the
     hub serves (vocab.json, merges.txt), written from open_clip's bundled BPE (the same vocabulary)."""
-    from rewardbench.text import _clip_bpe
+    from rewardbench.text import clip_bpe
 
     model.config.to_json_file(str(work / "config.json"))
     save_state(model.state_dict(), work / "model.safetensors")
     tok = work / "tokenizer"
     tok.mkdir(exist_ok=True)
-    vocab, merges = _clip_bpe()  # the vocabulary our offline tokenizer is built from
+    vocab, merges = clip_bpe()  # the vocabulary our offline tokenizer is built from
     (tok / "vocab.json").write_text(json.dumps(vocab))
     (tok / "merges.txt").write_text("#version: 0.2\n" + "\n".join(" ".join(m) for m in merges) + "\n")
     (tok / "tokenizer_config.json").write_text(json.dumps({"model_max_length": 77}))  # as the hub's

@@ -6,9 +6,9 @@ reward (compute in its thread, and the time the loop waited for it), and update 
 forward + backward with CFG, the optimizer step).
 
     # CPU, tiny offline pipeline (defaults)
-    .venv/bin/python benchmarks/perf/bench_trainer.py
+    .venv/bin/python scripts/perf/bench_trainer.py
     # GPU, SD2-base-size UNet/VAE/text encoder with random weights, bf16 autocast, 512 px, 50 steps
-    python benchmarks/perf/bench_trainer.py --pipeline sd2-base-random --resolution 512 --steps 50 \\
+    python scripts/perf/bench_trainer.py --pipeline sd2-base-random --resolution 512 --steps 50 \\
         --batch 8 --mixed-precision bf16 --device cuda --iterations 4 --out bench.json
 """
 

@@ -1,6 +1,6 @@
-"""The parity harness (benchmarks/parity) offline: run.py's comparison, row order and tables on a fake
+"""The parity harness (scripts/parity) offline: run.py's comparison, row order and tables on a fake
 official side, the helpers of _common.py the scripts rely on, and each script's command line. The real
-comparison needs the official environments and full-size weights (``benchmarks/parity/run.py``)."""
+comparison needs the official environments and full-size weights (``scripts/parity/run.py``)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 import torch
 from torch import nn
 
-PARITY = Path(__file__).resolve().parents[1] / "benchmarks" / "parity"
+PARITY = Path(__file__).resolve().parents[2] / "scripts" / "parity"
 
 
 def _load(name: str, file: str):

@@ -1,5 +1,5 @@
 """The fairness rewards' parts measured on the labelled real SD images (../shared/data/faces-calibration), through
-the people pipeline the rewards run, against the minimums recorded in benchmarks/fairness/results/ (a regression
+the people pipeline the rewards run, against the minimums recorded in scripts/fairness/results/ (a regression
 fails; the suite skips without the data). The measurement script itself runs on a few images."""
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ import pytest
 
 import rewardbench
 
-SCRIPTS = Path(__file__).resolve().parents[2] / "benchmarks" / "fairness"
+SCRIPTS = Path(__file__).resolve().parents[2] / "scripts" / "fairness"
 sys.path.insert(0, str(SCRIPTS))
 
 import measure_fairness as mf  # noqa: E402
 
-# recorded by measure_fairness.py (benchmarks/fairness/results/*.md); the goals of issue 16 in comments
+# recorded by measure_fairness.py (scripts/fairness/results/*.md); the goals of issue 16 in comments
 MIN = {
     "fp_images": 0,  # of 252 animal/object-only images get a face (goal <= 2%)
     "recall_images": 25,  # of 27 images with a clear face get one (93%; goal 90%)

@@ -1,7 +1,7 @@
 """Scoring-harness performance, measured side by side in one run (a benchmark, not a test).
 
-    python benchmarks/perf/bench_scoring.py                       # CPU: open_clip ViT-B-32, random weights
-    python benchmarks/perf/bench_scoring.py --preset gpu-h14      # GPU: ViT-H-14 (HPSv2 size) in bf16
+    python scripts/perf/bench_scoring.py                       # CPU: open_clip ViT-B-32, random weights
+    python scripts/perf/bench_scoring.py --preset gpu-h14      # GPU: ViT-H-14 (HPSv2 size) in bf16
 
 Measures, on the same model and the same JPEG files:
   1. ceiling: the reward's batched forward on ready pixel tensors (already decoded, on the device,

@@ -1,6 +1,6 @@
 """How far the torch preprocessing of the CLIP-family rewards is from the official PIL path.
 
-    python benchmarks/perf/bench_preprocess.py [--json out.json]
+    python scripts/perf/bench_preprocess.py [--json out.json]
 
 The official pipelines (openai/CLIP, open_clip, HF CLIPImageProcessor, hpsv2, the LAION aesthetic
 scripts) resize a PIL image with PIL's bicubic filter. Our rewards resize in torch (bicubic,

@@ -1,6 +1,6 @@
-"""benchmarks/perf/bench_benchmark.py runs end to end on a few small JPEGs, and what it reports is the work
+"""scripts/perf/bench_benchmark.py runs end to end on a few small JPEGs, and what it reports is the work
 done (images, result rows, the time split). Its timings are not checked: speed is measured by running the
-script (benchmarks/perf/README.md), never asserted in tests."""
+script (scripts/perf/README.md), never asserted in tests."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-PERF = Path(__file__).resolve().parents[2] / "benchmarks" / "perf"
+PERF = Path(__file__).resolve().parents[2] / "scripts" / "perf"
 sys.path.insert(0, str(PERF))
 
 import bench_benchmark  # noqa: E402

@@ -1,7 +1,7 @@
 """Parity driver: each official implementation in its own environment, scored against ours on the same weights.
 
-    python benchmarks/parity/run.py --cache /path/to/cache --mirrors /path/to/mirrors [--only vendi,ddpo]
-    python benchmarks/parity/run.py --cache ... --mirrors ... --only hpsv2,pickscore --dtype float64
+    python scripts/parity/run.py --cache /path/to/cache --mirrors /path/to/mirrors [--only vendi,ddpo]
+    python scripts/parity/run.py --cache ... --mirrors ... --only hpsv2,pickscore --dtype float64
 
 For each official implementation below it (1) builds ``CACHE/envs/NAME``: a venv whose ``.pth`` file
 adds this checkout's environment (torch, open_clip, ... are shared), with the official package and

@@ -7,7 +7,7 @@ counts, then the stricter pair). Here the rule chooses on the images of two of t
 2.1) and the pair is measured on the third, which took no part in the choice: each held-out row is an estimate for
 a generator the thresholds never saw; the default's own numbers per generator are listed beside them.
 
-    python benchmarks/fairness/threshold_check.py          # -> results/thresholds.{csv,md}
+    python scripts/fairness/threshold_check.py          # -> results/thresholds.{csv,md}
 """
 
 from __future__ import annotations
@@ -19,8 +19,13 @@ from pathlib import Path
 
 from measure_fairness import CALIBRATION, GOALS, RESULTS, _md_table, _write, face_metrics, load_calibration
 
-from rewardbench.rewards._centerface import centerface_detect
-from rewardbench.rewards._faces import AgreementFaceDetector, BlazeFaceDetector, agree, centerface_face
+from rewardbench.rewards.parts import (
+    AgreementFaceDetector,
+    BlazeFaceDetector,
+    agree,
+    centerface_detect,
+    centerface_face,
+)
 
 SURE = (0.5, 0.55, 0.6, 0.65, 0.7, 0.8)
 CONFIRM = (0.2, 0.25, 0.3, 0.35, 0.4, 0.5)

@@ -1,6 +1,6 @@
 """run-benchmark's own overhead, measured side by side in one run (a benchmark, not a test).
 
-    python benchmarks/perf/bench_benchmark.py --json benchmarks/perf/results/run_benchmark_cpu.json
+    python scripts/perf/bench_benchmark.py --json scripts/perf/results/run_benchmark_cpu.json
 
 Measures, on the same pre-generated JPEG images of three "models" and the same judges:
   1. `rewardbench.Scorer` alone: build the judges, score every image into a parquet table;
@@ -65,6 +65,7 @@ def bench_overhead(args, tmp: Path) -> dict:
         torch.manual_seed(0)
         s = Scorer(judges, batch_size=args.batch_size, num_workers=args.workers, pretrained=False, progress=False)
         try:
+            out.mkdir(parents=True, exist_ok=True)
             res = s.run(plain, out=out / "scores.parquet")
             assert res.n_rows == n and res.n_failed == 0
         finally:

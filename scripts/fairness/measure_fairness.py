@@ -5,8 +5,8 @@ prompts, labelled by hand: see its README; read in place, never copied) and the 
 with installed packages (scikit-image ``astronaut``/``coffee``/``chelsea``/``rocket``, matplotlib
 ``grace_hopper``, ultralytics ``bus.jpg``/``zidane.jpg``; see `BUNDLED`).
 
-    python benchmarks/fairness/measure_fairness.py            # all tables -> benchmarks/fairness/results/
-    python benchmarks/fairness/measure_fairness.py --only skin,gender
+    python scripts/fairness/measure_fairness.py            # all tables -> scripts/fairness/results/
+    python scripts/fairness/measure_fairness.py --only skin,gender
 
 Tables (CSV and one markdown file each):
   detectors.*  detector x false-positive rate on images with only animals/objects, recall on images with
@@ -32,13 +32,21 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rewardbench.rewards._blazeface import facemesh_face_score
-from rewardbench.rewards._faces import PROFILE_EYE_RATIO, Face, FaceDetector, build_face_detector
-from rewardbench.rewards._gender import AgeGenderClassifier
-from rewardbench.rewards._nudenet import nudenet_detect
-from rewardbench.rewards._opennsfw import OPEN_NSFW_THRESHOLD, open_nsfw_scores
-from rewardbench.rewards._people import PeoplePipeline
-from rewardbench.rewards._skin_tone import SKIN_BUCKETS, colourfulness, face_skin_tone
+from rewardbench.rewards.parts import (
+    OPEN_NSFW_THRESHOLD,
+    PROFILE_EYE_RATIO,
+    SKIN_BUCKETS,
+    AgeGenderClassifier,
+    Face,
+    FaceDetector,
+    PeoplePipeline,
+    build_face_detector,
+    colourfulness,
+    face_skin_tone,
+    facemesh_face_score,
+    nudenet_detect,
+    open_nsfw_scores,
+)
 from rewardbench.rewards.safety import NSFW_CLASSES
 
 HERE = Path(__file__).resolve().parent

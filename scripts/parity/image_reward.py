@@ -16,8 +16,8 @@ def ours(work, args):
     import torch
 
     import rewardbench
-    from rewardbench.rewards._blip import _packaged_vocab
     from rewardbench.rewards.imagereward import ours_to_official
+    from rewardbench.rewards.parts import bert_vocab_path
 
     paths = write_photos(work / "photos")
     r = rewardbench.load_reward("imagereward", pretrained=False)  # full size, seeded random weights
@@ -30,7 +30,7 @@ def ours(work, args):
     sd["blip.text_encoder.embeddings.position_ids"] = torch.arange(512)[None]
     save_state(sd, work / "ImageReward.safetensors")
     (work / "bert-base-uncased").mkdir(exist_ok=True)
-    shutil.copy(_packaged_vocab(), work / "bert-base-uncased" / "vocab.txt")
+    shutil.copy(bert_vocab_path(), work / "bert-base-uncased" / "vocab.txt")
     exact = [float(r.score_pil([str(p)], [t]).scores[0]) for p, t in zip(paths, PROMPTS)]
     fast = [float(r(file_pixels(p), [t]).scores[0]) for p, t in zip(paths, PROMPTS)]
     return [{"case": "v1.0", "reward": "imagereward", "paths": {"exact": exact, "torch": fast},
