@@ -5,32 +5,58 @@
     >>> reward(torch.rand(1, 3, 64, 64), ["a photo"]).scores.shape
     torch.Size([1])
 
-Importing this package loads neither transformers, diffusers, open_clip nor ultralytics, and no
-reward module: the zoo is discovered on the first registry query.
+Importing this package imports nothing heavy: not torch, transformers, diffusers, open_clip or ultralytics, and
+no reward module (the zoo is discovered on the first registry query). Each public name below is imported from
+its module on first use, so ``rewardbench --help`` and ``rewardbench list`` answer without torch.
 """
 
-from .cache import TextFeatureCache
-from .images import ImageError, as_pixels, load_image, to_image_batch
-from .loading import load_reward
-from .model import BackboneReward, RewardModel
-from .registry import DuplicateRewardError, UnknownRewardError, get_spec, list_rewards, register_lazy, register_reward
-from .spec import RewardOutput, RewardSpec, WeightSource
-from .weights import CheckpointMismatchError, WeightsNotFoundError
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "RewardModel", "BackboneReward", "RewardSpec", "RewardOutput", "WeightSource",
-    "register_reward", "register_lazy", "load_reward", "list_rewards", "get_spec",
-    "as_pixels", "to_image_batch", "load_image", "ImageError",
-    "UnknownRewardError", "DuplicateRewardError", "WeightsNotFoundError", "CheckpointMismatchError",
-    "TextFeatureCache", "Scorer",
-]
+# public name -> the module that defines it (imported on first use)
+_EXPORTS = {
+    "RewardModel": "model", "BackboneReward": "model",
+    "RewardSpec": "spec", "RewardOutput": "spec", "WeightSource": "spec",
+    "register_reward": "registry", "register_lazy": "registry", "list_rewards": "registry", "get_spec": "registry",
+    "UnknownRewardError": "registry", "DuplicateRewardError": "registry",
+    "load_reward": "loading",
+    "as_pixels": "images", "to_image_batch": "images", "load_image": "images", "ImageError": "images",
+    "WeightsNotFoundError": "weights", "CheckpointMismatchError": "weights",
+    "TextFeatureCache": "cache",
+    "Scorer": "harness",
+}
+__all__ = list(_EXPORTS)
+
+if TYPE_CHECKING:  # for type checkers and IDEs; at run time `__getattr__` imports on use
+    from .cache import TextFeatureCache  # noqa: F401
+    from .harness import Scorer  # noqa: F401
+    from .images import ImageError, as_pixels, load_image, to_image_batch  # noqa: F401
+    from .loading import load_reward  # noqa: F401
+    from .model import BackboneReward, RewardModel  # noqa: F401
+    from .registry import (  # noqa: F401
+        DuplicateRewardError,
+        UnknownRewardError,
+        get_spec,
+        list_rewards,
+        register_lazy,
+        register_reward,
+    )
+    from .spec import RewardOutput, RewardSpec, WeightSource  # noqa: F401
+    from .weights import CheckpointMismatchError, WeightsNotFoundError  # noqa: F401
 
 
-def __getattr__(name: str):
-    if name == "Scorer":  # the harness pulls in pandas/pyarrow: import on use
-        from .harness import Scorer
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'rewardbench' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
 
-        return Scorer
-    raise AttributeError(f"module 'rewardbench' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])
