@@ -247,3 +247,51 @@ def reward_agreement(table: pd.DataFrame, rewards: Sequence[str], *, higher_is_b
                                      ci_low=est.ci_low, ci_high=est.ci_high, n=est.n, protocol=proto,
                                      weights=w, command=command))
     return pd.DataFrame(rows)
+
+
+def agreement_between(rewards: Sequence[str], images: str, *, group_by: str | None = "prompt",
+                      suite: str | None = None, command: str | None = None, n_boot: int = 2000,
+                      **scorer_options: Any) -> pd.DataFrame:
+    """`reward_agreement` rows on an image set: a built-in set (`agreement_sets.BUILTIN_SETS`), a results table
+    that already holds every reward's column (``rewardbench score`` output: nothing is scored again), or a
+    manifest or folder, scored here by `rewardbench.Scorer` with ``scorer_options``."""
+    from pathlib import Path
+
+    import rewardbench
+
+    from .agreement_sets import BUILTIN_SETS
+
+    names = image_rewards(rewards)
+    source = image_rows(BUILTIN_SETS[images]()) if images in BUILTIN_SETS else images
+    pre = _pre_scored(images, names) if isinstance(source, str) else None
+    if pre is not None:
+        table, weights = pre
+    else:
+        scorer = rewardbench.Scorer(names, num_workers=0, **scorer_options)
+        try:
+            table = scorer.run(source).table
+            weights = {s.name: str(s.weights_used) for s in scorer.slots}
+        finally:
+            scorer.close()
+    hib = {n: rewardbench.get_spec(n).higher_is_better for n in names}
+    return reward_agreement(table, names, higher_is_better=hib, weights=weights, suite=suite or Path(images).stem,
+                            cluster=group_by, command=command, n_boot=n_boot)
+
+
+def _pre_scored(path: str, names: list[str]) -> tuple[pd.DataFrame, dict[str, str]] | None:
+    """A results table that already has a column for every reward, with the weights each was scored with; or
+    None."""
+    import json
+    from pathlib import Path
+
+    from rewardbench.results import RESULT_EXTENSIONS, read_table
+
+    p = Path(path)
+    if not (p.is_file() and p.suffix.lower() in RESULT_EXTENSIONS):
+        return None
+    table = read_table(p)
+    if not set(names) <= set(table.columns):
+        return None
+    first = table["weights"].dropna().head(1).tolist() if "weights" in table.columns else []
+    weights = json.loads(first[0]) if first and str(first[0]).startswith("{") else {}
+    return table, {n: str(weights.get(n, "unknown (pre-scored table)")) for n in names}

@@ -74,6 +74,19 @@ class BenchmarkRun:
     to_leaderboard: str | None = None  # append the results to this board (real weights only)
     command: str | None = None  # the command line, recorded with board rows
 
+    @classmethod
+    def from_options(cls, *, device: str | None = None, **options: Any) -> BenchmarkRun:
+        """A run from options named as its fields, those of `GenerationSettings` prefixed ``gen_``, and one
+        ``device`` for generation and judges (how ``rewardbench run-benchmark`` fills it).
+
+        >>> run = BenchmarkRun.from_options(out="bench", suite="drawbench", gen_steps=4, device="cpu")
+        >>> run.generation.steps, run.generation.device, run.score_device
+        (4, 'cpu', 'cpu')
+        """
+        gen = {f.name: options.pop(f"gen_{f.name}") for f in dataclasses.fields(GenerationSettings)
+               if f"gen_{f.name}" in options}
+        return cls(**options, score_device=device, generation=GenerationSettings(**{"device": device, **gen}))
+
 
 @dataclasses.dataclass
 class Plan:

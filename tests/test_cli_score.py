@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 import rewardbench
-from rewardbench.cli_score import score
+from rewardbench.cli.score import score
 
 
 def _run(*args):
@@ -220,8 +220,8 @@ def test_an_unexpected_error_is_one_line_with_a_way_to_the_traceback(photo_dir, 
 
 
 def test_the_main_command_reports_uncaught_errors_in_one_line(monkeypatch):
-    from rewardbench import cli_suites
     from rewardbench.cli import main
+    from rewardbench.cli import suites as cli_suites
 
     def boom(*a, **k):
         raise KeyError("no such suite table")

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from rewardbench.cli_score import score
+from rewardbench.cli.score import score
 
 MODELS = "jpeg-compressibility,nsfw,skin-tone-parity,vendi"
 
@@ -51,9 +51,9 @@ def test_multi_model_manifest_end_to_end(multi_model_manifest, tmp_path):
     assert len(g) == manifest.groupby(["prompt", "model"]).ngroups == summary["groups"] == 24
     assert g["size"].sum() == len(t) and set(g.columns) >= {"prompt", "model", "size", "skin-tone-parity", "vendi"}
     assert "skin-tone-parity.group_people" in g.columns  # faces found per group
-    # notes name their group by its key values
-    notes = t["skin-tone-parity.note"].dropna()
-    assert notes.str.startswith("group prompt=").sum() > 0 and not notes.str.contains(r"^group \d", regex=True).any()
+    # each group's details on its rows, and once in its row of the group table with one note for the group
+    assert (t.groupby(["prompt", "model"])["skin-tone-parity.group_people"].nunique() == 1).all()
+    assert g["note"].str.contains("without a measured face|no face", regex=True).any()
 
     # the summary, recomputed by a reader from the two tables
     assert summary["rows"] == len(t) and summary["failed"] == int(t["error"].notna().sum())
@@ -100,6 +100,6 @@ def test_parities_of_a_multi_model_set_come_from_people_only(shared_data, tmp_pa
         found = g[f"{judge}.group_faces_found"]
         animal = g["prompt"].isin(animals)
         assert (found[animal] == 0).all(), g.loc[animal & (found > 0), ["prompt", "model"]]
-        assert g.loc[animal, f"{judge}.note"].str.contains("no face").all()
+        assert g.loc[animal, "note"].str.contains("no face").all()
         assert (found <= g["human_faces"] + g["small_or_unclear_faces"] + g["people_without_face"]).all()
         assert found[~animal].sum() > 0  # the people are measured

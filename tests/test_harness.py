@@ -462,10 +462,10 @@ def test_two_processes_give_the_same_table_as_one(corpus, tmp_path, launcher):
     args = ["--model", "jpeg-compressibility,jpeg-incompressibility", "--images", str(d), "--batch-size", "2",
             "--no-progress", "--num-workers", "1"]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    r1 = subprocess.run([PY, "-m", "rewardbench.cli_score", *args, "--out", str(one)], env=env,
+    r1 = subprocess.run([PY, "-m", "rewardbench.cli", "score", *args, "--out", str(one)], env=env,
                         capture_output=True, text=True, timeout=300)
     assert r1.returncode == 1, r1.stderr  # the corpus has bad files
-    r2 = subprocess.run([PY, *_LAUNCHERS[launcher](_free_port()), "-m", "rewardbench.cli_score", *args,
+    r2 = subprocess.run([PY, *_LAUNCHERS[launcher](_free_port()), "-m", "rewardbench.cli", "score", *args,
                          "--out", str(two)], env=env, capture_output=True, text=True, timeout=300)
     assert r2.returncode != 0 and "Traceback" not in r2.stdout, r2.stdout + r2.stderr
     t1, t2 = pd.read_parquet(one), pd.read_parquet(two)

@@ -17,14 +17,17 @@ ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 PACKAGE_DIRS: dict[str, str] = PYPROJECT["tool"]["setuptools"]["package-dir"]  # import name -> folder
 LAYER_OF_PACKAGE = {"rewardbench": "kernel", "rewardbench.rewards": "rewards", "rewardbench.trainers": "trainers",
-                    "rewardbench.benchmarks": "benchmarks", "rewardbench.leaderboards": "leaderboards"}
-# what each layer may import (besides itself): kernel <- zoo <- leaderboards <- benchmarks <- trainers
+                    "rewardbench.benchmarks": "benchmarks", "rewardbench.leaderboards": "leaderboards",
+                    "rewardbench.cli": "cli"}
+# what each layer may import (besides itself): kernel <- zoo <- leaderboards <- benchmarks <- trainers; the command
+# line (rewardbench/cli/, the CLI room) sits above them all and reaches the zoo through the registry like them
 ALLOWED = {
     "kernel": set(),
     "rewards": {"kernel"},
     "leaderboards": {"kernel"},
     "benchmarks": {"kernel", "leaderboards"},
     "trainers": {"kernel", "leaderboards", "benchmarks"},
+    "cli": {"kernel", "leaderboards", "benchmarks", "trainers"},
 }
 MAX_LINES = 500
 SCRIPTS = ROOT / "scripts"  # checkout-only: performance, parity, fairness and training measurements
@@ -92,7 +95,7 @@ GRAPH = {m: imports_of(m, p) for m, p in MODULES.items()}
 
 def test_modules_are_found_in_every_folder():
     layers = {layer(m) for m in MODULES}
-    assert {"kernel", "rewards", "trainers", "benchmarks", "leaderboards"} <= layers
+    assert {"kernel", "rewards", "trainers", "benchmarks", "leaderboards", "cli"} <= layers
     assert "rewardbench.rewards.jpeg" in MODULES and "rewardbench.harness" in MODULES
 
 
@@ -115,7 +118,7 @@ def test_layers_point_one_way():
 
 def test_upper_layers_reach_rewards_only_through_the_registry():
     direct = [f"{m} imports {t}" for m, ts in GRAPH.items() for t in ts
-              if layer(m) in ("trainers", "benchmarks", "leaderboards") and layer(t) == "rewards"]
+              if layer(m) in ("trainers", "benchmarks", "leaderboards", "cli") and layer(t) == "rewards"]
     assert not direct, direct
 
 

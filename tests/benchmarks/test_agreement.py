@@ -15,9 +15,9 @@ from PIL import Image
 import rewardbench
 from rewardbench import RewardModel, RewardOutput, RewardSpec, WeightSource
 from rewardbench.benchmarks.agreement import image_rows, reward_agreement, run_agreement
-from rewardbench.benchmarks.agreement_cli import agreement
 from rewardbench.benchmarks.agreement_data import load_preference_file
 from rewardbench.benchmarks.agreement_sets import photo_distortion_set
+from rewardbench.cli.agreement import agreement
 from rewardbench.leaderboards.board import read_board
 from rewardbench.leaderboards.plots import cluster_order, matrix_from_rows
 from rewardbench.registry import REGISTRY
@@ -209,8 +209,8 @@ def test_cli_random_weights_never_reach_a_board(constructed, tmp_path):
     out = CliRunner().invoke(agreement, ["--dataset", str(constructed), "--rewards", "test-needs-weights",
                                          "--random-weights", "--to-leaderboard", "agreement", "--boards-dir",
                                          str(boards), "--n-boot", "50"])
-    assert out.exit_code == 1
-    assert "random weights" in out.output and "Nothing was written" in out.output
+    assert out.exit_code == 2  # refused before anything is scored: a usage error
+    assert "random-weights" in out.output and "real weights" in out.output
     assert not (boards / "agreement.csv").exists()
 
 

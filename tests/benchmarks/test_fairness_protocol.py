@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from rewardbench.benchmarks.cli_run import run_benchmark as cli
+from rewardbench.cli.run_benchmark import run_benchmark as cli
 
 PAPER = [f"-c{judge}:presence=none" for judge in ("skin-tone-parity", "gender-parity")]  # the published formula
 FAST = ["--num-workers", "0", "--n-boot", "300", "--no-progress", "--no-plots"]

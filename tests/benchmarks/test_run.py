@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from rewardbench.benchmarks.cli_run import run_benchmark as cli
+from rewardbench.cli.run_benchmark import run_benchmark as cli
 
 SUITE = """\
 name: smoke

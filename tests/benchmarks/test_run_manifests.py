@@ -101,7 +101,7 @@ def test_group_rewards_count_the_faces_found(photo_manifest, tmp_path):
 def test_a_folder_of_one_model_given_by_a_relative_path(photo_dir, monkeypatch):
     from click.testing import CliRunner
 
-    from rewardbench.benchmarks.cli_run import run_benchmark as cli
+    from rewardbench.cli.run_benchmark import run_benchmark as cli
 
     monkeypatch.chdir(photo_dir.parent)
     res = CliRunner().invoke(cli, ["--images", photo_dir.name, "--prompts", f"{photo_dir.name}/prompts.txt",

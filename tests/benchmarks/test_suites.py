@@ -8,7 +8,7 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from rewardbench.cli_suites import suites as suites_cli
+from rewardbench.cli.suites import suites as suites_cli
 from rewardbench.suites import SuiteSourceError, UnknownSuiteError, list_suites, load_suite
 from rewardbench.suites.compbench import CATEGORIES
 from rewardbench.suites.object_pairs import RELATIONS, object_pairs

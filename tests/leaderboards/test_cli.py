@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+from rewardbench.cli.leaderboard import leaderboard
 from rewardbench.leaderboards.board import (
     TIMING_METRICS,
     append_rows,
@@ -19,7 +20,6 @@ from rewardbench.leaderboards.board import (
     make_row,
     read_board,
 )
-from rewardbench.leaderboards.cli import leaderboard
 from rewardbench.leaderboards.published import published, side_by_side
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,7 +70,10 @@ def test_list_and_errors(boards, tmp_path):
     listed = run("--dir", boards, "--list")
     assert listed.exit_code == 0 and "agreement\t2 rows" in listed.output
     assert run("--dir", boards, "--board", "nope").exit_code == 2
-    assert run("--dir", tmp_path / "empty").exit_code == 1
+    assert run("--dir", tmp_path / "empty").exit_code == 2  # no such folder: a usage error
+    (tmp_path / "empty").mkdir()
+    no_boards = run("--dir", tmp_path / "empty")
+    assert no_boards.exit_code == 2 and "no boards in" in no_boards.output
 
 
 def test_add_perf_ingests_result_files(tmp_path):

@@ -17,8 +17,8 @@ from click.testing import CliRunner
 
 from rewardbench.benchmarks.agreement import image_rows, reward_agreement, run_agreement
 from rewardbench.benchmarks.agreement_sets import photo_distortion_set
+from rewardbench.cli.leaderboard import leaderboard
 from rewardbench.leaderboards.board import append_rows, boards_dir, list_boards
-from rewardbench.leaderboards.cli import leaderboard
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]

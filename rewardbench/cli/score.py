@@ -1,7 +1,5 @@
-"""``rewardbench score``: score a folder or manifest of images with one or more rewards.
-
-Exit codes: 0 every row scored, 1 some rows failed (they are listed), 2 usage error.
-"""
+"""``rewardbench score``: score a folder or manifest of images with one or more rewards (`rewardbench.Scorer`;
+the checks that refuse a run before any model loads are `rewardbench.preflight.plan_run`, as in Python)."""
 
 from __future__ import annotations
 
@@ -11,7 +9,7 @@ import sys
 
 import click
 
-from .clierrors import debug_option, friendly_errors, usage_exit
+from .common import command, json_option, no_progress_option, parse_config, parse_weights, usage_phase
 
 _EPILOG = """\b
 Examples:
@@ -44,38 +42,6 @@ Exit codes: 0 all rows scored, 1 some rows failed (listed), 2 usage error.
 """
 
 
-def _fail(msg: str) -> None:
-    usage_exit(msg)
-
-
-def _parse_weights(items: tuple[str, ...]) -> dict[str, str]:
-    out = {}
-    for it in items:
-        name, sep, path = it.partition("=")
-        if not sep or not name.strip() or not path.strip():
-            _fail(f"--weights {it!r}: expected NAME=PATH (e.g. --weights pickscore=/models/PickScore_v1)")
-        out[name.strip()] = path.strip()
-    return out
-
-
-def _parse_config(items: tuple[str, ...]) -> dict[str, dict]:
-    """``NAME:KEY=VALUE`` → ``{NAME: {KEY: VALUE}}``; values are read as YAML (numbers, bools, lists)."""
-    import yaml
-
-    out: dict[str, dict] = {}
-    for it in items:
-        head, sep, value = it.partition("=")
-        name, colon, key = head.partition(":")
-        if not sep or not colon or not name.strip() or not key.strip():
-            _fail(f"--config {it!r}: expected NAME:KEY=VALUE (e.g. --config detection-score:model=yolov8n)")
-        try:
-            parsed = yaml.safe_load(value)
-        except yaml.YAMLError:
-            parsed = value
-        out.setdefault(name.strip(), {})[key.strip()] = value if parsed is None and value else parsed
-    return out
-
-
 def _fmt(v) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "-"
@@ -87,7 +53,7 @@ def _fmt(v) -> str:
 def summary_text(result) -> str:
     """Plain-text summary: one line per reward (mean, std, min, max over what it scores: rows for image
     rewards, groups for group rewards, each group once), then the run's counts."""
-    from .tables import render_table
+    from rewardbench.tables import render_table
 
     s = result.summary
     rows = []
@@ -114,7 +80,7 @@ def summary_text(result) -> str:
     return "\n".join(lines)
 
 
-@click.command("score", epilog=_EPILOG, context_settings={"max_content_width": 100})
+@command("score", _EPILOG)
 @click.option("--model", "-m", "models", required=True, metavar="NAME[,NAME...]",
               help="Reward(s) to run, comma-separated (see `rewardbench list`).")
 @click.option("--images", "-i", required=True, metavar="DIR|MANIFEST",
@@ -146,42 +112,28 @@ def summary_text(result) -> str:
 @click.option("--no-retry-failed", is_flag=True, help="On resume, keep rows that failed before instead of "
               "scoring them again.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing results table of another (or a finished) run.")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON object (summary, failed rows; rows if no --out).")
-@click.option("--no-progress", is_flag=True, help="No progress bar.")
-@debug_option
-@friendly_errors
+@json_option
+@no_progress_option
 def score(models, images, prompts, out, group_table, batch_size, device, dtype, weights, configs, random_weights,
           group_by, num_workers, no_resume, no_retry_failed, overwrite, as_json, no_progress):
     """Score images with one or more rewards; write one row per image (path as given, prompt, the
     input's other columns, a column per reward and its details, error) and print a summary (group
     rewards: over groups, each group once; the weights each reward ran with)."""
-    from .data import SourceError
-    from .harness import ResumeMismatchError, Scorer
-    from .outputs import OutputLockedError
-    from .preflight import plan_run
-    from .registry import UnknownRewardError
-    from .weights import WeightsNotFoundError
+    from rewardbench.harness import Scorer
+    from rewardbench.preflight import plan_run
 
-    usage_errors = (SourceError, UnknownRewardError, WeightsNotFoundError, ResumeMismatchError, OutputLockedError,
-                    ValueError, TypeError, OSError)
-    wmap = _parse_weights(weights)
-    cfg = _parse_config(configs)
-    try:  # everything that can be refused before a model loads: exit 2 with one line
+    wmap, cfg = parse_weights(weights), parse_config(configs)
+    with usage_phase(ValueError, TypeError, OSError):  # all that can be refused before a model loads
         plan = plan_run(models, images, prompts=prompts, group_by=group_by, out=out, group_table=group_table,
                         device=device, weights=wmap, config=cfg)
-    except usage_errors as e:
-        _fail(str(e))
     for note in plan.notes:
         click.echo(f"warning: {note}", err=True)
-    try:
+    with usage_phase(ValueError, TypeError):
         scorer = Scorer(list(plan.names), batch_size=batch_size, device=device, dtype=dtype, num_workers=num_workers,
                         pretrained=not random_weights, weights=wmap, reward_config=cfg, progress=not no_progress)
-    except (UnknownRewardError, WeightsNotFoundError, ValueError, TypeError) as e:
-        _fail(str(e))
     try:
-        result = scorer.run(plan, resume=not no_resume, overwrite=overwrite, retry_failed=not no_retry_failed)
-    except (SourceError, ResumeMismatchError, OutputLockedError, ValueError) as e:
-        _fail(str(e))
+        with usage_phase(ValueError):
+            result = scorer.run(plan, resume=not no_resume, overwrite=overwrite, retry_failed=not no_retry_failed)
     finally:
         scorer.close()
     if scorer.rank != 0:
@@ -219,7 +171,3 @@ def _report(result, out, as_json: bool) -> None:
             click.echo(f"  {msg}", err=True)
         if len(failed) > 50:
             click.echo(f"  ... and {len(failed) - 50} more (see the error column of the results)", err=True)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    score()

@@ -1,7 +1,5 @@
-"""``rewardbench suites``: list, show and export prompt suites (see `benchmarks.suites`).
-
-Loaded lazily by ``rewardbench/cli.py`` from ``benchmarks.cli:suites``. Exit codes: 0 success,
-1 a suite's source could not be read, 2 usage error (unknown suite, bad option).
+"""``rewardbench suites``: list, show and export prompt suites (`rewardbench.suites`). Exit codes: 0 done,
+1 a suite's source could not be read, 2 usage error (an unknown suite, a bad option, a missing --out folder).
 """
 
 from __future__ import annotations
@@ -12,6 +10,8 @@ from pathlib import Path
 
 import click
 
+from .common import CONTEXT, check_out, usage_exit
+
 _GROUP_EPILOG = """\b
 Examples:
   rewardbench suites list
@@ -20,7 +20,7 @@ Examples:
 """
 
 
-@click.group("suites", epilog=_GROUP_EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group("suites", epilog=_GROUP_EPILOG, context_settings=CONTEXT)
 def suites():
     """Prompt suites: T2I-CompBench categories, GenEval, the paper's object pairs, ..."""
 
@@ -52,7 +52,7 @@ def list_cmd(as_json):
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    from .tables import render_table
+    from rewardbench.tables import render_table
 
     click.echo(render_table([{"name": r["name"], "source": r["module"].rsplit(".", 1)[-1]} for r in rows],
                             ["name", "source"]))
@@ -93,9 +93,11 @@ Examples:
 @click.option("--limit", "-n", type=click.IntRange(min=0), default=None, help="Only the first N rows.")
 def export_cmd(name, out, path, limit):
     """Write suite NAME to a file (a manifest's prompts, for generation or scoring)."""
+    if Path(out).suffix not in (".jsonl", ".csv", ".txt"):
+        usage_exit(f"--out {out}: use a .jsonl, .csv or .txt file")
+    check_out(out)
     rows = _load(name, path, limit)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".jsonl":
         out.write_text("".join(json.dumps(r) + "\n" for r in rows))
     elif out.suffix == ".csv":
@@ -105,8 +107,6 @@ def export_cmd(name, out, path, limit):
             w.writeheader()
             for r in rows:
                 w.writerow({k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in r.items()})
-    elif out.suffix == ".txt":
-        out.write_text("".join(r["prompt"].replace("\n", " ") + "\n" for r in rows))
     else:
-        raise click.UsageError(f"--out {out}: use a .jsonl, .csv or .txt file")
+        out.write_text("".join(r["prompt"].replace("\n", " ") + "\n" for r in rows))
     click.echo(f"{len(rows)} prompts -> {out}")

@@ -1,8 +1,5 @@
-"""``rewardbench leaderboard``: render the boards as markdown, CSV, JSON or one static HTML page.
-
-Exit codes: 0 success, 1 a board or file could not be read or written (or a random-weight row was
-refused), 2 usage error.
-"""
+"""``rewardbench leaderboard``: render the boards (`rewardbench.leaderboards`) as markdown, CSV, JSON or one
+static HTML page, and ingest performance results into a board."""
 
 from __future__ import annotations
 
@@ -10,6 +7,8 @@ import datetime as _dt
 from pathlib import Path
 
 import click
+
+from .common import check_out, command, usage_exit, usage_phase
 
 _EPILOG = """\b
 Examples:
@@ -21,10 +20,12 @@ Examples:
 \b
 Boards are CSV files in leaderboards/boards/ (or --dir / $REWARDBENCH_BOARDS), appended by
 `rewardbench agreement --to-leaderboard BOARD`; rows from random weights are refused.
+Exit codes: 0 done, 1 a board or file could not be read or written, 2 usage error (an unknown board, a
+missing --dir or --out folder, a row from random weights).
 """
 
 
-@click.command("leaderboard", epilog=_EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+@command("leaderboard", _EPILOG)
 @click.option("--board", "boards", multiple=True, help="Board(s) to show (repeatable; default: all).")
 @click.option("--format", "fmt", type=click.Choice(["md", "csv", "json", "html"]), default="md", show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write here instead of stdout.")
@@ -38,15 +39,16 @@ Boards are CSV files in leaderboards/boards/ (or --dir / $REWARDBENCH_BOARDS), a
 @click.option("--no-published", is_flag=True, help="Leave out the published-numbers comparison.")
 def leaderboard(boards, fmt, out, root, list_only, add_perf, target, no_published):
     """Show the leaderboards: agreement with people, reward vs reward, generators, performance."""
-    from .board import RandomWeightsError, list_boards, read_board, read_boards
+    from rewardbench.leaderboards.board import boards_dir, list_boards, read_board, read_boards
 
+    if root is not None and not Path(root).is_dir():
+        usage_exit(f"--dir {root}: no such folder")
+    check_out(out)
     if add_perf:
-        from .perf import ingest_perf
+        from rewardbench.leaderboards.perf import ingest_perf
 
-        try:
+        with usage_phase(ValueError):
             path = ingest_perf(add_perf, target, root=root)
-        except (RandomWeightsError, ValueError, OSError) as e:
-            raise click.ClickException(str(e)) from None
         click.echo(f"appended {len(add_perf)} result file(s) to {path}", err=True)
         if not (boards or out or list_only):
             return
@@ -57,33 +59,36 @@ def leaderboard(boards, fmt, out, root, list_only, add_perf, target, no_publishe
         return
     unknown = [b for b in boards if b not in names]
     if unknown:
-        raise click.UsageError(f"unknown board(s) {unknown}; known: {', '.join(names) or 'none'}")
+        usage_exit(f"unknown board(s) {unknown}; known: {', '.join(names) or 'none'}")
     if not names:
-        raise click.ClickException(f"no boards found in {root or 'the default boards folder'}")
+        usage_exit(f"no boards in {boards_dir(root)}")
     df = read_boards(boards or names, root=root)
-    beside = reference = None
-    if not no_published and fmt in ("md", "html"):
-        from .published import published, side_by_side
-
-        beside, reference = side_by_side(df), published()
-    if fmt == "md":
-        from .render import markdown
-
-        text = markdown(df, beside, reference)
-    elif fmt == "csv":
-        text = df.to_csv(index=False, float_format="%.6g")
-    elif fmt == "json":
-        from .render import to_json
-
-        text = to_json(df)
-    else:
-        from .html import render_html
-
-        text = render_html(df, beside, reference=reference,
-                           generated=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+    text = _render(df, fmt, published=not no_published)
     if out:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(text, encoding="utf-8")
         click.echo(f"wrote {out} ({len(df)} rows from {df['board'].nunique()} board(s))", err=True)
     else:
         click.echo(text)
+
+
+def _render(df, fmt: str, published: bool) -> str:
+    beside = reference = None
+    if published and fmt in ("md", "html"):
+        from rewardbench.leaderboards.published import published as published_rows
+        from rewardbench.leaderboards.published import side_by_side
+
+        beside, reference = side_by_side(df), published_rows()
+    if fmt == "md":
+        from rewardbench.leaderboards.render import markdown
+
+        return markdown(df, beside, reference)
+    if fmt == "csv":
+        return df.to_csv(index=False, float_format="%.6g")
+    if fmt == "json":
+        from rewardbench.leaderboards.render import to_json
+
+        return to_json(df)
+    from rewardbench.leaderboards.html import render_html
+
+    return render_html(df, beside, reference=reference,
+                       generated=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
