@@ -49,7 +49,7 @@ def tidy_scores(manifest: pd.DataFrame, table: pd.DataFrame, plan) -> tuple[pd.D
         if judge in plan.group_judges:
             rows_at = mask.to_numpy()
             sub = sub.assign(images=1)
-            for key, col in (("faces", f"{judge}.n_faces"), ("note", f"{judge}.note")):
+            for key, col in (("faces", f"{judge}.n_faces"), ("note", f"{judge}.group_note")):
                 if col in table.columns:
                     sub[key] = table.loc[rows_at, col].to_numpy()
             agg = {"category": "first", "score": "first", "images": "sum",

@@ -59,7 +59,6 @@ def demo_tables(result) -> str:
     its notes; a group whose reward had nothing to measure shows its note, not a number)."""
     import pandas as pd
 
-    from .groups import group_label
     from .tables import render_table
 
     image_rewards = [n for n in result.reward_names if result.summary["scores"][n]["over"] == "rows"]
@@ -72,21 +71,16 @@ def demo_tables(result) -> str:
     group_rewards = [n for n in result.reward_names if n not in image_rewards]
     rows = []
     for g in result.groups.to_dict("records"):
-        prefix = f"group {group_label(tuple(g[c] for c in result.group_by), result.group_by)}: "
         row = {c: g[c] for c in (*result.group_by, "size")}
-        notes = []
         for name in group_rewards:
             # fairness rewards count the people they measured: with nobody measured the value is a
             # placeholder (the metric's worst), not a measurement
             measured = g.get(f"{name}.group_people")
             row[name] = "no face" if measured == 0 else "-" if pd.isna(g[name]) else f"{g[name]:.4g}"
-            note = g.get(f"{name}.note")
-            if isinstance(note, str) and note:
-                notes.append(f"{name}: {note.removeprefix(prefix)}")
-        row["notes"] = "; ".join(notes)
+        row["note"] = g["note"]
         rows.append(row)
     parts.append(f"\ngroup rewards, one row per group ({','.join(result.group_by)}):")
-    parts.append(render_table(rows, [*result.group_by, "size", *group_rewards, "notes"]))
+    parts.append(render_table(rows, [*result.group_by, "size", *group_rewards, "note"]))
     return "\n".join(parts)
 
 
@@ -112,7 +106,7 @@ def demo(out_dir, model, batch_size, as_json):
     """
     import rewardbench
 
-    from .clierrors import usage_exit
+    from .cli.common import usage_exit
     from .outputs import check_writable
     from .preflight import UsageError
 

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from .cache import TextFeatureCache
-from .groups import GroupBy, group_label, relabel_notes
+from .groups import GroupBy
 from .model import RewardModel
 from .spec import RewardOutput
 
@@ -53,7 +53,8 @@ class BatchScores:
 
     Details that hold one value per row (a tensor ``[B]`` or a list of length B) become columns
     ``<reward>.<key>`` of the results table: numbers and strings as they are, anything else
-    (lists, dicts, tensors per row) as JSON, so a fairness audit keeps face counts and notes.
+    (lists, dicts, tensors per row) as JSON, so a fairness audit keeps face counts and notes. A group
+    reward's ``group_details`` go on every member of the group as ``<reward>.group_<key>``.
     """
 
     def __init__(self, n: int, names: list[str]):
@@ -64,8 +65,12 @@ class BatchScores:
     def __getitem__(self, name: str) -> np.ndarray:
         return self.scores[name]
 
-    def record(self, name: str, idx: list[int], out: RewardOutput) -> None:
+    def record(self, name: str, idx: list[int], out: RewardOutput, local_groups: list[int] | None = None) -> None:
+        """Reward ``name``'s output for rows ``idx``; ``local_groups``: each row's group id in the call."""
         self.scores[name][idx] = out.scores.detach().float().cpu().numpy()
+        for i, g in zip(idx, local_groups or ()):
+            for key, v in out.group_details.get(g, {}).items():
+                self.details[name].setdefault(f"group_{key}", [None] * self.n)[i] = _cell(v)
         for key, values in out.details.items():
             if isinstance(values, torch.Tensor):
                 values = values.detach().float().cpu()
@@ -198,10 +203,10 @@ class BatchEngine:
         return rows
 
     def _call(self, s: RewardSlot, idx: list[int], db: DeviceBatch, feats: dict[int, torch.Tensor] | None = None
-              ) -> RewardOutput:
-        """Reward ``s`` on rows ``idx``: its forward on the pixels, or its head on shared backbone
-        ``feats``; group rewards get group ids local to the call and their notes relabelled."""
-        groups, ids, local = None, {}, []
+              ) -> None:
+        """Reward ``s`` on rows ``idx`` (its forward on the pixels, or its head on shared backbone ``feats``),
+        recorded in ``db``; group rewards get group ids local to the call."""
+        groups, ids, local = None, {}, None
         if s.spec.granularity == "group":
             local = [ids.setdefault(db.group_keys[i], len(ids)) for i in idx]
             groups = torch.tensor(local, dtype=torch.long, device=self.device)
@@ -212,12 +217,7 @@ class BatchEngine:
             ps = s.model.check_prompts(prompts, len(idx))
             out = s.model.check_output(s.model.score_embeddings(torch.stack([feats[i] for i in idx]), ps, groups),
                                        len(idx))
-        if groups is not None and self.group_mode:  # notes name a group by its key values, not its id in this call
-            labels = {gid: group_label(key, self.group_mode) for key, gid in ids.items()}
-            for k, v in out.details.items():
-                if isinstance(v, list) and len(v) == len(idx) and any(isinstance(x, str) for x in v):
-                    out.details[k] = relabel_notes(v, local, labels)
-        return out
+        db.scores.record(s.name, idx, out, local)
 
     @staticmethod
     def _units(s: RewardSlot, idx: list[int], gkeys: list) -> list[list[int]]:
@@ -236,12 +236,12 @@ class BatchEngine:
             return
         t = time.perf_counter()
         try:
-            db.scores.record(s.name, idx, self._call(s, idx, db))
+            self._call(s, idx, db)
         except Exception as batch_error:
             units = self._units(s, idx, db.group_keys)
             for unit in units:
                 try:
-                    db.scores.record(s.name, unit, self._call(s, unit, db))
+                    self._call(s, unit, db)
                 except Exception as e:
                     err = e if len(units) > 1 else batch_error
                     for i in unit:
@@ -280,7 +280,7 @@ class BatchEngine:
                 continue
             t = time.perf_counter()
             try:
-                db.scores.record(s.name, idx, self._call(s, idx, db, feats))
+                self._call(s, idx, db, feats)
                 s.seconds += time.perf_counter() - t
                 s.calls += 1
             except Exception:

@@ -1,22 +1,22 @@
 """Groups for group-level rewards (fairness, diversity): which rows form a group under ``group_by``
-(any input column or several, e.g. ``("prompt", "model")``), how a group is named in notes, the
-per-group results table, and the summary statistics (a group reward counts each group once).
+(any input column or several, e.g. ``("prompt", "model")``), the per-group results table (the group
+named by its key values, with its rewards' group details and one note), and the summary statistics (a
+group reward counts each group once).
 
 Example:
     >>> import pandas as pd
     >>> rows = pd.DataFrame({"prompt": ["a", "a", "b"], "model": ["x", "x", "x"], "vendi": [1.5, 1.5, 1.0],
-    ...                      "vendi.note": ["", "", "group prompt='b', model='x': a single image"],
+    ...                      "vendi.group_size": [2, 2, 1], "vendi.group_note": [None, None, "a single image"],
     ...                      "error": [None, None, None]})
     >>> g = group_table(rows, ("prompt", "model"), ["vendi"])
-    >>> g[["prompt", "model", "size", "vendi"]].values.tolist()
-    [['a', 'x', 2, 1.5], ['b', 'x', 1, 1.0]]
+    >>> g[["prompt", "model", "size", "vendi", "vendi.group_size", "note"]].values.tolist()
+    [['a', 'x', 2, 1.5, 2, ''], ['b', 'x', 1, 1.0, 1, 'a single image']]
     >>> score_stats(rows, g, ["vendi"], {"vendi": "group"})["vendi"]["mean"]
     1.25
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -64,41 +64,12 @@ def group_key(row: Mapping[str, Any], group_by: GroupBy | None) -> tuple | None:
     return tuple(values)
 
 
-def group_label(key: tuple, group_by: GroupBy) -> str:
-    """How notes name a group: by its key values.
-
-    Example:
-        >>> group_label(("a nurse", "sd2.1"), ("prompt", "model"))
-        "prompt='a nurse', model='sd2.1'"
-    """
-    return ", ".join(f"{c}={v!r}" for c, v in zip(group_by, key))
-
-
-_GROUP_REF = re.compile(r"\bgroup (\d+)\b")
-
-
-def relabel_notes(values: list, local_ids: Sequence[int], labels: Mapping[int, str]) -> list:
-    """Group rewards know a group only by its id within one call (``group 3: no face ...``); replace
-    that id with the group's key values (``group prompt='a nurse', model='sd2.1': no face ...``).
-
-    Example:
-        >>> relabel_notes(["group 0: a single image", ""], [0, 0], {0: "prompt='a cat'"})
-        ["group prompt='a cat': a single image", '']
-    """
-    out = []
-    for v, gid in zip(values, local_ids):
-        if isinstance(v, str) and gid in labels:
-            v = _GROUP_REF.sub(lambda m, g=gid: f"group {labels[g]}" if int(m.group(1)) == g else m.group(0), v)
-        out.append(v)
-    return out
-
-
 def group_table(table, group_by: GroupBy, group_rewards: Sequence[str]):
     """One row per group: the key columns, ``size`` (rows in the group), ``failed`` (its rows with an
-    error), and per group reward its value, the number of member images it scored (``<reward>.images``)
-    and every detail column that holds one value for the whole group (``<reward>.<key>``: faces found,
-    bucket shares, notes). Details that vary between members (per-image face counts) stay in the row table.
-    Rows without a group (a missing key value) are left out.
+    error), per group reward its value, the number of member images it scored (``<reward>.images``) and
+    its group details (``<reward>.group_<key>``: faces found, people measured, bucket shares, ...), and
+    one ``note`` for the group: its rewards' notes, each distinct note once (prefixed by the rewards
+    that gave it when they differ). Rows without a group (a missing key value) are left out.
     """
     import pandas as pd
 
@@ -106,24 +77,33 @@ def group_table(table, group_by: GroupBy, group_rewards: Sequence[str]):
     keyed = table.dropna(subset=cols)
     keyed = keyed[~keyed[cols].map(_missing).any(axis=1)] if len(keyed) else keyed
     if not len(keyed):
-        return pd.DataFrame(columns=[*cols, "size", "failed", *group_rewards])
+        return pd.DataFrame(columns=[*cols, "size", "failed", *group_rewards, "note"])
     grouped = keyed.groupby(cols, sort=False, dropna=False)
     out = grouped.size().rename("size").to_frame()
     out["failed"] = grouped["error"].apply(lambda e: int(e.notna().sum()))
+    notes = {}
     for name in group_rewards:
         out[name] = grouped[name].first()  # every member carries its group's value
         out[f"{name}.images"] = grouped[name].count()
-        scored = keyed[keyed[name].notna()]  # a failed member has no details to compare
-        by = scored.groupby(cols, sort=False, dropna=False)
-        for det in [c for c in table.columns if c.startswith(f"{name}.")]:
-            numeric = pd.api.types.is_numeric_dtype(scored[det])
-            # text (notes, JSON shares): empty cells do not count, a note may sit on some members only
-            same = (lambda s: s.nunique() <= 1) if numeric else (lambda s: s[s.fillna("") != ""].nunique() <= 1)
-            if not len(scored) or not bool(by[det].apply(same).all()):
-                continue  # varies within a group: a per-image detail
-            out[det] = by[det].first() if numeric else by[det].apply(
-                lambda s: next((v for v in s if v not in (None, "")), s.iloc[0]))
+        by = keyed[keyed[name].notna()].groupby(cols, sort=False, dropna=False)  # a failed member has no details
+        for det in [c for c in table.columns if c.startswith(f"{name}.group_")]:
+            if det == f"{name}.group_note":
+                notes[name] = by[det].apply(lambda s: next((v for v in s if isinstance(v, str) and v), ""))
+            else:
+                out[det] = by[det].first()
+    out["note"] = pd.DataFrame(notes).reindex(out.index).apply(_one_note, axis=1) if notes else ""
     return out.reset_index()
+
+
+def _one_note(notes) -> str:
+    """A group's notes from several rewards: each distinct note once; the rewards named when they differ."""
+    by_note: dict[str, list[str]] = {}
+    for reward, note in notes.items():
+        if isinstance(note, str) and note:
+            by_note.setdefault(note, []).append(reward)
+    if len(by_note) <= 1:
+        return next(iter(by_note), "")
+    return "; ".join(f"{', '.join(rewards)}: {note}" for note, rewards in by_note.items())
 
 
 def score_stats(table, groups, reward_names: Sequence[str], granularity: Mapping[str, str]) -> dict[str, dict]:

@@ -117,10 +117,24 @@ class RewardSpec:
 @dataclass
 class RewardOutput:
     """Scores for a batch: ``scores`` is a float32 tensor ``[B]``; ``details`` holds per-image
-    extras (tensors of length B or lists of length B), e.g. the raw logit before normalisation."""
+    extras (tensors of length B or lists of length B), e.g. the raw logit before normalisation.
+
+    Group rewards also give ``group_details``: per group id of the call (the ``groups`` passed to
+    ``forward``), facts about the whole group as plain values, e.g. ``{0: {"people": 3, "shares": [...],
+    "note": "1 of 4 images without a measured face"}}``. ``note`` is for people and does not name the
+    group: the harness names it by its key values (the results table's ``<reward>.group_<key>`` columns
+    and the per-group table; see `rewardbench.groups.group_table`).
+
+    Example:
+        >>> import torch
+        >>> out = RewardOutput(torch.tensor([1.0, 1.0, 2.0]), group_details={0: {"size": 2}, 1: {"size": 1}})
+        >>> out.group_values("size", torch.tensor([0, 0, 1]))
+        [2, 2, 1]
+    """
 
     scores: torch.Tensor
     details: dict[str, Any] = field(default_factory=dict)
+    group_details: dict[int, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not isinstance(self.scores, torch.Tensor):
@@ -129,3 +143,7 @@ class RewardOutput:
             raise ValueError(f"RewardOutput.scores must be 1-D [B], got shape {tuple(self.scores.shape)}")
         if self.scores.dtype != torch.float32:
             self.scores = self.scores.float()
+
+    def group_values(self, key: str, groups: torch.Tensor) -> list[Any]:
+        """Group detail ``key`` for each image of ``groups`` (None where its group has no such detail)."""
+        return [self.group_details.get(int(g), {}).get(key) for g in groups.detach().cpu().tolist()]

@@ -1,9 +1,10 @@
 """Helpers shared by the group-level rewards (fairness, diversity): grouping and distribution metrics.
 
-`iter_groups` splits a batch by group id and `group_note` gives every member its group's note; the
-metrics (`parity`, `normalized_entropy`, `kl_to_uniform`, `imbalance`, by name in `GROUP_METRICS`)
-score the shares ``p`` of K labels within a group (length K, summing to 1 unless a reward counts
-images without a label in the denominator).
+`iter_groups` splits a batch by group id (a group reward reports each group's facts in
+`rewardbench.RewardOutput.group_details`, keyed by that id); the metrics (`parity`,
+`normalized_entropy`, `kl_to_uniform`, `imbalance`, by name in `GROUP_METRICS`) score the shares
+``p`` of K labels within a group (length K, summing to 1 unless a reward counts images without a label
+in the denominator).
 
 Example:
     >>> import torch
@@ -28,11 +29,6 @@ def iter_groups(groups: torch.Tensor) -> Iterator[tuple[int, torch.Tensor]]:
     g = groups.detach().cpu()
     for gid in torch.unique(g).tolist():
         yield int(gid), torch.nonzero(g == gid, as_tuple=False).flatten()
-
-
-def group_note(notes: dict[int, str], groups: torch.Tensor) -> list[str]:
-    """Per-image list of the note of its group ("" when the group has none)."""
-    return [notes.get(int(g), "") for g in groups.detach().cpu().tolist()]
 
 
 # Distribution metrics over the shares p of K labels in a group

@@ -38,7 +38,7 @@ import torch.nn.functional as F
 
 from rewardbench import BackboneReward, RewardModel, RewardOutput, RewardSpec, register_reward
 
-from ._group import group_note, iter_groups
+from ._group import iter_groups
 
 _VENDI = "Friedman & Dieng, The Vendi Score: A Diversity Evaluation Metric for Machine Learning, arXiv 2210.02410"
 PIXEL_SIZE = 32  # vendi_score/image_utils.py get_pixel_vectors(images, resize=32)
@@ -168,21 +168,19 @@ class _DiversityReward(RewardModel):
     def score(self, pixels, prompts, groups) -> RewardOutput:
         emb = self.embed(pixels)  # (B, D)
         n, device = emb.shape[0], emb.device
-        size = torch.empty(n, dtype=torch.long)
-        notes: dict[int, str] = {}
+        group_details: dict[int, dict[str, Any]] = {}
         values = []
         for gid, idx in iter_groups(groups):
             idx_d = idx.to(device)
             v = self._group_value(emb[idx_d])
-            if len(idx) == 1:
-                notes[gid] = f"group {gid}: a single image; diversity of one image is {float(v):g} by definition"
+            note = f"a single image; diversity of one image is {float(v):g} by definition" if len(idx) == 1 else ""
+            group_details[gid] = {"size": len(idx), "note": note}
             values.append((idx_d, v))
-            size[idx] = len(idx)
         # assemble without in-place writes so gradients reach every group's pixels
         scores = torch.zeros(n, dtype=torch.float32, device=device)
         for idx_d, v in values:
             scores = scores.index_add(0, idx_d, v.float().expand(len(idx_d)))
-        return RewardOutput(scores, {"group_size": size, "note": group_note(notes, groups)})
+        return RewardOutput(scores, group_details=group_details)
 
 
 @register_reward()

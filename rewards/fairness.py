@@ -34,8 +34,8 @@ Example:
     >>> from rewardbench.samples import sample_photo
     >>> r = rewardbench.load_reward("skin-tone-parity")
     >>> out = r([sample_photo("astronaut"), sample_photo("coffee")], groups=[0, 0])
-    >>> out.details["n_faces"].tolist(), out.details["group_images_with_face"].tolist()
-    ([1, 0], [1, 1])
+    >>> out.details["n_faces"].tolist(), out.group_details[0]["images_with_face"], out.group_details[0]["note"]
+    ([1, 0], 1, '1 of 2 images without a measured face (presence=scale)')
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ from ._gender import (
     ClipGenderClassifier,
     NudeNetGenderClassifier,
 )
-from ._group import GROUP_METRICS, PRESENCE_MODES, group_note, iter_groups, with_presence, worst_value
+from ._group import GROUP_METRICS, PRESENCE_MODES, iter_groups, with_presence, worst_value
 from ._nudenet import NUDENET_MODEL
 from ._people import PEOPLE_BACKBONE, People, PeoplePipeline, PersonFace, pack, unpack
 from ._skin_tone import SKIN_BUCKETS, tone_from_lab
@@ -105,16 +105,16 @@ class _FaceDistributionReward(BackboneReward):
           are left out, so 1 face in 16 images scores like 16 faces in one bucket);
       * ``empty_score``: value of a group in which no face was measured (default: the presence rule
         at share 0 — the metric's worst value, which RL can train on; ``float("nan")`` keeps such
-        groups out of averages). The
-        details always tell it apart from "all in one bucket": ``group_people`` = 0, ``empty_group``
-        and a note;
+        groups out of averages). The group details always tell it apart from "all in one bucket":
+        ``people`` = 0, ``empty`` and a note;
       * ``soft``: add each face's label probabilities instead of one count per face.
 
     Per-image details: ``n_faces`` (faces found), ``unclear_faces`` (found but not labelled: a grey
     face's tone, a face NudeNet did not see for ``gender="nudenet"``), ``no_face`` (no measured face),
-    the first measured face's ``label`` / ``label_prob``; per group (on every member):
-    ``group_faces_found``, ``group_people`` (faces measured), ``group_images_with_face``,
-    ``group_no_face_images``, ``group_share_with_face``, ``group_shares``, ``empty_group``, ``note``.
+    the first measured face's ``label`` / ``label_prob``; group details (`RewardOutput.group_details`,
+    the results' ``<reward>.group_<key>`` columns): ``faces_found``, ``people`` (faces measured),
+    ``images_with_face``, ``no_face_images``, ``share_with_face``, ``shares`` (of the labels), ``empty``
+    (nobody measured) and ``note``.
     """
 
     labels: ClassVar[tuple[str, ...]]
@@ -210,41 +210,33 @@ class _FaceDistributionReward(BackboneReward):
         considered = found if self.faces_per_image is None else found.clamp(max=self.faces_per_image)
 
         # --- group values: each group from its own members only ---
-        cols = {k: torch.zeros(B, dtype=torch.long) for k in ("group_faces_found", "group_people",
-                                                               "group_images_with_face", "group_no_face_images")}
-        scores, share_col = torch.empty(B, dtype=torch.float64), torch.zeros(B)
-        shares, empty = [[math.nan] * K for _ in range(B)], [False] * B
-        notes: dict[int, str] = {}
+        scores = torch.empty(B, dtype=torch.float64)
+        group_details: dict[int, dict[str, Any]] = {}
         for gid, idx in iter_groups(groups):
             c, n = counts[idx].sum(0), len(idx)
             with_face = int((measured[idx] > 0).sum())
-            facts = {"group_faces_found": int(found[idx].sum()), "group_people": int(measured[idx].sum()),
-                     "group_images_with_face": with_face, "group_no_face_images": n - with_face}
-            unclear = facts["group_faces_found"] - facts["group_people"]
-            if facts["group_people"] == 0:
+            facts = {"faces_found": int(found[idx].sum()), "people": int(measured[idx].sum()),
+                     "images_with_face": with_face, "no_face_images": n - with_face}
+            unclear = facts["faces_found"] - facts["people"]
+            note = ""
+            if facts["people"] == 0:
                 value, p = self.empty_score, [math.nan] * K
                 why = f"no face found in any of its {n} images" if not unclear else \
                     f"no face measured in any of its {n} images ({unclear} found, unclear)"
-                notes[gid] = f"group {gid}: {why}; score set to empty_score={self.empty_score:g}"
+                note = f"{why}; scored as empty_score"
             else:
                 pt = c / c.sum()
                 value, p = with_presence(float(GROUP_METRICS[self.metric](pt)), with_face / n, self.presence,
                                          self.worst, self.presence_weight, self.spec.higher_is_better), pt.tolist()
                 if with_face < n:
-                    notes[gid] = (f"group {gid}: {n - with_face} of {n} images without a measured face "
-                                  f"(presence={self.presence})")
-            for j in idx.tolist():
-                scores[j], shares[j], share_col[j], empty[j] = value, p, with_face / n, facts["group_people"] == 0
-                for k, v in facts.items():
-                    cols[k][j] = v
+                    note = f"{n - with_face} of {n} images without a measured face (presence={self.presence})"
+            scores[idx] = value
+            group_details[gid] = {**facts, "share_with_face": with_face / n, "shares": p,
+                                  "empty": facts["people"] == 0, "note": note}
 
-        details: dict[str, Any] = {
-            "n_faces": found, "unclear_faces": considered - measured,
-            "no_face": measured == 0, **cols, "group_share_with_face": share_col, "group_shares": shares,
-            "empty_group": torch.tensor(empty), "note": group_note(notes, groups),
-        }
+        details: dict[str, Any] = {"n_faces": found, "unclear_faces": considered - measured, "no_face": measured == 0}
         details.update(self._image_details([next(filter(None, labs), None) for labs in per_image]))
-        return RewardOutput(scores.float().to(device), details)
+        return RewardOutput(scores.float().to(device), details, group_details)
 
     def _image_details(self, first: list[dict[str, Any] | None]) -> dict[str, Any]:
         """Details of each image's first measured face."""

@@ -1,4 +1,5 @@
-"""Groups: keys from any column(s), notes named by key values, the per-group table, statistics over groups."""
+"""Groups: keys from any column(s), the per-group table (group details, one note per group), statistics over
+groups."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rewardbench.groups import group_key, group_label, group_table, parse_group_by, relabel_notes, score_stats
+from rewardbench.groups import group_key, group_table, parse_group_by, score_stats
 
 
 def test_group_by_parsing_and_keys():
@@ -24,19 +25,6 @@ def test_group_by_parsing_and_keys():
     assert group_key(row, None) is None
 
 
-def test_notes_name_groups_by_their_key_values():
-    labels = {0: group_label(("a nurse", "sd2.1"), ("prompt", "model")), 1: group_label(("a nurse", "sd1.5"),
-                                                                                       ("prompt", "model"))}
-    notes = ["group 0: no face found in any of its 16 images", "", "group 1: 2 of 16 images without a face", 3.0]
-    out = relabel_notes(notes, [0, 0, 1, 1], labels)
-    assert out[0] == "group prompt='a nurse', model='sd2.1': no face found in any of its 16 images"
-    assert out[2] == "group prompt='a nurse', model='sd1.5': 2 of 16 images without a face"
-    assert out[1] == "" and out[3] == 3.0
-    # "group 10" is not "group 1"; a number that is not the row's group id is left alone
-    assert relabel_notes(["group 10: x; see group 1"], [1], labels) == ["group 10: x; see group prompt='a nurse', "
-                                                                         "model='sd1.5'"]
-
-
 def _rows():
     # two models x one prompt, plus a row with no model (no group); a group reward "parity" with group-wide
     # details (people measured, shares, a note on one member) and a per-image detail (faces per image)
@@ -49,7 +37,9 @@ def _rows():
         "parity.n_faces": [1.0, 0.0, 2.0, 1.0, np.nan, np.nan],
         "parity.group_people": [3.0, 3.0, 3.0, 1.0, np.nan, np.nan],
         "parity.group_shares": [json.dumps([1, 0])] * 3 + [json.dumps([0.5, 0.5]), None, None],
-        "parity.note": ["", "group prompt='a nurse', model='sd1.5': 1 of 3 images without a face", "", "", None, None],
+        "parity.group_note": ["1 of 3 images without a face", None, "1 of 3 images without a face", "", None, None],
+        "vendi": [1.5, 1.5, 1.5, 1.0, 1.0, np.nan],
+        "vendi.group_note": ["", "", "", "a single image", "a single image", None],
         "error": [None, None, None, None, "4.png: cannot decode", "parity: no group"],
     })
 
@@ -62,9 +52,20 @@ def test_group_table_one_row_per_group_with_group_wide_details():
     assert g["parity.images"].tolist() == [3, 1]  # members the reward scored
     assert g["parity.group_people"].tolist() == [3.0, 1.0]
     assert g["parity.group_shares"].tolist() == ["[1, 0]", "[0.5, 0.5]"]
-    assert g["parity.note"].tolist()[0].endswith("1 of 3 images without a face")  # whichever member has it
-    assert "parity.n_faces" not in g.columns  # varies within a group: a per-image detail, in the row table only
-    assert "jpeg" not in g.columns
+    assert "parity.n_faces" not in g.columns  # a per-image detail, in the row table only
+    assert "jpeg" not in g.columns and "parity.group_note" not in g.columns
+
+
+def test_a_group_has_one_note_naming_its_rewards_only_when_their_notes_differ():
+    rows = _rows()
+    g = group_table(rows, ("prompt", "model"), ["parity", "vendi"])
+    assert g["note"].tolist() == ["1 of 3 images without a face", "a single image"]  # one reward's note each
+    rows.loc[3, "parity.group_note"] = "no face found"  # sd2.1: two rewards with two different notes
+    assert group_table(rows, ("prompt", "model"), ["parity", "vendi"])["note"].tolist()[1] == \
+        "parity: no face found; vendi: a single image"
+    rows["vendi.group_note"] = rows["parity.group_note"]  # the same note from both: said once
+    assert group_table(rows, ("prompt", "model"), ["parity", "vendi"])["note"].tolist() == [
+        "1 of 3 images without a face", "no face found"]
 
 
 def test_summary_counts_each_group_once():

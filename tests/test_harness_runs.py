@@ -9,7 +9,6 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from PIL import Image
 
 from rewardbench import RewardOutput
@@ -41,15 +40,15 @@ class Flaky(Brightness):
 
 
 class NotedSpread(GroupSpread):
-    """A group reward that notes single-image groups, by its id within the call (as the zoo's rewards do)."""
+    """A group reward with group details: each group's size, and a note on single-image groups (keyed by the
+    group's id within the call, as the zoo's rewards do)."""
 
     spec = GroupSpread.spec.replace(name="noted")
 
     def score(self, pixels, prompts, groups):
         out = super().score(pixels, prompts, groups)
         sizes = {int(g): int((groups == g).sum()) for g in groups.unique()}
-        out.details["note"] = [f"group {int(g)}: a single image" if sizes[int(g)] == 1 else "" for g in groups]
-        out.details["size"] = torch.tensor([sizes[int(g)] for g in groups])
+        out.group_details = {g: {"size": n, "note": "a single image" if n == 1 else ""} for g, n in sizes.items()}
         return out
 
 
@@ -86,15 +85,20 @@ def test_manifest_columns_pass_through_and_groups_by_prompt_and_model(tmp_path, 
     assert list(t["image"]) == list(df["image"])  # as the manifest wrote them
     assert list(t["model"]) == list(df["model"]) and list(t["seed"]) == list(df["seed"])
     # one group per (prompt, model): never the images of two generators together
-    sizes = t.groupby(["prompt", "model"])["noted.size"].first()
-    assert sizes.to_dict() == df.groupby(["prompt", "model"]).size().astype(float).to_dict()
-    # a note names its group by its key values, never by a batch position
+    sizes = t.groupby(["prompt", "model"])["noted.group_size"].agg(["min", "max"])
+    expected = df.groupby(["prompt", "model"]).size().astype(float).to_dict()
+    assert sizes["min"].to_dict() == expected == sizes["max"].to_dict()  # every member carries its group's details
+    # the group details reach the rows of their own group, whatever the group's id within a call
     single = t[(t["prompt"] == "a cat") & (t["model"] == "sd2.1")]
-    assert single["noted.note"].tolist() == ["group prompt='a cat', model='sd2.1': a single image"]
-    assert not t["noted.note"].str.contains(r"group \d", regex=True).any()
+    assert single["noted.group_note"].tolist() == ["a single image"]
+    assert set(t.loc[t.index != single.index[0], "noted.group_note"]) == {""}
     # the per-group table: key, size, value, group-wide details; the summary counts each group once
-    g = pd.read_csv(tmp_path / "g.csv")
+    g = pd.read_csv(tmp_path / "g.csv", keep_default_na=False)
     assert len(g) == 6 == res.summary["groups"] and g["size"].sum() == len(t)
+    # one row per group, named by its key values, with its group details and its note
+    assert g.set_index(["prompt", "model"])["note"].to_dict() == {
+        k: "a single image" if n == 1 else "" for k, n in df.groupby(["prompt", "model"]).size().items()}
+    assert (g["noted.group_size"] == g["size"]).all() and "noted.group_note" not in g.columns
     assert g.set_index(["prompt", "model"])["noted"].to_dict() == pytest.approx(
         t.groupby(["prompt", "model"])["noted"].first().to_dict())
     assert res.summary["scores"]["noted"]["mean"] == pytest.approx(g["noted"].mean())

@@ -128,7 +128,8 @@ def test_groups_independent_of_order_and_of_each_other():
 def test_single_image_group_has_a_defined_value_and_a_note():
     r = rewardbench.load_reward("vendi")
     out = r(torch.rand(3, 3, 16, 16), groups=[0, 0, 1])
-    assert out.scores[2] == pytest.approx(1.0) and "single image" in out.details["note"][2]
+    assert out.scores[2] == pytest.approx(1.0) and "single image" in out.group_details[1]["note"]
+    assert out.group_details[0] == {"size": 2, "note": ""} and out.group_details[1]["size"] == 1
     out = rewardbench.load_reward("pairwise-cosine-distance")(torch.rand(1, 3, 16, 16))
     assert out.scores.tolist() == [0.0]
 

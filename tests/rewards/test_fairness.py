@@ -116,9 +116,10 @@ def test_presence_none_is_the_papers_formula_over_the_measured_faces():
     out = _score(table, presence="none")
     # measured faces: buckets 0, 1, 2, 3 -> uniform -> 0, whatever the faceless and unclear images
     assert out.scores.tolist() == [0.0] * 8
-    assert out.details["group_people"].tolist() == [4] * 8
-    assert out.details["group_faces_found"].tolist() == [5] * 8 and out.details["unclear_faces"][4] == 1
-    assert out.details["group_images_with_face"].tolist() == [4] * 8
+    assert list(out.group_details) == [0]  # one group: its facts once, not once per image
+    facts = out.group_details[0]
+    assert facts["people"] == 4 and facts["faces_found"] == 5 and out.details["unclear_faces"][4] == 1
+    assert facts["images_with_face"] == 4 and facts["no_face_images"] == 4 and facts["share_with_face"] == 0.5
     assert out.details["no_face"].tolist() == [False, False, True, True, True, False, False, True]
 
 
@@ -126,12 +127,14 @@ def test_a_group_without_a_measured_face_is_told_apart_from_one_bucket():
     groups = [0, 0, 1, 1, 2, 2]
     out = _score([None, "unclear", 1, 1, 1, None], groups)
     assert out.scores[:4].tolist() == [-0.75] * 4  # no face, and two faces in one bucket: the same number ...
-    assert out.details["empty_group"].tolist() == [True, True, False, False, False, False]  # ... told apart
-    assert out.details["group_people"].tolist()[:4] == [0, 0, 2, 2]
-    assert out.details["group_faces_found"].tolist()[:2] == [1, 1]  # the unclear face was found, not measured
-    assert "no face measured in any of its 2 images (1 found, unclear)" in out.details["note"][0]
-    assert out.details["note"][2] == ""
-    assert "1 of 2 images without a measured face" in out.details["note"][4]
+    g = out.group_details
+    assert [g[i]["empty"] for i in (0, 1, 2)] == [True, False, False]  # ... told apart
+    assert [g[i]["people"] for i in (0, 1)] == [0, 2] and all(math.isnan(x) for x in g[0]["shares"])
+    assert g[0]["faces_found"] == 1  # the unclear face was found, not measured
+    assert g[0]["note"].startswith("no face measured in any of its 2 images (1 found, unclear)")
+    assert g[1]["note"] == "" and g[1]["shares"] == [0.0, 1.0, 0.0, 0.0]
+    assert g[2]["note"] == "1 of 2 images without a measured face (presence=scale)"
+    assert out.group_values("people", torch.tensor(groups)) == [0, 0, 2, 2, 1, 1]
     nan = _score([None, "unclear", 1, 1], [0, 0, 1, 1], empty_score=float("nan"))
     assert math.isnan(nan.scores[0]) and nan.scores[2] == pytest.approx(-0.75)
     assert torch.isfinite(_score([None, None]).scores).all()  # the default trains: finite
@@ -227,8 +230,8 @@ def test_skin_tone_parity_on_real_photos_at_their_own_sizes(photos):
     assert out.details["n_faces"].tolist() == [1, 1, 0, 0]
     # two light-skinned portraits: one bucket, and it is "light" (never a dark reading of a light face)
     assert out.details["label"][:2] == ["light", "light"] and out.scores[0] == pytest.approx(-0.75)
-    assert out.scores[2] == out.scores[3] == pytest.approx(-0.75) and "no face" in out.details["note"][2]
-    assert out.details["empty_group"].tolist() == [False, False, True, True]
+    assert out.scores[2] == out.scores[3] == pytest.approx(-0.75) and "no face" in out.group_details[1]["note"]
+    assert [out.group_details[g]["empty"] for g in (0, 1)] == [False, True]
     assert out.details["label"][2:] == [None, None] and all(lab in SKIN_BUCKETS for lab in out.details["label"][:2])
 
 
