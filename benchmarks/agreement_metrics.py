@@ -3,7 +3,7 @@
 Inputs are per item (one prompt with two or more images): ``human`` utilities (higher = preferred; equal
 values are a human tie) and the reward's ``scores`` oriented so that higher is better. Every protocol
 turns an item into ``(credit, count)``; the accuracy is ``sum(credit) / sum(count)`` over items, and its
-95% interval a cluster bootstrap over prompts (`rewardbench.stats.bootstrap_sums`), because the pairs of
+95% interval a cluster bootstrap over prompts (`rewardbench.benchmarks.stats.bootstrap_sums`), because the pairs of
 one prompt are not independent.
 
 Protocols (the name is part of every number):
@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rewardbench.leaderboards.protocols import PROTOCOLS as AGREEMENT_PROTOCOLS
-from rewardbench.stats import bootstrap_sums
+from .stats import bootstrap_sums
 
 PROTOCOLS = {k: AGREEMENT_PROTOCOLS[k] for k in ("pickapic", "drop-ties", "imagereward", "hpdv2", "mmrb2")}
 TIE_GRID = tuple(round(0.1 * i, 1) for i in range(11))  # the thresholds PickScore's evaluation tries

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rewardbench import stats
+from . import stats
 
 from .report import judge_label
 

@@ -7,7 +7,7 @@ Written into the run's folder:
     group_rewards.csv            group rewards per (model, prompt): images, faces found (where the judge counts
                                  them) and the judge's note (e.g. "no face found")
     results.parquet / .csv       one row per (model, judge, category, metric): value, CI, n, wins/losses/ties,
-                                 p-value, the weights each judge used (`rewardbench.stats.ROW_COLUMNS` and more)
+                                 p-value, the weights each judge used (`rewardbench.benchmarks.stats.ROW_COLUMNS` and more)
     cross_reward.csv             models x judges: mean score and win rate over the baseline
     results.json                 suite, prompts hash, seeds, versions, generators, judges' weights, and the rows
     report.md                    what a person reads first
@@ -27,7 +27,7 @@ from typing import Any
 
 import pandas as pd
 
-from rewardbench import stats
+from . import stats
 
 RANDOM = " (random weights)"
 
@@ -38,7 +38,7 @@ def judge_label(judge: str, judges: dict[str, dict]) -> str:
 
 
 def tidy_scores(manifest: pd.DataFrame, table: pd.DataFrame, plan) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """The Scorer's table (one row per manifest row, same order) as tidy scores for `rewardbench.stats`,
+    """The Scorer's table (one row per manifest row, same order) as tidy scores for `rewardbench.benchmarks.stats`,
     and the group rewards per (model, prompt). A judge scores only the prompts of its sources."""
     base = manifest[["model", "prompt", "index", "category"]].reset_index(drop=True)
     applies = manifest["judges"].reset_index(drop=True)
@@ -69,7 +69,7 @@ def tidy_scores(manifest: pd.DataFrame, table: pd.DataFrame, plan) -> tuple[pd.D
 
 
 def compute_rows(scores: pd.DataFrame, groups: pd.DataFrame | None, plan, run, judges: dict[str, dict]) -> pd.DataFrame:
-    """The statistics as tidy rows (`rewardbench.stats.result_rows`), with each judge's weights, and the
+    """The statistics as tidy rows (`rewardbench.benchmarks.stats.result_rows`), with each judge's weights, and the
     faces found (``count``) on the mean rows of group rewards that count faces."""
     from rewardbench.registry import get_spec
 

@@ -12,7 +12,7 @@ The stages, each resumable:
 5. SCORE     one `rewardbench.Scorer` over every model's images (``OUT/manifest.jsonl``; group rewards see
              the images of one (model, prompt)), results in ``OUT/scores/<key>.parquet`` (resumable; a new
              judge set or a new model gets its own file, the images are reused);
-6. REPORT    statistics (`rewardbench.stats`) and the reports (`report`, `plots`).
+6. REPORT    statistics (`rewardbench.benchmarks.stats`) and the reports (`report`, `plots`).
 
 Example (offline, CPU: the tiny random pipeline with two weight seeds, a JPEG judge)::
 

@@ -133,12 +133,12 @@ _STATS_PROTOCOL = {
 
 def rows_from_stats(stats_rows: pd.DataFrame, *, suite: str, weights: Mapping[str, str], split: str = "-",
                     command: str | None = None) -> list[dict[str, Any]]:
-    """Board rows from `rewardbench.stats.result_rows` (generators judged by rewards: ``model`` becomes the
+    """Board rows from `rewardbench.benchmarks.stats.result_rows` (generators judged by rewards: ``model`` becomes the
     subject, ``judge`` the reward); ``weights`` maps each judge to the weights it ran with, so a judge with
     random weights is refused when the rows are appended.
 
         >>> import pandas as pd
-        >>> from rewardbench.stats import result_rows
+        >>> from rewardbench.benchmarks.stats import result_rows
         >>> t = pd.DataFrame({"model": ["ft"] * 2 + ["base"] * 2, "prompt": ["a", "b"] * 2, "index": 0,
         ...                   "judge": "jpeg-incompressibility", "score": [2.0, 1.0, 1.0, 1.0]})
         >>> rows = rows_from_stats(result_rows(t, "base"), suite="toy", weights={"jpeg-incompressibility": "none"})

@@ -100,7 +100,7 @@ def test_perf_results_become_timing_rows(tmp_path):
 def test_generator_rows_from_the_benchmark_statistics(tmp_path):
     """What run-benchmark hands the writer: stats.result_rows -> rows_from_stats -> append_rows."""
     from rewardbench.leaderboards.board import rows_from_stats
-    from rewardbench.stats import result_rows
+    from rewardbench.benchmarks.stats import result_rows
 
     scores = pd.DataFrame({"model": ["ft"] * 4 + ["base"] * 4, "prompt": ["a", "b", "c", "d"] * 2, "index": 0,
                            "judge": "pickscore", "score": [3.0, 2.0, 2.0, 1.0, 1.0, 2.0, 1.0, 1.0]})

@@ -1,4 +1,4 @@
-"""rewardbench.stats against independent computations: hand-counted win rates, scipy's binomtest, simulated
+"""rewardbench.benchmarks.stats against independent computations: hand-counted win rates, scipy's binomtest, simulated
 coverage of the prompt bootstrap, Bradley-Terry on simulated outcomes and a direct likelihood maximisation."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 from scipy.optimize import minimize
 from scipy.stats import binomtest, norm
 
-from rewardbench import stats
+from rewardbench.benchmarks import stats
 
 
 def tidy(model_scores, base_scores, prompts, index=None, judge="j", category=None):
