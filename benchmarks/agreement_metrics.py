@@ -38,6 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rewardbench.leaderboards.protocols import PROTOCOLS as AGREEMENT_PROTOCOLS
+
 from .stats import bootstrap_sums
 
 PROTOCOLS = {k: AGREEMENT_PROTOCOLS[k] for k in ("pickapic", "drop-ties", "imagereward", "hpdv2", "mmrb2")}

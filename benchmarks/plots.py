@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 
 from . import stats
-
 from .report import judge_label
 
 

@@ -7,7 +7,7 @@ Written into the run's folder:
     group_rewards.csv            group rewards per (model, prompt): images, faces found (where the judge counts
                                  them) and the judge's note (e.g. "no face found")
     results.parquet / .csv       one row per (model, judge, category, metric): value, CI, n, wins/losses/ties,
-                                 p-value, the weights each judge used (`rewardbench.benchmarks.stats.ROW_COLUMNS` and more)
+                                 p-value, the weights each judge used (`stats.ROW_COLUMNS` and more)
     cross_reward.csv             models x judges: mean score and win rate over the baseline
     results.json                 suite, prompts hash, seeds, versions, generators, judges' weights, and the rows
     report.md                    what a person reads first

@@ -9,8 +9,8 @@ Measures, on the same pre-generated JPEG images of three "models" and the same j
      the tables, results.json, report.md and the PNG plots;
   (1) and (2) alternate round by round, so a change in machine load hits both; the table gives the best time
   of each and the median of the per-round ratios (target (1)/(2) >= 0.90: the statistics and reports cost little);
-  3. the statistics alone (`rewardbench.benchmarks.stats.result_rows`) on 100k paired rows: 2 models x 10,000 prompts x 10
-     images, 10 categories, 2,000 bootstrap resamples; and 3 models (adds Bradley-Terry) x 100k rows each.
+  3. the statistics alone (`rewardbench.benchmarks.stats.result_rows`) on 100k paired rows: 2 models x 10,000
+     prompts x 10 images, 10 categories, 2,000 bootstrap resamples; and 3 models (adds Bradley-Terry) x 100k rows each.
 Judges use RANDOM weights (speed does not depend on the weights' values). The time run-benchmark spends outside
 the Scorer (building it and running it are timed inside run-benchmark) is reported too: it does not depend on
 how fast the judges are, so it says what the ratio becomes for heavier judges or more images.
@@ -37,8 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_scoring import _write_jpegs  # noqa: E402
 
-from rewardbench.benchmarks import stats  # noqa: E402
 from rewardbench.benchmarks import run as run_module  # noqa: E402
+from rewardbench.benchmarks import stats  # noqa: E402
 from rewardbench.benchmarks.run import BenchmarkRun, build_scorer, run_benchmark  # noqa: E402
 from rewardbench.harness import Scorer  # noqa: E402
 
