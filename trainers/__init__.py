@@ -1,13 +1,23 @@
 """The reference RL trainer: the paper's algorithm (arXiv 2401.12244) on diffusers + accelerate.
 
-    trainers.config     frozen dataclass configs, YAML recipes, key=value overrides
-    trainers.ddpo_math  DDIM step log-probability, advantages, clipped loss (pure maths)
-    trainers.pipeline   prompt encoding, sampling with log-probs, LoRA/full fine-tuning set-up (pipelines
-                        load through benchmarks.pipelines)
-    trainers.train      the loop, Algorithm 1 (SAMPLING / REWARDS / TRAINING / L_PRE / EVALUATION)
-    trainers.evaluate   evaluation while training: held-out prompts judged through run-benchmark
-    trainers.controls   learning evidence: a run beside its controls (negated reward, constant reward)
-    trainers.cli        `rewardbench train --config FILE [section.key=value ...]`
+    trainers.config       frozen dataclass configs, YAML recipes, key=value overrides
+    trainers.train        the loop, Algorithm 1 (SAMPLING / REWARDS / ADVANTAGES / TRAINING / L_PRE /
+                          CHECKPOINT / EVALUATION), the same for every algorithm
+    trainers.steps        the loop's shared steps: rollouts, rewards, advantages (clamped once), update, L_pre
+    trainers.algorithms   the algorithm seam: the `Algorithm` protocol and the registry (``train.algorithm``)
+    trainers.algorithms.ddpo  the paper's DDPO on UNet pipelines (the default)
+    trainers.ddpo_math    DDIM step log-probability, advantages, clipped loss (pure maths)
+    trainers.pipeline     prompt encoding, sampling with log-probs, LoRA/full fine-tuning set-up (pipelines
+                          load through benchmarks.pipelines)
+    trainers.tasks        tasks as the loop runs them: prompts, reward function, sizes, statistics
+    trainers.prompts      prompt sources and the held-out overlap check
+    trainers.reward_fns   a task's reward resolved to ``fn(images, prompts, groups) -> scores``
+    trainers.captions     image-caption pairs for the pretraining loss
+    trainers.checkpoints  exact-resume checkpoints, RNG state, the run's fingerprint (`ResumeRefusedError`)
+    trainers.metrics_log  metrics.csv, TensorBoard, sample grids, the reward curve
+    trainers.evaluate     evaluation while training: held-out prompts judged through run-benchmark
+    trainers.controls     learning evidence: a run beside its controls (negated reward, constant reward)
+    trainers.cli          `rewardbench train --config FILE [section.key=value ...]`
 
 Example:
     >>> from rewardbench.trainers.config import load_config

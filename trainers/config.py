@@ -22,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from .algorithms import algorithm_entry
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,8 @@ class SampleConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
+    # the RL algorithm (trainers/algorithms/): "ddpo", the paper's; its defaults apply under the recipe's values
+    algorithm: str = "ddpo"
     lr: float = 2e-6  # AdamW learning rate (the paper)
     adam_betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = 1e-2
@@ -194,6 +199,7 @@ class Config:
             raise ValueError(f"task names must be unique and not 'pretrain' (the L_pre step's name), got {names}")
         if self.pretrain.beta > 0 and not self.pretrain.dataset:
             raise ValueError("pretrain.beta > 0 needs pretrain.dataset")
+        algorithm_entry(t.algorithm)  # ValueError naming the known algorithms
 
     def to_dict(self) -> dict:
         return _plain(dataclasses.asdict(self))
@@ -306,7 +312,24 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -
     if isinstance(data.get("tasks"), Mapping):
         data["tasks"] = [{"name": k, **(v or {})} for k, v in data["tasks"].items()]
     full = _merge(Config().to_dict(), data)
+    # the algorithm's defaults lie between the config's and the recipe's (overrides may name the algorithm)
+    algorithm = apply_overrides(copy.deepcopy(full), overrides)["train"]["algorithm"]
+    defaults = algorithm_entry(algorithm).defaults
+    if defaults:
+        full = _merge(_merge(Config().to_dict(), _nested(defaults)), data)
     return config_from_dict(apply_overrides(full, overrides))
+
+
+def _nested(dotted: Mapping[str, Any]) -> dict:
+    """``{"train.lr": 1e-4}`` -> ``{"train": {"lr": 1e-4}}``."""
+    out: dict = {}
+    for key, value in dotted.items():
+        *parents, last = key.split(".")
+        node = out
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[last] = value
+    return out
 
 
 def _merge(base: dict, over: dict) -> dict:

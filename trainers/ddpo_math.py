@@ -150,16 +150,25 @@ def ddim_step_with_logprob(
 # -------------------------------------------------------------------------------------------
 # Advantages
 # -------------------------------------------------------------------------------------------
-def normalize_advantages(rewards: torch.Tensor, clip: float = ADV_CLIP_MAX, eps: float = STD_EPS) -> torch.Tensor:
+def normalize_advantages(rewards: torch.Tensor, eps: float = STD_EPS) -> torch.Tensor:
     """(r - mean) / (std + eps) over ALL rewards given (pass the batch gathered from every
-    process), clamped to ``[-clip, clip]``. ``std`` is the population std (ddpo-pytorch: np.std).
+    process). ``std`` is the population std (ddpo-pytorch: np.std). Not clamped: the trainer clamps
+    advantages once, where it computes them for the gathered batch (`clamp_advantages`).
 
     >>> normalize_advantages(torch.tensor([1.0, 3.0])).tolist()  # (r - 2) / (1 + 1e-7)
     [-0.9999998807907104, 0.9999998807907104]
     """
     r = rewards.float()
-    adv = (r - r.mean()) / (r.std(unbiased=False) + eps)
-    return adv.clamp(-clip, clip)
+    return (r - r.mean()) / (r.std(unbiased=False) + eps)
+
+
+def clamp_advantages(advantages: torch.Tensor, clip: float = ADV_CLIP_MAX) -> torch.Tensor:
+    """Advantages clamped to ``[-clip, clip]`` (the paper: ±10), once, before any loss sees them.
+
+    >>> clamp_advantages(torch.tensor([-30.0, 0.5, 12.0])).tolist()
+    [-10.0, 0.5, 10.0]
+    """
+    return advantages.clamp(-clip, clip)
 
 
 class PerPromptStatTracker:
@@ -208,17 +217,17 @@ class PerPromptStatTracker:
 # Loss
 # -------------------------------------------------------------------------------------------
 def clipped_policy_loss(log_prob: torch.Tensor, old_log_prob: torch.Tensor, advantages: torch.Tensor,
-                        clip_range: float = CLIP_RANGE, adv_clip: float = ADV_CLIP_MAX
-                        ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+                        clip_range: float = CLIP_RANGE) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """PPO's clipped surrogate, as a loss to minimise (ddpo-pytorch scripts/train.py)::
 
         ratio = exp(logp - logp_old)
         loss  = mean(max(-A * ratio, -A * clip(ratio, 1 - eps, 1 + eps)))
 
-    Returns the loss and diagnostics: ``approx_kl`` = 0.5 * mean((logp - logp_old)^2) and
-    ``clipfrac`` = fraction with |ratio - 1| > eps.
+    ``advantages`` are taken as given: clamp them once beforehand (`clamp_advantages`; ddpo-pytorch clamps
+    here, the result is the same). Returns the loss and diagnostics: ``approx_kl`` = 0.5 * mean((logp -
+    logp_old)^2) and ``clipfrac`` = fraction with |ratio - 1| > eps.
     """
-    adv = advantages.float().clamp(-adv_clip, adv_clip)
+    adv = advantages.float()
     diff = log_prob.float() - old_log_prob.float()
     ratio = diff.exp()
     unclipped = -adv * ratio

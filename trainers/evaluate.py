@@ -24,10 +24,11 @@ from typing import Any
 
 import torch
 
-from rewardbench.stats import ALL
+from rewardbench.benchmarks.stats import ALL
 
-from ._io import HELDOUT, rng_state, set_rng_state
+from .checkpoints import rng_state, set_rng_state
 from .config import Config
+from .metrics_log import HELDOUT
 
 
 def eval_judges(config: Config, task_rewards: Sequence[Any]) -> list[str]:

@@ -77,7 +77,7 @@ def test_cli_help_and_print_config():
 def test_prompt_sources(tmp_path):
     import pandas as pd
 
-    from rewardbench.trainers._io import load_prompts
+    from rewardbench.trainers.prompts import load_prompts
 
     (tmp_path / "p.txt").write_text("a cat\n\na dog\n")
     assert load_prompts(str(tmp_path / "p.txt")) == ["a cat", "a dog"]

@@ -10,6 +10,7 @@ from diffusers import DDIMScheduler
 
 from rewardbench.trainers.ddpo_math import (
     PerPromptStatTracker,
+    clamp_advantages,
     clipped_policy_loss,
     ddim_step_with_logprob,
     normalize_advantages,
@@ -103,10 +104,10 @@ def test_advantages_by_hand():
     # mean 3, population std sqrt((4 + 1 + 0 + 9) / 4) = sqrt(3.5)
     s = math.sqrt(3.5)
     torch.testing.assert_close(normalize_advantages(r), torch.tensor([-2 / s, -1 / s, 0.0, 3 / s]))
-    # an outlier is clamped to ±clip
+    # an outlier is not clamped here (the trainer clamps once, where it computes the gathered batch's advantages)
     r = torch.tensor([0.0] * 99 + [1000.0])
-    adv = normalize_advantages(r, clip=5.0)
-    assert adv.max() == 5.0 and adv.min() > -1
+    assert normalize_advantages(r).max() == pytest.approx(99 ** 0.5)
+    assert clamp_advantages(normalize_advantages(r), clip=5.0).max() == 5.0
     # the paper's epsilon (released code: std + 1e-7): population std 1e-7 -> (±1e-7) / (1e-7 + 1e-7) = ±0.5
     torch.testing.assert_close(normalize_advantages(torch.tensor([0.0, 2e-7], dtype=torch.float64)),
                                torch.tensor([-0.5, 0.5]))
@@ -144,6 +145,7 @@ def test_clipped_loss_by_hand():
     torch.testing.assert_close(logp.grad, torch.tensor([0.0, -0.5 / 3, 2 * 1.05 / 3]), rtol=1e-5, atol=1e-6)
 
 
-def test_loss_clamps_advantages():
-    loss, _ = clipped_policy_loss(torch.zeros(1), torch.zeros(1), torch.tensor([100.0]), adv_clip=10.0)
-    assert float(loss) == pytest.approx(-10.0)
+def test_loss_takes_advantages_as_given():
+    """Advantages are clamped once, before the loss (trainers/steps.py): the loss does not clamp them again."""
+    loss, _ = clipped_policy_loss(torch.zeros(1), torch.zeros(1), torch.tensor([100.0]))
+    assert float(loss) == pytest.approx(-100.0)

@@ -13,8 +13,8 @@ from rewardbench.suites import list_suites, load_suite
 from rewardbench.suites.occupations import OCCUPATIONS
 from rewardbench.suites.people import ETHNICITY_PATTERN, person_descriptions
 from rewardbench.suites.splits import NOT_HELD_OUT, eval_overlap, evaluation_suites, normalize
-from rewardbench.trainers._io import check_eval_overlap, load_prompts
 from rewardbench.trainers.config import load_config
+from rewardbench.trainers.prompts import check_eval_overlap, load_prompts
 
 RECIPES = sorted((Path(__file__).resolve().parents[2] / "trainers" / "recipes").glob("[a-z]*.yaml"))
 

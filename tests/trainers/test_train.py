@@ -12,6 +12,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from rewardbench.trainers.checkpoints import ResumeRefusedError
 from rewardbench.trainers.config import load_config
 from rewardbench.trainers.train import train
 
@@ -102,11 +103,11 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
         train(_cfg(tmp_path / "killed", *common), rewards={"jpeg": _Killer(die_at=4)})
     # a different run is refused, saying what changed (before anything is loaded or overwritten)
     config_before = (tmp_path / "killed/config.json").read_text()
-    with pytest.raises(ValueError, match=r"changed: train\.lr: 0\.001 -> 0\.002.*run\.resume_force=true"):
+    with pytest.raises(ResumeRefusedError, match=r"changed: train\.lr: 0\.001 -> 0\.002.*run\.resume_force=true"):
         train(_cfg(tmp_path / "killed", *common, "run.resume=latest", "train.lr=2e-3"), rewards={"jpeg": _Killer()})
-    with pytest.raises(ValueError, match=r"tasks\.0\.name: 'jpeg' -> 'jpg'"):
+    with pytest.raises(ResumeRefusedError, match=r"tasks\.0\.name: 'jpeg' -> 'jpg'"):
         train(_cfg(tmp_path / "killed", *common, "run.resume=latest", "tasks.0.name=jpg"), rewards={"jpg": _Killer()})
-    with pytest.raises(ValueError, match=r"tasks\.0\.prompts_sha256"):
+    with pytest.raises(ResumeRefusedError, match=r"tasks\.0\.prompts_sha256"):
         train(_cfg(tmp_path / "killed", *common, "run.resume=latest", "tasks.0.prompts=[a red apple]"),
               rewards={"jpeg": _Killer()})
     assert (tmp_path / "killed/config.json").read_text() == config_before
@@ -280,7 +281,7 @@ def test_caption_data_from_a_datasets_id(monkeypatch):
     import datasets
     from PIL import Image
 
-    from rewardbench.trainers._io import CaptionData
+    from rewardbench.trainers.captions import CaptionData
     from tests.conftest import real_photo
 
     ds = datasets.Dataset.from_dict(

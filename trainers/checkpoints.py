@@ -1,0 +1,186 @@
+"""Checkpoints that resume exactly and refuse a changed run: the trainable weights, optimizer and LR-scheduler
+state, the trainer's state (step, statistics trackers), every process's RNG states, and the run's fingerprint
+(everything that changes training), compared on resume.
+
+A checkpoint written by a different run raises `ResumeRefusedError` (a ``ValueError``), naming what changed;
+``run.resume_force`` takes it on anyway.
+
+    >>> fingerprint_changes({"train.lr": 1e-3, "tasks.0.name": "jpeg"}, {"train.lr": 2e-3, "tasks.0.name": "jpeg"})
+    ['train.lr: 0.001 -> 0.002']
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+if TYPE_CHECKING:
+    from .tasks import Task
+
+
+class ResumeRefusedError(ValueError):
+    """``run.resume`` names a checkpoint written by a different run (its fingerprint differs); the message says
+    what changed and how to go on (``run.resume_force=true``, or a new ``run.output_dir``)."""
+
+
+def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The parameters that train (LoRA adapters or the whole network), on the CPU."""
+    return {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def save_checkpoint(ckpt_dir: Path, *, model, optimizer, lr_scheduler, step: int, extra: dict, gen: torch.Generator,
+                    accelerator, keep: int = 2) -> Path:
+    """Write ``checkpoints/step_{step:06d}`` atomically (a temp dir renamed at the end).
+
+    Holds the trainable weights (LoRA or the full network) as safetensors, optimizer and LR-scheduler
+    state, trainer state (step, stat trackers), and each process's RNG states (``rng_{rank}.pt``)."""
+    from safetensors.torch import save_file
+
+    final = ckpt_dir / f"step_{step:06d}"
+    tmp = ckpt_dir / f".tmp_step_{step:06d}"
+    rank = accelerator.process_index
+    if accelerator.is_main_process:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+    accelerator.wait_for_everyone()
+    state = rng_state()
+    rng = {"gen": gen.get_state(), "torch": state["torch"], "cuda": state["cuda"],
+           "python": json.dumps(state["python"]), "numpy": json.dumps(_np_state(state["numpy"]))}
+    torch.save(rng, tmp / f"rng_{rank}.pt")
+    if accelerator.is_main_process:
+        save_file(trainable_state(accelerator.unwrap_model(model)), str(tmp / "trainable.safetensors"))
+        torch.save({"optimizer": optimizer.state_dict(), "lr_scheduler": lr_scheduler.state_dict()},
+                   tmp / "optim.pt")
+        (tmp / "state.json").write_text(json.dumps({"step": step, **extra}))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+        done = sorted(p for p in ckpt_dir.glob("step_*") if p.is_dir())
+        for old in done[:-keep] if keep > 0 else []:
+            shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    return final
+
+
+def rng_state() -> dict[str, Any]:
+    """The global RNGs' states as they are in memory: torch, CUDA (``[]`` without it), Python, NumPy."""
+    return {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "python": random.getstate(), "numpy": np.random.get_state()}
+
+
+def set_rng_state(state: Mapping[str, Any]) -> None:
+    """Give the global RNGs the states of `rng_state`."""
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+
+
+def _np_state(s) -> list:
+    """NumPy's RNG state as JSON-able values."""
+    return [s[0], s[1].tolist(), int(s[2]), int(s[3]), float(s[4])]
+
+
+def find_checkpoint(resume: str, output_dir: Path) -> Path | None:
+    """The checkpoint ``run.resume`` names: ``"latest"`` (None when there is none yet) or a folder."""
+    if resume == "latest":
+        done = sorted(p for p in (output_dir / "checkpoints").glob("step_*") if (p / "state.json").is_file())
+        return done[-1] if done else None
+    p = Path(resume).expanduser()
+    if not (p / "state.json").is_file():
+        raise FileNotFoundError(f"run.resume={resume!r}: no complete checkpoint there (state.json missing)")
+    return p
+
+
+def load_checkpoint(path: Path, *, model, optimizer, lr_scheduler, gen: torch.Generator, accelerator) -> dict:
+    """Give the model, optimizer, LR scheduler and RNGs a checkpoint's state; returns its ``state.json``."""
+    from safetensors.torch import load_file
+
+    weights = load_file(str(path / "trainable.safetensors"))
+    params = dict(accelerator.unwrap_model(model).named_parameters())
+    missing = [k for k in weights if k not in params]
+    if missing:
+        raise RuntimeError(f"checkpoint {path} does not fit this model: unknown parameters {missing[:5]}...")
+    with torch.no_grad():
+        for k, v in weights.items():
+            params[k].copy_(v.to(params[k].device, params[k].dtype))
+    opt = torch.load(path / "optim.pt", map_location="cpu", weights_only=True)
+    optimizer.load_state_dict(opt["optimizer"])
+    lr_scheduler.load_state_dict(opt["lr_scheduler"])
+    rng_file = path / f"rng_{accelerator.process_index}.pt"
+    if not rng_file.is_file():
+        raise RuntimeError(f"{rng_file} missing: resume with the same number of processes that wrote {path}")
+    rng = torch.load(rng_file, map_location="cpu", weights_only=True)
+    gen.set_state(rng["gen"])
+    py, s = json.loads(rng["python"]), json.loads(rng["numpy"])
+    set_rng_state({"torch": rng["torch"], "cuda": rng["cuda"], "python": (py[0], tuple(py[1]), py[2]),
+                   "numpy": (s[0], np.array(s[1], dtype=np.uint32), s[2], s[3], s[4])})
+    return json.loads((path / "state.json").read_text())
+
+
+# run.* keys that do not change what is trained (where it goes, how often it saves, how it is logged)
+_NOT_FINGERPRINTED = {"output_dir", "iterations", "checkpoint_every", "keep_checkpoints", "sample_every", "resume",
+                      "resume_force", "tensorboard", "async_rewards", "device", "suite_paths", "eval_every"}
+# keys added to the config after fingerprints were first kept, with the value every earlier run had: left out of
+# the fingerprint at that value, so that a checkpoint written before the key existed still resumes
+_ADDED_LATER = {"train.algorithm": "ddpo"}
+
+
+def run_fingerprint(config, tasks: Sequence[Task]) -> dict[str, Any]:
+    """Everything that changes training, flat (``"train.lr": 2e-06``): the config less memory-only and
+    bookkeeping settings (micro-batch sizes, gradient checkpointing, output, logging), plus each task's
+    resolved reward (name and weights) and a hash of its resolved prompt list."""
+    import hashlib
+
+    d = config.to_dict()
+    for section in ("sample", "train"):
+        d[section].pop("micro_batch_size", None)
+    d["model"].pop("gradient_checkpointing", None)
+    d["run"] = {k: v for k, v in d["run"].items() if k not in _NOT_FINGERPRINTED}
+    d.pop("eval", None)
+    for t, resolved in zip(d["tasks"], tasks):
+        t["reward_resolved"] = resolved.description
+        t["prompts_sha256"] = hashlib.sha256("\n".join(resolved.prompts).encode()).hexdigest()[:16]
+        t["n_prompts"] = len(resolved.prompts)
+    flat = _flat(d)
+    return {k: v for k, v in flat.items() if k not in _ADDED_LATER or v != _ADDED_LATER[k]}
+
+
+def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(d, Mapping):
+        if not d:
+            return {prefix[:-1]: {}}
+        return {k2: v2 for k, v in d.items() for k2, v2 in _flat(v, f"{prefix}{k}.").items()}
+    if isinstance(d, list) and d and all(isinstance(x, Mapping) for x in d):
+        return {k2: v2 for i, v in enumerate(d) for k2, v2 in _flat(v, f"{prefix}{i}.").items()}
+    return {prefix[:-1]: d}
+
+
+def fingerprint_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """``key: old -> new`` for every fingerprint entry that differs (added and removed ones too)."""
+    missing = object()
+    return [f"{k}: {old.get(k, '(absent)')!r} -> {new.get(k, '(absent)')!r}" for k in sorted(old.keys() | new.keys())
+            if old.get(k, missing) != new.get(k, missing)]
+
+
+def check_resume(path: Path, fingerprint: Mapping[str, Any], force: bool = False) -> list[str]:
+    """Refuse (`ResumeRefusedError`) to resume from a checkpoint written by a different run, saying what
+    changed; ``force`` turns the refusal into the returned list of changes."""
+    state = json.loads((path / "state.json").read_text())
+    old = state.get("fingerprint")
+    changes = ["the checkpoint has no fingerprint (written before fingerprints were kept)"] if old is None \
+        else fingerprint_changes(old, fingerprint)
+    if changes and not force:
+        raise ResumeRefusedError(f"run.resume: {path} was written by a different run; changed: " + "; ".join(changes)
+                                 + ". Resume anyway with run.resume_force=true, or start a new run.output_dir.")
+    return changes
