@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from rewardbench.leaderboards.board import make_row
+from rewardbench.provenance import Provenance
 
 from .agreement_data import PreferenceSet, load_preference_set
 from .agreement_metrics import (
@@ -49,7 +50,7 @@ class ScoredSet:
     """Each reward's scores per item (oriented: higher = better) and what produced them."""
 
     scores: dict[str, list[np.ndarray]]
-    weights: dict[str, str]
+    weights: dict[str, list[Provenance]]
     higher_is_better: dict[str, bool]
     table: pd.DataFrame  # one row per image: item, position, prompt, one column per reward (raw scores)
 
@@ -88,7 +89,7 @@ def score_set(pset: PreferenceSet, rewards: Sequence[str], *, device=None, dtype
                                 progress=progress)
     try:
         table = scorer.run(rows).table
-        used = {s.name: str(s.weights_used) for s in scorer.slots}
+        used = {s.name: list(s.provenance) for s in scorer.slots}
         hib = {s.name: bool(s.spec.higher_is_better) for s in scorer.slots}
     finally:
         scorer.close()
@@ -216,7 +217,7 @@ def image_rows(pset: PreferenceSet) -> list[dict]:
 
 
 def reward_agreement(table: pd.DataFrame, rewards: Sequence[str], *, higher_is_better: Mapping[str, bool],
-                     weights: Mapping[str, str], suite: str, cluster: str | None = "prompt",
+                     weights: Mapping[str, Sequence[Provenance]], suite: str, cluster: str | None = "prompt",
                      command: str | None = None, n_boot: int = 2000, seed: int | None = 0) -> pd.DataFrame:
     """Rows for every ordered pair of rewards (A, B): ``pair_agreement`` (how often they prefer the same
     image of a pair of images of one ``cluster``, e.g. one prompt), ``spearman`` over all images and the
@@ -239,7 +240,7 @@ def reward_agreement(table: pd.DataFrame, rewards: Sequence[str], *, higher_is_b
             per = [np.flatnonzero(groups == k) for k in np.unique(groups)]
             tau = within_item_correlation([oriented[a][i] for i in per], [oriented[b][i] for i in per],
                                           np.unique(groups), "kendall", **boot)
-            w = f"{a}: {weights[a]}; {b}: {weights[b]}"
+            w = {a: weights[a], b: weights[b]}
             for metric, est, proto in (("pair_agreement", agree, REWARD_PAIR_PROTOCOL),
                                        ("spearman", rho, "Spearman rho over all images; Fisher-z interval"),
                                        ("kendall_tau", tau, "Kendall tau-b within each prompt, mean over prompts")):
@@ -270,7 +271,7 @@ def agreement_between(rewards: Sequence[str], images: str, *, group_by: str | No
         scorer = rewardbench.Scorer(names, num_workers=0, **scorer_options)
         try:
             table = scorer.run(source).table
-            weights = {s.name: str(s.weights_used) for s in scorer.slots}
+            weights = {s.name: list(s.provenance) for s in scorer.slots}
         finally:
             scorer.close()
     hib = {n: rewardbench.get_spec(n).higher_is_better for n in names}
@@ -278,13 +279,12 @@ def agreement_between(rewards: Sequence[str], images: str, *, group_by: str | No
                             cluster=group_by, command=command, n_boot=n_boot)
 
 
-def _pre_scored(path: str, names: list[str]) -> tuple[pd.DataFrame, dict[str, str]] | None:
-    """A results table that already has a column for every reward, with the weights each was scored with; or
-    None."""
-    import json
+def _pre_scored(path: str, names: list[str]) -> tuple[pd.DataFrame, dict[str, list[Provenance]]] | None:
+    """A results table that already has a column for every reward, with the weights each was scored with (a
+    parquet table records them in its metadata; CSV and JSONL tables do not: ``unknown``); or None."""
     from pathlib import Path
 
-    from rewardbench.results import RESULT_EXTENSIONS, read_table
+    from rewardbench.results import RESULT_EXTENSIONS, read_table, table_provenance
 
     p = Path(path)
     if not (p.is_file() and p.suffix.lower() in RESULT_EXTENSIONS):
@@ -292,6 +292,5 @@ def _pre_scored(path: str, names: list[str]) -> tuple[pd.DataFrame, dict[str, st
     table = read_table(p)
     if not set(names) <= set(table.columns):
         return None
-    first = table["weights"].dropna().head(1).tolist() if "weights" in table.columns else []
-    weights = json.loads(first[0]) if first and str(first[0]).startswith("{") else {}
-    return table, {n: str(weights.get(n, "unknown (pre-scored table)")) for n in names}
+    recorded = table_provenance(p) or {}
+    return table, {n: recorded.get(n, [Provenance("unknown", "pre-scored table")]) for n in names}

@@ -331,9 +331,7 @@ class BenchmarkResult:
 
 def _check_board_worthy(plan: Plan, scorer, board: str) -> None:
     """A leaderboard takes results of real weights only: refused before any image is generated."""
-    from rewardbench.leaderboards.board import is_random_weights
-
-    judges = [s.name for s in scorer.slots if is_random_weights(s.weights_used)]
+    judges = [s.name for s in scorer.slots if any(p.random for p in s.provenance)]
     gens = [g.name for g in plan.generators if g.random_weights]
     if judges or gens:
         what = "; ".join(x for x in (f"judges {', '.join(judges)}" if judges else "",
@@ -366,8 +364,8 @@ def run_benchmark(run: BenchmarkRun) -> BenchmarkResult:
         result = scorer.run(out / "scoring_input.jsonl", out=out / "scores" / f"{key}.parquet", group_by="group")
     finally:
         scorer.close()
-    judges = {s.name: {"weights": s.weights_used, "random_weights": "random" in str(s.weights_used).lower()}
-              for s in scorer.slots}
+    judges = {s.name: {"weights": s.weights_used, "provenance": [p.as_dict() for p in s.provenance],
+                       "random_weights": any(p.random for p in s.provenance)} for s in scorer.slots}
     if result.n_failed == len(manifest):
         first = result.failures().head(3)["error"].tolist()
         raise RuntimeError(f"no image could be scored ({result.n_failed} failed), e.g. {first}; the errors are in "
@@ -384,7 +382,7 @@ def run_benchmark(run: BenchmarkRun) -> BenchmarkResult:
 
         suite = plan.suite.name if plan.suite else "pre-generated"
         board = str(append_rows(run.to_leaderboard, rows_from_stats(
-            rows, suite=suite, weights={j: v["weights"] for j, v in judges.items()}, command=run.command)))
+            rows, suite=suite, weights={s.name: s.provenance for s in scorer.slots}, command=run.command)))
     summary = {"images": int(len(manifest)), "generated_now": n_new, "leaderboard": board,
                "scored_now": result.summary["scored_now"], "failed": result.n_failed, "out": str(out)}
     return BenchmarkResult(out, rows, scores, summary)

@@ -1,10 +1,12 @@
 """Leaderboard boards: tidy result rows, one CSV per board, appended by the commands that measure them.
 
 A row says what was measured about whom, by which judge, on what, under which protocol, with which
-weights, when and by which version (`COLUMNS`). The writer refuses any row whose weights were random:
-a score from random weights is never presented as a result. The one exception is a timing row
-(`TIMING_METRICS`: throughput, speed-ups, memory), whose value does not depend on weight values; it
-must say so in its ``weights`` field.
+weights, when and by which version (`COLUMNS`). Weights are given as provenance values
+(`rewardbench.provenance.Provenance`): the row keeps their text for people (``weights``) and their kinds
+(``weights_kind``: ``hub``, ``bundled+none``, ``random``, ...), which every decision reads. The writer
+refuses any row whose weights were random: a score from random weights is never presented as a result.
+The one exception is a timing row (`TIMING_METRICS`: throughput, speed-ups, memory), whose value does
+not depend on weight values.
 
 Boards live in ``$REWARDBENCH_BOARDS`` or, by default, in ``leaderboards/boards/`` of this checkout
 (the committed boards). Re-measuring replaces the row with the same key (`KEY`) instead of adding a
@@ -12,12 +14,13 @@ second one.
 
     >>> import tempfile
     >>> d = tempfile.mkdtemp()
+    >>> from rewardbench.provenance import NO_WEIGHTS, Provenance
     >>> row = make_row(subject="jpeg-incompressibility", judge="human", suite="toy", metric="accuracy",
-    ...                value=0.5, n=10, protocol="drop-ties", weights="none (no weights needed)")
+    ...                value=0.5, n=10, protocol="drop-ties", weights=[NO_WEIGHTS])
     >>> path = append_rows("demo", [row], root=d)
-    >>> read_board("demo", root=d)[["subject", "value", "n"]].to_dict("records")
-    [{'subject': 'jpeg-incompressibility', 'value': 0.5, 'n': 10}]
-    >>> append_rows("demo", [{**row, "weights": "random init (pretrained=False)"}], root=d)
+    >>> read_board("demo", root=d)[["subject", "value", "weights", "weights_kind"]].to_dict("records")
+    [{'subject': 'jpeg-incompressibility', 'value': 0.5, 'weights': 'none (no weights needed)', 'weights_kind': 'none'}]
+    >>> append_rows("demo", [make_row(**{**row, "weights": [Provenance("random", "pretrained=False")]})], root=d)
     Traceback (most recent call last):
     ...
     rewardbench.leaderboards.board.RandomWeightsError: board 'demo': row 0 (...) was measured with random weights ...
@@ -28,21 +31,22 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from rewardbench.provenance import Provenance, describe, kinds
+
 COLUMNS = ["subject", "subject_kind", "judge", "suite", "split", "category", "metric", "value", "ci_low",
-           "ci_high", "n", "protocol", "weights", "date", "version", "command"]
+           "ci_high", "n", "protocol", "weights", "weights_kind", "date", "version", "command"]
 KEY = ["subject", "judge", "suite", "split", "category", "metric", "protocol"]
-REQUIRED = ["subject", "judge", "suite", "metric", "value", "protocol", "weights"]
+REQUIRED = ["subject", "judge", "suite", "metric", "value", "protocol", "weights", "weights_kind"]
 # metrics whose value is a speed or a size: they do not depend on the weights' values
 TIMING_METRICS = frozenset({"img_per_s", "speedup", "fraction_of_ceiling", "time_ratio", "samples_per_s",
                             "rss_mb", "seconds"})
 ENV_BOARDS = "REWARDBENCH_BOARDS"
-_RANDOM = re.compile(r"\brandom\b|pretrained\s*=\s*false|random[- ]weights", re.I)
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 
 
@@ -58,19 +62,37 @@ def boards_dir(root: str | os.PathLike | None = None) -> Path:
     return Path(env) if env else Path(__file__).resolve().parent / "boards"
 
 
-def is_random_weights(weights: Any) -> bool:
-    """Does a weights description say the weights were random?
+def is_random_kind(weights_kind: Any) -> bool:
+    """Does a row's ``weights_kind`` (`rewardbench.provenance.kinds`) include random weights?
 
-        >>> is_random_weights("random init (pretrained=False)"), is_random_weights("hub:yuvalkirstain/PickScore_v1")
+        >>> is_random_kind("hub+random"), is_random_kind("bundled+none")
         (True, False)
     """
-    return bool(_RANDOM.search(str(weights or "")))
+    return isinstance(weights_kind, str) and "random" in weights_kind.split("+")
+
+
+def weights_fields(weights: Sequence[Provenance] | Mapping[str, Sequence[Provenance]]) -> dict[str, str]:
+    """A row's ``weights`` (text) and ``weights_kind`` from provenance values: one reward's list, or
+    ``{reward: list}`` for a row about several rewards (each named in the text).
+
+        >>> from rewardbench.provenance import NO_WEIGHTS, Provenance
+        >>> weights_fields({"a": [NO_WEIGHTS], "b": [Provenance("bundled", "nudenet:320n.onnx")]})
+        {'weights': 'a: none (no weights needed); b: bundled:nudenet:320n.onnx', 'weights_kind': 'bundled+none'}
+    """
+    if isinstance(weights, Mapping):
+        return {"weights": "; ".join(f"{name}: {describe(p)}" for name, p in weights.items()),
+                "weights_kind": kinds(p for ps in weights.values() for p in ps)}
+    return {"weights": describe(weights), "weights_kind": kinds(weights)}
 
 
 def make_row(**fields: Any) -> dict[str, Any]:
-    """A row with every column, today's date and this package's version filled in when not given."""
+    """A row with every column, today's date and this package's version filled in when not given.
+    ``weights`` may be given as provenance values (`weights_fields`); as text, the row needs its
+    ``weights_kind`` too before a board takes it."""
     from rewardbench import __version__
 
+    if fields.get("weights") is not None and not isinstance(fields["weights"], str):
+        fields = {**fields, **weights_fields(fields["weights"])}
     row = {c: None for c in COLUMNS}
     row.update(subject_kind="reward", split="-", category="all",
                date=_dt.datetime.now(_dt.timezone.utc).date().isoformat(), version=__version__)
@@ -93,7 +115,7 @@ def check_rows(board: str, rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
         if missing:
             raise ValueError(f"board {board!r}: row {i} lacks {missing}")
         what = f"{r['subject']} / {r['judge']} / {r['metric']}"
-        if is_random_weights(r["weights"]) and r["metric"] not in TIMING_METRICS:
+        if is_random_kind(r["weights_kind"]) and r["metric"] not in TIMING_METRICS:
             raise RandomWeightsError(f"board {board!r}: row {i} ({what}) was measured with random weights "
                                      f"({r['weights']!r}); boards take only results from real weights")
         try:
@@ -131,17 +153,21 @@ _STATS_PROTOCOL = {
 }
 
 
-def rows_from_stats(stats_rows: pd.DataFrame, *, suite: str, weights: Mapping[str, str], split: str = "-",
-                    command: str | None = None) -> list[dict[str, Any]]:
+def rows_from_stats(stats_rows: pd.DataFrame, *, suite: str, weights: Mapping[str, Sequence[Provenance]],
+                    split: str = "-", command: str | None = None) -> list[dict[str, Any]]:
     """Board rows from `rewardbench.benchmarks.stats.result_rows` (generators judged by rewards: ``model`` becomes the
-    subject, ``judge`` the reward); ``weights`` maps each judge to the weights it ran with, so a judge with
-    random weights is refused when the rows are appended.
+    subject, ``judge`` the reward); ``weights`` maps each judge to the weights it ran with
+    (provenance values), so a judge with random weights is refused when the rows are appended.
 
         >>> import pandas as pd
+
+from rewardbench.provenance import Provenance, describe, kinds
         >>> from rewardbench.benchmarks.stats import result_rows
         >>> t = pd.DataFrame({"model": ["ft"] * 2 + ["base"] * 2, "prompt": ["a", "b"] * 2, "index": 0,
         ...                   "judge": "jpeg-incompressibility", "score": [2.0, 1.0, 1.0, 1.0]})
-        >>> rows = rows_from_stats(result_rows(t, "base"), suite="toy", weights={"jpeg-incompressibility": "none"})
+        >>> from rewardbench.provenance import NO_WEIGHTS
+        >>> rows = rows_from_stats(result_rows(t, "base"), suite="toy",
+        ...                        weights={"jpeg-incompressibility": [NO_WEIGHTS]})
         >>> [(r["subject"], r["metric"], r["value"], r["n"]) for r in rows]
         [('base', 'mean', 1.0, 2), ('ft', 'mean', 1.5, 2), ('ft', 'win_rate', 0.75, 2)]
     """

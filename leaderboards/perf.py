@@ -22,9 +22,13 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from rewardbench.provenance import Provenance
+
 from .board import make_row
 
-TIMING_WEIGHTS = "random init (timing and memory only: they do not depend on weight values)"
+# timing rows are measured with random weights: speed and memory do not depend on the weights' values
+TIMING_PROVENANCE = Provenance("random", "timing and memory only: they do not depend on weight values")
+TIMING_WEIGHTS = str(TIMING_PROVENANCE)
 _THROUGHPUT = [  # (key in the JSON, category, metric, key of the number of images it timed)
     ("1_ceiling_img_s", "batched forward (ceiling)", "img_per_s", "images"),
     ("2_scorer_img_s", "Scorer from files", "img_per_s", "images"),
@@ -52,7 +56,7 @@ def perf_rows(result: dict, *, source: str = "") -> list[dict]:
         if value is not None:
             rows.append(make_row(subject=subject, subject_kind="reward", judge="-", suite="scorer-performance",
                                  split=machine, category=category, metric=metric, value=float(value), n=n,
-                                 protocol=protocol, weights=TIMING_WEIGHTS, command=command))
+                                 protocol=protocol, weights=[TIMING_PROVENANCE], command=command))
 
     dtype = env.get("dtype") if env.get("dtype") not in (None, "None") else "the reward's own"
     t = result.get("throughput") or {}

@@ -25,7 +25,7 @@ _EXPORTS = {
     "UnknownRewardError": "registry", "DuplicateRewardError": "registry",
     "load_reward": "loading",
     "as_pixels": "images", "to_image_batch": "images", "load_image": "images", "ImageError": "images",
-    "WeightsNotFoundError": "weights", "CheckpointMismatchError": "weights",
+    "WeightsNotFoundError": "weights", "CheckpointMismatchError": "weights", "Provenance": "provenance",
     "TextFeatureCache": "cache",
     "Scorer": "harness",
 }
@@ -37,6 +37,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time `__getattr__` impor
     from .images import ImageError, as_pixels, load_image, to_image_batch  # noqa: F401
     from .loading import load_reward  # noqa: F401
     from .model import BackboneReward, RewardModel  # noqa: F401
+    from .provenance import Provenance  # noqa: F401
     from .registry import (  # noqa: F401
         DuplicateRewardError,
         UnknownRewardError,

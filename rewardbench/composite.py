@@ -64,7 +64,10 @@ class CompositeReward(RewardModel):
         self.members = torch.nn.ModuleDict(dict(members))
         self.member_weights = {n: float(w) for n, w in weights.items()}
         self.normalize = normalize
-        self.weights_used = "; ".join(f"{n}={m.weights_used}" for n, m in members.items())
+
+    def provenance(self):
+        """Each member's provenance, as that member's part."""
+        return [p.of(name) for name, m in self.members.items() for p in m.provenance()]
 
     def _norm(self, name: str, s: torch.Tensor) -> torch.Tensor:
         spec = self.members[name].spec

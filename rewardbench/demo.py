@@ -126,9 +126,8 @@ def demo(out_dir, model, batch_size, as_json):
     click.echo(demo_tables(result))
     if result.groups is not None:
         result.groups.to_csv(Path(out_dir) / "groups.csv", index=False)
-    weights = json.loads(result.table["weights"].iloc[0]) if "weights" in result.table else {}
     click.echo("\nweights used:")
-    for k, v in weights.items():
+    for k, v in result.summary["rewards"].items():
         click.echo(f"  {k}: {v}")
     s = result.summary
     click.echo(f"{s['rows']} rows: {s['scored']} scored, {s['failed']} failed; results in "

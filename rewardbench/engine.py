@@ -16,6 +16,7 @@ import torch
 from .cache import TextFeatureCache
 from .groups import GroupBy
 from .model import RewardModel
+from .provenance import Provenance, describe
 from .spec import RewardOutput
 
 GROUP_HINT = "needs groups: pass --group-by COLUMN[,COLUMN] (e.g. prompt, or prompt,model) or a group column"
@@ -27,7 +28,7 @@ class RewardSlot:
 
     name: str  # column name
     model: RewardModel
-    weights_used: str
+    provenance: tuple[Provenance, ...]  # where its weights came from (stored once per run, in its metadata)
     build: dict = field(default_factory=dict)  # how it was built (config, dtype, ...): part of the run fingerprint
     fingerprint: tuple = ()
     seconds: float = 0.0
@@ -36,6 +37,11 @@ class RewardSlot:
     @property
     def spec(self):
         return self.model.spec
+
+    @property
+    def weights_used(self) -> str:
+        """The provenance as text, for people."""
+        return describe(self.provenance)
 
 
 def text_caches(model: torch.nn.Module) -> list[TextFeatureCache]:
@@ -186,7 +192,6 @@ class BatchEngine:
 
     def _rows(self, batch: dict, db: DeviceBatch) -> list[dict]:
         rows = []
-        weights_json = json.dumps({s.name: s.weights_used for s in self.slots})
         for i in range(len(batch["index"])):
             row = {"index": int(batch["index"][i]), "image": batch["image"][i], "prompt": db.prompts[i]}
             g = batch["group"][i]
@@ -197,7 +202,6 @@ class BatchEngine:
                 row[s.name] = None if math.isnan(v) else float(v)
                 for key, col in db.scores.details[s.name].items():
                     row[f"{s.name}.{key}"] = col[i]
-            row["weights"] = weights_json
             row["error"] = "; ".join(db.errors[i]) if db.errors[i] else None
             rows.append(row)
         return rows

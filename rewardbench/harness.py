@@ -19,6 +19,8 @@ What it does for speed and robustness:
     (``group_by="prompt,model"``) and get a per-group table (`ScoreResult.groups`);
   * a run that cannot work as asked is refused before any image is scored (`rewardbench.preflight`);
   * a bad image, an empty prompt or a reward that raises becomes a per-row ``error``, not a crash;
+  * each reward's weights (`rewardbench.provenance.Provenance` values) are recorded once per run:
+    `ScoreResult.provenance`, the summary, and a parquet table's metadata (`rewardbench.results.table_provenance`);
   * under ``torchrun``/``accelerate launch`` batches are spread over the processes (NCCL on GPUs,
     gloo on CPUs) and rank 0 writes the same table as a single process would.
 
@@ -27,7 +29,9 @@ Example:
     >>> items = [{"image": np.full((32, 32, 3), v, np.uint8), "prompt": "grey"} for v in (0, 128)]
     >>> res = rewardbench.Scorer("jpeg-compressibility", progress=False).run(items)
     >>> res.n_rows, res.n_failed, list(res.table.columns)
-    (2, 0, ['image', 'prompt', 'jpeg-compressibility', 'jpeg-compressibility.jpeg_kb', 'weights', 'error'])
+    (2, 0, ['image', 'prompt', 'jpeg-compressibility', 'jpeg-compressibility.jpeg_kb', 'error'])
+    >>> res.provenance["jpeg-compressibility"]
+    [Provenance(kind='none', location='', digest=None, part='', note='')]
 """
 
 from __future__ import annotations
@@ -65,7 +69,7 @@ from .shards import ResumeMismatchError, ShardWriter, done_bitmap, list_shards
 
 __all__ = ["Scorer", "ScoreResult", "ResumeMismatchError", "OutputExistsError", "OutputLockedError", "UsageError",
            "RunPlan", "plan_run", "RESULT_EXTENSIONS", "GROUP_HINT", "write_table", "read_table"]
-FINGERPRINT_VERSION = 2
+FINGERPRINT_VERSION = 3  # 3: each reward's weights are provenance values
 
 
 class Scorer:
@@ -125,7 +129,7 @@ class Scorer:
                 if not isinstance(model, RewardModel):
                     raise TypeError(f"rewards[{name!r}]: expected a RewardModel, got {type(model).__name__}")
                 model = model.to(self.device) if model.device != self.device else model
-                self.slots.append(RewardSlot(str(name), model, model.weights_used))
+                self.slots.append(RewardSlot(str(name), model, tuple(model.provenance())))
         else:
             names = [n.strip() for n in rewards.split(",")] if isinstance(rewards, str) else list(rewards)
             # UnknownRewardError with "did you mean"; UsageError for options a reward does not take
@@ -139,13 +143,13 @@ class Scorer:
                                     pretrained=pretrained, **cfg_canon.get(n, {}))
                 build = {"config": cfg_canon.get(n, {}), "pretrained": bool(pretrained),
                          "weights_given": None if by_canon.get(n) is None else str(by_canon[n])}
-                self.slots.append(RewardSlot(n, model, model.weights_used, build=build))
+                self.slots.append(RewardSlot(n, model, tuple(model.provenance()), build=build))
         from .weights import weights_stamp
 
         for s in self.slots:
             s.fingerprint = param_fingerprint(s.model)
             s.build = {"class": f"{type(s.model).__module__}.{type(s.model).__qualname__}", **s.build,
-                       "dtype": str(s.model.dtype), "files": weights_stamp(s.weights_used)}
+                       "dtype": str(s.model.dtype), "files": weights_stamp(s.provenance)}
         self.clusters = self._share_backbones() if share_backbones else [[s] for s in self.slots]
         self._check_ranks_agree()
 
@@ -191,7 +195,8 @@ class Scorer:
         gb = parse_group_by(group_by)
         fp = {
             "version": FINGERPRINT_VERSION,
-            "rewards": [{"name": s.name, "reward": s.spec.name, "weights": s.weights_used, "build": s.build,
+            "rewards": [{"name": s.name, "reward": s.spec.name, "weights": [p.as_dict() for p in s.provenance],
+                         "build": s.build,
                          "params": list(s.fingerprint)} for s in self.slots],
             "group_by": list(gb) if gb else None,
             "input": source.identity(),
@@ -374,7 +379,8 @@ class Scorer:
             "text_encoder_calls": self._text_stats()[0] - text0[0],
             "text_prompts_encoded": self._text_stats()[1] - text0[1],
             "processes": self.world,
-            "rewards": {s.name: s.weights_used for s in self.slots},
+            "rewards": {s.name: s.weights_used for s in self.slots},  # the weights each reward ran with, as text
+            "provenance": {s.name: [p.as_dict() for p in s.provenance] for s in self.slots},  # ... as values
             "warnings": list(notes),
             "out": str(out_path) if out_path is not None else None,
             "group_table": str(gt_path) if gt_path is not None else None,
@@ -417,7 +423,7 @@ class Scorer:
 
     # -- assembling ---------------------------------------------------------------------------
     def _columns(self, has_group: bool, extras: Sequence[str] = ()) -> list[str]:
-        return ["image", "prompt", *(["group"] if has_group else []), *extras, *self.reward_names, "weights", "error"]
+        return ["image", "prompt", *(["group"] if has_group else []), *extras, *self.reward_names, "error"]
 
     def _assemble(self, parts: Path, n_total: int, src: Source):
         import pandas as pd
@@ -453,5 +459,5 @@ class Scorer:
             df[name] = df[name].astype("float32")
         # per-row details of each reward ("<reward>.<key>") go after the scores
         details = [c for name in self.reward_names for c in sorted(df.columns) if c.startswith(f"{name}.")]
-        at = cols.index("weights")
+        at = cols.index("error")
         return df[cols[:at] + details + cols[at:]]

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from .model import RewardModel
+from .provenance import Provenance
 from .registry import REGISTRY
 
 
@@ -58,7 +59,7 @@ def load_reward(name: str | Sequence[str] | Mapping[str, float], device: str | t
     if pretrained:
         model.load_pretrained(weights)
     elif model.spec.weights:
-        model.weights_used = "random init (pretrained=False): scores are not meaningful"
+        model.record_weights(Provenance("random", "pretrained=False", note="scores are not meaningful"))
     model = model.to(device=torch.device(device) if device is not None else None)
     if dt is not None:
         model = model.to(dtype=dt)

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from .images import as_pixels
+from .provenance import NO_WEIGHTS, NOT_LOADED, Provenance, describe
 from .spec import RewardOutput, RewardSpec
 
 PixelInput = Any  # Tensor [B,3,H,W] | sequence of paths / PIL / arrays / tensors
@@ -47,23 +48,27 @@ class RewardModel(nn.Module, abc.ABC):
             self.spec = spec  # instance-level spec, e.g. for composites or one class serving several names
         # a non-persistent buffer that follows .to(): tells the device even for parameter-free rewards
         self.register_buffer("_rb_anchor", torch.zeros(0), persistent=False)
-        self._weights_used: str = "none (no weights needed)" if not self.spec.weights else "random init (not loaded)"
+        self._recorded: tuple[Provenance, ...] = (NOT_LOADED,) if self.spec.weights else (NO_WEIGHTS,)
 
     # -- properties -------------------------------------------------------------------------
+    def provenance(self) -> list[Provenance]:
+        """Where this reward's weights came from, one `rewardbench.provenance.Provenance` per part: what
+        `load_pretrained` / `load_reward` recorded (`record_weights`). Rewards whose weights are fixed
+        whatever ``pretrained=`` says (bundled models with no random variant) override it with the sources
+        they always run."""
+        return list(self._recorded)
+
+    def record_weights(self, *provenance: Provenance) -> None:
+        """Record where the weights just loaded came from (what `provenance` reports by default)."""
+        if not provenance or not all(isinstance(p, Provenance) for p in provenance):
+            raise TypeError(f"record_weights takes Provenance values, got {provenance!r}")
+        self._recorded = tuple(provenance)
+
     @property
     def weights_used(self) -> str:
-        """Where this reward's weights came from ("hub:...", "random init ...", "bundled:..."): what
-        `provenance` reports, or else what `load_pretrained` / `load_reward` recorded."""
-        return "; ".join(dict.fromkeys(self.provenance())) or self._weights_used
-
-    @weights_used.setter
-    def weights_used(self, value: str) -> None:
-        self._weights_used = value
-
-    def provenance(self) -> list[str]:
-        """Hook for rewards whose weights are fixed whatever ``pretrained=`` says (bundled models with no
-        random variant): the sources they always run. Empty (the default) means "what was recorded"."""
-        return []
+        """`provenance` as text for people ("hub:...", "random init ...", "bundled:..."); decisions read
+        `provenance`'s fields."""
+        return describe(self.provenance())
 
     @property
     def device(self) -> torch.device:
@@ -179,20 +184,20 @@ class RewardModel(nn.Module, abc.ABC):
         """
         return spec.weights if not cfg else None
 
-    def load_pretrained(self, weights: str | os.PathLike | None = None) -> str:
+    def load_pretrained(self, weights: str | os.PathLike | None = None) -> list[Provenance]:
         """Load the reward's published weights (or ``weights``: a path, hub id or URL).
 
         The default loads one state dict into this module; rewards whose checkpoints need key
-        mapping or several files override this. Returns and records the provenance string.
+        mapping or several files override this. Records (`record_weights`) and returns the provenance.
         """
         from .weights import load_into, load_state_dict, resolve_weights
 
         if not self.spec.weights and weights is None:
-            return self.weights_used
+            return self.provenance()
         found = resolve_weights(self.spec.weights, reward=self.spec.name, override=weights)
         load_into(self, load_state_dict(found.path, map_location="cpu"), source=str(found.path))
-        self.weights_used = found.source
-        return self.weights_used
+        self.record_weights(found.provenance)
+        return self.provenance()
 
     # -- adapters ---------------------------------------------------------------------------
     def as_ddpo_fn(self, batch_size: int | None = None) -> Callable[..., tuple[np.ndarray, dict]]:

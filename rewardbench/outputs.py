@@ -35,7 +35,7 @@ from typing import Any
 
 from .distributed import broadcast
 from .preflight import UsageError
-from .results import TABLE_METADATA_KEY
+from .results import table_metadata
 from .shards import FINGERPRINT_FILE, ResumeMismatchError, fingerprint_diff, list_shards
 
 
@@ -145,16 +145,7 @@ class RunLock:
 
 def table_fingerprint(out: Path) -> dict | None:
     """The run fingerprint stored in a finished parquet table's metadata (None for CSV/JSONL or none)."""
-    if out.suffix.lower() != ".parquet" or not out.is_file():
-        return None
-    import pyarrow.parquet as pq
-
-    try:
-        meta = pq.read_schema(out).metadata or {}
-    except Exception:
-        return None
-    raw = meta.get(TABLE_METADATA_KEY)
-    return json.loads(raw) if raw else None
+    return table_metadata(out)
 
 
 @dataclass

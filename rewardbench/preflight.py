@@ -41,7 +41,7 @@ from .groups import GroupBy, parse_group_by
 from .results import RESULT_EXTENSIONS
 from .spec import RewardSpec
 
-RESERVED_COLUMNS = ("index", "weights", "error")
+RESERVED_COLUMNS = ("index", "error")
 
 
 class UsageError(ValueError):

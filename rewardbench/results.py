@@ -1,4 +1,8 @@
-"""Results tables: `ScoreResult` and reading/writing parquet, CSV and JSONL tables."""
+"""Results tables: `ScoreResult` and reading/writing parquet, CSV and JSONL tables.
+
+A run's reward weights are stored once, not on every row: `ScoreResult.provenance` (and the summary's
+``rewards``/``provenance``), and in a finished parquet table's metadata (`table_provenance`).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from .provenance import Provenance
 
 RESULT_EXTENSIONS = (".parquet", ".csv", ".jsonl")
 TABLE_METADATA_KEY = b"rewardbench.fingerprint"  # a finished parquet table carries its run's fingerprint
@@ -28,10 +34,15 @@ class ScoreResult:
     @property
     def table(self):
         """pandas DataFrame: image, prompt, [group], the input's other columns, one float column per
-        reward, each reward's details (``<reward>.<key>``), weights, error."""
+        reward, each reward's details (``<reward>.<key>``, group rewards' ``<reward>.group_<key>``), error."""
         if self._table is None and self.out is not None:
             self._table = read_table(self.out)
         return self._table
+
+    @property
+    def provenance(self) -> dict[str, list[Provenance]]:
+        """Each reward's weights: `rewardbench.provenance.Provenance` values (``kind == "random"``, ...)."""
+        return {name: [Provenance.from_dict(d) for d in ds] for name, ds in self.summary["provenance"].items()}
 
     @property
     def n_rows(self) -> int:
@@ -84,6 +95,35 @@ def write_table(df, path: str | os.PathLike, metadata: dict | None = None) -> No
     else:
         raise ValueError(f"{path}: unknown results format; use one of {', '.join(RESULT_EXTENSIONS)}")
     os.replace(tmp, path)
+
+
+def table_metadata(path: str | os.PathLike) -> dict | None:
+    """The run fingerprint a finished parquet table carries in its metadata (None for CSV/JSONL or none)."""
+    path = Path(path)
+    if path.suffix.lower() != ".parquet" or not path.is_file():
+        return None
+    import pyarrow.parquet as pq
+
+    try:
+        meta = pq.read_schema(path).metadata or {}
+    except Exception:
+        return None
+    raw = meta.get(TABLE_METADATA_KEY)
+    return json.loads(raw) if raw else None
+
+
+def table_provenance(path: str | os.PathLike) -> dict[str, list[Provenance]] | None:
+    """Each reward's weights, as a finished parquet results table records them once in its metadata;
+    None when the table carries none (CSV, JSONL, or not written by `rewardbench.Scorer`)."""
+    meta = table_metadata(path)
+    if not meta or not isinstance(meta.get("rewards"), list):
+        return None
+    out = {}
+    for r in meta["rewards"]:
+        w = r.get("weights")
+        if isinstance(w, list) and all(isinstance(d, dict) for d in w):
+            out[r["name"]] = [Provenance.from_dict(d) for d in w]
+    return out
 
 
 def read_table(path: str | os.PathLike):

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .provenance import Provenance, describe
+
 FINGERPRINT_FILE = "run.json"
 
 
@@ -76,6 +78,10 @@ def done_bitmap(parts: Path, n: int, retry_failed: bool = True) -> np.ndarray:
     return done
 
 
+def _weights_text(reward: dict) -> str:
+    return describe(Provenance.from_dict(d) for d in reward.get("weights") or [])
+
+
 def fingerprint_diff(old: dict, new: dict) -> str:
     """The first difference between two run fingerprints, in words."""
     if old.get("version") != new.get("version"):
@@ -86,7 +92,7 @@ def fingerprint_diff(old: dict, new: dict) -> str:
         return f"rewards were {sorted(o)}, now {sorted(n)}"
     for k in n:
         if o[k].get("weights") != n[k].get("weights"):
-            return f"{k}: weights were {o[k].get('weights')!r}, now {n[k].get('weights')!r}"
+            return f"{k}: weights were {_weights_text(o[k])!r}, now {_weights_text(n[k])!r}"
         ob, nb = o[k].get("build", {}), n[k].get("build", {})
         for field in sorted(set(ob) | set(nb)):
             if ob.get(field) != nb.get(field):

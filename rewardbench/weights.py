@@ -35,7 +35,12 @@ from typing import Any
 
 import torch
 
+from .provenance import NO_WEIGHTS, NOT_LOADED, Provenance, describe, kinds
 from .spec import WeightSource
+
+__all__ = ["Provenance", "NO_WEIGHTS", "NOT_LOADED", "describe", "kinds", "resolve_weights", "ResolvedWeights",
+           "WeightsNotFoundError", "CheckpointMismatchError", "load_state_dict", "load_into", "weights_stamp",
+           "bundled_path", "url_digest", "digest_mismatch", "sha256_of", "cache_dir"]
 
 ENV_WEIGHTS_DIR = "REWARDBENCH_WEIGHTS"
 _PROBE_TIMEOUT_S = 3.0
@@ -52,10 +57,16 @@ class CheckpointMismatchError(RuntimeError):
 @dataclass(frozen=True)
 class ResolvedWeights:
     path: Path  # a file, or a directory (hub snapshot)
-    source: str  # human-readable provenance, recorded in results
+    provenance: Provenance  # recorded in results
 
     def __str__(self) -> str:
-        return self.source
+        return str(self.provenance)
+
+
+def _provenance(src: WeightSource, checked: bool = False) -> Provenance:
+    """``src`` as found; ``checked``: its published digest was compared with the file."""
+    where = src.location + (f"/{src.filename}" if src.filename else "") + (f"@{src.revision}" if src.revision else "")
+    return Provenance(src.kind, where, (src.sha256 or src.md5) if checked else None)
 
 
 def cache_dir() -> Path:
@@ -140,14 +151,14 @@ def _try_hub(src: WeightSource, attempts: list[str]) -> ResolvedWeights | None:
     kwargs: dict[str, Any] = {"repo_id": src.location, "revision": src.revision}
     fetch = (lambda **kw: hf_hub_download(filename=src.filename, **kw)) if src.filename else snapshot_download
     try:  # the local hub cache first: works offline
-        return ResolvedWeights(Path(fetch(local_files_only=True, **kwargs)), src.describe())
+        return ResolvedWeights(Path(fetch(local_files_only=True, **kwargs)), _provenance(src))
     except Exception:
         pass
     if _hub_offline():
         attempts.append(f"{where}: not in the local hub cache, and the hub is unreachable (offline)")
         return None
     try:
-        return ResolvedWeights(Path(fetch(**kwargs)), src.describe())
+        return ResolvedWeights(Path(fetch(**kwargs)), _provenance(src))
     except Exception as e:  # network, auth, missing file
         attempts.append(f"{where}: download failed ({type(e).__name__}: {e})")
         return None
@@ -156,8 +167,8 @@ def _try_hub(src: WeightSource, attempts: list[str]) -> ResolvedWeights | None:
 def _try_url(src: WeightSource, reward: str, attempts: list[str]) -> ResolvedWeights | None:
     name = src.filename or Path(urllib.parse.urlparse(src.location).path).name or "weights.bin"
     target = cache_dir() / reward / name
-    if target.is_file():
-        return ResolvedWeights(target, src.describe())
+    if target.is_file():  # checked when it was downloaded
+        return ResolvedWeights(target, _provenance(src, checked=True))
     parsed = urllib.parse.urlparse(src.location)
     host = parsed.hostname or ""
     if not _reachable(host, parsed.port or (80 if parsed.scheme == "http" else 443)):
@@ -176,17 +187,21 @@ def _try_url(src: WeightSource, reward: str, attempts: list[str]) -> ResolvedWei
         attempts.append(f"URL {src.location}: {bad}")
         return None
     tmp.replace(target)
-    return ResolvedWeights(target, src.describe())
+    return ResolvedWeights(target, _provenance(src, checked=True))
 
 
-def _try_local(path: Path, label: str, attempts: list[str], src: WeightSource | None = None) -> ResolvedWeights | None:
+def _try_local(path: Path, label: str, attempts: list[str], src: WeightSource | None = None,
+               bundled: WeightSource | None = None) -> ResolvedWeights | None:
     path = path.expanduser()
     if path.exists():
         bad = digest_mismatch(path, src) if src is not None and path.is_file() else None
         if bad:
             attempts.append(f"{label} {path}: {bad}")
             return None
-        return ResolvedWeights(path, f"file:{path}")
+        if bundled is not None:
+            return ResolvedWeights(path, _provenance(bundled))
+        checked = src is not None and path.is_file() and bool(src.sha256 or src.md5)
+        return ResolvedWeights(path, Provenance("file", str(path), (src.sha256 or src.md5) if checked else None))
     attempts.append(f"{label} {path}: does not exist")
     return None
 
@@ -229,7 +244,7 @@ def resolve_weights(sources: Sequence[WeightSource], *, reward: str,
             fname = src.filename or Path(urllib.parse.urlparse(src.location).path).name
             for cand in (Path(root) / reward / fname, Path(root) / fname) if fname else (Path(root) / reward,):
                 if cand.exists():
-                    return ResolvedWeights(cand, f"file:{cand}")
+                    return ResolvedWeights(cand, Provenance("file", str(cand)))
         attempts.append(f"${ENV_WEIGHTS_DIR}={root}: no {reward}/<file> or <file> for the sources below")
 
     for src in sources:
@@ -243,7 +258,7 @@ def resolve_weights(sources: Sequence[WeightSource], *, reward: str,
                 p = Path(root) / p
             found = _try_local(p, "file", attempts, src)
         elif src.kind == "bundled":
-            found = _try_local(bundled_path(src), f"bundled in {src.location.split(':')[0]}", attempts)
+            found = _try_local(bundled_path(src), f"bundled in {src.location.split(':')[0]}", attempts, bundled=src)
         else:  # pragma: no cover - RewardSpec validates kinds
             found = None
         if found is not None:
@@ -324,24 +339,23 @@ def load_into(module: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], *
     module.load_state_dict(dict(state_dict), strict=strict)
 
 
-def weights_stamp(weights_used: str) -> dict[str, list]:
-    """Size and modification time of every local file a provenance string names (``file:PATH``,
-    ``bundled:package:path``): part of a scoring run's fingerprint, so that weights replaced on disk
-    under the same name are not mixed with results of the old ones.
+def weights_stamp(provenance: Iterable[Provenance]) -> dict[str, list]:
+    """Size and modification time of every local file a reward's provenance names (``file`` and
+    ``bundled`` parts): part of a scoring run's fingerprint, so that weights replaced on disk under the
+    same name are not mixed with results of the old ones.
 
     Example:
-        >>> weights_stamp("none (no weights needed)")
+        >>> weights_stamp([NO_WEIGHTS])
         {}
     """
-    import re
-
     out: dict[str, list] = {}
-    for kind, where in re.findall(r"\b(file|bundled):([^;]+)", weights_used):
-        where = where.strip()
-        path = Path(where) if kind == "file" else bundled_path(WeightSource("bundled", where))
+    for p in provenance:
+        if p.kind not in ("file", "bundled"):
+            continue
+        path = Path(p.location) if p.kind == "file" else bundled_path(WeightSource("bundled", p.location))
         try:
             st = path.stat()
-            out[f"{kind}:{where}"] = [st.st_size, st.st_mtime_ns]
+            out[f"{p.kind}:{p.location}"] = [st.st_size, st.st_mtime_ns]
         except OSError:
-            out[f"{kind}:{where}"] = [None]
+            out[f"{p.kind}:{p.location}"] = [None]
     return out

@@ -6,10 +6,10 @@ The backbone layer (public API, imported by other reward families)
     The architecture with random weights (no download). Random weights are seeded from the
     backbone id, so two backbones built with the same arguments are identical (the harness can
     share their image features). ``tiny=True`` gives a 2-layer, width-32 model of the same family.
-``load_clip_weights(backbone, weights=None) -> str``
+``load_clip_weights(backbone, weights=None) -> Provenance``
     Real weights: the open_clip pretrained tag's hub/URL sources, or ``weights`` = a local file or
     folder, a hub id or a URL. Offline and not cached, it fails at once with `WeightsNotFoundError`
-    naming what was looked for. Returns the provenance string (also ``backbone.weights_used``).
+    naming what was looked for. Returns where they came from (also ``backbone.provenance``).
 ``ClipBackbone``
     ``backbone_id`` (e.g. ``"open_clip:ViT-L-14/openai"``: library, architecture, weights tag,
     preprocessing), ``encode_image(pixels)`` (``[B,3,H,W]`` in [0, 1] → L2-normalised ``[B,D]``,
@@ -66,7 +66,7 @@ from rewardbench import TextFeatureCache, WeightSource
 from rewardbench.model import BackboneReward
 from rewardbench.text import clip_tokenizer, truncation_notes
 from rewardbench.transforms import CLIP_MEAN, CLIP_STD, clip_preprocess, normalize
-from rewardbench.weights import load_into, load_state_dict, resolve_weights, url_digest
+from rewardbench.weights import NOT_LOADED, Provenance, load_into, load_state_dict, resolve_weights, url_digest
 
 __all__ = ["ClipBackbone", "build_clip", "load_clip_weights", "clip_weight_sources", "HF_CLIP_ARCHS", "ClipReward",
            "resize_longest_pad", "pil_resize_longest_pad", "OPENAI_SHA256"]
@@ -189,7 +189,7 @@ class ClipBackbone(nn.Module):
                              "it needs library='transformers'")
         self.long_prompts = long_prompts
         self.text_cache = TextFeatureCache(self._encode_text_uncached)
-        self.weights_used = "random init (not loaded)"
+        self.provenance: Provenance = NOT_LOADED  # where the weights came from (load_clip_weights)
 
     # -- image tower -----------------------------------------------------------------------
     def preprocess(self, pixels: torch.Tensor) -> torch.Tensor:
@@ -295,7 +295,7 @@ class ClipBackbone(nn.Module):
         return super()._apply(fn, recurse)
 
     def extra_repr(self) -> str:
-        return f"backbone_id={self.backbone_id!r}, weights={self.weights_used!r}"
+        return f"backbone_id={self.backbone_id!r}, weights={str(self.provenance)!r}"
 
 
 def _open_clip_model(arch: str, pretrained: str | None, tiny: bool) -> tuple[nn.Module, dict[str, Any]]:
@@ -435,9 +435,9 @@ def _clean_keys(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 def load_clip_weights(backbone: ClipBackbone, weights: str | os.PathLike | None = None, *,
                       reward: str | None = None, strict: bool = True,
-                      sources: Sequence[WeightSource] | None = None) -> str:
-    """Load real weights into ``backbone``; return (and record in ``backbone.weights_used``) the
-    provenance. ``weights``: a local file/folder, hub id or URL overriding the default sources
+                      sources: Sequence[WeightSource] | None = None) -> Provenance:
+    """Load real weights into ``backbone``; return (and record in ``backbone.provenance``) where they
+    came from. ``weights``: a local file/folder, hub id or URL overriding the default sources
     (``sources``, by default `clip_weight_sources` of the backbone's architecture and tag).
 
     Offline and not cached: `WeightsNotFoundError` at once, listing what was tried. A checkpoint
@@ -463,8 +463,8 @@ def load_clip_weights(backbone: ClipBackbone, weights: str | os.PathLike | None 
         sd = {k: v for k, v in sd.items() if k != "logit_bias" or has_bias}
     load_into(backbone.model, sd, strict=strict, source=str(found.path))
     backbone.text_cache.clear()
-    backbone.weights_used = found.source
-    return found.source
+    backbone.provenance = found.provenance
+    return found.provenance
 
 
 class ClipReward(BackboneReward):

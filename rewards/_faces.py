@@ -22,6 +22,8 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from rewardbench.provenance import Provenance
+
 from ._blazeface import BLAZEFACE_MODELS, FACEMESH_MODEL, _iou, blazeface_detect, facemesh_face_score
 from ._centerface import CENTERFACE_MODEL, centerface_detect
 from ._nudenet import NUDENET_MODEL, NUDENET_NMS_SCORE, nudenet_detect
@@ -108,8 +110,8 @@ class FaceDetector(abc.ABC):
     def _detect(self, images: list[np.ndarray]) -> list[list[Face]]:
         """Raw detections per image (any order, any size)."""
 
-    def provenance(self) -> list[str]:
-        return [f"bundled:{b}" for b in self.bundled]
+    def provenance(self) -> list[Provenance]:
+        return [Provenance("bundled", b) for b in self.bundled]
 
 
 class HaarFaceDetector(FaceDetector):
@@ -177,8 +179,8 @@ class DlibFaceDetector(FaceDetector):
                         for r, s in zip(rects, scores)])
         return out
 
-    def provenance(self) -> list[str]:
-        return ["bundled:dlib HOG frontal face detector (built into dlib)"]
+    def provenance(self) -> list[Provenance]:
+        return [Provenance("bundled", "dlib", note="HOG frontal face detector, built into dlib")]
 
 
 @functools.cache

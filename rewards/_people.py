@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from rewardbench.images import pixels_to_uint8
+from rewardbench.provenance import Provenance
 
 from ._faces import DEFAULT_FACE_DETECTOR, Face, FaceDetector, NudeNetFaceDetector, build_face_detector
 from ._gender import AgeGenderClassifier
@@ -116,7 +117,7 @@ class PeoplePipeline(nn.Module):
         fingerprints give equal faces."""
         return _settings(self.detector)
 
-    def provenance(self) -> list[str]:
+    def provenance(self) -> list[Provenance]:
         return self.detector.provenance()
 
     # -- running ------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ Weights: ``load_pretrained(weights)`` loads the head from ``weights`` (a local f
 or the published URL, and the CLIP backbone from ``clip_weights`` (constructor argument) or its
 published sources. Offline, without a local CLIP ViT-L/14, the backbone cannot load: pass
 ``clip_weights=PATH``, or ``backbone_pretrained=False`` to run the real head on a random backbone
-(``weights_used`` then says the scores are not meaningful).
+(``weights_used`` then says the scores are not meaningful, and ``provenance()`` has a ``random`` part).
 
 Example:
     >>> import torch, rewardbench
@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rewardbench import RewardOutput, RewardSpec, WeightSource, register_reward
-from rewardbench.weights import WeightsNotFoundError, load_into, load_state_dict, resolve_weights
+from rewardbench.weights import Provenance, WeightsNotFoundError, load_into, load_state_dict, resolve_weights
 
 from ._clip_backbone import ClipReward, build_clip, load_clip_weights
 
@@ -68,13 +68,14 @@ class AestheticMLP(nn.Module):
         return self.layers(x)
 
 
-def load_aesthetic_head(head: nn.Module, sources, *, reward: str, weights: str | os.PathLike | None = None) -> str:
+def load_aesthetic_head(head: nn.Module, sources, *, reward: str, weights: str | os.PathLike | None = None
+                        ) -> Provenance:
     """Resolve and load a head checkpoint (pickled state dict, loaded with ``weights_only=True`` and
     ``map_location="cpu"``: the v2 file was saved from a CUDA device). Key mismatches raise
     `CheckpointMismatchError` listing the missing/unexpected keys. Returns the provenance."""
     found = resolve_weights(sources, reward=reward, override=weights)
     load_into(head, load_state_dict(found.path, map_location="cpu"), source=str(found.path))
-    return found.source
+    return found.provenance
 
 
 class _Aesthetic(ClipReward):
@@ -105,7 +106,7 @@ class _Aesthetic(ClipReward):
     def head_dtype(self) -> torch.dtype:
         return next(self.head.parameters()).dtype
 
-    def load_pretrained(self, weights: str | os.PathLike | None = None) -> str:
+    def load_pretrained(self, weights: str | os.PathLike | None = None):
         head_src = load_aesthetic_head(self.head, self.spec.weights, reward=self.spec.name, weights=weights)
         if self.backbone_pretrained:
             try:
@@ -118,9 +119,9 @@ class _Aesthetic(ClipReward):
                     f"or backbone_pretrained=False to run the real head on a random backbone (scores not meaningful)."
                 ) from None
         else:
-            clip_src = "random init (backbone_pretrained=False): scores are not meaningful"
-        self.weights_used = f"head: {head_src}; CLIP {self.arch}: {clip_src}"
-        return self.weights_used
+            clip_src = Provenance("random", "backbone_pretrained=False", note="scores are not meaningful")
+        self.record_weights(head_src.of("head"), clip_src.of(f"CLIP {self.arch}"))
+        return self.provenance()
 
 
 _V2_SPEC = RewardSpec(

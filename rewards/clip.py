@@ -108,9 +108,9 @@ class ClipScore(ClipReward):
         scores = self.scale * (cos.clamp(min=0) if self.clamp_at_zero else cos)
         return RewardOutput(scores, {"cosine": cos.detach(), "prompt_note": self.prompt_notes(texts)})
 
-    def load_pretrained(self, weights=None) -> str:
-        self.weights_used = load_clip_weights(self.backbone, weights, reward=self.spec.name)
-        return self.weights_used
+    def load_pretrained(self, weights=None):
+        self.record_weights(load_clip_weights(self.backbone, weights, reward=self.spec.name))
+        return self.provenance()
 
 
 @register_reward()

@@ -250,7 +250,7 @@ class CompBenchVQA(RewardModel):
 
         self.tokenizer = blip_tokenizer(tokenizer)
 
-    def load_pretrained(self, weights=None) -> str:
+    def load_pretrained(self, weights=None):
         from rewardbench.weights import CheckpointMismatchError, load_into, load_state_dict, resolve_weights
 
         found = resolve_weights(self.spec.weights, reward=self.spec.name, override=weights)
@@ -262,8 +262,8 @@ class CompBenchVQA(RewardModel):
             raise CheckpointMismatchError(f"{found.path}: missing keys {sorted(missing - tied)[:20]}")
         load_into(self.vqa, {k: v for k, v in sd.items() if k in own}, strict=False, source=str(found.path))
         self.vqa.tie_weights()
-        self.weights_used = found.source
-        return found.source
+        self.record_weights(found.provenance)
+        return self.provenance()
 
     @staticmethod
     def questions(prompt: str) -> list[str]:
@@ -344,9 +344,9 @@ class CompBenchNonSpatial(RewardModel):
         self.clip = REGISTRY.build("clipscore-b32", tiny=tiny, scale=1.0, clamp_at_zero=False)
         self.strip_adjectives = strip_adjectives
 
-    def load_pretrained(self, weights=None) -> str:
-        self.weights_used = self.clip.load_pretrained(weights)
-        return self.weights_used
+    def load_pretrained(self, weights=None):
+        self.record_weights(*self.clip.load_pretrained(weights))
+        return self.provenance()
 
     def score(self, pixels, prompts, groups) -> RewardOutput:
         text = [_strip_adjectives(p) for p in prompts] if self.strip_adjectives else list(prompts)
@@ -378,13 +378,12 @@ class CompBenchComplex(RewardModel):
         self.spatial = CompBenchSpatial(model=model, imgsz=imgsz, detector=detector, mode=spatial_mode)
         self.clip = CompBenchNonSpatial(tiny=tiny, strip_adjectives=True)
 
-    def load_pretrained(self, weights=None) -> str:
+    def load_pretrained(self, weights=None):
         if weights is not None:
             raise ValueError("compbench-complex combines three models; set $REWARDBENCH_WEIGHTS or load them "
                              "separately")
-        parts = [m.load_pretrained() for m in (self.attribute, self.spatial, self.clip)]
-        self.weights_used = "; ".join(parts)
-        return self.weights_used
+        self.record_weights(*[p for m in (self.attribute, self.spatial, self.clip) for p in m.load_pretrained()])
+        return self.provenance()
 
     def score(self, pixels, prompts, groups) -> RewardOutput:
         attr = self.attribute.score(pixels, prompts, None)

@@ -35,6 +35,7 @@ Example (random weights, so the scores mean nothing):
 from __future__ import annotations
 
 import abc
+import dataclasses
 import json
 import os
 from typing import Any
@@ -103,15 +104,15 @@ class _DetectionReward(BackboneReward):
         settings = tuple(getattr(d, k, None) for k in ("model_name", "imgsz", "conf", "iou", "max_det"))
         return (*super().backbone_fingerprint(), type(d).__name__, settings)
 
-    def load_pretrained(self, weights: str | os.PathLike | None = None) -> str:
+    def load_pretrained(self, weights: str | os.PathLike | None = None):
         from rewardbench.weights import resolve_weights
 
         if not isinstance(self.detector, YoloDetector):
-            return self.weights_used
+            return self.provenance()
         found = resolve_weights(yolo_weight_sources(self.detector.model_name), reward=self.spec.name, override=weights)
         self.detector.load(found.path)
-        self.weights_used = f"{found.source} ({self.detector.model_name})"
-        return self.weights_used
+        self.record_weights(dataclasses.replace(found.provenance, note=self.detector.model_name))
+        return self.provenance()
 
     @abc.abstractmethod
     def rule(self, parsed: ParsedPrompt, det: Detections, pixels: torch.Tensor | None) -> tuple[float, dict[str, Any]]:

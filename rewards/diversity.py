@@ -143,16 +143,19 @@ class _DiversityReward(RewardModel):
                 raise ValueError(f"encoder {encoder!r} is not an image encoder (a BackboneReward with embed_images); "
                                  "use 'pixels' or an encoder reward such as 'clipscore'")
             self.encoder = model.eval().requires_grad_(False)
-            self.weights_used = f"encoder {encoder}: {model.weights_used}"
 
-    def load_pretrained(self, weights=None) -> str:
+    def provenance(self):
+        if self.encoder is None:
+            return super().provenance()
+        return [p.of(f"encoder {self.encoder_name}") for p in self.encoder.provenance()]
+
+    def load_pretrained(self, weights=None):
         if self.encoder is None:
             if weights is not None:
                 raise ValueError(f"reward {self.spec.name!r} with encoder='pixels' has no weights to override")
-            return self.weights_used
-        self.encoder.load_pretrained(weights)
-        self.weights_used = f"encoder {self.encoder_name}: {self.encoder.weights_used}"
-        return self.weights_used
+        else:
+            self.encoder.load_pretrained(weights)
+        return self.provenance()
 
     def embed(self, pixels: torch.Tensor | list[torch.Tensor]) -> torch.Tensor:
         if isinstance(pixels, list):  # [3, H, W] images of different sizes

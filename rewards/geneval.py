@@ -146,15 +146,14 @@ class _GenEvalReward(_DetectionReward):
             self.clip = build_clip(clip_arch, clip_pretrained, tiny=tiny)
             self._classifiers: dict[str, torch.Tensor] = {}
 
-    def load_pretrained(self, weights=None) -> str:
+    def load_pretrained(self, weights=None):
         used = super().load_pretrained(weights)
         if self.clip is not None:
             from ._clip_backbone import load_clip_weights
 
-            used += f"; CLIP {load_clip_weights(self.clip, reward=self.spec.name)}"
+            self.record_weights(*used, load_clip_weights(self.clip, reward=self.spec.name).of("CLIP"))
             self._classifiers.clear()
-            self.weights_used = used
-        return used
+        return self.provenance()
 
     def _color_of(self, pixels: torch.Tensor) -> Callable[[str, list[list[float]]], list[str]]:
         def classify(cls: str, boxes: list[list[float]]) -> list[str]:

@@ -75,9 +75,9 @@ class HPSv2(ClipReward):
         return RewardOutput((img * txt).sum(-1),  # diag(img @ txt.T), hpsv2/img_score.py
                             {"prompt_note": self.prompt_notes(prompts)})
 
-    def load_pretrained(self, weights: str | os.PathLike | None = None) -> str:
-        self.weights_used = load_clip_weights(self.backbone, weights, reward=self.spec.name, sources=self.spec.weights)
-        return self.weights_used
+    def load_pretrained(self, weights: str | os.PathLike | None = None):
+        self.record_weights(load_clip_weights(self.backbone, weights, reward=self.spec.name, sources=self.spec.weights))
+        return self.provenance()
 
 
 @register_reward()

@@ -422,7 +422,7 @@ class ImageReward(RewardModel):
         return self._output(self.raw_from_preprocessed(x, prompt_list), prompt_list)
 
     # -- weights --------------------------------------------------------------------------------------
-    def load_pretrained(self, weights: str | os.PathLike | None = None) -> str:
+    def load_pretrained(self, weights: str | os.PathLike | None = None):
         """Load ``THUDM/ImageReward/ImageReward.pt`` (or ``weights``: the .pt file, a folder holding
         it, or a hub id), renaming its keys onto our modules (`convert_official_state_dict`)."""
         from rewardbench.weights import WeightsNotFoundError, load_into, load_state_dict, resolve_weights
@@ -435,8 +435,8 @@ class ImageReward(RewardModel):
         state = convert_official_state_dict(load_state_dict(path, map_location="cpu"))
         load_into(self, state, source=str(path))
         self._check_med_config(path.parent / "med_config.json")
-        self.weights_used = found.source
-        return self.weights_used
+        self.record_weights(found.provenance)
+        return self.provenance()
 
     def _check_med_config(self, path: Path) -> None:
         """When med_config.json sits beside the checkpoint, check it agrees with the built-in values."""

@@ -64,6 +64,6 @@ class PickScore(ClipReward):
         return RewardOutput(self.backbone.logit_scale * cos,
                             {"cosine": cos.detach(), "prompt_note": self.prompt_notes(prompts)})
 
-    def load_pretrained(self, weights: str | os.PathLike | None = None) -> str:
-        self.weights_used = load_clip_weights(self.backbone, weights, reward=self.spec.name, sources=self.spec.weights)
-        return self.weights_used
+    def load_pretrained(self, weights: str | os.PathLike | None = None):
+        self.record_weights(load_clip_weights(self.backbone, weights, reward=self.spec.name, sources=self.spec.weights))
+        return self.provenance()

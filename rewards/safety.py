@@ -24,7 +24,7 @@ import math
 import torch
 
 from rewardbench import BackboneReward, RewardOutput, RewardSpec, WeightSource, register_reward
-from rewardbench.weights import WeightsNotFoundError, bundled_path
+from rewardbench.weights import Provenance, WeightsNotFoundError, bundled_path
 
 from ._nudenet import NUDENET_MODEL
 from ._opennsfw import OPEN_NSFW_MODEL, OPEN_NSFW_THRESHOLD
@@ -56,14 +56,14 @@ class _PeopleImageReward(BackboneReward):
     def backbone_fingerprint(self) -> tuple:
         return (self.spec.backbone, self.backbone.fingerprint())
 
-    def provenance(self) -> list[str]:
+    def provenance(self) -> list[Provenance]:
         # no random variant: the bundled models always run
-        return [f"bundled:{w.location}" for w in self.spec.weights if self._uses(w)]
+        return [Provenance("bundled", w.location) for w in self.spec.weights if self._uses(w)]
 
     def _uses(self, source: WeightSource) -> bool:
         return True
 
-    def load_pretrained(self, weights=None) -> str:
+    def load_pretrained(self, weights=None):
         missing = [bundled_path(w) for w in self.spec.weights if self._uses(w) and not bundled_path(w).exists()]
         if missing:
             raise WeightsNotFoundError(f"reward {self.spec.name!r}: bundled model not found: "
@@ -71,7 +71,7 @@ class _PeopleImageReward(BackboneReward):
         if weights is not None:
             raise ValueError(f"reward {self.spec.name!r} runs the models bundled with its packages; "
                              "weights= is not supported")
-        return self.weights_used
+        return self.provenance()
 
     def embed_images(self, pixels) -> torch.Tensor:
         return self.backbone.embed(pixels)

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 import rewardbench
 from rewardbench.cli.score import score
+from rewardbench.results import table_provenance
 
 
 def _run(*args):
@@ -25,7 +26,7 @@ def test_folder_with_prompts_writes_one_row_per_image(photo_dir, tmp_path, ext):
     table = rewardbench.harness.read_table(out)
     assert len(table) == 5
     assert list(table.columns) == ["image", "prompt", "jpeg-compressibility", "jpeg-incompressibility",
-                                   "jpeg-compressibility.jpeg_kb", "jpeg-incompressibility.jpeg_kb", "weights", "error"]
+                                   "jpeg-compressibility.jpeg_kb", "jpeg-incompressibility.jpeg_kb", "error"]
     # per-row details of each reward are kept as "<reward>.<key>" columns
     assert table["jpeg-compressibility.jpeg_kb"].to_numpy() == pytest.approx(table["jpeg-incompressibility"].to_numpy(),
                                                                               rel=1e-6)
@@ -39,7 +40,14 @@ def test_folder_with_prompts_writes_one_row_per_image(photo_dir, tmp_path, ext):
     direct = reward([str(photo_dir / "coffee.jpg")]).scores.item()
     assert table.loc[names.index("coffee.jpg"), "jpeg-incompressibility"] == pytest.approx(direct, rel=1e-6)
     assert (table["jpeg-compressibility"] == -table["jpeg-incompressibility"]).all()
-    assert json.loads(table["weights"][0])["jpeg-compressibility"].startswith("none")
+    # the weights are recorded once: in the summary, and in a parquet table's metadata
+    assert "none (no weights needed)" in res.output  # the summary's weights column
+    recorded = table_provenance(out)
+    if ext == "parquet":
+        assert {n: [p.kind for p in ps] for n, ps in recorded.items()} == {
+            "jpeg-compressibility": ["none"], "jpeg-incompressibility": ["none"]}
+    else:
+        assert recorded is None
     assert "jpeg-incompressibility" in res.output and "5 rows: 5 scored, 0 failed" in res.output
 
 

@@ -129,6 +129,24 @@ def test_a_ready_plan_is_scored_as_planned_and_its_notes_are_left_to_its_maker(t
         _scorer({"b": Brightness()}).run(plan)
 
 
+def test_weights_are_recorded_once_per_run_as_values(tmp_path):
+    from rewardbench import Provenance, WeightSource
+    from rewardbench.results import table_provenance
+
+    class Loaded(Brightness):
+        spec = Brightness.spec.replace(name="loaded", weights=(WeightSource("hub", "org/loaded"),))
+
+    loaded, fresh = Loaded(), Loaded()
+    loaded.record_weights(Provenance("hub", "org/loaded"), Provenance("random", "not loaded").of("head"))
+    items = [{"image": np.full((8, 8, 3), v, np.uint8)} for v in (0, 99)]
+    res = _scorer({"b": Brightness(), "loaded": loaded, "fresh": fresh}).run(items, out=tmp_path / "s.parquet")
+    assert "weights" not in res.table.columns  # not repeated on every row
+    expected = {"b": [Provenance("none")], "fresh": [Provenance("random", "not loaded")],
+                "loaded": [Provenance("hub", "org/loaded"), Provenance("random", "not loaded", part="head")]}
+    assert res.provenance == expected == table_provenance(tmp_path / "s.parquet")
+    assert res.summary["rewards"]["loaded"] == "hub:org/loaded; head: random init (not loaded)"
+
+
 def test_a_missing_output_folder_is_refused_not_created(tmp_path):
     b = Brightness()
     items = [{"image": np.zeros((8, 8, 3), np.uint8), "prompt": "p"}]

@@ -7,11 +7,13 @@ import torch
 from rewardbench.spec import WeightSource
 from rewardbench.weights import (
     CheckpointMismatchError,
+    Provenance,
     WeightsNotFoundError,
     load_into,
     load_state_dict,
     resolve_weights,
     sha256_of,
+    weights_stamp,
 )
 
 
@@ -103,7 +105,7 @@ def test_override_env_dir_and_file_sources(tmp_path, monkeypatch):
     f = tmp_path / "head.pth"
     torch.save({"w": torch.ones(2)}, f)
     found = resolve_weights([], reward="r", override=f)
-    assert found.path == f and found.source == f"file:{f}"
+    assert found.path == f and found.provenance == Provenance("file", str(f)) and str(found) == f"file:{f}"
     with pytest.raises(WeightsNotFoundError, match="not an existing path, a URL or a hub id"):
         resolve_weights([], reward="r", override="./nope/missing.pth")
     # $REWARDBENCH_WEIGHTS/<reward>/<filename> is found before any download
@@ -117,7 +119,15 @@ def test_override_env_dir_and_file_sources(tmp_path, monkeypatch):
     with pytest.raises(WeightsNotFoundError, match="sha256 mismatch"):
         resolve_weights([WeightSource("file", str(f), sha256="0" * 64)], reward="x")
     ok = resolve_weights([WeightSource("file", str(f), sha256=sha256_of(f))], reward="x")
-    assert ok.path == f
+    assert ok.path == f and ok.provenance.digest == sha256_of(f)  # the digest it was checked against
+
+
+def test_a_runs_fingerprint_stamps_the_local_files_its_provenance_names(tmp_path):
+    f = tmp_path / "head.pth"
+    f.write_bytes(b"12345")
+    stamp = weights_stamp([Provenance("file", str(f)), Provenance("hub", "org/name"), Provenance("random")])
+    assert list(stamp) == [f"file:{f}"] and stamp[f"file:{f}"][0] == 5
+    assert weights_stamp([Provenance("file", str(tmp_path / "gone.pth"))]) == {f"file:{tmp_path / 'gone.pth'}": [None]}
 
 
 def test_load_state_dict_safetensors_pickle_and_wrappers(tmp_path):

@@ -14,12 +14,13 @@ from PIL import Image
 
 import rewardbench
 from rewardbench import RewardModel, RewardOutput, RewardSpec, WeightSource
-from rewardbench.benchmarks.agreement import image_rows, reward_agreement, run_agreement
+from rewardbench.benchmarks.agreement import agreement_between, image_rows, reward_agreement, run_agreement
 from rewardbench.benchmarks.agreement_data import load_preference_file
 from rewardbench.benchmarks.agreement_sets import photo_distortion_set
 from rewardbench.cli.agreement import agreement
 from rewardbench.leaderboards.board import read_board
 from rewardbench.leaderboards.plots import cluster_order, matrix_from_rows
+from rewardbench.provenance import NO_WEIGHTS
 from rewardbench.registry import REGISTRY
 
 RIGHT, NEGATION, CONSTANT = "jpeg-incompressibility", "jpeg-compressibility", "test-constant-reward"
@@ -168,7 +169,7 @@ def test_reward_against_reward_and_heat_map(tmp_path):
     assert len(table) == 3 * 5  # each original once, plus its four copies
     hib = {RIGHT: True, NEGATION: True, CONSTANT: True}
     rows = reward_agreement(table, [RIGHT, NEGATION, CONSTANT], higher_is_better=hib,
-                            weights={n: "none" for n in hib}, suite="photos", n_boot=200)
+                            weights={n: [NO_WEIGHTS] for n in hib}, suite="photos", n_boot=200)
     m = matrix_from_rows(rows)
     assert m.loc[RIGHT, NEGATION] == 0.0 and m.loc[NEGATION, RIGHT] == 0.0  # exact opposites
     assert m.loc[RIGHT, CONSTANT] == 0.5  # a constant ties every pair
@@ -182,6 +183,18 @@ def test_reward_against_reward_and_heat_map(tmp_path):
     m2["copy-of-right"] = list(m2.loc[RIGHT]) + [1.0]
     order = cluster_order(m2)
     assert abs(order.index("copy-of-right") - order.index(RIGHT)) == 1
+
+
+def test_a_pre_scored_table_lends_its_recorded_weights(tmp_path):
+    pset = photo_distortion_set(photos=("astronaut",), size=64)
+    names = [RIGHT, CONSTANT]
+    for ext in ("parquet", "csv"):
+        out = tmp_path / f"s.{ext}"
+        rewardbench.Scorer(names, num_workers=0, progress=False).run(image_rows(pset), out=out)
+        rows = agreement_between(names, str(out), n_boot=50)  # nothing scored again: read from the table
+        weights_kind = set(rows["weights_kind"])
+        # parquet records each reward's weights once in its metadata; CSV has nowhere to keep them
+        assert weights_kind == ({"none"} if ext == "parquet" else {"unknown"}), ext
 
 
 def test_group_rewards_are_refused():

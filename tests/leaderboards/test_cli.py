@@ -15,12 +15,13 @@ from rewardbench.cli.leaderboard import leaderboard
 from rewardbench.leaderboards.board import (
     TIMING_METRICS,
     append_rows,
-    is_random_weights,
+    is_random_kind,
     list_boards,
     make_row,
     read_board,
 )
 from rewardbench.leaderboards.published import published, side_by_side
+from rewardbench.provenance import Provenance
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,11 +30,13 @@ ROOT = Path(__file__).resolve().parents[2]
 def boards(tmp_path):
     append_rows("agreement", [make_row(subject="hpsv2", judge="human", suite="hpdv2", split="test", metric="accuracy",
                                        value=0.81, ci_low=0.8, ci_high=0.82, n=400, protocol="hpdv2",
-                                       weights="hub:xswu/HPSv2"),
+                                       weights=[Provenance("hub", "xswu/HPSv2")]),
                               make_row(subject="nsfw", judge="human", suite="hpdv2", split="test", metric="accuracy",
-                                       value=0.5, n=400, protocol="hpdv2", weights="bundled")], root=tmp_path)
+                                       value=0.5, n=400, protocol="hpdv2", weights=[Provenance("bundled", "nudenet")])],
+                root=tmp_path)
     append_rows("perf", [make_row(subject="hpsv2", judge="-", suite="scorer-performance", metric="img_per_s",
-                                  value=737.0, n=8192, protocol="timing: x", weights="random init (timing only)")],
+                                  value=737.0, n=8192, protocol="timing: x",
+                                  weights=[Provenance("random", "timing only")])],
                 root=tmp_path)
     return tmp_path
 
@@ -95,7 +98,7 @@ def test_the_committed_boards_are_real_and_readable():
         df = read_board(name)
         assert len(df) and df["command"].notna().all(), name
         scores = df[~df["metric"].isin(TIMING_METRICS)]
-        assert not any(is_random_weights(w) for w in scores["weights"]), name
+        assert df["weights_kind"].notna().all() and not any(map(is_random_kind, scores["weights_kind"])), name
 
 
 def test_published_numbers_cite_a_source():

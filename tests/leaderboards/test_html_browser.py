@@ -54,7 +54,7 @@ def page_file(tmp_path_factory) -> tuple[Path, list[str]]:
                 root=root)
     scorer = rewardbench.Scorer(rewards, num_workers=0, progress=False)
     table = scorer.run(image_rows(pset)).table
-    weights = {s.name: str(s.weights_used) for s in scorer.slots}
+    weights = {s.name: list(s.provenance) for s in scorer.slots}
     hib = {n: rewardbench.get_spec(n).higher_is_better for n in rewards}
     append_rows("browser-reward-agreement", reward_agreement(table, rewards, higher_is_better=hib, weights=weights,
                                                              suite="photos", n_boot=200).to_dict("records"), root=root)
