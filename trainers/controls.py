@@ -5,7 +5,7 @@ The three runs share their seed, so each iteration draws the same prompts and th
 a standard error far below the spread of the images themselves. A trainer that learns moves the reward up in
 the first run and down in the second, relative to the constant run, whose advantages are all zero (so only
 weight decay touches its weights). Used by tests/trainers/test_train.py and
-benchmarks/training/learning_curve.py.
+scripts/training/learning_curve.py.
 
     >>> import torch
     >>> paired_difference([torch.tensor([1.0, 2.0])], [torch.tensor([0.5, 1.0])])
