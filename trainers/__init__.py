@@ -17,7 +17,9 @@
     trainers.metrics_log  metrics.csv, TensorBoard, sample grids, the reward curve
     trainers.evaluate     evaluation while training: held-out prompts judged through run-benchmark
     trainers.controls     learning evidence: a run beside its controls (negated reward, constant reward)
-    trainers.cli          `rewardbench train --config FILE [section.key=value ...]`
+
+The command, ``rewardbench train --config FILE [section.key=value ...]``, is in the CLI room
+(`rewardbench.cli.train`).
 
 Example:
     >>> from rewardbench.trainers.config import load_config

@@ -130,7 +130,8 @@ def load_checkpoint(path: Path, *, model, optimizer, lr_scheduler, gen: torch.Ge
 
 # run.* keys that do not change what is trained (where it goes, how often it saves, how it is logged)
 _NOT_FINGERPRINTED = {"output_dir", "iterations", "checkpoint_every", "keep_checkpoints", "sample_every", "resume",
-                      "resume_force", "tensorboard", "async_rewards", "device", "suite_paths", "eval_every"}
+                      "resume_force", "tensorboard", "async_rewards", "device", "suite_paths", "eval_every",
+                      "progress"}
 # keys added to the config after fingerprints were first kept, with the value every earlier run had: left out of
 # the fingerprint at that value, so that a checkpoint written before the key existed still resumes
 _ADDED_LATER = {"train.algorithm": "ddpo"}

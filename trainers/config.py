@@ -159,6 +159,7 @@ class RunConfig:
     tensorboard: bool = True
     async_rewards: bool = True  # score a micro-batch in a thread while the next one is sampled
     device: str | None = None  # None: accelerate's choice; "cpu" forces CPU
+    progress: bool = True  # the progress bar (`rewardbench train --no-progress` sets it False)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ Each iteration (``train.task_order="algorithm1"``, the paper's order):
 The steps live in trainers/steps.py (shared by every algorithm) and trainers/algorithms/ (one module each).
 
 Run it with ``rewardbench train --config trainers/recipes/tiny_smoke.yaml`` or, on many GPUs,
-``accelerate launch -m rewardbench.trainers.cli --config RECIPE``. From Python::
+``accelerate launch -m rewardbench.cli train --config RECIPE``. From Python::
 
     >>> from rewardbench.trainers.config import load_config
     >>> from rewardbench.trainers.train import train
@@ -64,7 +64,7 @@ def train(config: Config, rewards: Mapping[str, Callable | Any] | None = None) -
     pretrain = None if not interleaved or r.captions is None else \
         functools.partial(steps.pretrain_loss, algo, r.captions, opt.model, cfg.pretrain.batch_size, gen)
     bar = tqdm(range(r.first, run.iterations), initial=r.first, total=run.iterations, desc="train",
-               disable=not acc.is_local_main_process)
+               disable=not (run.progress and acc.is_local_main_process))
     for it in bar:
         for tasks in rounds:
             #### SAMPLING #### (an image-level reward starts on each micro-batch as soon as it is sampled)

@@ -64,7 +64,7 @@ def test_bad_configs_say_why(bad, msg):
 
 
 def test_cli_help_and_print_config():
-    from rewardbench.trainers.cli import train
+    from rewardbench.cli.train import train
 
     r = CliRunner().invoke(train, ["--help"])
     assert r.exit_code == 0 and "rewardbench train --config trainers/recipes/tiny_smoke.yaml" in r.output

@@ -20,7 +20,7 @@ def _rows(path):
 
 
 def test_rewardbench_train_judges_held_out_prompts_while_it_trains(tmp_path):
-    from rewardbench.trainers.cli import train
+    from rewardbench.cli.train import train
 
     args = ["--config", str(SMOKE), "run.iterations=2", "run.checkpoint_every=0", "run.sample_every=0"]
     r = CliRunner().invoke(train, [*args, "run.eval_every=1", f"run.output_dir={tmp_path / 'eval'}"])

@@ -1,17 +1,17 @@
-"""``rewardbench train``: fine-tune a diffusion model against rewards with the paper's RL algorithm.
-
-Also runnable as a module, which is how ``accelerate launch`` starts it on many GPUs or machines::
+"""``rewardbench train``: fine-tune a diffusion model against rewards with the paper's RL algorithm
+(`rewardbench.trainers`). ``accelerate launch`` starts it on many GPUs or machines as a module::
 
     # RECIPE: e.g. trainers/recipes/imagereward_diffusiondb.yaml
-    accelerate launch --num_processes 8 -m rewardbench.trainers.cli --config RECIPE
+    accelerate launch --num_processes 8 -m rewardbench.cli train --config RECIPE
 """
 
 from __future__ import annotations
 
 import json
-import sys
 
 import click
+
+from .common import check_out, command, fail_exit, no_progress_option, usage_phase
 
 _EPILOG = """\b
 Examples:
@@ -22,7 +22,7 @@ Examples:
   # override any field with section.key=value (values parsed as YAML)
   rewardbench train --config trainers/recipes/tiny_smoke.yaml train.lr=1e-4 run.iterations=20
   # a paper experiment on 8 GPUs, resuming after a kill
-  accelerate launch --num_processes 8 -m rewardbench.trainers.cli \\
+  accelerate launch --num_processes 8 -m rewardbench.cli train \\
       --config trainers/recipes/imagereward_diffusiondb.yaml run.resume=latest
   # print the resolved config and exit
   rewardbench train --config trainers/recipes/joint.yaml --print-config
@@ -32,38 +32,39 @@ Sections: model (pretrained, resolution, lora, mixed_precision, gradient_checkpo
 sample (num_steps, eta, guidance_scale, batch_size, images_per_prompt), train (lr, clip_range,
 timesteps_per_iter, step_mode, task_order, ...), pretrain (beta, dataset), tasks (list of name, reward,
 prompts, weight, batch_size, images_per_prompt; index with tasks.0.weight=2), run (output_dir, iterations,
-resume, resume_force, seed, eval_every), eval (suite, prompts, images_per_prompt, judges).
+resume, resume_force, seed, eval_every, progress), eval (suite, prompts, images_per_prompt, judges).
 Outputs in run.output_dir: metrics.csv, tensorboard/, samples/, checkpoints/, reward_curve.png, final/;
 with run.eval_every=N, eval/ (a run-benchmark report per evaluation) and training_vs_heldout.png.
-Exit codes: 0 done, 2 bad config or arguments, 1 runtime failure.
+Exit codes: 0 done, 1 training failed (checkpoints already written are kept: run.resume=latest goes on), 2 usage
+or configuration error (a bad key or value, a missing run.output_dir folder, a checkpoint of another run).
 """
 
 
-@click.command("train", epilog=_EPILOG, context_settings={"help_option_names": ["-h", "--help"],
-                                                          "max_content_width": 100})
+@command("train", _EPILOG, max_content_width=100)
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="YAML recipe (see trainers/recipes/); defaults apply when omitted.")
 @click.option("--print-config", is_flag=True, help="Print the resolved config as JSON and exit.")
+@no_progress_option
 @click.argument("overrides", nargs=-1)
-def train(config_path, print_config, overrides):
+def train(config_path, print_config, no_progress, overrides):
     """Fine-tune a Stable Diffusion model against registered rewards (DDIM eta=1 sampling, PPO-clipped
     policy gradient, K random timesteps, multi-task). OVERRIDES are section.key=value pairs."""
-    from .config import load_config
+    from rewardbench.trainers.config import load_config
 
-    try:
-        cfg = load_config(config_path, overrides)
-    except (ValueError, FileNotFoundError, TypeError, IndexError) as e:
-        raise click.UsageError(str(e)) from None
+    with usage_phase(ValueError, FileNotFoundError, TypeError, IndexError):
+        cfg = load_config(config_path, [*overrides, *(["run.progress=false"] if no_progress else [])])
     if print_config:
         click.echo(json.dumps(cfg.to_dict(), indent=2))
         return
-    from ._io import HELDOUT
-    from .train import train as run_training
+    check_out(cfg.run.output_dir, "run.output_dir", folder=True)
+    from rewardbench.trainers.metrics_log import HELDOUT
+    from rewardbench.trainers.train import train as run_training
 
     try:
-        result = run_training(cfg)
+        with usage_phase():  # a checkpoint of another run, missing weights: exit 2
+            result = run_training(cfg)
     except (OSError, ValueError) as e:
-        raise click.ClickException(str(e)) from None
+        fail_exit(str(e))
     from accelerate import PartialState
 
     if not PartialState().is_main_process:
@@ -82,7 +83,3 @@ def train(config_path, print_config, overrides):
         if held:
             click.echo("last held-out means (win rate against the base model): " + ", ".join(
                 f"{k}={r['reward_mean']:.4g} ({r['heldout_win_rate']:.2f})" for k, r in held.items()))
-
-
-if __name__ == "__main__":
-    sys.exit(train())
