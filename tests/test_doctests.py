@@ -1,12 +1,12 @@
 """Every docstring example in the installed package runs, module by module, imported by its installed
-name (``rewardbench.rewards.fairness``, not a bare ``rewards.fairness``); and so does the README's Python."""
+name (``rewardbench.rewards.fairness``, not a bare ``rewards.fairness``). The README's and the docs' Python blocks
+run in tests/test_docs.py."""
 
 from __future__ import annotations
 
 import doctest
 import importlib
 import pkgutil
-import re
 from pathlib import Path
 
 import pytest
@@ -45,21 +45,3 @@ def test_walk_finds_every_folder():
     for sub in ("rewardbench.rewards.jpeg", "rewardbench.trainers.ddpo_math", "rewardbench.suites.geneval",
                 "rewardbench.leaderboards"):
         assert sub in names
-
-
-def readme_python_blocks() -> list[str]:
-    text = (ROOT / "README.md").read_text()
-    return re.findall(r"```python\n(.*?)```", text, flags=re.S)
-
-
-def test_readme_python_runs(tmp_path, monkeypatch):
-    """The README's Python blocks run top to bottom, offline, in a folder where `./run demo` has run."""
-    blocks = readme_python_blocks()
-    assert blocks, "the README has no ```python block"
-    monkeypatch.chdir(tmp_path)
-    from rewardbench.demo import write_demo_images
-
-    write_demo_images(tmp_path / "demo_out")  # what `./run demo` leaves, which the README's Scorer example reads
-    namespace: dict = {}
-    for code in blocks:
-        exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - our own README

@@ -13,10 +13,10 @@ knows only ``Examples:`` and would render the doctest as prose. `ExampleSections
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
 
 import griffe
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,9 +1,9 @@
 """A mkdocs hook: tables from committed result files, so that no number in the docs is copied by hand.
 
-In a page, a line holding only the comment ``<!-- csv: PATH columns=a,b,c where="col=value;col2=value 2" -->`` (PATH relative to the
-repository root; ``columns`` and ``where`` optional) becomes a markdown table of that CSV's rows, numbers shown
-with 4 significant digits. A missing file, column or matching row fails the build. Markdown result files are
-included as they are with pymdownx.snippets (``--8<-- "scripts/parity/results/parity.md"``).
+In a page, a line holding only the comment ``<!-- csv: PATH columns=a,b,c where="col=value;col2=value 2" -->``
+(PATH relative to the repository root; ``columns`` and ``where`` optional) becomes a markdown table of that CSV's
+rows, numbers shown with 4 significant digits. A missing file, column or matching row fails the build. Markdown
+result files are included as they are with pymdownx.snippets (``--8<-- "scripts/parity/results/parity.md"``).
 """
 
 from __future__ import annotations
