@@ -1,5 +1,14 @@
-"""Batch planning and image decoding for the scoring harness: which rows go together, and turning a
-planned batch into uint8/float tensors (this runs in DataLoader worker processes)."""
+"""Batch planning and image decoding for the scoring harness: which rows go together (planned once, in the
+scoring process), and turning a planned batch into uint8/float tensors (in DataLoader worker processes,
+which receive each batch's rows and never re-read the source).
+
+Example:
+    >>> import numpy as np
+    >>> from rewardbench.data import ListSource
+    >>> src = ListSource([{"image": np.zeros((8, 8, 3), np.uint8)}, {"image": np.zeros((4, 4, 3), np.uint8)}] * 3)
+    >>> [len(b["index"]) for b in make_loader(BatchPlan(src, batch_size=4), workers=0, pin=False)]
+    [4, 2]
+"""
 
 from __future__ import annotations
 
@@ -13,12 +22,12 @@ import torch
 
 from .data import DEFAULT_CHUNK_ROWS, Source
 from .groups import GroupBy, group_key
-from .images import ImageError, load_image, to_pixels
+from .images import ImageError, load_image, size_groups, to_pixels
 
 
 @dataclass(frozen=True)
 class BatchPlan:
-    """What to batch and how: every process and worker plans the same batches from it.
+    """What to batch and how: every process plans the same batches from it (and keeps its share).
 
     ``done`` marks rows finished by an earlier run (skipped); ``group_by`` names the columns whose
     values form a group (each row carries its key as ``gkey``); with ``group_counts`` (rows per group
@@ -112,17 +121,18 @@ def make_batch(rows: list[dict]) -> dict:
         t, err = decode_row(r)
         images.append(t)
         errors.append(err)
-    by_size: dict[tuple, list[int]] = {}
-    for i, t in enumerate(images):
-        if t is not None:
-            by_size.setdefault((type(t), str(t.dtype), *t.shape), []).append(i)
+    decoded = [i for i, t in enumerate(images) if t is not None]
     buckets = []
-    for pos in by_size.values():
-        first = images[pos[0]]
-        if isinstance(first, np.ndarray):  # uint8 [n,H,W,3]: one copy, 4x smaller than float
-            buckets.append((pos, torch.from_numpy(np.stack([images[i] for i in pos]))))
-        else:  # float [n,3,H,W]
-            buckets.append((pos, torch.stack([images[i] for i in pos])))
+    for same_size in size_groups([images[i] for i in decoded]):
+        kinds: dict[tuple, list[int]] = {}  # files (uint8 [H,W,3]) apart from in-memory items (float [3,H,W])
+        for j in same_size:
+            t = images[decoded[j]]
+            kinds.setdefault((type(t), str(t.dtype)), []).append(decoded[j])
+        for pos in kinds.values():
+            if isinstance(images[pos[0]], np.ndarray):  # uint8 [n,H,W,3]: one copy, 4x smaller than float
+                buckets.append((pos, torch.from_numpy(np.stack([images[i] for i in pos]))))
+            else:  # float [n,3,H,W]
+                buckets.append((pos, torch.stack([images[i] for i in pos])))
     return {
         "index": [r["index"] for r in rows],
         "image": [describe_image(r) for r in rows],
@@ -135,27 +145,33 @@ def make_batch(rows: list[dict]) -> dict:
     }
 
 
-class BatchStream(torch.utils.data.IterableDataset):
-    """Every worker plans the same batches and decodes its share: batch k belongs to rank
-    ``k % world`` and, within the rank, to worker ``(k // world) % workers``. The DataLoader takes
-    workers round-robin, so batches come out in plan order."""
+class RankBatches:
+    """This process's share of the planned batches, as their lists of rows: batch k belongs to rank
+    ``k % world``. Iterated lazily in the scoring process (the DataLoader's sampler), so the plan is made
+    once and streams: memory holds the rows of incomplete groups and the batches in flight."""
 
     def __init__(self, plan: BatchPlan, rank: int = 0, world: int = 1):
         self.plan = plan
         self.rank, self.world = rank, world
 
-    def __iter__(self):
-        info = torch.utils.data.get_worker_info()
-        wid, nw = (info.id, info.num_workers) if info is not None else (0, 1)
+    def __iter__(self) -> Iterator[list[dict]]:
         for k, rows in enumerate(plan_batches(self.plan)):
-            if k % self.world != self.rank:
-                continue
-            if (k // self.world) % nw != wid:
-                continue
-            yield make_batch(rows)
+            if k % self.world == self.rank:
+                yield rows
 
 
-def make_loader(stream: BatchStream, workers: int, pin: bool) -> torch.utils.data.DataLoader:
-    """The DataLoader over planned batches (each item is already a batch)."""
-    return torch.utils.data.DataLoader(stream, batch_size=None, num_workers=workers, pin_memory=pin,
-                                       prefetch_factor=4 if workers else None, persistent_workers=False)
+class _Decode(torch.utils.data.Dataset):
+    """A worker's job: the DataLoader hands it a planned batch's rows (its "index") to decode."""
+
+    def __getitem__(self, rows: list[dict]) -> dict:
+        return make_batch(rows)
+
+
+def make_loader(plan: BatchPlan, workers: int, pin: bool, rank: int = 0, world: int = 1
+                ) -> torch.utils.data.DataLoader:
+    """The DataLoader over this rank's planned batches (`RankBatches`), decoded by ``workers`` processes
+    (0: in this process); the DataLoader sends the batches to its workers in turn and yields them in plan
+    order."""
+    return torch.utils.data.DataLoader(_Decode(), sampler=RankBatches(plan, rank, world), batch_size=None,
+                                       num_workers=workers, pin_memory=pin, prefetch_factor=4 if workers else None,
+                                       persistent_workers=False)

@@ -138,6 +138,20 @@ def _item_digest(image: Any) -> bytes:
     return repr(image).encode()
 
 
+def is_blank(value: Any) -> bool:
+    """The one rule for an empty value: None, NaN or text of only whitespace. An empty prompt is refused
+    by a reward that needs one (`rewardbench.RewardModel.refuses_prompt`: the row's error); a row with an
+    empty value in a ``group_by`` column has no group (`rewardbench.groups.group_key`); an input whose
+    prompts are all empty has none.
+
+    Example:
+        >>> [is_blank(v) for v in (None, float("nan"), "  ", "a cat", 0)]
+        [True, True, True, False, False]
+    """
+    return value is None or (isinstance(value, float) and value != value) or (isinstance(value, str)
+                                                                                and not value.strip())
+
+
 def _prompt(p: Any) -> str:
     if p is None:
         return ""
@@ -196,7 +210,7 @@ class FolderSource(Source):
 def _read_prompts(prompts: str | os.PathLike | Sequence[str], n: int, what: str) -> list[str]:
     if isinstance(prompts, (str, os.PathLike)) and Path(prompts).is_file():
         lines = Path(prompts).read_text(encoding="utf-8").splitlines()
-        while lines and not lines[-1].strip():  # a trailing blank line is not a prompt
+        while lines and is_blank(lines[-1]):  # a trailing blank line is not a prompt
             lines.pop()
         if len(lines) == 1 and n > 1:
             lines = lines * n
@@ -372,7 +386,7 @@ class ListSource(Source):
             self.items = [{**it, "prompt": p} for it, p in zip(self.items, ps)]
         self.columns = tuple(dict.fromkeys(str(k) for it in self.items for k in it))
         self.has_groups = any(it.get("group") is not None for it in self.items)
-        self.has_prompts = any(_prompt(it.get("prompt")).strip() for it in self.items)
+        self.has_prompts = not all(is_blank(it.get("prompt")) for it in self.items)
         self.description = f"list of {len(self.items)} items"
         self.in_memory = not all(isinstance(it["image"], (str, os.PathLike)) for it in self.items)
 

@@ -15,6 +15,7 @@ import torch
 
 from .cache import TextFeatureCache
 from .groups import GroupBy
+from .images import one_batch_if_one_size
 from .model import RewardModel
 from .provenance import Provenance, describe
 from .spec import RewardOutput
@@ -116,16 +117,16 @@ class DeviceBatch:
     errors: list[list[str]]
 
     def pixels(self, idx: list[int]) -> torch.Tensor | list[torch.Tensor]:
-        """Pixels of rows ``idx``: one tensor when they share a size, else a list (the reward's
-        forward then scores per size)."""
+        """Pixels of rows ``idx``: one tensor when they share a size, else a list
+        (`rewardbench.images.one_batch_if_one_size`; the reward's forward then scores per size)."""
         buckets = {self.where[i][0] for i in idx}
-        if len(buckets) == 1:
+        if len(buckets) == 1:  # one decoded bucket: index it, no per-row copies
             t = self.buckets[buckets.pop()][1]
             rows = [self.where[i][1] for i in idx]
             if rows == list(range(t.shape[0])):  # the whole bucket, in order: no copy
                 return t
             return t.index_select(0, torch.tensor(rows, device=t.device))
-        return [self.buckets[self.where[i][0]][1][self.where[i][1]] for i in idx]
+        return one_batch_if_one_size([self.buckets[self.where[i][0]][1][self.where[i][1]] for i in idx])
 
 
 class BatchEngine:
@@ -171,7 +172,7 @@ class BatchEngine:
             for i in range(n):
                 if not decoded[i]:
                     continue
-                if s.spec.needs_prompt and not prompts[i].strip():
+                if s.model.refuses_prompt(prompts[i]):
                     errors[i].append(f"{s.name}: empty prompt, but this reward needs one")
                     continue
                 if s.spec.granularity == "group" and gkeys[i] is None:
@@ -218,9 +219,7 @@ class BatchEngine:
         if feats is None:
             out = s.model(db.pixels(idx), prompts, groups)
         else:
-            ps = s.model.check_prompts(prompts, len(idx))
-            out = s.model.check_output(s.model.score_embeddings(torch.stack([feats[i] for i in idx]), ps, groups),
-                                       len(idx))
+            out = s.model.score_features(torch.stack([feats[i] for i in idx]), prompts, groups)
         db.scores.record(s.name, idx, out, local)
 
     @staticmethod

@@ -20,6 +20,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .data import is_blank
+
 GroupBy = tuple[str, ...]
 
 
@@ -41,8 +43,6 @@ def parse_group_by(group_by: str | Sequence[str] | None) -> GroupBy | None:
     return tuple(cols)
 
 
-def _missing(v: Any) -> bool:
-    return v is None or (isinstance(v, float) and v != v) or (isinstance(v, str) and not v.strip())
 
 
 def group_key(row: Mapping[str, Any], group_by: GroupBy | None) -> tuple | None:
@@ -58,7 +58,7 @@ def group_key(row: Mapping[str, Any], group_by: GroupBy | None) -> tuple | None:
     values = []
     for col in group_by:
         v = row[col] if col in ("prompt", "group") else row.get("extra", {}).get(col)
-        if _missing(v):
+        if is_blank(v):
             return None
         values.append(v)
     return tuple(values)
@@ -75,7 +75,7 @@ def group_table(table, group_by: GroupBy, group_rewards: Sequence[str]):
 
     cols = list(group_by)
     keyed = table.dropna(subset=cols)
-    keyed = keyed[~keyed[cols].map(_missing).any(axis=1)] if len(keyed) else keyed
+    keyed = keyed[~keyed[cols].map(is_blank).any(axis=1)] if len(keyed) else keyed
     if not len(keyed):
         return pd.DataFrame(columns=[*cols, "size", "failed", *group_rewards, "note"])
     grouped = keyed.groupby(cols, sort=False, dropna=False)

@@ -50,7 +50,7 @@ import numpy as np
 import torch
 
 from . import distributed
-from .batching import BatchPlan, BatchStream, make_loader
+from .batching import BatchPlan, make_loader
 from .data import DEFAULT_CHUNK_ROWS, ListSource, Source
 from .engine import GROUP_HINT, BatchEngine, RewardSlot, text_caches
 from .groups import GroupBy, group_key, group_table, parse_group_by, score_stats
@@ -320,7 +320,7 @@ class Scorer:
         """Every planned batch through the engine into ``writer``: (rows processed, rows without error)."""
         workers = 0 if (isinstance(src, ListSource) and src.in_memory) else self.num_workers
         plan = BatchPlan(src, self.batch_size, done, gb, group_counts, self.chunk_rows)
-        loader = make_loader(BatchStream(plan, self.rank, self.world), workers, pin=self.device.type == "cuda")
+        loader = make_loader(plan, workers, pin=self.device.type == "cuda", rank=self.rank, world=self.world)
         bar = None
         if self.progress and self.rank == 0:
             from tqdm.auto import tqdm

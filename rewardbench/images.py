@@ -226,9 +226,33 @@ def as_pixels(images: Any, device: torch.device | str | None = None,
     if len(images) == 0:
         raise ImageError("images: empty batch")
     items = [to_pixels(x, where=f"images[{i}]").to(device=device, dtype=dtype) for i, x in enumerate(images)]
-    if all(t.shape == items[0].shape for t in items):
-        return torch.stack(items)
-    return items
+    return one_batch_if_one_size(items)
+
+
+def image_size(image: torch.Tensor | np.ndarray) -> tuple[int, int]:
+    """(H, W) of a ``[..., C, H, W]`` tensor or an ``[H, W, C]`` array (a decoded file)."""
+    return tuple(image.shape[:2]) if isinstance(image, np.ndarray) else tuple(image.shape[-2:])  # type: ignore
+
+
+def size_groups(images: Sequence[torch.Tensor | np.ndarray]) -> list[list[int]]:
+    """Positions of the images of each size, in first-seen order: the one rule for batches of mixed sizes
+    (the harness decodes each size into one tensor and hands a reward one tensor per size; an image-level
+    reward that does not take ragged batches is called once per size).
+
+    Example:
+        >>> size_groups([torch.zeros(3, 8, 8), torch.zeros(3, 4, 6), torch.zeros(3, 8, 8)])
+        [[0, 2], [1]]
+    """
+    by: dict[tuple[int, int], list[int]] = {}
+    for i, im in enumerate(images):
+        by.setdefault(image_size(im), []).append(i)
+    return list(by.values())
+
+
+def one_batch_if_one_size(images: Sequence[torch.Tensor]) -> torch.Tensor | list[torch.Tensor]:
+    """``[3, H, W]`` images as one ``[B, 3, H, W]`` tensor when they share a size (`size_groups`), else
+    the list itself."""
+    return torch.stack(list(images)) if len(size_groups(images)) == 1 else list(images)
 
 
 def _batch_tensor(t: torch.Tensor) -> torch.Tensor:

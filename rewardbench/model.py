@@ -27,7 +27,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .images import as_pixels
+from .data import is_blank
+from .images import as_pixels, size_groups, to_image_batch
 from .provenance import NO_WEIGHTS, NOT_LOADED, Provenance, describe
 from .spec import RewardOutput, RewardSpec
 
@@ -100,30 +101,23 @@ class RewardModel(nn.Module, abc.ABC):
             >>> out.scores.dtype, tuple(out.scores.shape), sorted(out.details)
             (torch.float32, (2,), ['jpeg_kb'])
         """
-        pixels = as_pixels(images, device=self.device)
+        pixels = as_pixels(images, device=self.device)  # a list when the sizes differ (`images.size_groups`)
         n = pixels.shape[0] if isinstance(pixels, torch.Tensor) else len(pixels)
-        prompt_list = self.check_prompts(prompts, n)
-        group_t = self._check_groups(groups, n)
+        prompt_list, group_t = self.check_inputs(prompts, groups, n)
         if isinstance(pixels, list) and not self.accepts_ragged:
-            if self.spec.granularity == "group":
-                h = max(t.shape[-2] for t in pixels)
-                w = max(t.shape[-1] for t in pixels)
-                from .images import to_image_batch
-
-                pixels = to_image_batch(pixels, size=(h, w), device=self.device)
-            else:
+            if self.spec.granularity != "group":
                 return self._score_by_size(pixels, prompt_list)
-        out = self.score(pixels, prompt_list, group_t)
-        return self.check_output(out, n)
+            # a group is scored in one call: its images at one size (the largest height and width)
+            h = max(t.shape[-2] for t in pixels)
+            w = max(t.shape[-1] for t in pixels)
+            pixels = to_image_batch(pixels, size=(h, w), device=self.device)
+        return self.check_output(self.score(pixels, prompt_list, group_t), n, group_t)
 
     def _score_by_size(self, pixels: list[torch.Tensor], prompts: list[str]) -> RewardOutput:
         """Image-level reward on a batch of mixed sizes: one call per size, results put back in order."""
-        by_size: dict[tuple[int, int], list[int]] = {}
-        for i, t in enumerate(pixels):
-            by_size.setdefault(tuple(t.shape[-2:]), []).append(i)
         scores: list[torch.Tensor | None] = [None] * len(pixels)
         details: dict[str, list[Any]] = {}
-        for idx in by_size.values():
+        for idx in size_groups(pixels):
             part = self.check_output(
                 self.score(torch.stack([pixels[i] for i in idx]), [prompts[i] for i in idx], None), len(idx))
             for j, i in enumerate(idx):
@@ -135,6 +129,17 @@ class RewardModel(nn.Module, abc.ABC):
         out_details = {k: torch.stack(v) if all(isinstance(x, torch.Tensor) for x in v) else v
                        for k, v in details.items()}
         return RewardOutput(torch.stack(scores), out_details)  # type: ignore[arg-type]
+
+    def check_inputs(self, prompts: Sequence[str] | str | None, groups: torch.Tensor | Sequence[int] | None,
+                     n: int) -> tuple[list[str], torch.Tensor | None]:
+        """The contract's checks of ``n`` images' prompts and groups (`forward` and
+        `BackboneReward.score_features` both run them): the prompt list and the group ids to score with."""
+        return self.check_prompts(prompts, n), self._check_groups(groups, n)
+
+    def refuses_prompt(self, prompt: Any) -> bool:
+        """Whether this reward cannot score an image with ``prompt``: it needs prompts and this one is
+        empty (`rewardbench.data.is_blank`). The harness asks it per row; `check_prompts` per batch."""
+        return self.spec.needs_prompt and is_blank(prompt)
 
     def check_prompts(self, prompts: Sequence[str] | str | None, n: int) -> list[str]:
         if prompts is None:
@@ -149,7 +154,7 @@ class RewardModel(nn.Module, abc.ABC):
         for i, p in enumerate(prompts):
             if not isinstance(p, str):
                 raise ValueError(f"prompts[{i}]: expected str, got {type(p).__name__}")
-            if self.spec.needs_prompt and not p.strip():
+            if self.refuses_prompt(p):
                 raise ValueError(f"prompts[{i}]: empty prompt, but reward {self.spec.name!r} needs a prompt")
         return prompts
 
@@ -165,12 +170,19 @@ class RewardModel(nn.Module, abc.ABC):
             raise ValueError("groups: expected integer group ids")
         return g.long()
 
-    def check_output(self, out: RewardOutput, n: int) -> RewardOutput:
+    def check_output(self, out: RewardOutput, n: int, groups: torch.Tensor | None = None) -> RewardOutput:
+        """The contract's checks of what a reward returned for ``n`` images (with ``groups``: its group
+        details name groups of the call)."""
         if not isinstance(out, RewardOutput):
             raise TypeError(f"reward {self.spec.name!r}: score() must return a RewardOutput, got {type(out).__name__}")
         if out.scores.shape != (n,):
             raise RuntimeError(f"reward {self.spec.name!r}: returned scores of shape {tuple(out.scores.shape)} "
                                f"for {n} images")
+        if out.group_details and groups is not None:
+            unknown = set(out.group_details) - set(groups.detach().cpu().tolist())
+            if unknown:
+                raise RuntimeError(f"reward {self.spec.name!r}: group details for groups {sorted(unknown)} that the "
+                                   "call did not have")
         return out
 
     # -- weights ----------------------------------------------------------------------------
@@ -308,6 +320,23 @@ class BackboneReward(RewardModel):
 
     def score(self, pixels, prompts, groups) -> RewardOutput:
         return self.score_embeddings(self.embed_images(pixels), prompts, groups)
+
+    def score_features(self, features: torch.Tensor, prompts: Sequence[str] | str | None = None,
+                       groups: torch.Tensor | Sequence[int] | None = None) -> RewardOutput:
+        """`forward` on image features computed already (`embed_images`, e.g. by another reward sharing
+        the backbone): the same contract, with the prompts, groups and output checked as `forward` does.
+
+        Example:
+            >>> import torch, rewardbench
+            >>> r = rewardbench.load_reward("clipscore-b32", pretrained=False, tiny=True)
+            >>> x = torch.rand(2, 3, 64, 64)
+            >>> feats = r.embed_images(x)
+            >>> torch.allclose(r.score_features(feats, ["a", "b"]).scores, r(x, ["a", "b"]).scores)
+            True
+        """
+        n = features.shape[0]
+        prompt_list, group_t = self.check_inputs(prompts, groups, n)
+        return self.check_output(self.score_embeddings(features, prompt_list, group_t), n, group_t)
 
     def backbone_fingerprint(self) -> tuple:
         """Cheap identity of the backbone's weights: (id, n params, sum and sum of squares)."""

@@ -296,6 +296,65 @@ def test_shared_backbone_and_text_cache_match_the_uncached_path():
     assert np.allclose(res.table["toy_align"][:5], direct, atol=1e-6)
 
 
+def test_shared_features_go_through_the_same_contract_as_forward():
+    a = ToyAlign()
+    x = torch.rand(2, 3, 16, 16)
+    feats = a.embed_images(x)
+    torch.testing.assert_close(a.score_features(feats, ["a cat", "a dog"]).scores, a(x, ["a cat", "a dog"]).scores)
+    for bad, match in ((["a cat", " "], "empty prompt"), (["a cat"], "2 images but 1 prompts"),
+                       (None, "needs prompts")):
+        with pytest.raises(ValueError, match=match):  # forward refuses the same
+            a.score_features(feats, bad)
+        with pytest.raises(ValueError, match=match):
+            a(x, bad)
+    with pytest.raises(ValueError, match="groups: expected a 1-D tensor of length 2"):
+        a.score_features(feats, ["a", "b"], groups=[0, 0, 1])
+
+
+def test_decode_workers_get_planned_batches_and_never_plan(tmp_path, monkeypatch):
+    import os
+
+    from rewardbench import batching
+
+    names = _tiny_images(tmp_path / "img", 12)
+    m = tmp_path / "m.jsonl"
+    m.write_text("".join(json.dumps({"image": f"img/{n}", "prompt": "p"}) + "\n" for n in names))
+    planners = tmp_path / "planners.txt"
+    real = batching.plan_batches
+
+    def recording(plan):  # forked workers inherit this: a worker that planned would leave its pid
+        with open(planners, "a") as f:
+            f.write(f"{os.getpid()}\n")
+        yield from real(plan)
+
+    monkeypatch.setattr(batching, "plan_batches", recording)
+    res = _scorer({"brightness": Brightness()}, batch_size=3, num_workers=2).run(m)
+    assert set(planners.read_text().split()) == {str(os.getpid())}  # planned once, here
+    assert list(res.table["image"]) == [f"img/{n}" for n in names]  # in input order
+    assert np.allclose(res.table["brightness"], [(7 * i) % 256 / 255 for i in range(12)], atol=1e-6)
+
+
+def test_one_rule_for_mixed_sizes_from_files_and_arrays(tmp_path):
+    from rewardbench.batching import make_batch
+
+    for name, shape in (("a.png", (8, 8, 3)), ("b.png", (4, 6, 3))):
+        Image.fromarray(np.zeros(shape, np.uint8)).save(tmp_path / name)
+    images = [str(tmp_path / "a.png"), str(tmp_path / "b.png"), torch.zeros(3, 8, 8), np.ones((8, 8, 3), np.uint8)]
+    batch = make_batch([{"index": i, "image": im, "prompt": "", "group": None} for i, im in enumerate(images)])
+    # one bucket per size; a decoded file (uint8 [H,W,3]) apart from in-memory items (float [3,H,W])
+    assert [(pos, tuple(t.shape)) for pos, t in batch["buckets"]] == [
+        ([0], (1, 8, 8, 3)), ([2, 3], (2, 3, 8, 8)), ([1], (1, 4, 6, 3))]
+    seen = []
+
+    class Sizes(Brightness):
+        def score(self, pixels, prompts, groups):
+            seen.append(tuple(pixels.shape))
+            return super().score(pixels, prompts, groups)
+
+    res = _scorer({"sizes": Sizes()}, batch_size=4).run([{"image": im} for im in images])
+    assert res.n_failed == 0 and sorted(seen) == [(1, 3, 4, 6), (3, 3, 8, 8)]  # one call per size, buckets joined
+
+
 def test_different_backbone_weights_are_not_shared():
     a, b = ToyAlign(), ToyNorm()
     with torch.no_grad():

@@ -70,8 +70,7 @@ class _TimedScorer(harness.Scorer):
 
 def _loader_only(items, args, device, pin: bool) -> float:
     src = open_source(items)
-    stream = batching.BatchStream(batching.BatchPlan(src, args.batch_size))
-    loader = batching.make_loader(stream, args.workers, pin)  # the Scorer's own loader settings
+    loader = batching.make_loader(batching.BatchPlan(src, args.batch_size), args.workers, pin)  # the Scorer's own
     n = 0
     bs._sync(device)
     t = time.perf_counter()
