@@ -114,7 +114,7 @@ class Plan:
         lines = [f"suite: {self.suite.name if self.suite else '(none: pre-generated images only)'}"]
         if self.prompts is not None:
             cats = {r["category"] for r in self.prompts if r["category"] is not None}
-            lines.append(f"prompts: {len(self.prompts)} from {', '.join(s.suite for s in self.suite.prompts)}"
+            lines.append(f"prompts: {len(self.prompts)} from {', '.join(s.prompt_set for s in self.suite.prompts)}"
                          + (f" ({len(cats)} categories)" if cats else ""))
         counts = self.counts()
         for g in self.generators:

@@ -1,13 +1,13 @@
-"""Benchmark suites: YAML specs naming prompt sources, images per prompt and judges (`BenchmarkSuite`).
+"""Benchmark suites: YAML files naming prompt sources, images per prompt and judges (`BenchmarkSuite`).
 
-The built-in specs live in ``benchmarks/specs/*.yaml`` (``preference``, ``partiprompts``, ``drawbench``,
+The built-in suites live in ``benchmarks/suites/*.yaml`` (``preference``, ``partiprompts``, ``drawbench``,
 ``diffusiondb``, ``hpdv2``, ``composition``, ``fairness``, ``diversity``); a path to a YAML file of the same
 form works too::
 
     name: my-suite
     description: what it measures
-    prompts:                      # one or more prompt sources: `rewardbench suites list`
-      - suite: partiprompts
+    prompts:                      # one or more prompt sources: prompt sets (`rewardbench prompts list`)
+      - set: partiprompts
         path: PartiPrompts.tsv    # optional local copy of the official file (CLI: --path partiprompts=FILE)
         sample: 200               # optional: a seeded random sample (seed: 0) ...
         limit: 50                 # ... or the first N
@@ -22,7 +22,7 @@ form works too::
 Prompts repeated across sources are kept once (the first); every prompt gets a ``prompt_id`` (its position).
 
     >>> suite = load_benchmark_suite("fairness")
-    >>> suite.judges, suite.images_per_prompt, [s.suite for s in suite.prompts]
+    >>> suite.judges, suite.images_per_prompt, [s.prompt_set for s in suite.prompts]
     (('skin-tone-parity', 'gender-parity', 'vendi'), 16, ['occupations'])
     >>> rows = resolve_prompts(suite, limit=2)
     >>> [(r["prompt_id"], r["prompt"]) for r in rows]
@@ -36,20 +36,22 @@ import hashlib
 import json
 import os
 import random
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-SPECS_DIR = Path(__file__).resolve().parent / "specs"
+SUITES_DIR = Path(__file__).resolve().parent / "suites"  # the built-in suites, one YAML file each
 
 
 @dataclasses.dataclass(frozen=True)
 class PromptSource:
-    """One prompt suite of a benchmark (see the module docstring for the fields)."""
+    """One prompt source of a benchmark: a prompt set and how to take its prompts (see the module docstring for the
+    fields; ``set:`` in the YAML)."""
 
-    suite: str
+    prompt_set: str
     path: str | None = None
     limit: int | None = None
     sample: int | None = None
@@ -68,12 +70,14 @@ class BenchmarkSuite:
     judges: tuple[str, ...]
     images_per_prompt: int = 1
     description: str = ""
-    file: str = ""  # where the spec was read from
+    file: str = ""  # the YAML file it was read from
     judge_config: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
+        """The suite in its YAML form (a prompt source's set under ``set``), less the file it was read from."""
         d = dataclasses.asdict(self)
         d.pop("file")
+        d["prompts"] = [{"set": p.pop("prompt_set"), **p} for p in d["prompts"]]
         for p in d["prompts"]:
             p["judges"] = list(p["judges"]) if p["judges"] is not None else None
             p["options"] = dict(p["options"])
@@ -85,31 +89,40 @@ class BenchmarkSuite:
 def list_benchmark_suites() -> dict[str, str]:
     """Built-in benchmark suites: name -> description."""
     out = {}
-    for f in sorted(SPECS_DIR.glob("*.yaml")):
-        spec = yaml.safe_load(f.read_text()) or {}
-        out[spec.get("name", f.stem)] = spec.get("description", "")
+    for f in sorted(SUITES_DIR.glob("*.yaml")):
+        data = yaml.safe_load(f.read_text()) or {}
+        out[data.get("name", f.stem)] = data.get("description", "")
     return out
+
+
+# a prompt source's keys in the YAML: ``set`` names the prompt set, the others are PromptSource's fields
+_SOURCE_KEYS = {"set"} | {f.name for f in dataclasses.fields(PromptSource)} - {"prompt_set"}
 
 
 def _source(entry: Any, where: str) -> PromptSource:
     if isinstance(entry, str):
-        entry = {"suite": entry}
-    if not isinstance(entry, Mapping) or "suite" not in entry:
-        raise ValueError(f"{where}: each prompts entry needs a 'suite' (a name from `rewardbench suites list`)")
-    unknown = set(entry) - {f.name for f in dataclasses.fields(PromptSource)}
+        entry = {"set": entry}
+    if isinstance(entry, Mapping) and "suite" in entry and "set" not in entry:  # the spelling before prompt sets
+        warnings.warn(f"{where}: a prompt source's 'suite: {entry['suite']}' is now 'set: {entry['suite']}'",
+                      DeprecationWarning, stacklevel=3)
+        entry = {("set" if k == "suite" else k): v for k, v in entry.items()}
+    if not isinstance(entry, Mapping) or "set" not in entry:
+        raise ValueError(f"{where}: each prompts entry needs a 'set' (a prompt set from `rewardbench prompts list`)")
+    unknown = set(entry) - _SOURCE_KEYS
     if unknown:
         raise ValueError(f"{where}: unknown prompts field(s) {sorted(unknown)}")
     judges = entry.get("judges")
-    return PromptSource(suite=str(entry["suite"]), path=entry.get("path"), limit=entry.get("limit"),
+    return PromptSource(prompt_set=str(entry["set"]), path=entry.get("path"), limit=entry.get("limit"),
                         sample=entry.get("sample"), seed=int(entry.get("seed", 0)), category=entry.get("category"),
                         judges=tuple(judges) if judges is not None else None, options=dict(entry.get("options") or {}))
 
 
 def load_benchmark_suite(name_or_path: str | os.PathLike) -> BenchmarkSuite:
-    """A built-in suite by name, or a YAML spec by path. Unknown names raise ``ValueError`` listing the suites."""
+    """A built-in suite by name, or a suite's YAML file by path. Unknown names raise ``ValueError`` listing the
+    suites."""
     p = Path(name_or_path).expanduser()
     if not p.is_file():
-        builtin = SPECS_DIR / f"{name_or_path}.yaml"
+        builtin = SUITES_DIR / f"{name_or_path}.yaml"
         if not builtin.is_file():
             from rewardbench.registry import did_you_mean
 
@@ -118,27 +131,27 @@ def load_benchmark_suite(name_or_path: str | os.PathLike) -> BenchmarkSuite:
                              f"Built in: {', '.join(known)}; or pass a YAML file")
         p = builtin
     try:
-        spec = yaml.safe_load(p.read_text())
+        data = yaml.safe_load(p.read_text())
     except yaml.YAMLError as e:
         raise ValueError(f"{p}: not valid YAML ({e})") from None
-    if not isinstance(spec, Mapping):
-        raise ValueError(f"{p}: a suite spec is a mapping with name, prompts, judges")
-    unknown = set(spec) - {"name", "description", "prompts", "judges", "images_per_prompt", "judge_config"}
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{p}: a benchmark suite is a mapping with name, prompts, judges")
+    unknown = set(data) - {"name", "description", "prompts", "judges", "images_per_prompt", "judge_config"}
     if unknown:
         raise ValueError(f"{p}: unknown field(s) {sorted(unknown)}")
-    prompts = spec.get("prompts") or []
+    prompts = data.get("prompts") or []
     if not prompts:
         raise ValueError(f"{p}: no prompt sources ('prompts:')")
-    judges = spec.get("judges") or []
-    ipp = int(spec.get("images_per_prompt", 1))
+    judges = data.get("judges") or []
+    ipp = int(data.get("images_per_prompt", 1))
     if ipp < 1:
         raise ValueError(f"{p}: images_per_prompt must be >= 1")
-    config = spec.get("judge_config") or {}
+    config = data.get("judge_config") or {}
     if not (isinstance(config, Mapping) and all(isinstance(v, Mapping) for v in config.values())):
         raise ValueError(f"{p}: judge_config maps a judge to its options, "
                          "e.g. {skin-tone-parity: {presence: none}}")
-    return BenchmarkSuite(name=str(spec.get("name", p.stem)), prompts=tuple(_source(e, str(p)) for e in prompts),
-                          judges=tuple(judges), images_per_prompt=ipp, description=str(spec.get("description", "")),
+    return BenchmarkSuite(name=str(data.get("name", p.stem)), prompts=tuple(_source(e, str(p)) for e in prompts),
+                          judges=tuple(judges), images_per_prompt=ipp, description=str(data.get("description", "")),
                           file=str(p), judge_config={str(k): dict(v) for k, v in config.items()})
 
 
@@ -146,22 +159,23 @@ def resolve_prompts(suite: BenchmarkSuite, paths: Mapping[str, str] | None = Non
                     limit: int | None = None) -> list[dict]:
     """The suite's prompts: rows ``{"prompt_id", "prompt", "category", "source", "judges"}``.
 
-    ``paths`` maps a source's suite name to a local copy of its official file (overriding the spec's
+    ``paths`` maps a source's prompt set to a local copy of its official file (overriding the suite's
     ``path``); ``limit`` keeps at most that many prompts of each source (for smoke runs). A source that cannot
-    be read raises `rewardbench.suites.SuiteSourceError` (its message says how to use a local copy).
+    be read raises `rewardbench.benchmarks.prompt_sets.PromptSourceError` (its message says how to use a local
+    copy).
     """
-    from rewardbench.suites import load_suite
+    from .prompt_sets import load_prompt_set
 
     paths = dict(paths or {})
-    unknown = set(paths) - {s.suite for s in suite.prompts}
+    unknown = set(paths) - {s.prompt_set for s in suite.prompts}
     if unknown:
         raise ValueError(f"--path given for {sorted(unknown)}, not a prompt source of suite {suite.name!r} "
-                         f"(its sources: {', '.join(s.suite for s in suite.prompts)})")
+                         f"(its sources: {', '.join(s.prompt_set for s in suite.prompts)})")
     rows, seen = [], set()
     multi = len(suite.prompts) > 1
     for src in suite.prompts:
-        path = paths.get(src.suite, src.path)
-        loaded = load_suite(src.suite, path=path, **dict(src.options))
+        path = paths.get(src.prompt_set, src.path)
+        loaded = load_prompt_set(src.prompt_set, path=path, **dict(src.options))
         if src.sample is not None and src.sample < len(loaded):
             loaded = random.Random(src.seed).sample(loaded, src.sample)
         if src.limit is not None:
@@ -174,9 +188,10 @@ def resolve_prompts(suite: BenchmarkSuite, paths: Mapping[str, str] | None = Non
             seen.add(r["prompt"])
             own = r.get("category")
             category = src.category if src.category is not None else \
-                (f"{src.suite}/{own}" if multi and own is not None else own if own is not None else
-                 (src.suite if multi else None))
-            rows.append({"prompt_id": len(rows), "prompt": r["prompt"], "category": category, "source": src.suite,
+                (f"{src.prompt_set}/{own}" if multi and own is not None else own if own is not None else
+                 (src.prompt_set if multi else None))
+            rows.append({"prompt_id": len(rows), "prompt": r["prompt"], "category": category,
+                         "source": src.prompt_set,
                          "judges": list(src.judges) if src.judges is not None else None})
     if not rows:
         raise ValueError(f"suite {suite.name!r}: no prompts")

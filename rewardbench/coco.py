@@ -1,4 +1,4 @@
-"""Facts about the COCO detection dataset shared by the zoo and the prompt suites."""
+"""Facts about the COCO detection dataset shared by the zoo and the prompt sets."""
 
 # The 80 COCO classes in the order of the official YOLO/COCO label ids (ultralytics coco.yaml; the
 # same order as GenEval's object_names.txt, where three are renamed: see GENEVAL_NAMES in rewards/_vocab.py).

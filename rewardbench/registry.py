@@ -200,13 +200,13 @@ class Registry:
 
 def discover_modules(package: str, broken: dict[str, str] | None = None) -> Iterator[ModuleType]:
     """Import every public module (name not starting with ``_``) of ``package``, in name order, and
-    yield it: how the zoo (``rewardbench.rewards``) and the prompt suites (``rewardbench.suites``) are
-    found. A module that fails to import is recorded in ``broken`` (and warned about) instead of hiding
+    yield it: how the zoo (``rewardbench.rewards``) and the prompt sets (``rewardbench.benchmarks.prompt_sets``)
+    are found. A module that fails to import is recorded in ``broken`` (and warned about) instead of hiding
     the rest; without ``broken`` the error propagates.
 
     Example:
-        >>> names = [m.__name__ for m in discover_modules("rewardbench.suites")]
-        >>> "rewardbench.suites.geneval" in names, names == sorted(names)
+        >>> names = [m.__name__ for m in discover_modules("rewardbench.benchmarks.prompt_sets")]
+        >>> "rewardbench.benchmarks.prompt_sets.geneval" in names, names == sorted(names)
         (True, True)
     """
     try:

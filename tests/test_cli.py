@@ -67,7 +67,7 @@ def test_console_script_runs():
 def test_subcommands_live_in_the_cli_room():
     """Every subcommand of ours is a module of rewardbench.cli, found through the entry-point group."""
     targets = command_targets()
-    assert {"list", "score", "demo", "suites", "train", "agreement", "leaderboard", "run-benchmark"} <= set(targets)
+    assert {"list", "score", "demo", "prompts", "train", "agreement", "leaderboard", "run-benchmark"} <= set(targets)
     assert all(t.startswith("rewardbench.cli.") for t in targets.values()), targets
 
 
@@ -77,7 +77,7 @@ USAGE_MISTAKES = {
     "run-benchmark": ["run-benchmark", "--suite", "no-such-suite", "--judges", "jpeg-compressibility", "--dry-run"],
     "agreement": ["agreement", "--dataset", "photo-distortions", "--rewards", "no-such-reward"],
     "leaderboard": ["leaderboard", "--dir", "/nonexistent/boards"],
-    "suites": ["suites", "show", "no-such-suite"],
+    "prompts": ["prompts", "show", "no-such-set"],
     "list": ["list", "--category", "no-such-category"],
     "train": ["train", "train.no_such_key=1", "--print-config"],
 }
@@ -99,7 +99,7 @@ def test_a_usage_mistake_is_one_line_and_exit_2(command):
      "MISSING/run"],
     ["agreement", "--dataset", "photo-distortions", "--rewards", "jpeg-compressibility", "--out", "MISSING/r.csv"],
     ["leaderboard", "--out", "MISSING/board.md"],
-    ["suites", "export", "object-pairs", "--out", "MISSING/pairs.jsonl"],
+    ["prompts", "export", "object-pairs", "--out", "MISSING/pairs.jsonl"],
     ["demo", "--out", "MISSING/demo"],
     ["train", "--config", "CONFIG", "run.output_dir=MISSING/run"],
 ], ids=lambda a: a[0])

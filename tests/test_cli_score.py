@@ -229,15 +229,14 @@ def test_an_unexpected_error_is_one_line_with_a_way_to_the_traceback(photo_dir, 
 
 def test_the_main_command_reports_uncaught_errors_in_one_line(monkeypatch):
     from rewardbench.cli import main
-    from rewardbench.cli import suites as cli_suites
+    from rewardbench.cli import prompts as cli_prompts
 
     def boom(*a, **k):
-        raise KeyError("no such suite table")
+        raise KeyError("no such prompt set table")
 
     monkeypatch.delenv("REWARDBENCH_DEBUG", raising=False)
-    monkeypatch.setattr(cli_suites, "list_suites", boom, raising=False)
-    monkeypatch.setattr(cli_suites.suites.commands["list"], "callback", boom)
-    res = CliRunner().invoke(main, ["suites", "list"])
+    monkeypatch.setattr(cli_prompts.prompts.commands["list"], "callback", boom)
+    res = CliRunner().invoke(main, ["prompts", "list"])
     assert res.exit_code == 1 and res.output.startswith("error: KeyError:") and "--debug" in res.output
     assert "Traceback" not in res.output
 

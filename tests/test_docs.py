@@ -162,12 +162,12 @@ def python_modules(code: str) -> list[str]:
 
 def known_names() -> dict[str, set[str]]:
     catalog = json.loads((ROOT / "rewards" / "catalog.json").read_text())["rewards"]
-    from rewardbench.suites import list_suites
+    from rewardbench.benchmarks.prompt_sets import list_prompt_sets
 
     return {
         "reward": {n for r in catalog for n in (r["name"], *r.get("aliases", []))},
-        "suite": {p.stem for p in (ROOT / "benchmarks" / "specs").glob("*.yaml") if not p.stem.startswith("_")},
-        "prompt set": set(list_suites()),
+        "suite": {p.stem for p in (ROOT / "benchmarks" / "suites").glob("*.yaml") if not p.stem.startswith("_")},
+        "prompt set": set(list_prompt_sets()),
     }
 
 
@@ -203,7 +203,9 @@ def check_command(args: list[str], names: dict[str, set[str]]) -> None:
             unknown = [n for n in str(opts[option]).split(",") if n not in names[kind]]
             if unknown:
                 raise click.UsageError(f"{' '.join(path)}: no {kind} named {unknown}")
-    if path[1:] in (["suites", "show"], ["suites", "export"]) and rest and rest[0] not in names["prompt set"]:
+    # `suites`: the old name of `prompts`, still working for one release
+    if path[1:2] in (["prompts"], ["suites"]) and path[2:] in (["show"], ["export"]) and rest \
+            and rest[0] not in names["prompt set"]:
         raise click.UsageError(f"no prompt set named {rest[0]!r}")
     if path[1:] == ["train"] and opts.get("config_path") and not (ROOT / opts["config_path"]).is_file():
         raise click.UsageError(f"no recipe {opts['config_path']}")
@@ -230,8 +232,8 @@ def test_bash_commands_parse():
 def test_command_checker_catches_mistakes():
     names = known_names()
     for bad in (["score", "--model", "jpeg-compressibility", "--no-such-flag"], ["scor", "--help"],
-                ["score", "--model", "no-such-reward", "--images", "x"], ["suites", "shw", "x"],
+                ["score", "--model", "no-such-reward", "--images", "x"], ["prompts", "shw", "x"],
                 ["leaderboard", "--format", "pdf"], ["train", "--config", "trainers/recipes/nope.yaml"]):
         with pytest.raises(click.ClickException):
             check_command(bad, names)
-    check_command(["suites", "show", "drawbench", "--limit", "5"], names)
+    check_command(["prompts", "show", "drawbench", "--limit", "5"], names)

@@ -42,6 +42,6 @@ def test_docstring_examples(module):
 
 def test_walk_finds_every_folder():
     names = package_modules()
-    for sub in ("rewardbench.rewards.jpeg", "rewardbench.trainers.ddpo_math", "rewardbench.suites.geneval",
-                "rewardbench.leaderboards"):
+    for sub in ("rewardbench.rewards.jpeg", "rewardbench.trainers.ddpo_math",
+                "rewardbench.benchmarks.prompt_sets.geneval", "rewardbench.leaderboards"):
         assert sub in names

@@ -226,7 +226,8 @@ def test_wheel_installs_one_top_level_package(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     tops = {n.split("/")[0] for n in names}
     assert {t for t in tops if not t.endswith(".dist-info")} == {"rewardbench"}, tops
-    for must in ("rewardbench/rewards/jpeg.py", "rewardbench/trainers/train.py", "rewardbench/suites/geneval.py",
+    for must in ("rewardbench/rewards/jpeg.py", "rewardbench/trainers/train.py",
+                 "rewardbench/benchmarks/prompt_sets/geneval.py", "rewardbench/benchmarks/suites/preference.yaml",
                  "rewardbench/trainers/recipes/tiny_smoke.yaml", "rewardbench/leaderboards/__init__.py"):
         assert must in names, must
     assert not any("scripts/" in n or "build_support" in n for n in names)  # checkout-only files stay there

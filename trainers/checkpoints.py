@@ -130,7 +130,7 @@ def load_checkpoint(path: Path, *, model, optimizer, lr_scheduler, gen: torch.Ge
 
 # run.* keys that do not change what is trained (where it goes, how often it saves, how it is logged)
 _NOT_FINGERPRINTED = {"output_dir", "iterations", "checkpoint_every", "keep_checkpoints", "sample_every", "resume",
-                      "resume_force", "tensorboard", "async_rewards", "device", "suite_paths", "eval_every",
+                      "resume_force", "tensorboard", "async_rewards", "device", "prompt_paths", "eval_every",
                       "progress"}
 # keys added to the config after fingerprints were first kept, with the value every earlier run had: left out of
 # the fingerprint at that value, so that a checkpoint written before the key existed still resumes
@@ -153,8 +153,28 @@ def run_fingerprint(config, tasks: Sequence[Task]) -> dict[str, Any]:
         t["reward_resolved"] = resolved.description
         t["prompts_sha256"] = hashlib.sha256("\n".join(resolved.prompts).encode()).hexdigest()[:16]
         t["n_prompts"] = len(resolved.prompts)
-    flat = _flat(d)
+    flat = _canonical(_flat(d))
     return {k: v for k, v in flat.items() if k not in _ADDED_LATER or v != _ADDED_LATER[k]}
+
+
+def _canonical(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """A task's prompt set in one spelling, ``tasks.N.prompts.set: NAME``, however the recipe wrote it: ``set:NAME``
+    or ``{set: NAME, ...}``, or as fingerprints kept before prompt sets had their name, ``suite:NAME`` or
+    ``{suite: NAME, ...}``. So a checkpoint written then resumes under a recipe that says ``set:`` (and the
+    prompts themselves are pinned by ``prompts_sha256`` and ``n_prompts`` anyway).
+
+    >>> _canonical({"tasks.0.prompts": "suite:occupations", "tasks.1.prompts.suite": "object-pairs-train"})
+    {'tasks.0.prompts.set': 'occupations', 'tasks.1.prompts.set': 'object-pairs-train'}
+    """
+    out = {}
+    for key, value in flat.items():
+        first, _, rest = key.split(".", 2) if key.count(".") >= 2 else (key, "", "")
+        if first == "tasks" and rest == "prompts" and isinstance(value, str) and value.startswith(("set:", "suite:")):
+            key, value = f"{key}.set", value.partition(":")[2]
+        elif first == "tasks" and rest == "prompts.suite":
+            key = key.removesuffix("suite") + "set"
+        out[key] = value
+    return out
 
 
 def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
@@ -168,7 +188,9 @@ def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def fingerprint_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
-    """``key: old -> new`` for every fingerprint entry that differs (added and removed ones too)."""
+    """``key: old -> new`` for every fingerprint entry that differs (added and removed ones too). A prompt set is
+    compared by name, however either side spells it (`_canonical`)."""
+    old, new = _canonical(old), _canonical(new)
     missing = object()
     return [f"{k}: {old.get(k, '(absent)')!r} -> {new.get(k, '(absent)')!r}" for k in sorted(old.keys() | new.keys())
             if old.get(k, missing) != new.get(k, missing)]

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,14 +113,14 @@ class TaskConfig:
     name: str = "task"
     reward: str = "jpeg-compressibility"  # registry name or alias, or "package.module:callable" (ddpo-style fn)
     reward_kwargs: Mapping[str, Any] = field(default_factory=dict)  # to load_reward (e.g. pretrained, weights)
-    # a list of prompts | a file path | "suite:NAME" | {suite: NAME, path: local copy, <loader options>}
-    # (rewardbench.suites; training splits: diffusiondb-train, person-descriptions, object-pairs-train)
+    # a list of prompts | a file path | a prompt set: "set:NAME" | {set: NAME, path: local copy, <loader options>}
+    # (`rewardbench prompts list`; training splits: diffusiondb-train, person-descriptions, object-pairs-train)
     prompts: Any = ("a cat asleep on a windowsill",)
     weight: float = 1.0  # multiplies this task's loss
     batch_size: int | None = None  # images per process per iteration for this task (None: sample.batch_size)
     images_per_prompt: int | None = None  # None: sample.images_per_prompt
-    # training prompts that are also a held-out evaluation suite's prompts (rewardbench.suites.splits) are refused,
-    # unless drop_eval_overlap (leave those prompts out) or allow_eval_overlap (train on them anyway) is true
+    # training prompts that are also a held-out evaluation set's prompts (benchmarks/prompt_sets/splits.py) are
+    # refused, unless drop_eval_overlap (leave those prompts out) or allow_eval_overlap (train on them anyway) is true
     drop_eval_overlap: bool = False
     allow_eval_overlap: bool = False
 
@@ -133,7 +134,7 @@ class EvalConfig:
     """Evaluation while training (every ``run.eval_every`` iterations; trainers/evaluate.py): held-out prompts
     with fixed seeds, judged through run-benchmark by the training rewards and other judges."""
 
-    suite: str = "preference"  # a run-benchmark suite (benchmarks/specs) or a YAML path: held-out prompts
+    suite: str = "preference"  # a run-benchmark suite (benchmarks/suites) or a YAML path: held-out prompts
     prompts: int = 50  # the first N prompts of each of the suite's sources (the same at every evaluation)
     images_per_prompt: int | None = None  # None: the suite's
     judges: tuple[str, ...] = ("aesthetic", "clipscore", "hpsv2", "vendi")  # besides the training rewards
@@ -154,7 +155,7 @@ class RunConfig:
     sample_every: int = 10  # iterations between saved sample grids; 0 = never
     resume: str | None = None  # checkpoint dir, or "latest" (newest under output_dir/checkpoints)
     resume_force: bool = False  # resume even when the checkpoint was written by a run with another fingerprint
-    suite_paths: Mapping[str, str] = field(default_factory=dict)  # suite -> local copy of its official file
+    prompt_paths: Mapping[str, str] = field(default_factory=dict)  # prompt set -> local copy of its official file
     eval_every: int = 0  # iterations between held-out evaluations (the `eval` section); 0 = never
     tensorboard: bool = True
     async_rewards: bool = True  # score a micro-batch in a thread while the next one is sampled
@@ -244,7 +245,7 @@ def _build(cls, data: Mapping[str, Any], where: str):
 
 def config_from_dict(data: Mapping[str, Any]) -> Config:
     """Nested dict (a parsed YAML recipe) -> `Config`, with clear errors on unknown keys."""
-    data = dict(data or {})
+    data = _renamed(dict(data or {}))
     unknown = sorted(set(data) - set(_SECTIONS) - {"tasks"})
     if unknown:
         raise ValueError(f"unknown config section(s) {unknown}; known: {', '.join([*_SECTIONS, 'tasks'])}")
@@ -261,6 +262,19 @@ def config_from_dict(data: Mapping[str, Any]) -> Config:
             built.append(_build(TaskConfig, t, f"tasks[{i}]"))
         kw["tasks"] = tuple(built)
     return Config(**kw)
+
+
+def _renamed(data: dict) -> dict:
+    """``run.suite_paths``, the name of ``run.prompt_paths`` before prompt sets had theirs, read as the new key (with
+    a DeprecationWarning); where both name a prompt set, ``run.prompt_paths`` wins."""
+    run = data.get("run")
+    if isinstance(run, Mapping) and "suite_paths" in run:
+        warnings.warn("run.suite_paths is now run.prompt_paths (prompt set -> local copy of its official file)",
+                      DeprecationWarning, stacklevel=3)
+        run = dict(run)
+        old = run.pop("suite_paths") or {}
+        data["run"] = {**run, "prompt_paths": {**old, **(run.get("prompt_paths") or {})}}
+    return data
 
 
 def apply_overrides(data: dict, overrides: Sequence[str]) -> dict:

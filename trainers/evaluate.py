@@ -92,7 +92,7 @@ def evaluate(config: Config, unet: torch.nn.Module, step: int, judges: list[str]
     dtype = {"no": None, "bf16": "bf16", "fp16": "fp16"}[m.mixed_precision]
     run = BenchmarkRun(
         out=str(root / f"step_{step:06d}"), suite=e.suite, models=(f"{name}={weights}",),
-        baseline=f"base={_base_source(config)}" if e.baseline else None, paths=dict(config.run.suite_paths),
+        baseline=f"base={_base_source(config)}" if e.baseline else None, paths=dict(config.run.prompt_paths),
         limit=e.prompts, images_per_prompt=e.images_per_prompt, judges=tuple(judges),
         random_weights=e.random_weights, seed=e.seed, n_boot=e.n_boot, plots=False, progress=False,
         generation=GenerationSettings(steps=s.num_steps, guidance_scale=s.guidance_scale, resolution=m.resolution,

@@ -62,7 +62,7 @@ class Task:
 def build_tasks(config: Config, rewards: Mapping[str, Any] | None, device: torch.device,
                 accelerator: Any = None) -> list[Task]:
     """The run's tasks: ``rewards`` (task name -> a `RewardModel` or a callable) replaces a task's reward name.
-    With ``accelerator``, the main process loads first (a suite's official file downloads once into the shared
+    With ``accelerator``, the main process loads first (a prompt set's official file downloads once into the shared
     cache) and it prints what was left out or not checked."""
     say: Callable[[str], None] = accelerator.print if accelerator is not None else (lambda _: None)
     s, tr, run = config.sample, config.train, config.run
@@ -71,9 +71,9 @@ def build_tasks(config: Config, rewards: Mapping[str, Any] | None, device: torch
         for tc in config.tasks:
             fn, whole_batch, desc = resolve_reward((rewards or {}).get(tc.name, tc.reward), device,
                                                    dict(tc.reward_kwargs))
-            prompts = load_prompts(tc.prompts, run.suite_paths)
+            prompts = load_prompts(tc.prompts, run.prompt_paths)
             if not tc.allow_eval_overlap:  # never train on a benchmark's held-out prompts by accident
-                prompts, dropped, missing = check_eval_overlap(tc.name, prompts, run.suite_paths,
+                prompts, dropped, missing = check_eval_overlap(tc.name, prompts, run.prompt_paths,
                                                                drop=tc.drop_eval_overlap, skip=unchecked)
                 unchecked.update(missing)
                 if dropped:
@@ -84,7 +84,7 @@ def build_tasks(config: Config, rewards: Mapping[str, Any] | None, device: torch
                               PerPromptStatTracker(tr.stat_buffer_size, tr.stat_min_count)))
     if unchecked:
         names = sorted(unchecked)
-        say(f"held-out overlap not checked against {len(names)} suite(s) that cannot be loaded here "
+        say(f"held-out overlap not checked against {len(names)} prompt set(s) that cannot be loaded here "
             f"({', '.join(names[:4])}{', ...' if len(names) > 4 else ''}); give local copies of their files in "
-            "run.suite_paths to check them")
+            "run.prompt_paths to check them")
     return tasks

@@ -50,7 +50,7 @@ USAGE_ERRORS = (
     "rewardbench.shards:ResumeMismatchError",
     "rewardbench.outputs:OutputLockedError",
     "rewardbench.outputs:OutputExistsError",
-    "rewardbench.suites:UnknownSuiteError",
+    "rewardbench.benchmarks.prompt_sets:UnknownPromptSetError",
     "rewardbench.benchmarks.run:ConfigChangedError",
     "rewardbench.leaderboards.board:RandomWeightsError",
     "rewardbench.trainers.checkpoints:ResumeRefusedError",

@@ -64,7 +64,7 @@ def _list_suites(as_json: bool) -> None:
     rows = []
     for name, desc in list_benchmark_suites().items():
         s = load_benchmark_suite(name)
-        sources = [p.suite for p in s.prompts]
+        sources = [p.prompt_set for p in s.prompts]
         rows.append({"name": name, "prompts": ", ".join(sources), "judges": ", ".join(s.judges),
                      "images/prompt": s.images_per_prompt, "description": desc,
                      "prompt sources": ", ".join(sources[:3]) + (f" (+{len(sources) - 3} more)" if len(sources) > 3
@@ -78,7 +78,7 @@ def _list_suites(as_json: bool) -> None:
 
 @command("run-benchmark", _EPILOG)
 @click.option("--suite", "-s", default=None, metavar="NAME|YAML",
-              help="A benchmark suite (--list-suites) or a YAML spec.")
+              help="A benchmark suite (--list-suites) or a suite's YAML file.")
 @click.option("--list-suites", is_flag=True, help="List the built-in benchmark suites and exit.")
 @click.option("--model", "-m", "models", multiple=True, metavar="[NAME=]SOURCE", help="A generator. Repeatable.")
 @click.option("--baseline", "-b", default=None, metavar="NAME|[NAME=]SOURCE",
@@ -88,9 +88,9 @@ def _list_suites(as_json: bool) -> None:
                    "seed), category columns; or a folder of one model's images (with --prompts).")
 @click.option("--prompts", "image_prompts", default=None, metavar="FILE", help="Prompts of an --images folder.")
 @click.option("--out", "-o", default=None, metavar="DIR", help="The run's folder (images, scores, reports).")
-@click.option("--path", "paths", multiple=True, metavar="SOURCE=FILE",
-              callback=lambda ctx, p, v: parse_pairs(v, "--path", "partiprompts=PartiPrompts.tsv", "SOURCE=FILE"),
-              help="A local copy of a prompt source's official file, e.g. partiprompts=PartiPrompts.tsv. Repeatable.")
+@click.option("--path", "paths", multiple=True, metavar="SET=FILE",
+              callback=lambda ctx, p, v: parse_pairs(v, "--path", "partiprompts=PartiPrompts.tsv", "SET=FILE"),
+              help="A local copy of a prompt set's official file, e.g. partiprompts=PartiPrompts.tsv. Repeatable.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="At most N prompts from each prompt source.")
 @click.option("--images-per-prompt", "-n", type=click.IntRange(min=1), default=None, help="Default: the suite's.")
 @click.option("--judges", "-j", default=None, metavar="NAME[,NAME...]", callback=_judges,
@@ -130,7 +130,7 @@ def run_benchmark(list_suites, dry_run, as_json, **options):
     """Generate images with one or more models (or read pre-generated ones), score them with a suite's judges,
     and compare each model with a baseline: win rates with confidence intervals and sign tests, means,
     per-category breakdowns, a Bradley-Terry ranking, group rewards, the cross-reward table, plots and a report."""
-    from rewardbench.suites import SuiteSourceError
+    from rewardbench.benchmarks.prompt_sets import PromptSourceError
 
     if list_suites:
         _list_suites(as_json)
@@ -152,7 +152,7 @@ def run_benchmark(list_suites, dry_run, as_json, **options):
                                        "judges": plan.judges}, indent=2) if as_json else plan.describe())
                 return
             result = run(cfg)
-    except (SuiteSourceError, OSError, RuntimeError) as e:
+    except (PromptSourceError, OSError, RuntimeError) as e:
         fail_exit(str(e))
     _print_result(result, as_json)
     raise SystemExit(1 if result.summary["failed"] else 0)

@@ -24,8 +24,8 @@ SUITE = """\
 name: smoke
 description: offline smoke suite
 prompts:
-  - {suite: occupations, limit: 3}
-  - {suite: object-pairs, sample: 2, category: pairs, judges: [jpeg-compressibility]}
+  - {set: occupations, limit: 3}
+  - {set: object-pairs, sample: 2, category: pairs, judges: [jpeg-compressibility]}
 images_per_prompt: 2
 judges: [jpeg-compressibility, vendi, clipscore-b32]
 """

@@ -4,29 +4,30 @@ from __future__ import annotations
 
 import pytest
 
+from rewardbench.benchmarks.prompt_sets import PromptSourceError, list_prompt_sets
 from rewardbench.benchmarks.suite import list_benchmark_suites, load_benchmark_suite, prompts_hash, resolve_prompts
 from rewardbench.registry import REGISTRY
-from rewardbench.suites import SuiteSourceError, list_suites
 
 
 def test_builtin_suites_name_registered_judges_and_existing_prompt_sources():
     names = list_benchmark_suites()
     assert {"preference", "partiprompts", "drawbench", "diffusiondb", "hpdv2", "composition", "fairness",
             "diversity"} <= set(names)
-    sources = set(list_suites())
+    sources = set(list_prompt_sets())
     for name in names:
         s = load_benchmark_suite(name)
         assert s.name == name and s.description and s.images_per_prompt >= 1
         for j in s.judges:
             assert REGISTRY.canonical(j) == j, (name, j)
         for p in s.prompts:
-            assert p.suite in sources, (name, p.suite)
-            assert p.judges is None or set(p.judges) <= set(s.judges), (name, p.suite)
+            assert p.prompt_set in sources, (name, p.prompt_set)
+            assert p.judges is None or set(p.judges) <= set(s.judges), (name, p.prompt_set)
     pref = load_benchmark_suite("preference")
-    assert [p.suite for p in pref.prompts] == ["partiprompts", "drawbench", "diffusiondb-heldout", "hpdv2"]
+    assert [p.prompt_set for p in pref.prompts] == ["partiprompts", "drawbench", "diffusiondb-heldout", "hpdv2"]
     assert {"imagereward", "pickscore", "hpsv2"} <= set(pref.judges)
     comp = load_benchmark_suite("composition")
-    assert {p.category for p in comp.prompts if p.suite.startswith("object-pairs")} == {"seen pairs", "unseen pairs"}
+    pairs = {p.category for p in comp.prompts if p.prompt_set.startswith("object-pairs")}
+    assert pairs == {"seen pairs", "unseen pairs"}
 
 
 def test_fairness_suite_is_the_papers_setup():
@@ -63,13 +64,13 @@ def test_prompts_of_several_sources_with_categories_limits_samples_and_repeats(t
     (tmp_path / "jobs.txt").write_text("nurse\ndoctor\nnurse\n")
     (tmp_path / "s.yaml").write_text(
         "name: mine\nprompts:\n"
-        "  - {suite: occupations, path: jobs.txt}\n"
-        "  - {suite: object-pairs, sample: 3, seed: 1, judges: [jpeg-compressibility]}\n"
-        "  - {suite: object-pairs, limit: 2, category: first pairs}\n"
+        "  - {set: occupations, path: jobs.txt}\n"
+        "  - {set: object-pairs, sample: 3, seed: 1, judges: [jpeg-compressibility]}\n"
+        "  - {set: object-pairs, limit: 2, category: first pairs}\n"
         "  - occupations\n"
         "judges: [jpeg-compressibility, vendi]\n")
     s = load_benchmark_suite(tmp_path / "s.yaml")
-    with pytest.raises(SuiteSourceError, match="does not exist"):  # the spec's relative path is not found from here
+    with pytest.raises(PromptSourceError, match="does not exist"):  # the suite's relative path is not found from here
         resolve_prompts(s)
     rows = resolve_prompts(s, paths={"occupations": str(tmp_path / "jobs.txt")})
     prompts = [r["prompt"] for r in rows]
@@ -86,12 +87,13 @@ def test_prompts_of_several_sources_with_categories_limits_samples_and_repeats(t
         resolve_prompts(s, paths={"geneval": "x.jsonl"})
 
 
-def test_bad_specs_are_refused_with_the_reason(tmp_path):
+def test_bad_suites_are_refused_with_the_reason(tmp_path):
     with pytest.raises(ValueError, match="Did you mean 'fairness'"):
         load_benchmark_suite("fairnes")
     for text, why in (("name: x\njudges: [vendi]\n", "no prompt sources"),
                       ("name: x\nprompts: [occupations]\njudges: [vendi]\nimages: 3\n", "unknown field"),
-                      ("name: x\nprompts: [{suite: occupations, limt: 3}]\n", "unknown prompts field"),
+                      ("name: x\nprompts: [{set: occupations, limt: 3}]\n", "unknown prompts field"),
+                      ("name: x\nprompts: [{prompt_set: occupations}]\n", "needs a 'set'"),
                       ("name: x\nprompts: [occupations]\nimages_per_prompt: 0\n", ">= 1"),
                       ("name: [x\n", "not valid YAML")):
         f = tmp_path / "bad.yaml"
@@ -100,8 +102,22 @@ def test_bad_specs_are_refused_with_the_reason(tmp_path):
             load_benchmark_suite(f)
 
 
+def test_a_prompt_source_spelled_as_before_prompt_sets_had_their_name_still_loads(tmp_path):
+    """``- suite: NAME``, the key before "suite" came to mean only a benchmark suite, reads as ``- set: NAME`` (with a
+    DeprecationWarning); a suite's dict form (results.json) spells it ``set``, as its YAML does."""
+    (tmp_path / "old.yaml").write_text("name: old\nprompts:\n  - {suite: occupations, limit: 2}\njudges: [vendi]\n")
+    (tmp_path / "new.yaml").write_text("name: old\nprompts:\n  - {set: occupations, limit: 2}\njudges: [vendi]\n")
+    with pytest.warns(DeprecationWarning, match="'suite: occupations' is now 'set: occupations'"):
+        old = load_benchmark_suite(tmp_path / "old.yaml")
+    new = load_benchmark_suite(tmp_path / "new.yaml")
+    assert old.prompts == new.prompts and old.prompts[0].prompt_set == "occupations"
+    assert resolve_prompts(old) == resolve_prompts(new)
+    assert new.as_dict()["prompts"][0] == {"set": "occupations", "path": None, "limit": 2, "sample": None, "seed": 0,
+                                           "category": None, "judges": None, "options": {}}
+
+
 def test_real_prompt_files_through_a_suite(shared_data, tmp_path):
-    (tmp_path / "s.yaml").write_text("name: real\nprompts:\n  - partiprompts\n  - {suite: geneval, limit: 10}\n"
+    (tmp_path / "s.yaml").write_text("name: real\nprompts:\n  - partiprompts\n  - {set: geneval, limit: 10}\n"
                                      "judges: [clipscore]\n")
     rows = resolve_prompts(load_benchmark_suite(tmp_path / "s.yaml"), paths={
         "partiprompts": str(shared_data / "prompts/partiprompts/PartiPrompts.tsv"),

@@ -84,25 +84,73 @@ def test_prompt_sources(tmp_path):
     pd.DataFrame({"prompt": ["x", "y", "x", None]}).to_parquet(tmp_path / "p.parquet")
     assert load_prompts(str(tmp_path / "p.parquet")) == ["x", "y"]  # de-duplicated, nulls dropped
     assert load_prompts(["a", "b"]) == ["a", "b"]
-    assert load_prompts("suite:occupations")[:1] == load_prompts({"suite": "occupations"})[:1] == \
+    assert load_prompts("set:occupations")[:1] == load_prompts({"set": "occupations"})[:1] == \
         ["a portrait of an accountant"]
     jobs = tmp_path / "jobs.txt"
     jobs.write_text("baker\n")
-    assert load_prompts({"suite": "occupations", "path": str(jobs)}) == ["a portrait of a baker"]
-    assert load_prompts("suite:occupations", suite_paths={"occupations": str(jobs)}) == ["a portrait of a baker"]
+    assert load_prompts({"set": "occupations", "path": str(jobs)}) == ["a portrait of a baker"]
+    assert load_prompts("set:occupations", prompt_paths={"occupations": str(jobs)}) == ["a portrait of a baker"]
+    with pytest.raises(ValueError, match="needs a 'set' key"):
+        load_prompts({"path": str(jobs)})
     with pytest.raises(FileNotFoundError):
         load_prompts(str(tmp_path / "missing.txt"))
     with pytest.raises(ValueError, match="empty"):
         load_prompts([])
 
 
-def test_recipes_name_registered_rewards_and_existing_suites():
+def test_the_old_spelling_of_a_prompt_set_still_works_with_a_warning(tmp_path):
+    """Before "suite" came to mean only a run-benchmark suite, a task named its prompt set ``suite:NAME`` or
+    ``{suite: NAME}`` and ``run.suite_paths`` gave local copies: read as ``set:`` and ``run.prompt_paths``."""
+    from rewardbench.trainers.prompts import load_prompts
+
+    jobs = tmp_path / "jobs.txt"
+    jobs.write_text("baker\n")
+    with pytest.warns(DeprecationWarning, match="'suite:occupations' is now 'set:occupations'"):
+        assert load_prompts("suite:occupations") == load_prompts("set:occupations")
+    with pytest.warns(DeprecationWarning, match="is now 'set:occupations'"):
+        assert load_prompts({"suite": "occupations", "path": str(jobs)}) == ["a portrait of a baker"]
+    recipe = tmp_path / "old.yaml"
+    recipe.write_text(f"tasks:\n  - {{name: jobs, prompts: 'suite:occupations'}}\n"
+                      f"run: {{suite_paths: {{occupations: {jobs}, geneval: meta.jsonl}}}}\n")
+    with pytest.warns(DeprecationWarning, match="run.suite_paths is now run.prompt_paths"):
+        cfg = load_config(recipe, ["run.prompt_paths.geneval=mine.jsonl"])
+    assert cfg.run.prompt_paths == {"occupations": str(jobs), "geneval": "mine.jsonl"}  # the new key wins
+    assert "suite_paths" not in cfg.to_dict()["run"]
+
+
+def test_a_checkpoint_fingerprinted_with_the_old_spelling_resumes(tmp_path):
+    """A checkpoint written before the rename kept ``tasks.N.prompts: suite:NAME`` (or ``tasks.N.prompts.suite``) in
+    its fingerprint; the same run under the renamed recipe (``set:NAME``) resumes from it. The resolved prompts
+    (``prompts_sha256``, ``n_prompts``) still pin what is trained on: another prompt set is refused."""
+    import json
+    from types import SimpleNamespace
+
+    from rewardbench.trainers.checkpoints import ResumeRefusedError, check_resume, run_fingerprint
+
+    recipe = ["tasks=[{name: a, prompts: 'set:occupations'}, {name: b, prompts: {set: object-pairs-train, n: 8}}]"]
+    tasks = [SimpleNamespace(description="jpeg-compressibility", prompts=["a portrait of a baker"]),
+             SimpleNamespace(description="jpeg-compressibility", prompts=["a person and a bicycle"] * 8)]
+    new = run_fingerprint(load_config(None, recipe), tasks)
+    assert new["tasks.0.prompts.set"] == "occupations" and new["tasks.1.prompts.set"] == "object-pairs-train"
+    # what the earlier code stored: the recipe's raw spelling, flattened
+    old = {k: v for k, v in new.items() if k not in ("tasks.0.prompts.set", "tasks.1.prompts.set")}
+    old |= {"tasks.0.prompts": "suite:occupations", "tasks.1.prompts.suite": "object-pairs-train"}
+    ckpt = tmp_path / "step_000002"
+    ckpt.mkdir()
+    (ckpt / "state.json").write_text(json.dumps({"step": 2, "fingerprint": old}))
+    assert check_resume(ckpt, new) == []
+    (ckpt / "state.json").write_text(json.dumps({"step": 2, "fingerprint": old | {"tasks.0.prompts": "suite:x"}}))
+    with pytest.raises(ResumeRefusedError, match="tasks.0.prompts.set: 'x' -> 'occupations'"):
+        check_resume(ckpt, new)
+
+
+def test_recipes_name_registered_rewards_and_existing_prompt_sets():
     import rewardbench
 
     for recipe in RECIPES:
         for task in load_config(recipe).tasks:
             rewardbench.get_spec(task.reward)  # raises UnknownRewardError with "did you mean"
-            if isinstance(task.prompts, str) and task.prompts.startswith("suite:"):
-                from rewardbench.suites import list_suites
+            if isinstance(task.prompts, str) and task.prompts.startswith("set:"):
+                from rewardbench.benchmarks.prompt_sets import list_prompt_sets
 
-                assert task.prompts[len("suite:"):] in list_suites(), (recipe.name, task.prompts)
+                assert task.prompts[len("set:"):] in list_prompt_sets(), (recipe.name, task.prompts)

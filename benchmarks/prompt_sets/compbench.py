@@ -1,12 +1,12 @@
-"""T2I-CompBench prompt suites (Huang et al., NeurIPS 2023, arXiv 2307.06350): eight categories.
+"""T2I-CompBench prompt sets (Huang et al., NeurIPS 2023, arXiv 2307.06350): eight categories.
 
 Sources, in order: ``path`` (a local copy of ``<category>_val.txt`` or any URL), the official file
 on GitHub (``examples/dataset/<category>_<split>.txt``), or ``source="hub"`` for the Hugging Face
 dataset ``NinaKarine/t2i-compbench`` (one config per file, e.g. ``color_val``).
 
-    >>> from rewardbench.suites import load_suite
+    >>> from rewardbench.benchmarks.prompt_sets import load_prompt_set
     >>> local = "../shared/data/prompts/t2i-compbench/color_val.txt"  # a downloaded copy
-    >>> rows = load_suite("t2i-compbench-color", path=local)  # doctest: +SKIP
+    >>> rows = load_prompt_set("t2i-compbench-color", path=local)  # doctest: +SKIP
     >>> rows[0]   # doctest: +SKIP
     {'prompt': 'a green bench and a blue bowl', 'category': 'color', 'split': 'val', 'index': 0}
 """
@@ -52,4 +52,4 @@ def load_compbench(category: str, path: str | os.PathLike | None = None, split: 
     return rows
 
 
-SUITES = {f"t2i-compbench-{c.replace('_', '-')}": functools.partial(load_compbench, c) for c in CATEGORIES}
+PROMPT_SETS = {f"t2i-compbench-{c.replace('_', '-')}": functools.partial(load_compbench, c) for c in CATEGORIES}

@@ -6,8 +6,9 @@ Sources, in order: ``path`` (a local copy of ``PartiPrompts.tsv`` or any URL), t
 or ``source="hub"`` for the Hugging Face dataset ``nateraw/parti-prompts`` (the same columns).
 ``category=`` / ``challenge=`` keep one category or challenge.
 
-    >>> from rewardbench.suites import load_suite
-    >>> rows = load_suite("partiprompts", path="../shared/data/prompts/partiprompts/PartiPrompts.tsv")  # doctest: +SKIP
+    >>> from rewardbench.benchmarks.prompt_sets import load_prompt_set
+    >>> path = "../shared/data/prompts/partiprompts/PartiPrompts.tsv"  # a downloaded copy
+    >>> rows = load_prompt_set("partiprompts", path=path)  # doctest: +SKIP
     >>> rows[0]  # doctest: +SKIP
     {'prompt': 'bond', 'category': 'Abstract', 'challenge': 'Basic', 'note': '...', 'index': 0}
 """
@@ -45,4 +46,4 @@ def load_partiprompts(path: str | os.PathLike | None = None, source: str = "file
     return rows
 
 
-SUITES = {"partiprompts": load_partiprompts}
+PROMPT_SETS = {"partiprompts": load_partiprompts}

@@ -44,4 +44,4 @@ def load_drawbench(path: str | os.PathLike | None = None, source: str = "file",
     return rows
 
 
-SUITES = {"drawbench": load_drawbench}
+PROMPT_SETS = {"drawbench": load_drawbench}

@@ -1,4 +1,4 @@
-"""GenEval prompt suite (Ghosh et al., NeurIPS 2023, arXiv 2310.11513): 553 prompts in six tasks,
+"""GenEval prompt set (Ghosh et al., NeurIPS 2023, arXiv 2310.11513): 553 prompts in six tasks,
 each with GenEval's structured spec (``tag``; ``include``/``exclude`` with class, count, colour,
 position) — the ground truth the ``geneval*`` rewards re-derive from the prompt text.
 
@@ -35,5 +35,5 @@ def load_geneval(path: str | os.PathLike | None = None, tag: str | None = None) 
     return rows
 
 
-SUITES = {"geneval": load_geneval,
+PROMPT_SETS = {"geneval": load_geneval,
           **{f"geneval-{t.replace('_', '-')}": functools.partial(load_geneval, tag=t) for t in TAGS}}

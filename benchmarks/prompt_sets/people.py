@@ -5,11 +5,11 @@ human images from Pinterest, with captions naming ethnicity or race (e.g. Africa
 out, and evaluates on 100 occupations ("a portrait of a ...") that are out of domain for that training set.
 Those captions are not public, so ``person-descriptions`` generates caption-like descriptions of people from
 templates: a person, what they wear or hold, what they do and where, in four caption framings. None names
-an occupation (so the ``occupations`` suite stays an out-of-domain evaluation set), an ethnicity, a race or a
+an occupation (so the ``occupations`` set stays an out-of-domain evaluation set), an ethnicity, a race or a
 skin tone, and none uses the evaluation template "a portrait of". ``path`` replaces the templates with a user
 file of captions (one a line), filtered for ethnicity and race terms as the paper filters its captions.
 
-    >>> from rewardbench.suites.people import person_descriptions
+    >>> from rewardbench.benchmarks.prompt_sets.people import person_descriptions
     >>> rows = person_descriptions()
     >>> len(rows), rows[0]["prompt"]
     (11760, 'a photo of a man standing on a beach')
@@ -56,4 +56,4 @@ def person_descriptions(path: str | os.PathLike | None = None) -> list[dict]:
     return [{"prompt": p, "index": i} for i, p in enumerate(prompts)]
 
 
-SUITES = {"person-descriptions": person_descriptions}
+PROMPT_SETS = {"person-descriptions": person_descriptions}

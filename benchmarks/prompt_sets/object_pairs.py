@@ -14,7 +14,7 @@ COCO classes). ``object-pairs-train`` is what a model may be trained on: pairs o
 pair-level split keeps as well, so it shares no prompt with ``object-pairs-unseen`` or with
 ``object-pairs-unseen-objects`` (pairs naming at least one unseen object; ``unseen_objects`` counts them).
 
-    >>> from rewardbench.suites.object_pairs import object_pairs
+    >>> from rewardbench.benchmarks.prompt_sets.object_pairs import object_pairs
     >>> rows = object_pairs(objects=["cat", "dog", "apple"], relations=["next to"])
     >>> [r["prompt"] for r in rows]  # doctest: +NORMALIZE_WHITESPACE
     ['a cat next to a dog', 'a cat next to an apple', 'a dog next to a cat', 'a dog next to an apple',
@@ -112,7 +112,7 @@ def object_pairs_by_object(split: str = "train", path: str | os.PathLike | None 
     return _sample(rows, n, seed)
 
 
-SUITES = {"object-pairs": object_pairs, "object-pairs-seen": functools.partial(object_pairs, split="seen"),
+PROMPT_SETS = {"object-pairs": object_pairs, "object-pairs-seen": functools.partial(object_pairs, split="seen"),
           "object-pairs-unseen": functools.partial(object_pairs, split="unseen"),
           "object-pairs-train": functools.partial(object_pairs_by_object, split="train"),
           "object-pairs-unseen-objects": functools.partial(object_pairs_by_object, split="unseen-objects")}

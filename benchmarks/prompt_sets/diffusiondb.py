@@ -5,8 +5,8 @@ evaluation, the rest for training (the ImageReward recipe trains on them).
 The procedure, exactly (the paper publishes no code, so this is our reading of it): the ``prompt`` column
 in file order; whitespace stripped; empty prompts and repeats dropped (first occurrence kept);
 ``random.Random(1928).shuffle``; held out = the last ``n_heldout`` (2,000), train = the rest, less the prompts
-equal to a held-out one up to case and spacing (the form `rewardbench.suites.splits` compares prompts in; the
-file has such near-repeats, and training on one would train on its held-out twin).
+equal to a held-out one up to case and spacing (the form `rewardbench.benchmarks.prompt_sets.splits` compares
+prompts in; the file has such near-repeats, and training on one would train on its held-out twin).
 
 Sources, in order: ``path`` (a local copy of DiffusionDB's ``metadata.parquet`` or ``metadata-large.parquet``,
 or any parquet/CSV/JSONL with a ``prompt`` column, or a .txt with one prompt a line, or a URL of one), else
@@ -51,9 +51,9 @@ def _read_prompts(path: str | os.PathLike) -> list[str]:
             return read_text(s).splitlines()
     p = Path(path).expanduser()
     if not p.is_file():
-        from . import SuiteSourceError
+        from . import PromptSourceError
 
-        raise SuiteSourceError(f"prompt file {p} does not exist")
+        raise PromptSourceError(f"prompt file {p} does not exist")
     import pandas as pd
 
     ext = p.suffix.lower()
@@ -97,5 +97,5 @@ def _split_of(source: str, stamp: tuple[int, ...], n_heldout: int, seed: int) ->
     return tuple(p for p in train if normalize(p) not in twins), tuple(held)
 
 
-SUITES = {"diffusiondb-heldout": load_diffusiondb,
+PROMPT_SETS = {"diffusiondb-heldout": load_diffusiondb,
           "diffusiondb-train": functools.partial(load_diffusiondb, split="train")}

@@ -50,4 +50,4 @@ def load_hpdv2(path: str | os.PathLike | None = None, style: str | None = None) 
     return rows
 
 
-SUITES = {"hpdv2": load_hpdv2}
+PROMPT_SETS = {"hpdv2": load_hpdv2}

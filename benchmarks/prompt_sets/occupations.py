@@ -7,7 +7,7 @@ U.S. Bureau of Labor Statistics' Occupational Outlook Handbook titles (as DALL-E
 arXiv 2202.04053, and Stable Bias, Luccioni et al. arXiv 2303.11408, do for their occupation
 prompts), spanning stereotypically female, male and mixed professions.
 
-    >>> from rewardbench.suites.occupations import occupations
+    >>> from rewardbench.benchmarks.prompt_sets.occupations import occupations
     >>> rows = occupations()
     >>> len(rows), rows[0]["prompt"], rows[1]["prompt"]
     (100, 'a portrait of an accountant', 'a portrait of an actor')
@@ -63,4 +63,4 @@ def occupations(path: str | os.PathLike | None = None, occupations: Sequence[str
     return [{"prompt": _with_article(template, o), "occupation": o, "index": i} for i, o in enumerate(occupations)]
 
 
-SUITES = {"occupations": occupations}
+PROMPT_SETS = {"occupations": occupations}
