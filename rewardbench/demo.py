@@ -1,6 +1,6 @@
-"""``rewardbench demo``: the offline main job.
+"""The offline main job (``rewardbench demo``, `rewardbench.cli.demo`).
 
-Writes real photos that ship inside scikit-image and matplotlib (people, animals, objects, a
+`run_demo` writes real photos that ship inside scikit-image and matplotlib (people, animals, objects, a
 grayscale and an RGBA image) to ``OUT/images`` with a manifest of prompts, then scores them with
 every reward that needs no download (``spec.offline``), grouping by prompt for group-level
 rewards, and writes ``OUT/scores.parquet`` and ``OUT/scores.csv`` (one row per image) and
@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-
-import click
 
 from .samples import sample_photo
 
@@ -84,55 +82,28 @@ def demo_tables(result) -> str:
     return "\n".join(parts)
 
 
-_EPILOG = """\b
-Example:
-  rewardbench demo --out demo_out
-  # then: python -c "import pandas as pd; print(pd.read_parquet('demo_out/scores.parquet'))"
-"""
+def offline_rewards() -> list[str]:
+    """Every registered reward that needs no download (``spec.offline``)."""
+    from .registry import REGISTRY
+
+    return [s.name for s in REGISTRY.specs() if s.offline]
 
 
-@click.command("demo", epilog=_EPILOG)
-@click.option("--out", "out_dir", default="demo_out", show_default=True, type=click.Path(file_okay=False),
-              help="Folder for the images, the manifest and the scores.")
-@click.option("--model", default=None, help="Comma-separated rewards (default: every offline reward).")
-@click.option("--batch-size", default=8, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def demo(out_dir, model, batch_size, as_json):
-    """Score real photos (bundled with scikit-image and matplotlib) with every reward that runs offline.
+def run_demo(out_dir: str | Path, rewards: list[str] | None = None, batch_size: int = 8, progress: bool = True):
+    """The demo photos written to ``out_dir`` and scored with ``rewards`` (default: `offline_rewards`), grouped
+    by prompt for group rewards: ``OUT/scores.parquet``, ``OUT/scores.csv`` and, with group rewards,
+    ``OUT/groups.csv``. Returns the `rewardbench.harness.ScoreResult`."""
+    from .harness import Scorer
+    from .registry import REGISTRY
 
-    Nothing is downloaded: the rewards used are those whose spec says `offline` (no weights, or
-    weights bundled in an installed package). The results table is printed and written to
-    OUT/scores.parquet and OUT/scores.csv.
-    """
-    import rewardbench
-
-    from .cli.common import usage_exit
-    from .outputs import check_writable
-    from .preflight import UsageError
-
-    try:
-        check_writable(out_dir, "--out", folder=True)  # the rule of every command: a missing folder is refused
-    except UsageError as e:
-        usage_exit(str(e))
+    out_dir = Path(out_dir)
+    names = list(rewards) if rewards else offline_rewards()
+    has_group = any(REGISTRY.spec(n).granularity == "group" for n in names)
     manifest = write_demo_images(out_dir)
-    names = [n for n in model.split(",")] if model else [s.name for s in rewardbench.list_rewards() if s.offline]
-    has_group = any(rewardbench.get_spec(n).granularity == "group" for n in names)
-    click.echo(f"scoring {len(DEMO_PHOTOS)} real photos from {manifest} with {len(names)} offline rewards: "
-               + ", ".join(names))
-    scorer = rewardbench.Scorer(names, batch_size=batch_size, device="cpu", num_workers=0)
-    result = scorer.run(str(manifest), out=str(Path(out_dir) / "scores.parquet"),
-                        group_by="prompt" if has_group else None, resume=False, overwrite=True)
-    result.table.to_csv(Path(out_dir) / "scores.csv", index=False)
-    click.echo(demo_tables(result))
+    scorer = Scorer(names, batch_size=batch_size, device="cpu", num_workers=0, progress=progress)
+    result = scorer.run(str(manifest), out=str(out_dir / "scores.parquet"), group_by="prompt" if has_group else None,
+                        resume=False, overwrite=True)
+    result.table.to_csv(out_dir / "scores.csv", index=False)
     if result.groups is not None:
-        result.groups.to_csv(Path(out_dir) / "groups.csv", index=False)
-    click.echo("\nweights used:")
-    for k, v in result.summary["rewards"].items():
-        click.echo(f"  {k}: {v}")
-    s = result.summary
-    click.echo(f"{s['rows']} rows: {s['scored']} scored, {s['failed']} failed; results in "
-               f"{Path(out_dir) / 'scores.parquet'} and {Path(out_dir) / 'scores.csv'}"
-               + (f", groups in {Path(out_dir) / 'groups.csv'}" if result.groups is not None else ""))
-    if as_json:
-        click.echo(json.dumps(result.summary, default=str, indent=2))
-    raise SystemExit(1 if result.n_failed else 0)
+        result.groups.to_csv(out_dir / "groups.csv", index=False)
+    return result

@@ -1,0 +1,53 @@
+"""``rewardbench demo``: the offline main job (`rewardbench.demo`): real photos bundled with scikit-image and
+matplotlib, scored with every reward that needs no download."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from .common import check_out, command, json_option, no_progress_option, usage_phase
+
+_EPILOG = """\b
+Example:
+  rewardbench demo --out demo_out
+  # then: python -c "import pandas as pd; print(pd.read_parquet('demo_out/scores.parquet'))"
+Exit codes: 0 every image scored, 1 some rows failed (listed in the table's error column), 2 usage error.
+"""
+
+
+@command("demo", _EPILOG)
+@click.option("--out", "out_dir", default="demo_out", show_default=True, type=click.Path(file_okay=False),
+              help="Folder for the images, the manifest and the scores.")
+@click.option("--model", default=None, help="Comma-separated rewards (default: every offline reward).")
+@click.option("--batch-size", default=8, show_default=True, type=click.IntRange(min=1))
+@json_option
+@no_progress_option
+def demo(out_dir, model, batch_size, as_json, no_progress):
+    """Score real photos (bundled with scikit-image and matplotlib) with every reward that runs offline.
+
+    Nothing is downloaded: the rewards used are those whose spec says `offline` (no weights, or
+    weights bundled in an installed package). The results table is printed and written to
+    OUT/scores.parquet and OUT/scores.csv.
+    """
+    from rewardbench.demo import DEMO_PHOTOS, demo_tables, offline_rewards, run_demo
+    from rewardbench.preflight import check_reward_options
+
+    check_out(out_dir, folder=True)
+    with usage_phase():
+        names = check_reward_options([n.strip() for n in model.split(",") if n.strip()]) if model \
+            else offline_rewards()
+    click.echo(f"scoring {len(DEMO_PHOTOS)} real photos with {len(names)} offline rewards: " + ", ".join(names))
+    result = run_demo(out_dir, names, batch_size=batch_size, progress=not no_progress)
+    click.echo(demo_tables(result))
+    click.echo("\nweights used:")
+    for k, v in result.summary["rewards"].items():
+        click.echo(f"  {k}: {v}")
+    s, out = result.summary, Path(out_dir)
+    click.echo(f"{s['rows']} rows: {s['scored']} scored, {s['failed']} failed; results in {out / 'scores.parquet'} "
+               f"and {out / 'scores.csv'}" + (f", groups in {out / 'groups.csv'}" if result.groups is not None else ""))
+    if as_json:
+        click.echo(json.dumps(result.summary, default=str, indent=2))
+    raise SystemExit(1 if result.n_failed else 0)
