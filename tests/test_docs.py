@@ -116,10 +116,9 @@ def test_python_blocks_run(tmp_path):
     todo = [(str(p.relative_to(ROOT)), line, code) for p in PAGES for line, code, skip in blocks(p, "python")
             if skip is None]
     assert any(page == "README.md" for page, _, _ in todo), "the README has no runnable ```python block"
-    from importlib.metadata import entry_points
+    from rewardbench.demo import write_demo_images
 
-    demo = entry_points(group="rewardbench.commands")["demo"].load()
-    sys.modules[demo.callback.__module__].write_demo_images(tmp_path / "demo_out")  # what `./run demo` leaves
+    write_demo_images(tmp_path / "demo_out")  # what `./run demo` leaves
     (tmp_path / "blocks.json").write_text(json.dumps(todo))
     (tmp_path / "runner.py").write_text(RUNNER)
     run = subprocess.run([sys.executable, "runner.py", "blocks.json"], cwd=tmp_path, capture_output=True, text=True,
