@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from .distributed import broadcast
-from .preflight import UsageError
+from .errors import UsageError
 from .results import table_metadata
 from .shards import FINGERPRINT_FILE, ResumeMismatchError, fingerprint_diff, list_shards
 
@@ -143,11 +143,6 @@ class RunLock:
         self.release()
 
 
-def table_fingerprint(out: Path) -> dict | None:
-    """The run fingerprint stored in a finished parquet table's metadata (None for CSV/JSONL or none)."""
-    return table_metadata(out)
-
-
 @dataclass
 class OutputState:
     """How a run starts: ``parts`` (the shard folder), ``attempt`` (1 for a fresh run, +1 per re-run:
@@ -183,7 +178,7 @@ def _decide(out: Path, fp: dict[str, Any], resume: bool, overwrite: bool, retry_
                 f"--out, delete {parts}, or start over with resume=False (CLI: --no-resume).")
         state = OutputState(parts, int(old.get("attempt", 1)) + 1 if isinstance(old, dict) else 2)
     elif out.exists():
-        tfp = table_fingerprint(out)
+        tfp = table_metadata(out)  # the fingerprint a finished parquet table carries
         if resume and _same(tfp, fp):
             if not (retry_failed and _seed_failed(out, parts)):
                 return OutputState(parts, 1, complete=True)

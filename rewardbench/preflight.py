@@ -37,15 +37,13 @@ from typing import Any
 import torch
 
 from .data import Source, open_source
+from .errors import UsageError
 from .groups import GroupBy, parse_group_by
+from .outputs import check_writable
 from .results import RESULT_EXTENSIONS
 from .spec import RewardSpec
 
 RESERVED_COLUMNS = ("index", "error")
-
-
-class UsageError(ValueError):
-    """The run cannot work as asked; raised before any model loads."""
 
 
 def check_device(device: str | torch.device | None) -> None:
@@ -170,8 +168,6 @@ def plan_run(rewards: str | Sequence[str] | Mapping[str, RewardSpec], source: An
     ``group_by`` defaults to the input's ``group`` column when it has one. Raises `UsageError` for a
     run that cannot work as asked.
     """
-    from .outputs import check_writable
-
     check_device(device)
     if isinstance(rewards, Mapping):
         specs = dict(rewards)
