@@ -345,7 +345,9 @@ def run_benchmark(run: BenchmarkRun) -> BenchmarkResult:
     from .report import tidy_scores, write_reports
 
     plan = make_plan(run)
-    out = Path(run.out)
+    from rewardbench.outputs import check_writable
+
+    out = check_writable(run.out, "out", folder=True)  # the one rule for outputs: before any judge loads
     config = check_config(out, _config(plan, run))
     scorer = build_scorer(plan, run)
     try:

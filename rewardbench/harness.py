@@ -218,7 +218,7 @@ class Scorer:
         table unless ``overwrite``. ``group_table`` writes the per-group table (`ScoreResult.groups`).
 
         A run that cannot work as asked raises `UsageError` before any image is scored; that includes
-        an ``out`` or ``group_table`` whose folder does not exist (create it first). The checks are
+        an ``out`` or ``group_table`` that cannot be written (a missing folder is created). The checks are
         `rewardbench.preflight.plan_run`'s: ``source`` may also be a `RunPlan` it made for this Scorer's
         rewards (then ``out``, ``prompts``, ``group_by`` and ``group_table`` come from the plan, and the
         plan's maker shows its notes); otherwise the notes are issued as warnings.

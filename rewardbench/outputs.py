@@ -53,21 +53,22 @@ def parts_dir(out: Path) -> Path:
 
 
 def check_writable(path: str | os.PathLike, what: str = "--out", *, folder: bool = False) -> Path:
-    """``path`` as an output this process can create or replace, or one line of `UsageError`: the one rule
-    for every command's output. A missing parent folder is refused, never created on the user's behalf
-    (it is usually a typo): ``--out X: folder Y does not exist; create it first``. ``folder=True`` checks
-    an output folder (created by the command, so only its parent must exist).
+    """``path`` as an output this process can create or replace, its missing folders created, or one line of
+    `UsageError`: the one rule for every command's output and for the Python API. What cannot work is refused
+    before any work: a folder where a file is wanted (or the reverse), a path under a file, a folder this user
+    cannot write in, a read-only file. ``folder=True`` checks an output folder (which the command creates).
 
     Example:
         >>> import tempfile
         >>> d = tempfile.mkdtemp()
-        >>> check_writable(f"{d}/s.parquet").name
-        's.parquet'
+        >>> check_writable(f"{d}/runs/s.parquet").parent.is_dir()  # the missing folder is created
+        True
+        >>> open(f"{d}/notes.txt", "w").close()
         >>> try:
-        ...     check_writable(f"{d}/typo/s.parquet")
+        ...     check_writable(f"{d}/notes.txt/s.parquet")
         ... except UsageError as e:
         ...     print(str(e).split(": ", 1)[1].replace(d, "D"))
-        folder D/typo does not exist; create it first
+        D/notes.txt is a file, not a folder
     """
     path = Path(path).expanduser()
     parent = path.parent if str(path.parent) else Path(".")
@@ -80,8 +81,9 @@ def check_writable(path: str | os.PathLike, what: str = "--out", *, folder: bool
         existing = existing.parent
     if not existing.is_dir():
         raise UsageError(f"{what} {path}: {existing} is a file, not a folder")
-    if not parent.exists():
-        raise UsageError(f"{what} {path}: folder {parent} does not exist; create it first")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"{what} {path}: no permission to write in {existing}")
+    parent.mkdir(parents=True, exist_ok=True)
     target = path if folder and path.is_dir() else parent
     if not os.access(target, os.W_OK | os.X_OK):
         raise UsageError(f"{what} {path}: no permission to write in {target}")

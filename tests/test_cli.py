@@ -91,32 +91,48 @@ def test_a_usage_mistake_is_one_line_and_exit_2(command):
     assert "Traceback" not in r.output and lines and "rror" in lines[-1], r.output
 
 
-@pytest.mark.parametrize("args", [
-    ["score", "--model", "jpeg-compressibility", "--images", "IMAGES", "--out", "MISSING/s.parquet"],
+OUT_ARGS = [
+    ["score", "--model", "jpeg-compressibility", "--images", "IMAGES", "--out", "OUT/s.parquet"],
     ["score", "--model", "vendi", "--images", "IMAGES", "--prompts", "PROMPTS", "--group-by", "prompt", "--out",
-     "OK/s.parquet", "--group-table", "MISSING/g.csv"],
+     "OK/s.parquet", "--group-table", "OUT/g.csv"],
     ["run-benchmark", "--images", "IMAGES", "--prompts", "PROMPTS", "--judges", "jpeg-compressibility", "--out",
-     "MISSING/run"],
-    ["agreement", "--dataset", "photo-distortions", "--rewards", "jpeg-compressibility", "--out", "MISSING/r.csv"],
-    ["leaderboard", "--out", "MISSING/board.md"],
-    ["prompts", "export", "object-pairs", "--out", "MISSING/pairs.jsonl"],
-    ["demo", "--out", "MISSING/demo"],
-    ["train", "--config", "CONFIG", "run.output_dir=MISSING/run"],
-], ids=lambda a: a[0])
-def test_an_out_in_a_missing_folder_is_refused_before_any_work(args, tmp_path):
+     "OUT/run"],
+    ["agreement", "--dataset", "photo-distortions", "--rewards", "jpeg-compressibility", "--out", "OUT/r.csv"],
+    ["leaderboard", "--out", "OUT/board.md"],
+    ["prompts", "export", "object-pairs", "--out", "OUT/pairs.jsonl"],
+    ["demo", "--out", "OUT/demo"],
+    ["train", "--config", "CONFIG", "run.output_dir=OUT/run"],
+]
+
+
+@pytest.mark.parametrize("args", OUT_ARGS, ids=lambda a: a[0])
+def test_an_out_that_cannot_be_written_is_refused_before_any_work(args, tmp_path):
+    """One rule for every output (and the Python API): missing folders are created, and a path that cannot be
+    written (here: under a file) exits 2 with one line before anything runs."""
+    r = CliRunner().invoke(main, [_fill(a, _names(tmp_path, out=tmp_path / "file" / "typo")) for a in args])
+    assert r.exit_code == 2, (r.exit_code, r.output)
+    assert "is a file, not a folder" in r.output and "Traceback" not in r.output, r.output
+
+
+@pytest.mark.parametrize("args", [a for a in OUT_ARGS if a[0] in ("score", "leaderboard", "prompts")],
+                         ids=lambda a: a[0])
+def test_an_out_in_a_missing_folder_is_written_there(args, tmp_path):
+    r = CliRunner().invoke(main, [_fill(a, _names(tmp_path, out=tmp_path / "new" / "deeper")) for a in args])
+    assert r.exit_code == 0, r.output
+    assert any((tmp_path / "new" / "deeper").iterdir())
+
+
+def _names(tmp_path, out) -> dict:
     from PIL import Image
 
-    (tmp_path / "images").mkdir()
-    Image.new("RGB", (16, 16)).save(tmp_path / "images" / "a.png")
-    (tmp_path / "prompts.txt").write_text("a black square\n")
-    (tmp_path / "OK").mkdir()
-    names = {"IMAGES": tmp_path / "images", "PROMPTS": tmp_path / "prompts.txt", "CONFIG": _tiny_recipe(),
-             "MISSING": tmp_path / "typo", "OK": tmp_path / "OK"}
-    args = [_fill(a, names) for a in args]
-    r = CliRunner().invoke(main, args)
-    assert r.exit_code == 2, (r.exit_code, r.output)
-    assert "does not exist; create it first" in r.output and "Traceback" not in r.output, r.output
-    assert not (tmp_path / "typo").exists()
+    if not (tmp_path / "images").exists():
+        (tmp_path / "images").mkdir()
+        Image.new("RGB", (16, 16)).save(tmp_path / "images" / "a.png")
+        (tmp_path / "prompts.txt").write_text("a black square\n")
+        (tmp_path / "OK").mkdir()
+        (tmp_path / "file").write_text("not a folder")
+    return {"IMAGES": tmp_path / "images", "PROMPTS": tmp_path / "prompts.txt", "CONFIG": _tiny_recipe(),
+            "OUT": out, "OK": tmp_path / "OK"}
 
 
 def _fill(arg: str, names: dict) -> str:
@@ -140,3 +156,15 @@ WITH_PROGRESS = ["score", "demo", "run-benchmark", "agreement", "train"]
 def test_no_progress_means_the_same_everywhere(command):
     r = CliRunner().invoke(main, [command, "--help"])
     assert "--no-progress" in r.output, f"`rewardbench {command}` does not take --no-progress"
+
+
+def test_the_usage_errors_name_real_exception_classes():
+    """`common.USAGE_ERRORS` names classes as strings (to import nothing); a rename must not silently drop one."""
+    import importlib
+
+    from rewardbench.cli.common import USAGE_ERRORS
+
+    for target in USAGE_ERRORS:
+        module, _, name = target.partition(":")
+        cls = getattr(importlib.import_module(module), name, None)
+        assert isinstance(cls, type) and issubclass(cls, Exception), target

@@ -48,7 +48,7 @@ def test_demo_prints_group_rewards_once_per_group_with_their_notes(tmp_path):
     assert sorted(groups["prompt"]) == sorted(prompts) and groups["size"].sum() == len(DEMO_PHOTOS)
 
 
-def test_demo_refuses_an_output_folder_whose_parent_is_missing(tmp_path):
-    r = CliRunner().invoke(main, ["demo", "--out", str(tmp_path / "typo" / "d"), "--model", "jpeg-compressibility"])
-    assert r.exit_code == 2 and "folder" in r.output and "does not exist; create it first" in r.output, r.output
-    assert not (tmp_path / "typo").exists()
+def test_demo_refuses_an_output_folder_under_a_file(tmp_path):
+    (tmp_path / "file").write_text("x")
+    r = CliRunner().invoke(main, ["demo", "--out", str(tmp_path / "file" / "d"), "--model", "jpeg-compressibility"])
+    assert r.exit_code == 2 and "is a file, not a folder" in r.output, r.output

@@ -147,15 +147,20 @@ def test_weights_are_recorded_once_per_run_as_values(tmp_path):
     assert res.summary["rewards"]["loaded"] == "hub:org/loaded; head: random init (not loaded)"
 
 
-def test_a_missing_output_folder_is_refused_not_created(tmp_path):
+def test_a_missing_output_folder_is_created_and_an_unwritable_one_refused(tmp_path):
     b = Brightness()
     items = [{"image": np.zeros((8, 8, 3), np.uint8), "prompt": "p"}]
-    for kw in ({"out": tmp_path / "typo" / "s.parquet"},
-               {"out": tmp_path / "s.csv", "group_table": tmp_path / "x" / "g.csv"}):
+    res = _scorer({"b": b, "noted": NotedSpread()}).run(items, group_by="prompt", out=tmp_path / "new" / "s.csv",
+                                                        group_table=tmp_path / "other" / "g.csv")
+    assert res.n_rows == 1 and (tmp_path / "new" / "s.csv").is_file() and (tmp_path / "other" / "g.csv").is_file()
+    (tmp_path / "file").write_text("x")
+    calls = len(b.calls)
+    for kw in ({"out": tmp_path / "file" / "s.parquet"},
+               {"out": tmp_path / "s2.csv", "group_table": tmp_path / "file" / "g.csv"}):
         what = "--group-table" if "group_table" in kw else "--out"
-        with pytest.raises(UsageError, match=f"^{what} .*: folder .* does not exist; create it first$"):
+        with pytest.raises(UsageError, match=f"^{what} .*: .*file is a file, not a folder$"):
             _scorer({"b": b, "noted": NotedSpread()}).run(items, group_by="prompt", **kw)
-    assert list(tmp_path.iterdir()) == [] and b.calls == []
+    assert len(b.calls) == calls  # refused before any image was scored
 
 
 def test_an_input_column_clashing_with_a_result_column_is_refused(tmp_path):

@@ -34,7 +34,7 @@ A dataset is a name from --list-datasets (hub id, or --data pointing at a local 
 schema of rewardbench.benchmarks.agreement_data (prompt, images, choice|ranking|ratings, tie, category).
 Every number is printed with its protocol, split, n and a 95% bootstrap interval over prompts.
 Exit codes: 0 done, 1 the data could not be loaded (the message says where it looked), 2 usage error (an
-unknown reward, missing weights, a missing --out folder, rows from random weights for a board).
+unknown reward, missing weights, an --out that cannot be written, rows from random weights for a board).
 """
 
 

@@ -43,7 +43,7 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 # Named as strings: an exception can only be an instance of a class whose module is already imported, so the
 # check imports nothing (and `--help` stays free of torch).
 USAGE_ERRORS = (
-    "rewardbench.preflight:UsageError",
+    "rewardbench.errors:UsageError",
     "rewardbench.registry:UnknownRewardError",
     "rewardbench.weights:WeightsNotFoundError",
     "rewardbench.data:SourceError",
@@ -155,9 +155,9 @@ def command(name: str, epilog: str, **settings: Any) -> Callable[[Callable], cli
 
 
 def check_out(path: str | None, what: str = "--out", *, folder: bool = False) -> None:
-    """The one rule for every output path: its folder must exist (never created on the user's behalf: a missing
-    folder is usually a typo) and be writable; ``folder=True`` for an output folder the command creates.
-    Exit 2 with one line otherwise (`rewardbench.outputs.check_writable`)."""
+    """The one rule for every output path, as in the Python API (`rewardbench.outputs.check_writable`): missing
+    folders are created; what cannot be written (a path under a file, no permission, a read-only file, a folder
+    where a file is wanted) exits 2 with one line before any work. ``folder=True`` for an output folder."""
     if path is None:
         return
     from rewardbench.outputs import check_writable

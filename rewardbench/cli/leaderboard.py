@@ -21,7 +21,7 @@ Examples:
 Boards are CSV files in leaderboards/boards/ (or --dir / $REWARDBENCH_BOARDS), appended by
 `rewardbench agreement --to-leaderboard BOARD`; rows from random weights are refused.
 Exit codes: 0 done, 1 a board or file could not be read or written, 2 usage error (an unknown board, a
-missing --dir or --out folder, a row from random weights).
+missing --dir, an --out that cannot be written, a row from random weights).
 """
 
 

@@ -1,6 +1,6 @@
 """``rewardbench prompts``: list, show and export prompt sets (`rewardbench.benchmarks.prompt_sets`). Exit codes:
-0 done, 1 a prompt set's source could not be read, 2 usage error (an unknown prompt set, a bad option, a missing
---out folder).
+0 done, 1 a prompt set's source could not be read, 2 usage error (an unknown prompt set, a bad option, an --out
+that cannot be written).
 
 ``rewardbench suites``, its name before "suite" came to mean only a run-benchmark benchmark suite, still works for
 one release: hidden from ``rewardbench --help``, it says its new name on stderr and does the same thing.

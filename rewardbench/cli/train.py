@@ -36,7 +36,7 @@ resume, resume_force, seed, eval_every, progress), eval (suite, prompts, images_
 Outputs in run.output_dir: metrics.csv, tensorboard/, samples/, checkpoints/, reward_curve.png, final/;
 with run.eval_every=N, eval/ (a run-benchmark report per evaluation) and training_vs_heldout.png.
 Exit codes: 0 done, 1 training failed (checkpoints already written are kept: run.resume=latest goes on), 2 usage
-or configuration error (a bad key or value, a missing run.output_dir folder, a checkpoint of another run).
+or configuration error (a bad key or value, a run.output_dir that cannot be written, a checkpoint of another run).
 """
 
 
