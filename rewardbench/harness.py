@@ -79,8 +79,8 @@ class Scorer:
     Args:
         rewards: ``"a,b"``, a list of names, or ``{name: RewardModel}`` (already built models).
         batch_size: images per forward call (a group larger than this is still one call).
-        device, dtype: where and in which precision rewards run (default: this process's GPU if
-            any, else CPU; the rewards' own dtype). Half dtypes also enable autocast.
+        device: where rewards run (default: this process's GPU if any, else CPU).
+        dtype: the rewards' precision (default: their own). Half dtypes also enable autocast.
         num_workers: DataLoader processes decoding images (0: decode in this process).
         pretrained: False builds rewards with random weights (for tests; the table says so).
         weights: ``{reward: path | hub id | URL}`` overriding a reward's weight source.

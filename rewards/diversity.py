@@ -14,7 +14,7 @@ Embeddings: ``encoder="pixels"`` (default, weight-free, runs offline) follows th
 uint8, PIL's ``img.resize((32, 32))`` (bicubic, Pillow's default filter), no gradients.
 ``pixel_resize="torch"`` (``pairwise-cosine-distance``'s default, which is differentiable) resizes the
 float pixels in torch, bicubic with antialiasing, clamped to [0, 1]: close to PIL, not equal (see
-``benchmarks/parity``).
+``scripts/parity``).
 ``encoder=NAME`` uses the ``embed_images`` of any registered `rewardbench.BackboneReward`
 (e.g. ``clipscore`` for CLIP ViT-L/14 features); its weights load with the reward.
 

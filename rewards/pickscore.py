@@ -12,7 +12,7 @@ around 18–24. Preprocessing is the processor of ``laion/CLIP-ViT-H-14-laion2B-
 ``excess // 2`` as ``CLIPImageProcessor`` crops, OpenAI CLIP mean/std), here in torch;
 ``pil_preprocess=True`` gives the PIL path for files, which is the processor as the snippet ran when
 it was published (transformers 4's ``CLIPImageProcessor`` resized with PIL; transformers 5's default
-processor resizes uint8 tensors with torchvision instead: ``benchmarks/parity`` measures both). Text: the same
+processor resizes uint8 tensors with torchvision instead: ``scripts/parity`` measures both). Text: the same
 CLIP BPE tokeniser (built offline from open_clip's vocabulary), ``padding=True, truncation=True,
 max_length=77`` as in the model card.
 
