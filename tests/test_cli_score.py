@@ -139,7 +139,7 @@ def _manifest(tmp_path, photo_dir, **cols):
     return path
 
 
-@pytest.mark.parametrize("case", ["prompted-folder", "prompted-manifest", "group-without-grouping", "missing-parent",
+@pytest.mark.parametrize("case", ["prompted-folder", "prompted-manifest", "group-without-grouping",
                                   "file-as-folder", "no-permission", "cuda", "config-key", "config-reward",
                                   "group-by-column", "column-clash", "group-table-without-group-reward"])
 def test_runs_that_cannot_work_are_refused_up_front(case, photo_dir, tmp_path, monkeypatch, no_model_loads):
@@ -150,7 +150,7 @@ def test_runs_that_cannot_work_are_refused_up_front(case, photo_dir, tmp_path, m
     args = ["--model", "jpeg-compressibility", "--images", photo_dir]
     expected = {
         "prompted-folder": "clipscore-b32 needs a prompt per image, and", "prompted-manifest": "add a 'prompt' column",
-        "group-without-grouping": "vendi is a group reward: pass --group-by", "missing-parent": "does not exist",
+        "group-without-grouping": "vendi is a group reward: pass --group-by",
         "file-as-folder": "is a file, not a folder", "no-permission": "no permission to write in",
         "cuda": "no CUDA GPU is visible", "config-key": "takes no option 'qualty'",
         "config-reward": "'vendi' is not among the rewards", "group-by-column": "has no 'model' column",
@@ -162,8 +162,6 @@ def test_runs_that_cannot_work_are_refused_up_front(case, photo_dir, tmp_path, m
         args = ["--model", "clipscore-b32", "--images", _manifest(tmp_path, photo_dir, model=["a", "b"])]
     elif case == "group-without-grouping":
         args = ["--model", "vendi", "--images", _manifest(tmp_path, photo_dir, prompt=["x", "x"])]
-    elif case == "missing-parent":
-        args += ["--out", tmp_path / "typo" / "s.parquet"]
     elif case == "file-as-folder":
         (tmp_path / "f").write_text("x")
         args += ["--out", tmp_path / "f" / "s.parquet"]
