@@ -48,7 +48,8 @@ def perf_rows(result: dict, *, source: str = "") -> list[dict]:
     """Rows of one ``bench_scoring.py`` JSON result: throughput, ratios, shared-backbone cost, memory."""
     env = result.get("env", {})
     machine, preset = _machine(env), env.get("preset") or "-"
-    command = (f"rewardbench leaderboard --add-perf {source} (a bench_scoring.py --preset {preset} result)" if source
+    # the command that makes these rows (`rewardbench leaderboard --verify` re-runs it); the note is a shell comment
+    command = (f"rewardbench leaderboard --add-perf {source}  # a bench_scoring.py --preset {preset} result" if source
                else f"bench_scoring.py --preset {preset}")
     rows = []
 

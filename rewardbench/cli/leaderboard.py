@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from .common import check_out, command, usage_exit, usage_phase
+from .common import EXIT_FAILED, check_out, command, json_option, usage_exit, usage_phase
 
 _EPILOG = """\b
 Examples:
@@ -17,11 +17,17 @@ Examples:
   rewardbench leaderboard --format html --out leaderboard.html    # every board, one static page
   rewardbench leaderboard --board perf --format csv --out perf.csv
   rewardbench leaderboard --add-perf scripts/perf/results/cpu_b32.json --to-leaderboard perf
+  rewardbench leaderboard --verify --board agreement              # re-run its rows' commands, compare
 \b
 Boards are CSV files in leaderboards/boards/ (or --dir / $REWARDBENCH_BOARDS), appended by
 `rewardbench agreement --to-leaderboard BOARD`; rows from random weights are refused.
-Exit codes: 0 done, 1 a board or file could not be read or written, 2 usage error (an unknown board, a
-missing --dir, an --out that cannot be written, a row from random weights).
+--verify re-runs each row's stored command (from the current folder, where it was typed: the repository
+root for the committed boards) into a scratch folder and compares value, interval and n with the row
+(equal to the 6 significant digits a board stores, or within --tolerance); rows whose weights come from
+the hub, a URL or a file, or that ask for a missing GPU, are listed as not verifiable here, with the reason.
+Exit codes: 0 done (--verify: every row that can run here reproduced), 1 a board or file could not be read
+or written, or --verify found a row its command no longer reproduces (named with its old and new values),
+2 usage error (an unknown board, a missing --dir, an --out that cannot be written, a row from random weights).
 """
 
 
@@ -37,7 +43,11 @@ missing --dir, an --out that cannot be written, a row from random weights).
 @click.option("--to-leaderboard", "target", default="perf", show_default=True,
               help="Board that --add-perf appends to.")
 @click.option("--no-published", is_flag=True, help="Leave out the published-numbers comparison.")
-def leaderboard(boards, fmt, out, root, list_only, add_perf, target, no_published):
+@click.option("--verify", is_flag=True, help="Re-run each row's stored command and compare (see below).")
+@click.option("--tolerance", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="--verify: the largest absolute difference that still counts as the same number.")
+@json_option
+def leaderboard(boards, fmt, out, root, list_only, add_perf, target, no_published, verify, tolerance, as_json):
     """Show the leaderboards: agreement with people, reward vs reward, generators, performance."""
     from rewardbench.leaderboards.board import boards_dir, list_boards, read_board, read_boards
 
@@ -62,6 +72,9 @@ def leaderboard(boards, fmt, out, root, list_only, add_perf, target, no_publishe
         usage_exit(f"unknown board(s) {unknown}; known: {', '.join(names) or 'none'}")
     if not names:
         usage_exit(f"no boards in {boards_dir(root)}")
+    if verify:
+        _verify(boards or names, root, tolerance, as_json)
+        return
     df = read_boards(boards or names, root=root)
     text = _render(df, fmt, published=not no_published)
     if out:
@@ -92,3 +105,23 @@ def _render(df, fmt: str, published: bool) -> str:
 
     return render_html(df, beside, reference=reference,
                        generated=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+
+
+def _verify(names, root, tolerance: float, as_json: bool) -> None:
+    """``--verify``: the checks as a report (or JSON); exit 1 on a mismatch."""
+    import json
+    import sys
+
+    from rewardbench.leaderboards.verify import report, verify, verify_ok
+
+    checks = verify(names, root=root, tolerance=tolerance,
+                    progress=lambda cmd: click.echo(f"re-running: {cmd}", err=True))
+    if as_json:
+        click.echo(json.dumps([c.as_dict() for c in checks], indent=1, default=str))
+    else:
+        click.echo(report(checks))
+    if not verify_ok(checks):
+        bad = sum(c.status == "mismatch" for c in checks)
+        click.echo(f"error: {bad} row(s) of {', '.join(names)} are not what their command gives today; re-measure "
+                   "them with the command shown (it replaces the rows) and commit the boards", err=True)
+        sys.exit(EXIT_FAILED)
