@@ -76,8 +76,10 @@ class Source(abc.ABC):
     def __len__(self) -> int:  # a streaming count: one cheap pass
         return sum(len(c) for c in self._raw_chunks(DEFAULT_CHUNK_ROWS))
 
-    def identity(self) -> dict[str, Any]:
-        """What identifies this input for resuming: a digest of everything that changes a score."""
+    def identity(self, content_hash: bool = False) -> dict[str, Any]:
+        """What identifies this input for resuming: a digest of everything that changes a score. Image files are
+        identified by size and modification time (one ``stat`` each), or with ``content_hash`` by the SHA-256 of
+        their bytes (a file restored with its old time, a copy that keeps times: read in full)."""
         return {"source": self.description}
 
 
@@ -113,19 +115,28 @@ def _digest(*parts: Any) -> str:
     return h.hexdigest()[:16]
 
 
-def _file_stamp(path: str | os.PathLike) -> tuple:
-    """(size, modification time) of a file, or None: a rewritten image is noticed without reading it."""
+def _file_stamp(path: str | os.PathLike, content_hash: bool = False) -> tuple:
+    """(size, modification time) of a file, or None: a rewritten image is noticed without reading it; with
+    ``content_hash``, ("sha256", the digest of its bytes) instead."""
     try:
+        if content_hash:
+            import hashlib
+
+            h = hashlib.sha256()
+            with open(path, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    h.update(block)
+            return "sha256", h.hexdigest()
         st = os.stat(path)
         return st.st_size, st.st_mtime_ns
     except OSError:
         return (None,)
 
 
-def _item_digest(image: Any) -> bytes:
+def _item_digest(image: Any, content_hash: bool = False) -> bytes:
     """The content of an in-memory image (array, tensor, PIL) as bytes, or a path with its file stamp."""
     if isinstance(image, (str, os.PathLike)):
-        return repr((str(image), _file_stamp(image))).encode()
+        return repr((str(image), _file_stamp(image, content_hash))).encode()
     if hasattr(image, "detach"):  # torch tensor
         image = image.detach().cpu().numpy()
     if hasattr(image, "tobytes") and hasattr(image, "mode") and hasattr(image, "size"):  # PIL image
@@ -201,10 +212,11 @@ class FolderSource(Source):
     def __len__(self):
         return len(self.files)
 
-    def identity(self):
-        files = _digest(*[(n, _file_stamp(self.folder / n)) for n in self.files])  # names, sizes, mtimes
-        return {"source": self.description, "rows": len(self.files), "files": files,
-                "prompts": _digest(*(self.prompts or []))}
+    def identity(self, content_hash: bool = False):
+        # names with sizes and mtimes (or contents)
+        files = _digest(*[(n, _file_stamp(self.folder / n, content_hash)) for n in self.files])
+        return {"source": self.description, "rows": len(self.files),
+                "files": f"sha256:{files}" if content_hash else files, "prompts": _digest(*(self.prompts or []))}
 
 
 def _read_prompts(prompts: str | os.PathLike | Sequence[str], n: int, what: str) -> list[str]:
@@ -362,14 +374,23 @@ class ManifestSource(Source):
         with open(self.path, "rb") as f:
             return sum(1 for line in f if line.strip())
 
-    def identity(self):
+    def identity(self, content_hash: bool = False):
+        """The manifest's bytes (any edited row is noticed) and every image file it names: size and modification
+        time, one ``stat`` per row (or, with ``content_hash``, the SHA-256 of the file), so an image rewritten
+        between runs is noticed too."""
         import hashlib
 
         h = hashlib.sha256()
-        with open(self.path, "rb") as f:  # the whole manifest: any edited row is noticed
+        with open(self.path, "rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
                 h.update(block)
-        return {"source": self.description, "bytes": self.path.stat().st_size, "sha256": h.hexdigest()[:16]}
+        images = hashlib.sha256()
+        for chunk in self._raw_chunks(DEFAULT_CHUNK_ROWS):
+            for r in chunk:
+                if r["image"]:
+                    images.update(repr((r["label"], _file_stamp(r["image"], content_hash))).encode() + b"\0")
+        return {"source": self.description, "bytes": self.path.stat().st_size, "sha256": h.hexdigest()[:16],
+                "images": f"{'sha256' if content_hash else 'size+mtime'}:{images.hexdigest()[:16]}"}
 
 
 class ListSource(Source):
@@ -402,11 +423,11 @@ class ListSource(Source):
     def __len__(self):
         return len(self.items)
 
-    def identity(self):
-        """A digest of the content: image bytes (arrays, tensors, PIL) or paths with their file stamps,
-        prompts, groups and the other keys; two lists of the same length are told apart."""
-        parts = [(_item_digest(it["image"]), repr(sorted((str(k), repr(v)) for k, v in it.items() if k != "image")))
-                 for it in self.items]
+    def identity(self, content_hash: bool = False):
+        """A digest of the content: image bytes (arrays, tensors, PIL) or paths with their file stamps (or
+        contents), prompts, groups and the other keys; two lists of the same length are told apart."""
+        parts = [(_item_digest(it["image"], content_hash),
+                  repr(sorted((str(k), repr(v)) for k, v in it.items() if k != "image"))) for it in self.items]
         return {"source": self.description, "content": _digest(*[p for pair in parts for p in pair])}
 
 

@@ -187,10 +187,11 @@ class Scorer:
     def reward_names(self) -> list[str]:
         return [s.name for s in self.slots]
 
-    def fingerprint(self, source: Source, group_by: GroupBy | str | None) -> dict[str, Any]:
+    def fingerprint(self, source: Source, group_by: GroupBy | str | None, content_hash: bool = False) -> dict[str, Any]:
         """What must match for shards (or a finished table) of an earlier run to be resumed: each reward's
         build (class, config, dtype, random or pretrained, weights given, sources with their file size and
-        mtime), its parameters' checksum, the input's content and the grouping."""
+        mtime), its parameters' checksum, the input's content (`rewardbench.data.Source.identity`: every image
+        file's size and mtime, or with ``content_hash`` its bytes' SHA-256) and the grouping."""
         gb = parse_group_by(group_by)
         fp = {
             "version": FINGERPRINT_VERSION,
@@ -198,7 +199,7 @@ class Scorer:
                          "build": s.build,
                          "params": list(s.fingerprint)} for s in self.slots],
             "group_by": list(gb) if gb else None,
-            "input": source.identity(),
+            "input": source.identity(content_hash=True) if content_hash else source.identity(),
         }
         return json.loads(json.dumps(fp, default=repr))  # config values of any type, compared as JSON
 
@@ -206,7 +207,7 @@ class Scorer:
     def run(self, source: Any, out: str | os.PathLike | None = None,
             prompts: str | os.PathLike | Sequence[str] | None = None, group_by: str | Sequence[str] | None = None,
             resume: bool = True, *, overwrite: bool = False, retry_failed: bool = True,
-            group_table: str | os.PathLike | None = None) -> ScoreResult:
+            group_table: str | os.PathLike | None = None, content_hash: bool = False) -> ScoreResult:
         """Score every image of ``source`` (a folder, a manifest, or a list of dicts with
         ``image``/``prompt``/``group`` and any other keys); write ``out`` (.parquet/.csv/.jsonl) when given.
 
@@ -216,6 +217,9 @@ class Scorer:
         an interrupted run with the same ``out`` continues, and rows that failed are scored again
         (``retry_failed=False`` keeps them); ``resume=False`` starts over, but never replaces a finished
         table unless ``overwrite``. ``group_table`` writes the per-group table (`ScoreResult.groups`).
+        Whether an earlier run is the same is decided by `fingerprint`: an image file rewritten since (its size or
+        modification time changed) makes it another run; ``content_hash`` compares the files' bytes instead
+        (every file read once more; for inputs whose files may change without their times).
 
         A run that cannot work as asked raises `UsageError` before any image is scored; that includes
         an ``out`` or ``group_table`` that cannot be written (a missing folder is created). The checks are
@@ -249,7 +253,7 @@ class Scorer:
             raise OutputLockedError(error)
         try:
             return self._run(plan.source, plan.group_by, plan.out, plan.group_table, resume, overwrite, retry_failed,
-                             t0, list(plan.notes))
+                             t0, list(plan.notes), content_hash)
         finally:
             if lock is not None:
                 lock.release()
@@ -278,9 +282,10 @@ class Scorer:
         return done, counts
 
     def _run(self, src: Source, gb: GroupBy | None, out_path: Path | None, gt_path: Path | None, resume: bool,
-             overwrite: bool, retry_failed: bool, t0: float, notes: list[str]) -> ScoreResult:
+             overwrite: bool, retry_failed: bool, t0: float, notes: list[str],
+             content_hash: bool = False) -> ScoreResult:
         n_total = len(src)
-        fp = self.fingerprint(src, gb)
+        fp = self.fingerprint(src, gb, content_hash)
         state: OutputState | None = None
         if out_path is not None:
             state = prepare_output(out_path, fp, resume=resume, overwrite=overwrite, retry_failed=retry_failed,

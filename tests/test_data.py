@@ -194,3 +194,11 @@ def test_folder_and_manifest_identity_follow_their_content(photo_dir, tmp_path):
     before = open_source(m).identity()
     m.write_text("\n".join(lines[:-1] + [lines[-1].replace("999.png", "998.png")]) + "\n")  # same size, last row
     assert open_source(m).identity() != before
+    # the files a manifest names: an image rewritten under the same name is noticed (size and mtime by default,
+    # the bytes with content_hash), and a missing one is stamped as missing
+    (tmp_path / "5.png").write_bytes(b"one")
+    before, hashed = open_source(m).identity(), open_source(m).identity(content_hash=True)
+    assert before["images"].startswith("size+mtime:") and hashed["images"].startswith("sha256:")
+    (tmp_path / "5.png").write_bytes(b"two, longer")
+    assert open_source(m).identity() != before
+    assert open_source(m).identity(content_hash=True) != hashed

@@ -5,6 +5,7 @@ rows, finished runs and overwrite (all offline on CPU, on real photos and toy re
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pandas as pd
@@ -214,6 +215,62 @@ def test_the_fingerprint_covers_list_content_and_reward_config(tmp_path):
     again = _scorer(["jpeg-compressibility"]).run(_items([10, 20, 30]), out=out)
     assert again.summary["resumed"] == 3 and again.summary["processed_now"] == 0
     pd.testing.assert_frame_equal(again.table, first.table)
+
+
+def _bmp_manifest(folder, values):
+    """BMP files (uncompressed: the same size whatever the pixels) and a manifest naming them."""
+    for i, v in enumerate(values):
+        Image.fromarray(np.full((8, 8, 3), v, np.uint8)).save(folder / f"{i}.bmp")
+    m = folder / "m.jsonl"
+    m.write_text("".join(json.dumps({"image": f"{i}.bmp", "prompt": "p"}) + "\n" for i in range(len(values))))
+    return m
+
+
+def _rewrite_keeping_size_and_mtime(path, value):
+    st = path.stat()
+    Image.fromarray(np.full((8, 8, 3), value, np.uint8)).save(path)
+    assert path.stat().st_size == st.st_size
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def test_an_image_edited_after_a_manifest_run_is_noticed(tmp_path):
+    """A manifest's fingerprint covers the image files it names (size and mtime), not only its own bytes: an edited
+    image never keeps its old score, on a finished table or on resume; content_hash also notices an edit that keeps
+    the size and the mtime."""
+    m = _bmp_manifest(tmp_path, [40, 80, 120])
+    out = tmp_path / "s.parquet"
+    _scorer({"b": Brightness()}).run(m, out=out)
+    st = (tmp_path / "1.bmp").stat()
+    Image.fromarray(np.full((8, 8, 3), 200, np.uint8)).save(tmp_path / "1.bmp")
+    os.utime(tmp_path / "1.bmp", ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))  # a later edit, same size
+    with pytest.raises(OutputExistsError, match="complete results table of a different run .input was"):
+        _scorer({"b": Brightness()}).run(m, out=out)
+    redone = _scorer({"b": Brightness()}).run(m, out=out, overwrite=True)
+    assert redone.table["b"].tolist() == pytest.approx([40 / 255, 200 / 255, 120 / 255], abs=1e-6)
+    # resume: shards of a run whose rows failed, then an image edited before the re-run
+    Flaky.broken = True
+    try:
+        part = tmp_path / "p.parquet"
+        first = _scorer({"flaky": Flaky()}).run(_bmp_manifest(tmp_path, [10, 150, 20]), out=part)
+        assert first.n_failed > 0 and (tmp_path / "p.parquet.parts").is_dir()
+        Image.fromarray(np.full((8, 8, 3), 90, np.uint8)).save(tmp_path / "1.bmp")
+        os.utime(tmp_path / "1.bmp", ns=(st.st_atime_ns, st.st_mtime_ns + 2_000_000_000))
+        with pytest.raises(ResumeMismatchError, match="different run .input was"):
+            _scorer({"flaky": Flaky()}).run(tmp_path / "m.jsonl", out=part)
+    finally:
+        Flaky.broken = True
+    # an edit that keeps the size and the mtime: only the content hash notices it
+    m = _bmp_manifest(tmp_path, [40, 80, 120])
+    by_stat, by_hash = tmp_path / "stat.parquet", tmp_path / "hash.parquet"
+    _scorer({"b": Brightness()}).run(m, out=by_stat)
+    _scorer({"b": Brightness()}).run(m, out=by_hash, content_hash=True)
+    _rewrite_keeping_size_and_mtime(tmp_path / "2.bmp", 250)
+    stale = _scorer({"b": Brightness()}).run(m, out=by_stat)
+    assert stale.summary["processed_now"] == 0  # what size and mtime cannot see (why the option exists)
+    with pytest.raises(OutputExistsError, match="input was .*'images': 'sha256:"):
+        _scorer({"b": Brightness()}).run(m, out=by_hash, content_hash=True)
+    fresh = _scorer({"b": Brightness()}).run(m, out=by_hash, content_hash=True, overwrite=True)
+    assert fresh.table["b"].tolist()[2] == pytest.approx(250 / 255, abs=1e-6)
 
 
 def test_failed_rows_are_retried_by_a_rerun(tmp_path):

@@ -35,7 +35,9 @@ Examples:
 \b
 Re-running the same command after an interruption resumes from the shards in OUT.parts/ and scores
 failed rows again (--no-retry-failed keeps them); a finished run leaves one results file, which is
-replaced only with --overwrite. Unexpected errors print one line (--debug for the traceback).
+replaced only with --overwrite. An input changed since (a manifest row, an image file's size or
+modification time; --content-hash: its bytes) is another run: refused, never mixed or kept.
+Unexpected errors print one line (--debug for the traceback).
 Multi-GPU / multi-process: torchrun --nproc_per_node 4 -m rewardbench.cli score ...
   or accelerate launch --multi_gpu --num_processes 4 -m rewardbench.cli score ... (gloo on CPUs)
 Exit codes: 0 all rows scored, 1 some rows failed (listed), 2 usage error.
@@ -112,10 +114,12 @@ def summary_text(result) -> str:
 @click.option("--no-retry-failed", is_flag=True, help="On resume, keep rows that failed before instead of "
               "scoring them again.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing results table of another (or a finished) run.")
+@click.option("--content-hash", is_flag=True, help="Tell a resumed run from another by the image files' bytes "
+              "(SHA-256, every file read) instead of their sizes and modification times.")
 @json_option
 @no_progress_option
 def score(models, images, prompts, out, group_table, batch_size, device, dtype, weights, configs, random_weights,
-          group_by, num_workers, no_resume, no_retry_failed, overwrite, as_json, no_progress):
+          group_by, num_workers, no_resume, no_retry_failed, overwrite, content_hash, as_json, no_progress):
     """Score images with one or more rewards; write one row per image (path as given, prompt, the
     input's other columns, a column per reward and its details, error) and print a summary (group
     rewards: over groups, each group once; the weights each reward ran with)."""
@@ -133,7 +137,8 @@ def score(models, images, prompts, out, group_table, batch_size, device, dtype, 
                         pretrained=not random_weights, weights=wmap, reward_config=cfg, progress=not no_progress)
     try:
         with usage_phase(ValueError):
-            result = scorer.run(plan, resume=not no_resume, overwrite=overwrite, retry_failed=not no_retry_failed)
+            result = scorer.run(plan, resume=not no_resume, overwrite=overwrite, retry_failed=not no_retry_failed,
+                                content_hash=content_hash)
     finally:
         scorer.close()
     if scorer.rank != 0:
