@@ -182,8 +182,43 @@ def _group(g: Any) -> Any:
     return g
 
 
-def _is_image_file(p: Path) -> bool:
-    return p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")
+def _is_image_name(p: Path) -> bool:
+    """Named like an image (and not hidden), whatever it is: a dangling link or a folder named ``x.jpg`` is listed
+    and becomes a row with its error (`path_problem`), never left out silently."""
+    return p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")
+
+
+def path_problem(path: str | os.PathLike) -> str | None:
+    """Why ``path`` is not a file that can be read, in words, or None when it is one (symbolic links followed).
+
+    Example:
+        >>> import os, tempfile
+        >>> d = tempfile.mkdtemp()
+        >>> os.symlink("gone.png", os.path.join(d, "a.png")); os.symlink("b.png", os.path.join(d, "c.png"))
+        >>> os.symlink("c.png", os.path.join(d, "b.png")); os.mkdir(os.path.join(d, "x.jpg"))
+        >>> for name in ("a.png", "c.png", "x.jpg", "nothing.png"):
+        ...     print(path_problem(os.path.join(d, name)))
+        dangling symbolic link (to gone.png, which does not exist)
+        symbolic link loop
+        a directory, not an image file
+        no such file
+    """
+    import errno
+    import stat
+
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "symbolic link loop"
+        if os.path.islink(path):
+            return f"dangling symbolic link (to {os.readlink(path)}, which does not exist)"
+        return "no such file" if e.errno == errno.ENOENT else (e.strerror or str(e)).lower()
+    if stat.S_ISDIR(st.st_mode):
+        return "a directory, not an image file"
+    if not stat.S_ISREG(st.st_mode):
+        return "not a regular file (a pipe, socket or device)"
+    return None
 
 
 class FolderSource(Source):
@@ -195,7 +230,7 @@ class FolderSource(Source):
         if not self.folder.is_dir():
             raise SourceError(f"{self.folder}: not a folder")
         # file names only: cheap even for 100k files (one str per file)
-        self.files = sorted(p.name for p in self.folder.iterdir() if _is_image_file(p))
+        self.files = sorted(p.name for p in self.folder.iterdir() if _is_image_name(p))
         if not self.files:
             raise SourceError(f"{self.folder}: no image files ({', '.join(IMAGE_EXTENSIONS)})")
         self.prompts = _read_prompts(prompts, len(self.files), str(self.folder)) if prompts is not None else None
@@ -446,7 +481,8 @@ def open_source(source: Any, prompts: str | os.PathLike | Sequence[str] | None =
             if prompts is not None:
                 raise SourceError(f"{p}: a manifest carries its own 'prompt' column; --prompts is for folders")
             return ManifestSource(p)
-        raise SourceError(f"{p}: no such file or folder")
+        problem = path_problem(p)
+        raise SourceError(f"{p}: {'no such file or folder' if problem == 'no such file' else problem}")
     if isinstance(source, Sequence) and not isinstance(source, (str, bytes)):
         return ListSource(source, prompts)
     raise SourceError(f"cannot read images from a {type(source).__name__}: pass a folder, a manifest "

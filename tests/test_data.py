@@ -202,3 +202,46 @@ def test_folder_and_manifest_identity_follow_their_content(photo_dir, tmp_path):
     (tmp_path / "5.png").write_bytes(b"two, longer")
     assert open_source(m).identity() != before
     assert open_source(m).identity(content_hash=True) != hashed
+
+
+def _odd_entries(folder):
+    """A dangling symbolic link, a loop of two links and a folder, each named like an image."""
+    import os
+
+    os.symlink("gone.png", folder / "dangling.png")
+    os.symlink("loop_b.png", folder / "loop_a.png")
+    os.symlink("loop_a.png", folder / "loop_b.png")
+    (folder / "folder.jpg").mkdir()
+    return {"dangling.png": "dangling symbolic link (to gone.png, which does not exist)",
+            "loop_a.png": "symbolic link loop", "loop_b.png": "symbolic link loop",
+            "folder.jpg": "a directory, not an image file"}
+
+
+def test_a_folder_lists_dangling_links_loops_and_folders_named_like_images(photo_dir):
+    """Each becomes a row (and, when scored, a row with its error), never silently left out."""
+    from rewardbench.data import path_problem
+
+    odd = _odd_entries(photo_dir)
+    src = open_source(photo_dir)
+    names = [r["image"].rsplit("/", 1)[-1] for r in src.iter_rows()]
+    assert len(src) == len(names) == 5 + len(odd) and set(odd) <= set(names)
+    assert {n: path_problem(photo_dir / n) for n in odd} == odd
+    assert path_problem(photo_dir / "chelsea.jpg") is None
+    with pytest.raises(SourceError, match="dangling.png: dangling symbolic link"):
+        open_source(photo_dir / "dangling.png")
+
+
+def test_odd_entries_become_rows_with_their_error(photo_dir, tmp_path):
+    from rewardbench.harness import Scorer
+
+    odd = _odd_entries(photo_dir)
+    res = Scorer(["jpeg-compressibility"], progress=False, num_workers=0).run(photo_dir)
+    t = res.table.set_index(res.table["image"].str.rsplit("/", n=1).str[-1])
+    assert res.n_failed == len(odd) and res.summary["scored"] == 5
+    for name in odd:
+        assert t.loc[name, "error"].startswith(str(photo_dir / name)), t.loc[name, "error"]
+    # a manifest naming them gives the same rows
+    m = tmp_path / "m.jsonl"
+    m.write_text("".join(json.dumps({"image": str(photo_dir / n)}) + "\n" for n in ["chelsea.jpg", *odd]))
+    res = Scorer(["jpeg-compressibility"], progress=False, num_workers=0).run(m)
+    assert res.n_failed == len(odd) and res.table["error"].isna().tolist() == [True] + [False] * len(odd)
