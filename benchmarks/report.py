@@ -75,9 +75,11 @@ def compute_rows(scores: pd.DataFrame, groups: pd.DataFrame | None, plan, run, j
 
     present = [j for j in plan.judges if j in set(scores["judge"])]
     hib = {j: get_spec(j).higher_is_better for j in present}
+    # a mean with no spread across prompts is bounded by the judge's declared range (stats.mean_scores)
+    bounds = {j: get_spec(j).range for j in present if None not in get_spec(j).range}
     # judge by judge: a judge that scores only some prompt sources has only their categories
     rows = pd.concat([stats.result_rows(scores[scores["judge"] == j], plan.baseline, judges=[j], higher_is_better=hib,
-                                        tie_tol=run.tie_tol, by_category="category" in scores.columns,
+                                        tie_tol=run.tie_tol, by_category="category" in scores.columns, bounds=bounds,
                                         n_boot=run.n_boot, seed=0) for j in present], ignore_index=True)
     if groups is not None:  # a group reward's mean row: the images behind it, and the faces found in them
         cat = groups["category"].fillna("uncategorised").astype(str)
@@ -119,6 +121,24 @@ def _pct(v) -> str:
 def _ci(r, pct: bool = False) -> str:
     fmt = _pct if pct else _f
     return f"[{fmt(r['ci_low'])}, {fmt(r['ci_high'])}]"
+
+
+def _note(r) -> str | None:
+    note = r.get("note")
+    return note if isinstance(note, str) and note else None
+
+
+def _estimate(r, pct: bool = False) -> str:
+    """A value with its interval, and the row's note (no spread across prompts) where it has one."""
+    fmt = _pct if pct else _f
+    out = fmt(r["value"])
+    if not (_missing(r["ci_low"]) and _note(r)):
+        out += f" {_ci(r, pct)}"
+    return out + (f" ({_note(r)})" if _note(r) else "")
+
+
+def _missing(v) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
 
 
 def _table(header: list[str], body: list[list[str]]) -> list[str]:
@@ -165,14 +185,17 @@ def markdown(rows: pd.DataFrame, plan, run, judges: dict[str, dict], groups: pd.
     lines += [f"{int(n_prompts)} prompts; " + "; ".join(x for x in (seeds, pre) if x) + ". "
               "Win rate = (wins + ties/2) / pairs, a model's image paired with the baseline's of the same prompt and "
               "index; "
-              f"ties are |difference| <= {run.tie_tol:g}; 95% intervals by bootstrap over prompts ({run.n_boot} "
-              "resamples); p = exact two-sided sign test on wins vs losses (ties dropped).", ""]
+              f"ties are |difference| <= {run.tie_tol:g}; p = exact two-sided sign test on wins vs losses (ties "
+              "dropped).", "",
+              f"95% intervals, over prompts (images of one prompt are not independent; {run.n_boot} bootstrap "
+              f"resamples), never more certain than the number of prompts allows. Win rates: {stats.WIN_RATE_METHOD}. "
+              f"Means: {stats.MEAN_METHOD}.", ""]
     wr = allc[allc["metric"] == "win_rate"]
     if len(wr):
         lines += [f"## Win rate over {plan.baseline}", ""]
         lines += _table(["model", "judge", "win rate [95% CI]", "wins / losses / ties", "p (sign test)", "pairs",
                          "prompts"],
-                        [[r["model"], judge_label(r["judge"], judges), f"{_pct(r['value'])} {_ci(r, True)}",
+                        [[r["model"], judge_label(r["judge"], judges), _estimate(r, pct=True),
                           f"{int(r['wins'])} / {int(r['losses'])} / {int(r['ties'])}", _f(r["p_value"], 3),
                           int(r["n_pairs"]), int(r["n_prompts"])] for _, r in wr.iterrows()]) + [""]
     cross = cross_reward(rows)
@@ -193,7 +216,7 @@ def markdown(rows: pd.DataFrame, plan, run, judges: dict[str, dict], groups: pd.
     mean = allc[allc["metric"] == "mean"]
     lines += ["## Mean scores", ""]
     lines += _table(["judge", "model", "mean [95% CI]", "images", "prompts", "not scored", "faces found"],
-                    [[judge_label(r["judge"], judges), r["model"], f"{_f(r['value'])} {_ci(r)}",
+                    [[judge_label(r["judge"], judges), r["model"], _estimate(r),
                       _f(r["n_images"]), int(r["n_prompts"]), int(r["dropped_nan"]),
                       _f(r["count"]) if r["judge"] in plan.group_judges else "–"] for _, r in mean.iterrows()]) + [""]
     if plan.group_judges:
@@ -201,12 +224,19 @@ def markdown(rows: pd.DataFrame, plan, run, judges: dict[str, dict], groups: pd.
                   "one value per prompt, averaged over prompts; `group_rewards.csv` has them per prompt.", ""]
     bt = allc[allc["metric"] == "bt_log_strength"]
     if len(bt):
-        lines += ["## Ranking (Bradley–Terry on every pairwise outcome)", ""]
+        lines += ["## Ranking (Bradley–Terry on every pairwise outcome)", "",
+                  f"Maximum likelihood with a prior of {stats.BT_PRIOR:g} virtual tie per compared pair (half a win "
+                  "each way, added to the summed outcomes), which keeps the strengths finite; 95% intervals by "
+                  "bootstrap over prompts. Where the outcomes separate the models (a model won or lost every "
+                  "comparison, or groups never beat a higher group), the data do not identify the strengths: the "
+                  "prior alone sets the gap, so the table says so instead of printing a point; the rank is the "
+                  "observed order.", ""]
         bt = bt.sort_values(["judge", "value"], ascending=[True, False])
         rank = bt.groupby("judge")["value"].rank(ascending=False, method="min").astype(int)  # 1 = strongest
         lines += _table(["judge", "rank", "model", "log-strength [95% CI]", "comparisons"],
-                        [[judge_label(r["judge"], judges), rank[i], r["model"], f"{_f(r['value'])} {_ci(r)}",
-                          int(r["n_pairs"])] for i, r in bt.iterrows()]) + [""]
+                        [[judge_label(r["judge"], judges), rank[i], r["model"],
+                          _note(r) or f"{_f(r['value'])} {_ci(r)}", int(r["n_pairs"])] for i, r in bt.iterrows()])
+        lines += [""]
     lines += _category_section(rows, plan, judges)
     lines += ["## Judges", ""]
     lines += _table(["judge", "category", "higher is better", "granularity", "weights"],
@@ -232,12 +262,11 @@ def _category_section(rows: pd.DataFrame, plan, judges: dict[str, dict]) -> list
     metric = "win_rate" if (cat["metric"] == "win_rate").any() else "mean"
     sub = cat[cat["metric"] == metric]
     lines = [f"## Per category ({'win rate over ' + plan.baseline if metric == 'win_rate' else 'mean score'})", ""]
-    fmt = _pct if metric == "win_rate" else _f
     for model, m in sub.groupby("model", sort=False):
         js = [j for j in plan.judges if j in set(m["judge"])]
         body = []
         for c, g in m.groupby("category", sort=True):
-            vals = {r["judge"]: f"{fmt(r['value'])} {_ci(r, metric == 'win_rate')}" for _, r in g.iterrows()}
+            vals = {r["judge"]: _estimate(r, pct=metric == "win_rate") for _, r in g.iterrows()}
             body.append([c, int(g["n_prompts"].max())] + [vals.get(j, "–") for j in js])
         lines += [f"**{model}**", ""] + _table(["category", "prompts"] + [judge_label(j, judges) for j in js], body)
         lines += [""]
@@ -278,6 +307,13 @@ def results_json(rows: pd.DataFrame, plan, run, judges: dict[str, dict], scoring
                        "granularity": get_spec(j).granularity, "category": get_spec(j).category}
                    for j in plan.judges},
         "statistics": {"tie_tol": run.tie_tol, "n_boot": run.n_boot, "level": 0.95, "bootstrap": "prompts",
+                       "intervals": {"win_rate": stats.WIN_RATE_METHOD, "mean": stats.MEAN_METHOD,
+                                     "mean_bounds": "each judge's declared range, where finite"},
+                       "bradley_terry": {"prior_ties_per_pair": stats.BT_PRIOR,
+                                         "prior": f"{stats.BT_PRIOR:g} virtual tie per compared pair (half a win each "
+                                                  "way), added to the summed outcomes",
+                                         "separation": "strengths not identified when the 'i beat j' graph is not "
+                                                       "strongly connected: NaN interval and a note"},
                        "sign_test": "scipy.stats.binomtest, two-sided, ties dropped"},
         "versions": versions,
         "scoring": {k: scoring.get(k) for k in ("rows", "failed", "scored_now", "resumed", "seconds")},

@@ -14,9 +14,15 @@ Decisions, applied everywhere:
     the win rate, is reported separately and is dropped from the sign test (p = 1.0 when all are ties);
   * per-category rows carry their category; suite-wide rows carry category ``"all"``;
   * ``higher_is_better=False`` judges: the lower score wins;
-  * intervals are percentile intervals of a seeded bootstrap; with fewer than 2 prompts they are NaN
-    (one cluster says nothing about prompt-to-prompt variation);
-  * Bradley-Terry strengths are normalised so the log-strengths sum to 0 (geometric mean strength 1).
+  * intervals (`rewardbench.benchmarks.intervals`) are no more certain than the number of prompts allows: a
+    win rate's is the union of a seeded prompt-bootstrap percentile interval and exact Clopper–Pearson bounds on
+    the prompt-level outcomes (`WIN_RATE_METHOD`; 8 of 8 prompts won is not [100%, 100%]); a mean's, the union
+    of the bootstrap's and a Student-t interval, and where every prompt's mean is the same, a bound from the
+    share of prompts that could differ (`MEAN_METHOD`; ``note`` says "no spread"); with fewer than 2 prompts
+    they are NaN (one cluster says nothing about prompt-to-prompt variation);
+  * Bradley-Terry strengths are normalised so the log-strengths sum to 0 (geometric mean strength 1); the fit
+    adds ``BT_PRIOR`` virtual ties per compared pair; where the outcomes separate the models the strengths are
+    not identified: NaN intervals and a ``note`` (`rewardbench.benchmarks.bradley_terry`).
 """
 
 from __future__ import annotations
@@ -27,65 +33,19 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from .bradley_terry import BT_PRIOR, fit_bradley_terry, pair_outcomes, separation
+from .intervals import MEAN_METHOD, WIN_RATE_METHOD, bootstrap_sums, mean_interval, percentile, win_rate_interval
+
+__all__ = ["ALL", "BT_PRIOR", "MEAN_METHOD", "ROW_COLUMNS", "SCORE_COLUMNS", "WIN_RATE_METHOD", "GroupRewards",
+           "WinRate", "bootstrap_sums", "bradley_terry", "fit_bradley_terry", "group_rewards", "mean_scores",
+           "result_rows", "sign_test", "win_rate", "win_rates"]
+
 SCORE_COLUMNS = ("model", "prompt", "index", "judge", "score")
 ROW_COLUMNS = ["model", "baseline", "judge", "category", "metric", "value", "ci_low", "ci_high", "n_prompts",
                "n_pairs", "n_images", "wins", "losses", "ties", "p_value", "tie_tol", "higher_is_better",
-               "count", "unpaired", "dropped_nan"]
+               "count", "unpaired", "dropped_nan", "note"]
 ALL = "all"  # the category of suite-wide rows (a real category may not be called "all")
-_CHUNK = 1 << 22  # resampled prompt slots per bootstrap chunk (bounds memory: 32 MiB of counts)
-
-
-def bootstrap_sums(per_prompt, *, n_boot: int = 2000, seed: int | None = 0) -> np.ndarray:
-    """Cluster bootstrap: resample the P prompts with replacement ``n_boot`` times and sum each column of
-    ``per_prompt`` (shape (P,) or (P, k): sufficient statistics of each prompt) over the resampled prompts.
-
-    Returns shape (n_boot, k). Vectorised: per chunk of replicates the prompt counts come from one
-    ``np.bincount`` and the sums from one matrix product.
-
-        >>> bootstrap_sums([[1.0, 1.0], [3.0, 1.0]], n_boot=4).shape
-        (4, 2)
-        >>> bool(np.all(bootstrap_sums([[2.0, 1.0], [2.0, 1.0]], n_boot=3)[:, 0] == 4.0))
-        True
-    """
-    stats = np.asarray(per_prompt, dtype=float)
-    stats = stats[:, None] if stats.ndim == 1 else stats
-    n_prompts = len(stats)
-    if n_prompts == 0:
-        raise ValueError("bootstrap_sums: no prompts")
-    rng = np.random.default_rng(seed)
-    out = np.empty((n_boot, stats.shape[1]))
-    step = max(1, _CHUNK // n_prompts)
-    for start in range(0, n_boot, step):
-        b = min(step, n_boot - start)
-        idx = rng.integers(0, n_prompts, size=(b, n_prompts), dtype=np.int32)
-        idx += (np.arange(b, dtype=np.int32) * n_prompts)[:, None]
-        counts = np.bincount(idx.ravel(), minlength=b * n_prompts).reshape(b, n_prompts)
-        out[start:start + b] = counts @ stats
-    return out
-
-
-def _interval(reps: np.ndarray, n_prompts: int, level: float) -> tuple[float, float]:
-    if n_prompts < 2:
-        return float("nan"), float("nan")
-    alpha = (1.0 - level) / 2.0
-    lo, hi = np.quantile(reps, [alpha, 1.0 - alpha], axis=0)
-    return lo, hi
-
-
-def _ratio_ci(codes: np.ndarray, num: np.ndarray, den: np.ndarray, n_boot: int, seed, level: float):
-    """Point value sum(num)/sum(den) and its prompt-bootstrap percentile interval (codes: prompt ids 0..P-1);
-    all NaN when there is nothing to compare (no prompt)."""
-    if len(codes) == 0:
-        return float("nan"), float("nan"), float("nan")
-    n_prompts = int(codes.max()) + 1
-    per = np.stack([np.bincount(codes, weights=num, minlength=n_prompts),
-                    np.bincount(codes, weights=den, minlength=n_prompts)], axis=1)
-    value = per[:, 0].sum() / per[:, 1].sum()
-    if n_prompts < 2:
-        return value, float("nan"), float("nan")
-    sums = bootstrap_sums(per, n_boot=n_boot, seed=seed)
-    lo, hi = _interval(sums[:, 0] / sums[:, 1], n_prompts, level)
-    return value, float(lo), float(hi)
+Bounds = Mapping[str, tuple[float | None, float | None]]  # judge -> (lowest, highest) possible score
 
 
 def _validate(scores: pd.DataFrame, key: Sequence[str] = ("model", "judge", "prompt", "index"),
@@ -180,7 +140,7 @@ def _win_rate(clean, dropped, model, baseline, judge, higher_is_better, tie_tol,
     tie = np.abs(d) <= tie_tol
     win, loss = (d > 0) & ~tie, (d < 0) & ~tie
     codes, prompts = pd.factorize(m["prompt"])
-    value, lo, hi = _ratio_ci(codes, win + 0.5 * tie, np.ones(len(d)), n_boot, seed, level)
+    value, lo, hi = win_rate_interval(codes, win + 0.5 * tie, n_boot=n_boot, seed=seed, level=level)
     w, lo_, t = int(win.sum()), int(loss.sum()), int(tie.sum())
     return WinRate(model, baseline, judge, w, lo_, t, float(value), lo, hi, sign_test(w, lo_), len(prompts), len(d),
                    float(tie_tol), bool(higher_is_better), int(unpaired), n_nan)
@@ -248,9 +208,11 @@ def win_rates(scores: pd.DataFrame, baseline: str, *, judges: Sequence[str] | No
 
 
 def mean_scores(scores: pd.DataFrame, *, judges: Sequence[str] | None = None, by_category: bool = False,
-                n_boot: int = 2000, seed: int | None = 0, level: float = 0.95) -> pd.DataFrame:
-    """Mean score per (judge, model) over its images (each image weighs the same) with a prompt-bootstrap CI;
-    per category too when ``by_category``.
+                bounds: Bounds | None = None, n_boot: int = 2000, seed: int | None = 0,
+                level: float = 0.95) -> pd.DataFrame:
+    """Mean score per (judge, model) over its images (each image weighs the same) with its interval over prompts
+    (`rewardbench.benchmarks.intervals.mean_interval`; ``bounds``: judge -> (lowest, highest) score, used only
+    when every prompt's mean is the same, which ``note`` then says); per category too when ``by_category``.
 
         >>> t = pd.DataFrame({"model": "m", "prompt": ["a", "a", "b", "b"], "index": [0, 1, 0, 1],
         ...                   "judge": "j", "score": [1.0, 2.0, 3.0, float("nan")]})
@@ -271,73 +233,16 @@ def mean_scores(scores: pd.DataFrame, *, judges: Sequence[str] | None = None, by
                 g = groups[model]
                 codes, prompts = pd.factorize(g["prompt"])
                 s = g["score"].to_numpy()
-                value, lo, hi = _ratio_ci(codes, s, np.ones(len(s)), n_boot, seed, level)
-                rows.append({"judge": judge, "model": model, "category": cat, "mean": float(value), "ci_low": lo,
-                             "ci_high": hi, "n_prompts": len(prompts),
-                             "n_images": len(s), "dropped_nan": _nan_count(dropped, model, judge)})
+                value, lo, hi, note = mean_interval(codes, s, n_boot=n_boot, seed=seed, level=level,
+                                                    bounds=(bounds or {}).get(judge))
+                rows.append({"judge": judge, "model": model, "category": cat, "mean": value, "ci_low": lo,
+                             "ci_high": hi, "n_prompts": len(prompts), "n_images": len(s),
+                             "dropped_nan": _nan_count(dropped, model, judge), "note": note})
     return pd.DataFrame(rows)
 
 
-def fit_bradley_terry(wins, *, prior: float = 0.0, max_iter: int = 10000, tol: float = 1e-10) -> np.ndarray:
-    """Bradley-Terry log-strengths from ``wins[..., i, j]`` (times i beat j; a tie is half a win to each),
-    by Hunter's (2004) MM algorithm, vectorised over leading batch dimensions. Normalised to sum to 0
-    (P(i beats j) = 1 / (1 + exp(s_j - s_i))). ``prior`` adds that many virtual ties to every compared
-    pair. Where the maximum-likelihood estimate does not exist (the "i beat j" graph is not strongly
-    connected: a model never wins, never loses, or a group is never compared), the result is NaN.
-
-        >>> s = fit_bradley_terry([[0, 2], [1, 0]])
-        >>> s.round(4).tolist(), round(float(s[0] - s[1]), 4) == round(float(np.log(2)), 4)
-        ([0.3466, -0.3466], True)
-        >>> bool(np.isnan(fit_bradley_terry([[0, 1], [0, 0]])).all())
-        True
-    """
-    w = np.asarray(wins, dtype=float)
-    n_models = w.shape[-1]
-    eye = np.eye(n_models, dtype=bool)
-    w = np.where(eye, 0.0, w)
-    n = w + np.swapaxes(w, -1, -2)
-    w = w + np.where(n > 0, prior / 2.0, 0.0)
-    n = w + np.swapaxes(w, -1, -2)
-    reach = ((w > 0) | eye).astype(float)  # strong connectivity by repeated squaring of the reachability matrix
-    for _ in range(int(np.ceil(np.log2(max(n_models, 2))))):
-        reach = ((reach @ reach) > 0).astype(float)
-    ok = reach.reshape(*w.shape[:-2], -1).all(axis=-1)
-    total = np.where(ok[..., None], w.sum(axis=-1), 1.0)
-    n = np.where(ok[..., None, None], n, 1.0 - eye)
-    logp = np.zeros(w.shape[:-1])
-    for _ in range(max_iter):
-        p = np.exp(logp - logp.max(axis=-1, keepdims=True))
-        new = np.log(total) - np.log((n / (p[..., :, None] + p[..., None, :])).sum(axis=-1))
-        new = new - new.mean(axis=-1, keepdims=True)
-        done = np.max(np.abs(new - logp)) < tol
-        logp = new
-        if done:
-            break
-    return np.where(ok[..., None], logp, np.nan)
-
-
-def _pair_outcomes(clean: pd.DataFrame, judge: str, models: list, higher_is_better: bool, tie_tol: float):
-    """Per-prompt win matrices (P, M, M), comparisons per model and the prompt count for one judge."""
-    sub = clean[(clean["judge"] == judge) & clean["model"].isin(models)]
-    wide = sub.pivot(index=["prompt", "index"], columns="model", values="score").reindex(columns=models)
-    codes, prompts = pd.factorize(wide.index.get_level_values("prompt"))
-    x = wide.to_numpy() * (1.0 if higher_is_better else -1.0)
-    n_models, n_prompts = len(models), len(prompts)
-    per = np.zeros((n_prompts, n_models, n_models))
-    comparisons = np.zeros(n_models, dtype=int)
-    for i in range(n_models):
-        for j in range(i + 1, n_models):
-            both = ~np.isnan(x[:, i]) & ~np.isnan(x[:, j])
-            d, c = x[both, i] - x[both, j], codes[both]
-            tie = np.abs(d) <= tie_tol
-            per[:, i, j] = np.bincount(c, weights=((d > 0) & ~tie) + 0.5 * tie, minlength=n_prompts)
-            per[:, j, i] = np.bincount(c, weights=((d < 0) & ~tie) + 0.5 * tie, minlength=n_prompts)
-            comparisons[[i, j]] += int(both.sum())
-    return per, comparisons, n_prompts
-
-
 def bradley_terry(scores: pd.DataFrame, judge: str, *, models: Sequence[str] | None = None,
-                  higher_is_better: bool = True, tie_tol: float = 0.0, prior: float = 1.0, n_boot: int = 1000,
+                  higher_is_better: bool = True, tie_tol: float = 0.0, prior: float = BT_PRIOR, n_boot: int = 1000,
                   seed: int | None = 0, level: float = 0.95) -> pd.DataFrame:
     """Ranks models by Bradley-Terry strengths fitted to every pairwise outcome on shared (prompt, index)
     slots under one judge (ties half a win each), with prompt-bootstrap CIs on the log-strengths.
@@ -345,7 +250,10 @@ def bradley_terry(scores: pd.DataFrame, judge: str, *, models: Sequence[str] | N
     Log-strengths sum to 0; ``strength = exp(log_strength)`` (geometric mean 1); rank 1 is the strongest.
     ``prior`` virtual ties per compared pair keep the fit finite when a model never wins or never loses
     (negligible with thousands of comparisons); with ``prior=0`` the plain MLE, a ``ValueError`` if it does
-    not exist, and NaN CIs if it does not exist in some bootstrap resample.
+    not exist, and NaN CIs if it does not exist in some bootstrap resample. When the outcomes separate the models
+    (`rewardbench.benchmarks.bradley_terry.separation`: a model won or lost every comparison, ...) the strengths
+    are not identified: the prior alone sets the gap, so the CIs are NaN and ``note`` says why (the log-strengths
+    stay, as the prior makes them, and keep the observed order).
 
         >>> t = pd.DataFrame({"model": list("abc") * 4, "prompt": np.repeat(list("pqrs"), 3), "index": 0,
         ...                   "judge": "j", "score": [3, 2, 1, 3, 2, 1, 2, 3, 1, 2, 1, 3]})
@@ -359,7 +267,7 @@ def bradley_terry(scores: pd.DataFrame, judge: str, *, models: Sequence[str] | N
     models = list(models) if models is not None else sorted(clean.loc[clean["judge"] == judge, "model"].unique())
     if len(models) < 2:
         raise ValueError(f"Bradley-Terry needs at least 2 models under judge {judge!r}, got {models}")
-    per, comparisons, n_prompts = _pair_outcomes(clean, judge, models, higher_is_better, tie_tol)
+    per, comparisons, n_prompts = pair_outcomes(clean, judge, models, higher_is_better, tie_tol)
     if (comparisons == 0).any():
         raise ValueError(f"models never compared under {judge!r}: {[m for m, c in zip(models, comparisons) if not c]}")
     est = fit_bradley_terry(per.sum(axis=0), prior=prior)
@@ -367,13 +275,14 @@ def bradley_terry(scores: pd.DataFrame, judge: str, *, models: Sequence[str] | N
         raise ValueError(f"no Bradley-Terry MLE under {judge!r} (a model never wins or never loses, or the "
                          "comparisons split into groups); use prior > 0")
     lo = hi = np.full(len(models), np.nan)
-    if n_prompts >= 2:
+    note = separation(per.sum(axis=0), models)
+    if n_prompts >= 2 and note is None:
         sums = bootstrap_sums(per.reshape(n_prompts, -1), n_boot=n_boot, seed=seed)
         reps = fit_bradley_terry(sums.reshape(n_boot, len(models), len(models)), prior=prior)
         if not np.isnan(reps).any():
-            lo, hi = _interval(reps, n_prompts, level)
+            lo, hi = percentile(reps, n_prompts, level)
     out = pd.DataFrame({"model": models, "log_strength": est, "ci_low": lo, "ci_high": hi,
-                        "strength": np.exp(est), "n_prompts": n_prompts, "n_comparisons": comparisons})
+                        "strength": np.exp(est), "n_prompts": n_prompts, "n_comparisons": comparisons, "note": note})
     out["rank"] = out["log_strength"].rank(ascending=False, method="min").astype(int)
     return out.sort_values("rank", kind="stable").reset_index(drop=True)
 
@@ -387,10 +296,11 @@ class GroupRewards:
 
 
 def group_rewards(groups: pd.DataFrame, *, count: str | None = None, by_category: bool = False,
-                  n_boot: int = 2000, seed: int | None = 0, level: float = 0.95) -> GroupRewards:
+                  bounds: Bounds | None = None, n_boot: int = 2000, seed: int | None = 0,
+                  level: float = 0.95) -> GroupRewards:
     """Suite mean of a group reward (a value per prompt: diversity, statistical parity, ...) per (judge, model):
     ``groups`` has ``model``, ``prompt``, ``judge``, ``score`` and optionally ``category`` and a ``count``
-    column (e.g. faces found) that is summed. Prompts weigh the same; CI by bootstrap over prompts; NaN
+    column (e.g. faces found) that is summed. Prompts weigh the same; intervals as `mean_scores`'; NaN
     values (e.g. no face found) are dropped and counted; a duplicate (model, judge, prompt) raises.
 
         >>> g = pd.DataFrame({"model": "m", "prompt": ["a", "b", "c"], "judge": "parity",
@@ -406,21 +316,25 @@ def group_rewards(groups: pd.DataFrame, *, count: str | None = None, by_category
     for cat in _categories(clean, by_category):
         for (judge, model), g in _subset(clean, cat).groupby(["judge", "model"], sort=True):
             codes = pd.factorize(g["prompt"])[0]
-            value, lo, hi = _ratio_ci(codes, g["score"].to_numpy(), np.ones(len(g)), n_boot, seed, level)
-            rows.append({"judge": judge, "model": model, "category": cat, "mean": float(value), "ci_low": lo,
+            value, lo, hi, note = mean_interval(codes, g["score"].to_numpy(), n_boot=n_boot, seed=seed, level=level,
+                                                bounds=(bounds or {}).get(judge))
+            rows.append({"judge": judge, "model": model, "category": cat, "mean": value, "ci_low": lo,
                          "ci_high": hi, "n_prompts": len(g), "dropped_nan": _nan_count(dropped, model, judge),
+                         "note": note,
                          **({"count": g[count].sum()} if count else {})})
     return GroupRewards(per_prompt, pd.DataFrame(rows))
 
 
 def result_rows(scores: pd.DataFrame, baseline: str, *, judges: Sequence[str] | None = None,
                 higher_is_better: bool | Mapping[str, bool] = True, tie_tol: float = 0.0, by_category: bool = True,
-                groups: pd.DataFrame | None = None, group_count: str | None = None, bt_prior: float = 1.0,
-                n_boot: int = 2000, seed: int | None = 0, level: float = 0.95) -> pd.DataFrame:
+                groups: pd.DataFrame | None = None, group_count: str | None = None, bt_prior: float = BT_PRIOR,
+                bounds: Bounds | None = None, n_boot: int = 2000, seed: int | None = 0,
+                level: float = 0.95) -> pd.DataFrame:
     """Everything above as tidy rows (`ROW_COLUMNS`), one per (model, judge, category, metric), for reports
     and leaderboards. Metrics: ``mean`` (every model), ``win_rate`` (each model vs ``baseline``; with
     wins/losses/ties and the sign test's ``p_value``), ``bt_log_strength`` (3 or more models), and
-    ``group_mean`` for the optional per-prompt ``groups`` table. Category ``"all"``: all prompts.
+    ``group_mean`` for the optional per-prompt ``groups`` table. Category ``"all"``: all prompts. ``note``:
+    a qualification of the row in words (no spread across prompts; Bradley–Terry strengths not identified).
 
         >>> t = pd.DataFrame({"model": ["ft"] * 2 + ["base"] * 2, "prompt": ["a", "b"] * 2, "index": 0,
         ...                   "judge": "j", "score": [2.0, 1.0, 1.0, 1.0]})
@@ -434,7 +348,7 @@ def result_rows(scores: pd.DataFrame, baseline: str, *, judges: Sequence[str] | 
     clean, _ = _validate(scores)
     judges = list(judges) if judges is not None else sorted(clean["judge"].unique())
     rows = []
-    for m in mean_scores(scores, judges=judges, by_category=by_category, n_boot=n_boot, seed=seed,
+    for m in mean_scores(scores, judges=judges, by_category=by_category, bounds=bounds, n_boot=n_boot, seed=seed,
                          level=level).to_dict("records"):
         rows.append({**m, "metric": "mean", "value": m["mean"], "higher_is_better": _direction(higher_is_better,
                                                                                                m["judge"])})
@@ -454,8 +368,8 @@ def result_rows(scores: pd.DataFrame, baseline: str, *, judges: Sequence[str] | 
                              "value": b["log_strength"], "n_pairs": b["n_comparisons"], "tie_tol": tie_tol,
                              "higher_is_better": hib})
     if groups is not None:
-        summary = group_rewards(groups, count=group_count, by_category=by_category, n_boot=n_boot, seed=seed,
-                                level=level).summary
+        summary = group_rewards(groups, count=group_count, by_category=by_category, bounds=bounds, n_boot=n_boot,
+                                seed=seed, level=level).summary
         for g in summary.to_dict("records"):
             rows.append({**g, "metric": "group_mean", "value": g["mean"],
                          "higher_is_better": _direction(higher_is_better, g["judge"])})

@@ -1,5 +1,6 @@
 """rewardbench.benchmarks.stats against independent computations: hand-counted win rates, scipy's binomtest, simulated
-coverage of the prompt bootstrap, Bradley-Terry on simulated outcomes and a direct likelihood maximisation."""
+coverage of the prompt-level intervals (exact coverage at the extremes, from the binomial distribution),
+Bradley-Terry on simulated outcomes and a direct likelihood maximisation."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy.optimize import minimize
-from scipy.stats import binomtest, norm
+from scipy.stats import binom, binomtest, norm
 
-from rewardbench.benchmarks import stats
+from rewardbench.benchmarks import intervals, stats
 
 
 def tidy(model_scores, base_scores, prompts, index=None, judge="j", category=None):
@@ -99,9 +100,29 @@ def test_prompt_bootstrap_covers_and_per_image_bootstrap_under_covers():
     assert image_cov < 0.86 and prompt_cov - image_cov > 0.08, (prompt_cov, image_cov)
 
 
+@pytest.mark.parametrize("p", [1.0, 0.95])
+def test_win_rate_coverage_at_the_extremes(p):
+    """One image per prompt, true win probability p (1 or 0.95), n from 8 to 50 prompts. A dataset is then k wins
+    in n prompts, so the coverage is exact: sum over k of Binom(k; n, p) * [the interval of k wins covers p]
+    (every k with probability > 1e-7, through stats.win_rate). A prompt bootstrap alone covers 0.95 with
+    probability P(k < n) (0.34 at n = 8) and reports 8 of 8 as [100%, 100%]."""
+    for n in (8, 9, 10, 12, 15, 20, 25, 30, 40, 50):
+        ks = np.arange(n + 1)
+        pmf = binom.pmf(ks, n, p)
+        coverage = 0.0
+        for k in ks[pmf > 1e-7]:
+            df = tidy([1.0] * k + [0.0] * (n - k), [0.5] * n, [f"p{i}" for i in range(n)])
+            r = stats.win_rate(df, "ft", "base", "j", n_boot=200, seed=int(k))
+            coverage += pmf[k] * (r.ci_low <= p <= r.ci_high)
+            if k == n:  # every prompt won: an interval that reflects n, containing the exact one
+                exact = binomtest(n, n).proportion_ci(confidence_level=0.95, method="exact")
+                assert r.ci_high == 1.0 and r.ci_low <= exact.low < 1.0, (n, r.ci_low, exact.low)
+        assert coverage >= 0.95 - 0.005, (n, p, coverage)
+
+
 def test_bootstrap_sums_moments_and_chunking(monkeypatch):
     x = np.random.default_rng(0).exponential(size=(30, 2))
-    monkeypatch.setattr(stats, "_CHUNK", 100)  # force many chunks
+    monkeypatch.setattr(intervals, "_CHUNK", 100)  # force many chunks
     sums = stats.bootstrap_sums(x, n_boot=20000, seed=1)
     assert sums.shape == (20000, 2)
     # a resample of n prompts: sum has mean n * mean(x) and variance n * var(x) (population variance)
@@ -166,16 +187,23 @@ def test_bradley_terry_without_mle():
     assert np.isnan(stats.fit_bradley_terry([[0, 3, 0], [1, 0, 0], [0, 0, 0]])).all()
     with pytest.raises(ValueError, match="prior > 0"):
         stats.bradley_terry(losers, "j", prior=0)
-    bt = stats.bradley_terry(losers, "j")  # default prior: finite
+    bt = stats.bradley_terry(losers, "j")  # default prior: finite, but the data do not identify it: said, no interval
     assert np.isfinite(bt["log_strength"]).all() and bt.iloc[-1]["model"] == "c"
+    assert (bt["note"] == "not identified: c lost every comparison").all() and bt["ci_low"].isna().all()
 
 
 def test_all_ties():
+    """Every prompt tied: not [50%, 50%], but how far from 1/2 the win rate could be if some prompts were decided:
+    the share of won-or-tied prompts is at least the Clopper–Pearson low of 3 of 3, that of won prompts at most
+    the high of 0 of 3 (each at 97.5%, Bonferroni), and the win rate is their mean."""
     df = tidy([1.0] * 6, [1.0] * 6, ["a", "a", "b", "b", "c", "c"])
     r = stats.win_rate(df, "ft", "base", "j")
     assert (r.wins, r.losses, r.ties) == (0, 0, 6)
-    assert r.win_rate == 0.5 and r.ci_low == 0.5 and r.ci_high == 0.5
-    assert r.p_value == 1.0
+    tied = binomtest(3, 3).proportion_ci(confidence_level=0.975)
+    won = binomtest(0, 3).proportion_ci(confidence_level=0.975)
+    assert r.win_rate == 0.5 and r.p_value == 1.0
+    assert r.ci_low == pytest.approx((tied.low + won.low) / 2)
+    assert r.ci_high == pytest.approx((tied.high + won.high) / 2)
 
 
 def test_one_prompt_has_no_interval():
@@ -224,7 +252,12 @@ def test_group_rewards():
     assert s.loc[("m", "all"), "mean"] == pytest.approx(np.mean([0.1, 0.3, 0.8]))  # prompts weigh the same
     assert s.loc[("m", "all"), ["n_prompts", "count", "dropped_nan"]].tolist() == [3, 12, 1]
     assert s.loc[("m", "x"), "mean"] == pytest.approx(0.2)
-    assert s.loc[("n", "all"), "ci_low"] == s.loc[("n", "all"), "ci_high"] == 0.5
+    # n scores 0.5 on every prompt: no spread, so no interval without bounds; with bounds, the share of prompts that
+    # could differ (Clopper–Pearson high of 0 of 4) times the room to each bound
+    assert np.isnan(s.loc[("n", "all"), "ci_low"]) and "no spread across 4 prompts" in s.loc[("n", "all"), "note"]
+    q = binomtest(0, 4).proportion_ci(confidence_level=0.95).high
+    bounded = stats.group_rewards(g, bounds={"parity": (0.0, 1.0)}).summary.set_index("model").loc["n"]
+    assert bounded[["ci_low", "ci_high"]].tolist() == pytest.approx([0.5 - q * 0.5, 0.5 + q * 0.5])
     with pytest.raises(ValueError, match="unique"):
         stats.group_rewards(pd.concat([g, g.iloc[:1]]))
 
