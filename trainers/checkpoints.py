@@ -3,7 +3,14 @@ state, the trainer's state (step, statistics trackers), every process's RNG stat
 (everything that changes training), compared on resume.
 
 A checkpoint written by a different run raises `ResumeRefusedError` (a ``ValueError``), naming what changed;
-``run.resume_force`` takes it on anyway.
+``run.resume_force`` takes it on anyway. A checkpoint file that cannot be read (truncated, corrupt) raises
+`CheckpointError` naming the file and the last intact checkpoint; ``run.resume=latest`` skips such checkpoints,
+saying which and why, and takes the newest intact one. An output folder that holds a run is refused
+(`RunExistsError`) unless ``run.resume`` continues it or ``run.overwrite`` starts over.
+
+Steps are counted one way everywhere: step N is the state after N completed iterations. ``checkpoints/step_N``,
+``eval/step_N``, the ``iteration`` column of ``metrics.csv`` (the row of the N-th iteration, counted from 1) and
+the sample grids ``samples/itN_*`` all use it.
 
     >>> fingerprint_changes({"train.lr": 1e-3, "tasks.0.name": "jpeg"}, {"train.lr": 2e-3, "tasks.0.name": "jpeg"})
     ['train.lr: 0.001 -> 0.002']
@@ -15,7 +22,7 @@ import json
 import os
 import random
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +36,63 @@ if TYPE_CHECKING:
 class ResumeRefusedError(ValueError):
     """``run.resume`` names a checkpoint written by a different run (its fingerprint differs); the message says
     what changed and how to go on (``run.resume_force=true``, or a new ``run.output_dir``)."""
+
+
+class RunExistsError(ValueError):
+    """``run.output_dir`` holds a run and neither ``run.resume`` (continue it) nor ``run.overwrite`` (start over)
+    says what to do with it."""
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file cannot be read (truncated, corrupt, missing); the message names it and the last intact
+    checkpoint."""
+
+
+# what a run writes in run.output_dir: run.overwrite deletes these, and nothing else there
+RUN_OUTPUTS = ("checkpoints", "metrics.csv", "config.json", "tensorboard", "samples", "eval", "final",
+               "reward_curve.png", "training_vs_heldout.png")
+
+
+def existing_run(output_dir: str | os.PathLike) -> list[str]:
+    """What in ``output_dir`` shows that a run was there: its checkpoints, ``metrics.csv``, ``config.json``.
+
+        >>> import tempfile
+        >>> d = Path(tempfile.mkdtemp())
+        >>> (d / "checkpoints" / "step_000004").mkdir(parents=True); _ = (d / "metrics.csv").write_text("")
+        >>> existing_run(d), existing_run(d / "new")
+        (['checkpoints/step_000004', 'metrics.csv'], [])
+    """
+    out = Path(output_dir)
+    steps = sorted(p.name for p in (out / "checkpoints").glob("step_*") if p.is_dir())
+    found = [f"checkpoints/{steps[-1]}" + (f" and {len(steps) - 1} older" if len(steps) > 1 else "")] if steps else []
+    return found + [name for name in ("metrics.csv", "config.json") if (out / name).is_file()]
+
+
+def check_output_dir(run) -> None:
+    """Refuse (`RunExistsError`) to start in a ``run.output_dir`` that holds a run, unless ``run.resume`` or
+    ``run.overwrite`` is set: a new run there would rotate the old checkpoints away and mix its logs."""
+    if run.resume or run.overwrite:
+        return
+    found = existing_run(run.output_dir)
+    if found:
+        raise RunExistsError(f"run.output_dir {run.output_dir} already holds a run ({', '.join(found)}): continue it "
+                             "with run.resume=latest, start over with run.overwrite=true (deletes its checkpoints, "
+                             "metrics, samples and evaluations), or choose another run.output_dir")
+
+
+def clear_run(output_dir: str | os.PathLike) -> list[str]:
+    """``run.overwrite``: delete what an earlier run wrote in ``output_dir`` (`RUN_OUTPUTS`); returns their names."""
+    gone = []
+    for name in RUN_OUTPUTS:
+        p = Path(output_dir) / name
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        elif p.exists() or p.is_symlink():
+            p.unlink()
+        else:
+            continue
+        gone.append(name)
+    return gone
 
 
 def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -91,22 +155,88 @@ def _np_state(s) -> list:
     return [s[0], s[1].tolist(), int(s[2]), int(s[3]), float(s[4])]
 
 
-def find_checkpoint(resume: str, output_dir: Path) -> Path | None:
-    """The checkpoint ``run.resume`` names: ``"latest"`` (None when there is none yet) or a folder."""
-    if resume == "latest":
-        done = sorted(p for p in (output_dir / "checkpoints").glob("step_*") if (p / "state.json").is_file())
-        return done[-1] if done else None
-    p = Path(resume).expanduser()
-    if not (p / "state.json").is_file():
-        raise FileNotFoundError(f"run.resume={resume!r}: no complete checkpoint there (state.json missing)")
-    return p
+def _checkpoints(folder: Path) -> list[Path]:
+    """The checkpoints in ``folder``, newest first (a half-written ``.tmp_step_*`` is not one)."""
+    return sorted((p for p in folder.glob("step_*") if p.is_dir()), reverse=True)
 
 
-def load_checkpoint(path: Path, *, model, optimizer, lr_scheduler, gen: torch.Generator, accelerator) -> dict:
-    """Give the model, optimizer, LR scheduler and RNGs a checkpoint's state; returns its ``state.json``."""
+def read_checkpoint(path: Path, rank: int = 0) -> dict[str, Any]:
+    """Every file of a checkpoint, read (nothing applied yet): ``{"state", "weights", "optim", "rng"}`` (``rng``:
+    process ``rank``'s states). Every process's RNG file is read, so that all processes judge a checkpoint alike.
+    `CheckpointError` names a file that is missing or cannot be read, and why."""
     from safetensors.torch import load_file
 
-    weights = load_file(str(path / "trainable.safetensors"))
+    def read(name: str, how):
+        f = path / name
+        if not f.is_file():
+            raise CheckpointError(f"{f}: missing (the checkpoint is incomplete)")
+        try:
+            return how(f)
+        except Exception as e:  # truncated or corrupt: JSON, safetensors and zip errors, EINVAL, ...
+            cause = " ".join(str(e).split()) or "no message"
+            raise CheckpointError(f"{f}: cannot be read, truncated or corrupt ({type(e).__name__}: "
+                                  f"{cause[:200]})") from None
+
+    def pt(f: Path):
+        return torch.load(f, map_location="cpu", weights_only=True)
+
+    data = {"state": read("state.json", lambda f: json.loads(f.read_text())),
+            "weights": read("trainable.safetensors", lambda f: load_file(str(f))), "optim": read("optim.pt", pt)}
+    rngs = {int(f.stem.split("_")[1]): read(f.name, pt) for f in sorted(path.glob("rng_*.pt"))
+            if f.stem.split("_")[1].isdigit()}
+    if rank not in rngs:
+        raise RuntimeError(f"{path / f'rng_{rank}.pt'} missing: resume with the same number of processes that "
+                           f"wrote {path} ({len(rngs)} processes)")
+    data["rng"] = rngs[rank]
+    return data
+
+
+def last_intact(folder: Path, rank: int = 0, *, skip: Path | None = None,
+                warn: Callable[[str], None] | None = None) -> tuple[Path, dict] | None:
+    """The newest checkpoint in ``folder`` that reads intact, read (`read_checkpoint`), or None; ``warn`` is told
+    of each newer one that does not, and why."""
+    for p in _checkpoints(folder):
+        if skip is not None and p.resolve() == skip.resolve():
+            continue
+        try:
+            return p, read_checkpoint(p, rank)
+        except CheckpointError as e:
+            if warn is not None:
+                warn(f"skipping checkpoint {p.name}: {e}")
+    return None
+
+
+def find_checkpoint(resume: str, output_dir: Path, rank: int = 0,
+                    warn: Callable[[str], None] | None = None) -> tuple[Path, dict] | None:
+    """The checkpoint ``run.resume`` names, read (`read_checkpoint`): ``"latest"``, the newest intact one under
+    ``output_dir/checkpoints`` (None when there is none yet; each newer one that cannot be read is skipped and
+    ``warn`` told why; `CheckpointError` when none of them can be read), or a folder (`CheckpointError` naming its
+    file that cannot be read, and the last intact checkpoint beside it)."""
+    if resume == "latest":
+        folder = output_dir / "checkpoints"
+        found = last_intact(folder, rank, warn=warn)
+        if found is None and _checkpoints(folder):
+            raise CheckpointError(f"run.resume=latest: no checkpoint in {folder} can be read (each is named above); "
+                                  "start over with run.overwrite=true")
+        return found
+    p = Path(resume).expanduser()
+    if not p.is_dir():
+        raise CheckpointError(f"run.resume={resume!r}: no such checkpoint folder")
+    try:
+        return p, read_checkpoint(p, rank)
+    except CheckpointError as e:
+        other = last_intact(p.parent, rank, skip=p)
+        offer = f"the last intact checkpoint is {other[0]} (run.resume={other[0]}, or run.resume=latest takes it)" \
+            if other is not None else f"no other checkpoint in {p.parent} can be read"
+        raise CheckpointError(f"run.resume={resume!r}: {e}; {offer}") from None
+
+
+def load_checkpoint(path: Path, *, model, optimizer, lr_scheduler, gen: torch.Generator, accelerator,
+                    data: dict | None = None) -> dict:
+    """Give the model, optimizer, LR scheduler and RNGs a checkpoint's state (``data``: it as `read_checkpoint`
+    read it, or read now); returns its ``state.json``."""
+    data = data if data is not None else read_checkpoint(path, accelerator.process_index)
+    weights = data["weights"]
     params = dict(accelerator.unwrap_model(model).named_parameters())
     missing = [k for k in weights if k not in params]
     if missing:
@@ -114,24 +244,20 @@ def load_checkpoint(path: Path, *, model, optimizer, lr_scheduler, gen: torch.Ge
     with torch.no_grad():
         for k, v in weights.items():
             params[k].copy_(v.to(params[k].device, params[k].dtype))
-    opt = torch.load(path / "optim.pt", map_location="cpu", weights_only=True)
-    optimizer.load_state_dict(opt["optimizer"])
-    lr_scheduler.load_state_dict(opt["lr_scheduler"])
-    rng_file = path / f"rng_{accelerator.process_index}.pt"
-    if not rng_file.is_file():
-        raise RuntimeError(f"{rng_file} missing: resume with the same number of processes that wrote {path}")
-    rng = torch.load(rng_file, map_location="cpu", weights_only=True)
+    optimizer.load_state_dict(data["optim"]["optimizer"])
+    lr_scheduler.load_state_dict(data["optim"]["lr_scheduler"])
+    rng = data["rng"]
     gen.set_state(rng["gen"])
     py, s = json.loads(rng["python"]), json.loads(rng["numpy"])
     set_rng_state({"torch": rng["torch"], "cuda": rng["cuda"], "python": (py[0], tuple(py[1]), py[2]),
                    "numpy": (s[0], np.array(s[1], dtype=np.uint32), s[2], s[3], s[4])})
-    return json.loads((path / "state.json").read_text())
+    return data["state"]
 
 
 # run.* keys that do not change what is trained (where it goes, how often it saves, how it is logged)
 _NOT_FINGERPRINTED = {"output_dir", "iterations", "checkpoint_every", "keep_checkpoints", "sample_every", "resume",
                       "resume_force", "tensorboard", "async_rewards", "device", "prompt_paths", "eval_every",
-                      "progress"}
+                      "progress", "overwrite"}
 # keys added to the config after fingerprints were first kept, with the value every earlier run had: left out of
 # the fingerprint at that value, so that a checkpoint written before the key existed still resumes
 _ADDED_LATER = {"train.algorithm": "ddpo"}

@@ -155,6 +155,9 @@ class RunConfig:
     sample_every: int = 10  # iterations between saved sample grids; 0 = never
     resume: str | None = None  # checkpoint dir, or "latest" (newest under output_dir/checkpoints)
     resume_force: bool = False  # resume even when the checkpoint was written by a run with another fingerprint
+    # start over in an output_dir that holds a run, deleting its checkpoints, metrics, samples and evaluations
+    # (without it, or resume, such a folder is refused: a new run would rotate the old checkpoints away)
+    overwrite: bool = False
     prompt_paths: Mapping[str, str] = field(default_factory=dict)  # prompt set -> local copy of its official file
     eval_every: int = 0  # iterations between held-out evaluations (the `eval` section); 0 = never
     tensorboard: bool = True
@@ -187,6 +190,9 @@ class Config:
                 raise ValueError(f"{key} must be one of {allowed}, got {value!r}")
         if s.eta <= 0:
             raise ValueError("sample.eta must be > 0: the policy needs a stochastic step to have a log-probability")
+        if self.run.resume and self.run.overwrite:
+            raise ValueError("run.resume and run.overwrite: choose one (resume continues the run in run.output_dir, "
+                             "overwrite deletes it and starts over)")
         if not 1 <= t.timesteps_per_iter <= s.num_steps:
             raise ValueError(f"train.timesteps_per_iter={t.timesteps_per_iter} must lie in "
                              f"[1, sample.num_steps={s.num_steps}]")

@@ -119,7 +119,7 @@ def evaluate(config: Config, unet: torch.nn.Module, step: int, judges: list[str]
         mean = mine[mine["metric"] == "mean"]
         win = mine[mine["metric"] == "win_rate"]
         base = rows[(rows["judge"] == judge) & (rows["model"] == "base") & (rows["metric"] == "mean")]
-        out.append({"iteration": step - 1, "task": HELDOUT + judge,
+        out.append({"iteration": step, "task": HELDOUT + judge,  # the row of the step-th iteration, as eval/step_N
                     "reward_mean": _first(mean, "value"), "heldout_ci_low": _first(mean, "ci_low"),
                     "heldout_ci_high": _first(mean, "ci_high"), "heldout_base": _first(base, "value"),
                     "heldout_win_rate": _first(win, "value")})

@@ -1,12 +1,15 @@
 """The trainer's log: metrics.csv (one row per iteration and task, the L_pre step and each held-out judge),
 TensorBoard scalars, sample grids and the reward curve.
 
+A row's ``iteration`` is N for the N-th iteration, counted from 1: the number of iterations completed when it is
+written, the N of ``checkpoints/step_N`` and ``eval/step_N``.
+
     >>> import tempfile, pathlib
     >>> out = pathlib.Path(tempfile.mkdtemp())
     >>> log = Logger(out, tensorboard=False)
-    >>> log.log({"iteration": 0, "task": "compress", "reward_mean": -1.5})
+    >>> log.log({"iteration": 1, "task": "compress", "reward_mean": -1.5})
     >>> (out / "metrics.csv").read_text().splitlines()[1][:20]
-    '0,compress,-1.5,,,,,'
+    '1,compress,-1.5,,,,,'
 """
 
 from __future__ import annotations
@@ -34,9 +37,9 @@ class Logger:
         self.out = out
         self.csv = out / "metrics.csv"
         rows = []
-        if self.csv.is_file():  # keep what the resumed run had logged up to its checkpoint
+        if self.csv.is_file():  # keep what the resumed run had logged up to its checkpoint (after step N: rows 1..N)
             with self.csv.open() as f:
-                rows = [r for r in csv.DictReader(f) if int(r["iteration"]) < resume_step]
+                rows = [r for r in csv.DictReader(f) if int(r["iteration"]) <= resume_step]
         with self.csv.open("w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=LOG_FIELDS)
             w.writeheader()
@@ -46,7 +49,7 @@ class Logger:
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
-                self.tb = SummaryWriter(str(out / "tensorboard"), purge_step=resume_step)
+                self.tb = SummaryWriter(str(out / "tensorboard"), purge_step=resume_step + 1)
             except ImportError:
                 self.tb = None
 

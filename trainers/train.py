@@ -11,11 +11,14 @@ Each iteration (``train.task_order="algorithm1"``, the paper's order):
   TRAINING   task by task, the algorithm's update (DDPO: K random timesteps, PPO-clipped ratio with CFG in the
              training pass, one optimizer step per timestep or one per task);
   L_PRE      one step on the pretraining loss (eps-prediction MSE on image-caption pairs, weight beta);
-  CHECKPOINT every ``run.checkpoint_every`` iterations (exact resume; a changed run is refused);
+  CHECKPOINT every ``run.checkpoint_every`` iterations (exact resume; a changed run is refused; an output folder
+             that holds a run is refused unless ``run.resume`` or ``run.overwrite`` says what to do with it);
   EVALUATION every ``run.eval_every`` iterations: held-out prompts judged through run-benchmark
              (trainers/evaluate.py), logged beside the training reward.
 ``task_order="interleaved"`` samples and updates each task in turn, adding L_pre to each task's update.
 The steps live in trainers/steps.py (shared by every algorithm) and trainers/algorithms/ (one module each).
+Step N is the state after N completed iterations: the N-th iteration's metrics rows (``iteration`` = N, counted
+from 1), its sample grids, ``checkpoints/step_N`` and ``eval/step_N`` all carry N.
 
 Run it with ``rewardbench train --config trainers/recipes/tiny_smoke.yaml`` or, on many GPUs,
 ``accelerate launch -m rewardbench.cli train --config RECIPE``. From Python::
@@ -31,6 +34,7 @@ from __future__ import annotations
 
 import functools
 import json
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +45,15 @@ import torch
 from . import steps
 from .algorithms import Algorithm, Optimization, build_algorithm
 from .captions import CaptionData
-from .checkpoints import check_resume, find_checkpoint, load_checkpoint, run_fingerprint, save_checkpoint
+from .checkpoints import (
+    check_output_dir,
+    check_resume,
+    clear_run,
+    find_checkpoint,
+    load_checkpoint,
+    run_fingerprint,
+    save_checkpoint,
+)
 from .config import Config
 from .metrics_log import Logger
 from .tasks import Task, build_tasks
@@ -65,7 +77,8 @@ def train(config: Config, rewards: Mapping[str, Callable | Any] | None = None) -
         functools.partial(steps.pretrain_loss, algo, r.captions, opt.model, cfg.pretrain.batch_size, gen)
     bar = tqdm(range(r.first, run.iterations), initial=r.first, total=run.iterations, desc="train",
                disable=not (run.progress and acc.is_local_main_process))
-    for it in bar:
+    for it in bar:  # it: the 0-based index (seeds the update); step: iterations completed once this one is done
+        step = it + 1
         for tasks in rounds:
             #### SAMPLING #### (an image-level reward starts on each micro-batch as soon as it is sampled)
             rollouts = [steps.sample(algo, task, gen, r.rewarder, cfg.sample.group_by) for task in tasks]
@@ -77,16 +90,15 @@ def train(config: Config, rewards: Mapping[str, Callable | Any] | None = None) -
             for ro, sc, adv in zip(rollouts, scored, advs):
                 st = steps.update(algo, ro, adv, opt, iteration=it, run_seed=run.seed, generator=gen,
                                   pretrain=pretrain)
-                row = steps.task_row(it, ro, sc, adv, st, opt, cfg.pretrain.beta)
+                row = steps.task_row(step, ro, sc, adv, st, opt, cfg.pretrain.beta)
                 r.log(row, ro.images, ro.prompts, sc.scores)
                 bar.set_postfix({f"r[{ro.task.name}]": f"{row['reward_mean']:.3g}"})
 
         #### L_PRE #### (Algorithm 1: one pretraining-loss step per iteration)
         if not interleaved and r.captions is not None:
-            r.log(steps.pretrain_step(algo, r.captions, opt, cfg.pretrain, gen, it))
+            r.log(steps.pretrain_step(algo, r.captions, opt, cfg.pretrain, gen, step))
 
         #### CHECKPOINT ####
-        step = it + 1
         if (run.checkpoint_every and step % run.checkpoint_every == 0) or step == run.iterations:
             r.checkpoint(step)
 
@@ -120,11 +132,12 @@ class Run:
 
     def log(self, row: dict, images=None, prompts=None, scores=None) -> None:
         self.history.append(row)
-        every, last = self.config.run.sample_every, self.config.run.iterations - 1
+        every, step = self.config.run.sample_every, row["iteration"]
         if self.logger is not None:
             self.logger.log(row)
-            if images is not None and every and (row["iteration"] % every == 0 or row["iteration"] == last):
-                self.logger.save_grid(images, prompts, scores, f"it{row['iteration']:05d}_{row['task']}")
+            # the first iteration (the starting model's samples), every `every`-th, and the last
+            if images is not None and every and (step == 1 or step % every == 0 or step == self.config.run.iterations):
+                self.logger.save_grid(images, prompts, scores, f"it{step:05d}_{row['task']}")
 
     def checkpoint(self, step: int) -> None:
         opt = self.opt
@@ -171,7 +184,13 @@ def start(cfg: Config, rewards: Mapping[str, Any] | None = None) -> Run:
     from accelerate import Accelerator
 
     m, tr, run = cfg.model, cfg.train, cfg.run
+    check_output_dir(run)  # RunExistsError, before anything is built
     accelerator = Accelerator(mixed_precision=m.mixed_precision, cpu=run.device == "cpu")
+    if run.overwrite and accelerator.is_main_process:
+        gone = clear_run(run.output_dir)
+        if gone:
+            accelerator.print(f"run.overwrite: deleted the earlier run's {', '.join(gone)} in {run.output_dir}")
+    accelerator.wait_for_everyone()
     device, rank = accelerator.device, accelerator.process_index
     torch.manual_seed(run.seed)  # same seed on every process for the model (LoRA init)
     algo = build_algorithm(cfg, accelerator)
@@ -205,12 +224,15 @@ def start(cfg: Config, rewards: Mapping[str, Any] | None = None) -> Run:
 def _resume(cfg: Config, fingerprint: dict, opt: Optimization, gen: torch.Generator, tasks: list[Task]) -> int:
     """Load ``run.resume``'s checkpoint, if there is one yet; the iteration it stopped at (0 otherwise)."""
     run = cfg.run
-    found = find_checkpoint(run.resume, Path(run.output_dir))
+    acc = opt.accelerator
+    warn = (lambda msg: print(msg, file=sys.stderr, flush=True)) if acc.is_local_main_process else None
+    found = find_checkpoint(run.resume, Path(run.output_dir), acc.process_index, warn)  # CheckpointError
     if found is None:
         return 0
+    found, data = found
     changes = check_resume(found, fingerprint, force=run.resume_force)  # ResumeRefusedError
     state = load_checkpoint(found, model=opt.model, optimizer=opt.optimizer, lr_scheduler=opt.lr_scheduler, gen=gen,
-                            accelerator=opt.accelerator)
+                            accelerator=acc, data=data)
     for t in tasks:  # a task the checkpoint does not know (resume_force) starts with empty statistics
         if t.name in state.get("trackers", {}):
             t.tracker.load_state_dict(state["trackers"][t.name])

@@ -54,6 +54,7 @@ USAGE_ERRORS = (
     "rewardbench.benchmarks.run:ConfigChangedError",
     "rewardbench.leaderboards.board:RandomWeightsError",
     "rewardbench.trainers.checkpoints:ResumeRefusedError",
+    "rewardbench.trainers.checkpoints:RunExistsError",
 )
 
 

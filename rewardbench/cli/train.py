@@ -32,11 +32,15 @@ Sections: model (pretrained, resolution, lora, mixed_precision, gradient_checkpo
 sample (num_steps, eta, guidance_scale, batch_size, images_per_prompt), train (lr, clip_range,
 timesteps_per_iter, step_mode, task_order, ...), pretrain (beta, dataset), tasks (list of name, reward,
 prompts, weight, batch_size, images_per_prompt; index with tasks.0.weight=2), run (output_dir, iterations,
-resume, resume_force, seed, eval_every, progress), eval (suite, prompts, images_per_prompt, judges).
+resume, resume_force, overwrite, seed, eval_every, progress), eval (suite, prompts, images_per_prompt, judges).
 Outputs in run.output_dir: metrics.csv, tensorboard/, samples/, checkpoints/, reward_curve.png, final/;
-with run.eval_every=N, eval/ (a run-benchmark report per evaluation) and training_vs_heldout.png.
-Exit codes: 0 done, 1 training failed (checkpoints already written are kept: run.resume=latest goes on), 2 usage
-or configuration error (a bad key or value, a run.output_dir that cannot be written, a checkpoint of another run).
+with run.eval_every=N, eval/ (a run-benchmark report per evaluation) and training_vs_heldout.png. Step N is
+the state after N iterations: checkpoints/step_N, eval/step_N and metrics.csv's iteration N (counted from 1).
+An output_dir that holds a run is refused: run.resume=latest continues it (skipping, with a warning, checkpoints
+that cannot be read), run.overwrite=true deletes it and starts over.
+Exit codes: 0 done, 1 training failed or a checkpoint cannot be read (checkpoints already written are kept:
+run.resume=latest goes on), 2 usage or configuration error (a bad key or value, a run.output_dir that cannot be
+written or that holds a run, a checkpoint of another run).
 """
 
 

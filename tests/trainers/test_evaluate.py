@@ -29,9 +29,12 @@ def test_rewardbench_train_judges_held_out_prompts_while_it_trains(tmp_path):
     assert f"reports in {out / 'eval'}/step_*/report.md" in r.output and "training_vs_heldout.png" in r.output
     rows = _rows(out / "metrics.csv")
     held = [row for row in rows if row["task"].startswith("heldout/")]
-    # every evaluation (after iterations 1 and 2) judges with the training reward and the recipe's judges
+    # every evaluation (after iterations 1 and 2) judges with the training reward and the recipe's judges; its rows
+    # carry the step of its folder (eval/step_N: iteration N in metrics.csv, as the training rows count them)
     judges = ["heldout/jpeg-compressibility", "heldout/vendi", "heldout/pairwise-cosine-distance"]
-    assert [(row["iteration"], row["task"]) for row in held] == [(i, j) for i in ("0", "1") for j in judges]
+    assert [(row["iteration"], row["task"]) for row in held] == [(i, j) for i in ("1", "2") for j in judges]
+    assert [row["iteration"] for row in rows if not row["task"].startswith("heldout/")] == ["1", "2"]
+    assert sorted(p.name for p in (out / "eval").glob("step_*")) == ["step_000001", "step_000002"]
     for row in held:
         mean, low, high = (float(row[k]) for k in ("reward_mean", "heldout_ci_low", "heldout_ci_high"))
         assert low <= mean <= high and math.isfinite(float(row["heldout_base"]))

@@ -110,7 +110,7 @@ def test_trainer_refuses_held_out_prompts_unless_allowed(tmp_path, diffusiondb):
     small = ["run.iterations=1", "model.resolution=8", "sample.num_steps=2", "train.timesteps_per_iter=1",
              "sample.batch_size=4", "sample.micro_batch_size=4", "train.micro_batch_size=4", "run.sample_every=0"]
     train(load_config(None, [*base, *small, "tasks.0.prompts=[a portrait of a nurse, a red apple]",
-                             "tasks.0.drop_eval_overlap=true"]), rewards={"task": record})
+                             "tasks.0.drop_eval_overlap=true", "run.overwrite=true"]), rewards={"task": record})
     assert seen == ["a red apple"] * 4
 
 

@@ -112,7 +112,7 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
               rewards={"jpeg": _Killer()})
     assert (tmp_path / "killed/config.json").read_text() == config_before
     resumed = train(_cfg(tmp_path / "killed", *common, "run.resume=latest"), rewards={"jpeg": _Killer()})
-    assert [h["iteration"] for h in resumed["history"]] == [2, 3]
+    assert [h["iteration"] for h in resumed["history"]] == [3, 4]  # the 3rd and 4th iterations, after step 2
     a = load_file(str(tmp_path / "full/checkpoints/step_000004/trainable.safetensors"))
     b = load_file(str(tmp_path / "killed/checkpoints/step_000004/trainable.safetensors"))
     assert a.keys() == b.keys()
@@ -130,11 +130,50 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
     # more iterations and memory-only settings (micro-batch sizes) are the same run
     longer = train(_cfg(tmp_path / "killed", *common, "run.iterations=5", "run.resume=latest",
                         "train.micro_batch_size=4"), rewards={"jpeg": _Killer()})
-    assert [h["iteration"] for h in longer["history"]] == [4]
+    assert [h["iteration"] for h in longer["history"]] == [5]
     # run.resume_force takes a changed run on anyway (a renamed task starts with empty statistics)
     forced = train(_cfg(tmp_path / "killed", *common, "run.iterations=6", "run.resume=latest", "tasks.0.name=jpg",
                         "run.resume_force=true"), rewards={"jpg": _Killer()})
-    assert [h["iteration"] for h in forced["history"]] == [5]
+    assert [h["iteration"] for h in forced["history"]] == [6]
+
+
+def test_a_folder_holding_a_run_is_refused_and_a_truncated_checkpoint_skipped(tmp_path, capsys):
+    """Without run.resume or run.overwrite, an output folder that holds a run is refused before anything is built
+    (CLI: exit 2) and left as it was; run.resume=latest skips a truncated checkpoint, saying so, and resumes from the
+    last intact one; run.overwrite starts over. Checkpoints, metrics rows and sample grids count steps alike."""
+    from click.testing import CliRunner
+
+    from rewardbench.cli.train import train as train_command
+    from rewardbench.trainers.checkpoints import RunExistsError
+
+    out = tmp_path / "run"
+    common = ["run.iterations=2", "run.checkpoint_every=1", "sample.batch_size=2", "sample.micro_batch_size=2",
+              "train.micro_batch_size=2", "run.sample_every=1", "tasks.0.name=jpeg"]
+    first = train(_cfg(out, *common), rewards={"jpeg": _Killer()})
+    assert [h["iteration"] for h in first["history"]] == [1, 2]
+    assert [r["iteration"] for r in _rows(out / "metrics.csv")] == ["1", "2"]
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step_000001", "step_000002"]
+    assert sorted(p.name for p in (out / "samples").glob("*.png")) == ["it00001_jpeg.png", "it00002_jpeg.png"]
+    files = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    r = CliRunner().invoke(train_command, [*TINY, f"run.output_dir={out}", "tasks.0.reward=jpeg-compressibility"])
+    assert r.exit_code == 2 and r.output.startswith(f"error: run.output_dir {out} already holds a run "
+                                                    "(checkpoints/step_000002 and 1 older, metrics.csv, config.json)")
+    with pytest.raises(RunExistsError):
+        train(_cfg(out, *common, "run.iterations=4"), rewards={"jpeg": _Killer()})
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == files  # nothing rotated or rewritten
+    weights = out / "checkpoints" / "step_000002" / "trainable.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    capsys.readouterr()
+    resumed = train(_cfg(out, *common, "run.iterations=3", "run.resume=latest"), rewards={"jpeg": _Killer()})
+    told = capsys.readouterr().err
+    assert f"skipping checkpoint step_000002: {weights}: cannot be read, truncated or corrupt" in told
+    assert [h["iteration"] for h in resumed["history"]] == [2, 3]  # from step 1, the last intact checkpoint
+    assert [r["iteration"] for r in _rows(out / "metrics.csv")] == ["1", "2", "3"]
+    again = train(_cfg(out, *common, "run.iterations=1", "run.overwrite=true"), rewards={"jpeg": _Killer()})
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step_000001"]
+    assert [r["iteration"] for r in _rows(out / "metrics.csv")] == ["1"]
+    assert sorted(p.name for p in (out / "samples").glob("*.png")) == ["it00001_jpeg.png"]
+    assert again["history"][0]["reward_mean"] == first["history"][0]["reward_mean"]  # the same seed, from scratch
 
 
 def _free_port() -> int:
