@@ -4,6 +4,7 @@ that cannot run here are listed with the reason."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from pathlib import Path
@@ -122,6 +123,10 @@ def test_rows_that_cannot_run_here_are_listed_with_the_reason_not_passed(tmp_pat
     assert "0 rows verified, 0 mismatches, 3 not verifiable here" in out.output
     assert "its weights come from the hub (hub:yuvalkirstain/PickScore_v1)" in out.output
     assert "not a rewardbench command" in out.output and "no stored command" in out.output
+    as_json = CliRunner().invoke(leaderboard, ["--dir", str(tmp_path), "--verify", "--json"])
+    rows = json.loads(as_json.stdout)
+    assert as_json.exit_code == 0 and sorted((r["key"]["subject"], r["status"]) for r in rows) == [
+        ("mine", "not verifiable"), ("old", "not verifiable"), ("pickscore", "not verifiable")]
     one = pd.DataFrame({"weights_kind": ["none"], "weights": ["none"], "metric": ["accuracy"]})
     assert unverifiable_reason(one, "rewardbench agreement --device cuda:1", gpu=False) == \
         "it asks for a GPU (--device cuda:1) and this machine has none"
