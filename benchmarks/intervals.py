@@ -5,15 +5,15 @@ The unit is the prompt: images of one prompt are not independent, so every inter
 per-prompt sufficient statistics. A percentile bootstrap over prompts alone collapses to a point when every prompt
 agrees (8 of 8 prompts won gives [100%, 100%]) and is too narrow for few prompts, so:
 
-  * a **win rate** interval is the union (lowest low, highest high) of the prompt-bootstrap percentile interval and
-    Clopper–Pearson at the effective number of pairs (`korn_graubard`: the binomial n that the spread over prompts
-    implies, with P - 1 degrees of freedom); when every prompt has the same outcome the spread says nothing, and
-    the interval is the exact one over prompts instead (`prompt_outcome_bounds`: 8 of 8 prompts won gives
-    [57.8%, 100%], 13 tied prompts [35.7%, 64.3%]);
+  * a **win rate** interval is Clopper–Pearson at the effective number of pairs (`korn_graubard`: the binomial n
+    that the spread over prompts implies, with P - 1 degrees of freedom, never fewer than the P prompts); when every
+    prompt has the same outcome the spread says nothing, and the interval is the exact one over prompts instead
+    (8 of 8 prompts won gives [63.1%, 100%]; 13 tied prompts, `prompt_outcome_bounds`, [35.7%, 64.3%]);
   * a **mean** interval is the union of the prompt-bootstrap percentile interval and a Student-t interval with the
-    ratio estimator's linearised standard error over prompts; when every prompt's mean is the same (no spread), the
-    data show no scale: the interval then comes from the Clopper–Pearson bound on the share of prompts that could
-    differ and the score's bounds, when the caller knows them, and is NaN otherwise (`no_spread_note` says so).
+    ratio estimator's linearised standard error over prompts, clipped to the score's range where the caller knows
+    it; when every prompt's mean is the same (no spread), the data show no scale: the interval then comes from the
+    Clopper–Pearson bound on the share of prompts that could differ and the score's range, when the caller knows
+    it, and is NaN otherwise (`no_spread_note` says so).
 
 With fewer than 2 prompts every interval is NaN (one cluster says nothing about prompt-to-prompt variation).
 """
@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import numpy as np
 
-WIN_RATE_METHOD = ("union of the prompt-bootstrap percentile interval and Clopper–Pearson at the effective number of "
-                   "pairs (Korn & Graubard 1998; P - 1 degrees of freedom); no spread across prompts: exact "
-                   "Clopper–Pearson bounds over prompts (won-or-tied and won prompts, Bonferroni)")
+WIN_RATE_METHOD = ("Clopper–Pearson at the effective number of pairs (Korn & Graubard 1998: set by the spread across "
+                   "prompts, P - 1 degrees of freedom, never fewer than the P prompts); no spread across prompts: "
+                   "exact Clopper–Pearson over prompts (with tied prompts: won-or-tied and won prompts, Bonferroni)")
 MEAN_METHOD = ("union of the prompt-bootstrap percentile interval and a Student-t interval over prompts (linearised "
-               "ratio variance, P - 1 degrees of freedom); no spread across prompts: the Clopper–Pearson bound on "
-               "the share of prompts that could differ, times the score's range (none without a range)")
+               "ratio variance, P - 1 degrees of freedom), within the score's range; no spread across prompts: the "
+               "Clopper–Pearson bound on the share of prompts that could differ, times the score's range (none "
+               "without a range)")
 _CHUNK = 1 << 22  # resampled prompt slots per bootstrap chunk (bounds memory: 32 MiB of counts)
 
 
@@ -97,7 +98,8 @@ def clopper_pearson(k, n, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
 def prompt_outcome_bounds(win_fraction, pairs, level: float = 0.95) -> tuple[float, float]:
     """Exact bounds on a win rate from its prompt-level outcomes, assuming nothing about how alike the images of a
     prompt are: ``win_fraction[p]`` = the share of prompt p's pairs the model won (ties half), ``pairs[p]`` its
-    pair count. The win-rate interval when every prompt has the same outcome (`win_rate_interval`).
+    pair count. The win-rate interval when every prompt has the same outcome but not an outright win or loss
+    (all tied, say: `win_rate_interval`).
 
     A win rate is the mean of u1 = min(2w, 1) and u2 = max(2w - 1, 0) (pair-weighted over prompts): with one image
     per prompt, u1 says "won or tied" and u2 "won", two binomial proportions over the n prompts. Each gets a
@@ -139,11 +141,14 @@ def korn_graubard(sums, pairs, squares, level: float = 0.95) -> tuple[float, flo
     ratio estimate over prompts (Cochran 1977, Sampling Techniques, 3rd ed., ch. 6), times (z / t_{P-1})^2, and
     truncated at what the same pairs would give were they independent: n_pairs p(1-p) / s^2, s^2 the outcomes'
     variance (= n_pairs for win/loss outcomes as in Korn & Graubard; ties lower s^2, so three-valued outcomes are
-    not held to a binomial variance). NaN where v = 0 (no spread across prompts: see `prompt_outcome_bounds`).
+    not held to a binomial variance). Never below the number of prompts P: a prompt's win rate lies in [0, 1], so
+    its variance is at most p(1-p) (reached when each prompt is all won or all lost), and n_eff = P is that worst
+    case, which makes one image per prompt exactly Clopper–Pearson over prompts. NaN where v = 0 (no spread
+    across prompts: see `prompt_outcome_bounds`).
 
         >>> lo, hi = korn_graubard([3, 1, 2, 4], [4, 4, 4, 4], [3, 1, 2, 4])  # 10 of 16 won, in 4 prompts
-        >>> round(lo, 3), round(hi, 3)  # n_eff = 9 (from the spread over prompts), times (1.96 / t_3)^2 = 3.4
-        (0.097, 0.98)
+        >>> round(lo, 3), round(hi, 3)  # n_eff = 9 from the spread, times (1.96 / t_3)^2 = 3.4: floored at 4
+        (0.123, 0.972)
     """
     from scipy.stats import norm
     from scipy.stats import t as student_t
@@ -159,36 +164,37 @@ def korn_graubard(sums, pairs, squares, level: float = 0.95) -> tuple[float, flo
     if pair_var > 0:
         n_eff = min(n_eff, total * value * (1 - value) / pair_var)
     n_eff *= (norm.ppf(0.5 + level / 2) / student_t.ppf(0.5 + level / 2, n - 1)) ** 2
+    n_eff = max(n_eff, n)
     lo, hi = clopper_pearson(n_eff * value, n_eff, level)
     return float(lo), float(hi)
 
 
-def win_rate_interval(codes: np.ndarray, outcome: np.ndarray, *, n_boot: int, seed, level: float):
+def win_rate_interval(codes: np.ndarray, outcome: np.ndarray, *, level: float = 0.95):
     """Win rate = mean of ``outcome`` (1 win, 0.5 tie, 0 loss per pair; ``codes``: prompt ids 0..P-1) and its
-    interval (`WIN_RATE_METHOD`): the union of the prompt-bootstrap percentile interval and `korn_graubard`'s,
-    or, when every prompt has the same outcome (8 of 8 prompts won), `prompt_outcome_bounds`'. All NaN with no
-    pair; NaN interval with one prompt.
+    interval (`WIN_RATE_METHOD`): `korn_graubard`'s, or, when every prompt has the same outcome, the exact one over
+    prompts: Clopper–Pearson of P of P prompts won (or 0 of P) when every prompt was won (lost) outright, else
+    `prompt_outcome_bounds`'. All NaN with no pair; NaN interval with one prompt.
 
-        >>> value, lo, hi = win_rate_interval(np.arange(8), np.ones(8), n_boot=200, seed=0, level=0.95)
+        >>> value, lo, hi = win_rate_interval(np.arange(8), np.ones(8))  # 8 of 8 won: low = 0.025 ** (1 / 8)
         >>> value, round(lo, 3), hi
-        (1.0, 0.578, 1.0)
+        (1.0, 0.631, 1.0)
     """
     if len(codes) == 0:
         return float("nan"), float("nan"), float("nan")
     n_prompts = int(codes.max()) + 1
     per = np.stack([np.bincount(codes, weights=w, minlength=n_prompts)
                     for w in (outcome, np.ones(len(outcome)), outcome**2)], axis=1)
-    value = per[:, 0].sum() / per[:, 1].sum()
+    value = float(per[:, 0].sum() / per[:, 1].sum())
     if n_prompts < 2:
-        return float(value), float("nan"), float("nan")
+        return value, float("nan"), float("nan")
     rate = per[:, 0] / per[:, 1]
-    if np.ptp(rate) <= 1e-12:
-        lo, hi = prompt_outcome_bounds(rate, per[:, 1], level)
-        return float(value), lo, hi
-    sums = bootstrap_sums(per[:, :2], n_boot=n_boot, seed=seed)
-    lo, hi = percentile(sums[:, 0] / sums[:, 1], n_prompts, level)
-    kg_lo, kg_hi = korn_graubard(per[:, 0], per[:, 1], per[:, 2], level)
-    return float(value), float(min(lo, kg_lo)), float(max(hi, kg_hi))
+    if np.ptp(rate) > 1e-12:
+        return (value, *korn_graubard(per[:, 0], per[:, 1], per[:, 2], level))
+    if value in (0.0, 1.0):
+        # P(every prompt won outright) <= P(a prompt is won outright)^P <= p^P: one exact interval suffices
+        lo, hi = clopper_pearson(n_prompts * value, n_prompts, level)
+        return value, float(lo), float(hi)
+    return (value, *prompt_outcome_bounds(rate, per[:, 1], level))
 
 
 def no_spread_note(n_prompts: int, level: float = 0.95) -> str:
@@ -210,9 +216,10 @@ def mean_interval(codes: np.ndarray, values: np.ndarray, *, n_boot: int, seed, l
     The t-interval uses the linearised variance of a ratio estimator over clusters (Cochran 1977, Sampling
     Techniques, 3rd ed., ch. 6 and ch. 9: v = n / (n - 1) * sum_p (y_p - mean * m_p)^2 / (sum_p m_p)^2)
     with n - 1 degrees of freedom, which widens small-n intervals that the percentile bootstrap makes too
-    narrow. With no spread, ``bounds`` (the score's lowest and highest possible values) give the conservative
-    interval [c - q (c - low), c + q (high - c)], q the Clopper–Pearson upper bound on the share of prompts
-    that could differ (at most 1 - (alpha/2)^(1/n)); without finite bounds containing c, NaN.
+    narrow. ``bounds`` (the score's lowest and highest possible values) apply when every score lies within them
+    (a declared range that the scores contradict is ignored): the interval is clipped to them, and with no spread
+    they give the conservative interval [c - q (c - low), c + q (high - c)], q the Clopper–Pearson upper bound on
+    the share of prompts that could differ (1 - (alpha/2)^(1/n)); with no spread and no such bounds, NaN.
 
         >>> mean_interval(np.arange(8), np.zeros(8), n_boot=100, seed=0, level=0.95, bounds=(0.0, 1.0))[:3]
         (0.0, 0.0, 0.36941...)
@@ -228,10 +235,12 @@ def mean_interval(codes: np.ndarray, values: np.ndarray, *, n_boot: int, seed, l
     value = float(per[:, 0].sum() / per[:, 1].sum())
     if n < 2:
         return value, float("nan"), float("nan"), None
+    lo_b, hi_b = bounds if bounds is not None else (None, None)
+    bounded = (lo_b is not None and hi_b is not None and bool(np.isfinite([lo_b, hi_b]).all())
+               and lo_b <= float(np.min(values)) and float(np.max(values)) <= hi_b)
     means = per[:, 0] / per[:, 1]
     if np.ptp(means) <= 1e-12 * max(1.0, abs(value)):
-        lo_b, hi_b = bounds if bounds is not None else (None, None)
-        if lo_b is None or hi_b is None or not np.isfinite([lo_b, hi_b]).all() or not lo_b <= value <= hi_b:
+        if not bounded:
             return value, float("nan"), float("nan"), no_spread_note(n, level)
         q = float(clopper_pearson(0, n, level)[1])
         return value, value - q * (value - lo_b), value + q * (hi_b - value), no_spread_note(n, level)
@@ -239,4 +248,7 @@ def mean_interval(codes: np.ndarray, values: np.ndarray, *, n_boot: int, seed, l
     lo, hi = percentile(sums[:, 0] / sums[:, 1], n, level)
     se = np.sqrt(n / (n - 1) * np.sum((per[:, 0] - value * per[:, 1]) ** 2)) / per[:, 1].sum()
     half = float(student_t.ppf(0.5 + level / 2, n - 1)) * se
-    return value, float(min(lo, value - half)), float(max(hi, value + half)), None
+    lo, hi = float(min(lo, value - half)), float(max(hi, value + half))
+    if bounded:
+        lo, hi = max(lo, float(lo_b)), min(hi, float(hi_b))
+    return value, lo, hi, None

@@ -15,11 +15,13 @@ Decisions, applied everywhere:
   * per-category rows carry their category; suite-wide rows carry category ``"all"``;
   * ``higher_is_better=False`` judges: the lower score wins;
   * intervals (`rewardbench.benchmarks.intervals`) are no more certain than the number of prompts allows: a
-    win rate's is the union of a seeded prompt-bootstrap percentile interval and exact Clopper–Pearson bounds on
-    the prompt-level outcomes (`WIN_RATE_METHOD`; 8 of 8 prompts won is not [100%, 100%]); a mean's, the union
-    of the bootstrap's and a Student-t interval, and where every prompt's mean is the same, a bound from the
-    share of prompts that could differ (`MEAN_METHOD`; ``note`` says "no spread"); with fewer than 2 prompts
-    they are NaN (one cluster says nothing about prompt-to-prompt variation);
+    win rate's is Clopper–Pearson at the effective number of pairs that the spread across prompts implies,
+    never fewer than the prompts, and exact over prompts when every prompt agrees (`WIN_RATE_METHOD`; 8 of 8
+    prompts won is [63.1%, 100%], not [100%, 100%]); a mean's, the union of a seeded prompt-bootstrap percentile
+    interval and a Student-t interval, and where every prompt's mean is the same, a bound from the share of
+    prompts that could differ (`MEAN_METHOD`; ``note`` says "no spread"); Bradley-Terry intervals are percentile
+    intervals of the prompt bootstrap; with fewer than 2 prompts intervals are NaN (one cluster says nothing
+    about prompt-to-prompt variation);
   * Bradley-Terry strengths are normalised so the log-strengths sum to 0 (geometric mean strength 1); the fit
     adds ``BT_PRIOR`` virtual ties per compared pair; where the outcomes separate the models the strengths are
     not identified: NaN intervals and a ``note`` (`rewardbench.benchmarks.bradley_terry`).
@@ -132,7 +134,7 @@ def _paired(clean, model, baseline, judge, had_nan: bool):
     return m, len(a) + len(b) - 2 * len(m)
 
 
-def _win_rate(clean, dropped, model, baseline, judge, higher_is_better, tie_tol, n_boot, seed, level) -> WinRate:
+def _win_rate(clean, dropped, model, baseline, judge, higher_is_better, tie_tol, level) -> WinRate:
     n_nan = _nan_count(dropped, model, judge) + _nan_count(dropped, baseline, judge)
     m, unpaired = _paired(clean, model, baseline, judge, n_nan > 0)
     d = (m["score_m"] - m["score_b"]).to_numpy()
@@ -140,16 +142,16 @@ def _win_rate(clean, dropped, model, baseline, judge, higher_is_better, tie_tol,
     tie = np.abs(d) <= tie_tol
     win, loss = (d > 0) & ~tie, (d < 0) & ~tie
     codes, prompts = pd.factorize(m["prompt"])
-    value, lo, hi = win_rate_interval(codes, win + 0.5 * tie, n_boot=n_boot, seed=seed, level=level)
+    value, lo, hi = win_rate_interval(codes, win + 0.5 * tie, level=level)
     w, lo_, t = int(win.sum()), int(loss.sum()), int(tie.sum())
     return WinRate(model, baseline, judge, w, lo_, t, float(value), lo, hi, sign_test(w, lo_), len(prompts), len(d),
                    float(tie_tol), bool(higher_is_better), int(unpaired), n_nan)
 
 
 def win_rate(scores: pd.DataFrame, model: str, baseline: str, judge: str, *, higher_is_better: bool = True,
-             tie_tol: float = 0.0, n_boot: int = 2000, seed: int | None = 0, level: float = 0.95) -> WinRate:
+             tie_tol: float = 0.0, level: float = 0.95) -> WinRate:
     """Paired win rate of ``model`` over ``baseline`` under ``judge``: wins, losses, ties (|delta| <= tie_tol,
-    half a win each), a prompt-bootstrap percentile CI and the exact sign test.
+    half a win each), its interval over prompts (`WIN_RATE_METHOD`) and the exact sign test.
 
         >>> t = pd.DataFrame({"model": ["ft"] * 3 + ["base"] * 3, "prompt": ["a", "b", "c"] * 2,
         ...                   "index": 0, "judge": "j", "score": [3, 2, 1, 1, 2, 3]})
@@ -160,7 +162,7 @@ def win_rate(scores: pd.DataFrame, model: str, baseline: str, judge: str, *, hig
         3
     """
     clean, dropped = _validate(scores)
-    return _win_rate(clean, dropped, model, baseline, judge, higher_is_better, tie_tol, n_boot, seed, level)
+    return _win_rate(clean, dropped, model, baseline, judge, higher_is_better, tie_tol, level)
 
 
 def _direction(higher_is_better: bool | Mapping[str, bool], judge: str) -> bool:
@@ -182,7 +184,7 @@ def _subset(clean: pd.DataFrame, category):
 
 def win_rates(scores: pd.DataFrame, baseline: str, *, judges: Sequence[str] | None = None,
               higher_is_better: bool | Mapping[str, bool] = True, tie_tol: float = 0.0, by_category: bool = False,
-              n_boot: int = 2000, seed: int | None = 0, level: float = 0.95) -> pd.DataFrame:
+              level: float = 0.95) -> pd.DataFrame:
     """`win_rate` of every other model over ``baseline`` for each judge (``higher_is_better``: one bool or
     judge -> bool), and per category when ``by_category`` (category ``"all"`` = all prompts). One row each.
 
@@ -202,7 +204,7 @@ def win_rates(scores: pd.DataFrame, baseline: str, *, judges: Sequence[str] | No
         hib = _direction(higher_is_better, judge)
         for model in sorted(set(scores.loc[scores["judge"] == judge, "model"]) - {baseline}):
             for cat in _categories(clean, by_category):
-                r = _win_rate(_subset(clean, cat), dropped, model, baseline, judge, hib, tie_tol, n_boot, seed, level)
+                r = _win_rate(_subset(clean, cat), dropped, model, baseline, judge, hib, tie_tol, level)
                 rows.append({"category": cat, **dataclasses.asdict(r)})
     return pd.DataFrame(rows)
 
@@ -211,8 +213,9 @@ def mean_scores(scores: pd.DataFrame, *, judges: Sequence[str] | None = None, by
                 bounds: Bounds | None = None, n_boot: int = 2000, seed: int | None = 0,
                 level: float = 0.95) -> pd.DataFrame:
     """Mean score per (judge, model) over its images (each image weighs the same) with its interval over prompts
-    (`rewardbench.benchmarks.intervals.mean_interval`; ``bounds``: judge -> (lowest, highest) score, used only
-    when every prompt's mean is the same, which ``note`` then says); per category too when ``by_category``.
+    (`rewardbench.benchmarks.intervals.mean_interval`; ``bounds``: judge -> (lowest, highest) score, which clip
+    the interval and bound it when every prompt's mean is the same, as ``note`` then says); per category too when
+    ``by_category``.
 
         >>> t = pd.DataFrame({"model": "m", "prompt": ["a", "a", "b", "b"], "index": [0, 1, 0, 1],
         ...                   "judge": "j", "score": [1.0, 2.0, 3.0, float("nan")]})
@@ -353,7 +356,7 @@ def result_rows(scores: pd.DataFrame, baseline: str, *, judges: Sequence[str] | 
         rows.append({**m, "metric": "mean", "value": m["mean"], "higher_is_better": _direction(higher_is_better,
                                                                                                m["judge"])})
     for w in win_rates(scores, baseline, judges=judges, higher_is_better=higher_is_better, tie_tol=tie_tol,
-                       by_category=by_category, n_boot=n_boot, seed=seed, level=level).to_dict("records"):
+                       by_category=by_category, level=level).to_dict("records"):
         rows.append({**w, "metric": "win_rate", "value": w["win_rate"]})
     for judge in judges:
         hib = _direction(higher_is_better, judge)

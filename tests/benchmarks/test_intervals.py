@@ -51,9 +51,19 @@ def test_korn_graubard_follows_the_published_formula():
     p = flat.mean()
     v = np.sum((sums - p * pairs) ** 2) * 12 / 11 / pairs.sum() ** 2
     n_eff = min(p * (1 - p) / v, len(flat) * p * (1 - p) / flat.var()) * (norm.ppf(0.975) / student_t.ppf(0.975, 11))**2
+    assert n_eff > 12  # above the floor of one per prompt
     assert lo == pytest.approx(beta.ppf(0.025, n_eff * p, n_eff * (1 - p) + 1))
     assert hi == pytest.approx(beta.ppf(0.975, n_eff * p + 1, n_eff * (1 - p)))
     assert np.isnan(intervals.korn_graubard([2, 2], [4, 4], [2, 2])).all()  # no spread: not this method's case
+
+
+def test_one_image_per_prompt_is_exactly_clopper_pearson_over_prompts():
+    """Win/loss outcomes, one pair per prompt: the spread over prompts implies n_eff = P - 1, less with the degrees of
+    freedom, and the floor of one per prompt makes the interval the exact one of k of P (scipy's)."""
+    for k, n in ((5, 8), (1, 12), (30, 50), (0, 9), (9, 9)):
+        outcome = np.array([1.0] * k + [0.0] * (n - k))
+        value, lo, hi = intervals.win_rate_interval(np.arange(n), outcome)
+        assert value == k / n and (lo, hi) == pytest.approx(_exact(k, n), abs=1e-9), (k, n)
 
 
 def test_independent_images_give_about_the_binomial_interval_over_pairs():
@@ -62,9 +72,9 @@ def test_independent_images_give_about_the_binomial_interval_over_pairs():
     rng = np.random.default_rng(3)
     codes = np.repeat(np.arange(100), 4)
     widths = []
-    for s in range(20):
+    for _ in range(20):
         outcome = (rng.random(400) < 0.6).astype(float)
-        _, lo, hi = intervals.win_rate_interval(codes, outcome, n_boot=300, seed=s, level=0.95)
+        _, lo, hi = intervals.win_rate_interval(codes, outcome)
         widths.append(hi - lo)
     wald = 2 * norm.ppf(0.975) * np.sqrt(0.6 * 0.4 / 400)
     assert 0.9 * wald < np.mean(widths) < 1.2 * wald
@@ -86,7 +96,7 @@ def test_coverage_near_the_extremes_with_several_images_per_prompt(n_prompts, ic
     codes = np.repeat(np.arange(n_prompts), m)
     covered = 0
     for s in range(n_sim):
-        _, lo, hi = intervals.win_rate_interval(codes, wins[s].ravel().astype(float), n_boot=200, seed=s, level=0.95)
+        _, lo, hi = intervals.win_rate_interval(codes, wins[s].ravel().astype(float))
         covered += lo <= p <= hi
     assert covered / n_sim >= 0.95 - 3 * np.sqrt(0.95 * 0.05 / n_sim), covered / n_sim
 
@@ -119,8 +129,7 @@ def test_a_mean_with_no_spread_does_not_collapse_to_a_point():
 
 
 def test_one_prompt_or_none():
-    assert np.isnan(intervals.win_rate_interval(np.zeros(3, int), np.ones(3), n_boot=100, seed=0, level=0.95)[1])
-    assert np.isnan(intervals.win_rate_interval(np.array([], int), np.array([]), n_boot=100, seed=0,
-                                                level=0.95)[0])
+    assert np.isnan(intervals.win_rate_interval(np.zeros(3, int), np.ones(3))[1])
+    assert np.isnan(intervals.win_rate_interval(np.array([], int), np.array([]))[0])
     assert intervals.mean_interval(np.zeros(2, int), np.ones(2), n_boot=100, seed=0, level=0.95)[1:] == (
         pytest.approx(float("nan"), nan_ok=True), pytest.approx(float("nan"), nan_ok=True), None)

@@ -35,7 +35,7 @@ def _run(n_models: int, n_judges: int):
     means = stats.mean_scores(scores, by_category=True, n_boot=100)
     rows = [means.assign(metric="mean", value=means["mean"])]
     if n_models > 1:  # the rows plots read (stats.result_rows without its slower Bradley–Terry rows)
-        wins = stats.win_rates(scores, "m0", by_category=True, n_boot=100)
+        wins = stats.win_rates(scores, "m0", by_category=True)
         rows.append(wins.assign(metric="win_rate", value=wins["win_rate"]))
     rows = pd.concat(rows, ignore_index=True)
     plan = types.SimpleNamespace(judges=js, generators=[], baseline="m0")
