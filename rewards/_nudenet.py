@@ -15,6 +15,8 @@ import numpy as np
 from rewardbench import WeightSource
 from rewardbench.weights import bundled_path
 
+from ._runtime import provider_key, session_options, session_providers
+
 # The 18 classes of the bundled 320n.onnx, in output order (nudenet/nudenet.py `__labels`).
 NUDENET_LABELS = (
     "FEMALE_GENITALIA_COVERED", "FACE_FEMALE", "BUTTOCKS_EXPOSED", "FEMALE_BREAST_EXPOSED",
@@ -29,12 +31,11 @@ NUDENET_MIN_SCORE, NUDENET_NMS_SCORE, NUDENET_NMS_IOU = 0.2, 0.25, 0.45
 
 
 @functools.cache
-def _nudenet_session(path: str):
+def _nudenet_session(path: str, key: str = "cpu"):
+    """The detector's session on ``key`` (`rewardbench.rewards._runtime.provider_key`), built once per process."""
     import onnxruntime as ort
 
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    return ort.InferenceSession(path, sess_options=opts, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(path, sess_options=session_options(key), providers=session_providers(key))
 
 
 def _nudenet_input(im: np.ndarray) -> tuple[np.ndarray, int]:
@@ -45,7 +46,7 @@ def _nudenet_input(im: np.ndarray) -> tuple[np.ndarray, int]:
 
     h, w = im.shape[:2]
     side = max(h, w)
-    padded = cv2.copyMakeBorder(im, 0, side - h, 0, side - w, cv2.BORDER_CONSTANT, value=(0, 0, 0))
+    padded = im if h == w else cv2.copyMakeBorder(im, 0, side - h, 0, side - w, cv2.BORDER_CONSTANT, value=(0, 0, 0))
     resized = cv2.resize(padded, (NUDENET_SIZE, NUDENET_SIZE), interpolation=cv2.INTER_LINEAR)
     blob = resized[..., ::-1].astype(np.float32).transpose(2, 0, 1) / np.float32(255.0)  # RGB -> BGR, CHW
     return blob, side
@@ -63,7 +64,7 @@ def nudenet_detect(images: Sequence[np.ndarray], batch_size: int = 8) -> list[li
     """
     import cv2
 
-    session = _nudenet_session(str(bundled_path(WeightSource("bundled", NUDENET_MODEL))))
+    session = _nudenet_session(str(bundled_path(WeightSource("bundled", NUDENET_MODEL))), provider_key())
     input_name = session.get_inputs()[0].name
     results: list[list[dict[str, Any]]] = []
     for start in range(0, len(images), batch_size):

