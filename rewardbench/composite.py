@@ -53,6 +53,7 @@ class CompositeReward(RewardModel):
             name=f"composite({label})",
             category=specs[0].category if len({s.category for s in specs}) == 1 else "baseline",
             granularity="group" if any(s.granularity == "group" for s in specs) else "image",
+            min_group_size=max(s.min_group_size for s in specs),
             differentiable=all(s.differentiable for s in specs),
             needs_prompt=any(s.needs_prompt for s in specs),
             range=_range(normalize, weights),

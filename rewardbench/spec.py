@@ -58,6 +58,9 @@ class RewardSpec:
         ...                   range=(0.0, 1.0))
         >>> spec.offline
         True
+        >>> RewardSpec(name="spread", category="diversity", granularity="group", min_group_size=2).as_row()[
+        ...     "min_group_size"]
+        2
     """
 
     name: str
@@ -65,6 +68,9 @@ class RewardSpec:
     higher_is_better: bool = True
     range: tuple[float | None, float | None] = (None, None)  # typical range of the score
     granularity: Granularity = "image"
+    # group rewards: the fewest images a group needs for its value to measure anything (parity or diversity of
+    # one image is its worst value, or 1.0, by definition); smaller groups are refused or marked by the harness
+    min_group_size: int = 1
     differentiable: bool = False  # gradients reach the input pixels
     needs_prompt: bool = False
     backbone: str | None = None  # e.g. "open_clip:ViT-L-14/openai": rewards with the same id share image features
@@ -81,6 +87,10 @@ class RewardSpec:
             raise ValueError(f"RewardSpec {self.name!r}: category {self.category!r} is not one of {CATEGORIES}")
         if self.granularity not in ("image", "group"):
             raise ValueError(f"RewardSpec {self.name!r}: granularity must be 'image' or 'group'")
+        if not isinstance(self.min_group_size, int) or self.min_group_size < 1:
+            raise ValueError(f"RewardSpec {self.name!r}: min_group_size must be an int >= 1")
+        if self.min_group_size > 1 and self.granularity != "group":
+            raise ValueError(f"RewardSpec {self.name!r}: min_group_size applies to group rewards only")
         for w in self.weights:
             if not isinstance(w, WeightSource):
                 raise TypeError(f"RewardSpec {self.name!r}: weights must be WeightSource objects, got {w!r}")
@@ -103,6 +113,7 @@ class RewardSpec:
             "higher_is_better": self.higher_is_better,
             "range": [lo, hi],
             "granularity": self.granularity,
+            "min_group_size": self.min_group_size,
             "differentiable": self.differentiable,
             "needs_prompt": self.needs_prompt,
             "backbone": self.backbone,

@@ -192,6 +192,7 @@ class Vendi(_DiversityReward):
 
     spec = RewardSpec(
         name="vendi", aliases=("vendi-score", "vendi_score"), category="diversity", granularity="group",
+        min_group_size=2,  # one image is 1.0 by definition
         higher_is_better=True, range=(1.0, 16.0), license="MIT (Vendi Score)", paper=_VENDI,
         description="Vendi score (effective number of distinct images) per group; pixel kernel by default, "
                     "or any registered image encoder",
@@ -211,7 +212,8 @@ class PairwiseCosineDistance(_DiversityReward):
 
     spec = RewardSpec(
         name="pairwise-cosine-distance", aliases=("mean-pairwise-cosine-distance", "cosine-diversity"),
-        category="diversity", granularity="group", higher_is_better=True, range=(0.0, 1.0), differentiable=True,
+        category="diversity", granularity="group", min_group_size=2,  # no pair in one image
+        higher_is_better=True, range=(0.0, 1.0), differentiable=True,
         license="MIT", paper="mean pairwise dissimilarity, the baseline discussed in " + _VENDI,
         description="mean pairwise cosine distance of embeddings per group; pixel features by default",
     )
