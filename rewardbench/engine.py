@@ -14,10 +14,11 @@ import numpy as np
 import torch
 
 from .cache import TextFeatureCache
-from .groups import GroupBy
+from .groups import GroupBy, mark_small_groups
 from .images import one_batch_if_one_size, pixels_from_uint8, select_rows
 from .model import RewardModel
 from .provenance import Provenance, describe
+from .shards import ROW
 from .spec import RewardOutput
 
 GROUP_HINT = "needs groups: pass --group-by COLUMN[,COLUMN] (e.g. prompt, or prompt,model) or a group column"
@@ -192,7 +193,7 @@ class BatchEngine:
     def _rows(self, batch: dict, db: DeviceBatch) -> list[dict]:
         rows = []
         for i in range(len(batch["index"])):
-            row = {"index": int(batch["index"][i]), "image": batch["image"][i], "prompt": db.prompts[i]}
+            row = {ROW: int(batch["index"][i]), "image": batch["image"][i], "prompt": db.prompts[i]}
             g = batch["group"][i]
             row["group"] = None if g is None else str(g)
             row.update(batch["extra"][i])  # the input's own columns (clashes are refused before the run)
@@ -218,6 +219,8 @@ class BatchEngine:
             out = s.model(db.pixels(idx), prompts, groups)
         else:
             out = s.model.score_features(torch.stack([feats[i] for i in idx]), prompts, groups)
+        if local is not None and s.spec.min_group_size > 1:  # a group smaller than the reward can measure: marked
+            out = mark_small_groups(out, local, s.spec.min_group_size)
         db.scores.record(s.name, idx, out, local)
 
     @staticmethod

@@ -13,11 +13,23 @@ Example:
     [['a', 'x', 2, 1.5, 2, ''], ['b', 'x', 1, 1.0, 1, 'a single image']]
     >>> score_stats(rows, g, ["vendi"], {"vendi": "group"})["vendi"]["mean"]
     1.25
+
+A group reward declares the fewest images it can measure (``RewardSpec.min_group_size``): the harness marks each
+smaller group (`mark_small_groups`: ``<reward>.group_too_small`` and a note) and the summary leaves such groups
+out unless asked to count them:
+
+    >>> rows["vendi.group_too_small"] = [False, False, True]
+    >>> g = group_table(rows, ("prompt", "model"), ["vendi"])
+    >>> st = score_stats(rows, g, ["vendi"], {"vendi": "group"})["vendi"]
+    >>> st["mean"], st["n"], st["of"], st["too_small"]
+    (1.5, 1, 2, 1)
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import dataclasses
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from .data import is_blank
@@ -44,7 +56,6 @@ def parse_group_by(group_by: str | Sequence[str] | None) -> GroupBy | None:
 
 
 
-
 def group_key(row: Mapping[str, Any], group_by: GroupBy | None) -> tuple | None:
     """The group of a row under ``group_by``: the tuple of its values in those columns, or None when
     not grouped or when a value is missing (an empty prompt, an empty cell).
@@ -62,6 +73,40 @@ def group_key(row: Mapping[str, Any], group_by: GroupBy | None) -> tuple | None:
             return None
         values.append(v)
     return tuple(values)
+
+
+def group_sizes(rows: Iterable[Mapping[str, Any]], group_by: GroupBy) -> Counter:
+    """Rows per group under ``group_by`` (rows without a group left out).
+
+    Example:
+        >>> rows = [{"prompt": p, "group": None, "extra": {}} for p in ("a", "a", "b", "")]
+        >>> dict(group_sizes(rows, ("prompt",)))
+        {('a',): 2, ('b',): 1}
+    """
+    return Counter(k for r in rows if (k := group_key(r, group_by)) is not None)
+
+
+def mark_small_groups(out, local_groups: Sequence[int], min_size: int):
+    """``out`` (a group reward's `rewardbench.RewardOutput` for a call whose rows are in ``local_groups``) with
+    ``too_small`` in every group's details (fewer than ``min_size`` members in the call, the images its value
+    was computed on) and, for such a group, a note saying so. The reward's own details are not changed.
+
+    Example:
+        >>> import torch
+        >>> from rewardbench.spec import RewardOutput
+        >>> out = RewardOutput(torch.ones(3), group_details={0: {"size": 2}, 1: {"size": 1, "note": "one image"}})
+        >>> marked = mark_small_groups(out, [0, 0, 1], 2).group_details
+        >>> marked[0]["too_small"], marked[1]["too_small"], marked[1]["note"]
+        (False, True, 'one image; 1 image, fewer than the 2 this reward measures')
+    """
+    details = {}
+    for g, n in Counter(local_groups).items():
+        d = dict(out.group_details.get(g, {}), too_small=n < min_size)
+        if n < min_size:
+            why = f"{n} image{'' if n == 1 else 's'}, fewer than the {min_size} this reward measures"
+            d["note"] = "; ".join(x for x in (d.get("note") or "", why) if x)
+        details[g] = d
+    return dataclasses.replace(out, group_details=details)
 
 
 def group_table(table, group_by: GroupBy, group_rewards: Sequence[str]):
@@ -106,16 +151,24 @@ def _one_note(notes) -> str:
     return "; ".join(f"{', '.join(rewards)}: {note}" for note, rewards in by_note.items())
 
 
-def score_stats(table, groups, reward_names: Sequence[str], granularity: Mapping[str, str]) -> dict[str, dict]:
+def score_stats(table, groups, reward_names: Sequence[str], granularity: Mapping[str, str],
+                count_small: bool = False) -> dict[str, dict]:
     """Per reward: mean, std (population), min, max over what it scores (rows for image rewards, groups
-    for group rewards: each group once), ``n`` scored and ``of`` (rows or groups in all).
+    for group rewards: each group once), ``n`` counted and ``of`` (rows or groups in all). A group reward's
+    groups marked too small (``<reward>.group_too_small``) are counted in ``too_small`` and left out of the
+    statistics, unless ``count_small``.
     """
     out = {}
     for name in reward_names:
         per_group = granularity.get(name) == "group" and groups is not None and name in getattr(groups, "columns", ())
         col = (groups if per_group else table)[name].astype(float)
-        ok = col.dropna()
+        small = None
+        if per_group and f"{name}.group_too_small" in groups.columns:
+            small = groups[f"{name}.group_too_small"].map(lambda v: v is True or v == 1).astype(bool)
+        ok = (col if small is None or count_small else col[~small]).dropna()
         stats: dict[str, Any] = {"over": "groups" if per_group else "rows", "n": int(len(ok)), "of": int(len(col))}
+        if small is not None:
+            stats.update(too_small=int(small.sum()), too_small_counted=bool(count_small))
         if len(ok):
             stats.update(mean=float(ok.mean()), std=float(ok.std(ddof=0)), min=float(ok.min()), max=float(ok.max()))
         else:

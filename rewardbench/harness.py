@@ -66,7 +66,7 @@ from .outputs import (
 )
 from .preflight import RunPlan, UsageError, check_device, check_reward_options, plan_run
 from .results import RESULT_EXTENSIONS, ScoreResult, read_table, write_table
-from .shards import ResumeMismatchError, ShardWriter, done_bitmap, list_shards
+from .shards import ROW, ResumeMismatchError, ShardWriter, done_bitmap, list_shards, shard_row_key
 
 __all__ = ["Scorer", "ScoreResult", "ResumeMismatchError", "OutputExistsError", "OutputLockedError", "UsageError",
            "RunPlan", "plan_run", "RESULT_EXTENSIONS", "GROUP_HINT", "write_table", "read_table"]
@@ -207,7 +207,8 @@ class Scorer:
     def run(self, source: Any, out: str | os.PathLike | None = None,
             prompts: str | os.PathLike | Sequence[str] | None = None, group_by: str | Sequence[str] | None = None,
             resume: bool = True, *, overwrite: bool = False, retry_failed: bool = True,
-            group_table: str | os.PathLike | None = None, content_hash: bool = False) -> ScoreResult:
+            group_table: str | os.PathLike | None = None, content_hash: bool = False,
+            allow_small_groups: bool | None = None) -> ScoreResult:
         """Score every image of ``source`` (a folder, a manifest, or a list of dicts with
         ``image``/``prompt``/``group`` and any other keys); write ``out`` (.parquet/.csv/.jsonl) when given.
 
@@ -221,6 +222,11 @@ class Scorer:
         modification time changed) makes it another run; ``content_hash`` compares the files' bytes instead
         (every file read once more; for inputs whose files may change without their times).
 
+        A group reward measures groups of at least ``spec.min_group_size`` images: when every group is smaller the
+        run is refused (`UsageError`) unless ``allow_small_groups``; smaller groups are scored and marked
+        (``<reward>.group_too_small``, a note) and left out of the summary's statistics, or, with
+        ``allow_small_groups``, counted in them.
+
         A run that cannot work as asked raises `UsageError` before any image is scored; that includes
         an ``out`` or ``group_table`` that cannot be written (a missing folder is created). The checks are
         `rewardbench.preflight.plan_run`'s: ``source`` may also be a `RunPlan` it made for this Scorer's
@@ -230,14 +236,15 @@ class Scorer:
         t0 = time.perf_counter()
         if isinstance(source, RunPlan):
             plan = source
-            if any(v is not None for v in (out, prompts, group_by, group_table)):
-                raise UsageError("run(plan): out, prompts, group_by and group_table come from the plan")
+            if any(v is not None for v in (out, prompts, group_by, group_table, allow_small_groups)):
+                raise UsageError("run(plan): out, prompts, group_by, group_table and allow_small_groups come from "
+                                 "the plan")
             if plan.names != tuple(self.reward_names):
                 raise UsageError(f"the plan is for the rewards {', '.join(plan.names)}; this Scorer runs "
                                  f"{', '.join(self.reward_names)}")
         else:
             plan = plan_run({s.name: s.spec for s in self.slots}, source, prompts=prompts, group_by=group_by, out=out,
-                            group_table=group_table)
+                            group_table=group_table, allow_small_groups=bool(allow_small_groups))
             if self.rank == 0:
                 for note in plan.notes:
                     warnings.warn(note, UserWarning, stacklevel=2)
@@ -253,7 +260,7 @@ class Scorer:
             raise OutputLockedError(error)
         try:
             return self._run(plan.source, plan.group_by, plan.out, plan.group_table, resume, overwrite, retry_failed,
-                             t0, list(plan.notes), content_hash)
+                             t0, list(plan.notes), content_hash, plan.allow_small_groups)
         finally:
             if lock is not None:
                 lock.release()
@@ -283,7 +290,7 @@ class Scorer:
 
     def _run(self, src: Source, gb: GroupBy | None, out_path: Path | None, gt_path: Path | None, resume: bool,
              overwrite: bool, retry_failed: bool, t0: float, notes: list[str],
-             content_hash: bool = False) -> ScoreResult:
+             content_hash: bool = False, count_small: bool = False) -> ScoreResult:
         n_total = len(src)
         fp = self.fingerprint(src, gb, content_hash)
         state: OutputState | None = None
@@ -318,7 +325,7 @@ class Scorer:
         if table is None:
             table = read_table(out_path)
         return self._result(table, gb, out_path, gt_path, state, retry_failed, t0, text0, engine,
-                            n_done, processed, ok_now, notes)
+                            n_done, processed, ok_now, notes, count_small)
 
     def _score_all(self, src, engine, writer, done, gb, group_counts, n_total, n_done) -> tuple[int, int]:
         """Every planned batch through the engine into ``writer``: (rows processed, rows without error)."""
@@ -352,7 +359,7 @@ class Scorer:
         return sum(distributed.gather(processed, self.world)), sum(distributed.gather(ok, self.world))
 
     def _result(self, table, gb, out_path, gt_path, state, retry_failed, t0, text0, engine, n_done, processed,
-                ok_now, notes) -> ScoreResult:
+                ok_now, notes, count_small=False) -> ScoreResult:
         group_names = [s.name for s in self.slots if s.spec.granularity == "group"]
         groups = group_table(table, gb, group_names) if gb and group_names else None
         failed = int(table["error"].notna().sum())
@@ -374,7 +381,8 @@ class Scorer:
             "resumed": n_done,
             "groups": None if groups is None else int(len(groups)),
             "group_by": list(gb) if gb else None,
-            "scores": score_stats(table, groups, self.reward_names, {s.name: s.spec.granularity for s in self.slots}),
+            "scores": score_stats(table, groups, self.reward_names, {s.name: s.spec.granularity for s in self.slots},
+                                  count_small=count_small),  # groups too small: left out, unless allowed
             "seconds": round(seconds, 3),
             "images_per_s": round(processed / seconds, 2) if seconds > 0 else None,
             "reward_seconds": reward_seconds,
@@ -429,9 +437,9 @@ class Scorer:
         import pandas as pd
 
         files = list_shards(parts)
-        df = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True) if files else pd.DataFrame(
-            columns=["index", *self._columns(False)])
-        df = df.drop_duplicates("index", keep="last").sort_values("index")  # later attempts win
+        frames = [part.rename(columns={shard_row_key(part.columns): ROW}) for part in map(pd.read_parquet, files)]
+        df = pd.concat(frames, ignore_index=True) if files else pd.DataFrame(columns=[ROW, *self._columns(False)])
+        df = df.drop_duplicates(ROW, keep="last").sort_values(ROW)  # later attempts win
         missing = n_total - len(df)
         if missing:
             raise RuntimeError(f"{parts}: {missing} of {n_total} rows have no result; re-run to complete them")
@@ -443,8 +451,8 @@ class Scorer:
         gathered = distributed.gather(rows, self.world)
         df = pd.DataFrame([r for part in gathered for r in part])
         if df.empty:
-            df = pd.DataFrame(columns=["index", *self._columns(False)])
-        df = df.drop_duplicates("index", keep="last").sort_values("index")
+            df = pd.DataFrame(columns=[ROW, *self._columns(False)])
+        df = df.drop_duplicates(ROW, keep="last").sort_values(ROW)
         return self._finish(df, src)
 
     def _finish(self, df, src: Source):

@@ -36,7 +36,7 @@ from typing import Any
 from .distributed import broadcast
 from .errors import UsageError
 from .results import table_metadata
-from .shards import FINGERPRINT_FILE, ResumeMismatchError, fingerprint_diff, list_shards
+from .shards import FINGERPRINT_FILE, ROW, ResumeMismatchError, fingerprint_diff, list_shards
 
 
 class OutputExistsError(ResumeMismatchError):
@@ -213,7 +213,7 @@ def _seed_failed(out: Path, parts: Path) -> bool:
     if parts.exists():
         shutil.rmtree(parts)
     parts.mkdir(parents=True)
-    table.insert(0, "index", range(len(table)))
+    table.insert(0, ROW, range(len(table)))
     tmp = parts / "part-a00001-r0-000000-seed.parquet.tmp"
     table.to_parquet(tmp, index=False)
     os.replace(tmp, tmp.with_suffix(""))

@@ -6,10 +6,12 @@ checks everything and returns a `RunPlan` (the opened source, the grouping, the 
 and specs, the output paths and the notes to show once). What is checked: the device exists; every
 ``--config`` key is an option the reward's builder takes and ``--config``/``--weights`` name rewards of
 the run; the output paths have a known extension and can be written (`rewardbench.outputs.check_writable`:
-a missing folder is refused, never created); prompted rewards get prompts; group rewards have a way to
-group; ``--group-by`` names columns the input has; the input's own columns do not clash with the results'
-columns. The notes are warnings (e.g. grouping a multi-model manifest by prompt alone, which mixes the
-generators' images in one group).
+a missing folder is created, a path that cannot be written is refused); prompted rewards get prompts; group
+rewards have a way to group, and groups as large as they can measure (``RewardSpec.min_group_size``: every
+group smaller is refused unless ``allow_small_groups``; some smaller is a note, and the harness marks them);
+``--group-by`` names columns the input has; the input's own columns do not clash with the results' columns.
+The notes are warnings (e.g. grouping a multi-model manifest by prompt alone, which mixes the generators'
+images in one group).
 
 Example:
     >>> from rewardbench.data import ListSource
@@ -20,9 +22,17 @@ Example:
     ... except UsageError as e:
     ...     print(str(e)[:38])
     vendi is a group reward: pass --group-
-    >>> plan = plan_run("vendi", [{"image": "a.png", "prompt": "x"}], group_by="prompt")
+    >>> two = [{"image": "a.png", "prompt": "x"}, {"image": "b.png", "prompt": "x"}, {"image": "c.png", "prompt": "y"}]
+    >>> plan = plan_run("vendi", two[:2], group_by="prompt")
     >>> plan.names, plan.group_by, plan.notes
     (('vendi',), ('prompt',), ())
+    >>> plan_run("vendi", two, group_by="prompt").notes[0][:46]
+    '1 of 2 groups by prompt have fewer than the 2 '
+    >>> try:
+    ...     plan_run("vendi", two[1:], group_by="prompt")
+    ... except UsageError as e:
+    ...     print(str(e)[:58])
+    vendi measures groups of at least 2 images, and every grou
 """
 
 from __future__ import annotations
@@ -38,12 +48,15 @@ import torch
 
 from .data import Source, open_source
 from .errors import UsageError
-from .groups import GroupBy, parse_group_by
+from .groups import GroupBy, group_sizes, parse_group_by
 from .outputs import check_writable
 from .results import RESULT_EXTENSIONS
+from .shards import ROW
 from .spec import RewardSpec
 
-RESERVED_COLUMNS = ("index", "error")
+# input columns the results cannot take: `error`, and the row position the shards keep (not a results column)
+RESERVED_COLUMNS = (ROW, "error")
+SMALL_GROUPS_FLAG = "--allow-small-groups"
 
 
 def check_device(device: str | torch.device | None) -> None:
@@ -131,7 +144,8 @@ def check_source(specs: Mapping[str, RewardSpec], source: Source, group_by: Grou
     for col in source.extra_columns:
         clash = [r for r in specs if col == r or col.startswith(f"{r}.")]
         if clash or col in RESERVED_COLUMNS:
-            what = f"the reward column {clash[0]!r}" if clash else f"the results column {col!r}"
+            what = (f"the reward column {clash[0]!r}" if clash else "the results column 'error'" if col == "error"
+                    else f"the column {col!r} that keeps each row's position while scoring")
             raise UsageError(f"input column {col!r} of {where} clashes with {what}; rename it in the input")
     warnings = []
     if grouped and group_by and "model" in source.extra_columns and "model" not in group_by and "group" not in group_by:
@@ -139,6 +153,42 @@ def check_source(specs: Mapping[str, RewardSpec], source: Source, group_by: Grou
                         f"of different models share a group for {', '.join(grouped)}; pass --group-by "
                         f"{','.join(group_by)},model to score each model's images apart")
     return warnings
+
+
+def check_group_sizes(specs: Mapping[str, RewardSpec], source: Source, group_by: GroupBy | None,
+                      allow_small_groups: bool = False) -> list[str]:
+    """Group rewards against the groups ``group_by`` forms (one pass over the input's rows, no image read):
+    `UsageError` when every group is smaller than a reward's ``min_group_size`` (its value would measure nothing),
+    unless ``allow_small_groups``; a note when some are (they are scored, marked ``<reward>.group_too_small`` and
+    left out of the summary, or counted in it with ``allow_small_groups``)."""
+    by_min: dict[int, list[str]] = {}
+    for n, s in specs.items():
+        if s.granularity == "group" and s.min_group_size > 1:
+            by_min.setdefault(s.min_group_size, []).append(n)
+    if not by_min or not group_by:
+        return []
+    sizes = group_sizes(source.iter_rows(), group_by)
+    if not sizes:
+        return []
+    where = source.description.split(":", 1)[-1] or "the input"
+    by = ",".join(group_by)
+    notes = []
+    for m, names in sorted(by_min.items()):
+        small = sum(n < m for n in sizes.values())
+        if not small:
+            continue
+        who = f"{', '.join(names)} measure{'s' if len(names) == 1 else ''}"
+        if small == len(sizes) and not allow_small_groups:
+            largest = max(sizes.values())
+            raise UsageError(f"{who} groups of at least {m} images, and every group by {by} in {where} has fewer "
+                             f"(the largest: {largest} image{'' if largest == 1 else 's'}): group several images "
+                             "together (e.g. --group-by prompt with several images per prompt, or a column shared "
+                             f"by more images), or pass {SMALL_GROUPS_FLAG} to score them anyway (marked)")
+        fate = ("counted in the summary as asked (" + SMALL_GROUPS_FLAG + ")" if allow_small_groups
+                else "left out of the summary")
+        notes.append(f"{small} of {len(sizes)} groups by {by} have fewer than the {m} images {who}: scored, "
+                     f"marked ({names[0]}.group_too_small) and {fate}")
+    return notes
 
 
 @dataclass(frozen=True)
@@ -153,20 +203,22 @@ class RunPlan:
     out: Path | None = None
     group_table: Path | None = None
     notes: tuple[str, ...] = ()
+    allow_small_groups: bool = False  # groups smaller than a reward's min_group_size: counted in the summary
 
 
 def plan_run(rewards: str | Sequence[str] | Mapping[str, RewardSpec], source: Any, *,
              prompts: str | os.PathLike | Sequence[str] | None = None, group_by: str | Sequence[str] | None = None,
              out: str | os.PathLike | None = None, group_table: str | os.PathLike | None = None,
              device: Any = None, weights: Mapping[str, Any] | None = None,
-             config: Mapping[str, Mapping[str, Any]] | None = None) -> RunPlan:
+             config: Mapping[str, Mapping[str, Any]] | None = None, allow_small_groups: bool = False) -> RunPlan:
     """Every check of a scoring run that needs no model (see the module docstring), in one step.
 
     ``rewards``: names (``"a,b"`` or a list; unknown names raise `rewardbench.registry.UnknownRewardError`
     with "did you mean") or ``{column: spec}`` of rewards already built. ``source`` and ``prompts`` as
     `rewardbench.data.open_source` takes them (a bad source raises `rewardbench.data.SourceError`).
     ``group_by`` defaults to the input's ``group`` column when it has one. Raises `UsageError` for a
-    run that cannot work as asked.
+    run that cannot work as asked; ``allow_small_groups`` accepts groups smaller than a group reward can measure
+    (`check_group_sizes`).
     """
     check_device(device)
     if isinstance(rewards, Mapping):
@@ -192,6 +244,7 @@ def plan_run(rewards: str | Sequence[str] | Mapping[str, RewardSpec], source: An
         gb = ("group",)
     notes = check_source(specs, src, gb)
     grouped = any(s.granularity == "group" for s in specs.values())
+    notes += check_group_sizes(specs, src, gb, allow_small_groups)
     out_p, gt_p = paths["--out"], paths["--group-table"]
     if gt_p is not None and not grouped:
         raise UsageError(f"--group-table {gt_p}: no group reward in this run ({', '.join(specs)})")
@@ -201,4 +254,5 @@ def plan_run(rewards: str | Sequence[str] | Mapping[str, RewardSpec], source: An
     out_p, gt_p = paths["--out"], paths["--group-table"]
     if out_p is not None and gt_p is not None and gt_p.resolve() == out_p.resolve():
         raise UsageError(f"--group-table {gt_p}: the same file as --out")
-    return RunPlan(src, gb if grouped else None, tuple(specs), specs, out_p, gt_p, tuple(notes))
+    return RunPlan(src, gb if grouped else None, tuple(specs), specs, out_p, gt_p, tuple(notes),
+                   bool(allow_small_groups))

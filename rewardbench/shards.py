@@ -16,6 +16,9 @@ import numpy as np
 from .provenance import Provenance, describe
 
 FINGERPRINT_FILE = "run.json"
+# the input row's position in a shard's rows: the resume key, not a results column (so an input's own `index`
+# column passes through); shards written before it was named so keep it in `index`
+ROW = "_row"
 
 
 class ResumeMismatchError(RuntimeError):
@@ -63,6 +66,11 @@ def list_shards(parts: Path) -> list[Path]:
     return sorted(parts.glob("part-*.parquet"))
 
 
+def shard_row_key(columns) -> str:
+    """The column of a shard's rows that holds their input position (`ROW`; ``index`` in older shards)."""
+    return ROW if ROW in columns else "index"
+
+
 def done_bitmap(parts: Path, n: int, retry_failed: bool = True) -> np.ndarray:
     """Which of the ``n`` input rows already have a result in the shards; with ``retry_failed`` a row
     whose latest result is an error counts as not done (a transient failure is retried)."""
@@ -70,8 +78,9 @@ def done_bitmap(parts: Path, n: int, retry_failed: bool = True) -> np.ndarray:
 
     done = np.zeros(n, dtype=bool)
     for f in list_shards(parts):  # later attempts overwrite earlier ones
-        t = pq.read_table(f, columns=["index", "error"] if retry_failed else ["index"])
-        idx = t.column("index").to_numpy()
+        key = shard_row_key(pq.read_schema(f).names)
+        t = pq.read_table(f, columns=[key, "error"] if retry_failed else [key])
+        idx = t.column(key).to_numpy()
         ok = t.column("error").is_null().to_numpy(zero_copy_only=False) if retry_failed else np.ones(len(idx), bool)
         keep = idx < n
         done[idx[keep]] = ok[keep]

@@ -72,6 +72,13 @@ def summary_text(result) -> str:
                + (f", {s['resumed']} resumed from an earlier run" if s["resumed"] else "")
                + (f", text encoder calls: {s['text_encoder_calls']}" if s["text_encoder_calls"] else ""))
     lines.append(counts)
+    for name in result.reward_names:
+        st = s["scores"][name]
+        if st.get("too_small"):
+            lines.append(f"{name}: {st['too_small']} of {st['of']} groups have fewer images than it measures "
+                         f"(marked in {name}.group_too_small); "
+                         + ("counted above, as asked (--allow-small-groups)" if st.get("too_small_counted")
+                            else "left out of the statistics above"))
     if s.get("out"):
         lines.append(f"results: {s['out']}")
     if s.get("group_table"):
@@ -108,6 +115,10 @@ def summary_text(result) -> str:
 @click.option("--group-by", default=None, metavar="COLUMN[,COLUMN...]",
               help="Columns whose values form a group for group-level rewards (fairness, diversity): prompt, "
                    "or e.g. prompt,model when the manifest holds several generators.")
+@click.option("--allow-small-groups", is_flag=True,
+              help="Score groups smaller than a group reward measures (e.g. one image: Vendi 1.0, the worst parity) "
+                   "even when every group is: marked, and counted in the summary. Without it, a run whose every "
+                   "group is too small is refused, and smaller groups are marked and left out of the summary.")
 @click.option("--num-workers", default=2, show_default=True, type=click.IntRange(min=0),
               help="Processes decoding images in parallel with the model.")
 @click.option("--no-resume", is_flag=True, help="Ignore partial results left in OUT.parts/ and start over.")
@@ -119,7 +130,8 @@ def summary_text(result) -> str:
 @json_option
 @no_progress_option
 def score(models, images, prompts, out, group_table, batch_size, device, dtype, weights, configs, random_weights,
-          group_by, num_workers, no_resume, no_retry_failed, overwrite, content_hash, as_json, no_progress):
+          group_by, allow_small_groups, num_workers, no_resume, no_retry_failed, overwrite, content_hash, as_json,
+          no_progress):
     """Score images with one or more rewards; write one row per image (path as given, prompt, the
     input's other columns, a column per reward and its details, error) and print a summary (group
     rewards: over groups, each group once; the weights each reward ran with)."""
@@ -129,7 +141,7 @@ def score(models, images, prompts, out, group_table, batch_size, device, dtype, 
     wmap, cfg = parse_weights(weights), parse_config(configs)
     with usage_phase(ValueError, TypeError, OSError):  # all that can be refused before a model loads
         plan = plan_run(models, images, prompts=prompts, group_by=group_by, out=out, group_table=group_table,
-                        device=device, weights=wmap, config=cfg)
+                        device=device, weights=wmap, config=cfg, allow_small_groups=allow_small_groups)
     for note in plan.notes:
         click.echo(f"warning: {note}", err=True)
     with usage_phase(ValueError, TypeError):
