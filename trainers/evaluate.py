@@ -40,7 +40,24 @@ def eval_judges(config: Config, task_rewards: Sequence[Any]) -> list[str]:
     judges = list(dict.fromkeys(REGISTRY.canonical(j) for j in [*names, *config.eval.judges]))
     if not judges:
         raise ValueError("run.eval_every needs judges: eval.judges, or a task whose reward is a registered name")
+    _check_group_judges(config, judges)
     return judges
+
+
+def _check_group_judges(config: Config, judges: Sequence[str]) -> None:
+    """A group judge (diversity, parity) scores the images of one prompt together: refused before training when
+    the evaluation makes fewer images per prompt than it measures (Vendi of one image is 1.0 by definition)."""
+    from rewardbench.benchmarks.suite import load_benchmark_suite
+    from rewardbench.errors import UsageError
+    from rewardbench.registry import get_spec
+
+    ipp = config.eval.images_per_prompt or load_benchmark_suite(config.eval.suite).images_per_prompt
+    small = [j for j in judges if get_spec(j).min_group_size > ipp]
+    if small:
+        need = max(get_spec(j).min_group_size for j in small)
+        raise UsageError(f"eval: {', '.join(small)} score the images of a prompt together and measure groups of at "
+                         f"least {need}, but the evaluation makes {ipp} per prompt: set eval.images_per_prompt={need} "
+                         "(or more), or leave them out of eval.judges")
 
 
 @contextlib.contextmanager

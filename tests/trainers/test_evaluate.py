@@ -70,3 +70,17 @@ def test_evaluation_needs_a_judge(tmp_path):
     assert eval_judges(cfg, ["jpeg-compressibility", "pkg.module:fn", lambda *a: None]) == ["jpeg-compressibility"]
     with pytest.raises(ValueError, match="eval.judges"):
         eval_judges(cfg, [lambda *a: None])
+
+
+def test_group_judges_need_as_many_images_per_prompt_as_they_measure():
+    """Vendi or parity of one image measures nothing: refused before training, naming the setting to change."""
+    from rewardbench.errors import UsageError
+    from rewardbench.trainers.config import load_config
+    from rewardbench.trainers.evaluate import eval_judges
+
+    with pytest.raises(UsageError, match="vendi, pairwise-cosine-distance .* makes 1 per prompt: set "
+                                         "eval.images_per_prompt=2"):
+        eval_judges(load_config(SMOKE, ["eval.images_per_prompt=1"]), [])
+    # without eval.images_per_prompt the suite's count applies (the fairness suite's 16)
+    assert eval_judges(load_config(SMOKE, ["eval.images_per_prompt=null"]), []) == ["vendi",
+                                                                                     "pairwise-cosine-distance"]
