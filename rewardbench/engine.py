@@ -106,28 +106,48 @@ def _cell(v: Any) -> Any:
 
 
 
+def takes_uint8(model: torch.nn.Module) -> bool:
+    """Whether a reward declares ``takes_uint8 = True``: its ``forward`` (and, for a backbone reward, its
+    ``embed_images``) reads the decoded bytes, a uint8 ``[B,3,H,W]`` batch, as well as float pixels, so the
+    engine hands it the bytes and converts a batch to floats only for the rewards that read floats (JPEG sizes
+    and the people pipeline need no floats: a JPEG-only run converts nothing)."""
+    return bool(getattr(model, "takes_uint8", False))
+
+
 @dataclass
 class DeviceBatch:
-    """A decoded batch on the device: float pixels per size bucket, and where each row sits."""
+    """A decoded batch on the device: pixels per size bucket, and where each row sits."""
 
     prompts: list[str]
     group_keys: list
-    buckets: list[tuple[list[int], torch.Tensor]]  # (row positions, pixels [n,3,H,W])
+    buckets: list[tuple[list[int], torch.Tensor]]  # (row positions, uint8 [n,H,W,3] as decoded or float [n,3,H,W])
     where: dict[int, tuple[int, int]]  # row position -> (bucket, row in bucket)
     scores: BatchScores
     errors: list[list[str]]
+    floats: dict[int, torch.Tensor] = field(default_factory=dict)  # bucket -> its float pixels, made on first use
 
-    def pixels(self, idx: list[int]) -> torch.Tensor | list[torch.Tensor]:
-        """Pixels of rows ``idx``: one tensor when they share a size, else a list
-        (`rewardbench.images.one_batch_if_one_size`; the reward's forward then scores per size)."""
+    def _bucket(self, b: int, uint8: bool) -> torch.Tensor:
+        t = self.buckets[b][1]
+        if t.dtype != torch.uint8:  # in-memory items: float already
+            return t
+        if uint8:
+            return t.permute(0, 3, 1, 2)  # [n,3,H,W] view of the bytes
+        if b not in self.floats:  # channels first in one pass; the floats remember their bytes
+            self.floats[b] = pixels_from_uint8(t)
+        return self.floats[b]
+
+    def pixels(self, idx: list[int], uint8: bool = False) -> torch.Tensor | list[torch.Tensor]:
+        """Pixels of rows ``idx`` (float, or with ``uint8`` the decoded bytes where the rows came from files): one
+        tensor when they share a size, else a list (`rewardbench.images.one_batch_if_one_size`; the reward's
+        forward then scores per size)."""
         buckets = {self.where[i][0] for i in idx}
         if len(buckets) == 1:  # one decoded bucket: index it, no per-row copies
-            t = self.buckets[buckets.pop()][1]
+            t = self._bucket(buckets.pop(), uint8)
             rows = [self.where[i][1] for i in idx]
             if rows == list(range(t.shape[0])):  # the whole bucket, in order: no copy
                 return t
             return select_rows(t, torch.tensor(rows, device=t.device))
-        return one_batch_if_one_size([self.buckets[self.where[i][0]][1][self.where[i][1]] for i in idx])
+        return one_batch_if_one_size([self._bucket(self.where[i][0], uint8)[self.where[i][1]] for i in idx])
 
 
 class BatchEngine:
@@ -154,12 +174,8 @@ class BatchEngine:
         buckets: list[tuple[list[int], torch.Tensor]] = []
         where: dict[int, tuple[int, int]] = {}
         for b, (pos, t) in enumerate(batch["buckets"]):
-            t = t.to(self.device, non_blocking=True)
-            if t.dtype == torch.uint8:  # [n,H,W,3] from files: channels first on the device, in one pass; the
-                t = pixels_from_uint8(t)  # floats remember these bytes, so rewards that want uint8 get them back
-            else:
-                t = t.float()
-            buckets.append((pos, t))
+            t = t.to(self.device, non_blocking=True)  # files: uint8 [n,H,W,3], to floats when a reward asks
+            buckets.append((pos, t if t.dtype == torch.uint8 else t.float()))
             for j, p in enumerate(pos):
                 where[p] = (b, j)
         # group keys, for group rewards (the DataLoader's conversion turns the key tuples into lists)
@@ -216,7 +232,7 @@ class BatchEngine:
             groups = torch.tensor(local, dtype=torch.long, device=self.device)
         prompts = [db.prompts[i] for i in idx]
         if feats is None:
-            out = s.model(db.pixels(idx), prompts, groups)
+            out = s.model(db.pixels(idx, uint8=takes_uint8(s.model)), prompts, groups)
         else:
             out = s.model.score_features(torch.stack([feats[i] for i in idx]), prompts, groups)
         if local is not None and s.spec.min_group_size > 1:  # a group smaller than the reward can measure: marked
@@ -269,7 +285,7 @@ class BatchEngine:
             for i in union:
                 by_bucket.setdefault(db.where[i][0], []).append(i)
             for idx in by_bucket.values():
-                emb = leader.embed_images(db.pixels(idx))
+                emb = leader.embed_images(db.pixels(idx, uint8=takes_uint8(leader)))
                 for j, i in enumerate(idx):
                     feats[i] = emb[j]
         except Exception:

@@ -39,6 +39,7 @@ __all__ = [
     "to_image_batch",
     "pixels_to_uint8",
     "pixels_from_uint8",
+    "uint8_view",
 ]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
@@ -339,12 +340,23 @@ def select_rows(pixels: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
 
 def pixels_to_uint8(pixels: torch.Tensor) -> np.ndarray:
     """``[B,3,H,W]`` floats in [0, 1] → ``[B,H,W,3]`` uint8, rounding as diffusers' ``numpy_to_pil`` does
-    (``round(clamp(x, 0, 1) * 255)``); a new array each call. Pixels made by `pixels_from_uint8` give back
-    their bytes (the same values, without the float pass)."""
-    src = uint8_source(pixels)
+    (``round(clamp(x, 0, 1) * 255)``); a new array each call. A uint8 batch passes through (channels last);
+    pixels made by `pixels_from_uint8` give back their bytes (the same values, without the float pass)."""
+    out = uint8_view(pixels)
+    return out.copy() if not out.flags.writeable else out
+
+
+def uint8_view(pixels: torch.Tensor) -> np.ndarray:
+    """`pixels_to_uint8` for readers: the same values, read-only, and without a copy when the bytes are at hand
+    (a uint8 batch, or pixels made by `pixels_from_uint8`, on the CPU)."""
+    src = pixels.permute(0, 2, 3, 1) if pixels.dtype == torch.uint8 else uint8_source(pixels)
     if src is not None:
-        out = src.cpu()
-        return (out.clone() if out is src else out).numpy()
-    x = pixels.detach().float().mul(255).round_().clamp_(0, 255)  # = round(clamp(x, 0, 1) * 255), one buffer
-    b, c, h, w = x.shape
-    return torch.empty((b, h, w, c), dtype=torch.uint8, device=x.device).copy_(x.permute(0, 2, 3, 1)).cpu().numpy()
+        out = src.detach().cpu().contiguous().numpy()
+    else:
+        x = pixels.detach().float().mul(255).round_().clamp_(0, 255)  # = round(clamp(x, 0, 1) * 255), one buffer
+        b, c, h, w = x.shape
+        out = torch.empty((b, h, w, c), dtype=torch.uint8, device=x.device).copy_(x.permute(0, 2, 3, 1)).cpu().numpy()
+        return out  # a new array: writeable
+    out = out.view()
+    out.flags.writeable = False
+    return out

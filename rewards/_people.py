@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from rewardbench import BackboneReward, RewardOutput
-from rewardbench.images import pixels_to_uint8
+from rewardbench.images import uint8_view
 from rewardbench.provenance import Provenance
 
 from ._faces import DEFAULT_FACE_DETECTOR, Face, FaceDetector, NudeNetFaceDetector, build_face_detector
@@ -211,11 +211,16 @@ def _images(pixels) -> tuple[list[np.ndarray], Callable[[int], torch.Tensor], to
         images = [np.ascontiguousarray(im) for im in pixels]
         return images, lambda i: torch.tensor(images[i]).permute(2, 0, 1).float() / 255, torch.device("cpu")
     if isinstance(pixels, torch.Tensor):
-        images = list(pixels_to_uint8(pixels))
+        images = list(uint8_view(pixels))
     else:
-        images = [pixels_to_uint8(p[None])[0] for p in pixels]
+        images = [uint8_view(p[None])[0] for p in pixels]
     device = pixels[0].device if len(pixels) else torch.device("cpu")
-    return images, lambda i: pixels[i].detach().float().cpu(), device
+
+    def float_image(i: int) -> torch.Tensor:  # uint8 bytes as the harness makes floats of them: k / 255
+        p = pixels[i].detach()
+        return (p.float().div(255.0) if p.dtype == torch.uint8 else p.float()).cpu()
+
+    return images, float_image, device
 
 
 def _settings(detector: FaceDetector) -> tuple:
@@ -269,6 +274,7 @@ class PeopleReward(BackboneReward):
     compute for it: required of its own pipeline when built, and of a pipeline it is handed to share."""
 
     accepts_ragged = True  # detect at each image's own size
+    takes_uint8 = True  # the pipeline reads the decoded bytes (rewardbench.engine.takes_uint8): no float pass
     needs: frozenset[str]
 
     def __init__(self, pipeline: PeoplePipeline, needs: Iterable[str]) -> None:

@@ -18,7 +18,7 @@ from PIL import Image
 from torch import nn
 
 from rewardbench import BackboneReward, RewardOutput, RewardSpec, register_reward
-from rewardbench.images import pixels_to_uint8
+from rewardbench.images import uint8_view
 
 JPEG_QUALITY = 95  # ddpo-pytorch rewards.py: pil.save(buffer, format="JPEG", quality=95)
 _DDPO = "Black et al., Training Diffusion Models with Reinforcement Learning (DDPO), arXiv 2305.13301"
@@ -26,9 +26,9 @@ JPEG_BACKBONE = "jpeg-size:pil"  # spec.backbone of both rewards: PIL's JPEG enc
 
 
 def jpeg_size_kb(pixels: torch.Tensor, quality: int = JPEG_QUALITY) -> torch.Tensor:
-    """Size in kB (1000 bytes) of each image of ``[B,3,H,W]`` saved as JPEG."""
+    """Size in kB (1000 bytes) of each image of ``[B,3,H,W]`` (floats in [0, 1], or uint8) saved as JPEG."""
     sizes = []
-    for arr in pixels_to_uint8(pixels):
+    for arr in uint8_view(pixels):
         buf = io.BytesIO()
         Image.fromarray(arr).save(buf, format="JPEG", quality=quality)
         sizes.append(buf.tell() / 1000.0)
@@ -56,6 +56,7 @@ class JpegIncompressibility(BackboneReward):
         description="JPEG size (kB) at quality 95; no weights",
     )
     sign = 1.0
+    takes_uint8 = True  # the harness hands it the decoded bytes (rewardbench.engine.takes_uint8): no float pass
 
     def __init__(self, quality: int = JPEG_QUALITY):
         super().__init__()
@@ -64,6 +65,16 @@ class JpegIncompressibility(BackboneReward):
 
     def backbone_fingerprint(self) -> tuple:
         return (self.spec.backbone, self.quality)
+
+    def forward(self, images, prompts=None, groups=None) -> RewardOutput:
+        """As `rewardbench.RewardModel.forward`; a uint8 batch ``[B,3,H,W]`` is encoded as it is, with no
+        float pass (the same bytes: floats are rounded back to them first)."""
+        if isinstance(images, torch.Tensor) and images.dtype == torch.uint8 and images.ndim == 4 \
+                and images.shape[1] == 3 and images.shape[0]:
+            n = images.shape[0]
+            prompt_list, group_t = self.check_inputs(prompts, groups, n)
+            return self.check_output(self.score(images.to(self.device), prompt_list, group_t), n, group_t)
+        return super().forward(images, prompts, groups)
 
     def embed_images(self, pixels) -> torch.Tensor:
         return self.backbone(pixels)
