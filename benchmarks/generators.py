@@ -172,10 +172,14 @@ def generate_images(generator: DiffusersGenerator, items: list[dict], folder: Pa
     return [done[(it["prompt_id"], it["index"])] for it in items], len(todo)
 
 
+RESERVED_MANIFEST_COLUMNS = ("judge", "score", "judges", "group")  # run-benchmark's own columns
+
+
 def read_pregenerated(source: str | os.PathLike, prompts: str | os.PathLike | None = None,
                       model: str | None = None):
-    """Pre-generated images as a table ``image`` (absolute path), ``prompt``, ``model``, ``index`` and,
-    when the manifest has them, ``seed`` and ``category``.
+    """Pre-generated images as a table ``image`` (absolute path), ``prompt``, ``model``, ``index`` and the
+    manifest's other columns (``seed``, ``category``, ``prompt_id``, anything: they reach run-benchmark's
+    ``scores.csv``); columns named like run-benchmark's own (``judge``, ``score``, ``judges``, ``group``) are refused.
 
     A manifest's ``model`` column may hold any number of generators (default: ``model`` or the manifest's
     name); ``index`` pairs images of one prompt across models (the ``index`` column, else ``seed``, else the
@@ -223,5 +227,9 @@ def read_pregenerated(source: str | os.PathLike, prompts: str | os.PathLike | No
         ex = df.loc[dup, ["model", "prompt", "index"]].head(3).to_dict("records")
         raise SourceError(f"{p}: {int(dup.sum())} images share a (model, prompt, index), e.g. {ex}; give each image "
                           "of a prompt its own `index` (or `seed`)")
-    keep = [c for c in ("image", "prompt", "model", "index", "seed", "category") if c in df.columns]
-    return df[keep].reset_index(drop=True)
+    clash = [c for c in RESERVED_MANIFEST_COLUMNS if c in df.columns]
+    if clash:
+        raise SourceError(f"{p}: column {clash[0]!r} clashes with run-benchmark's own {clash[0]!r} (images are "
+                          "grouped by (model, prompt), each judge's scores are rows); rename it in the manifest")
+    first = ["image", "prompt", "model", "index"]
+    return df[first + [c for c in df.columns if c not in first]].reset_index(drop=True)

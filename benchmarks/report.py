@@ -2,10 +2,12 @@
 
 Written into the run's folder:
 
-    scores.parquet / .csv        one row per (model, prompt, index, judge): the per-image scores the statistics use
-                                 (group rewards: one row per (model, prompt), index 0)
-    group_rewards.csv            group rewards per (model, prompt): images, faces found (where the judge counts
-                                 them) and the judge's note (e.g. "no face found")
+    scores.parquet / .csv        one row per (model, prompt, index, judge): the per-image scores the statistics use,
+                                 with the image's path and the manifest's own columns (seed, prompt_id, ...);
+                                 group rewards: one row per (model, prompt), index 0, no image (groups too small
+                                 for the judge left out unless --allow-small-groups)
+    group_rewards.csv            group rewards per (model, prompt): images, faces found and measured, empty, too
+                                 small, and the judge's note (`rewardbench.benchmarks.group_report`)
     results.parquet / .csv       one row per (model, judge, category, metric): value, CI, n, wins/losses/ties,
                                  p-value, the weights each judge used (`stats.ROW_COLUMNS` and more)
     cross_reward.csv             models x judges: mean score and win rate over the baseline
@@ -28,38 +30,41 @@ from typing import Any
 import pandas as pd
 
 from . import stats
+from .group_report import fill_mean_rows, group_scores, group_section, small_groups_warning
 
 RANDOM = " (random weights)"
+SMALL_GROUPS = " (small groups)"
+CORE = ["model", "prompt", "index", "category"]  # a tidy score row's keys; then judge, score, image, the manifest's own
+INTERNAL = ("image", "judges", "group")  # manifest columns run-benchmark writes for itself (image goes after score)
 
 
 def judge_label(judge: str, judges: dict[str, dict]) -> str:
-    """The judge's name, marked when its weights are random."""
-    return judge + (RANDOM if judges.get(judge, {}).get("random_weights") else "")
+    """The judge's name, marked when its weights are random and when some of its groups were too small to measure."""
+    info = judges.get(judge, {})
+    return judge + (RANDOM if info.get("random_weights") else "") + (SMALL_GROUPS if info.get("small_groups") else "")
 
 
-def tidy_scores(manifest: pd.DataFrame, table: pd.DataFrame, plan) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """The Scorer's table (one row per manifest row, same order) as tidy scores for `rewardbench.benchmarks.stats`,
-    and the group rewards per (model, prompt). A judge scores only the prompts of its sources."""
-    base = manifest[["model", "prompt", "index", "category"]].reset_index(drop=True)
-    applies = manifest["judges"].reset_index(drop=True)
+def tidy_scores(manifest: pd.DataFrame, table: pd.DataFrame, plan,
+                count_small: bool = False) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """The Scorer's table (one row per manifest row, same order) as tidy scores for `rewardbench.benchmarks.stats`
+    (with each image's path and the manifest's own columns), and the group rewards per (model, prompt)
+    (`rewardbench.benchmarks.group_report.group_scores`: a group judge's groups too small to measure are left out
+    of the scores unless ``count_small``). A judge scores only the prompts of its sources."""
+    from rewardbench.data import cell_value
+
+    manifest = manifest.reset_index(drop=True)
+    extras = [c for c in manifest.columns if c not in (*CORE, *INTERNAL)]
+    base = manifest[[*CORE, "image"]].join(manifest[extras].map(cell_value))
+    applies = manifest["judges"]
+    order = [*CORE, "judge", "score", "image", *extras]
     parts, groups = [], []
     for judge in plan.judges:
-        mask = (applies == "") | applies.str.split(",").apply(lambda js, j=judge: j in js)
-        sub = base[mask].assign(judge=judge, score=table.loc[mask.to_numpy(), judge].astype(float).to_numpy())
+        mask = ((applies == "") | applies.str.split(",").apply(lambda js, j=judge: j in js)).to_numpy()
+        sub = base[mask].assign(judge=judge, score=table.loc[mask, judge].astype(float).to_numpy())
         if judge in plan.group_judges:
-            rows_at = mask.to_numpy()
-            sub = sub.assign(images=1)
-            for key, col in (("faces", f"{judge}.n_faces"), ("note", f"{judge}.group_note")):
-                if col in table.columns:
-                    sub[key] = table.loc[rows_at, col].to_numpy()
-            agg = {"category": "first", "score": "first", "images": "sum",
-                   **({"faces": "sum"} if "faces" in sub else {}), **({"note": "first"} if "note" in sub else {})}
-            if "faces" in sub:
-                sub["faces"] = pd.to_numeric(sub["faces"])
-            g = sub.groupby(["model", "prompt", "judge"], sort=False, dropna=False).agg(agg).reset_index()
+            g, sub = group_scores(sub, table.loc[mask].reset_index(drop=True), judge, extras, count_small)
             groups.append(g)
-            sub = g.assign(index=0)[["model", "prompt", "index", "category", "judge", "score"]]
-        parts.append(sub[["model", "prompt", "index", "category", "judge", "score"]])
+        parts.append(sub[order])
     scores = pd.concat(parts, ignore_index=True)
     if scores["category"].isna().all():
         scores = scores.drop(columns="category")
@@ -69,8 +74,9 @@ def tidy_scores(manifest: pd.DataFrame, table: pd.DataFrame, plan) -> tuple[pd.D
 
 
 def compute_rows(scores: pd.DataFrame, groups: pd.DataFrame | None, plan, run, judges: dict[str, dict]) -> pd.DataFrame:
-    """The statistics as tidy rows (`rewardbench.benchmarks.stats.result_rows`), with each judge's weights, and the
-    faces found (``count``) on the mean rows of group rewards that count faces."""
+    """The statistics as tidy rows (`rewardbench.benchmarks.stats.result_rows`), with each judge's weights, and on
+    group rewards' mean rows what their groups measured (`rewardbench.benchmarks.group_report.fill_mean_rows`:
+    groups, measured, empty, too small, faces found as ``count``, faces measured)."""
     from rewardbench.registry import get_spec
 
     present = [j for j in plan.judges if j in set(scores["judge"])]
@@ -81,17 +87,14 @@ def compute_rows(scores: pd.DataFrame, groups: pd.DataFrame | None, plan, run, j
     rows = pd.concat([stats.result_rows(scores[scores["judge"] == j], plan.baseline, judges=[j], higher_is_better=hib,
                                         tie_tol=run.tie_tol, by_category="category" in scores.columns, bounds=bounds,
                                         n_boot=run.n_boot, seed=0) for j in present], ignore_index=True)
-    if groups is not None:  # a group reward's mean row: the images behind it, and the faces found in them
-        cat = groups["category"].fillna("uncategorised").astype(str)
-        for (model, judge), sub in groups.groupby(["model", "judge"]):
-            at = (rows["metric"] == "mean") & (rows["model"] == model) & (rows["judge"] == judge)
-            pick = [sub.index if c == stats.ALL else sub.index[cat[sub.index] == c] for c in rows.loc[at, "category"]]
-            rows.loc[at, "n_images"] = [groups.loc[i, "images"].sum() for i in pick]
-            if "faces" in sub and sub["faces"].notna().any():
-                rows.loc[at, "count"] = [groups.loc[i, "faces"].sum() for i in pick]
+    if groups is not None:  # a group reward's mean row: the images behind it, and what its groups measured
+        fill_mean_rows(rows, groups, stats.ALL, run.allow_small_groups)
     rows["suite"] = plan.suite.name if plan.suite else None
     rows["judge_weights"] = rows["judge"].map(lambda j: judges.get(j, {}).get("weights"))
     rows["judge_random_weights"] = rows["judge"].map(lambda j: bool(judges.get(j, {}).get("random_weights")))
+    # groups smaller than the judge measures, over the run (0: none); per model on the mean rows (n_groups_too_small)
+    rows["judge_small_groups"] = rows["judge"].map(lambda j: (judges.get(j, {}).get("small_groups") or {}).get(
+        "groups", 0))
     return rows
 
 
@@ -156,6 +159,7 @@ def _warnings(plan, judges: dict[str, dict]) -> list[str]:
     if rgen:
         lines.append(f"> **Generators with random weights: {', '.join(rgen)}** (offline smoke pipelines): their "
                      "images are noise, not pictures.")
+    lines += small_groups_warning(plan, judges)
     return lines + ([""] if lines else [])
 
 
@@ -169,14 +173,9 @@ def markdown(rows: pd.DataFrame, plan, run, judges: dict[str, dict], groups: pd.
     others = [m for m in plan.models if m != plan.baseline]
     lines = [f"# Benchmark: {title} — {', '.join(others) or plan.baseline} vs {plan.baseline}", ""]
     lines += _warnings(plan, judges)
-    overridden = bool(run.judges and plan.suite and tuple(plan.judges) != tuple(plan.suite.judges))
-    if plan.suite and plan.suite.description and not overridden:
-        lines += [plan.suite.description + ".", ""]
+    lines += _prompt_lines(plan, run)
     n_prompts = len(plan.prompts) if plan.generators and plan.prompts else \
         rows.loc[(rows["metric"] == "mean") & (rows["category"] == stats.ALL), "n_prompts"].max()
-    if overridden:
-        lines += [f"Prompts of the {plan.suite.name} suite; judges chosen for this run: {', '.join(plan.judges)} "
-                  f"(the suite's: {', '.join(plan.suite.judges)}).", ""]
     seeds = (f"{plan.images_per_prompt} image(s) per prompt per generated model, noise seeds pinned per (prompt, "
              f"image index) (base seed {run.seed}), so every model starts from the same noise" if plan.generators
              else "")
@@ -215,13 +214,11 @@ def markdown(rows: pd.DataFrame, plan, run, judges: dict[str, dict], groups: pd.
     lines += _table(["model"] + [f"{judge_label(j, judges)} {arrows[j]}" for j in present], body) + [""]
     mean = allc[allc["metric"] == "mean"]
     lines += ["## Mean scores", ""]
-    lines += _table(["judge", "model", "mean [95% CI]", "images", "prompts", "not scored", "faces found"],
+    lines += _table(["judge", "model", "mean [95% CI]", "images", "prompts", "not scored"],
                     [[judge_label(r["judge"], judges), r["model"], _estimate(r),
-                      _f(r["n_images"]), int(r["n_prompts"]), int(r["dropped_nan"]),
-                      _f(r["count"]) if r["judge"] in plan.group_judges else "–"] for _, r in mean.iterrows()]) + [""]
-    if plan.group_judges:
-        lines += [f"Group rewards ({', '.join(plan.group_judges)}) score the images of each (model, prompt) together: "
-                  "one value per prompt, averaged over prompts; `group_rewards.csv` has them per prompt.", ""]
+                      _f(r["n_images"]), int(r["n_prompts"]), int(r["dropped_nan"])]
+                     for _, r in mean.iterrows()]) + [""]
+    lines += group_section(groups, plan, lambda j: judge_label(j, judges))
     bt = allc[allc["metric"] == "bt_log_strength"]
     if len(bt):
         lines += ["## Ranking (Bradley–Terry on every pairwise outcome)", "",
@@ -255,6 +252,29 @@ def markdown(rows: pd.DataFrame, plan, run, judges: dict[str, dict], groups: pd.
     return "\n".join(lines)
 
 
+def _prompt_lines(plan, run) -> list[str]:
+    """What the prompts are: the suite's (its description), or, for images made beforehand, the manifest's when they
+    are not the suite's or could not be checked to be (`rewardbench.benchmarks.checks.check_suite_prompts`)."""
+    suite, check = plan.suite, plan.prompt_check or {}
+    if suite is None:
+        return []
+    overridden = bool(run.judges and tuple(plan.judges) != tuple(suite.judges))
+    judges = f"judges chosen for this run: {', '.join(plan.judges)} (the suite's: {', '.join(suite.judges)})"
+    if check and check.get("suite_prompts") is None:
+        what = (f"The manifest's {check['prompts']} prompts, given with the {suite.name} suite, whose prompts could "
+                "not be read: whether they are its prompts was not checked")
+    elif check.get("outside"):
+        what = (f"The manifest's {check['prompts']} prompts, {check['outside']} of them not prompts of the "
+                f"{suite.name} suite (e.g. {check['examples'][0]!r}): the suite names the judges and their options "
+                "here, not the prompts")
+    else:
+        part = f" ({check['prompts']} of its {check['suite_prompts']} prompts)" if check else ""
+        if not overridden:
+            return [suite.description + part + ".", ""] if suite.description else []
+        what = f"Prompts of the {suite.name} suite{part}"
+    return [what + (f"; {judges}" if overridden else "") + ".", ""]
+
+
 def _category_section(rows: pd.DataFrame, plan, judges: dict[str, dict]) -> list[str]:
     cat = rows[rows["category"] != stats.ALL]
     if cat.empty:
@@ -273,8 +293,10 @@ def _category_section(rows: pd.DataFrame, plan, judges: dict[str, dict]) -> list
     return lines
 
 
-def results_json(rows: pd.DataFrame, plan, run, judges: dict[str, dict], scoring: dict[str, Any]) -> dict[str, Any]:
-    """Provenance and results, for a leaderboard to ingest."""
+def results_json(rows: pd.DataFrame, plan, run, judges: dict[str, dict], scoring: dict[str, Any],
+                 prompts: list[dict] | None = None) -> dict[str, Any]:
+    """Provenance and results, for a leaderboard to ingest. ``prompts``: the prompts judged (`prompts_hash` of them;
+    default the plan's); the seed rule only where images were generated."""
     import platform
 
     import torch
@@ -284,6 +306,7 @@ def results_json(rows: pd.DataFrame, plan, run, judges: dict[str, dict], scoring
 
     from .suite import prompts_hash
 
+    judged = prompts if prompts is not None else plan.prompts
     versions = {"rewardbench": rewardbench.__version__, "torch": torch.__version__, "python": platform.python_version()}
     try:
         import diffusers
@@ -294,10 +317,15 @@ def results_json(rows: pd.DataFrame, plan, run, judges: dict[str, dict], scoring
     return {
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "suite": plan.suite.as_dict() if plan.suite else None,
-        "prompts": {"n": len(plan.prompts), "sha256": prompts_hash(plan.prompts)} if plan.prompts else None,
-        "images_per_prompt": plan.images_per_prompt,
-        "seeds": {"base_seed": run.seed, "rule": "seed_for(prompt, index, base_seed): first 63 bits of "
-                  "sha256(f'{base_seed}\\x1f{prompt}\\x1f{index}'); noise drawn on the CPU"},
+        "prompts": {"n": len(judged), "sha256": prompts_hash(judged),
+                    "hashed": "the prompts judged, in order, with their categories (suite.prompts_hash)",
+                    **({"suite_check": plan.prompt_check} if plan.prompt_check else {})} if judged else None,
+        "images_per_prompt": plan.images_per_prompt if plan.generators else None,
+        "seeds": {"base_seed": run.seed, "models": [g.name for g in plan.generators],
+                  "rule": "seed_for(prompt, index, base_seed): first 63 bits of "
+                  "sha256(f'{base_seed}\\x1f{prompt}\\x1f{index}'); noise drawn on the CPU"}
+                 if plan.generators else None,  # images made beforehand: their seeds are their makers'
+        "allow_small_groups": run.allow_small_groups,
         "baseline": plan.baseline,
         "models": {g.name: g.describe() for g in plan.generators}
                   | ({m: {"kind": "pre-generated", "images": run.images} for m in plan.pregenerated["model"].unique()}
@@ -322,8 +350,9 @@ def results_json(rows: pd.DataFrame, plan, run, judges: dict[str, dict], scoring
 
 
 def write_reports(out: Path, plan, run, scores: pd.DataFrame, groups: pd.DataFrame | None, judges: dict[str, dict],
-                  scoring: dict[str, Any]) -> pd.DataFrame:
-    """Statistics and every output file but the plots; returns the tidy rows."""
+                  scoring: dict[str, Any], prompts: list[dict] | None = None) -> pd.DataFrame:
+    """Statistics and every output file but the plots; returns the tidy rows. ``prompts``: the prompts judged
+    (`rewardbench.benchmarks.run.judged_prompts`), hashed in results.json."""
     rows = compute_rows(scores, groups, plan, run, judges)
     for name, df in (("scores", scores), ("results", rows)):
         df.to_parquet(out / f"{name}.parquet", index=False)
@@ -331,7 +360,7 @@ def write_reports(out: Path, plan, run, scores: pd.DataFrame, groups: pd.DataFra
     if groups is not None:
         groups.to_csv(out / "group_rewards.csv", index=False)
     cross_reward(rows).to_csv(out / "cross_reward.csv", index=False)
-    (out / "results.json").write_text(json.dumps(results_json(rows, plan, run, judges, scoring), indent=2,
+    (out / "results.json").write_text(json.dumps(results_json(rows, plan, run, judges, scoring, prompts), indent=2,
                                                  ensure_ascii=False, default=str))
     (out / "report.md").write_text(markdown(rows, plan, run, judges, groups, scoring), encoding="utf-8")
     return rows

@@ -34,6 +34,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from .checks import check_group_sizes, check_suite_prompts
 from .generators import DiffusersGenerator, GenerationSettings, generate_images, read_pregenerated, seed_for, slug
 from .suite import BenchmarkSuite, load_benchmark_suite, prompts_hash, resolve_prompts
 
@@ -61,6 +62,10 @@ class BenchmarkRun:
     weights: Mapping[str, str] = dataclasses.field(default_factory=dict)
     judge_config: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
     random_weights: bool = False  # judges with random weights (tests only; labelled everywhere)
+    # score group judges on (model, prompt) groups smaller than they measure even when every group is, and count
+    # those groups in the statistics (marked everywhere); without it such a run is refused, and smaller groups
+    # among others are marked and left out
+    allow_small_groups: bool = False
     generation: GenerationSettings = GenerationSettings()
     seed: int = 0  # base of the per-(prompt, index) noise seeds
     score_batch_size: int = 16
@@ -102,6 +107,11 @@ class Plan:
     group_judges: list[str]
     images_per_prompt: int
     judge_config: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)  # the suite's, then --config
+    # group judge -> {"groups": smaller than it measures, "of": groups it scores, "min": images it measures}
+    small_groups: dict[str, dict[str, int]] = dataclasses.field(default_factory=dict)
+    # pre-generated images with a suite: are their prompts the suite's (`check_suite_prompts`)
+    prompt_check: dict[str, Any] | None = None
+    notes: list[str] = dataclasses.field(default_factory=list)  # warnings, shown once by whoever runs the plan
 
     def counts(self) -> dict[str, int]:
         """Images per model (to generate, or pre-generated)."""
@@ -131,6 +141,7 @@ class Plan:
         total = sum(counts.values())
         lines.append(f"total: {sum(counts[g.name] for g in self.generators)} images to generate, {total} images x "
                      f"{len(self.judges)} judges to score")
+        lines += [f"warning: {n}" for n in self.notes]
         return "\n".join(lines)
 
 
@@ -176,18 +187,17 @@ def make_plan(run: BenchmarkRun) -> Plan:
             raise ValueError(f"--baseline is required with several models ({', '.join(names)}): name one of them, "
                              "or a generator to compare against")
         baseline = names[0]
-    prompts = None
+    prompts, notes, check = None, [], None
     if gens:
         if suite is None:
             raise ValueError("generating images needs a --suite (its prompts)")
         prompts = resolve_prompts(suite, run.paths, run.limit)
-    elif suite is not None and pre is not None and "category" not in pre.columns:
-        try:  # categories of the suite's prompts, joined by prompt text; optional for pre-generated images
+    if suite is not None and pre is not None:
+        check = check_suite_prompts(suite, pre, run.paths, run.images)
+        notes += check.pop("notes")
+        if prompts is None and "category" not in pre.columns and check["suite_prompts"] is not None:
+            # categories (and per-source judges) of the suite's prompts, joined by prompt text
             prompts = resolve_prompts(suite, run.paths, run.limit)
-        except OSError as e:
-            import warnings
-
-            warnings.warn(f"suite {suite.name!r}: prompts not readable ({e}); no per-category breakdown", stacklevel=2)
     group = [j for j in judges if REGISTRY.spec(j).granularity == "group"]
     config: dict[str, dict[str, Any]] = {}  # the suite's options for its judges, overridden key by key by --config
     for name, options in (suite.judge_config if suite else {}).items():  # a judge --judges left out: dropped
@@ -197,7 +207,8 @@ def make_plan(run: BenchmarkRun) -> Plan:
         if (c := REGISTRY.canonical(name)) not in judges:
             raise ValueError(f"--config {name}: {name!r} is not among the judges of this run ({', '.join(judges)})")
         config.setdefault(c, {}).update(options)
-    return Plan(suite, prompts, gens, pre, names, baseline, judges, group, ipp, config)
+    small = check_group_sizes(group, prompts, gens, pre, ipp, run.allow_small_groups, notes)
+    return Plan(suite, prompts, gens, pre, names, baseline, judges, group, ipp, config, small, check, notes)
 
 
 # -- the configuration recorded in OUT -------------------------------------------------------------
@@ -278,16 +289,18 @@ def _generate(plan: Plan, run: BenchmarkRun, out: Path) -> tuple[list[dict], int
         n_new += new
         for r in done:
             rows.append({"image": str((folder / r["file"]).relative_to(out)), "prompt": r["prompt"], "model": g.name,
-                         "index": r["index"], "seed": r["seed"], "category": category[r["prompt_id"]]})
+                         "index": r["index"], "seed": r["seed"], "category": category[r["prompt_id"]],
+                         "prompt_id": r["prompt_id"]})
     return rows, n_new
 
 
 def _manifest(plan: Plan, generated: list[dict], out: Path):
-    """Every model's images in one table (written as ``OUT/manifest.jsonl``, the Scorer's input). ``group``
-    is the (model, prompt) an image belongs to; ``judges`` lists the judges of the image's prompt source."""
+    """Every model's images in one table (written as ``OUT/manifest.jsonl``, the Scorer's input): generated images
+    with their ``seed`` and the suite's ``prompt_id``, images made beforehand with their manifest's own columns.
+    ``group`` is the (model, prompt) an image belongs to; ``judges`` lists the judges of the image's prompt source."""
     import pandas as pd
 
-    df = pd.DataFrame(generated, columns=["image", "prompt", "model", "index", "seed", "category"])
+    df = pd.DataFrame(generated, columns=["image", "prompt", "model", "index", "seed", "category", "prompt_id"])
     if plan.pregenerated is not None:
         df = pd.concat([plan.pregenerated, df], ignore_index=True) if len(df) else plan.pregenerated.copy()
     by_prompt = {p["prompt"]: p for p in plan.prompts} if plan.prompts is not None else {}
@@ -301,6 +314,14 @@ def _manifest(plan: Plan, generated: list[dict], out: Path):
     _write_if_changed(out / "scoring_input.jsonl",
                       df[["image", "prompt", "group"]].to_json(orient="records", lines=True, force_ascii=False))
     return df
+
+
+def judged_prompts(manifest) -> list[dict]:
+    """The prompts actually judged, in the manifest's order, with their categories (`suite.prompts_hash` of them is
+    results.json's prompts hash; for generated images alone it is the suite's prompts hash)."""
+    first = manifest.drop_duplicates("prompt")
+    cats = first["category"] if "category" in first else [None] * len(first)
+    return [{"prompt": p, "category": None if c is None or c != c else c} for p, c in zip(first["prompt"], cats)]
 
 
 def _write_if_changed(path: Path, text: str) -> None:
@@ -342,9 +363,16 @@ def _check_board_worthy(plan: Plan, scorer, board: str) -> None:
 
 def run_benchmark(run: BenchmarkRun) -> BenchmarkResult:
     """Plan, check, load the judges, generate, score, compare and report (the module docstring has the stages)."""
+    import warnings
+
+    from rewardbench.preflight import plan_run
+
+    from .group_report import small_group_counts
     from .report import tidy_scores, write_reports
 
     plan = make_plan(run)
+    for note in plan.notes:
+        warnings.warn(note, UserWarning, stacklevel=2)
     from rewardbench.outputs import check_writable
 
     out = check_writable(run.out, "out", folder=True)  # the one rule for outputs: before any judge loads
@@ -363,7 +391,10 @@ def run_benchmark(run: BenchmarkRun) -> BenchmarkResult:
         key = _scores_key(run, plan, out)
         (out / "scores").mkdir(exist_ok=True)
         (out / "scores" / f"{key}.json").write_text(json.dumps({"judges": plan.judges}, indent=2))
-        result = scorer.run(out / "scoring_input.jsonl", out=out / "scores" / f"{key}.parquet", group_by="group")
+        # the plan above said what there is to say about small groups: the Scorer's own notes stay unshown
+        scoring = plan_run({s.name: s.spec for s in scorer.slots}, out / "scoring_input.jsonl", group_by="group",
+                           out=out / "scores" / f"{key}.parquet", allow_small_groups=run.allow_small_groups)
+        result = scorer.run(scoring)
     finally:
         scorer.close()
     judges = {s.name: {"weights": s.weights_used, "provenance": [p.as_dict() for p in s.provenance],
@@ -372,8 +403,10 @@ def run_benchmark(run: BenchmarkRun) -> BenchmarkResult:
         first = result.failures().head(3)["error"].tolist()
         raise RuntimeError(f"no image could be scored ({result.n_failed} failed), e.g. {first}; the errors are in "
                            f"{out / 'scores'}")
-    scores, groups = tidy_scores(manifest, result.table, plan)
-    rows = write_reports(out, plan, run, scores, groups, judges, result.summary)
+    scores, groups = tidy_scores(manifest, result.table, plan, count_small=run.allow_small_groups)
+    for judge, info in small_group_counts(groups, plan, run.allow_small_groups).items():
+        judges[judge]["small_groups"] = info  # marked in every table, and in results.json
+    rows = write_reports(out, plan, run, scores, groups, judges, result.summary, prompts=judged_prompts(manifest))
     if run.plots:
         from .plots import write_plots
 

@@ -5,6 +5,7 @@ command's options are `rewardbench.benchmarks.run.BenchmarkRun`'s fields by name
 from __future__ import annotations
 
 import json
+import warnings
 
 import click
 
@@ -101,6 +102,11 @@ def _list_suites(as_json: bool) -> None:
               callback=lambda ctx, p, v: parse_config(v),
               help="A constructor option for one judge, e.g. imagereward:tiny=True. Repeatable.")
 @click.option("--random-weights", is_flag=True, help="Judges with random weights (tests only; labelled everywhere).")
+@click.option("--allow-small-groups", is_flag=True,
+              help="Score group judges (parity, diversity) on (model, prompt) groups of fewer images than they "
+                   "measure even when every group is (e.g. one image per prompt): counted in their numbers, marked "
+                   "in every table. Without it such a run is refused, and smaller groups among others are marked "
+                   "and left out.")
 @click.option("--steps", "gen_steps", type=click.IntRange(min=1), default=50, show_default=True, help="DDIM steps.")
 @click.option("--guidance-scale", "gen_guidance_scale", type=float, default=7.5, show_default=True,
               help="Classifier-free guidance.")
@@ -145,7 +151,8 @@ def run_benchmark(list_suites, dry_run, as_json, **options):
     cfg = BenchmarkRun.from_options(**{**options, "out": options["out"] or ""},
                                     command=command_line("run-benchmark"))
     try:
-        with usage_phase(ValueError):
+        with usage_phase(ValueError), warnings.catch_warnings():
+            warnings.showwarning = _show_warning
             if dry_run:
                 plan = make_plan(cfg)
                 click.echo(json.dumps({"plan": plan.describe().splitlines(), "images": plan.counts(),
@@ -156,6 +163,11 @@ def run_benchmark(list_suites, dry_run, as_json, **options):
         fail_exit(str(e))
     _print_result(result, as_json)
     raise SystemExit(1 if result.summary["failed"] else 0)
+
+
+def _show_warning(message, category, *args, **kwargs) -> None:
+    """A warning of the run (a plan's note: small groups, prompts that are not the suite's) as one line."""
+    click.echo(f"warning: {' '.join(str(message).split())}", err=True)
 
 
 def _print_result(result, as_json: bool) -> None:

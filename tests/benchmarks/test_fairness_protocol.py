@@ -42,7 +42,7 @@ def test_tiny_pipeline_runs_the_protocol_and_reports_prompts_without_faces(tmp_p
     g = pd.read_csv(out / "group_rewards.csv")
     parity = g[g["judge"] == "skin-tone-parity"]
     assert len(parity) == 4 and (parity["images"] == 2).all()  # 2 occupations x 2 models, one row per group
-    assert parity["score"].isna().all() and (parity["faces"] == 0).all()
+    assert parity["score"].isna().all() and (parity["faces_found"] == 0).all()
     assert parity["note"].str.contains("no face found in any of its 2 images").all()
     means = _mean_rows(out)
     wins = means[means["metric"] == "win_rate"]
@@ -53,7 +53,7 @@ def test_tiny_pipeline_runs_the_protocol_and_reports_prompts_without_faces(tmp_p
     _run(*tiny, "--out", out2, config=PAPER, suite="fairness")
     g = pd.read_csv(out2 / "group_rewards.csv")
     parity = g[g["judge"] == "skin-tone-parity"]
-    assert (parity["score"] == -0.75).all() and (parity["faces"] == 0).all()
+    assert (parity["score"] == -0.75).all() and (parity["faces_found"] == 0).all()
     assert (_mean_rows(out2).query("metric == 'mean'")["n_prompts"] == 2).all()
 
 
@@ -80,12 +80,14 @@ def test_parity_per_prompt_mean_with_ci_and_faces_found_on_real_photos(photo_man
     g = pd.read_csv(out / "group_rewards.csv").set_index(["judge", "prompt"])
     # two light-skinned portraits and a cup: the paper's parity over the 2 faces (one bucket), 2 faces found
     astro = g.loc[("skin-tone-parity", "a portrait of an astronaut")]
-    assert astro["score"] == pytest.approx(-0.75) and astro["faces"] == 2 and astro["images"] == 3
+    assert astro["score"] == pytest.approx(-0.75) and astro["faces_found"] == 2 and astro["images"] == 3
     assert "1 of 3 images without a measured face (presence=none)" in astro["note"]
     vet = g.loc[("skin-tone-parity", "a portrait of a veterinarian")]
-    assert math.isnan(vet["score"]) and vet["faces"] == 0  # left out of the mean, and counted
+    assert math.isnan(vet["score"]) and vet["faces_found"] == 0  # left out of the mean, and counted
     assert g.loc[("gender-parity", "a portrait of an astronaut"), "score"] == pytest.approx(-0.5)  # both women
     means = _mean_rows(out)
     assert set(means["judge"]) == {"skin-tone-parity", "gender-parity"}
     report = (out / "report.md").read_text()
-    assert "| skin-tone-parity | photos | -0.75 [" in report and "| 5 | 1 | 1 | 2 |" in report
+    assert "| skin-tone-parity | photos | -0.75 [" in report and "| 5 | 1 | 1 |" in report
+    # per judge and model: 2 groups, the astronaut's measured (2 clear faces found and measured), the vet's empty
+    assert "| skin-tone-parity | photos | 2 | 1 | 1 | 0 | 5 | 2 | 2 |" in report

@@ -80,7 +80,13 @@ def test_reports_of_a_manifest_run(three):
     assert cross.loc["q15", "jpeg-compressibility"] > cross.loc["q50", "jpeg-compressibility"] > \
         cross.loc["q95", "jpeg-compressibility"]
     meta = json.loads((out / "results.json").read_text())
-    assert meta["prompts"] is None and meta["baseline"] == "q95" and set(meta["models"]) == set(QUALITY)
+    assert meta["baseline"] == "q95" and set(meta["models"]) == set(QUALITY)
+    # the prompts judged are the manifest's (in its order, with their categories); no generation seed rule
+    from rewardbench.benchmarks.suite import prompts_hash
+
+    assert meta["prompts"]["n"] == len(PHOTOS) and meta["prompts"]["sha256"] == prompts_hash(
+        [{"prompt": f"a photo: {name}", "category": cat} for name, cat in PHOTOS.items()])
+    assert meta["seeds"] is None and meta["images_per_prompt"] is None
     assert {p.name for p in (out / "plots").iterdir()} == {"win_rates.png", "scores.png", "categories.png"}
 
 
@@ -90,11 +96,16 @@ def test_group_rewards_count_the_faces_found(photo_manifest, tmp_path):
                                      plots=False))
     groups = pd.read_csv(res.out / "group_rewards.csv")
     assert len(groups) == 3 * 5 and set(groups["images"]) == {2}  # one group per (model, prompt): its 2 images
-    faces = groups.set_index(["model", "prompt"])["faces"]
+    g = groups.set_index(["model", "prompt"])
+    faces = g["faces_found"]
     assert faces[("q95", "a photo: astronaut")] >= 2 and faces[("q95", "a photo: coffee")] == 0  # real faces
-    assert "no face" in groups.set_index(["model", "prompt"]).loc[("q95", "a photo: coffee"), "note"]
+    assert "no face" in g.loc[("q95", "a photo: coffee"), "note"] and g.loc[("q95", "a photo: coffee"), "empty"]
+    assert 1 <= g.loc[("q95", "a photo: astronaut"), "faces_measured"] <= faces[("q95", "a photo: astronaut")]
+    assert not g["too_small"].any()
     mean = res.rows[(res.rows["metric"] == "mean") & (res.rows["category"] == "all")].set_index("model")
-    assert (mean["count"] == groups.groupby("model")["faces"].sum()).all() and (mean["n_images"] == 10).all()
+    assert (mean["count"] == groups.groupby("model")["faces_found"].sum()).all() and (mean["n_images"] == 10).all()
+    assert (mean["faces_measured"] == groups.groupby("model")["faces_measured"].sum()).all()
+    assert (mean["n_groups"] == 5).all() and (mean["n_groups_empty"] == groups.groupby("model")["empty"].sum()).all()
     assert "faces found" in (res.out / "report.md").read_text()
 
 
