@@ -60,7 +60,7 @@ def group_scores(sub: pd.DataFrame, table: pd.DataFrame, judge: str, extras: lis
                      "note": "first"}).reset_index()
     for k in ("faces_found", "faces_measured"):
         if k in g:
-            g[k] = pd.to_numeric(g[k])
+            g[k] = pd.to_numeric(g[k]).round().astype("Int64")  # counts; missing where a group was not scored
     for k in ("empty", "too_small"):
         if k in g:
             g[k] = _flag(g[k])
@@ -147,7 +147,9 @@ def group_section(groups: pd.DataFrame | None, plan, label) -> list[str]:
         return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else str(int(v))
 
     body = []
-    for (judge, model), g in groups.groupby(["judge", "model"], sort=False):
+    by = dict(list(groups.groupby(["judge", "model"], sort=False)))
+    for judge, model in [(j, m) for j in plan.group_judges for m in plan.models if (j, m) in by]:
+        g = by[(judge, model)]
         c = group_counts(g)
         body.append([label(judge), model, c["n_groups"], c["n_groups_measured"], cell(c["n_groups_empty"]),
                      c["n_groups_too_small"], int(g["images"].sum()), cell(c["count"]), cell(c["faces_measured"])])

@@ -84,6 +84,22 @@ def test_win_rate_matches_a_count_by_hand(bench):
     assert man.groupby(["prompt", "index"])["seed"].nunique().max() == 1 and man["seed"].nunique() == 10
 
 
+def test_scores_keep_each_images_file_seed_and_prompt_id(bench):
+    out, _, _ = bench
+    s = pd.read_csv(out / "scores.csv")
+    prompts = [json.loads(line) for line in (out / "prompts.jsonl").read_text().splitlines()]
+    img = s[s["judge"] == "jpeg-compressibility"]
+    assert img["image"].map(lambda f: (out / f).is_file()).all() and img["seed"].notna().all()
+    assert (img["prompt_id"].map(lambda i: prompts[i]["prompt"]) == img["prompt"]).all()  # the suite's prompt ids
+    from rewardbench.benchmarks.generators import seed_for
+
+    assert (img.apply(lambda r: seed_for(r["prompt"], r["index"]), axis=1) == img["seed"]).all()
+    meta = json.loads((out / "results.json").read_text())
+    config = json.loads((out / "config.json").read_text())
+    assert meta["prompts"]["sha256"] == config["prompts_sha256"]  # generated: the prompts judged are the suite's
+    assert meta["seeds"]["models"] == ["ft", "base"]
+
+
 def test_random_weight_judges_are_labelled_everywhere(bench):
     out, _, _ = bench
     report = (out / "report.md").read_text()
