@@ -111,6 +111,8 @@ def _pil_to_rgb(img: Image.Image) -> Image.Image:
             arr = np.clip(arr.astype(np.float64) / 65535.0, 0.0, 1.0)
         gray = np.round(arr * 255.0).astype(np.uint8)
         return Image.fromarray(gray, mode="L").convert("RGB")
+    if img.mode == "RGB":  # already: no copy (decoding a generated JPEG or PNG lands here)
+        return img
     if img.mode == "P" and "transparency" in img.info:
         img = img.convert("RGBA")
     return img.convert("RGB")

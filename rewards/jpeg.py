@@ -20,6 +20,8 @@ from torch import nn
 from rewardbench import BackboneReward, RewardOutput, RewardSpec, register_reward
 from rewardbench.images import uint8_view
 
+from ._runtime import parallel_map
+
 JPEG_QUALITY = 95  # ddpo-pytorch rewards.py: pil.save(buffer, format="JPEG", quality=95)
 _DDPO = "Black et al., Training Diffusion Models with Reinforcement Learning (DDPO), arXiv 2305.13301"
 JPEG_BACKBONE = "jpeg-size:pil"  # spec.backbone of both rewards: PIL's JPEG encoder, sizes shared
@@ -27,11 +29,13 @@ JPEG_BACKBONE = "jpeg-size:pil"  # spec.backbone of both rewards: PIL's JPEG enc
 
 def jpeg_size_kb(pixels: torch.Tensor, quality: int = JPEG_QUALITY) -> torch.Tensor:
     """Size in kB (1000 bytes) of each image of ``[B,3,H,W]`` (floats in [0, 1], or uint8) saved as JPEG."""
-    sizes = []
-    for arr in uint8_view(pixels):
+    def size(arr) -> float:
         buf = io.BytesIO()
         Image.fromarray(arr).save(buf, format="JPEG", quality=quality)
-        sizes.append(buf.tell() / 1000.0)
+        return buf.tell() / 1000.0
+
+    # PIL encodes without holding the GIL: images side by side on the cores torch was given
+    sizes = parallel_map(size, uint8_view(pixels))
     return torch.tensor(sizes, dtype=torch.float32, device=pixels.device)
 
 

@@ -114,3 +114,35 @@ def test_pixels_to_uint8_rounds_like_diffusers():
     x = torch.tensor([0.0, 0.5, 1.0, 0.998]).view(1, 1, 1, 4).expand(1, 3, 1, 4)
     u = pixels_to_uint8(x)
     assert u.shape == (1, 1, 4, 3) and u[0, 0, :, 0].tolist() == [0, 128, 255, 254]
+
+
+def test_floats_made_from_uint8_give_their_bytes_back_exactly():
+    """The harness's floats remember the bytes they were decoded from; every byte value comes back as
+    pixels_to_uint8 would compute it (round(k / 255 * 255) == k), through row selection too, and a change of the
+    floats in place makes the memory stale."""
+    from rewardbench.images import pixels_from_uint8, select_rows, uint8_source, uint8_view
+
+    u8 = torch.arange(256, dtype=torch.uint8).view(1, 16, 16, 1).expand(3, 16, 16, 3).contiguous()
+    u8[1] = 255 - u8[1]
+    px = pixels_from_uint8(u8)
+    assert px.shape == (3, 3, 16, 16) and torch.equal(px, u8.permute(0, 3, 1, 2).float() / 255)
+    computed = (px.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    back = pixels_to_uint8(px)
+    assert np.array_equal(back, computed) and back.flags.writeable and not np.shares_memory(back, u8.numpy())
+    view = uint8_view(px)
+    assert np.array_equal(view, computed) and not view.flags.writeable and np.shares_memory(view, u8.numpy())
+    rows = select_rows(px, torch.tensor([2, 0]))
+    assert np.array_equal(pixels_to_uint8(rows), computed[[2, 0]]) and uint8_source(rows) is not None
+    assert np.array_equal(uint8_view(u8.permute(0, 3, 1, 2)), computed)  # a uint8 batch passes through
+    px.mul_(0.5)
+    assert uint8_source(px) is None  # changed in place: converted again from the floats
+    assert np.array_equal(pixels_to_uint8(px), (px * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy())
+    # a uint8 batch given to a reward is converted the same way, and remembered
+    batch = as_pixels(u8.permute(0, 3, 1, 2))
+    assert uint8_source(batch) is not None and torch.equal(batch, u8.permute(0, 3, 1, 2).float() / 255)
+
+
+def test_pixels_to_uint8_is_unchanged_off_the_uint8_path():
+    x = torch.randn(2, 3, 7, 9) * 0.7 + 0.5  # values outside [0, 1] too
+    expected = (x.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    assert np.array_equal(pixels_to_uint8(x), expected)

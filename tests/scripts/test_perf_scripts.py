@@ -77,3 +77,24 @@ def test_profile_scorer_splits_the_main_thread_time(tmp_path):
     assert 0 < e["in_score_batch_s"] < e["seconds"]
     assert (tmp_path / "profile.json").exists() and (tmp_path / "top_ops.txt").read_text().strip()
     assert r["F_top_cpu_ops"] and all(op["count"] > 0 for op in r["F_top_cpu_ops"])
+
+
+def test_bench_offline_times_both_checkouts_and_writes_its_tables(shared_data, tmp_path):
+    """A tiny run of scripts/perf/bench_offline.py on calibration images, with this checkout standing in for the
+    older one (``--before``): every measurement is there, in JSON, CSV and markdown, and a profile is written."""
+    import bench_offline
+
+    data = shared_data / "faces-calibration"
+    if not (data / "labels.csv").is_file():
+        pytest.skip(f"{data}/labels.csv not found")
+    out = tmp_path / "offline.json"
+    root = str(PERF.parents[1])
+    r = bench_offline.main(["--n-images", "6", "--rounds", "1", "--configs", "jpeg", "--workers", "0",
+                            "--before", root, "--data", str(data), "--json", str(out)])
+    assert set(r["results"]) == {"pil", "jpeg/after", "jpeg/before"} and r["checkouts"]["before"] == root
+    assert r["results"]["jpeg/after"]["images_per_s"] > 0 and r["goals"]["jpeg"]["metric"] == "ratio_to_pil"
+    assert out.with_suffix(".csv").read_text().count("\n") == 4 and "jpeg-compressibility" in \
+        out.with_suffix(".md").read_text()
+    p = bench_offline.main(["--profile", "--n-images", "3", "--data", str(data), "--results", str(tmp_path)])
+    text = (tmp_path / "offline_profile_after.txt").read_text()
+    assert p["after"]["seconds"] > 0 and "CenterFace |" in text and "## top 30 by cumulative" in text
