@@ -5,7 +5,8 @@ grayscale and an RGBA image) to ``OUT/images`` with a manifest of prompts, then 
 every reward that needs no download (``spec.offline``), grouping by prompt for group-level
 rewards, and writes ``OUT/scores.parquet`` and ``OUT/scores.csv`` (one row per image) and
 ``OUT/groups.csv`` (one row per prompt group). It prints image rewards per image and group rewards
-once per group, with their notes (a group with no face says so instead of showing a number).
+once per group, with their notes (a group with no face, or a group of fewer images than the reward measures,
+says so instead of showing a number).
 """
 
 from __future__ import annotations
@@ -73,8 +74,9 @@ def demo_tables(result) -> str:
         for name in group_rewards:
             # fairness rewards count the people they measured: with nobody measured the value is a
             # placeholder (the metric's worst), not a measurement
-            measured = g.get(f"{name}.group_people")
-            row[name] = "no face" if measured == 0 else "-" if pd.isna(g[name]) else f"{g[name]:.4g}"
+            measured, small = g.get(f"{name}.group_people"), g.get(f"{name}.group_too_small")
+            row[name] = "too small" if small is not None and not pd.isna(small) and bool(small) else \
+                "no face" if measured == 0 else "-" if pd.isna(g[name]) else f"{g[name]:.4g}"
         row["note"] = g["note"]
         rows.append(row)
     parts.append(f"\ngroup rewards, one row per group ({','.join(result.group_by)}):")
@@ -94,6 +96,7 @@ def run_demo(out_dir: str | Path, rewards: list[str] | None = None, batch_size: 
     by prompt for group rewards: ``OUT/scores.parquet``, ``OUT/scores.csv`` and, with group rewards,
     ``OUT/groups.csv``. Returns the `rewardbench.harness.ScoreResult`."""
     from .harness import Scorer
+    from .preflight import plan_run
     from .registry import REGISTRY
 
     out_dir = Path(out_dir)
@@ -101,8 +104,11 @@ def run_demo(out_dir: str | Path, rewards: list[str] | None = None, batch_size: 
     has_group = any(REGISTRY.spec(n).granularity == "group" for n in names)
     manifest = write_demo_images(out_dir)
     scorer = Scorer(names, batch_size=batch_size, device="cpu", num_workers=0, progress=progress)
-    result = scorer.run(str(manifest), out=str(out_dir / "scores.parquet"), group_by="prompt" if has_group else None,
-                        resume=False, overwrite=True)
+    # five prompts have one photo each: too small for a group reward, which the group table says ("too small");
+    # the plan's note saying so again is not shown
+    plan = plan_run({s.name: s.spec for s in scorer.slots}, str(manifest), out=str(out_dir / "scores.parquet"),
+                    group_by="prompt" if has_group else None)
+    result = scorer.run(plan, resume=False, overwrite=True)
     result.table.to_csv(out_dir / "scores.csv", index=False)
     if result.groups is not None:
         result.groups.to_csv(out_dir / "groups.csv", index=False)

@@ -42,8 +42,11 @@ def test_demo_prints_group_rewards_once_per_group_with_their_notes(tmp_path):
     for p in prompts:  # each group once
         assert sum(line.startswith(p + " ") for line in per_group.splitlines()) == 1, p
     coffee = next(line for line in per_group.splitlines() if line.startswith("a cup of coffee"))
-    assert "no face" in coffee and "no face found in any of its 1 images" in coffee
-    assert "-0.75" not in coffee  # the placeholder is not shown as a measurement
+    # one photo: too small for a group reward (and nobody in it), said in its cells and its note, not as numbers
+    assert coffee.count("too small") == 2 and "no face found in any of its 1 images" in coffee
+    assert "-0.75" not in coffee and "1.0" not in coffee
+    people = next(line for line in per_group.splitlines() if line.startswith("a portrait of a person"))
+    assert "too small" not in people and "UserWarning" not in r.output
     groups = pd.read_csv(tmp_path / "d" / "groups.csv")
     assert sorted(groups["prompt"]) == sorted(prompts) and groups["size"].sum() == len(DEMO_PHOTOS)
 

@@ -50,7 +50,9 @@ Re-running the same command resumes (generation and scoring, even after kill -9)
 new --judges reuse the images already made; any other change on the same --out is refused.
 Exit codes: 0 done (the report written, every image scored); 1 the report written but some images failed to
 score (left out, counted), or a prompt source could not be read; 2 usage error (an unknown suite or judge, a bad
-option, missing judge weights, an --out that cannot be written, a changed configuration on the same --out).
+option, missing judge weights, an --out that cannot be written, a changed configuration on the same --out, a
+group judge (parity, diversity) whose every (model, prompt) group has fewer images than it measures: give more
+images per prompt, or --allow-small-groups).
 """
 
 
