@@ -36,9 +36,12 @@ def multi_model_manifest(shared_data, tmp_path):
 def test_multi_model_manifest_end_to_end(multi_model_manifest, tmp_path):
     m, manifest = multi_model_manifest
     out, gt = tmp_path / "s.parquet", tmp_path / "g.parquet"
-    res = CliRunner().invoke(score, ["--model", MODELS, "--images", str(m), "--group-by", "prompt,model", "--out",
-                                     str(out), "--group-table", str(gt), "--json", "--no-progress",
-                                     "--num-workers", "0"])
+    args = ["--model", MODELS, "--images", str(m), "--group-by", "prompt,model", "--out", str(out), "--group-table",
+            str(gt), "--json", "--no-progress", "--num-workers", "0"]
+    # one image per (prompt, model): every group is smaller than a parity or Vendi measures, refused unless asked
+    refused = CliRunner().invoke(score, args)
+    assert refused.exit_code == 2 and "--allow-small-groups" in refused.output
+    res = CliRunner().invoke(score, [*args, "--allow-small-groups"])
     assert res.exit_code == 0, res.output
     summary = json.loads(res.output[res.output.index("{"):])["summary"]
     t, g = pd.read_parquet(out), pd.read_parquet(gt)
@@ -54,6 +57,8 @@ def test_multi_model_manifest_end_to_end(multi_model_manifest, tmp_path):
     # each group's details on its rows, and once in its row of the group table with one note for the group
     assert (t.groupby(["prompt", "model"])["skin-tone-parity.group_people"].nunique() == 1).all()
     assert g["note"].str.contains("without a measured face|no face", regex=True).any()
+    assert g["skin-tone-parity.group_too_small"].all() and g["vendi.group_too_small"].all()
+    assert (t["vendi"] == 1).all()  # Vendi of one image, by definition: why such groups are marked
 
     # the summary, recomputed by a reader from the two tables
     assert summary["rows"] == len(t) and summary["failed"] == int(t["error"].notna().sum())
@@ -64,6 +69,7 @@ def test_multi_model_manifest_end_to_end(multi_model_manifest, tmp_path):
         values = (g if per_group else t)[name].dropna().astype(float)
         assert per_group == (name in ("skin-tone-parity", "vendi"))
         assert stats["n"] == len(values) and stats["of"] == len(g if per_group else t)
+        assert stats.get("too_small", 0) == (len(g) if per_group else 0)  # counted, as asked
         assert stats["mean"] == pytest.approx(values.mean(), rel=1e-6, abs=1e-9)
         assert stats["std"] == pytest.approx(values.std(ddof=0), rel=1e-6, abs=1e-9)
         assert (stats["min"], stats["max"]) == pytest.approx((values.min(), values.max()))
@@ -91,7 +97,7 @@ def test_parities_of_a_multi_model_set_come_from_people_only(shared_data, tmp_pa
     gt = tmp_path / "g.csv"
     res = CliRunner().invoke(score, ["--model", "skin-tone-parity,gender-parity", "--images", str(m), "--group-by",
                                      "prompt,model", "--out", str(tmp_path / "s.csv"), "--group-table", str(gt),
-                                     "--no-progress", "--num-workers", "0"])
+                                     "--no-progress", "--num-workers", "0", "--allow-small-groups"])  # 1 per group
     assert res.exit_code == 0, res.output
     g = pd.read_csv(gt).merge(df.groupby(["prompt", "model"], as_index=False)[
         ["human_faces", "small_or_unclear_faces", "people_without_face"]].sum(), on=["prompt", "model"])
