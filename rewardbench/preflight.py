@@ -244,7 +244,6 @@ def plan_run(rewards: str | Sequence[str] | Mapping[str, RewardSpec], source: An
         gb = ("group",)
     notes = check_source(specs, src, gb)
     grouped = any(s.granularity == "group" for s in specs.values())
-    notes += check_group_sizes(specs, src, gb, allow_small_groups)
     out_p, gt_p = paths["--out"], paths["--group-table"]
     if gt_p is not None and not grouped:
         raise UsageError(f"--group-table {gt_p}: no group reward in this run ({', '.join(specs)})")
@@ -254,5 +253,6 @@ def plan_run(rewards: str | Sequence[str] | Mapping[str, RewardSpec], source: An
     out_p, gt_p = paths["--out"], paths["--group-table"]
     if out_p is not None and gt_p is not None and gt_p.resolve() == out_p.resolve():
         raise UsageError(f"--group-table {gt_p}: the same file as --out")
+    notes += check_group_sizes(specs, src, gb, allow_small_groups)  # last: it reads the input's rows once
     return RunPlan(src, gb if grouped else None, tuple(specs), specs, out_p, gt_p, tuple(notes),
                    bool(allow_small_groups))

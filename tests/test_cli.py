@@ -94,7 +94,7 @@ def test_a_usage_mistake_is_one_line_and_exit_2(command):
 OUT_ARGS = [
     ["score", "--model", "jpeg-compressibility", "--images", "IMAGES", "--out", "OUT/s.parquet"],
     ["score", "--model", "vendi", "--images", "IMAGES", "--prompts", "PROMPTS", "--group-by", "prompt", "--out",
-     "OK/s.parquet", "--group-table", "OUT/g.csv"],
+     "OK/s.parquet", "--group-table", "OUT/g.csv", "--allow-small-groups"],  # one image: a group too small
     ["run-benchmark", "--images", "IMAGES", "--prompts", "PROMPTS", "--judges", "jpeg-compressibility", "--out",
      "OUT/run"],
     ["agreement", "--dataset", "photo-distortions", "--rewards", "jpeg-compressibility", "--out", "OUT/r.csv"],
