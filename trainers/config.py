@@ -136,7 +136,8 @@ class EvalConfig:
 
     suite: str = "preference"  # a run-benchmark suite (benchmarks/suites) or a YAML path: held-out prompts
     prompts: int = 50  # the first N prompts of each of the suite's sources (the same at every evaluation)
-    images_per_prompt: int | None = None  # None: the suite's
+    # None: the suite's, or 4 when a judge is a group reward (diversity, parity: evaluate.eval_images_per_prompt)
+    images_per_prompt: int | None = None
     judges: tuple[str, ...] = ("aesthetic", "clipscore", "hpsv2", "vendi")  # besides the training rewards
     training_rewards: bool = True  # judge with every task's registered reward too
     baseline: bool = True  # also generate the base model's images: win rates against it, its means as reference

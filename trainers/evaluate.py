@@ -44,14 +44,31 @@ def eval_judges(config: Config, task_rewards: Sequence[Any]) -> list[str]:
     return judges
 
 
+# images per prompt of an evaluation with a group judge when eval.images_per_prompt is not set: diversity and parity
+# need several images of a prompt (a group judge's min_group_size is only the least it can measure)
+GROUP_EVAL_IMAGES = 4
+
+
+def eval_images_per_prompt(config: Config, judges: Sequence[str]) -> int:
+    """Images per prompt of the held-out evaluation: ``eval.images_per_prompt``, or else the suite's, raised to
+    `GROUP_EVAL_IMAGES` (at least each group judge's ``min_group_size``) when a judge is a group reward."""
+    from rewardbench.benchmarks.suite import load_benchmark_suite
+    from rewardbench.registry import get_spec
+
+    if config.eval.images_per_prompt:
+        return config.eval.images_per_prompt
+    ipp = load_benchmark_suite(config.eval.suite).images_per_prompt
+    group = [get_spec(j) for j in judges if get_spec(j).granularity == "group"]
+    return max([ipp, *([GROUP_EVAL_IMAGES] if group else []), *(s.min_group_size for s in group)])
+
+
 def _check_group_judges(config: Config, judges: Sequence[str]) -> None:
     """A group judge (diversity, parity) scores the images of one prompt together: refused before training when
     the evaluation makes fewer images per prompt than it measures (Vendi of one image is 1.0 by definition)."""
-    from rewardbench.benchmarks.suite import load_benchmark_suite
     from rewardbench.errors import UsageError
     from rewardbench.registry import get_spec
 
-    ipp = config.eval.images_per_prompt or load_benchmark_suite(config.eval.suite).images_per_prompt
+    ipp = eval_images_per_prompt(config, judges)
     small = [j for j in judges if get_spec(j).min_group_size > ipp]
     if small:
         need = max(get_spec(j).min_group_size for j in small)
@@ -110,7 +127,7 @@ def evaluate(config: Config, unet: torch.nn.Module, step: int, judges: list[str]
     run = BenchmarkRun(
         out=str(root / f"step_{step:06d}"), suite=e.suite, models=(f"{name}={weights}",),
         baseline=f"base={_base_source(config)}" if e.baseline else None, paths=dict(config.run.prompt_paths),
-        limit=e.prompts, images_per_prompt=e.images_per_prompt, judges=tuple(judges),
+        limit=e.prompts, images_per_prompt=eval_images_per_prompt(config, judges), judges=tuple(judges),
         random_weights=e.random_weights, seed=e.seed, n_boot=e.n_boot, plots=False, progress=False,
         generation=GenerationSettings(steps=s.num_steps, guidance_scale=s.guidance_scale, resolution=m.resolution,
                                       negative_prompt=s.negative_prompt, dtype=dtype, device=str(device),

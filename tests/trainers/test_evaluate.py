@@ -84,3 +84,20 @@ def test_group_judges_need_as_many_images_per_prompt_as_they_measure():
     # without eval.images_per_prompt the suite's count applies (the fairness suite's 16)
     assert eval_judges(load_config(SMOKE, ["eval.images_per_prompt=null"]), []) == ["vendi",
                                                                                      "pairwise-cosine-distance"]
+
+
+def test_a_group_judge_gets_several_images_per_prompt_unless_told_otherwise():
+    """The default held-out judges include Vendi, a group reward: by default the evaluation makes 4 images of each
+    prompt (the preference suite makes 1); an explicit eval.images_per_prompt below a judge's minimum is refused
+    before training; without a group judge the suite's count stands."""
+    from rewardbench.errors import UsageError
+    from rewardbench.trainers.config import load_config
+    from rewardbench.trainers.evaluate import eval_images_per_prompt, eval_judges
+
+    cfg = load_config(None, ["run.eval_every=1"])
+    judges = eval_judges(cfg, ["jpeg-compressibility"])
+    assert "vendi" in judges and eval_images_per_prompt(cfg, judges) == 4
+    plain = load_config(None, ["run.eval_every=1", "eval.judges=[aesthetic]"])
+    assert eval_images_per_prompt(plain, eval_judges(plain, ["jpeg-compressibility"])) == 1
+    with pytest.raises(UsageError, match="eval.images_per_prompt=2"):
+        eval_judges(load_config(None, ["run.eval_every=1", "eval.images_per_prompt=1"]), ["jpeg-compressibility"])
