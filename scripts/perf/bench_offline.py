@@ -145,7 +145,10 @@ def _profile_text(prof: cProfile.Profile, seconds: float, n: int) -> str:
     cum: dict[str, float] = {}
     for (_, _, name), (_, _, _, ct, _) in stats.stats.items():  # type: ignore[attr-defined]
         cum[name] = max(cum.get(name, 0.0), ct)
-    lines = [f"{n} images, one thread, decoding in the process: {seconds:.1f} s ({n / seconds:.2f} images/s)", "",
+    lines = [f"{n} images, torch and the thread pool on one thread, decoding in the process: {seconds:.1f} s "
+             f"({n / seconds:.2f} images/s). Parts are cumulative times of the functions named in PARTS, so a part "
+             "called inside another counts in both (float -> uint8 inside JPEG, diversity and the people pipeline). "
+             "onnxruntime sessions that set no thread count (the older code's) use their default, the cores.", "",
              "part | ms per image | share", "--- | --- | ---"]
     for part, names in PARTS:
         t = sum(cum.get(name, 0.0) for name in names)
