@@ -303,10 +303,11 @@ def measure(args) -> dict:
 
 
 def render(r: dict) -> str:
-    if "not_measured" in r:
-        return f"{r['preset']} preset ({r['device']}): not measured ({r['not_measured']})"
     lines = ["| measurement | code | images/s (best round) | / PIL loop (median round) | load (1 min) |",
              "| --- | --- | --- | --- | --- |"]
+    if "not_measured" in r:
+        lines += [f"| {LABELS[c]} ({r['device']}) | after | not measured | not measured | - |" for c in r["configs"]]
+        return "\n".join(lines + ["", f"{r['preset']} preset: not measured ({r['not_measured']})."])
     for key, v in r["results"].items():
         code = key.split("/")[1] if "/" in key else ""
         lines.append(f"| {v['label']} | {code} | {v['images_per_s']:.1f} | {v['ratio_to_pil_median']:.3f} | "
