@@ -27,7 +27,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .images import IMAGE_EXTENSIONS
+from .images import IMAGE_EXTENSIONS, path_problem
 
 MANIFEST_EXTENSIONS = (".jsonl", ".ndjson", ".csv", ".tsv", ".parquet", ".pq")
 DEFAULT_CHUNK_ROWS = 4096
@@ -186,39 +186,6 @@ def _is_image_name(p: Path) -> bool:
     """Named like an image (and not hidden), whatever it is: a dangling link or a folder named ``x.jpg`` is listed
     and becomes a row with its error (`path_problem`), never left out silently."""
     return p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")
-
-
-def path_problem(path: str | os.PathLike) -> str | None:
-    """Why ``path`` is not a file that can be read, in words, or None when it is one (symbolic links followed).
-
-    Example:
-        >>> import os, tempfile
-        >>> d = tempfile.mkdtemp()
-        >>> os.symlink("gone.png", os.path.join(d, "a.png")); os.symlink("b.png", os.path.join(d, "c.png"))
-        >>> os.symlink("c.png", os.path.join(d, "b.png")); os.mkdir(os.path.join(d, "x.jpg"))
-        >>> for name in ("a.png", "c.png", "x.jpg", "nothing.png"):
-        ...     print(path_problem(os.path.join(d, name)))
-        dangling symbolic link (to gone.png, which does not exist)
-        symbolic link loop
-        a directory, not an image file
-        no such file
-    """
-    import errno
-    import stat
-
-    try:
-        st = os.stat(path)
-    except OSError as e:
-        if e.errno == errno.ELOOP:
-            return "symbolic link loop"
-        if os.path.islink(path):
-            return f"dangling symbolic link (to {os.readlink(path)}, which does not exist)"
-        return "no such file" if e.errno == errno.ENOENT else (e.strerror or str(e)).lower()
-    if stat.S_ISDIR(st.st_mode):
-        return "a directory, not an image file"
-    if not stat.S_ISREG(st.st_mode):
-        return "not a regular file (a pipe, socket or device)"
-    return None
 
 
 class FolderSource(Source):

@@ -63,6 +63,39 @@ class ImageError(ValueError):
     """An input that is not a usable image; the message names the item and why."""
 
 
+def path_problem(path: str | os.PathLike) -> str | None:
+    """Why ``path`` is not a file that can be read, in words, or None when it is one (symbolic links followed).
+
+    Example:
+        >>> import os, tempfile
+        >>> d = tempfile.mkdtemp()
+        >>> os.symlink("gone.png", os.path.join(d, "a.png")); os.symlink("b.png", os.path.join(d, "c.png"))
+        >>> os.symlink("c.png", os.path.join(d, "b.png")); os.mkdir(os.path.join(d, "x.jpg"))
+        >>> for name in ("a.png", "c.png", "x.jpg", "nothing.png"):
+        ...     print(path_problem(os.path.join(d, name)))
+        dangling symbolic link (to gone.png, which does not exist)
+        symbolic link loop
+        a directory, not an image file
+        no such file
+    """
+    import errno
+    import stat
+
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "symbolic link loop"
+        if os.path.islink(path):
+            return f"dangling symbolic link (to {os.readlink(path)}, which does not exist)"
+        return "no such file" if e.errno == errno.ENOENT else (e.strerror or str(e)).lower()
+    if stat.S_ISDIR(st.st_mode):
+        return "a directory, not an image file"
+    if not stat.S_ISREG(st.st_mode):
+        return "not a regular file (a pipe, socket or device)"
+    return None
+
+
 def load_image(path: str | os.PathLike, max_pixels: int | None = None) -> Image.Image:
     """Open and fully decode an image file, returning an RGB PIL image.
 
@@ -76,7 +109,7 @@ def load_image(path: str | os.PathLike, max_pixels: int | None = None) -> Image.
     path = Path(path)
     limit = MAX_PIXELS if max_pixels is None else max_pixels
     if not path.is_file():
-        raise ImageError(f"{path}: no such file")
+        raise ImageError(f"{path}: {path_problem(path) or 'not a readable file'}")
     if path.stat().st_size == 0:
         raise ImageError(f"{path}: empty file (0 bytes)")
     try:

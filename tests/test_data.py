@@ -219,7 +219,7 @@ def _odd_entries(folder):
 
 def test_a_folder_lists_dangling_links_loops_and_folders_named_like_images(photo_dir):
     """Each becomes a row (and, when scored, a row with its error), never silently left out."""
-    from rewardbench.data import path_problem
+    from rewardbench.images import path_problem
 
     odd = _odd_entries(photo_dir)
     src = open_source(photo_dir)
@@ -238,8 +238,9 @@ def test_odd_entries_become_rows_with_their_error(photo_dir, tmp_path):
     res = Scorer(["jpeg-compressibility"], progress=False, num_workers=0).run(photo_dir)
     t = res.table.set_index(res.table["image"].str.rsplit("/", n=1).str[-1])
     assert res.n_failed == len(odd) and res.summary["scored"] == 5
-    for name in odd:
-        assert t.loc[name, "error"].startswith(str(photo_dir / name)), t.loc[name, "error"]
+    for name, problem in odd.items():  # the error says what the entry is, not "no such file"
+        assert t.loc[name, "error"].startswith(str(photo_dir / name)) and problem in t.loc[name, "error"], \
+            t.loc[name, "error"]
     # a manifest naming them gives the same rows
     m = tmp_path / "m.jsonl"
     m.write_text("".join(json.dumps({"image": str(photo_dir / n)}) + "\n" for n in ["chelsea.jpg", *odd]))
