@@ -3,8 +3,9 @@
 Inputs are per item (one prompt with two or more images): ``human`` utilities (higher = preferred; equal
 values are a human tie) and the reward's ``scores`` oriented so that higher is better. Every protocol
 turns an item into ``(credit, count)``; the accuracy is ``sum(credit) / sum(count)`` over items, and its
-95% interval a cluster bootstrap over prompts (`rewardbench.benchmarks.stats.bootstrap_sums`), because the pairs of
-one prompt are not independent.
+95% interval is taken over prompts, because the pairs of one prompt are not independent: a cluster bootstrap with a
+Student-t interval, never narrower than the number of prompts allows (`ratio_estimate`: when every prompt agrees,
+the Clopper–Pearson bound on the share of prompts that could differ).
 
 Protocols (the name is part of every number):
 
@@ -38,8 +39,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from rewardbench.leaderboards.protocols import PROTOCOLS as AGREEMENT_PROTOCOLS
-
-from .stats import bootstrap_sums
 
 PROTOCOLS = {k: AGREEMENT_PROTOCOLS[k] for k in ("pickapic", "drop-ties", "imagereward", "hpdv2", "mmrb2")}
 TIE_GRID = tuple(round(0.1 * i, 1) for i in range(11))  # the thresholds PickScore's evaluation tries
@@ -100,7 +99,7 @@ def tune_tie_threshold(humans: Sequence[np.ndarray], scores: Sequence[np.ndarray
 
 @dataclass(frozen=True)
 class Estimate:
-    """A value with its percentile bootstrap interval over clusters (NaN with fewer than 2 clusters)."""
+    """A value with its interval over clusters (`ratio_estimate`; NaN with fewer than 2 clusters)."""
 
     value: float
     ci_low: float
@@ -110,34 +109,36 @@ class Estimate:
 
 
 def ratio_estimate(credit: np.ndarray, count: np.ndarray, clusters: np.ndarray, *, n_boot: int = 2000,
-                   seed: int | None = 0, level: float = 0.95) -> Estimate:
-    """``sum(credit) / sum(count)`` with a cluster-bootstrap interval (clusters: any hashable labels).
+                   seed: int | None = 0, level: float = 0.95, bounds: tuple[float, float] = (0.0, 1.0)) -> Estimate:
+    """``sum(credit) / sum(count)`` with an interval over clusters (clusters: any hashable labels) that reflects
+    their number (`rewardbench.benchmarks.intervals.ratio_interval`: cluster bootstrap with a Student-t interval;
+    when every cluster agrees, the Clopper–Pearson bound on the share of clusters that could differ, within
+    ``bounds``, the range of one element's ``credit / count``), never a point.
 
         >>> import numpy as np
         >>> e = ratio_estimate(np.array([1., 1., 0., 1.]), np.ones(4), np.array(["a", "b", "c", "d"]))
         >>> e.value, e.n, e.n_clusters
         (0.75, 4, 4)
+        >>> e = ratio_estimate(np.full(8, 0.5), np.ones(8), np.arange(8))  # 8 ties: no spread, still an interval
+        >>> e.value, round(e.ci_low, 3), round(e.ci_high, 3)
+        (0.5, 0.315, 0.685)
     """
+    from .intervals import ratio_interval
+
     credit, count = np.asarray(credit, float), np.asarray(count, float)
     keep = count > 0
     credit, count, clusters = credit[keep], count[keep], np.asarray(clusters)[keep]
     if count.sum() == 0:
         return Estimate(float("nan"), float("nan"), float("nan"), 0, 0)
     _, codes = np.unique(clusters, return_inverse=True)
-    per = np.stack([np.bincount(codes, weights=credit), np.bincount(codes, weights=count)], axis=1)
-    value = float(per[:, 0].sum() / per[:, 1].sum())
-    lo = hi = float("nan")
-    if len(per) >= 2:
-        sums = bootstrap_sums(per, n_boot=n_boot, seed=seed)
-        alpha = (1.0 - level) / 2.0
-        lo, hi = (float(x) for x in np.quantile(sums[:, 0] / sums[:, 1], [alpha, 1.0 - alpha]))
-    return Estimate(value, lo, hi, int(count.sum()), len(per))
+    value, lo, hi, _ = ratio_interval(codes, credit, count, n_boot=n_boot, seed=seed, level=level, bounds=bounds)
+    return Estimate(value, lo, hi, int(count.sum()), int(codes.max()) + 1)
 
 
 def within_item_correlation(humans: Sequence[np.ndarray], scores: Sequence[np.ndarray], clusters: np.ndarray,
                             method: str, **boot) -> Estimate:
     """Mean over items of the within-item rank correlation (``kendall``: tau-b, ``spearman``), items where
-    either side is constant left out; interval by cluster bootstrap.
+    either side is constant left out; interval over clusters by `ratio_estimate`.
 
         >>> import numpy as np
         >>> within_item_correlation([np.array([1., 2., 3.])], [np.array([1., 3., 2.])], np.array([0]),
@@ -155,7 +156,7 @@ def within_item_correlation(humans: Sequence[np.ndarray], scores: Sequence[np.nd
         keep.append(idx)
     if not vals:
         return Estimate(float("nan"), float("nan"), float("nan"), 0, 0)
-    return ratio_estimate(np.array(vals), np.ones(len(vals)), np.asarray(clusters)[keep], **boot)
+    return ratio_estimate(np.array(vals), np.ones(len(vals)), np.asarray(clusters)[keep], bounds=(-1.0, 1.0), **boot)
 
 
 def pooled_correlation(human: np.ndarray, scores: np.ndarray, method: str, level: float = 0.95) -> Estimate:

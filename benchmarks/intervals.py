@@ -211,33 +211,50 @@ def no_spread_note(n_prompts: int, level: float = 0.95) -> str:
 def mean_interval(codes: np.ndarray, values: np.ndarray, *, n_boot: int, seed, level: float,
                   bounds: tuple[float | None, float | None] | None = None):
     """Mean of ``values`` (each image weighs the same; ``codes``: prompt ids 0..P-1), its interval (`MEAN_METHOD`)
-    and a note (None, or `no_spread_note` when every prompt's mean is the same).
-
-    The t-interval uses the linearised variance of a ratio estimator over clusters (Cochran 1977, Sampling
-    Techniques, 3rd ed., ch. 6 and ch. 9: v = n / (n - 1) * sum_p (y_p - mean * m_p)^2 / (sum_p m_p)^2)
-    with n - 1 degrees of freedom, which widens small-n intervals that the percentile bootstrap makes too
-    narrow. ``bounds`` (the score's lowest and highest possible values) apply when every score lies within them
-    (a declared range that the scores contradict is ignored): the interval is clipped to them, and with no spread
-    they give the conservative interval [c - q (c - low), c + q (high - c)], q the Clopper–Pearson upper bound on
-    the share of prompts that could differ (1 - (alpha/2)^(1/n)); with no spread and no such bounds, NaN.
+    and a note (None, or `no_spread_note` when every prompt's mean is the same): `ratio_interval` with a weight of
+    one per value.
 
         >>> mean_interval(np.arange(8), np.zeros(8), n_boot=100, seed=0, level=0.95, bounds=(0.0, 1.0))[:3]
         (0.0, 0.0, 0.36941...)
         >>> mean_interval(np.arange(8), np.zeros(8), n_boot=100, seed=0, level=0.95)[3]
         'no spread across 8 prompts: up to 36.9% of prompts could score otherwise'
     """
+    return ratio_interval(codes, values, np.ones(len(values)), n_boot=n_boot, seed=seed, level=level, bounds=bounds)
+
+
+def ratio_interval(codes: np.ndarray, num: np.ndarray, den: np.ndarray, *, n_boot: int, seed, level: float,
+                   bounds: tuple[float | None, float | None] | None = None):
+    """``sum(num) / sum(den)`` over clusters (``codes``: cluster ids 0..P-1; e.g. credit and pair counts of
+    preference items grouped by prompt), its interval (`MEAN_METHOD`) and a note (None, or `no_spread_note` when
+    every cluster's ratio is the same).
+
+    The t-interval uses the linearised variance of a ratio estimator over clusters (Cochran 1977, Sampling
+    Techniques, 3rd ed., ch. 6 and ch. 9: v = n / (n - 1) * sum_p (y_p - mean * m_p)^2 / (sum_p m_p)^2)
+    with n - 1 degrees of freedom, which widens small-n intervals that the percentile bootstrap makes too
+    narrow. ``bounds`` (the ratio's lowest and highest possible values per element, e.g. (0, 1) for an accuracy)
+    apply when every element's ratio lies within them (bounds that the data contradict are ignored): the interval
+    is clipped to them, and with no spread they give the conservative interval [c - q (c - low), c + q (high - c)],
+    q the Clopper–Pearson upper bound on the share of clusters that could differ (1 - (alpha/2)^(1/n)); with no
+    spread and no such bounds, NaN.
+
+        >>> ratio_interval(np.arange(4), np.array([2., 1., 2., 2.]), np.full(4, 2.), n_boot=200, seed=0,
+        ...                level=0.95, bounds=(0.0, 1.0))[:1]
+        (0.875,)
+    """
     from scipy.stats import t as student_t
 
-    if len(codes) == 0:
+    num, den = np.asarray(num, float), np.asarray(den, float)
+    if len(codes) == 0 or den.sum() == 0:
         return float("nan"), float("nan"), float("nan"), None
-    per = _per_prompt(codes, values, np.ones(len(values)))
+    per = _per_prompt(codes, num, den)
     n = len(per)
     value = float(per[:, 0].sum() / per[:, 1].sum())
     if n < 2:
         return value, float("nan"), float("nan"), None
     lo_b, hi_b = bounds if bounds is not None else (None, None)
+    ratios = num[den > 0] / den[den > 0]
     bounded = (lo_b is not None and hi_b is not None and bool(np.isfinite([lo_b, hi_b]).all())
-               and lo_b <= float(np.min(values)) and float(np.max(values)) <= hi_b)
+               and lo_b <= float(np.min(ratios)) and float(np.max(ratios)) <= hi_b)
     means = per[:, 0] / per[:, 1]
     if np.ptp(means) <= 1e-12 * max(1.0, abs(value)):
         if not bounded:

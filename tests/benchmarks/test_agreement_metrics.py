@@ -157,3 +157,19 @@ def test_concordance_by_hand():
     self_c = am.concordance(a, a, np.zeros(5))[0]  # a reward with itself: 1 for every pair it orders, 0.5 for ties
     i, j = np.triu_indices(5, 1)
     assert self_c.tolist() == np.where(a[i] == a[j], 0.5, 1.0).tolist()
+
+
+def test_an_accuracy_every_prompt_agrees_on_still_has_an_interval_that_reflects_n():
+    """8 prompts, each pair judged right (or each a tie): the cluster bootstrap alone would print [1, 1] (or
+    [0.5, 0.5]); the interval is the exact one for 8 of 8 prompts instead (scipy's Clopper–Pearson)."""
+    from scipy.stats import binomtest
+
+    from rewardbench.benchmarks.agreement_metrics import ratio_estimate
+
+    exact = binomtest(8, 8).proportion_ci(confidence_level=0.95, method="exact")
+    e = ratio_estimate(np.ones(8), np.ones(8), np.arange(8))
+    assert e.value == 1.0 and abs(e.ci_low - exact.low) < 1e-9 and e.ci_high == 1.0
+    ties = ratio_estimate(np.full(16, 0.5), np.ones(16), np.repeat(np.arange(8), 2))
+    assert ties.value == 0.5 and ties.ci_low < 0.5 < ties.ci_high and ties.n_clusters == 8
+    more = ratio_estimate(np.ones(50), np.ones(50), np.arange(50))
+    assert e.ci_low < more.ci_low < 1.0  # narrower with more prompts, never a point
