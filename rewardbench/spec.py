@@ -66,7 +66,9 @@ class RewardSpec:
     name: str
     category: Category
     higher_is_better: bool = True
-    range: tuple[float | None, float | None] = (None, None)  # typical range of the score
+    # (lowest, highest) score the reward can give, None on a side with no bound (JPEG sizes): read as bounds
+    # (composite normalize="range", benchmark mean intervals), so never a merely typical range
+    range: tuple[float | None, float | None] = (None, None)
     granularity: Granularity = "image"
     # group rewards: the fewest images a group needs for its value to measure anything (parity or diversity of
     # one image is its worst value, or 1.0, by definition); smaller groups are refused or marked by the harness
