@@ -2,17 +2,25 @@
 scoring process), and turning a planned batch into uint8/float tensors (in DataLoader worker processes,
 which receive each batch's rows and never re-read the source).
 
+A batch is bounded twice: at most ``batch_size`` images, and at most ``max_batch_pixels`` pixels
+(`DEFAULT_BATCH_PIXELS`: as many as the largest image `rewardbench.images.load_image` decodes), so the
+memory a batch takes stays within what one largest image takes, whatever the input: large images get
+batches of their own. The planner reads image sizes from file headers (no decoding).
+
 Example:
     >>> import numpy as np
     >>> from rewardbench.data import ListSource
     >>> src = ListSource([{"image": np.zeros((8, 8, 3), np.uint8)}, {"image": np.zeros((4, 4, 3), np.uint8)}] * 3)
     >>> [len(b["index"]) for b in make_loader(BatchPlan(src, batch_size=4), workers=0, pin=False)]
     [4, 2]
+    >>> [len(b) for b in plan_batches(BatchPlan(src, batch_size=4, max_batch_pixels=100))]  # 64 + 16 pixels
+    [2, 2, 2]
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +30,12 @@ import torch
 
 from .data import DEFAULT_CHUNK_ROWS, Source
 from .groups import GroupBy, group_key
-from .images import ImageError, load_image, size_groups, to_pixels
+from .images import MAX_PIXELS, ImageError, _pil_open, load_image, size_groups, to_pixels
+
+# Pixels in one batch, by default: the per-image cap (8192 x 8192 unless $REWARDBENCH_MAX_PIXELS says
+# otherwise), so a batch never needs more memory than the largest image that may be decoded at all; 16
+# images of 2048 x 2048 still fit in one batch.
+DEFAULT_BATCH_PIXELS = MAX_PIXELS
 
 
 @dataclass(frozen=True)
@@ -33,6 +46,9 @@ class BatchPlan:
     values form a group (each row carries its key as ``gkey``); with ``group_counts`` (rows per group
     key, for group rewards) the rows of a group wait until the group is complete and go into one batch
     together (a group larger than ``batch_size`` is one batch of its own).
+
+    ``max_batch_pixels`` bounds the pixels (width x height, summed over the images) of a batch: an image
+    or a group with more is a batch of its own; None: no bound (the images' sizes are not read).
     """
 
     source: Source
@@ -41,25 +57,66 @@ class BatchPlan:
     group_by: GroupBy | None = None
     group_counts: Mapping[Any, int] | None = None
     chunk_rows: int = DEFAULT_CHUNK_ROWS
+    max_batch_pixels: int | None = DEFAULT_BATCH_PIXELS
+
+
+def row_pixels(row: dict) -> int:
+    """Width x height of a row's image without decoding it: a file's header (PIL opens lazily), an array's
+    or tensor's shape, a PIL image's size. 0 for what cannot be read (its decoding fails anyway, with the
+    error in its row).
+
+    Example:
+        >>> import numpy as np, torch
+        >>> [row_pixels({"image": x}) for x in (np.zeros((30, 20, 3), np.uint8), torch.zeros(3, 5, 4), "nothing.png")]
+        [600, 20, 0]
+    """
+    item = row["image"]
+    try:
+        if isinstance(item, (str, os.PathLike)):
+            with warnings.catch_warnings():  # a huge image is the decoder's to refuse, with its row's error
+                warnings.simplefilter("ignore")
+                with _pil_open(item) as img:
+                    w, h = img.size
+            return int(w) * int(h)
+        size = getattr(item, "size", None)
+        if isinstance(size, tuple) and len(size) == 2:  # PIL
+            return int(size[0]) * int(size[1])
+        shape = tuple(getattr(item, "shape", ()))
+        if len(shape) < 2:
+            return 0
+        if isinstance(item, torch.Tensor):  # [3,H,W], [B,3,H,W], or an unambiguous [H,W,C]
+            hw = shape[-2:] if shape[-3:-2] in ((1,), (3,), (4,)) or len(shape) == 2 else shape[-3:-1]
+        else:  # numpy: [H,W], [H,W,C], [B,H,W,C]
+            hw = shape[:2] if len(shape) <= 3 else shape[-3:-1]
+        return int(np.prod(hw))
+    except Exception:  # a missing or unreadable file: its row gets the decoder's error message
+        return 0
 
 
 def plan_batches(plan: BatchPlan) -> Iterator[list[dict]]:
-    """Batches (lists of rows) of the not-yet-done rows of ``plan``. Memory: the rows of incomplete
-    groups plus one batch."""
+    """Batches (lists of rows) of the not-yet-done rows of ``plan``, in input order (a group's rows
+    together, where its last row comes). A batch closes when the next row or group would take it past
+    ``batch_size`` images or ``max_batch_pixels`` pixels. Memory: the rows of incomplete groups plus one
+    batch."""
     source, batch_size, done, group_by = plan.source, plan.batch_size, plan.done, plan.group_by
     group_counts, chunk_rows = plan.group_counts, plan.chunk_rows
+    # with one image per batch the pixel bound changes nothing: no header is read
+    budget = plan.max_batch_pixels if batch_size > 1 else None
     cur: list[dict] = []
+    cur_px = 0
     pending: dict[Any, list[dict]] = {}
 
     def add(unit: list[dict]):
-        nonlocal cur
-        if cur and len(cur) + len(unit) > batch_size:
+        nonlocal cur, cur_px
+        px = sum(map(row_pixels, unit)) if budget is not None else 0
+        if cur and (len(cur) + len(unit) > batch_size or (budget is not None and cur_px + px > budget)):
             yield cur
-            cur = []
+            cur, cur_px = [], 0
         cur.extend(unit)
-        if len(cur) >= batch_size:
+        cur_px += px
+        if len(cur) >= batch_size or (budget is not None and cur_px >= budget):
             yield cur
-            cur = []
+            cur, cur_px = [], 0
 
     for chunk in source.iter_chunks(chunk_rows):
         for row in chunk:

@@ -51,9 +51,9 @@ import numpy as np
 import torch
 
 from . import distributed
-from .batching import BatchPlan, make_loader
+from .batching import DEFAULT_BATCH_PIXELS, BatchPlan, make_loader
 from .data import DEFAULT_CHUNK_ROWS, ListSource, Source
-from .engine import GROUP_HINT, BatchEngine, RewardSlot, text_caches
+from .engine import GROUP_HINT, BatchEngine, RewardSlot, flag_dtype, text_caches
 from .groups import GroupBy, group_key, group_table, parse_group_by, score_stats
 from .model import BackboneReward, RewardModel, param_fingerprint
 from .outputs import (
@@ -79,6 +79,9 @@ class Scorer:
     Args:
         rewards: ``"a,b"``, a list of names, or ``{name: RewardModel}`` (already built models).
         batch_size: images per forward call (a group larger than this is still one call).
+        max_batch_pixels: at most this many pixels (width x height, summed) in one batch; a larger image or
+            group is a batch of its own (default `rewardbench.batching.DEFAULT_BATCH_PIXELS`, the per-image
+            cap: a batch takes no more memory than the largest image that can be decoded; None: no bound).
         device: where rewards run (default: this process's GPU if any, else CPU).
         dtype: the rewards' precision (default: their own). Half dtypes also enable autocast.
         num_workers: DataLoader processes decoding images (0: decode in this process).
@@ -105,12 +108,16 @@ class Scorer:
                  num_workers: int = 2, pretrained: bool = True, weights: Mapping[str, Any] | None = None,
                  reward_config: Mapping[str, Mapping[str, Any]] | None = None, progress: bool = True,
                  share_backbones: bool = True, flush_rows: int = 1024,
-                 flush_seconds: float = 30.0, chunk_rows: int = DEFAULT_CHUNK_ROWS):
+                 flush_seconds: float = 30.0, chunk_rows: int = DEFAULT_CHUNK_ROWS,
+                 max_batch_pixels: int | None = DEFAULT_BATCH_PIXELS):
         from .loading import parse_dtype
         from .registry import REGISTRY
 
         if batch_size < 1:
             raise UsageError(f"batch_size must be >= 1, got {batch_size}")
+        if max_batch_pixels is not None and max_batch_pixels < 1:
+            raise UsageError(f"max_batch_pixels must be >= 1 (or None: no bound), got {max_batch_pixels}")
+        self.max_batch_pixels = None if max_batch_pixels is None else int(max_batch_pixels)
         check_device(device)
         self.batch_size = int(batch_size)
         self.num_workers = max(0, int(num_workers))
@@ -330,7 +337,7 @@ class Scorer:
     def _score_all(self, src, engine, writer, done, gb, group_counts, n_total, n_done) -> tuple[int, int]:
         """Every planned batch through the engine into ``writer``: (rows processed, rows without error)."""
         workers = 0 if (isinstance(src, ListSource) and src.in_memory) else self.num_workers
-        plan = BatchPlan(src, self.batch_size, done, gb, group_counts, self.chunk_rows)
+        plan = BatchPlan(src, self.batch_size, done, gb, group_counts, self.chunk_rows, self.max_batch_pixels)
         loader = make_loader(plan, workers, pin=self.device.type == "cuda", rank=self.rank, world=self.world)
         bar = None
         if self.progress and self.rank == 0:
@@ -361,7 +368,8 @@ class Scorer:
     def _result(self, table, gb, out_path, gt_path, state, retry_failed, t0, text0, engine, n_done, processed,
                 ok_now, notes, count_small=False) -> ScoreResult:
         group_names = [s.name for s in self.slots if s.spec.granularity == "group"]
-        groups = group_table(table, gb, group_names) if gb and group_names else None
+        groups = group_table(table, gb, group_names, {s.name: s.spec for s in self.slots}) \
+            if gb and group_names else None
         failed = int(table["error"].notna().sum())
         keep_parts = state is not None and failed > 0 and retry_failed and not state.complete
         if self.rank == 0:
@@ -467,5 +475,7 @@ class Scorer:
             df[name] = df[name].astype("float32")
         # per-row details of each reward ("<reward>.<key>") go after the scores
         details = [c for name in self.reward_names for c in sorted(df.columns) if c.startswith(f"{name}.")]
+        flags = {c: flag_dtype(df[c]) for c in details if df[c].dtype == object}  # flags stay flags
+        df = df.astype({c: t for c, t in flags.items() if t is not None})
         at = cols.index("error")
         return df[cols[:at] + details + cols[at:]]

@@ -103,6 +103,10 @@ def summary_text(result) -> str:
               help="Also write one row per group (key columns, size, each group reward's value and group details).")
 @click.option("--batch-size", "-b", default=16, show_default=True, type=click.IntRange(min=1),
               help="Images per forward pass.")
+@click.option("--max-batch-pixels", default=None, type=click.IntRange(min=1), metavar="N",
+              help="At most N pixels (width x height, summed) in one batch; a larger image or group is a batch "
+                   "of its own. Default: the per-image cap ($REWARDBENCH_MAX_PIXELS, 8192x8192), so a batch "
+                   "needs no more memory than the largest image that is decoded at all.")
 @click.option("--device", default=None, help="cpu, cuda, cuda:1, mps ... (default: a GPU if there is one).")
 @click.option("--dtype", default=None, type=click.Choice(["float32", "fp32", "bf16", "bfloat16", "fp16", "float16"]),
               help="Model precision (half types also turn on autocast).")
@@ -129,9 +133,9 @@ def summary_text(result) -> str:
               "(SHA-256, every file read) instead of their sizes and modification times.")
 @json_option
 @no_progress_option
-def score(models, images, prompts, out, group_table, batch_size, device, dtype, weights, configs, random_weights,
-          group_by, allow_small_groups, num_workers, no_resume, no_retry_failed, overwrite, content_hash, as_json,
-          no_progress):
+def score(models, images, prompts, out, group_table, batch_size, max_batch_pixels, device, dtype, weights, configs,
+          random_weights, group_by, allow_small_groups, num_workers, no_resume, no_retry_failed, overwrite,
+          content_hash, as_json, no_progress):
     """Score images with one or more rewards; write one row per image (path as given, prompt, the
     input's other columns, a column per reward and its details, error) and print a summary (group
     rewards: over groups, each group once; the weights each reward ran with)."""
@@ -145,8 +149,10 @@ def score(models, images, prompts, out, group_table, batch_size, device, dtype, 
     for note in plan.notes:
         click.echo(f"warning: {note}", err=True)
     with usage_phase(ValueError, TypeError):
+        bound = {} if max_batch_pixels is None else {"max_batch_pixels": max_batch_pixels}
         scorer = Scorer(list(plan.names), batch_size=batch_size, device=device, dtype=dtype, num_workers=num_workers,
-                        pretrained=not random_weights, weights=wmap, reward_config=cfg, progress=not no_progress)
+                        pretrained=not random_weights, weights=wmap, reward_config=cfg, progress=not no_progress,
+                        **bound)
     try:
         with usage_phase(ValueError):
             result = scorer.run(plan, resume=not no_resume, overwrite=overwrite, retry_failed=not no_retry_failed,

@@ -98,3 +98,16 @@ def test_bench_offline_times_both_checkouts_and_writes_its_tables(shared_data, t
     p = bench_offline.main(["--profile", "--n-images", "3", "--data", str(data), "--results", str(tmp_path)])
     text = (tmp_path / "offline_profile_after.txt").read_text()
     assert p["after"]["seconds"] > 0 and "CenterFace |" in text and "## top 30 by cumulative" in text
+
+
+def test_bench_memory_scores_large_images_one_per_batch_under_the_cap(tmp_path):
+    """Two images at the cap ($REWARDBENCH_MAX_PIXELS = 64 x 64 in the scoring processes): one batch without the
+    bound, one each with it; the numbers themselves are the script's to report, not checked here."""
+    import bench_memory
+
+    r = bench_memory.main(["--n", "2", "--size", "64", "--cap", str(64 * 64), "--rewards", "jpeg", "--plan-rows", "20",
+                           "--json", str(tmp_path / "m.json")])
+    batches = {run["config"]: run["batches"] for run in r["runs"]}
+    assert batches == {"unbounded": [2], "bounded": [1, 1], "batch1": [1, 1]}
+    assert all(run["failed"] == 0 and run["rss_peak_mb"] > 0 for run in r["runs"])
+    assert r["planning"]["rows"] == 20 and (tmp_path / "m.json").exists()
