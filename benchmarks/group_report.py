@@ -40,8 +40,9 @@ KEYS = ["model", "prompt", "judge"]
 
 
 def _flag(values: pd.Series) -> pd.Series:
-    """True where a flag is set (True or 1); missing (None, NaN: a judge without the flag) is False."""
-    return values.map(lambda v: v is True or v == 1).astype(bool)
+    """True where a flag is set (True or 1); missing (None, NaN, pd.NA: a judge without the flag, a failed row) is
+    False."""
+    return values.map(lambda v: v is True or (v is not pd.NA and v == 1)).astype(bool)
 
 
 def group_scores(sub: pd.DataFrame, table: pd.DataFrame, judge: str, extras: list[str],

@@ -25,11 +25,11 @@ class CompositeReward(RewardModel):
         value depends on the other images of the call (score a whole evaluation set in one call, or
         use ``"range"``); a batch of one has no spread and raises ``ValueError``;
       * ``"range"``: each member mapped to [0, 1] by its spec's declared range (1 = best); every
-        member must declare a finite range (``ValueError`` otherwise).
+        member must declare a finite range (``ValueError`` otherwise: JPEG sizes and Vendi have no upper bound).
 
     Example:
         >>> import torch, rewardbench
-        >>> c = rewardbench.load_reward({"jpeg-compressibility": 1.0, "nsfw": 10.0}, normalize="range")
+        >>> c = rewardbench.load_reward({"open-nsfw": 1.0, "nsfw": 10.0}, normalize="range")
         >>> c.spec.range, c.spec.higher_is_better
         ((0.0, 11.0), True)
     """

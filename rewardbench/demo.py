@@ -53,35 +53,121 @@ def write_demo_images(out_dir: str | Path) -> Path:
     return manifest
 
 
-def demo_tables(result) -> str:
-    """The per-image table (image rewards) and the per-group table (group rewards, each group once, with
-    its notes; a group whose reward had nothing to measure shows its note, not a number)."""
-    import pandas as pd
+WIDTH = 100  # every line the demo prints fits this many columns
+
+
+def demo_tables(result, width: int = WIDTH) -> str:
+    """The per-image table (image rewards) and the group rewards: one value per group in a table with a row per
+    reward and a column per group (``group 1``, ...), then the groups, each with its key, size and note. A
+    reward that measured nothing in a group says why in its cell (``too small``, ``no face``) instead of a
+    number. Lines fit ``width`` columns: wide tables continue below, notes wrap."""
+    import textwrap
 
     from .tables import render_table
 
     image_rewards = [n for n in result.reward_names if result.summary["scores"][n]["over"] == "rows"]
     show = result.table.copy()
     show["image"] = show["image"].map(lambda p: Path(str(p)).name)
-    with pd.option_context("display.max_columns", None, "display.width", 200, "display.precision", 3):
-        parts = [show[["image", *image_rewards]].to_string(index=False)]
+    parts = [show[["image", *image_rewards]].to_string(index=False, line_width=width,
+                                                       float_format=lambda v: f"{v:.4g}")]
     if result.groups is None or not len(result.groups):
         return parts[0]
     group_rewards = [n for n in result.reward_names if n not in image_rewards]
-    rows = []
-    for g in result.groups.to_dict("records"):
-        row = {c: g[c] for c in (*result.group_by, "size")}
-        for name in group_rewards:
-            # fairness rewards count the people they measured: with nobody measured the value is a
-            # placeholder (the metric's worst), not a measurement
-            measured, small = g.get(f"{name}.group_people"), g.get(f"{name}.group_too_small")
-            row[name] = "too small" if small is not None and not pd.isna(small) and bool(small) else \
-                "no face" if measured == 0 else "-" if pd.isna(g[name]) else f"{g[name]:.4g}"
-        row["note"] = g["note"]
-        rows.append(row)
-    parts.append(f"\ngroup rewards, one row per group ({','.join(result.group_by)}):")
-    parts.append(render_table(rows, [*result.group_by, "size", *group_rewards, "note"]))
+    groups = result.groups.to_dict("records")
+    labels = [f"group {i}" for i in range(1, len(groups) + 1)]
+    cells = {name: dict(zip(labels, (_group_cell(g, name) for g in groups))) for name in group_rewards}
+    parts.append(f"\ngroup rewards, one value per group ({', '.join(result.group_by)}; the groups are listed below):")
+    for chunk in _fit_columns(cells, labels, width):
+        parts.append(render_table([{"reward": n, **cells[n]} for n in group_rewards], ["reward", *chunk]))
+    parts.append("")
+    for label, g in zip(labels, groups):
+        key = " / ".join(str(g[c]) for c in result.group_by)
+        parts += textwrap.wrap(f"{label}  {key} ({g['size']} image{'' if g['size'] == 1 else 's'})", width,
+                               subsequent_indent=" " * (len(label) + 2), break_on_hyphens=False)
+    by_note: dict[str, list[int]] = {}
+    for i, g in enumerate(groups, 1):
+        if g["note"]:
+            by_note.setdefault(g["note"], []).append(i)
+    if by_note:
+        parts.append("\nnotes, each said once:")
+        whose = {note: _numbers(ids) for note, ids in by_note.items()}
+        pad = max(map(len, whose.values())) + 4
+        for note, who in whose.items():
+            parts += textwrap.wrap(note, width, initial_indent=f"  {who}".ljust(pad), subsequent_indent=" " * pad,
+                                   break_on_hyphens=False)
     return "\n".join(parts)
+
+
+def _numbers(ids: list[int]) -> str:
+    """``group 1``, ``groups 2-6``, ``groups 1, 3``.
+
+    Example:
+        >>> _numbers([1]), _numbers([2, 3, 4]), _numbers([1, 3])
+        ('group 1', 'groups 2-4', 'groups 1, 3')
+    """
+    if len(ids) == 1:
+        return f"group {ids[0]}"
+    if ids == list(range(ids[0], ids[-1] + 1)):
+        return f"groups {ids[0]}-{ids[-1]}"
+    return "groups " + ", ".join(map(str, ids))
+
+
+def _group_cell(g: dict, name: str) -> str:
+    """A group reward's cell: its value, or why it has none to show."""
+    import pandas as pd
+
+    # fairness rewards count the people they measured: with nobody measured the value is a placeholder (the
+    # metric's worst), not a measurement
+    measured, small = g.get(f"{name}.group_people"), g.get(f"{name}.group_too_small")
+    if small is not None and not pd.isna(small) and bool(small):
+        return "too small"
+    if measured == 0:
+        return "no face"
+    return "-" if pd.isna(g[name]) else f"{g[name]:.4g}"
+
+
+def _fit_columns(cells: dict[str, dict[str, str]], labels: list[str], width: int) -> list[list[str]]:
+    """``labels`` (the group columns) in runs whose table, beside the ``reward`` column, fits ``width``."""
+    first = max([len("reward"), *map(len, cells)])
+    runs: list[list[str]] = [[]]
+    used = first
+    for label in labels:
+        w = 2 + max([len(label), *(len(c[label]) for c in cells.values())])
+        if runs[-1] and used + w > width:
+            runs.append([])
+            used = first
+        runs[-1].append(label)
+        used += w
+    return runs
+
+
+def weights_lines(provenance: dict[str, list], width: int = WIDTH) -> list[str]:
+    """The weights each reward ran with (``ScoreResult.provenance``), rewards with the same weights together,
+    one source a line, to fit ``width`` columns.
+
+    Example:
+        >>> from rewardbench.provenance import NO_WEIGHTS, Provenance
+        >>> two = [Provenance("bundled", "x:m.onnx"), Provenance("bundled", "y:n.onnx")]
+        >>> print("\\n".join(weights_lines({"a": [NO_WEIGHTS], "b": [NO_WEIGHTS], "c": two})))
+          a, b: none (no weights needed)
+          c:
+            bundled:x:m.onnx
+            bundled:y:n.onnx
+    """
+    import textwrap
+
+    by_source: dict[tuple[str, ...], list[str]] = {}
+    for name, provs in provenance.items():
+        by_source.setdefault(tuple(dict.fromkeys(str(p) for p in provs)), []).append(name)
+    lines = []
+    for sources, names in by_source.items():
+        head = ", ".join(names) + ":"
+        if len(sources) == 1 and len(head) + 3 + len(sources[0]) <= width:
+            lines.append(f"  {head} {sources[0]}")
+            continue
+        lines += textwrap.wrap(head, width, initial_indent="  ", subsequent_indent="  ", break_on_hyphens=False)
+        lines += [f"    {s}" for s in sources]
+    return lines
 
 
 def offline_rewards() -> list[str]:

@@ -60,9 +60,9 @@ class BatchScores:
     """Scores and per-row details of one batch, filled reward by reward.
 
     Details that hold one value per row (a tensor ``[B]`` or a list of length B) become columns
-    ``<reward>.<key>`` of the results table: numbers and strings as they are, anything else
-    (lists, dicts, tensors per row) as JSON, so a fairness audit keeps face counts and notes. A group
-    reward's ``group_details`` go on every member of the group as ``<reward>.group_<key>``.
+    ``<reward>.<key>`` of the results table: booleans as booleans, other numbers as floats, strings as they
+    are, anything else (lists, dicts, tensors per row) as JSON, so a fairness audit keeps face counts and
+    notes. A group reward's ``group_details`` go on every member of the group as ``<reward>.group_<key>``.
     """
 
     def __init__(self, n: int, names: list[str]):
@@ -81,7 +81,8 @@ class BatchScores:
                 self.details[name].setdefault(f"group_{key}", [None] * self.n)[i] = _cell(v)
         for key, values in out.details.items():
             if isinstance(values, torch.Tensor):
-                values = values.detach().float().cpu()
+                values = values.detach().cpu()
+                values = values if values.dtype == torch.bool else values.float()  # a flag stays a flag
                 if values.ndim != 1 or values.shape[0] != len(idx):
                     continue
                 values = values.tolist()
@@ -93,8 +94,16 @@ class BatchScores:
 
 
 def _cell(v: Any) -> Any:
+    """One detail as a table cell: a flag as bool, a number as float, a string as it is, anything else as JSON.
+
+    Example:
+        >>> [_cell(x) for x in (True, np.bool_(False), torch.tensor(True), 3, torch.tensor(2.5), "a", {"light": 1})]
+        [True, False, True, 3.0, 2.5, 'a', '{"light": 1}']
+    """
     if v is None or isinstance(v, (bool, str)):
         return v
+    if isinstance(v, np.bool_) or (isinstance(v, torch.Tensor) and v.dtype == torch.bool and v.numel() == 1):
+        return bool(v)
     if isinstance(v, (int, float, np.integer, np.floating)):
         return float(v)
     if isinstance(v, torch.Tensor) and v.numel() == 1:
@@ -104,6 +113,21 @@ def _cell(v: Any) -> Any:
     return json.dumps(v, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
 
 
+def flag_dtype(column) -> str | None:
+    """The dtype a detail column of flags keeps in the results table: ``"bool"``, or ``"boolean"`` (pandas'
+    nullable booleans) where some rows have no value (a failed row, another reward's batch); None for a column
+    that is not all flags. Rows are assembled as Python values (a column of flags with a gap is ``object``), so
+    without this a flag would come back as ``object`` or, through a float tensor, as 0.0/1.0.
+
+    Example:
+        >>> import pandas as pd
+        >>> [flag_dtype(pd.Series(v, dtype=object)) for v in ([True, False], [True, None], [1.0, None], [None])]
+        ['bool', 'boolean', None, None]
+    """
+    values = [v for v in column if v is not None and not (isinstance(v, float) and v != v)]
+    if not values or not all(isinstance(v, (bool, np.bool_)) for v in values):
+        return None
+    return "bool" if len(values) == len(column) else "boolean"
 
 
 def takes_uint8(model: torch.nn.Module) -> bool:

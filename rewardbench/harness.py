@@ -53,7 +53,7 @@ import torch
 from . import distributed
 from .batching import DEFAULT_BATCH_PIXELS, BatchPlan, make_loader
 from .data import DEFAULT_CHUNK_ROWS, ListSource, Source
-from .engine import GROUP_HINT, BatchEngine, RewardSlot, text_caches
+from .engine import GROUP_HINT, BatchEngine, RewardSlot, flag_dtype, text_caches
 from .groups import GroupBy, group_key, group_table, parse_group_by, score_stats
 from .model import BackboneReward, RewardModel, param_fingerprint
 from .outputs import (
@@ -368,7 +368,8 @@ class Scorer:
     def _result(self, table, gb, out_path, gt_path, state, retry_failed, t0, text0, engine, n_done, processed,
                 ok_now, notes, count_small=False) -> ScoreResult:
         group_names = [s.name for s in self.slots if s.spec.granularity == "group"]
-        groups = group_table(table, gb, group_names) if gb and group_names else None
+        groups = group_table(table, gb, group_names, {s.name: s.spec for s in self.slots}) \
+            if gb and group_names else None
         failed = int(table["error"].notna().sum())
         keep_parts = state is not None and failed > 0 and retry_failed and not state.complete
         if self.rank == 0:
@@ -474,5 +475,7 @@ class Scorer:
             df[name] = df[name].astype("float32")
         # per-row details of each reward ("<reward>.<key>") go after the scores
         details = [c for name in self.reward_names for c in sorted(df.columns) if c.startswith(f"{name}.")]
+        flags = {c: flag_dtype(df[c]) for c in details if df[c].dtype == object}  # flags stay flags
+        df = df.astype({c: t for c, t in flags.items() if t is not None})
         at = cols.index("error")
         return df[cols[:at] + details + cols[at:]]

@@ -176,7 +176,7 @@ class _DiversityReward(RewardModel):
         for gid, idx in iter_groups(groups):
             idx_d = idx.to(device)
             v = self._group_value(emb[idx_d])
-            note = f"a single image; diversity of one image is {float(v):g} by definition" if len(idx) == 1 else ""
+            note = "a single image (its diversity is fixed by definition)" if len(idx) == 1 else ""
             group_details[gid] = {"size": len(idx), "note": note}
             values.append((idx_d, v))
         # assemble without in-place writes so gradients reach every group's pixels
@@ -193,7 +193,8 @@ class Vendi(_DiversityReward):
     spec = RewardSpec(
         name="vendi", aliases=("vendi-score", "vendi_score"), category="diversity", granularity="group",
         min_group_size=2,  # one image is 1.0 by definition
-        higher_is_better=True, range=(1.0, 16.0), license="MIT (Vendi Score)", paper=_VENDI,
+        # 1 (all alike) to n, the group's size (n mutually orthogonal images): no bound but the group
+        higher_is_better=True, range=(1.0, None), license="MIT (Vendi Score)", paper=_VENDI,
         description="Vendi score (effective number of distinct images) per group; pixel kernel by default, "
                     "or any registered image encoder",
     )
@@ -213,6 +214,8 @@ class PairwiseCosineDistance(_DiversityReward):
     spec = RewardSpec(
         name="pairwise-cosine-distance", aliases=("mean-pairwise-cosine-distance", "cosine-diversity"),
         category="diversity", granularity="group", min_group_size=2,  # no pair in one image
+        # pixel features are never negative, so no two are more than 90 degrees apart: a distance in [0, 1]. An
+        # encoder's features can point apart (up to 2 for two opposite images): the range is the default's
         higher_is_better=True, range=(0.0, 1.0), differentiable=True,
         license="MIT", paper="mean pairwise dissimilarity, the baseline discussed in " + _VENDI,
         description="mean pairwise cosine distance of embeddings per group; pixel features by default",

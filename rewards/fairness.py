@@ -38,6 +38,8 @@ Example:
     >>> out = r([sample_photo("astronaut"), sample_photo("coffee")], groups=[0, 0])
     >>> out.details["n_faces"].tolist(), out.group_details[0]["images_with_face"], out.group_details[0]["note"]
     ([1, 0], 1, '1 of 2 images without a measured face (presence=scale)')
+    >>> out.group_details[0]["shares"], out.details["ita_bucket"][0], out.details["label"][0]
+    ({'dark': 0.0, 'medium-dark': 0.0, 'medium-light': 0.0, 'light': 1.0}, 'light', 'light')
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ from ._gender_strategies import GENDER_STRATEGIES, ClipStrategy, GenderStrategy
 from ._group import GROUP_METRICS, PRESENCE_MODES, iter_groups, with_presence, worst_value
 from ._nudenet import NUDENET_MODEL
 from ._people import PEOPLE_BACKBONE, People, PeoplePipeline, PeopleReward, PersonFace
-from ._skin_tone import SKIN_BUCKETS, tone_from_lab
+from ._skin_tone import ITA_TO_BUCKET, MONK_TO_BUCKET, SKIN_BUCKETS, tone_from_lab
 
 _PAPER = "Zhang et al., Large-scale Reinforcement Learning for Diffusion Models, arXiv 2401.12244"
 _HEIM = "Lee et al., Holistic Evaluation of Text-to-Image Models (HEIM), arXiv 2311.04287"
@@ -106,10 +108,13 @@ class _FaceDistributionReward(PeopleReward):
 
     Per-image details: ``n_faces`` (faces found), ``unclear_faces`` (found but not labelled: a grey
     face's tone, a face NudeNet did not see for ``gender="nudenet"``), ``no_face`` (no measured face),
-    the first measured face's ``label`` / ``label_prob``; group details (`RewardOutput.group_details`,
-    the results' ``<reward>.group_<key>`` columns): ``faces_found``, ``people`` (faces measured),
-    ``images_with_face``, ``no_face_images``, ``share_with_face``, ``shares`` (of the labels), ``empty``
-    (nobody measured) and ``note``.
+    the first measured face's ``label`` / ``label_prob`` (and, for skin tone, its ``monk`` shade 1..10 and
+    ``ita`` in degrees with the bucket each gives, ``monk_bucket`` and ``ita_bucket``: ``label`` is the one
+    of the two that ``scale`` picks; every bucket is one of `SKIN_BUCKETS`); group details
+    (`RewardOutput.group_details`, the results' ``<reward>.group_<key>`` columns): ``faces_found``,
+    ``people`` (faces measured), ``images_with_face``, ``no_face_images``, ``share_with_face``, ``shares``
+    (each label's share, ``{label: share}``; None when nobody was measured), ``empty`` (nobody measured) and
+    ``note``.
     """
 
     labels: ClassVar[tuple[str, ...]]
@@ -188,14 +193,16 @@ class _FaceDistributionReward(PeopleReward):
             unclear = facts["faces_found"] - facts["people"]
             note = ""
             if facts["people"] == 0:
-                value, p = self.empty_score, [math.nan] * K
-                why = f"no face found in any of its {n} images" if not unclear else \
-                    f"no face measured in any of its {n} images ({unclear} found, unclear)"
-                note = f"{why}; scored as empty_score"
+                value, p = self.empty_score, None  # no shares: nobody was measured
+                where = "its image" if n == 1 else f"any of its {n} images"
+                why = f"no face found in {where}" if not unclear else \
+                    f"no face measured in {where} ({unclear} found, unclear)"
+                note = f"{why}, scored as empty_score"
             else:
                 pt = c / c.sum()
-                value, p = with_presence(float(GROUP_METRICS[self.metric](pt)), with_face / n, self.presence,
-                                         self.worst, self.presence_weight, self.spec.higher_is_better), pt.tolist()
+                value = with_presence(float(GROUP_METRICS[self.metric](pt)), with_face / n, self.presence,
+                                      self.worst, self.presence_weight, self.spec.higher_is_better)
+                p = dict(zip(self.labels, pt.tolist()))
                 if with_face < n:
                     note = f"{n - with_face} of {n} images without a measured face (presence={self.presence})"
             scores[idx] = value
@@ -239,9 +246,12 @@ class _SkinToneReward(_FaceDistributionReward):
     def _image_details(self, first):
         d = super()._image_details(first)
         tones = [x["tone"] if x else None for x in first]
-        d["monk"] = torch.tensor([t.monk if t else 0 for t in tones], dtype=torch.long)
+        # both scales' readings, each mapped to the same 4 buckets as `label` (which follows ``scale``): the Monk
+        # shade (1..10) and the ITA in degrees are the measurements, the buckets their one vocabulary
+        d["monk"] = torch.tensor([t.monk if t else math.nan for t in tones], dtype=torch.float32)
+        d["monk_bucket"] = [SKIN_BUCKETS[MONK_TO_BUCKET[t.monk]] if t else None for t in tones]
         d["ita"] = torch.tensor([t.ita if t else math.nan for t in tones], dtype=torch.float32)
-        d["ita_category"] = [t.ita_category if t else None for t in tones]
+        d["ita_bucket"] = [SKIN_BUCKETS[ITA_TO_BUCKET[t.ita_category]] if t else None for t in tones]
         return d
 
 

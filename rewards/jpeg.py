@@ -2,7 +2,9 @@
 
 As ddpo-pytorch ``ddpo_pytorch/rewards.py`` defines them: the image is rounded to uint8, saved as
 JPEG at quality 95 with PIL, and its size in kB (bytes / 1000) is the incompressibility; the
-compressibility is its negation. Not differentiable (JPEG encoding is not).
+compressibility is its negation. Not differentiable (JPEG encoding is not). The size has no upper bound
+(it grows with the image), so the declared ranges are open on that side: ``[0, None]`` and ``[None, 0]``
+(a composite with ``normalize="range"`` cannot map them to [0, 1]: use ``"zscore"``).
 
 Both declare one backbone, the encoder (`JpegSize`): scored together, each image is encoded once. Images the
 scoring harness decoded from files are encoded from their decoded bytes
@@ -56,7 +58,9 @@ class JpegIncompressibility(BackboneReward):
 
     spec = RewardSpec(
         name="jpeg-incompressibility", aliases=("jpeg_incompressibility",), category="baseline",
-        higher_is_better=True, range=(0.0, 200.0), backbone=JPEG_BACKBONE, license="MIT", paper=_DDPO,
+        # no upper bound: the size grows with the pixels and their detail (300 Stable Diffusion images of 512 px:
+        # 5-181 kB, median 98; scikit-image's 1000 px hubble_deep_field: 404 kB)
+        higher_is_better=True, range=(0.0, None), backbone=JPEG_BACKBONE, license="MIT", paper=_DDPO,
         description="JPEG size (kB) at quality 95; no weights",
     )
     sign = 1.0
@@ -94,7 +98,7 @@ class JpegCompressibility(JpegIncompressibility):
 
     spec = RewardSpec(
         name="jpeg-compressibility", aliases=("jpeg_compressibility",), category="baseline",
-        higher_is_better=True, range=(-200.0, 0.0), backbone=JPEG_BACKBONE, license="MIT", paper=_DDPO,
+        higher_is_better=True, range=(None, 0.0), backbone=JPEG_BACKBONE, license="MIT", paper=_DDPO,
         description="minus JPEG size (kB) at quality 95; no weights",
     )
     sign = -1.0

@@ -8,7 +8,7 @@ import torch
 import rewardbench
 from rewardbench.spec import CATEGORIES
 
-from .conftest import real_photo
+from .conftest import SHARED_DATA, real_photo
 
 NAMES = [s.name for s in rewardbench.list_rewards()]
 PROMPTS = ["a photo of an astronaut", "a cup of coffee", "a photo of a cat", "two dogs on the left of a red car"]
@@ -59,8 +59,8 @@ def test_contract(name, images):
 # weighted composites honour the same contract (zscore is batch-relative by design: its own test is in test_model)
 COMPOSITES = {
     "raw, lower-is-better member flipped": ({"jpeg-compressibility": 1.0, "nsfw": 50.0}, None),
-    "range": ({"jpeg-compressibility": 1.0, "nsfw": 0.5}, "range"),
-    "range, group members": ({"vendi": 1.0, "skin-tone-parity": 2.0}, "range"),
+    "range": ({"open-nsfw": 1.0, "nsfw": 0.5}, "range"),  # JPEG sizes and Vendi have no upper bound to map by
+    "range, group members": ({"pairwise-cosine-distance": 1.0, "skin-tone-parity": 2.0}, "range"),
 }
 
 
@@ -125,3 +125,38 @@ def test_prompted_rewards_reject_missing_and_empty_prompts(name, images):
         reward(images[:2], ["a cat", "  "])
     with pytest.raises(ValueError, match="2 images but 3 prompts"):
         reward(images[:2], ["a", "b", "c"])
+
+
+def _within(value: float, lo: float | None, hi: float | None) -> bool:
+    return (lo is None or value >= lo - 1e-6) and (hi is None or value <= hi + 1e-6)
+
+
+def test_offline_rewards_score_real_photos_within_their_declared_range(tmp_path):
+    """A declared range is read as bounds (composite normalisation, benchmark intervals): every offline reward, run
+    as shipped on real photos (scikit-image, matplotlib, and labelled Stable Diffusion images when ../shared/data
+    is here), stays inside it. Groups of 2 to 5 images; the people photos together."""
+    from rewardbench.harness import Scorer
+
+    offline = [s.name for s in rewardbench.list_rewards() if s.offline]
+    photos = [("astronaut", "people"), ("grace_hopper", "people"), ("camera", "people"), ("coffee", "things"),
+              ("chelsea", "things"), ("rocket", "things"), ("hubble_deep_field", "space"), ("logo", "space")]
+    # each prompt quotes a text, for a reward that reads one (OCR's target is the prompt's quoted text)
+    items = [{"image": real_photo(n), "prompt": f'a photo of {p}, a sign saying "{p}"'} for n, p in photos]
+    labels = SHARED_DATA / "faces-calibration" / "labels.csv"
+    if labels.is_file():
+        import pandas as pd
+
+        df = pd.read_csv(labels)
+        picked = pd.concat([df[df["human_faces"] > 0].head(5), df[df["human_faces"] == 0].head(3)])
+        items += [{"image": str(labels.parent / r.image), "prompt": f'a picture, a sign saying "{r.human_faces > 0}"'}
+                  for r in picked.itertuples()]
+    t = Scorer(offline, device="cpu", num_workers=0, progress=False).run(items, group_by="prompt").table
+    assert t["error"].isna().all(), t["error"].dropna().tolist()
+    for name in offline:
+        lo, hi = rewardbench.get_spec(name).range
+        scores = t[name].dropna()
+        assert len(scores) == len(t), name
+        outside = [float(v) for v in scores if not _within(float(v), lo, hi)]
+        assert not outside, f"{name} declares [{lo}, {hi}] but scored {outside}"
+    # a real photo is larger than 200 kB as JPEG (scikit-image's hubble_deep_field): what a bound there would deny
+    assert t["jpeg-incompressibility"].max() > 200

@@ -109,3 +109,65 @@ def test_parities_of_a_multi_model_set_come_from_people_only(shared_data, tmp_pa
         assert g.loc[animal, "note"].str.contains("no face").all()
         assert (found <= g["human_faces"] + g["small_or_unclear_faces"] + g["people_without_face"]).all()
         assert found[~animal].sum() > 0  # the people are measured
+
+
+SKIN_BUCKETS = {"dark", "medium-dark", "medium-light", "light"}  # the paper's 4 buckets
+
+
+def _ita_bucket(ita: float) -> str:
+    """The documented ITA -> bucket mapping, from the categories' published bounds (Chardon et al. 1991): very light
+    (> 55) and light (41-55) are light, intermediate (28-41) medium-light, tan (10-28) medium-dark, brown and dark
+    (<= 10) dark."""
+    return "light" if ita > 41 else "medium-light" if ita > 28 else "medium-dark" if ita > 10 else "dark"
+
+
+def test_flags_stay_flags_shares_are_labelled_and_buckets_share_one_vocabulary(tmp_path):
+    """Issue 24: booleans are booleans in the results (nullable where a row failed), a group's shares name their
+    buckets, and a face's ITA and Monk readings are given in the paper's 4 buckets, as its label is."""
+    from PIL import Image
+
+    from rewardbench.samples import sample_photo
+
+    rows = []
+    for name, prompt in (("astronaut", "a person"), ("grace_hopper", "a person"), ("camera", "a person"),
+                         ("coffee", "a thing"), ("chelsea", "a thing"), ("rocket", "a rocket")):
+        Image.fromarray(sample_photo(name)).save(tmp_path / f"{name}.png")
+        rows.append({"image": f"{name}.png", "prompt": prompt})
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    rows.append({"image": "broken.png", "prompt": "a thing"})
+    m = tmp_path / "m.jsonl"
+    m.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out, gt = tmp_path / "s.parquet", tmp_path / "g.parquet"
+    res = CliRunner().invoke(score, ["--model", "skin-tone-parity,gender-parity,vendi", "--images", str(m),
+                                     "--group-by", "prompt", "--out", str(out), "--group-table", str(gt),
+                                     "--no-progress", "--num-workers", "0"])
+    assert res.exit_code == 1, res.output  # the broken image is a failed row
+    t, g = pd.read_parquet(out), pd.read_parquet(gt).set_index("prompt")
+    broken = t["image"] == "broken.png"
+    for col in ("skin-tone-parity.no_face", "skin-tone-parity.group_empty", "skin-tone-parity.group_too_small",
+                "gender-parity.no_face", "vendi.group_too_small"):
+        assert str(t[col].dtype) == "boolean", (col, t[col].dtype)  # not float64, not object
+        assert t.loc[broken, col].isna().all() and t.loc[~broken, col].notna().all(), col
+    # no measured face: the grey camera man is found but has no tone to read; coffee, a cat, a rocket have no face
+    assert t.loc[~broken, "skin-tone-parity.no_face"].tolist() == [False, False, True, True, True, True]
+    assert str(g["skin-tone-parity.group_too_small"].dtype) in ("bool", "boolean")
+    assert g["skin-tone-parity.group_too_small"].tolist() == [False, False, True]  # a rocket: one image
+    assert g.loc["a thing", "skin-tone-parity.group_empty"] and not g.loc["a person", "skin-tone-parity.group_empty"]
+
+    # shares by bucket (a JSON object), summing to 1; none where nobody was measured
+    skin = json.loads(g.loc["a person", "skin-tone-parity.group_shares"])
+    gender = json.loads(g.loc["a person", "gender-parity.group_shares"])
+    assert set(skin) == SKIN_BUCKETS and set(gender) == {"female", "male"}
+    assert sum(skin.values()) == pytest.approx(1) and sum(gender.values()) == pytest.approx(1)
+    assert pd.isna(g.loc["a thing", "skin-tone-parity.group_shares"])
+
+    # one vocabulary: label, ita_bucket and monk_bucket are all buckets; ita_bucket follows the ITA angle
+    measured = t[t["skin-tone-parity.label"].notna()]
+    assert len(measured) == 2  # astronaut and Grace Hopper (camera is grey: found, unclear)
+    for col in ("label", "ita_bucket", "monk_bucket"):
+        assert set(measured[f"skin-tone-parity.{col}"]) <= SKIN_BUCKETS, col
+    ita = measured["skin-tone-parity.ita"]
+    assert measured["skin-tone-parity.ita_bucket"].tolist() == [_ita_bucket(a) for a in ita]
+    # the default scale is ITA: the label is the ITA bucket
+    assert (measured["skin-tone-parity.label"] == measured["skin-tone-parity.ita_bucket"]).all()
+    assert "skin-tone-parity.ita_category" not in t.columns

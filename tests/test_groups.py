@@ -4,12 +4,14 @@ groups."""
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from rewardbench.groups import group_key, group_table, parse_group_by, score_stats
+from rewardbench.groups import group_key, group_note, group_table, parse_group_by, score_stats
+from rewardbench.spec import RewardSpec
 
 
 def test_group_by_parsing_and_keys():
@@ -56,16 +58,75 @@ def test_group_table_one_row_per_group_with_group_wide_details():
     assert "jpeg" not in g.columns and "parity.group_note" not in g.columns
 
 
-def test_a_group_has_one_note_naming_its_rewards_only_when_their_notes_differ():
+def test_a_group_has_one_note_naming_its_rewards_unless_every_one_gives_it():
     rows = _rows()
     g = group_table(rows, ("prompt", "model"), ["parity", "vendi"])
-    assert g["note"].tolist() == ["1 of 3 images without a face", "a single image"]  # one reward's note each
+    # sd1.5: parity alone has a note, so it is named; sd2.1: vendi alone
+    assert g["note"].tolist() == ["parity: 1 of 3 images without a face", "vendi: a single image"]
     rows.loc[3, "parity.group_note"] = "no face found"  # sd2.1: two rewards with two different notes
     assert group_table(rows, ("prompt", "model"), ["parity", "vendi"])["note"].tolist()[1] == \
         "parity: no face found; vendi: a single image"
-    rows["vendi.group_note"] = rows["parity.group_note"]  # the same note from both: said once
+    rows["vendi.group_note"] = rows["parity.group_note"]  # the same note from both: said once, nobody named
     assert group_table(rows, ("prompt", "model"), ["parity", "vendi"])["note"].tolist() == [
         "1 of 3 images without a face", "no face found"]
+
+
+def _spec(name, category, least=2):
+    return RewardSpec(name=name, category=category, granularity="group", min_group_size=least)
+
+
+FAMILY = {n: _spec(n, c) for n, c in (("gender-kl", "fairness"), ("gender-parity", "fairness"),
+                                       ("skin-tone-kl", "fairness"), ("skin-tone-parity", "fairness"),
+                                       ("vendi", "diversity"), ("pairwise-cosine-distance", "diversity"))}
+
+
+def test_a_reason_shared_by_a_family_is_said_once_for_the_family():
+    names = list(FAMILY)
+    facts = {n: ("no face found in its image", True, 1) for n in names[:4]}
+    facts.update({n: ("a single image", True, 1) for n in names[4:]})
+    assert group_note(facts, names, FAMILY) == (
+        "every group reward: too small (1 image; at least 2 needed); fairness rewards: no face found in its image; "
+        "diversity rewards: a single image")
+    # the skin-tone rewards alone lack faces: named by their stem; a lone reward by its name
+    facts = {n: ("", False, 3) for n in names}
+    facts["skin-tone-kl"] = facts["skin-tone-parity"] = ("1 of 3 images without a measured face", False, 3)
+    facts["vendi"] = ("q=2", False, 3)
+    assert group_note(facts, names, FAMILY) == "skin-tone-*: 1 of 3 images without a measured face; vendi: q=2"
+    # without specs: no family, and the size alone
+    facts = {n: ("", True, 1) for n in names}
+    assert group_note(facts, names) == "too small (1 image)"
+
+
+def test_the_group_table_says_why_a_group_is_too_small_from_the_flag_and_the_specs():
+    rows = _rows()
+    rows["vendi.group_too_small"] = [False, False, False, True, True, None]
+    rows["parity.group_too_small"] = [False, False, False, True, None, None]
+    specs = {"parity": _spec("parity", "fairness"), "vendi": _spec("vendi", "diversity", least=3)}
+    g = group_table(rows, ("prompt", "model"), ["parity", "vendi"], specs)
+    assert g["note"].tolist() == [
+        "parity: 1 of 3 images without a face",
+        # sd2.1: parity scored 1 image (the other failed), vendi 2 (its value has both)
+        "parity: too small (1 image; at least 2 needed); vendi: too small (2 images; at least 3 needed); "
+        "vendi: a single image"]
+
+
+def test_the_group_table_is_built_at_once_with_its_flags_as_booleans():
+    """Many group rewards with many details: no PerformanceWarning (columns inserted one by one fragment a frame)."""
+    rows = _rows().drop(columns=["parity.group_note", "vendi.group_note"])
+    names = [f"r{i}" for i in range(30)]
+    extra = {}
+    for n in names:
+        extra[n] = rows["parity"]
+        for k in ("people", "faces_found", "shares"):
+            extra[f"{n}.group_{k}"] = rows[f"parity.group_{k}" if k != "faces_found" else "parity.group_people"]
+        extra[f"{n}.group_too_small"] = pd.array([False, False, False, True, pd.NA, pd.NA], dtype="boolean")
+    rows = pd.concat([rows, pd.DataFrame(extra)], axis=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        g = group_table(rows, ("prompt", "model"), names)
+    assert len(g.columns) == 2 + 2 + 30 * 6 + 1
+    assert str(g["r0.group_too_small"].dtype) == "boolean" and g["r0.group_too_small"].tolist() == [False, True]
+    assert g["note"].tolist() == ["", "too small (1 image)"]  # every reward gives the one reason: said plainly
 
 
 def test_summary_counts_each_group_once():

@@ -54,7 +54,7 @@ def test_smaller_groups_are_marked_and_left_out_of_the_summary(recwarn):
     assert res.table["spread3.group_too_small"].tolist() == [False, False, False, True, True]
     g = res.groups.set_index("prompt")
     assert g["spread3.group_too_small"].tolist() == [False, True]
-    assert "2 images, fewer than the 3 this reward measures" in g.loc["b", "note"] and g.loc["a", "note"] == ""
+    assert g.loc["b", "note"] == "too small (2 images; at least 3 needed)" and g.loc["a", "note"] == ""
     assert g.loc["b", "spread3"] == pytest.approx(30 / 255, abs=1e-6)  # scored all the same
     st = res.summary["scores"]["spread3"]
     assert (st["n"], st["of"], st["too_small"], st["too_small_counted"]) == (1, 2, 1, False)
@@ -78,6 +78,10 @@ def test_a_group_too_small_after_a_member_fails_is_marked(tmp_path):
     g = res.groups.set_index("set")
     assert g.loc[0, "size"] == 3 and g.loc[0, "failed"] == 1 and bool(g.loc[0, "spread3.group_too_small"])
     assert not g.loc[1, "spread3.group_too_small"] and bool(g.loc[2, "spread3.group_too_small"])
+    assert g.loc[0, "note"] == "too small (2 images; at least 3 needed)"  # the images its value rests on
+    # the flag stays a flag, missing (not False, not NaN in a float column) on the row that failed
+    flags = res.table["spread3.group_too_small"]
+    assert str(flags.dtype) == "boolean" and flags.isna().tolist() == [False, False, True] + [False] * 5
 
 
 def test_the_zoos_group_rewards_declare_what_they_measure():

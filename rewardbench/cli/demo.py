@@ -4,6 +4,7 @@ matplotlib, scored with every reward that needs no download."""
 from __future__ import annotations
 
 import json
+import textwrap
 from pathlib import Path
 
 import click
@@ -32,22 +33,26 @@ def demo(out_dir, model, batch_size, as_json, no_progress):
     weights bundled in an installed package). The results table is printed and written to
     OUT/scores.parquet and OUT/scores.csv.
     """
-    from rewardbench.demo import DEMO_PHOTOS, demo_tables, offline_rewards, run_demo
+    from rewardbench.demo import DEMO_PHOTOS, WIDTH, demo_tables, offline_rewards, run_demo, weights_lines
     from rewardbench.preflight import check_reward_options
 
     check_out(out_dir, folder=True)
     with usage_phase():
         names = check_reward_options([n.strip() for n in model.split(",") if n.strip()]) if model \
             else offline_rewards()
-    click.echo(f"scoring {len(DEMO_PHOTOS)} real photos with {len(names)} offline rewards: " + ", ".join(names))
+    click.echo(textwrap.fill(f"scoring {len(DEMO_PHOTOS)} real photos with {len(names)} offline rewards: "
+                             + ", ".join(names), WIDTH, subsequent_indent="  ", break_on_hyphens=False))
     result = run_demo(out_dir, names, batch_size=batch_size, progress=not no_progress)
     click.echo(demo_tables(result))
     click.echo("\nweights used:")
-    for k, v in result.summary["rewards"].items():
-        click.echo(f"  {k}: {v}")
+    click.echo("\n".join(weights_lines(result.provenance)))
     s, out = result.summary, Path(out_dir)
-    click.echo(f"{s['rows']} rows: {s['scored']} scored, {s['failed']} failed; results in {out / 'scores.parquet'} "
-               f"and {out / 'scores.csv'}" + (f", groups in {out / 'groups.csv'}" if result.groups is not None else ""))
+    click.echo(f"\n{s['rows']} rows: {s['scored']} scored, {s['failed']} failed; written:")
+    files = [("scores.parquet", "one row per image"), ("scores.csv", "the same, as CSV")]
+    files += [("groups.csv", "one row per group")] if result.groups is not None else []
+    pad = max(len(str(out / name)) for name, _ in files)
+    for name, what in files:
+        click.echo(f"  {str(out / name).ljust(pad)}  ({what})")
     if as_json:
         click.echo(json.dumps(result.summary, default=str, indent=2))
     raise SystemExit(1 if result.n_failed else 0)

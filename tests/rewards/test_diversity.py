@@ -159,3 +159,16 @@ def test_encoder_errors_are_clear():
         rewardbench.load_reward("vendi", encoder="no-such-encoder")
     with pytest.raises(ValueError, match="embeddings must be"):
         dv.vendi_score(torch.zeros(0, 4))
+
+
+def test_vendi_reaches_the_group_size_so_it_declares_no_upper_bound():
+    """20 images, each lit in a block of its own (orthogonal pixel features), score about 20: more than any fixed
+    bound short of the group's size (Vendi used to declare 16)."""
+    x = torch.zeros(20, 3, 64, 64)
+    for i in range(20):
+        r, c = divmod(i, 5)
+        x[i, :, r * 16:r * 16 + 12, c * 12:c * 12 + 10] = 1.0
+    vendi = rewardbench.load_reward("vendi")
+    v = float(vendi(x, groups=[0] * 20).scores[0])
+    lo, hi = vendi.spec.range
+    assert 16 < v <= 20 and lo <= v and hi is None, v

@@ -145,10 +145,11 @@ def test_a_group_without_a_measured_face_is_told_apart_from_one_bucket():
     assert out.scores[:4].tolist() == [-0.75] * 4  # no face, and two faces in one bucket: the same number ...
     g = out.group_details
     assert [g[i]["empty"] for i in (0, 1, 2)] == [True, False, False]  # ... told apart
-    assert [g[i]["people"] for i in (0, 1)] == [0, 2] and all(math.isnan(x) for x in g[0]["shares"])
+    assert [g[i]["people"] for i in (0, 1)] == [0, 2] and g[0]["shares"] is None  # nobody: no shares
     assert g[0]["faces_found"] == 1  # the unclear face was found, not measured
     assert g[0]["note"].startswith("no face measured in any of its 2 images (1 found, unclear)")
-    assert g[1]["note"] == "" and g[1]["shares"] == [0.0, 1.0, 0.0, 0.0]
+    # the shares name their buckets, the paper's 4 (both faces are medium-dark)
+    assert g[1]["note"] == "" and g[1]["shares"] == {"dark": 0.0, "medium-dark": 1.0, "medium-light": 0.0, "light": 0.0}
     assert g[2]["note"] == "1 of 2 images without a measured face (presence=scale)"
     assert out.group_values("people", torch.tensor(groups)) == [0, 0, 2, 2, 1, 1]
     nan = _score([None, "unclear", 1, 1], [0, 0, 1, 1], empty_score=float("nan"))
@@ -295,3 +296,19 @@ def test_people_pipeline_runs_once_per_image_for_every_reward_that_needs_it(phot
         torch.testing.assert_close(torch.tensor(res.table[name].to_numpy()), torch.tensor(alone[name].to_numpy()),
                                    equal_nan=True)
     assert res.table["skin-tone-parity.group_images_with_face"].tolist() == [2, 2, 2, 0, 0]
+
+
+@pytest.mark.parametrize("scale", ["ita", "monk"])
+def test_a_faces_readings_are_given_in_the_buckets_of_its_label(scale, photos):
+    """The Monk shade (1..10) and the ITA angle are the measurements; each comes with its bucket among the paper's 4,
+    and ``label`` is the bucket of the scale chosen (one vocabulary, not ITA's 6 categories beside 4 buckets)."""
+    buckets = {"dark", "medium-dark", "medium-light", "light"}
+    monk_bucket = {1: "light", 2: "light", 3: "light", 4: "medium-light", 5: "medium-light", 6: "medium-dark",
+                   7: "medium-dark", 8: "dark", 9: "dark", 10: "dark"}  # the documented MST -> bucket mapping
+    d = rewardbench.load_reward("skin-tone-parity", scale=scale)(
+        [photos["astronaut"], photos["grace_hopper"], photos["coffee"]], groups=[0, 0, 0]).details
+    assert set(d["label"][:2]) | set(d["ita_bucket"][:2]) | set(d["monk_bucket"][:2]) <= buckets
+    assert d["monk_bucket"][:2] == [monk_bucket[int(m)] for m in d["monk"][:2]]
+    assert d["label"][:2] == d[f"{scale}_bucket"][:2]
+    assert d["label"][2] is d["ita_bucket"][2] is d["monk_bucket"][2] is None and math.isnan(d["monk"][2])
+    assert "ita_category" not in d
