@@ -152,47 +152,57 @@ def wrong_text(text: str, texts=TEXTS) -> str:
     return texts[(texts.index(text) + 7) % len(texts)]
 
 
-def score_set(out: Path, rows: list[dict], batch_size: int = 16) -> dict:
-    """Score the rendered images with the ``ocr`` reward (decoded PNGs as uint8 batches, the way the scoring
-    harness hands them over); add each row's recognised text, distance, reward and wrong-prompt reward."""
+def score_set(out: Path, rows: list[dict], det_settings: str, batch_size: int = 16) -> tuple[list[dict], dict]:
+    """Score the rendered images with ``load_reward("ocr", det_settings=...)`` (decoded PNGs as uint8 batches, the
+    way the scoring harness hands them over): each row with its recognised text, distance, reward, exact match and
+    wrong-prompt reward, and the speed of the reward's calls."""
     import torch
     from PIL import Image
 
     import rewardbench
     from rewardbench.rewards.ocr import normalize, ocr_reward
 
-    reward = rewardbench.load_reward("ocr")
-    seconds = 0.0
+    reward = rewardbench.load_reward("ocr", det_settings=det_settings)
+    reward(torch.zeros(1, 3, 64, 64, dtype=torch.uint8), ['"warm-up"'])  # the engines are built on first use
+    seconds, scored = 0.0, []
     for start in range(0, len(rows), batch_size):
         part = rows[start:start + batch_size]
-        batch = torch.from_numpy(np.stack([np.asarray(Image.open(out / r["image"]).convert("RGB")) for r in part]))
+        batch = torch.from_numpy(np.stack([np.array(Image.open(out / r["image"]).convert("RGB")) for r in part]))
         t = time.perf_counter()
         res = reward(batch.permute(0, 3, 1, 2), [r["prompt"] for r in part])
         seconds += time.perf_counter() - t
         for r, s, rec, d in zip(part, res.scores.tolist(), res.details["recognized"],
                                 res.details["distance"].tolist()):
-            r.update(recognized=rec, distance=int(d), reward=s, exact=normalize(rec) == normalize(r["text"]),
-                     wrong_reward=ocr_reward(rec, wrong_text(r["text"]))[0])
-    return {"images": len(rows), "seconds": seconds, "images_per_s": len(rows) / seconds,
-            "batch_size": batch_size, "threads": torch.get_num_threads(), "weights": reward.weights_used}
+            scored.append({**r, "det_settings": det_settings, "recognized": rec, "distance": int(d), "reward": s,
+                           "exact": normalize(rec) == normalize(r["text"]),
+                           "wrong_reward": ocr_reward(rec, wrong_text(r["text"]))[0]})
+    return scored, {"det_settings": det_settings, "images": len(rows), "seconds": seconds,
+                    "images_per_s": len(rows) / seconds, "batch_size": batch_size,
+                    "threads": torch.get_num_threads(), "weights": reward.weights_used}
 
 
-def summarise(rows: list[dict]) -> list[dict]:
-    """One row per factor level, and one for the whole set."""
-    groups = [("all", "all", rows)] + [(f, level, [r for r in rows if r[f] == level])
-                                       for f in FACTORS for level in dict.fromkeys(r[f] for r in rows)]
+def summarise(scored: list[dict], speeds: list[dict]) -> list[dict]:
+    """Per detector setting: one row for the whole set and one per factor level (with the setting's speed)."""
     out = []
-    for factor, level, rs in groups:
-        n = len(rs)
-        out.append({"factor": factor, "level": level, "n": n,
-                    "exact_match": round(sum(r["exact"] for r in rs) / n, 4),
-                    "reward_1": round(sum(r["reward"] == 1.0 for r in rs) / n, 4),
-                    "mean_reward": round(sum(r["reward"] for r in rs) / n, 4),
-                    "mean_wrong_prompt_reward": round(sum(r["wrong_reward"] for r in rs) / n, 4)})
+    for speed in speeds:
+        det = speed["det_settings"]
+        rows = [r for r in scored if r["det_settings"] == det]
+        groups = [("all", "all", rows)] + [(f, level, [r for r in rows if r[f] == level])
+                                           for f in FACTORS for level in dict.fromkeys(r[f] for r in rows)]
+        for factor, level, rs in groups:
+            n = len(rs)
+            out.append({"det_settings": det, "factor": factor, "level": level, "n": n,
+                        "exact_match": round(sum(r["exact"] for r in rs) / n, 4),
+                        "reward_1": round(sum(r["reward"] == 1.0 for r in rs) / n, 4),
+                        "mean_reward": round(sum(r["reward"] for r in rs) / n, 4),
+                        "mean_wrong_prompt_reward": round(sum(r["wrong_reward"] for r in rs) / n, 4),
+                        "images_per_s": round(speed["images_per_s"], 2)})
     return out
 
 
-def write_results(rows: list[dict], summary: list[dict], speed: dict, results: Path, command: str) -> None:
+def write_results(scored: list[dict], summary: list[dict], speeds: list[dict], results: Path, command: str) -> None:
+    """``rendered_text.csv`` (the summary), ``rendered_text_images.csv`` (every image and setting) and
+    ``rendered_text.md`` (the summary side by side per setting, the speeds, the default setting's misses)."""
     import onnxruntime
 
     results.mkdir(parents=True, exist_ok=True)
@@ -200,27 +210,38 @@ def write_results(rows: list[dict], summary: list[dict], speed: dict, results: P
         w = csv.DictWriter(f, fieldnames=list(summary[0]))
         w.writeheader()
         w.writerows(summary)
-    cols = ["image", "text", "font", "size", "colour", "background", "lines", "font_px", "recognized", "distance",
-            "reward", "exact", "wrong_reward"]
+    cols = ["det_settings", "image", "text", "font", "size", "colour", "background", "lines", "font_px",
+            "recognized", "distance", "reward", "exact", "wrong_reward"]
     with open(results / "rendered_text_images.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
         w.writeheader()
-        w.writerows({**r, "reward": round(r["reward"], 6), "wrong_reward": round(r["wrong_reward"], 6)} for r in rows)
-    lines = ["| factor | level | n | exact match | reward = 1 | mean reward | mean reward, wrong prompt |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
-    lines += [f"| {s['factor']} | {s['level']} | {s['n']} | {s['exact_match']:.1%} | {s['reward_1']:.1%} "
-              f"| {s['mean_reward']:.3f} | {s['mean_wrong_prompt_reward']:.3f} |" for s in summary]
-    misses = [r for r in rows if r["reward"] < 1.0]
-    lines += ["", f"Speed: {speed['images_per_s']:.2f} images/s ({speed['images']} images of {SIDE}x{SIDE} in "
-              f"{speed['seconds']:.1f} s of reward calls, batches of {speed['batch_size']} decoded uint8 images, "
-              f"{speed['threads']} torch threads, CPU: {platform.processor() or platform.machine()}, onnxruntime "
-              f"{onnxruntime.__version__}; weights {speed['weights']}).", "",
-              f"Command: `{command}`", "",
-              f"Images whose reward is below 1 ({len(misses)} of {len(rows)}; all rows in `rendered_text_images.csv`):",
-              "", "| image | text | size | background | font | colour | recognised | reward |",
+        w.writerows({**r, "reward": round(r["reward"], 6), "wrong_reward": round(r["wrong_reward"], 6)}
+                    for r in scored)
+    dets = [s["det_settings"] for s in speeds]
+    by = {(s["det_settings"], s["factor"], s["level"]): s for s in summary}
+    head = "| factor | level | n | " + " | ".join(
+        f"exact match ({d}) | reward = 1 ({d}) | mean reward ({d}) | wrong prompt ({d})" for d in dets) + " |"
+    lines = [head, "|" + " --- |" * (3 + 4 * len(dets))]
+    for s in (s for s in summary if s["det_settings"] == dets[0]):
+        cells = [by[d, s["factor"], s["level"]] for d in dets]
+        lines.append(f"| {s['factor']} | {s['level']} | {s['n']} | " + " | ".join(
+            f"{c['exact_match']:.1%} | {c['reward_1']:.1%} | {c['mean_reward']:.3f} | "
+            f"{c['mean_wrong_prompt_reward']:.3f}" for c in cells) + " |")
+    first = speeds[0]
+    lines += ["", "Speed of the reward's calls (batches of {b} decoded uint8 {side}x{side} images, {t} torch threads, "
+              "CPU {cpu}, onnxruntime {ort}): ".format(b=first["batch_size"], side=SIDE, t=first["threads"],
+                                                      cpu=platform.processor() or platform.machine(),
+                                                      ort=onnxruntime.__version__)
+              + "; ".join(f"{s['det_settings']} {s['images_per_s']:.2f} images/s ({s['images']} images in "
+                          f"{s['seconds']:.1f} s)" for s in speeds) + f". Weights: {first['weights']}.", "",
+              f"Command: `{command}`", ""]
+    misses = [r for r in scored if r["det_settings"] == dets[0] and r["reward"] < 1.0]
+    lines += [f"Images whose reward is below 1 with {dets[0]} ({len(misses)} of {first['images']}; every image and "
+              "setting in `rendered_text_images.csv`):", "",
+              "| image | text | size | background | font | colour | recognised | reward |",
               "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     lines += [f"| {r['image']} | {r['text']} | {r['size']} | {r['background']} | {r['font']} | {r['colour']} "
-              f"| {r['recognized'].replace('|', '/')!s} | {r['reward']:.3f} |" for r in misses]
+              f"| {r['recognized'].replace('|', '/')} | {r['reward']:.3f} |" for r in misses]
     (results / "rendered_text.md").write_text("\n".join(lines) + "\n")
 
 
@@ -229,20 +250,32 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--out", type=Path, required=True, help="folder for the images and manifest.csv")
     ap.add_argument("--results", type=Path, default=HERE / "results", help="where the tables go")
     ap.add_argument("--render-only", action="store_true", help="write the images and manifest, score nothing")
+    ap.add_argument("--det-settings", default="paddleocr,rapidocr",
+                    help="the ocr reward's det_settings to measure, comma-separated (the first is the default's)")
     ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--limit", type=int, help="score only the first N images (a quick check)")
     args = ap.parse_args(argv)
     rows = render_set(args.out)
     print(f"wrote {len(rows)} images and {args.out / 'manifest.csv'}")
     if args.render_only:
         return {"rows": rows}
-    speed = score_set(args.out, rows, args.batch_size)
-    summary = summarise(rows)
-    write_results(rows, summary, speed, args.results, "python scripts/ocr/render_text_set.py --out /tmp/ocr-set")
+    rows = rows[:args.limit] if args.limit else rows
+    scored, speeds = [], []
+    for det in args.det_settings.split(","):
+        part, speed = score_set(args.out, rows, det, args.batch_size)
+        scored += part
+        speeds.append(speed)
+        print(f"{det}: {speed['images_per_s']:.2f} images/s")
+    summary = summarise(scored, speeds)
+    command = "python scripts/ocr/render_text_set.py --out /tmp/ocr-set" + (
+        f" --det-settings {args.det_settings}" if args.det_settings != "paddleocr,rapidocr" else "") + (
+        f" --limit {args.limit}" if args.limit else "")
+    write_results(scored, summary, speeds, args.results, command)
     for s in summary:
-        print(f"{s['factor']:<10} {s['level']:<18} n={s['n']:<4} exact {s['exact_match']:.1%}  reward=1 "
-              f"{s['reward_1']:.1%}  mean {s['mean_reward']:.3f}  wrong prompt {s['mean_wrong_prompt_reward']:.3f}")
-    print(f"{speed['images_per_s']:.2f} images/s; tables in {args.results}")
-    return {"rows": rows, "summary": summary, "speed": speed}
+        print(f"{s['det_settings']:<10} {s['factor']:<10} {s['level']:<18} n={s['n']:<4} exact {s['exact_match']:.1%}"
+              f"  reward=1 {s['reward_1']:.1%}  mean {s['mean_reward']:.3f}  wrong {s['mean_wrong_prompt_reward']:.3f}")
+    print(f"tables in {args.results}")
+    return {"rows": scored, "summary": summary, "speeds": speeds}
 
 
 if __name__ == "__main__":
