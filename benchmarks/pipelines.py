@@ -146,6 +146,53 @@ def vae_scale(pipe) -> int:
     return 2 ** (len(pipe.vae.config.block_out_channels) - 1)
 
 
+def vae_scale_before_loading(pretrained: str, revision: str | None = None) -> int | None:
+    """`vae_scale` of the pipeline ``pretrained`` names, read without loading it: the built-in random pipelines'
+    configs, or the ``vae/config.json`` of a local diffusers folder or of the hub cache; None when only loading the
+    pipeline can tell (a hub id not in the cache).
+
+    Example:
+        >>> vae_scale_before_loading("tiny"), vae_scale_before_loading("sd2-base-random")
+        (2, 8)
+    """
+    if pretrained in RANDOM_KINDS:
+        return 2 ** (len((_TINY_VAE if pretrained == "tiny" else SD2_BASE_VAE)["block_out_channels"]) - 1)
+    path = Path(pretrained).expanduser() / "vae" / "config.json"
+    if not path.is_file():
+        try:
+            from huggingface_hub import try_to_load_from_cache
+
+            found = try_to_load_from_cache(pretrained, "vae/config.json", revision=revision)
+        except Exception:  # not a hub id either: loading the pipeline says what it is
+            return None
+        if not isinstance(found, str):
+            return None
+        path = Path(found)
+    try:
+        return 2 ** (len(json.loads(path.read_text())["block_out_channels"]) - 1)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def resolution_problem(resolution: int, scale: int) -> str | None:
+    """Why a pipeline whose VAE downsamples by ``scale`` cannot make images of ``resolution`` pixels a side, or None.
+
+    The UNet takes any latent size (diffusers' UNet upsamples to its skip connections' sizes), so the constraint
+    is the VAE's: a side that is not a multiple of ``scale`` would come out smaller than asked (the tiny pipeline
+    makes 30 px images when asked for 31), and one below ``scale`` has no latent at all.
+
+    Example:
+        >>> resolution_problem(512, 8) is None, resolution_problem(500, 8)
+        (True, 'not a multiple of 8, the VAE downsampling factor (the images would be 496 px): use 496 or 504')
+    """
+    if resolution % scale == 0:
+        return None
+    lower = resolution // scale * scale
+    made = f"the images would be {lower} px" if lower else "no image can be made"
+    return (f"not a multiple of {scale}, the VAE downsampling factor ({made}): use "
+            + (f"{lower} or {lower + scale}" if lower else f"{scale}"))
+
+
 @dataclasses.dataclass(frozen=True)
 class PipelineSource:
     """Where a generator's weights come from (see `parse_source`)."""

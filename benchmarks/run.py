@@ -208,6 +208,12 @@ def make_plan(run: BenchmarkRun) -> Plan:
             raise ValueError(f"--config {name}: {name!r} is not among the judges of this run ({', '.join(judges)})")
         config.setdefault(c, {}).update(options)
     small = check_group_sizes(group, prompts, gens, pre, ipp, run.allow_small_groups, notes)
+    from rewardbench.preflight import check_reward_options
+
+    check_reward_options(judges, config=config)  # every --config key and value a judge takes (UsageError)
+    if run.to_leaderboard:  # what the real run refuses once the judges are loaded, refused here for --dry-run too
+        _refuse_random(run.to_leaderboard, [j for j in judges if run.random_weights and REGISTRY.spec(j).weights],
+                       [g.name for g in gens if g.random_weights])
     return Plan(suite, prompts, gens, pre, names, baseline, judges, group, ipp, config, small, check, notes)
 
 
@@ -351,9 +357,13 @@ class BenchmarkResult:
 
 
 def _check_board_worthy(plan: Plan, scorer, board: str) -> None:
-    """A leaderboard takes results of real weights only: refused before any image is generated."""
-    judges = [s.name for s in scorer.slots if any(p.random for p in s.provenance)]
-    gens = [g.name for g in plan.generators if g.random_weights]
+    """A leaderboard takes results of real weights only: refused before any image is generated (the judges' weights
+    as loaded; `make_plan` refuses what the options already say, so that ``--dry-run`` refuses it too)."""
+    _refuse_random(board, [s.name for s in scorer.slots if any(p.random for p in s.provenance)],
+                   [g.name for g in plan.generators if g.random_weights])
+
+
+def _refuse_random(board: str, judges: list[str], gens: list[str]) -> None:
     if judges or gens:
         what = "; ".join(x for x in (f"judges {', '.join(judges)}" if judges else "",
                                      f"generators {', '.join(gens)}" if gens else "") if x)

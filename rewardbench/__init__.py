@@ -20,7 +20,7 @@ __version__ = "0.1.0"
 # public name -> the module that defines it (imported on first use)
 _EXPORTS = {
     "RewardModel": "model", "BackboneReward": "model",
-    "RewardSpec": "spec", "RewardOutput": "spec", "WeightSource": "spec",
+    "RewardSpec": "spec", "RewardOutput": "spec", "WeightSource": "spec", "Option": "spec",
     "register_reward": "registry", "register_lazy": "registry", "list_rewards": "registry", "get_spec": "registry",
     "UnknownRewardError": "registry", "DuplicateRewardError": "registry",
     "load_reward": "loading",
@@ -46,7 +46,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time `__getattr__` impor
         register_lazy,
         register_reward,
     )
-    from .spec import RewardOutput, RewardSpec, WeightSource  # noqa: F401
+    from .spec import Option, RewardOutput, RewardSpec, WeightSource  # noqa: F401
     from .weights import CheckpointMismatchError, WeightsNotFoundError  # noqa: F401
 
 

@@ -29,8 +29,10 @@ def load_reward(name: str | Sequence[str] | Mapping[str, float], device: str | t
 
     ``pretrained=False`` keeps random weights (``reward.weights_used`` says so). ``weights``
     overrides the weight source with a local path, hub id or URL. ``**cfg`` goes to the builder
-    (e.g. the spec's ``tiny_config``). Parameters are frozen (``requires_grad=False``); gradients
-    still flow to the input pixels of differentiable rewards.
+    (e.g. the spec's ``tiny_config``); a value an option declared in the spec cannot take
+    (``spec.options``) raises `rewardbench.preflight.UsageError` before anything is built. Parameters
+    are frozen (``requires_grad=False``); gradients still flow to the input pixels of differentiable
+    rewards.
 
     Example:
         >>> import torch, rewardbench
@@ -53,6 +55,9 @@ def load_reward(name: str | Sequence[str] | Mapping[str, float], device: str | t
     if normalize is not None:
         raise ValueError("normalize= applies to composite rewards (several names)")
     dt = parse_dtype(dtype)
+    from .preflight import check_option_values
+
+    check_option_values(name, REGISTRY.spec(name), cfg, flag="")  # UsageError before anything is built
     if pretrained and weights is None:
         _check_weights_first(name, cfg)
     model = REGISTRY.build(name, **cfg)

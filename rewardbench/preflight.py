@@ -4,11 +4,12 @@ as asked is one clear `UsageError` (the CLI's exit 2), never a traceback and nev
 `plan_run` is the one preflight of a scoring run, for the CLI and for `rewardbench.Scorer.run` alike: it
 checks everything and returns a `RunPlan` (the opened source, the grouping, the rewards' canonical names
 and specs, the output paths and the notes to show once). What is checked: the device exists; every
-``--config`` key is an option the reward's builder takes and ``--config``/``--weights`` name rewards of
-the run; the output paths have a known extension and can be written (`rewardbench.outputs.check_writable`:
-a missing folder is created, a path that cannot be written is refused); prompted rewards get prompts; group
-rewards have a way to group, and groups as large as they can measure (``RewardSpec.min_group_size``: every
-group smaller is refused unless ``allow_small_groups``; some smaller is a note, and the harness marks them);
+``--config`` key is an option the reward takes, every value one its spec's option can take (type, range,
+choices: `rewardbench.spec.Option`), and ``--config``/``--weights`` name rewards of the run; the output
+paths have a known extension and can be written (`rewardbench.outputs.check_writable`: a missing folder
+is created, a path that cannot be written is refused); prompted rewards get prompts; group rewards have
+a way to group, and groups as large as they can measure (``RewardSpec.min_group_size``: every group
+smaller is refused unless ``allow_small_groups``; some smaller is a note, and the harness marks them);
 ``--group-by`` names columns the input has; the input's own columns do not clash with the results' columns.
 The notes are warnings (e.g. grouping a multi-model manifest by prompt alone, which mixes the generators'
 images in one group).
@@ -79,24 +80,53 @@ def check_device(device: str | torch.device | None) -> None:
 
 
 def builder_options(name: str) -> list[str] | None:
-    """The keyword options reward ``name``'s builder takes, or None when it takes ``**kwargs`` (unknown)."""
+    """The keyword options reward ``name`` takes: those its spec declares (`rewardbench.spec.Option`) and those its
+    builder names; None when the builder takes ``**kwargs`` and the spec declares none (unknown)."""
     from .registry import REGISTRY
 
-    target = REGISTRY.entry(name).load_target()
+    entry = REGISTRY.entry(name)
+    declared = list(entry.resolve_spec().options)
+    target = entry.load_target()
     try:
         params = inspect.signature(target).parameters.values()
     except (TypeError, ValueError):
+        return declared or None
+    named = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "spec"]
+    if any(p.kind is p.VAR_KEYWORD for p in params) and not declared:
         return None
-    if any(p.kind is p.VAR_KEYWORD for p in params):
-        return None
-    return [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    return list(dict.fromkeys([*declared, *named]))
+
+
+def check_option_values(name: str, spec: RewardSpec, config: Mapping[str, Any], flag: str = "--config ") -> None:
+    """`UsageError` (one line) for a value of ``config`` that the option reward ``name`` declares cannot take
+    (`rewardbench.spec.Option.check`: its type, bounds or choices); keys it does not declare are not judged here.
+    The message starts with ``flag`` and the reward's name, as the command line's option wrote it.
+
+    Example:
+        >>> import rewardbench
+        >>> try:
+        ...     check_option_values("jpeg-compressibility", rewardbench.get_spec("jpeg-compressibility"),
+        ...                         {"quality": 1000})
+        ... except UsageError as e:
+        ...     print(str(e)[:66])
+        --config jpeg-compressibility:quality=1000: must lie in [0, 100] (
+    """
+    for key, value in config.items():
+        option = spec.options.get(key)
+        if option is None:
+            continue
+        try:
+            option.check(key, value)
+        except ValueError as e:
+            raise UsageError(f"{flag}{name}:{e} ({key}: {option.describe()})") from None
 
 
 def check_reward_options(names: Sequence[str], weights: Mapping[str, Any] | None = None,
                          config: Mapping[str, Mapping[str, Any]] | None = None) -> list[str]:
     """Canonical names of the rewards (unknown names raise `UnknownRewardError` with "did you mean");
-    `UsageError` for a reward listed twice, ``weights``/``config`` for a reward not in the run, or a
-    config key the reward's builder does not take."""
+    `UsageError` for a reward listed twice, ``weights``/``config`` for a reward not in the run, a
+    config key the reward does not take (`builder_options`), or a value its spec's option cannot take
+    (`check_option_values`)."""
     from .registry import REGISTRY, did_you_mean
 
     canon = [REGISTRY.canonical(n) for n in names]
@@ -111,12 +141,11 @@ def check_reward_options(names: Sequence[str], weights: Mapping[str, Any] | None
     for n, cfg in (config or {}).items():
         c = REGISTRY.canonical(n)
         allowed = builder_options(c)
-        if allowed is None:
-            continue
-        for key in cfg:
+        for key in cfg if allowed is not None else ():
             if key not in allowed:
                 raise UsageError(f"--config {n}:{key}: {c} takes no option {key!r}." + did_you_mean(key, allowed)
                                  + f" Its options: {', '.join(allowed) or 'none'}")
+        check_option_values(n, REGISTRY.spec(c), cfg)
     return canon
 
 

@@ -49,6 +49,113 @@ class WeightSource:
         return f"{self.kind}:{where}"
 
 
+_TYPE_WORDS = {bool: "true or false", int: "an integer", float: "a number", str: "a string", dict: "a mapping",
+               list: "a list"}
+_PLAIN = (str, int, float, bool, list, tuple, dict)  # what a command line or a YAML file can give
+
+
+@dataclass(frozen=True)
+class Option:
+    """One constructor option of a reward, declared in its spec (`RewardSpec.options`): the type of its value
+    (``bool``, ``int``, ``float``, ``str``, ``dict`` or ``list``), its bounds (``low``/``high``, inclusive) or
+    ``choices``, its default, whether None is a value (``optional``) and one line of ``help``.
+
+    `check` refuses a value the reward cannot take, in one line naming the option. A value that no command line
+    or YAML file can give (an object built in Python: a detector, a module) passes unchecked.
+
+    Example:
+        >>> quality = Option(int, 95, "JPEG quality", low=0, high=100)
+        >>> quality.check("quality", 80)
+        80
+        >>> for bad in ("abc", 1000, 9.5):
+        ...     try:
+        ...         quality.check("quality", bad)
+        ...     except ValueError as e:
+        ...         print(e)
+        quality='abc': expected an integer, got a str
+        quality=1000: must lie in [0, 100]
+        quality=9.5: expected an integer, got a float
+        >>> quality.describe()
+        'an integer in [0, 100], default 95: JPEG quality'
+        >>> Option(str, "ita", choices=("ita", "monk")).check("scale", "mnok")
+        Traceback (most recent call last):
+        ...
+        ValueError: scale='mnok': must be one of ita, monk (did you mean 'monk'?)
+    """
+
+    type: type
+    default: Any = None
+    help: str = ""
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[Any, ...] = ()
+    optional: bool = False  # None is a value (e.g. "no limit")
+
+    def __post_init__(self) -> None:
+        if self.type not in _TYPE_WORDS:
+            raise TypeError(f"Option type must be one of {', '.join(t.__name__ for t in _TYPE_WORDS)}, "
+                            f"got {self.type!r}")
+
+    def _type_ok(self, value: Any) -> bool:
+        if self.type is bool:
+            return isinstance(value, bool)
+        if isinstance(value, bool):  # True is an int to Python, never to an option
+            return False
+        if self.type is float:
+            return isinstance(value, (int, float))
+        if self.type is list:
+            return isinstance(value, (list, tuple))
+        if self.type is dict:
+            return isinstance(value, Mapping)
+        return isinstance(value, self.type)
+
+    def check(self, key: str, value: Any) -> Any:
+        """``value`` when option ``key`` can take it; otherwise `ValueError` saying why, in one line."""
+        if value is None:
+            if self.optional or self.default is None:
+                return value
+            raise ValueError(f"{key}=None: expected {_TYPE_WORDS[self.type]}")
+        if not isinstance(value, _PLAIN):  # built in Python (a detector, a module): the builder's to judge
+            return value
+        if not self._type_ok(value):
+            raise ValueError(f"{key}={value!r}: expected {_TYPE_WORDS[self.type]}, got a {type(value).__name__}")
+        if self.choices and value not in self.choices:
+            import difflib
+
+            close = difflib.get_close_matches(str(value), [str(c) for c in self.choices], n=1)
+            raise ValueError(f"{key}={value!r}: must be one of {', '.join(map(str, self.choices))}"
+                             + (f" (did you mean {close[0]!r}?)" if close else ""))
+        if (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
+            bounds = self._bounds()
+            raise ValueError(f"{key}={value!r}: must {'lie in' if bounds.startswith('[') else 'be'} {bounds}")
+        return value
+
+    def _bounds(self) -> str:
+        if self.low is not None and self.high is not None:
+            return f"[{self.low:g}, {self.high:g}]"
+        return f">= {self.low:g}" if self.low is not None else f"<= {self.high:g}"
+
+    def describe(self) -> str:
+        """The option in words: its type, bounds or choices, default and help."""
+        what = _TYPE_WORDS[self.type]
+        if self.choices:
+            what = "one of " + ", ".join(map(str, self.choices))
+        elif self.low is not None or self.high is not None:
+            bounds = self._bounds()
+            what += f" in {bounds}" if bounds.startswith("[") else f" {bounds}"
+        if self.optional:
+            what += " or None"
+        return f"{what}, default {self.default!r}" + (f": {self.help}" if self.help else "")
+
+    def as_dict(self) -> dict[str, Any]:
+        """A flat dict for tables and JSON (`RewardSpec.as_row`)."""
+        default = self.default if self.default is None or isinstance(self.default, _PLAIN) else repr(self.default)
+        if isinstance(default, float) and default != default:  # NaN is not JSON
+            default = "nan"
+        return {"type": self.type.__name__, "default": default, "low": self.low, "high": self.high,
+                "choices": list(self.choices) or None, "optional": self.optional, "help": self.help}
+
+
 @dataclass(frozen=True)
 class RewardSpec:
     """Everything the harness, CLI and leaderboards need to know about a reward, declared once.
@@ -61,6 +168,9 @@ class RewardSpec:
         >>> RewardSpec(name="spread", category="diversity", granularity="group", min_group_size=2).as_row()[
         ...     "min_group_size"]
         2
+        >>> RewardSpec(name="sharp", category="baseline", options={"sigma": Option(float, 1.0, low=0)}).as_row()[
+        ...     "options"]["sigma"]["low"]
+        0
     """
 
     name: str
@@ -83,6 +193,9 @@ class RewardSpec:
     aliases: tuple[str, ...] = ()
     # keyword arguments that build a tiny, fast, randomly initialised variant (used by the tests)
     tiny_config: Mapping[str, Any] = field(default_factory=dict)
+    # the builder's options a user may set (``--config NAME:KEY=VALUE``), each with its type and range: values are
+    # checked before the reward is built (`rewardbench.preflight.check_reward_options`, `rewardbench.load_reward`)
+    options: Mapping[str, Option] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.category not in CATEGORIES:
@@ -96,6 +209,9 @@ class RewardSpec:
         for w in self.weights:
             if not isinstance(w, WeightSource):
                 raise TypeError(f"RewardSpec {self.name!r}: weights must be WeightSource objects, got {w!r}")
+        for k, o in self.options.items():
+            if not isinstance(o, Option):
+                raise TypeError(f"RewardSpec {self.name!r}: options[{k!r}] must be an Option, got {o!r}")
 
     @property
     def offline(self) -> bool:
@@ -124,6 +240,7 @@ class RewardSpec:
             "license": self.license,
             "paper": self.paper,
             "description": self.description,
+            "options": {k: o.as_dict() for k, o in self.options.items()},
         }
 
 

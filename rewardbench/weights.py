@@ -139,6 +139,34 @@ def _looks_like_url(s: str) -> bool:
     return s.startswith(("http://", "https://"))
 
 
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".safetensors", ".bin", ".ckpt", ".onnx")
+
+
+def local_path(value: str | os.PathLike) -> Path | None:
+    """``value`` as a local file path (absolute) when it names one, or None when it is a name, a hub id or a URL.
+
+    A path is what exists on disk, or what can only be a path: it starts with ``/``, ``./``, ``../`` or ``~``, or
+    ends with a checkpoint suffix (`CHECKPOINT_SUFFIXES`). A reward option that takes either a model name or a
+    checkpoint (``--config detection-score:model=/models/yolov8x.pt``) resolves a path to that file, never to a
+    download of its name.
+
+    Example:
+        >>> local_path("yolov8n") is None, local_path("org/model") is None, local_path("https://x.org/a.pt") is None
+        (True, True, True)
+        >>> str(local_path("/models/yolov8x.pt")), local_path("ckpt/yolov8s.pt").is_absolute()
+        ('/models/yolov8x.pt', True)
+    """
+    if isinstance(value, os.PathLike):
+        return Path(value).expanduser().absolute()
+    s = str(value)
+    if not s or _looks_like_url(s):
+        return None
+    p = Path(s).expanduser()
+    if s.startswith(("/", "./", "../", "~", ".\\", "..\\")) or s.lower().endswith(CHECKPOINT_SUFFIXES) or p.exists():
+        return p.absolute()
+    return None
+
+
 def _looks_like_hub_id(s: str) -> bool:
     parts = s.split("/")
     return len(parts) == 2 and all(parts) and not s.startswith((".", "/", "~")) and not Path(s).exists()
@@ -241,6 +269,8 @@ def resolve_weights(sources: Sequence[WeightSource], *, reward: str,
     root = os.environ.get(ENV_WEIGHTS_DIR)
     if root:
         for src in sources:
+            if src.kind == "file" and Path(src.location).is_absolute():  # a file named in full is that file
+                continue
             fname = src.filename or Path(urllib.parse.urlparse(src.location).path).name
             for cand in (Path(root) / reward / fname, Path(root) / fname) if fname else (Path(root) / reward,):
                 if cand.exists():

@@ -56,8 +56,37 @@ def _quiet_ultralytics() -> None:
 
 
 def yolo_weight_sources(model: str) -> tuple[WeightSource, ...]:
+    """Where the checkpoint of a detection reward's ``model`` comes from: a local file when ``model`` is a path
+    (`rewardbench.weights.local_path`: that file, never a download), else ultralytics' official release of that name.
+
+    Example:
+        >>> [(s.kind, s.location) for s in yolo_weight_sources("/models/yolov8x.pt")]
+        [('file', '/models/yolov8x.pt')]
+        >>> yolo_weight_sources("yolov8n")[0].location
+        'https://github.com/ultralytics/assets/releases/download/v8.3.0/yolov8n.pt'
+    """
+    from rewardbench.weights import local_path
+
+    path = local_path(model)
+    if path is not None:
+        return (WeightSource("file", str(path), filename=path.name, note="local detector checkpoint (model=PATH)"),)
     return (WeightSource("url", YOLO_URL.format(name=model), filename=f"{model}.pt",
                          note="ultralytics official COCO checkpoint (AGPL-3.0); no checksum published"),)
+
+
+def yolo_architecture(model: str) -> str:
+    """The ultralytics architecture a detection reward's ``model`` names: the name itself, or a checkpoint file's
+    name without its suffix (``/models/yolov8x.pt`` -> ``yolov8x``; a checkpoint is named after its architecture, as
+    ultralytics names its releases).
+
+    Example:
+        >>> yolo_architecture("yolov8n"), yolo_architecture("/models/yolo11s.safetensors")
+        ('yolov8n', 'yolo11s')
+    """
+    from rewardbench.weights import local_path
+
+    path = local_path(model)
+    return model if path is None else path.stem
 
 
 def safe_checkpoint_loader():
@@ -135,7 +164,13 @@ def _random_net(model: str) -> nn.Module:
 
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)  # the same random weights in every process
-            _TEMPLATES[model] = DetectionModel(f"{model}.yaml", nc=len(COCO_CLASSES), verbose=False).eval()
+            try:
+                net = DetectionModel(f"{model}.yaml", nc=len(COCO_CLASSES), verbose=False).eval()
+            except FileNotFoundError:
+                raise ValueError(f"model={model!r}: not an ultralytics detector architecture (yolov8n ... yolov8x, "
+                                 "yolo11n ...); a local checkpoint is named after its architecture, e.g. "
+                                 "/models/yolov8x.pt") from None
+            _TEMPLATES[model] = net
     return copy.deepcopy(_TEMPLATES[model])
 
 

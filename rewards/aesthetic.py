@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rewardbench import RewardOutput, RewardSpec, WeightSource, register_reward
+from rewardbench import Option, RewardOutput, RewardSpec, WeightSource, register_reward
 from rewardbench.weights import Provenance, WeightsNotFoundError, load_into, load_state_dict, resolve_weights
 
 from ._clip_backbone import ClipReward, build_clip, load_clip_weights
@@ -124,6 +124,14 @@ class _Aesthetic(ClipReward):
         return self.provenance()
 
 
+_OPTIONS = {
+    "clip_weights": Option(str, None, "a local open_clip checkpoint of the CLIP backbone (.safetensors)",
+                           optional=True),
+    "backbone_pretrained": Option(bool, True, "False: the real head on a random CLIP backbone (scores not "
+                                  "meaningful)"),
+    "pil_preprocess": Option(bool, False, "preprocess with PIL as the official script does (not differentiable)"),
+    "tiny": Option(bool, False, "a tiny random architecture (tests)"),
+}
 _V2_SPEC = RewardSpec(
     name="aesthetic", aliases=("aesthetic-v2", "laion-aesthetic", "improved-aesthetic"), category="aesthetic",
     higher_is_better=True, range=(1.0, 10.0), differentiable=True, needs_prompt=False,
@@ -138,7 +146,7 @@ _V2_SPEC = RewardSpec(
     license="head: no LICENSE in improved-aesthetic-predictor, MIT in ddpo-pytorch's copy; CLIP: MIT",
     paper=f"improved-aesthetic-predictor ({_V2_REPO}); {_LAION5B}",
     description="LAION improved aesthetic predictor v2: MLP on normalised CLIP ViT-L/14 embeddings, ~1-10",
-    tiny_config={"tiny": True},
+    tiny_config={"tiny": True}, options=_OPTIONS,
 )
 
 
@@ -164,7 +172,7 @@ _V1_SPEC = RewardSpec(
     backbone="open_clip:ViT-L-14/openai", weights=(_v1_source("vit_l_14"),),
     license="MIT", paper=f"LAION aesthetic predictor ({_V1_REPO}); {_LAION5B}",
     description="LAION aesthetic predictor v1: linear head on normalised CLIP ViT-L/14 embeddings",
-    tiny_config={"tiny": True},
+    tiny_config={"tiny": True}, options=_OPTIONS,
 )
 
 

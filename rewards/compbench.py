@@ -29,14 +29,21 @@ from typing import Any
 import torch
 from torch import nn
 
-from rewardbench import RewardModel, RewardOutput, RewardSpec, WeightSource, register_reward
+from rewardbench import Option, RewardModel, RewardOutput, RewardSpec, WeightSource, register_reward
 from rewardbench.transforms import CLIP_MEAN, CLIP_STD, normalize, resize
 
 from ._boxes import COMPBENCH_REFERENCE_SIZE, compbench_position_score, dedup_boxes
 from ._detect import Detections, yolo_weight_sources
 from ._prompts import ParsedPrompt, parse_prompt
 from ._vocab import COLORS, NUMBER_WORDS, SHAPES, TEXTURES
-from .detection import _DETECTOR_TINY, _YOLO_LICENSE, DEFAULT_DETECTOR, _det_spec, _DetectionReward
+from .detection import (
+    _DETECTOR_TINY,
+    _YOLO_LICENSE,
+    DEFAULT_DETECTOR,
+    _det_spec,
+    _DetectionReward,
+    threshold_option,
+)
 
 _COMPBENCH = ("Huang et al., T2I-CompBench: A Comprehensive Benchmark for Open-world Compositional Text-to-image "
               "Generation, arXiv 2307.06350")
@@ -159,7 +166,10 @@ class CompBenchSpatial(_DetectionReward):
     """
 
     spec = _det_spec("compbench-spatial", "T2I-CompBench 2D spatial: 0.25*conf per object + relation score/2, "
-                     "zeroed below 0.5", _COMPBENCH, aliases=("t2i-compbench-spatial",))
+                     "zeroed below 0.5", _COMPBENCH, aliases=("t2i-compbench-spatial",),
+                     options={"threshold": threshold_option(COMPBENCH_DETECTION_THRESHOLD),
+                              "mode": Option(str, "official", "the official rule or the corrected one (see above)",
+                                             choices=SPATIAL_MODES)})
 
     def __init__(self, model: str = DEFAULT_DETECTOR, imgsz: int = 640, detector: nn.Module | None = None,
                  mode: str = "official", **rule_kw: Any):
@@ -190,7 +200,8 @@ class CompBenchNumeracy(_DetectionReward):
     """T2I-CompBench numeracy score (UniDet rule on YOLO boxes)."""
 
     spec = _det_spec("compbench-numeracy", "T2I-CompBench numeracy: per object 0.5 if detected + 0.5 if the count "
-                     "is exact, averaged", _COMPBENCH, aliases=("t2i-compbench-numeracy",))
+                     "is exact, averaged", _COMPBENCH, aliases=("t2i-compbench-numeracy",),
+                     options={"threshold": threshold_option(COMPBENCH_DETECTION_THRESHOLD)})
 
     def rule(self, parsed, det, pixels):
         return compbench_numeracy(parsed, det, self.rule_kw.get("threshold", COMPBENCH_DETECTION_THRESHOLD)), {}

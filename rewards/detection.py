@@ -43,9 +43,16 @@ from typing import Any
 import torch
 from torch import nn
 
-from rewardbench import BackboneReward, RewardOutput, RewardSpec, register_reward
+from rewardbench import BackboneReward, Option, RewardOutput, RewardSpec, register_reward
 
-from ._detect import Detections, YoloDetector, pack_detections, unpack_detections, yolo_weight_sources
+from ._detect import (
+    Detections,
+    YoloDetector,
+    pack_detections,
+    unpack_detections,
+    yolo_architecture,
+    yolo_weight_sources,
+)
 from ._prompts import ParsedPrompt, parse_prompt
 
 _PAPER = "Zhang, Tzeng, Du, Kislyuk, Large-scale Reinforcement Learning for Diffusion Models, arXiv 2401.12244"
@@ -58,6 +65,17 @@ _DETECTOR_TINY = {"model": "yolov8n", "imgsz": 64}
 # GenEval evaluation/evaluate_images.py --threshold default: a detection counts above 0.3 (GenEval's
 # other defaults are in rewards.geneval).
 GENEVAL_THRESHOLD = 0.3
+# every detection reward's options (`_det_spec`); a reward's rule adds its own
+DETECTOR_OPTIONS = {
+    "model": Option(str, DEFAULT_DETECTOR, "the YOLO detector: an ultralytics name (yolov8n ... yolov8x, yolo11n ...) "
+                    "or a local checkpoint named after its architecture (/models/yolov8x.pt)"),
+    "imgsz": Option(int, 640, "the detector's input size in pixels (letterbox)", low=32, high=4096),
+}
+
+
+def threshold_option(default: float) -> Option:
+    """A rule's detection threshold: detections count above this confidence."""
+    return Option(float, default, "detections count above this confidence", low=0.0, high=1.0)
 
 
 def detection_score(parsed: ParsedPrompt, det: Detections) -> float:
@@ -92,7 +110,8 @@ class _DetectionReward(BackboneReward):
                  spec: RewardSpec | None = None, **rule_kw: Any):
         super().__init__(spec)  # `spec`: for one class serving several names (GenEval's tasks)
         # `detector` may be any module pixels -> list[Detections] (tests inject hand-made boxes)
-        self.backbone = detector if detector is not None else YoloDetector(model=model, imgsz=imgsz)
+        self.backbone = detector if detector is not None else YoloDetector(model=yolo_architecture(model), imgsz=imgsz)
+        self.model_source = model  # a name (the official checkpoint) or a local checkpoint file
         self.rule_kw = rule_kw
 
     @property
@@ -109,7 +128,7 @@ class _DetectionReward(BackboneReward):
 
         if not isinstance(self.detector, YoloDetector):
             return self.provenance()
-        found = resolve_weights(yolo_weight_sources(self.detector.model_name), reward=self.spec.name, override=weights)
+        found = resolve_weights(yolo_weight_sources(self.model_source), reward=self.spec.name, override=weights)
         self.detector.load(found.path)
         self.record_weights(dataclasses.replace(found.provenance, note=self.detector.model_name))
         return self.provenance()
@@ -147,14 +166,15 @@ class _DetectionReward(BackboneReward):
         return RewardOutput(torch.tensor(scores, dtype=torch.float32, device=device), details)
 
 
-def _det_spec(name: str, description: str, paper: str, range_=(0.0, 1.0), aliases=()) -> RewardSpec:
+def _det_spec(name: str, description: str, paper: str, range_=(0.0, 1.0), aliases=(),
+              options: dict[str, Option] | None = None) -> RewardSpec:
     return RewardSpec(
         name=name, aliases=tuple(aliases), category="composition", higher_is_better=True, range=range_,
         differentiable=False, needs_prompt=True, weights=yolo_weight_sources(DEFAULT_DETECTOR),
         backbone=DETECTOR_BACKBONE,
         license=_YOLO_LICENSE, paper=paper,
         description=description + f"; detector ultralytics {DEFAULT_DETECTOR} (COCO); not differentiable",
-        tiny_config=_DETECTOR_TINY,
+        tiny_config=_DETECTOR_TINY, options={**DETECTOR_OPTIONS, **(options or {})},
     )
 
 
@@ -174,7 +194,7 @@ class ObjectPresence(_DetectionReward):
     """Share of the prompt's objects that are detected (score > 0.3)."""
 
     spec = _det_spec("object-presence", "share of the prompt's objects detected with confidence > 0.3", _GENEVAL,
-                     aliases=("object_presence",))
+                     aliases=("object_presence",), options={"threshold": threshold_option(GENEVAL_THRESHOLD)})
 
     def rule(self, parsed, det, pixels):
         return object_presence(parsed, det, self.rule_kw.get("threshold", GENEVAL_THRESHOLD)), {}

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from rewardbench import BackboneReward, RewardModel, RewardOutput, RewardSpec, register_reward
+from rewardbench import BackboneReward, Option, RewardModel, RewardOutput, RewardSpec, register_reward
 
 from ._group import iter_groups
 
@@ -186,6 +186,17 @@ class _DiversityReward(RewardModel):
         return RewardOutput(scores, group_details=group_details)
 
 
+# the diversity rewards' options (`_DiversityReward`); Vendi adds its order q
+_OPTIONS = {
+    "encoder": Option(str, "pixels", "'pixels' (the official pixel kernel) or a registered image encoder reward "
+                      "(clipscore, aesthetic, ...) whose embeddings are compared"),
+    "encoder_config": Option(dict, None, "the encoder reward's own options", optional=True),
+    "pixel_size": Option(int, PIXEL_SIZE, "side of the downsampled images of the pixel kernel", low=1),
+    "pixel_resize": Option(str, None, "how the pixel kernel downsamples (None: the reward's default)",
+                           choices=PIXEL_RESIZES, optional=True),
+}
+
+
 @register_reward()
 class Vendi(_DiversityReward):
     """Vendi score of each group (1 = all images alike, n = all different). ``q`` is the order."""
@@ -197,6 +208,7 @@ class Vendi(_DiversityReward):
         higher_is_better=True, range=(1.0, None), license="MIT (Vendi Score)", paper=_VENDI,
         description="Vendi score (effective number of distinct images) per group; pixel kernel by default, "
                     "or any registered image encoder",
+        options={"q": Option(float, 1.0, "the order of the Vendi score (1: Shannon)", low=0.0), **_OPTIONS},
     )
 
     def __init__(self, q: float = 1.0, **kwargs: Any) -> None:
@@ -219,6 +231,7 @@ class PairwiseCosineDistance(_DiversityReward):
         higher_is_better=True, range=(0.0, 1.0), differentiable=True,
         license="MIT", paper="mean pairwise dissimilarity, the baseline discussed in " + _VENDI,
         description="mean pairwise cosine distance of embeddings per group; pixel features by default",
+        options=_OPTIONS,
     )
     default_pixel_resize = "torch"  # differentiable: the pixels' gradients pass through a torch resize
 

@@ -51,12 +51,12 @@ from typing import Any, ClassVar, NamedTuple
 
 import torch
 
-from rewardbench import RewardOutput, RewardSpec, WeightSource, register_reward
+from rewardbench import Option, RewardOutput, RewardSpec, WeightSource, register_reward
 from rewardbench.weights import Provenance, WeightsNotFoundError, bundled_path
 
 from ._blazeface import BLAZEFACE_MODELS, FACEMESH_MODEL, mediapipe_source
 from ._centerface import CENTERFACE_MODEL
-from ._faces import DEFAULT_FACE_DETECTOR, FaceDetector
+from ._faces import DEFAULT_FACE_DETECTOR, FACE_DETECTORS, FaceDetector
 from ._gender import AGE_GENDER_LANDMARKS, AGE_GENDER_MODEL, GENDER_LABELS
 from ._gender_strategies import GENDER_STRATEGIES, ClipStrategy, GenderStrategy
 from ._group import GROUP_METRICS, PRESENCE_MODES, iter_groups, with_presence, worst_value
@@ -331,12 +331,41 @@ _METRIC_FACTS = {
 }
 
 
+# the options of every fairness reward (`_FaceDistributionReward`), then those of its labeller
+_FACE_OPTIONS = {
+    "detector": Option(str, DEFAULT_FACE_DETECTOR, "the face detector", choices=tuple(FACE_DETECTORS)),
+    "min_face": Option(int, 16, "smallest face side in pixels", low=1),
+    "faces_per_image": Option(int, 1, "people counted per image, largest faces first (None: all)", low=1,
+                              optional=True),
+    "presence": Option(str, "scale", "what images without a measured face do to the group's value",
+                       choices=PRESENCE_MODES),
+    "presence_weight": Option(float, None, "presence='penalty': the penalty's weight (None: the metric's range)",
+                              low=0.0, optional=True),
+    "empty_score": Option(float, None, "the value of a group with nobody measured (None: the presence rule's; "
+                          ".nan keeps such groups out of averages)", optional=True),
+    "soft": Option(bool, False, "add each face's label probabilities instead of one count per face"),
+    "detector_kwargs": Option(dict, None, "the face detector's own options", optional=True),
+}
+_LABELLER_OPTIONS = {
+    _SkinToneReward: {"scale": Option(str, "ita", "the skin-tone reading that picks the bucket",
+                                      choices=("ita", "monk"))},
+    _GenderReward: {
+        "gender": Option(str, "ensemble", "the gender classifier", choices=GENDER_CHOICES),
+        "clip_arch": Option(str, "ViT-L-14", "gender='clip': the open_clip architecture"),
+        "clip_pretrained": Option(str, "openai", "gender='clip': the open_clip weights tag"),
+        "clip_on": Option(str, "image", "gender='clip': classify the whole image or the face crop",
+                          choices=("image", "face")),
+        "tiny": Option(bool, False, "gender='clip': a tiny random CLIP (tests)"),
+    },
+}
+
+
 def _spec(name: str, base: type[_FaceDistributionReward], metric: str, description: str,
           aliases: tuple[str, ...] = ()) -> RewardSpec:
     facts = _METRIC_FACTS[metric]
     return RewardSpec(name=name, aliases=aliases, category="fairness", higher_is_better=facts.higher_is_better,
                       range=facts.range(len(base.labels)), granularity="group", min_group_size=2,
-                      weights=base.bundled_weights,
+                      weights=base.bundled_weights, options={**_FACE_OPTIONS, **_LABELLER_OPTIONS[base]},
                       backbone=PEOPLE_BACKBONE, license=_LICENSE, paper=facts.paper, description=description)
 
 

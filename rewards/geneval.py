@@ -28,6 +28,7 @@ The five are one class, `_GenEvalReward`, built for a ``task`` by the rows of `_
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable
 from typing import Any
@@ -36,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rewardbench import RewardSpec, WeightSource, register_reward
+from rewardbench import Option, RewardSpec, WeightSource, register_reward
 
 from ._boxes import GENEVAL_POSITION_THRESHOLD, geneval_relative_position
 from ._detect import Detections
@@ -49,6 +50,7 @@ from .detection import (
     GENEVAL_THRESHOLD,
     _det_spec,
     _DetectionReward,
+    threshold_option,
 )
 
 # GenEval evaluation/evaluate_images.py defaults (its --options): threshold 0.3 (GENEVAL_THRESHOLD,
@@ -208,8 +210,21 @@ class _GenEvalReward(_DetectionReward):
         return float(ok), {"reason": "; ".join(reasons), "note": note}
 
 
+_OPTIONS = {  # GenEval's own (its evaluate_images.py --options) and the colour classifier's
+    "threshold": threshold_option(GENEVAL_THRESHOLD),
+    "counting_threshold": Option(float, GENEVAL_COUNTING_THRESHOLD, "detections count above this confidence when "
+                                 "counting", low=0.0, high=1.0),
+    "max_objects": Option(int, GENEVAL_MAX_OBJECTS, "at most this many detections of a class", low=1),
+    "position_threshold": Option(float, GENEVAL_POSITION_THRESHOLD, "how far apart (a share of the box size) two "
+                                 "objects must be to be left/right/above/below", low=0.0),
+    "clip_arch": Option(str, "ViT-L-14", "the colour classifier's open_clip architecture"),
+    "clip_pretrained": Option(str, "openai", "the colour classifier's open_clip weights tag"),
+    "tiny": Option(bool, False, "a tiny random colour classifier (tests)"),
+}
+
+
 def _geneval_spec(name: str, task: str, description: str, aliases=()) -> RewardSpec:
-    s = _det_spec(name, description, _GENEVAL, aliases=aliases)
+    s = _det_spec(name, description, _GENEVAL, aliases=aliases, options=_OPTIONS)
     if task in _COLOR_TASKS:
         s = s.replace(weights=s.weights + (
             WeightSource("hub", "timm/vit_large_patch14_clip_224.openai", filename="open_clip_model.safetensors",
@@ -243,6 +258,9 @@ def _declare(name: str, task: str, description: str, aliases: tuple[str, ...]) -
         return _GenEvalReward(task=task, spec=spec, **cfg)
 
     build.__name__ = build.__qualname__ = f"geneval_{task}"
+    # the options it passes on (rewardbench.preflight.builder_options reads them): the class's, but task and spec
+    params = inspect.signature(_GenEvalReward).parameters.values()
+    build.__signature__ = inspect.Signature([p for p in params if p.name not in ("task", "spec")])
     build.weight_sources = _GenEvalReward.weight_sources  # load_reward's check before the build
     register_reward(spec=spec)(build)
 

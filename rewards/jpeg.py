@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from rewardbench import BackboneReward, RewardOutput, RewardSpec, register_reward
+from rewardbench import BackboneReward, Option, RewardOutput, RewardSpec, register_reward
 from rewardbench.images import uint8_view
 
 from ._runtime import parallel_map
@@ -27,6 +27,9 @@ from ._runtime import parallel_map
 JPEG_QUALITY = 95  # ddpo-pytorch rewards.py: pil.save(buffer, format="JPEG", quality=95)
 _DDPO = "Black et al., Training Diffusion Models with Reinforcement Learning (DDPO), arXiv 2305.13301"
 JPEG_BACKBONE = "jpeg-size:pil"  # spec.backbone of both rewards: PIL's JPEG encoder, sizes shared
+# PIL takes any number and libjpeg clamps it to 1..100 (0 is read as 1): 0..100 is the scale there is
+_OPTIONS = {"quality": Option(int, JPEG_QUALITY, "JPEG quality on PIL's scale, 0 (worst) to 100; DDPO uses 95 "
+                              "(PIL advises against more: 100 turns parts of the compression off)", low=0, high=100)}
 
 
 def jpeg_size_kb(pixels: torch.Tensor, quality: int = JPEG_QUALITY) -> torch.Tensor:
@@ -61,7 +64,7 @@ class JpegIncompressibility(BackboneReward):
         # no upper bound: the size grows with the pixels and their detail (300 Stable Diffusion images of 512 px:
         # 5-181 kB, median 98; scikit-image's 1000 px hubble_deep_field: 404 kB)
         higher_is_better=True, range=(0.0, None), backbone=JPEG_BACKBONE, license="MIT", paper=_DDPO,
-        description="JPEG size (kB) at quality 95; no weights",
+        description="JPEG size (kB) at quality 95; no weights", options=_OPTIONS,
     )
     sign = 1.0
     takes_uint8 = True  # the harness hands it the decoded bytes (rewardbench.engine.takes_uint8): no float pass
@@ -99,6 +102,6 @@ class JpegCompressibility(JpegIncompressibility):
     spec = RewardSpec(
         name="jpeg-compressibility", aliases=("jpeg_compressibility",), category="baseline",
         higher_is_better=True, range=(None, 0.0), backbone=JPEG_BACKBONE, license="MIT", paper=_DDPO,
-        description="minus JPEG size (kB) at quality 95; no weights",
+        description="minus JPEG size (kB) at quality 95; no weights", options=_OPTIONS,
     )
     sign = -1.0

@@ -33,6 +33,7 @@ from typing import Any
 import yaml
 
 from .algorithms import algorithm_entry
+from .fields import check_fields
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,9 @@ class TaskConfig:
     """One task: a prompt source + a reward + a weight on its loss."""
 
     name: str = "task"
-    reward: str = "jpeg-compressibility"  # registry name or alias, or "package.module:callable" (ddpo-style fn)
+    # registry name or alias, or "package.module:callable" (a ddpo-style fn): that module is IMPORTED when the run
+    # starts, whatever it is, so its top-level code runs with the trainer's rights: load recipes you trust
+    reward: str = "jpeg-compressibility"
     reward_kwargs: Mapping[str, Any] = field(default_factory=dict)  # to load_reward (e.g. pretrained, weights)
     # a list of prompts | a file path | a prompt set: "set:NAME" | {set: NAME, path: local copy, <loader options>}
     # (`rewardbench prompts list`; training splits: diffusiondb-train, person-descriptions, object-pairs-train)
@@ -179,6 +182,10 @@ class Config:
 
     def __post_init__(self) -> None:
         s, t = self.sample, self.train
+        for name, cls in _SECTIONS.items():  # every value of its field's type, and in its range
+            check_fields(getattr(self, name), cls, name, RANGES)
+        for i, task in enumerate(self.tasks):
+            check_fields(task, TaskConfig, f"tasks[{i}]", RANGES, "tasks")
         for i, task in enumerate(self.tasks):
             b, g = task.sizes(s)
             if b < 1 or g < 1 or b % g:
@@ -224,6 +231,23 @@ def _plain(x):
 
 _SECTIONS = {"model": ModelConfig, "sample": SampleConfig, "train": TrainConfig, "pretrain": PretrainConfig,
              "run": RunConfig, "eval": EvalConfig}
+
+# Where a number must lie beyond its type, by "section.field" (tasks: every task's): ">= n" or "> n", or "[a, b)"
+# for each item of a tuple (trainers/fields.py checks them). Choices of strings are checked in `Config.__post_init__`.
+RANGES = {
+    "model.resolution": ">= 1", "model.lora_rank": ">= 1", "model.lora_alpha": "> 0", "model.tiny_seed": ">= 0",
+    "sample.num_steps": ">= 1", "sample.guidance_scale": ">= 0", "sample.batch_size": ">= 1",
+    "sample.micro_batch_size": ">= 1", "sample.images_per_prompt": ">= 1",
+    "train.lr": "> 0", "train.adam_betas": "[0, 1)", "train.weight_decay": ">= 0", "train.adam_eps": "> 0",
+    "train.warmup_steps": ">= 0", "train.micro_batch_size": ">= 1", "train.clip_range": "> 0",
+    "train.adv_clip_max": "> 0", "train.max_grad_norm": "> 0", "train.stat_buffer_size": ">= 1",
+    "train.stat_min_count": ">= 0",
+    "pretrain.beta": ">= 0", "pretrain.batch_size": ">= 1",
+    "tasks.batch_size": ">= 1", "tasks.images_per_prompt": ">= 1",
+    "run.iterations": ">= 0", "run.checkpoint_every": ">= 0", "run.keep_checkpoints": ">= 1",
+    "run.sample_every": ">= 0", "run.eval_every": ">= 0",
+    "eval.prompts": ">= 1", "eval.images_per_prompt": ">= 1", "eval.n_boot": ">= 1",
+}
 
 
 def _build(cls, data: Mapping[str, Any], where: str):

@@ -32,13 +32,14 @@ from rewardbench.benchmarks.pipelines import (
     SD_SCHEDULER,
     build_components,
     load_pipeline,
+    resolution_problem,
     vae_scale,
 )
 
 from .ddpo_math import ddim_step_with_logprob, guided
 
 __all__ = ["SD2_BASE_TEXT", "SD2_BASE_UNET", "SD2_BASE_VAE", "SD_SCHEDULER", "build_components", "load_pipeline",
-           "vae_scale", "prepare_for_training", "encode_prompts", "Samples", "unet_eps", "decode",
+           "vae_scale", "resolution_problem", "prepare_for_training", "encode_prompts", "Samples", "unet_eps", "decode",
            "sample_with_logprob"]
 
 

@@ -184,6 +184,7 @@ def start(cfg: Config, rewards: Mapping[str, Any] | None = None) -> Run:
     from accelerate import Accelerator
 
     m, tr, run = cfg.model, cfg.train, cfg.run
+    preflight(cfg, rewards)  # UsageError: a device, resolution or reward option that cannot work
     check_output_dir(run)  # RunExistsError, before anything is built
     accelerator = Accelerator(mixed_precision=m.mixed_precision, cpu=run.device == "cpu")
     if run.overwrite and accelerator.is_main_process:
@@ -219,6 +220,32 @@ def start(cfg: Config, rewards: Mapping[str, Any] | None = None) -> Run:
         judges = eval_judges(cfg, [t.config.reward for t in tasks if t.name not in (rewards or {})])
     return Run(cfg, accelerator, algo, opt, tasks, captions, gen, first, fingerprint, logger,
                steps.Rewarder(device, run.async_rewards), judges)
+
+
+def preflight(cfg: Config, rewards: Mapping[str, Any] | None = None) -> None:
+    """Refuse, before anything is built, what the config's types and ranges (`Config`) cannot tell: a device this
+    machine lacks (``run.device``, the Scorer's check), a resolution the pipeline cannot make (``model.resolution``,
+    where its VAE is known without loading it: the built-in pipelines, a local folder, the hub cache; the others
+    are checked right after loading), and a registered reward's option value its spec refuses
+    (``tasks[i].reward_kwargs``). Raises `rewardbench.errors.UsageError` (the command line's exit 2)."""
+    from rewardbench.benchmarks.pipelines import resolution_problem, vae_scale_before_loading
+    from rewardbench.errors import UsageError
+    from rewardbench.preflight import check_device, check_option_values
+    from rewardbench.registry import REGISTRY
+
+    try:
+        check_device(cfg.run.device)
+    except UsageError as e:
+        why = str(e).split(": ", 1)[-1].replace("--device ", "run.device=")
+        raise UsageError(f"run.device={cfg.run.device}: {why}") from None
+    m = cfg.model
+    scale = vae_scale_before_loading(m.pretrained, m.revision)
+    if scale is not None and (problem := resolution_problem(m.resolution, scale)):
+        raise UsageError(f"model.resolution={m.resolution}: {problem}")
+    for i, t in enumerate(cfg.tasks):
+        if t.name in (rewards or {}) or not isinstance(t.reward, str) or ":" in t.reward:
+            continue  # a reward given in Python or a "module:callable": its own to check
+        check_option_values(t.reward, REGISTRY.spec(t.reward), t.reward_kwargs, flag=f"tasks[{i}].reward_kwargs: ")
 
 
 def _resume(cfg: Config, fingerprint: dict, opt: Optimization, gen: torch.Generator, tasks: list[Task]) -> int:

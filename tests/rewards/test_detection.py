@@ -65,3 +65,66 @@ def test_the_harness_detects_once_for_all_detection_rewards():
         assert CountingDetector.calls == (1 if share else 3)
     assert (results[True] == results[False]).all()
     assert results[True][:, 0].tolist() == pytest.approx([0.85, 0.85, 0.9, 0.0])
+
+
+# -- model=PATH: a local checkpoint stays a local path (issue 24) --------------------------------------------------
+
+def test_a_detector_path_resolves_to_that_file_and_a_name_to_the_official_release(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from rewardbench.rewards._detect import yolo_architecture, yolo_weight_sources
+    from rewardbench.weights import resolve_weights
+
+    ckpt = tmp_path / "yolov8s.pt"
+    ckpt.write_bytes(b"stands for a checkpoint")
+    monkeypatch.setenv("REWARDBENCH_WEIGHTS", str(tmp_path / "elsewhere"))
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "yolov8s.pt").write_bytes(b"a same-named file elsewhere: never taken for it")
+    for given in (str(ckpt), "./yolov8s.pt", "yolov8s.pt"):  # absolute, and relative as typed in the folder
+        monkeypatch.chdir(tmp_path)
+        (src,) = yolo_weight_sources(given)
+        assert (src.kind, Path(src.location)) == ("file", ckpt), given
+        assert resolve_weights([src], reward="detection-score").path == ckpt
+        assert yolo_architecture(given) == "yolov8s"
+    (official,) = yolo_weight_sources("yolov8s")
+    assert (official.kind, official.location) == (
+        "url", "https://github.com/ultralytics/assets/releases/download/v8.3.0/yolov8s.pt")
+    assert yolo_architecture("yolov8s") == "yolov8s"
+
+
+@pytest.fixture
+def no_download(monkeypatch):
+    from rewardbench import weights
+
+    def fetch(*a, **k):
+        raise AssertionError("a download was attempted")
+
+    monkeypatch.setattr(weights, "_try_url", fetch)
+    monkeypatch.setattr(weights, "_try_hub", fetch)
+
+
+def test_a_missing_local_detector_is_named_and_nothing_is_downloaded_or_built(tmp_path, monkeypatch, no_download):
+    from rewardbench.registry import REGISTRY
+
+    def built(*a, **k):
+        raise AssertionError("the reward was built before its missing checkpoint was noticed")
+
+    monkeypatch.setattr(REGISTRY, "build", built)
+    gone = tmp_path / "models" / "yolov8s.pt"
+    with pytest.raises(rewardbench.WeightsNotFoundError, match=f"file {gone}: does not exist"):
+        rewardbench.load_reward("detection-score", model=str(gone))
+
+
+def test_a_local_detector_file_is_what_loads(tmp_path, no_download):
+    """A file that is not an ultralytics checkpoint: the load reads that very file (and says so), no download."""
+    fake = tmp_path / "yolov8n.pt"
+    fake.write_bytes(b"not a checkpoint")
+    with pytest.raises(rewardbench.CheckpointMismatchError, match=str(fake)):
+        rewardbench.load_reward("detection-score", model=str(fake), imgsz=64)
+    r = rewardbench.load_reward("detection-score", model=str(fake), imgsz=64, pretrained=False)
+    assert r.detector.model_name == "yolov8n"  # the architecture named by the file
+
+
+def test_a_checkpoint_named_after_no_architecture_is_refused_clearly(tmp_path):
+    with pytest.raises(ValueError, match="not an ultralytics detector architecture.*named after its architecture"):
+        rewardbench.load_reward("detection-score", model=str(tmp_path / "best.pt"), pretrained=False)

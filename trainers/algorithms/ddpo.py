@@ -27,7 +27,15 @@ from pathlib import Path
 import torch
 
 from ..ddpo_math import clipped_policy_loss, ddim_step_with_logprob
-from ..pipeline import encode_prompts, load_pipeline, prepare_for_training, sample_with_logprob, unet_eps
+from ..pipeline import (
+    encode_prompts,
+    load_pipeline,
+    prepare_for_training,
+    resolution_problem,
+    sample_with_logprob,
+    unet_eps,
+    vae_scale,
+)
 from . import Optimization, UpdateStats
 
 WEIGHT_DTYPES = {"no": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}  # model.mixed_precision
@@ -52,6 +60,10 @@ class DDPO:
         self.config, self.accelerator, self.device = config, accelerator, accelerator.device
         self.weight_dtype = WEIGHT_DTYPES[m.mixed_precision]
         self.pipe = load_pipeline(m.pretrained, revision=m.revision, seed=m.tiny_seed)
+        if problem := resolution_problem(m.resolution, vae_scale(self.pipe)):  # a hub pipeline: known only now
+            from rewardbench.errors import UsageError
+
+            raise UsageError(f"model.resolution={m.resolution}: {problem}")
         self.params = prepare_for_training(self.pipe, m, self.device, self.weight_dtype)
         self.model = self.pipe.unet
         self.neg_emb = encode_prompts(self.pipe, [config.sample.negative_prompt])  # (1, 77, D)
