@@ -124,7 +124,9 @@ def small_groups_warning(plan, judges: dict[str, dict]) -> list[str]:
     small = {j: judges[j]["small_groups"] for j in plan.group_judges if judges.get(j, {}).get("small_groups")}
     if not small:
         return []
-    what = "; ".join(f"{j}: {s['groups']} of {s['of']} groups with fewer than {s['min']} images, "
+    from rewardbench.leaderboards.render import md_text
+
+    what = "; ".join(f"{md_text(j)}: {s['groups']} of {s['of']} groups with fewer than {s['min']} images, "
                      + ("counted in its numbers as asked (--allow-small-groups)" if s["counted"] else
                         "left out of its numbers") for j, s in small.items())
     return [f"> **Groups too small to measure ({what}).** A group reward of fewer images than it measures says "
@@ -134,10 +136,13 @@ def small_groups_warning(plan, judges: dict[str, dict]) -> list[str]:
 
 def group_section(groups: pd.DataFrame | None, plan, label) -> list[str]:
     """The report's section on group judges: per judge and model, what its groups measured."""
+    from rewardbench.leaderboards.render import md_text  # names as text, never markup
+
     if groups is None or not plan.group_judges:
         return []
+    names = ", ".join(map(md_text, plan.group_judges))
     lines = ["## Group rewards", "",
-             f"Group rewards ({', '.join(plan.group_judges)}) score the images of each (model, prompt) together: one "
+             f"Group rewards ({names}) score the images of each (model, prompt) together: one "
              "value per prompt, averaged over prompts; `group_rewards.csv` has them per prompt. A group is measured "
              "when its value rests on something the judge measured; an empty group had nothing to measure (no face "
              "measured: the judge's empty value, or left out and counted as not scored with `empty_score=nan`). "
@@ -157,4 +162,4 @@ def group_section(groups: pd.DataFrame | None, plan, label) -> list[str]:
     header = ["judge", "model", "groups", "measured", "empty", "too small", "images", "faces found",
               "faces measured"]
     return lines + ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"] + \
-        ["| " + " | ".join(str(x) for x in row) + " |" for row in body] + [""]
+        ["| " + " | ".join(md_text(x) for x in row) + " |" for row in body] + [""]

@@ -29,6 +29,8 @@ from typing import Any
 
 import pandas as pd
 
+from rewardbench.leaderboards.render import md_text
+
 from . import stats
 from .group_report import fill_mean_rows, group_scores, group_section, small_groups_warning
 
@@ -145,17 +147,18 @@ def _missing(v) -> bool:
 
 
 def _table(header: list[str], body: list[list[str]]) -> list[str]:
-    out = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
-    return out + ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in body]
+    """A markdown table; every cell is text (`md_text`): a model or judge name never renders as markup."""
+    out = ["| " + " | ".join(map(md_text, header)) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    return out + ["| " + " | ".join(md_text(c) for c in row) + " |" for row in body]
 
 
 def _warnings(plan, judges: dict[str, dict]) -> list[str]:
     lines = []
-    rnd = [j for j in plan.judges if judges.get(j, {}).get("random_weights")]
+    rnd = [md_text(j) for j in plan.judges if judges.get(j, {}).get("random_weights")]
     if rnd:
         lines.append(f"> **Judges with random weights: {', '.join(rnd)}.** Their scores are not meaningful: this "
                      "run tests the machinery, it does not measure image quality.")
-    rgen = [g.name for g in plan.generators if g.random_weights]
+    rgen = [md_text(g.name) for g in plan.generators if g.random_weights]
     if rgen:
         lines.append(f"> **Generators with random weights: {', '.join(rgen)}** (offline smoke pipelines): their "
                      "images are noise, not pictures.")
@@ -169,9 +172,9 @@ def markdown(rows: pd.DataFrame, plan, run, judges: dict[str, dict], groups: pd.
     from rewardbench.registry import get_spec
 
     allc = rows[rows["category"] == stats.ALL]
-    title = plan.suite.name if plan.suite else "pre-generated images"
-    others = [m for m in plan.models if m != plan.baseline]
-    lines = [f"# Benchmark: {title} — {', '.join(others) or plan.baseline} vs {plan.baseline}", ""]
+    title = md_text(plan.suite.name) if plan.suite else "pre-generated images"
+    others = [md_text(m) for m in plan.models if m != plan.baseline]
+    lines = [f"# Benchmark: {title} — {', '.join(others) or md_text(plan.baseline)} vs {md_text(plan.baseline)}", ""]
     lines += _warnings(plan, judges)
     lines += _prompt_lines(plan, run)
     n_prompts = len(plan.prompts) if plan.generators and plan.prompts else \
@@ -191,7 +194,7 @@ def markdown(rows: pd.DataFrame, plan, run, judges: dict[str, dict], groups: pd.
               f"Means: {stats.MEAN_METHOD}.", ""]
     wr = allc[allc["metric"] == "win_rate"]
     if len(wr):
-        lines += [f"## Win rate over {plan.baseline}", ""]
+        lines += [f"## Win rate over {md_text(plan.baseline)}", ""]
         lines += _table(["model", "judge", "win rate [95% CI]", "wins / losses / ties", "p (sign test)", "pairs",
                          "prompts"],
                         [[r["model"], judge_label(r["judge"], judges), _estimate(r, pct=True),
@@ -259,19 +262,21 @@ def _prompt_lines(plan, run) -> list[str]:
     if suite is None:
         return []
     overridden = bool(run.judges and tuple(plan.judges) != tuple(suite.judges))
-    judges = f"judges chosen for this run: {', '.join(plan.judges)} (the suite's: {', '.join(suite.judges)})"
+    name = md_text(suite.name)  # names and prompts as text; the suite's description is its author's markdown
+    judges = (f"judges chosen for this run: {', '.join(map(md_text, plan.judges))} (the suite's: "
+              f"{', '.join(map(md_text, suite.judges))})")
     if check and check.get("suite_prompts") is None:
-        what = (f"The manifest's {check['prompts']} prompts, given with the {suite.name} suite, whose prompts could "
+        what = (f"The manifest's {check['prompts']} prompts, given with the {name} suite, whose prompts could "
                 "not be read: whether they are its prompts was not checked")
     elif check.get("outside"):
         what = (f"The manifest's {check['prompts']} prompts, {check['outside']} of them not prompts of the "
-                f"{suite.name} suite (e.g. {check['examples'][0]!r}): the suite names the judges and their options "
-                "here, not the prompts")
+                f"{name} suite (e.g. {md_text(repr(check['examples'][0]))}): the suite names the judges and their "
+                "options here, not the prompts")
     else:
         part = f" ({check['prompts']} of its {check['suite_prompts']} prompts)" if check else ""
         if not overridden:
             return [suite.description + part + ".", ""] if suite.description else []
-        what = f"Prompts of the {suite.name} suite{part}"
+        what = f"Prompts of the {name} suite{part}"
     return [what + (f"; {judges}" if overridden else "") + ".", ""]
 
 
@@ -281,14 +286,16 @@ def _category_section(rows: pd.DataFrame, plan, judges: dict[str, dict]) -> list
         return []
     metric = "win_rate" if (cat["metric"] == "win_rate").any() else "mean"
     sub = cat[cat["metric"] == metric]
-    lines = [f"## Per category ({'win rate over ' + plan.baseline if metric == 'win_rate' else 'mean score'})", ""]
+    over = "win rate over " + md_text(plan.baseline) if metric == "win_rate" else "mean score"
+    lines = [f"## Per category ({over})", ""]
     for model, m in sub.groupby("model", sort=False):
         js = [j for j in plan.judges if j in set(m["judge"])]
         body = []
         for c, g in m.groupby("category", sort=True):
             vals = {r["judge"]: _estimate(r, pct=metric == "win_rate") for _, r in g.iterrows()}
             body.append([c, int(g["n_prompts"].max())] + [vals.get(j, "–") for j in js])
-        lines += [f"**{model}**", ""] + _table(["category", "prompts"] + [judge_label(j, judges) for j in js], body)
+        header = ["category", "prompts"] + [judge_label(j, judges) for j in js]
+        lines += [f"**{md_text(model)}**", ""] + _table(header, body)
         lines += [""]
     return lines
 

@@ -1,4 +1,4 @@
-"""Boards as text: markdown tables (with intervals and protocol notes), CSV and JSON.
+r"""Boards as text: markdown tables (with intervals and protocol notes), CSV and JSON.
 
     >>> import pandas as pd
     >>> from rewardbench.leaderboards.board import make_row
@@ -9,6 +9,10 @@
     | subject | metric | value | ci | n |
     | --- | --- | --- | --- | --- |
     | jpeg-incompressibility | accuracy | 0.750 | [0.600, 0.900] | 60 |
+
+Every name and text written into markdown goes through `md_text`, so that a name renders as the text it is:
+    >>> print(md_text("<script>alert(1)</script> | `x` [a](b)"))
+    &lt;script&gt;alert(1)&lt;/script&gt; \| \`x\` [a]\(b)
 """
 
 from __future__ import annotations
@@ -22,6 +26,24 @@ from .protocols import describe
 
 MD_COLUMNS = ["subject", "judge", "suite", "split", "category", "metric", "value", "ci", "n", "protocol", "weights",
               "date", "version"]
+
+
+# what markdown would read as markup in a name (a table's cell separator, code, emphasis, HTML), escaped so that
+# every renderer (GitHub's, Python-Markdown's) shows the characters: backslash escapes where both take them,
+# entities for HTML; "](" would open a link's target
+_MD_ESCAPES = str.maketrans({"\\": "\\\\", "`": "\\`", "*": "\\*", "_": "\\_", "|": "\\|", "<": "&lt;",
+                             ">": "&gt;", "&": "&amp;", "\n": " ", "\r": " "})
+
+
+def md_text(value) -> str:
+    r"""``value`` as text in markdown: a model, judge, category or board name renders as itself, never as markup or
+    HTML (a name ``<script>...`` stays text, a ``|`` does not split a table's cell, a newline does not end its row).
+
+    Example:
+        >>> md_text("sd_v1*ft"), md_text("a\\|b"), md_text("x\ny")
+        ('sd\\_v1\\*ft', 'a\\\\\\|b', 'x y')
+    """
+    return str(value).translate(_MD_ESCAPES).replace("](", "]\\(")
 
 
 def fmt_number(v) -> str:
@@ -59,9 +81,9 @@ def display_rows(df: pd.DataFrame) -> list[dict]:
 def markdown_table(df: pd.DataFrame, columns: list[str] | None = None) -> str:
     """A GitHub markdown table of leaderboard rows (``ci`` is the formatted interval)."""
     cols = columns or [c for c in MD_COLUMNS if c in df.columns or c == "ci"]
-    lines = ["| " + " | ".join(cols) + " |", "| " + " | ".join("---" for _ in cols) + " |"]
+    lines = ["| " + " | ".join(map(md_text, cols)) + " |", "| " + " | ".join("---" for _ in cols) + " |"]
     for r in display_rows(df):
-        cells = [str(r.get(c, "")).replace("|", "\\|") if r.get(c) is not None else "-" for c in cols]
+        cells = [md_text(r.get(c, "")) if r.get(c) is not None else "-" for c in cols]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -72,9 +94,9 @@ def markdown(boards: pd.DataFrame, published: pd.DataFrame | None = None,
     (``published``) and the published numbers themselves (``reference``)."""
     parts = ["# rewardbench leaderboards", ""]
     for name, df in boards.groupby("board", sort=True):
-        parts += [f"## {name}", "", markdown_table(df.drop(columns=["board"])), ""]
+        parts += [f"## {md_text(name)}", "", markdown_table(df.drop(columns=["board"])), ""]
     used = sorted({p for p in boards["protocol"].dropna()})
-    notes = [f"- `{p}`: {describe(p)}" for p in used if describe(p)]
+    notes = [f"- {md_text(p)}: {md_text(describe(p))}" for p in used if describe(p)]
     if notes:
         parts += ["## Protocols", "", *notes, ""]
     if published is not None and len(published):
