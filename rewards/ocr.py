@@ -39,11 +39,11 @@ from __future__ import annotations
 
 import torch
 
-from rewardbench import RewardModel, RewardOutput, RewardSpec, WeightSource, register_reward
+from rewardbench import Option, RewardModel, RewardOutput, RewardSpec, WeightSource, register_reward
 from rewardbench.images import uint8_view
 from rewardbench.weights import Provenance, WeightsNotFoundError, bundled_path
 
-from ._rapidocr import DET_MODEL, DROP_SCORE, REC_MODEL, TextReader
+from ._rapidocr import DET_MODEL, DET_SETTINGS, DROP_SCORE, REC_MODEL, TextReader
 from ._runtime import onnx_device
 
 FLOW_GRPO_COMMIT = "ac4c86e8cae021841f1fde853d340e0db67690dd"  # yifan123/flow_grpo, flow_grpo/ocr.py read there
@@ -52,6 +52,15 @@ _CURLY = "\u201c\u201d\u201e\u201f\u00ab\u00bb"  # “ ” „ ‟ « »: not qu
 _WHEEL = "rapidocr-onnxruntime 1.4.4 (Apache-2.0)"
 _DET = WeightSource("bundled", DET_MODEL, note=f"PP-OCRv4 text detector (DB), from {_WHEEL}")
 _REC = WeightSource("bundled", REC_MODEL, note=f"PP-OCRv4 text recogniser (CTC, Chinese-English), from {_WHEEL}")
+_OPTIONS = {
+    "text_score": Option(float, DROP_SCORE, "the OCR drops lines read with a lower confidence (PaddleOCR's "
+                         "drop_score, 0.5 as Flow-GRPO ran it)", low=0.0, high=1.0),
+    "det_settings": Option(str, "paddleocr", "the text detector's settings: 'paddleocr' (PaddleOCR 2.9.1's, as "
+                           "Flow-GRPO ran it) or 'rapidocr' (images enlarged to a shorter side of 736 px: small text "
+                           "read better, at half the speed)", choices=tuple(DET_SETTINGS)),
+    "target": Option(str, None, "one text to look for in every image instead of each prompt's quoted span",
+                     optional=True),
+}
 
 
 def normalize(text: str) -> str:
@@ -155,7 +164,7 @@ class OCRReward(RewardModel):
               "reward); Du et al., PP-OCR: A Practical Ultra Lightweight OCR System, arXiv 2009.09941 (PP-OCRv4)",
         description="1 - Levenshtein distance / length between the prompt's quoted text and the text PP-OCRv4 "
                     "reads (0 if contained), Flow-GRPO's formula; bundled ONNX, offline",
-        tiny_config={"target": "rewardbench"},
+        tiny_config={"target": "rewardbench"}, options=_OPTIONS,
     )
     accepts_ragged = True  # each image is read at its own size
     takes_uint8 = True  # the harness hands it the decoded bytes (rewardbench.engine.takes_uint8): no float pass

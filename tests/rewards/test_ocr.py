@@ -124,6 +124,8 @@ def test_spec_bundles_its_weights_and_says_where_they_come_from(reward):
     spec = rewardbench.get_spec("ocr")
     assert spec.offline and spec.needs_prompt and spec.range == (0.0, 1.0) and spec.category == "composition"
     assert "Apache-2.0" in spec.license and "2505.05470" in spec.paper and "PP-OCR" in spec.paper
+    assert set(spec.options) == {"text_score", "det_settings", "target"}  # checked before the reward is built
+    assert spec.options["det_settings"].choices == ("paddleocr", "rapidocr")
     from rewardbench.weights import bundled_path
 
     assert [w.kind for w in spec.weights] == ["bundled", "bundled"]
