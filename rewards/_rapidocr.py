@@ -5,9 +5,9 @@ pipeline around them: DB text detection, boxes sorted top to bottom and left to 
 the CTC recogniser (6,623 characters: Chinese, Latin letters, digits, punctuation), lines below a confidence
 dropped. `TextReader` runs it as Flow-GRPO's OCR reward runs PaddleOCR 2.9.1 (``PaddleOCR(use_angle_cls=False,
 lang="en")``, ``ocr(img, cls=False)``): no angle classifier, lines below confidence 0.5 dropped (PaddleOCR's
-``drop_score``), and the detector at PaddleOCR's default settings (`PADDLE_DET`). What differs is the
-models: ``lang="en"`` gives PaddleOCR's English PP-OCRv3 detector and PP-OCRv4 recogniser (96 characters), while
-the wheel carries the Chinese-English PP-OCRv4 pair, which can read a character outside the English set.
+``drop_score``), and the detector at PaddleOCR's default settings (`PADDLE_DET`). What differs is the models:
+``lang="en"`` gives PaddleOCR's English PP-OCRv3 detector and PP-OCRv4 recogniser (95 ASCII characters), while the
+wheel carries the Chinese-English PP-OCRv4 pair, which can read a character outside the English set.
 
 Images are RGB uint8 ``[H, W, 3]``; the models read BGR, as PaddleOCR's ``cv2`` loading gives them, so each image's
 channels are reversed first. (Flow-GRPO hands PaddleOCR its RGB arrays as they are: PaddleOCR takes an array for
