@@ -11,6 +11,7 @@ r"""Boards as text: markdown tables (with intervals and protocol notes), CSV and
     | jpeg-incompressibility | accuracy | 0.750 | [0.600, 0.900] | 60 |
 
 Every name and text written into markdown goes through `md_text`, so that a name renders as the text it is:
+
     >>> print(md_text("<script>alert(1)</script> | `x` [a](b)"))
     &lt;script&gt;alert(1)&lt;/script&gt; \| \`x\` [a]\(b)
 """

@@ -14,6 +14,11 @@ code runs bf16), 512 px SD 2 base but ``pretrain.beta = 0`` (no L_pre, which nee
 the paper uses a 12M aesthetic LAION subset). The paper recipes (``trainers/recipes/_paper_base.yaml``)
 set full fine-tuning and bf16.
 
+Every value is checked when the config is made: of its field's type and in its range (`RANGES`), one line naming
+the field (``rewardbench train``'s exit 2). A task's ``reward`` may be ``"package.module:callable"``: that module is
+imported when the run starts, whatever it is, and its top-level code runs with the trainer's rights, so run only
+recipes you trust.
+
 Example:
     >>> cfg = load_config(None, ["model.pretrained=tiny", "train.lr=1e-5", "run.iterations=3"])
     >>> cfg.train.lr, cfg.model.pretrained, cfg.sample.eta
