@@ -30,10 +30,10 @@ def demo(out_dir, model, batch_size, as_json, no_progress):
     """Score real photos (bundled with scikit-image and matplotlib) with every reward that runs offline.
 
     Nothing is downloaded: the rewards used are those whose spec says `offline` (no weights, or
-    weights bundled in an installed package). The results table is printed and written to
-    OUT/scores.parquet and OUT/scores.csv.
+    weights bundled in an installed package), but OCR (its prompts must quote the text to read).
+    The results table is printed and written to OUT/scores.parquet and OUT/scores.csv.
     """
-    from rewardbench.demo import DEMO_PHOTOS, WIDTH, demo_tables, offline_rewards, run_demo, weights_lines
+    from rewardbench.demo import DEMO_PHOTOS, LEFT_OUT, WIDTH, demo_tables, offline_rewards, run_demo, weights_lines
     from rewardbench.preflight import check_reward_options
 
     check_out(out_dir, folder=True)
@@ -42,6 +42,9 @@ def demo(out_dir, model, batch_size, as_json, no_progress):
             else offline_rewards()
     click.echo(textwrap.fill(f"scoring {len(DEMO_PHOTOS)} real photos with {len(names)} offline rewards: "
                              + ", ".join(names), WIDTH, subsequent_indent="  ", break_on_hyphens=False))
+    if not model:
+        for name, why in LEFT_OUT.items():
+            click.echo(textwrap.fill(f"left out: {name} ({why})", WIDTH, subsequent_indent="  "))
     result = run_demo(out_dir, names, batch_size=batch_size, progress=not no_progress)
     click.echo(demo_tables(result))
     click.echo("\nweights used:")
