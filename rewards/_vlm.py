@@ -416,14 +416,18 @@ def set_vocab_size(config: Any, n: int) -> None:
         config.vocab_size = n
 
 
-def load_qwen_vl(family: str, *, config: Any, tokenizer: Any, state_dict: dict | None = None, path: Any = None,
-                 dtype: torch.dtype | str | None = None, device_map: str | dict | None = None) -> QwenVL:
+def load_qwen_vl(family: str, *, tokenizer: Any, config: Any = None, state_dict: dict | None = None,
+                 path: Any = None, dtype: torch.dtype | str | None = None,
+                 device_map: str | dict | None = None) -> QwenVL:
     """A `QwenVL` with real weights, through transformers' ``from_pretrained`` (safetensors; no remote code: the
-    class is ours to pick): from a ``state_dict`` already in today's key layout, or from a checkpoint folder
-    ``path`` (a hub snapshot). ``dtype``: the checkpoint's own by default. ``device_map``: e.g. ``"auto"`` to spread
-    a large model over the visible GPUs (the result then ignores device moves)."""
+    class is ours to pick): from a ``state_dict`` already in today's key layout (with its ``config``), or from a
+    checkpoint folder ``path`` (a hub snapshot; its config.json unless ``config`` is given). ``dtype``: the
+    checkpoint's own by default. ``device_map``: e.g. ``"auto"`` to spread a large model over the visible GPUs (the
+    result then ignores device moves)."""
     fam = FAMILIES[family]
-    kw: dict[str, Any] = dict(config=config, attn_implementation="sdpa")
+    kw: dict[str, Any] = dict(attn_implementation="sdpa")
+    if config is not None:
+        kw["config"] = config
     if device_map is not None:
         kw["device_map"] = device_map
     if state_dict is not None:
@@ -559,11 +563,12 @@ class QwenVL(nn.Module):
         return {"hidden": out.last_hidden_state, "input_ids": ids, "attention_mask": mask, "position_ids": pos}
 
     def next_token_logits(self, pixels: torch.Tensor, prompts: Sequence[str], budget: PixelBudget,
-                          positions: str = "mrope") -> tuple[torch.Tensor, torch.Tensor]:
-        """The logits of the token after each prompt ``[B,V]`` (float32), from one forward; with the input ids."""
+                          positions: str = "mrope") -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The logits of the token after each prompt ``[B,V]`` (float32), from one forward; with the run's
+        ``input_ids`` and ``attention_mask`` (`forward_hidden`)."""
         run = self.forward_hidden(pixels, prompts, budget, positions=positions)
         last = run["hidden"][:, -1]  # left padding: every sequence ends at the last column
-        return self.model.lm_head(last).float(), run["input_ids"]
+        return self.model.lm_head(last).float(), run
 
     # -- generation --------------------------------------------------------------------------
     @torch.no_grad()
