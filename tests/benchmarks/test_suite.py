@@ -46,7 +46,7 @@ def test_a_suites_judge_config_reaches_the_judges_and_the_command_line_overrides
     from rewardbench.benchmarks.run import BenchmarkRun, make_plan
 
     (tmp_path / "s.yaml").write_text(
-        "name: mine\nprompts: [occupations]\njudges: [skin-tone-parity, vendi]\n"
+        "name: mine\nprompts: [occupations]\nimages_per_prompt: 4\njudges: [skin-tone-parity, vendi]\n"
         "judge_config:\n  skin-tone-parity: {presence: none, scale: monk}\n  gender-parity: {presence: none}\n")
     plan = make_plan(BenchmarkRun(out=str(tmp_path / "o"), suite=str(tmp_path / "s.yaml"), models=("tiny",),
                                   judge_config={"skin_tone_parity": {"scale": "ita"}}))  # an alias, one key

@@ -287,7 +287,7 @@ def test_algorithm1_order_per_task_sizes_groups_and_pretraining_loss(tmp_path, m
     assert g_grp == [0, 0, 0, 0] and g_solo == [0, 0]  # the minibatch is the group
     assert [h["task"] for h in hist] == ["grp", "solo", "pretrain"]
     assert hist[-1]["pretrain_loss"] > 0 and all(h["pretrain_loss"] == 0 for h in hist[:2])
-    assert (tmp_path / "run/samples/it00000_grp.png").is_file()
+    assert (tmp_path / "run/samples/it00001_grp.png").is_file()
     assert (tmp_path / "run/reward_curve.png").is_file()
     # LoRA weights are exported in diffusers' format and load into a fresh pipeline
     from rewardbench.trainers.pipeline import load_pipeline
