@@ -147,7 +147,8 @@ def test_positions_are_transformers_rope_index_under_left_padding(family, models
     _, grid = vl.preprocess(pixels, BUDGET)
     ids, mask = vl.sequences([_vlm.chat_text(family, t) for t in TEXTS], grid)
     assert (mask[:, 0] == 0).any() and (mask[:, -1] == 1).all()  # left-padded
-    assert torch.equal(vl.positions(ids, mask, grid, "mrope"), _rope_index(vl, ids, mask, grid))
+    real = mask.bool()[None].expand(3, -1, -1)  # padding's positions are never read (4.57 gives it 1, 5.x 0)
+    assert torch.equal(vl.positions(ids, mask, grid, "mrope")[real], _rope_index(vl, ids, mask, grid)[real])
     seq = vl.positions(ids, mask, grid, "sequential")
     for i in range(len(TEXTS)):
         n = int(mask[i].sum())
