@@ -55,8 +55,8 @@ from rewardbench.spec import Option
 from rewardbench.transforms import CLIP_MEAN, CLIP_STD, normalize, resize
 
 __all__ = ["Family", "FAMILIES", "PixelBudget", "smart_resize", "chat_text", "patchify", "mrope_positions",
-           "sequential_positions", "tiny_tokenizer", "load_tokenizer", "build_qwen_vl", "load_qwen_vl", "QwenVL",
-           "answer_probability", "EOS_TOKENS", "VLM_OPTIONS"]
+           "sequential_positions", "pil_resize", "tiny_tokenizer", "load_tokenizer", "build_qwen_vl", "load_qwen_vl",
+           "QwenVL", "answer_probability", "EOS_TOKENS", "VLM_OPTIONS"]
 
 # The special tokens of the Qwen2-VL / Qwen2.5-VL / Qwen3-VL tokenizers, in their id order (tokenizer.json
 # "added_tokens" of Qwen/Qwen2-VL-7B-Instruct: <|endoftext|> 151643 ... <|video_pad|> 151656).
@@ -215,6 +215,18 @@ def patchify(x: torch.Tensor, patch_size: int, merge_size: int = 2,
     pixel_values = patches.reshape(b * gh * gw, c * t * p * p)
     grid = torch.tensor([[1, gh, gw]] * b, dtype=torch.long, device=x.device)
     return pixel_values, grid
+
+
+def pil_resize(pixels: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """``[B,3,H,W]`` in [0, 1] → ``[B,3,h,w]``: rounded to uint8 and resized by PIL's bicubic filter (``Image.resize``'s
+    default for RGB), as qwen-vl-utils' ``fetch_image`` and HPSv3's ``fetch_image`` resize; float in [0, 1] again."""
+    import numpy as np
+    from PIL import Image
+
+    h, w = size
+    arr = (pixels.detach().float() * 255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    out = np.stack([np.asarray(Image.fromarray(a).resize((w, h), Image.BICUBIC)) for a in arr])
+    return torch.from_numpy(out).permute(0, 3, 1, 2).float().div(255).to(pixels.device)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -477,10 +489,11 @@ class QwenVL(nn.Module):
     def _apply(self, fn, recurse=True):
         if not self.dispatched:
             return super()._apply(fn, recurse)
-        # a dispatched model stays on its devices: apply only what keeps a tensor's device (a dtype cast)
-        probe = torch.zeros(1, device=self.input_device)
-        if fn(probe).device != probe.device:
-            return self
+        # a dispatched model stays on its devices: apply only what keeps every tensor's device (a dtype cast)
+        for dev in {p.device for p in self.model.parameters()}:
+            probe = torch.zeros(1, device=dev)
+            if fn(probe).device != probe.device:
+                return self
         return super()._apply(fn, recurse)
 
     @property
@@ -496,12 +509,16 @@ class QwenVL(nn.Module):
         return self.model.model.visual
 
     # -- inputs ------------------------------------------------------------------------------
-    def preprocess(self, pixels: torch.Tensor, budget: PixelBudget) -> tuple[torch.Tensor, torch.Tensor]:
+    def preprocess(self, pixels: torch.Tensor, budget: PixelBudget, *,
+                   pil: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """Pixels ``[B,3,H,W]`` in [0, 1] → (``pixel_values``, ``image_grid_thw``): resized to the budget's size
-        (bicubic, anti-aliased, clamped to [0, 1] as a uint8 resize is), normalised, patchified. Differentiable."""
+        (bicubic, anti-aliased, clamped to [0, 1] as a uint8 resize is), normalised, patchified. Differentiable.
+        ``pil=True``: the official pipelines' resize instead (pixels rounded to uint8, PIL bicubic: qwen-vl-utils
+        ``fetch_image``, HPSv3's ``process_vision_info``); exact for images read from files, not differentiable."""
         fam = self.family
         h, w = smart_resize(pixels.shape[-2], pixels.shape[-1], fam.factor, budget.min_pixels, budget.max_pixels)
-        x = normalize(resize(pixels.float(), (h, w)), fam.mean, fam.std)
+        x = pil_resize(pixels, (h, w)) if pil else resize(pixels.float(), (h, w))
+        x = normalize(x, fam.mean, fam.std)
         pv, grid = patchify(x, fam.patch_size, fam.merge_size, fam.temporal_patch_size)
         return pv.to(device=next(self.visual.parameters()).device, dtype=self.vision_dtype), grid
 
@@ -551,10 +568,11 @@ class QwenVL(nn.Module):
 
     # -- one forward -------------------------------------------------------------------------
     def forward_hidden(self, pixels: torch.Tensor, prompts: Sequence[str], budget: PixelBudget, *,
-                       positions: str = "mrope", cache: Any = None) -> dict[str, torch.Tensor]:
+                       positions: str = "mrope", cache: Any = None, pil: bool = False) -> dict[str, torch.Tensor]:
         """One batched, left-padded forward of the decoder: ``hidden`` ``[B,L,D]`` (after the final norm),
-        ``input_ids``, ``attention_mask``, ``position_ids``. ``prompts`` are rendered (`chat_text`)."""
-        pv, grid = self.preprocess(pixels, budget)
+        ``input_ids``, ``attention_mask``, ``position_ids``. ``prompts`` are rendered (`chat_text`); ``pil``: see
+        `preprocess`."""
+        pv, grid = self.preprocess(pixels, budget, pil=pil)
         ids, mask = self.sequences(prompts, grid)
         pos = self.positions(ids, mask, grid, positions).to(ids.device)
         kwargs = {} if cache is None else {_cache_kwarg(self.model.model): cache, "use_cache": True}
@@ -563,23 +581,23 @@ class QwenVL(nn.Module):
         return {"hidden": out.last_hidden_state, "input_ids": ids, "attention_mask": mask, "position_ids": pos}
 
     def next_token_logits(self, pixels: torch.Tensor, prompts: Sequence[str], budget: PixelBudget,
-                          positions: str = "mrope") -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+                          positions: str = "mrope", pil: bool = False) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The logits of the token after each prompt ``[B,V]`` (float32), from one forward; with the run's
         ``input_ids`` and ``attention_mask`` (`forward_hidden`)."""
-        run = self.forward_hidden(pixels, prompts, budget, positions=positions)
+        run = self.forward_hidden(pixels, prompts, budget, positions=positions, pil=pil)
         last = run["hidden"][:, -1]  # left padding: every sequence ends at the last column
         return self.model.lm_head(last).float(), run
 
     # -- generation --------------------------------------------------------------------------
     @torch.no_grad()
     def generate(self, pixels: torch.Tensor, prompts: Sequence[str], budget: PixelBudget, *,
-                 max_new_tokens: int = 512) -> list[str]:
+                 max_new_tokens: int = 512, pil: bool = False) -> list[str]:
         """Greedy decoding for the whole batch (argmax each step, as ``generate(do_sample=False)`` and a server at
         temperature 0), stopping a sequence at its first end token; the texts without special tokens."""
         from transformers import DynamicCache
 
         cache = DynamicCache()
-        run = self.forward_hidden(pixels, prompts, budget, cache=cache)
+        run = self.forward_hidden(pixels, prompts, budget, cache=cache, pil=pil)
         mask, pos = run["attention_mask"], run["position_ids"]
         b = mask.shape[0]
         next_pos = pos.amax(dim=(0, 2)) + 1  # (B,): text after the prompt continues after its largest position

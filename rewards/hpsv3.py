@@ -25,8 +25,10 @@ official batch is right-padded, ours left-padded, so each item sees the same pos
 
 What is exact and what is not: the template, token ids, budget, patch layout, positions and head are the official
 ones. The resize here is torch's anti-aliased bicubic on the float image (differentiable, ``differentiable=True``);
-the official pipeline resizes a PIL image with PIL's bicubic, so scores differ slightly in the last digits on
-resized images; the official code runs flash-attention 2 in bfloat16 where we run SDPA in the dtype you load.
+the official pipeline resizes a PIL image with PIL's bicubic, so scores differ slightly on resized images;
+``pil_preprocess=True`` resizes that way (uint8 pixels, PIL bicubic: the official pixels for images read from
+files; not differentiable). The official code runs flash-attention 2 in bfloat16 where we run SDPA in the dtype
+you load.
 
 Weights: hub ``MizzenAI/HPSv3`` file ``HPSv3.safetensors`` (the whole reward model's state dict, transformers
 4.45 key layout), mapped onto today's layout by `official_to_ours`; the tokenizer and config come from
@@ -184,12 +186,15 @@ class HPSv3(RewardModel):
                  "min_pixels": Option(int, None, f"the image budget's fewest pixels (default {PIXELS}, as trained)",
                                       low=28 * 28, optional=True),
                  "max_pixels": Option(int, None, f"the image budget's most pixels (default {PIXELS}, as trained)",
-                                      low=28 * 28, optional=True)},
+                                      low=28 * 28, optional=True),
+                 "pil_preprocess": Option(bool, False, "resize as the official pipeline does: uint8 pixels, PIL "
+                                                       "bicubic (exact for files; not differentiable)")},
     )
 
     def __init__(self, *, tiny: bool = False, min_pixels: int | None = None, max_pixels: int | None = None,
-                 device_map: str | dict | None = None):
+                 device_map: str | dict | None = None, pil_preprocess: bool = False):
         super().__init__()
+        self.pil_preprocess = pil_preprocess
         pixels = TINY_PIXELS if tiny else PIXELS
         self.budget = PixelBudget(min_pixels or pixels, max_pixels or pixels)
         self.tiny = tiny
@@ -253,7 +258,7 @@ class HPSv3(RewardModel):
     def score(self, pixels, prompts, groups) -> RewardOutput:
         self._ensure_built()
         texts = [chat_text("qwen2_vl", hpsv3_text(p)) for p in prompts]
-        run = self.vlm.forward_hidden(pixels, texts, self.budget, positions="sequential")
+        run = self.vlm.forward_hidden(pixels, texts, self.budget, positions="sequential", pil=self.pil_preprocess)
         at = run["input_ids"] == self.vlm.tokenizer.token_to_id(REWARD_TOKEN)  # (B, L)
         bad = (at.sum(1) != 1).nonzero().flatten().tolist()
         if bad:

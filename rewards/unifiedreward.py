@@ -24,7 +24,8 @@ What differs from Flow-GRPO, and why:
 - the question's leading ``"<image>\\n"`` is LLaVA's image placeholder; in a Qwen-VL chat template the image is
   the message's image item (``<|vision_start|><|image_pad|>...<|vision_end|>``), so the question starts after it;
 - the 512 x 512 image then goes through the Qwen2.5-VL processor's own budget (``preprocessor_config.json``
-  min_pixels 3136, max_pixels 12845056: 504 x 504), resized in torch;
+  min_pixels 3136, max_pixels 12845056: 504 x 504), resized by PIL's bicubic as transformers' PIL image processor
+  does (the reward is parsed text: nothing to differentiate);
 - generation stops at ``max_new_tokens`` (default 512, UnifiedReward's own Qwen example) where the server had the
   context length.
 
@@ -42,13 +43,12 @@ import re
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from rewardbench import Option, RewardModel, RewardOutput, RewardSpec, WeightSource, register_reward
 from rewardbench.weights import resolve_weights
 
-from ._vlm import VLM_OPTIONS, PixelBudget, build_qwen_vl, chat_text, load_qwen_vl, load_tokenizer
+from ._vlm import VLM_OPTIONS, PixelBudget, build_qwen_vl, chat_text, load_qwen_vl, load_tokenizer, pil_resize
 
 __all__ = ["UnifiedReward", "FLOW_GRPO_QUESTION", "FINAL_SCORE", "parse_final_score", "UNIFIEDREWARD_MODELS"]
 
@@ -94,11 +94,7 @@ def parse_final_score(text: str) -> float | None:
 def flow_grpo_pixels(pixels: torch.Tensor, size: int = RESIZE) -> torch.Tensor:
     """Flow-GRPO's image path before the server: round to uint8, PIL resize to ``size`` x ``size`` (bicubic, PIL's
     default), back to float in [0, 1]. Not differentiable (the reward is parsed text)."""
-    from PIL import Image
-
-    arr = (pixels.detach().float() * 255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-    out = [np.asarray(Image.fromarray(a).resize((size, size))) for a in arr]
-    return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).float().div(255).to(pixels.device)
+    return pil_resize(pixels, (size, size))
 
 
 @register_reward()
@@ -183,7 +179,7 @@ class UnifiedReward(RewardModel):
     def score(self, pixels, prompts, groups) -> RewardOutput:
         self._ensure_built()
         texts = self.vlm.generate(flow_grpo_pixels(pixels, self.resize), self.questions(prompts), self.budget,
-                                  max_new_tokens=self.max_new_tokens)
+                                  max_new_tokens=self.max_new_tokens, pil=True)
         values = [parse_final_score(t) for t in texts]
         final = torch.tensor([v or 0.0 for v in values], dtype=torch.float32, device=pixels.device)
         return RewardOutput(final / MAX_SCORE, {"final_score": final, "parsed": [v is not None for v in values],

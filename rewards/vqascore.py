@@ -23,9 +23,9 @@ token, t2v_metrics raises for that item ("No content tokens to score"); we give 
 ``details["t2v_metrics_refuses"]``.
 
 What is exact: template, question, answer token, pixel budget, patch layout, positions, the probability and its
-processing. Not exact: the resize (torch's anti-aliased bicubic on the float image, differentiable, where
-qwen-vl-utils resizes a PIL image with PIL's bicubic) and attention kernels (SDPA; t2v_metrics asks for SDPA
-too, in bfloat16).
+processing. Not exact by default: the resize (torch's anti-aliased bicubic on the float image, differentiable,
+where qwen-vl-utils resizes a PIL image with PIL's bicubic; ``pil_preprocess=True`` does that, exact for images
+read from files, not differentiable); attention kernels are SDPA as t2v_metrics asks (it loads bfloat16).
 
 CLIP-FlanT5 (t2v_metrics' original default ``clip-flant5-xxl``) is not built yet (see docs/rewards.md).
 
@@ -102,8 +102,9 @@ class VQAScore(RewardModel):
     def __init__(self, model: str = "qwen2.5-vl-7b", *, tiny: bool = False, spec: RewardSpec | None = None,
                  question_template: str = QUESTION_TEMPLATE, answer_template: str = ANSWER_TEMPLATE,
                  temperature: float = 1.0, repetition_penalty: float | None = None, min_pixels: int | None = None,
-                 max_pixels: int | None = None, device_map: str | None = None):
+                 max_pixels: int | None = None, device_map: str | None = None, pil_preprocess: bool = False):
         super().__init__(spec)
+        self.pil_preprocess = pil_preprocess
         if model not in VQA_MODELS:
             raise ValueError(f"vqascore: unknown model {model!r}; choose from {', '.join(VQA_MODELS)}")
         if "{}" not in question_template:
@@ -173,7 +174,8 @@ class VQAScore(RewardModel):
 
     def score(self, pixels, prompts, groups) -> RewardOutput:
         self._ensure_built()
-        logits, run = self.vlm.next_token_logits(pixels, self.questions(prompts), self.budget)
+        logits, run = self.vlm.next_token_logits(pixels, self.questions(prompts), self.budget,
+                                                 pil=self.pil_preprocess)
         logits = logits / self.temperature
         p = answer_probability(logits, self.answer_id(), run["input_ids"], run["attention_mask"], self.penalty)
         greedy_end = torch.isin(logits.argmax(-1), torch.tensor(self.vlm.eos_ids, device=logits.device))
@@ -193,6 +195,8 @@ _OPTIONS = {
                          low=1, optional=True),
     "max_pixels": Option(int, None, "the image budget's most pixels (default: qwen-vl-utils' 16384 merged "
                                     "patches)", low=1, optional=True),
+    "pil_preprocess": Option(bool, False, "resize as qwen-vl-utils does: uint8 pixels, PIL bicubic (exact for files; "
+                                          "not differentiable)"),
 }
 
 # One row per registered backend: name, aliases, default model, licence.

@@ -156,3 +156,14 @@ def test_a_prompt_holding_the_reward_token_is_refused(hps, photos):
 
 def test_a_gradient_step_on_the_pixels_raises_hpsv3(hps, photos):
     assert_gradient_step_raises(hps, photos, PROMPTS)
+
+
+def test_pil_preprocess_is_the_same_model_on_official_pixels(hps):
+    """``pil_preprocess=True`` only changes the resize: on uint8 pixels already at the budget's size both paths feed
+    the model the same patches."""
+    from .test_clip import _photos
+
+    x = (_photos((56, 56))[:2] * 255).round() / 255
+    r = rewardbench.load_reward("hpsv3", pretrained=False, tiny=True, pil_preprocess=True)
+    with torch.no_grad():
+        torch.testing.assert_close(r(x, PROMPTS).scores, hps(x, PROMPTS).scores, atol=1e-6, rtol=1e-6)

@@ -68,7 +68,7 @@ def test_parse_final_score_is_flow_grpos_pattern(text, value):
 
 def test_score_is_the_parsed_value_over_five_and_zero_when_none(ur, photos, monkeypatch):
     answers = ["Alignment: good.\nFinal Score: 4", "I cannot tell.", "Final Score: 3.5"]
-    monkeypatch.setattr(ur.vlm, "generate", lambda pixels, prompts, budget, max_new_tokens: answers)
+    monkeypatch.setattr(ur.vlm, "generate", lambda pixels, prompts, budget, **kw: answers)
     out = ur(photos, PROMPTS)
     torch.testing.assert_close(out.scores, torch.tensor([0.8, 0.0, 0.7]))
     torch.testing.assert_close(out.details["final_score"], torch.tensor([4.0, 0.0, 3.5]))

@@ -250,3 +250,40 @@ def test_dtype_casts_and_bfloat16_runs(pixels):
     with torch.no_grad():
         logits, _ = vl.next_token_logits(pixels[:2], [_vlm.chat_text("qwen2_5_vl", t) for t in TEXTS[:2]], BUDGET)
     assert logits.dtype == torch.float32 and torch.isfinite(logits).all()
+
+
+def test_a_dispatched_model_keeps_its_devices_but_takes_dtype_casts():
+    """With device_map (several GPUs) the model stays where accelerate put it: a later ``.to(device)`` of the reward
+    leaves it, a dtype cast applies (shown here with the meta device standing for another GPU)."""
+    vl = _vlm.build_qwen_vl("qwen2_vl", tiny=True, seed_id="dispatch")
+    vl.dispatched = True
+    vl.to("meta")
+    assert {p.device.type for p in vl.parameters()} == {"cpu"}
+    vl.to(torch.float64)
+    assert {p.dtype for p in vl.parameters()} == {torch.float64}
+
+
+@pytest.mark.parametrize("family", ["qwen2_vl", "qwen3_vl"])
+def test_pil_path_is_the_pil_image_processor_exactly(family, models):
+    """``pil=True`` on a uint8 image equals transformers' PIL-backend Qwen2-VL image processor resizing to the same
+    budget (smart_resize, PIL bicubic, rescale, normalise, patches); the torch path is close."""
+    import numpy as np
+    import transformers
+    from PIL import Image
+
+    from ..conftest import real_photo
+
+    vl = models[family]
+    fam = vl.family
+    cls = getattr(transformers, "Qwen2VLImageProcessorPil", None) or transformers.Qwen2VLImageProcessor  # 5.x / 4.x
+    img = Image.fromarray(real_photo("astronaut")).resize((451, 300))
+    x = torch.from_numpy(np.array(img)).permute(2, 0, 1).float()[None] / 255
+    pixels = 256 * fam.factor ** 2
+    proc = cls(min_pixels=pixels, max_pixels=pixels, patch_size=fam.patch_size, merge_size=fam.merge_size,
+               image_mean=list(fam.mean), image_std=list(fam.std))
+    ref = proc(images=[img], return_tensors="pt")
+    pv, grid = vl.preprocess(x, _vlm.PixelBudget(pixels, pixels), pil=True)
+    assert torch.equal(grid, ref["image_grid_thw"])
+    torch.testing.assert_close(pv, ref["pixel_values"].float(), atol=1e-5, rtol=0)
+    near, _ = vl.preprocess(x, _vlm.PixelBudget(pixels, pixels))
+    assert (near - ref["pixel_values"]).abs().mean() < 0.01

@@ -127,3 +127,10 @@ def test_unknown_backend_is_refused():
 
 def test_a_gradient_step_on_the_pixels_raises_vqascore(vqa, photos):
     assert_gradient_step_raises(vqa, photos, PROMPTS)
+
+
+def test_pil_preprocess_resizes_as_qwen_vl_utils(vqa, photos):
+    r = rewardbench.load_reward(NAMES[vqa.family], pretrained=False, tiny=True, pil_preprocess=True)
+    with torch.no_grad():
+        a, b = r(photos, PROMPTS).scores, vqa(photos, PROMPTS).scores
+    assert torch.isfinite(a).all() and not torch.equal(a, b) and (a - b).abs().max() < 0.05
