@@ -60,6 +60,10 @@ OFFICIAL: dict[str, dict] = {
     "vendi-score": dict(script="vendi.py", pip=("vendi-score==0.0.3",), github=()),
     "ddpo-pytorch": dict(script="ddpo.py", pip=(),
                          github=("kvablack/ddpo-pytorch@1958463f020112c9a7bc85768d296daacc2e1b4b",)),
+    # Flow-GRPO's SDE step (torch + diffusers only, from this checkout's environment); its "cps" step, added after
+    # ac4c86e, is read at 54809b5 (flow_grpo.py says from where)
+    "flow-grpo": dict(script="flow_grpo.py", pip=(),
+                      github=("yifan123/flow_grpo@ac4c86e8cae021841f1fde853d340e0db67690dd",)),
     # Flow-GRPO's OCR reward after its PaddleOCR call (which needs PaddlePaddle): python-Levenshtein's module, as
     # Flow-GRPO's README installs it (`pip install python-Levenshtein`), and the rapidfuzz it is built on
     "flow-grpo-ocr": dict(script="ocr.py", pip=("levenshtein==0.27.1", "rapidfuzz==3.13.0"),
