@@ -8,9 +8,12 @@ here, since the layers point one way (trainers may import benchmarks, not the ot
 A generator source is one string (`parse_source`):
 
     ``tiny``, ``tiny:3``                 the tiny random pipeline (weights seeded 0, or 3), offline
+    ``tiny-sd3``, ``tiny-sd3:3``         a tiny random Stable Diffusion 3 pipeline (flow matching), offline
     ``sd2-base-random[:SEED]``           SD2-base sizes with random weights (speed tests)
-    ``stabilityai/stable-diffusion-2-base``, ``/models/sd15``   a hub id or a local diffusers directory
-    ``runs/ir/final``                    a trainer's output: LoRA or UNet, on the base its run was trained from
+    ``stabilityai/stable-diffusion-2-base``, ``/models/sd15``   a hub id or a local diffusers directory (any
+                                         text-to-image pipeline: SD 1/2, SDXL, SD3/3.5, FLUX.1, ...)
+    ``runs/ir/final``                    a trainer's output: LoRA, UNet or transformer, on the base its run
+                                         was trained from
     ``BASE+LORA``                        LoRA weights (a folder or .safetensors) on BASE, e.g. ``tiny+runs/x/final``
 
 Example (offline, CPU)::
@@ -34,7 +37,8 @@ import torch
 
 from rewardbench.text import clip_tokenizer
 
-RANDOM_KINDS = ("tiny", "sd2-base-random")  # built from configs, random weights, no download
+RANDOM_KINDS = ("tiny", "sd2-base-random", "tiny-sd3")  # built from configs, random weights, no download
+FLOW_KINDS = ("tiny-sd3",)  # of those, the flow-matching pipelines (FlowMatchEulerDiscreteScheduler)
 LORA_FILE = "pytorch_lora_weights.safetensors"  # diffusers' LoRA file name (the trainer writes it in final/)
 
 # --- tiny components, after diffusers' StableDiffusionPipelineFastTests.get_dummy_components ---------
@@ -47,6 +51,21 @@ _TINY_VAE = dict(block_out_channels=[4, 8], in_channels=3, out_channels=3, norm_
 _TINY_TEXT = dict(hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2,
                   layer_norm_eps=1e-5, max_position_embeddings=77, pad_token_id=1, vocab_size=49408,
                   bos_token_id=49406, eos_token_id=49407)
+
+# --- tiny Stable Diffusion 3, after diffusers' StableDiffusion3PipelineFastTests.get_dummy_components --------
+# (two layers; VAE downsampling by 2 and 2x2 patches, so a 32 px image is 8 x 8 tokens). No T5: the pipeline takes
+# text_encoder_3=None and gives zeros in its place. The transformer's pooled input is the two CLIP projections
+# side by side (32 + 32), its joint attention input their hidden states side by side (32 + 32).
+_TINY_SD3_TRANSFORMER = dict(sample_size=16, patch_size=2, in_channels=4, out_channels=4, num_layers=2,
+                             attention_head_dim=8, num_attention_heads=4, joint_attention_dim=64,
+                             caption_projection_dim=32, pooled_projection_dim=64, pos_embed_max_size=32)
+_TINY_SD3_VAE = dict(block_out_channels=[4, 8], in_channels=3, out_channels=3, latent_channels=4, norm_num_groups=2,
+                     layers_per_block=1, down_block_types=["DownEncoderBlock2D"] * 2,
+                     up_block_types=["UpDecoderBlock2D"] * 2, use_quant_conv=False, use_post_quant_conv=False,
+                     shift_factor=0.0609, scaling_factor=1.5035)
+_TINY_SD3_TEXT = dict(_TINY_TEXT, hidden_act="gelu", projection_dim=32)
+# stabilityai/stable-diffusion-3.5-medium scheduler/scheduler_config.json
+SD3_SCHEDULER = dict(num_train_timesteps=1000, shift=3.0)
 
 # --- Stable Diffusion 2 base, written out (stabilityai/stable-diffusion-2-base unet/config.json) ---
 SD2_BASE_UNET = dict(
@@ -85,29 +104,56 @@ def build_components(kind: str = "tiny", seed: int = 0) -> dict[str, Any]:
                             **vae_kw)
         torch.manual_seed(seed)
         text = CLIPTextModel(CLIPTextConfig(**_TINY_TEXT))
+    elif kind == "tiny-sd3":
+        return _tiny_sd3_components(seed)
     elif kind == "sd2-base-random":
         unet = UNet2DConditionModel(**SD2_BASE_UNET)
         vae = AutoencoderKL(**SD2_BASE_VAE)
         text = CLIPTextModel(CLIPTextConfig(**SD2_BASE_TEXT))
     else:
-        raise ValueError(f"unknown component set {kind!r}; use 'tiny' or 'sd2-base-random'")
+        raise ValueError(f"unknown component set {kind!r}; use one of {', '.join(RANDOM_KINDS)}")
     return dict(unet=unet, vae=vae, text_encoder=text, tokenizer=clip_tokenizer(),
                 scheduler=DDIMScheduler(**SD_SCHEDULER))
+
+
+def _tiny_sd3_components(seed: int) -> dict[str, Any]:
+    """A tiny Stable Diffusion 3 pipeline's components, random weights seeded ``seed``: the SD3 transformer, a VAE,
+    the two CLIP text encoders with projections (the real CLIP BPE tokenizer, built offline), no T5."""
+    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel
+    from transformers import CLIPTextConfig, CLIPTextModelWithProjection
+
+    torch.manual_seed(seed)
+    transformer = SD3Transformer2DModel(**_TINY_SD3_TRANSFORMER)
+    torch.manual_seed(seed)
+    vae = AutoencoderKL(**_TINY_SD3_VAE)
+    torch.manual_seed(seed)
+    text = CLIPTextModelWithProjection(CLIPTextConfig(**_TINY_SD3_TEXT))
+    torch.manual_seed(seed + 1)
+    text_2 = CLIPTextModelWithProjection(CLIPTextConfig(**_TINY_SD3_TEXT))
+    return dict(transformer=transformer, vae=vae, text_encoder=text, tokenizer=clip_tokenizer(),
+                text_encoder_2=text_2, tokenizer_2=clip_tokenizer(), text_encoder_3=None, tokenizer_3=None,
+                scheduler=FlowMatchEulerDiscreteScheduler(**SD3_SCHEDULER))
 
 
 def load_pipeline(pretrained: str = "tiny", revision: str | None = None, seed: int = 0, *,
                   lora: str | Path | None = None, unet: str | Path | None = None, any_pipeline: bool = False):
     """A ``StableDiffusionPipeline`` with a ``DDIMScheduler``: ``"tiny"`` / ``"sd2-base-random"``
-    (random weights seeded ``seed``, offline) or any diffusers SD pipeline id or local directory; then
-    ``unet`` (a fine-tuned UNet folder, as the trainer's ``final/unet``) replaces its UNet and ``lora``
-    (a folder with ``pytorch_lora_weights.safetensors``, or the file) is loaded on top.
+    (random weights seeded ``seed``, offline) or any diffusers SD pipeline id or local directory; ``"tiny-sd3"``
+    is a ``StableDiffusion3Pipeline`` with its ``FlowMatchEulerDiscreteScheduler`` (random weights, offline; the
+    flow-matching trainers load hub ids with `load_flow_pipeline`). Then ``unet`` (a fine-tuned UNet folder, as
+    the trainer's ``final/unet``, or a transformer folder, its ``final/transformer``) replaces the denoiser and
+    ``lora`` (a folder with ``pytorch_lora_weights.safetensors``, or the file) is loaded on top.
 
     ``any_pipeline`` (generation): whatever text-to-image pipeline the id or folder holds (SDXL, PixArt,
     Flux, ...) through ``DiffusionPipeline``; its scheduler becomes DDIM only where DDIM is compatible
     with it (the Stable Diffusion family), flow-matching pipelines keep their own."""
     from diffusers import DDIMScheduler, DiffusionPipeline, StableDiffusionPipeline
 
-    if pretrained in RANDOM_KINDS:
+    if pretrained in FLOW_KINDS:
+        from diffusers import StableDiffusion3Pipeline
+
+        pipe = StableDiffusion3Pipeline(**build_components(pretrained, seed=seed))
+    elif pretrained in RANDOM_KINDS:
         comps = build_components(pretrained, seed=seed)
         pipe = StableDiffusionPipeline(**comps, safety_checker=None, feature_extractor=None,
                                        requires_safety_checker=False)
@@ -121,14 +167,18 @@ def load_pipeline(pretrained: str = "tiny", revision: str | None = None, seed: i
             local = Path(pretrained).expanduser()
             where = f"local directory {local}" if local.exists() else f"hub id {pretrained!r} (hub unreachable?)"
             raise OSError(f"cannot load the diffusion pipeline from {where}: {e}. Point at a local diffusers "
-                          "pipeline directory (with model_index.json), or use `tiny` for an offline smoke run "
-                          "(trainer: model.pretrained=tiny; run-benchmark: --model tiny).") from None
+                          "pipeline directory (with model_index.json), or use `tiny` (a UNet pipeline) or "
+                          "`tiny-sd3` (flow matching) for an offline smoke run (trainer: model.pretrained=tiny; "
+                          "run-benchmark: --model tiny).") from None
         if not any_pipeline or DDIMScheduler in getattr(pipe.scheduler, "compatibles", ()):
             pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
-    if unet is not None:
-        from diffusers import UNet2DConditionModel
+    if unet is not None:  # a fine-tuned denoiser: a UNet, or a flow-matching pipeline's transformer
+        if hasattr(pipe, "transformer"):
+            pipe.transformer = type(pipe.transformer).from_pretrained(str(unet))
+        else:
+            from diffusers import UNet2DConditionModel
 
-        pipe.unet = UNet2DConditionModel.from_pretrained(str(unet))
+            pipe.unet = UNet2DConditionModel.from_pretrained(str(unet))
     if lora is not None:
         lora = Path(lora)
         if lora.is_file():
@@ -141,9 +191,36 @@ def load_pipeline(pretrained: str = "tiny", revision: str | None = None, seed: i
     return pipe
 
 
+def load_flow_pipeline(pretrained: str = "tiny-sd3", revision: str | None = None, seed: int = 0):
+    """A flow-matching pipeline for the flow trainers (Flow-GRPO, DiffusionNFT): ``"tiny-sd3"`` (random weights,
+    offline) or a Stable Diffusion 3 / 3.5 hub id or local folder, with its ``FlowMatchEulerDiscreteScheduler``.
+    FLUX.1 and other flow pipelines load for generation (`load_pipeline`'s ``any_pipeline``) but are refused here,
+    saying so: the trainer's sampler and training pass are written for SD3's transformer.
+
+    >>> pipe = load_flow_pipeline("tiny-sd3")
+    >>> type(pipe).__name__, type(pipe.scheduler).__name__, vae_scale(pipe)
+    ('StableDiffusion3Pipeline', 'FlowMatchEulerDiscreteScheduler', 4)
+    """
+    from diffusers import FlowMatchEulerDiscreteScheduler, StableDiffusion3Pipeline
+
+    if pretrained in RANDOM_KINDS and pretrained not in FLOW_KINDS:
+        raise ValueError(f"model.pretrained={pretrained} is a UNet pipeline (DDIM): the flow-matching algorithms "
+                         f"need a flow-matching one, e.g. {FLOW_KINDS[0]} or stabilityai/stable-diffusion-3.5-medium")
+    pipe = load_pipeline(pretrained, revision, seed, any_pipeline=True)
+    if not isinstance(pipe, StableDiffusion3Pipeline) or not isinstance(pipe.scheduler,
+                                                                         FlowMatchEulerDiscreteScheduler):
+        raise ValueError(f"model.pretrained={pretrained} holds a {type(pipe).__name__} with a "
+                         f"{type(pipe.scheduler).__name__}: the flow-matching trainers take Stable Diffusion 3 / 3.5 "
+                         "pipelines (StableDiffusion3Pipeline, FlowMatchEulerDiscreteScheduler); FLUX.1 generates in "
+                         "run-benchmark but does not train yet")
+    return pipe
+
+
 def vae_scale(pipe) -> int:
-    """How much the VAE downsamples (8 for Stable Diffusion, 2 for the tiny pipeline)."""
-    return 2 ** (len(pipe.vae.config.block_out_channels) - 1)
+    """How much an image side shrinks to a latent the denoiser's grid takes: the VAE's downsampling (8 for Stable
+    Diffusion, 2 for the tiny pipeline) times a transformer's patch size (SD3: 8 x 2; tiny-sd3: 2 x 2)."""
+    patch = getattr(getattr(pipe, "transformer", None), "config", None)
+    return 2 ** (len(pipe.vae.config.block_out_channels) - 1) * int(getattr(patch, "patch_size", None) or 1)
 
 
 def vae_scale_before_loading(pretrained: str, revision: str | None = None) -> int | None:
@@ -152,26 +229,41 @@ def vae_scale_before_loading(pretrained: str, revision: str | None = None) -> in
     pipeline can tell (a hub id not in the cache).
 
     Example:
-        >>> vae_scale_before_loading("tiny"), vae_scale_before_loading("sd2-base-random")
-        (2, 8)
+        >>> [vae_scale_before_loading(k) for k in ("tiny", "sd2-base-random", "tiny-sd3")]
+        [2, 8, 4]
     """
+    if pretrained == "tiny-sd3":
+        return 2 ** (len(_TINY_SD3_VAE["block_out_channels"]) - 1) * _TINY_SD3_TRANSFORMER["patch_size"]
     if pretrained in RANDOM_KINDS:
         return 2 ** (len((_TINY_VAE if pretrained == "tiny" else SD2_BASE_VAE)["block_out_channels"]) - 1)
-    path = Path(pretrained).expanduser() / "vae" / "config.json"
+    vae = _config_before_loading(pretrained, "vae/config.json", revision)
+    if vae is None:
+        return None
+    transformer = _config_before_loading(pretrained, "transformer/config.json", revision) or {}
+    try:
+        return 2 ** (len(vae["block_out_channels"]) - 1) * int(transformer.get("patch_size") or 1)
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _config_before_loading(pretrained: str, name: str, revision: str | None) -> dict | None:
+    """A pipeline component's config file (e.g. ``vae/config.json``) from a local folder or the hub cache."""
+    path = Path(pretrained).expanduser() / name
     if not path.is_file():
         try:
             from huggingface_hub import try_to_load_from_cache
 
-            found = try_to_load_from_cache(pretrained, "vae/config.json", revision=revision)
+            found = try_to_load_from_cache(pretrained, name, revision=revision)
         except Exception:  # not a hub id either: loading the pipeline says what it is
             return None
         if not isinstance(found, str):
             return None
         path = Path(found)
     try:
-        return 2 ** (len(json.loads(path.read_text())["block_out_channels"]) - 1)
-    except (OSError, ValueError, KeyError, TypeError):
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
         return None
+    return data if isinstance(data, dict) else None
 
 
 def resolution_problem(resolution: int, scale: int) -> str | None:
@@ -201,7 +293,7 @@ class PipelineSource:
     revision: str | None = None
     tiny_seed: int = 0  # weights seed of a random pipeline
     lora: str | None = None  # LoRA folder or file on top
-    unet: str | None = None  # fine-tuned UNet folder replacing the base UNet
+    unet: str | None = None  # fine-tuned denoiser folder replacing the base's (a UNet, or an SD3 transformer)
 
     @property
     def random_weights(self) -> bool:
@@ -212,7 +304,9 @@ class PipelineSource:
             base = f"{self.pretrained} random-weight pipeline (seed {self.tiny_seed})"
         else:
             base = self.pretrained + (f"@{self.revision}" if self.revision else "")
-        return base + (f" + UNet {self.unet}" if self.unet else "") + (f" + LoRA {self.lora}" if self.lora else "")
+        denoiser = "transformer" if Path(self.unet or "").name == "transformer" else "UNet"
+        return base + (f" + {denoiser} {self.unet}" if self.unet else "") + \
+            (f" + LoRA {self.lora}" if self.lora else "")
 
     def load(self):
         """The pipeline for generation (any text-to-image pipeline class: `load_pipeline`'s ``any_pipeline``)."""
@@ -230,9 +324,11 @@ def _random_kind(text: str) -> tuple[str, int] | None:
 
 
 def _trainer_output(path: Path) -> PipelineSource | None:
-    """A trainer's ``final/`` folder: LoRA weights or a UNet, on the base named in the run's config.json."""
-    lora, unet = path / LORA_FILE, path / "unet" / "config.json"
-    if not (lora.is_file() or unet.is_file()) or (path / "model_index.json").exists():
+    """A trainer's ``final/`` folder: LoRA weights, a UNet or a transformer, on the base named in the run's
+    config.json."""
+    lora = path / LORA_FILE
+    denoiser = next((path / d for d in ("unet", "transformer") if (path / d / "config.json").is_file()), None)
+    if not (lora.is_file() or denoiser is not None) or (path / "model_index.json").exists():
         return None
     cfg_file = path.parent / "config.json"
     if not cfg_file.is_file():
@@ -241,7 +337,7 @@ def _trainer_output(path: Path) -> PipelineSource | None:
     model = json.loads(cfg_file.read_text()).get("model", {})
     return PipelineSource(model.get("pretrained", "tiny"), model.get("revision"), int(model.get("tiny_seed", 0)),
                           lora=str(path) if lora.is_file() else None,
-                          unet=str(path / "unet") if not lora.is_file() else None)
+                          unet=str(denoiser) if not lora.is_file() else None)
 
 
 def parse_source(text: str) -> PipelineSource:

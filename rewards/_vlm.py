@@ -35,6 +35,10 @@ judges read their numbers in float32 (logits ``.float()`` before the softmax, as
 Placement: ``device_map="auto"`` (a judge option) loads a 7B+ model across every visible GPU (transformers'
 ``from_pretrained(device_map=...)``, accelerate's placement, decoder layers kept whole); the judge then stays where
 it was placed (`QwenVL` ignores later device moves, dtype casts still apply). See `load_qwen_vl`.
+
+This module is longer than 500 lines because the five parts above are one contract: the padded forward, the
+positions and the generation loop must agree token for token with what the template and the image layout produce,
+and a judge's parity with its official code is tested through all of them at once.
 """
 
 from __future__ import annotations

@@ -194,8 +194,8 @@ def group_advantages(rewards: torch.Tensor, groups: Sequence, global_std: bool =
     group's population std + ``eps``, or over the std of all ``rewards`` + ``eps`` (``global_std``, Flow-GRPO's
     SD3.5-M configs). In float64, as the tracker's NumPy; returned float32. Not clamped.
 
-    >>> [round(a, 6) for a in group_advantages(torch.tensor([1.0, 3.0, 5.0, 5.0]), ["a", "a", "b", "b"]).tolist()]
-    [-0.9999, 0.9999, 0.0, 0.0]
+    >>> tuple(round(a, 6) for a in group_advantages(torch.tensor([1.0, 3.0, 5.0, 5.0]), ["a", "a", "b", "b"]).tolist())
+    (-0.9999, 0.9999, 0.0, 0.0)
     """
     r = rewards.detach().double().cpu()
     if len(groups) != r.shape[0]:

@@ -78,3 +78,25 @@ def test_a_local_pipeline_folder_generates_like_the_pipeline_it_holds(tmp_path):
     a = DiffusersGenerator("saved", str(tmp_path / "pipe"), settings).generate(["a cat"], [7])
     b = DiffusersGenerator("built", "tiny:2", settings).generate(["a cat"], [7])
     torch.testing.assert_close(a, b)
+
+
+def test_tiny_sd3_is_a_flow_matching_pipeline_that_generates_offline(tmp_path):
+    from diffusers import FlowMatchEulerDiscreteScheduler, StableDiffusion3Pipeline
+
+    from rewardbench.benchmarks.pipelines import load_flow_pipeline, vae_scale, vae_scale_before_loading
+
+    pipe = load_pipeline("tiny-sd3")
+    assert isinstance(pipe, StableDiffusion3Pipeline) and isinstance(pipe.scheduler, FlowMatchEulerDiscreteScheduler)
+    assert vae_scale(pipe) == vae_scale_before_loading("tiny-sd3") == 4
+    run = lambda p: p("a red cube", num_inference_steps=2, height=32, width=32, guidance_scale=1.0,  # noqa: E731
+                      output_type="np", generator=torch.Generator().manual_seed(0)).images
+    img = run(pipe)
+    assert img.shape == (1, 32, 32, 3) and 0.0 <= img.min() <= img.max() <= 1.0
+    assert (run(load_pipeline("tiny-sd3")) == img).all()  # same weights seed, same image
+    assert not (run(load_pipeline("tiny-sd3", seed=1)) == img).all()
+    # the transformer of a flow trainer's final/ replaces the base's
+    pipe.transformer.save_pretrained(tmp_path / "transformer")
+    assert isinstance(load_pipeline("tiny-sd3", unet=tmp_path / "transformer").transformer,
+                      type(pipe.transformer))
+    with pytest.raises(ValueError, match="UNet pipeline"):
+        load_flow_pipeline("tiny")
