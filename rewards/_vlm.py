@@ -60,7 +60,7 @@ from rewardbench.transforms import CLIP_MEAN, CLIP_STD, normalize, resize
 
 __all__ = ["Family", "FAMILIES", "PixelBudget", "smart_resize", "chat_text", "patchify", "mrope_positions",
            "sequential_positions", "pil_resize", "tiny_tokenizer", "load_tokenizer", "build_qwen_vl", "load_qwen_vl",
-           "QwenVL", "answer_probability", "EOS_TOKENS", "VLM_OPTIONS"]
+           "QwenVL", "answer_probability", "next_token_probs", "EOS_TOKENS", "VLM_OPTIONS"]
 
 # The special tokens of the Qwen2-VL / Qwen2.5-VL / Qwen3-VL tokenizers, in their id order (tokenizer.json
 # "added_tokens" of Qwen/Qwen2-VL-7B-Instruct: <|endoftext|> 151643 ... <|video_pad|> 151656).
@@ -630,10 +630,16 @@ class QwenVL(nn.Module):
 
 def answer_probability(logits: torch.Tensor, token_id: int, input_ids: torch.Tensor | None = None,
                        attention_mask: torch.Tensor | None = None, repetition_penalty: float = 1.0) -> torch.Tensor:
-    """P(token) ``[B]`` from next-token logits ``[B,V]``: softmax over the whole vocabulary in float32. With
-    ``repetition_penalty`` != 1 the logits of tokens already in a sequence's real (unpadded) ``input_ids`` are first
-    divided (positive) or multiplied (negative) by it, as transformers' ``RepetitionPenaltyLogitsProcessor`` does
-    inside ``generate`` (whose ``output_scores`` are those processed logits) on an unpadded sequence."""
+    """P(token) ``[B]`` from next-token logits ``[B,V]``: `next_token_probs` at ``token_id``."""
+    return next_token_probs(logits, input_ids, attention_mask, repetition_penalty)[:, token_id]
+
+
+def next_token_probs(logits: torch.Tensor, input_ids: torch.Tensor | None = None,
+                     attention_mask: torch.Tensor | None = None, repetition_penalty: float = 1.0) -> torch.Tensor:
+    """The next-token distribution ``[B,V]`` from logits ``[B,V]``: softmax over the whole vocabulary in float32.
+    With ``repetition_penalty`` != 1 the logits of tokens already in a sequence's real (unpadded) ``input_ids`` are
+    first divided (positive) or multiplied (negative) by it, as transformers' ``RepetitionPenaltyLogitsProcessor``
+    does inside ``generate`` (whose ``output_scores`` are those processed logits) on an unpadded sequence."""
     logits = logits.float()
     if repetition_penalty != 1.0:
         if input_ids is None:
@@ -643,4 +649,4 @@ def answer_probability(logits: torch.Tensor, token_id: int, input_ids: torch.Ten
         seen = torch.gather(logits, 1, input_ids)
         seen = torch.where(seen < 0, seen * repetition_penalty, seen / repetition_penalty)
         logits = logits.scatter(1, input_ids, seen)
-    return F.softmax(logits, dim=-1)[:, token_id]
+    return F.softmax(logits, dim=-1)

@@ -1,0 +1,137 @@
+"""rewards/soft_tifa.py and rewardbench/geneval2.py: GenEval 2's Soft-TIFA on a tiny random Qwen3-VL (offline).
+
+Official reference: github.com/facebookresearch/GenEval2 @ a6e82d2 ``evaluation.py``: ``soft_tifa`` loops over a
+prompt's ``vqa_list``; ``send_message_with_image('{} Answer in one word.'.format(question), image, answer_list)``
+renders one user turn [image, text] with the chat template, calls ``generate(max_new_tokens=1, do_sample=False,
+output_scores=True, return_dict_in_generate=True)``, takes ``softmax(outputs.scores[0])`` and sums
+``probs[0, tokenizer.encode(answer)[0]]`` over ``answer_list``; ``main`` takes ``gmean`` or ``sum/len`` per prompt
+and ``100 * mean`` over prompts.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from scipy.stats import gmean
+
+import rewardbench
+from rewardbench.geneval2 import GenEval2DataError, answer_forms, parse_geneval2, read_geneval2
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "geneval2_tiny.jsonl"
+
+
+@pytest.fixture(scope="module")
+def photos():
+    from .test_clip import _photos
+
+    return _photos((64, 96))[:3]
+
+
+@pytest.fixture(scope="module")
+def tifa():
+    return rewardbench.load_reward("soft-tifa", pretrained=False, tiny=True, data=str(DATA))
+
+
+def _official_prompt(tifa, image, item):
+    """evaluation.py's soft_tifa on the same model and pixels: one generate per question, forms summed."""
+    vl = tifa.vlm
+    scores = []
+    for question, answer in item.vqa:
+        pv, grid = vl.preprocess(image[None], tifa.budget)
+        ids, mask = vl.sequences(tifa.questions([question]), grid)
+        kw = {}
+        if "mm_token_type_ids" in inspect.signature(vl.model.forward).parameters:
+            kw["mm_token_type_ids"] = (ids == vl.image_token_id).int()
+        vl.model.model.rope_deltas = None
+        with torch.inference_mode():
+            out = vl.model.generate(input_ids=ids, attention_mask=mask, pixel_values=pv, image_grid_thw=grid,
+                                    max_new_tokens=1, do_sample=False, output_scores=True,
+                                    return_dict_in_generate=True, pad_token_id=vl.pad_id, **kw)
+        probs = torch.softmax(out.scores[0].float(), dim=-1)
+        scores.append(sum(probs[0, vl.tokenizer.encode(f, add_special_tokens=False).ids[0]].item()
+                          for f in answer_forms(question, answer)))
+    return scores
+
+
+def test_batched_pairs_equal_the_official_loop(tifa, photos):
+    prompts = ["two red cats", "a dog to the left of a bicycle", "ten wooden horses jumping over a fence"]
+    with torch.no_grad():
+        out = tifa(photos, prompts)
+    items = [tifa.item(p) for p in prompts]
+    for i, item in enumerate(items):
+        ref = _official_prompt(tifa, photos[i], item)
+        torch.testing.assert_close(torch.tensor(out.details["atom_scores"][i]), torch.tensor(ref), atol=1e-6,
+                                   rtol=1e-5)
+        assert out.details["soft_tifa_am"][i].item() == pytest.approx(sum(ref) / len(ref), rel=1e-5)
+        assert out.details["soft_tifa_gm"][i].item() == pytest.approx(float(gmean(ref)), rel=1e-5)
+    torch.testing.assert_close(out.scores, out.details["soft_tifa_gm"])
+    assert out.details["atom_skills"][2] == ["count", "attribute", "object", "verb", "object"]
+    assert out.details["atom_count"].tolist() == [3, 3, 5]
+
+
+def test_question_text_and_chunking(tifa, photos):
+    assert tifa.questions(["Is there a dog?"])[0].count("Is there a dog? Answer in one word.") == 1
+    small = rewardbench.load_reward("soft-tifa", pretrained=False, tiny=True, data=str(DATA), max_batch=2,
+                                    mean="am")
+    prompts = ["ten wooden horses jumping over a fence", "two red cats"]
+    with torch.no_grad():
+        a, b = small(photos[:2], prompts), tifa(photos[:2], prompts)
+    torch.testing.assert_close(a.scores, b.details["soft_tifa_am"], atol=1e-6, rtol=1e-5)
+    assert not torch.allclose(a.scores, b.scores)  # AM and GM differ when the atoms do
+
+
+def test_answer_forms_follow_the_official_lists():
+    assert answer_forms("How many horses are in the image?", "ten") == ("ten", "Ten", " ten", " Ten", "10", " 10")
+    assert answer_forms("Are the horses wooden?", "No") == ("Yes", "yes", " yes", " Yes")  # its answer is ignored
+    assert answer_forms("How many?", "eleven")[-2:] == ("other", " other")
+
+
+def test_forms_sharing_a_first_token_count_it_twice(photos):
+    """On the tiny byte-level vocabulary ' yes' and ' Yes' both start with the space token: the official loop adds
+    that token's probability once per form, and so do we."""
+    r = rewardbench.load_reward("soft-tifa", pretrained=False, tiny=True, questions=[["Is it a cat?", "Yes"]])
+    ids = r.form_ids("Is it a cat?", "Yes")
+    assert len(ids) == 4 and ids[2] == ids[3] and len(set(ids)) == 3
+    with torch.no_grad():
+        got = r(photos[:1], ["x"]).details["atom_scores"][0][0]
+        logits, _ = r.vlm.next_token_logits(photos[:1], r.questions(["Is it a cat?"]), r.budget)
+    probs = torch.softmax(logits, -1)[0]
+    assert got == pytest.approx(sum(probs[i].item() for i in ids), rel=1e-5)
+    assert got > sum(probs[i].item() for i in set(ids))
+
+
+def test_data_file_is_read_and_checked(tmp_path):
+    items = read_geneval2(DATA)
+    assert [it.atom_count for it in items] == [3, 3, 5] and items[1].vqa[1][0].startswith("Is the dog")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "x", "atom_count": 1, "vqa_list": [["Q?", "Yes"]], "skills": []}\n')
+    with pytest.raises(ValueError, match="line 1: 1 questions but 0 skills"):
+        read_geneval2(bad)
+    with pytest.raises(ValueError, match="line 1: not a GenEval 2 item"):
+        parse_geneval2("{\"prompt\": 1}")
+    with pytest.raises(GenEval2DataError, match="does not exist"):
+        read_geneval2(tmp_path / "missing.jsonl")
+
+
+def test_offline_url_fails_fast_and_once(photos):
+    t0 = time.perf_counter()
+    r = rewardbench.load_reward("soft-tifa", pretrained=False, tiny=True, data="http://127.0.0.1:9/geneval2.jsonl")
+    for _ in range(3):  # the first failure is remembered: no second wait
+        with pytest.raises(GenEval2DataError, match="--path geneval2=FILE"):
+            r(photos[:1], ["two red cats"])
+    assert time.perf_counter() - t0 < 15
+
+
+def test_a_prompt_outside_the_data_is_refused(tifa, photos):
+    with pytest.raises(ValueError, match="not a GenEval 2 prompt"):
+        tifa(photos[:1], ["a photo of an astronaut"])
+
+
+def test_pixels_get_gradients(tifa, photos):
+    x = photos[:2].clone().requires_grad_(True)
+    tifa(x, ["two red cats", "a dog to the left of a bicycle"]).scores.sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
