@@ -167,8 +167,8 @@ def _warnings(plan, judges: dict[str, dict]) -> list[str]:
 
 
 def markdown(rows: pd.DataFrame, plan, run, judges: dict[str, dict], groups: pd.DataFrame | None,
-             scoring: dict[str, Any]) -> str:
-    """The report a person reads first."""
+             scoring: dict[str, Any], extra: list[str] = ()) -> str:
+    """The report a person reads first; ``extra``: more sections' lines, before the judges."""
     from rewardbench.registry import get_spec
 
     allc = rows[rows["category"] == stats.ALL]
@@ -238,6 +238,7 @@ def markdown(rows: pd.DataFrame, plan, run, judges: dict[str, dict], groups: pd.
                           _note(r) or f"{_f(r['value'])} {_ci(r)}", int(r["n_pairs"])] for i, r in bt.iterrows()])
         lines += [""]
     lines += _category_section(rows, plan, judges)
+    lines += list(extra)
     lines += ["## Judges", ""]
     lines += _table(["judge", "category", "higher is better", "granularity", "weights"],
                     [[judge_label(j, judges), get_spec(j).category, "yes" if get_spec(j).higher_is_better else "no",
@@ -357,9 +358,11 @@ def results_json(rows: pd.DataFrame, plan, run, judges: dict[str, dict], scoring
 
 
 def write_reports(out: Path, plan, run, scores: pd.DataFrame, groups: pd.DataFrame | None, judges: dict[str, dict],
-                  scoring: dict[str, Any], prompts: list[dict] | None = None) -> pd.DataFrame:
+                  scoring: dict[str, Any], prompts: list[dict] | None = None,
+                  atoms: pd.DataFrame | None = None) -> pd.DataFrame:
     """Statistics and every output file but the plots; returns the tidy rows. ``prompts``: the prompts judged
-    (`rewardbench.benchmarks.run.judged_prompts`), hashed in results.json."""
+    (`rewardbench.benchmarks.run.judged_prompts`), hashed in results.json; ``atoms``: per-atom breakdown rows
+    (`rewardbench.benchmarks.atoms.atom_rows`), written to ``atoms.csv`` and reported."""
     rows = compute_rows(scores, groups, plan, run, judges)
     for name, df in (("scores", scores), ("results", rows)):
         df.to_parquet(out / f"{name}.parquet", index=False)
@@ -369,5 +372,11 @@ def write_reports(out: Path, plan, run, scores: pd.DataFrame, groups: pd.DataFra
     cross_reward(rows).to_csv(out / "cross_reward.csv", index=False)
     (out / "results.json").write_text(json.dumps(results_json(rows, plan, run, judges, scoring, prompts), indent=2,
                                                  ensure_ascii=False, default=str))
-    (out / "report.md").write_text(markdown(rows, plan, run, judges, groups, scoring), encoding="utf-8")
+    extra = []
+    if atoms is not None and len(atoms):
+        from .atoms import atom_section
+
+        atoms.to_csv(out / "atoms.csv", index=False)
+        extra = atom_section(atoms, lambda j: judge_label(j, judges))
+    (out / "report.md").write_text(markdown(rows, plan, run, judges, groups, scoring, extra), encoding="utf-8")
     return rows

@@ -36,7 +36,7 @@ from typing import Any
 
 from .checks import check_group_sizes, check_suite_prompts
 from .generators import DiffusersGenerator, GenerationSettings, generate_images, read_pregenerated, seed_for, slug
-from .suite import BenchmarkSuite, load_benchmark_suite, prompts_hash, resolve_prompts
+from .suite import BenchmarkSuite, load_benchmark_suite, prompts_hash, resolve_judge_config, resolve_prompts
 
 CONFIG_VERSION = 1
 
@@ -200,7 +200,8 @@ def make_plan(run: BenchmarkRun) -> Plan:
             prompts = resolve_prompts(suite, run.paths, run.limit)
     group = [j for j in judges if REGISTRY.spec(j).granularity == "group"]
     config: dict[str, dict[str, Any]] = {}  # the suite's options for its judges, overridden key by key by --config
-    for name, options in (suite.judge_config if suite else {}).items():  # a judge --judges left out: dropped
+    # a judge --judges left out: dropped; "{path:SET}" values: that prompt source's file
+    for name, options in (resolve_judge_config(suite, run.paths) if suite else {}).items():
         if (c := REGISTRY.canonical(name)) in judges:
             config.setdefault(c, {}).update(options)
     for name, options in run.judge_config.items():
@@ -416,7 +417,10 @@ def run_benchmark(run: BenchmarkRun) -> BenchmarkResult:
     scores, groups = tidy_scores(manifest, result.table, plan, count_small=run.allow_small_groups)
     for judge, info in small_group_counts(groups, plan, run.allow_small_groups).items():
         judges[judge]["small_groups"] = info  # marked in every table, and in results.json
-    rows = write_reports(out, plan, run, scores, groups, judges, result.summary, prompts=judged_prompts(manifest))
+    from .atoms import atom_rows
+
+    rows = write_reports(out, plan, run, scores, groups, judges, result.summary, prompts=judged_prompts(manifest),
+                         atoms=atom_rows(manifest, result.table, plan.judges))
     if run.plots:
         from .plots import write_plots
 

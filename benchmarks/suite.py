@@ -1,8 +1,8 @@
 """Benchmark suites: YAML files naming prompt sources, images per prompt and judges (`BenchmarkSuite`).
 
 The built-in suites live in ``benchmarks/suites/*.yaml`` (``preference``, ``partiprompts``, ``drawbench``,
-``diffusiondb``, ``hpdv2``, ``composition``, ``fairness``, ``diversity``); a path to a YAML file of the same
-form works too::
+``diffusiondb``, ``hpdv2``, ``composition``, ``fairness``, ``diversity``, ``geneval2``); a path to a YAML file of
+the same form works too::
 
     name: my-suite
     description: what it measures
@@ -18,6 +18,8 @@ form works too::
     judges: [imagereward, pickscore]
     judge_config:                 # optional: constructor options per judge (`--config NAME:KEY=VALUE` overrides)
       imagereward: {pil_preprocess: true}
+      soft-tifa: {data: "{path:geneval2}"}   # a prompt source's file (its --path or path:), for a judge that reads
+                                              # it too; without one the option is left out (the judge's default)
 
 Prompts repeated across sources are kept once (the first); every prompt gets a ``prompt_id`` (its position).
 
@@ -196,6 +198,35 @@ def resolve_prompts(suite: BenchmarkSuite, paths: Mapping[str, str] | None = Non
     if not rows:
         raise ValueError(f"suite {suite.name!r}: no prompts")
     return rows
+
+
+def resolve_judge_config(suite: BenchmarkSuite, paths: Mapping[str, str] | None = None) -> dict[str, dict[str, Any]]:
+    """The suite's ``judge_config`` with each ``"{path:SET}"`` value replaced by prompt source SET's file: ``paths``
+    (``--path SET=FILE``), else the source's ``path:``; an option with neither is left out, so the judge takes its
+    own default (for GenEval 2, the official URL).
+
+    >>> suite = load_benchmark_suite("geneval2")
+    >>> resolve_judge_config(suite, {"geneval2": "geneval2_data.jsonl"})
+    {'soft-tifa': {'data': 'geneval2_data.jsonl'}}
+    >>> resolve_judge_config(suite)
+    {'soft-tifa': {}}
+    """
+    paths = dict(paths or {})
+    files = {s.prompt_set: paths.get(s.prompt_set, s.path) for s in suite.prompts}
+    out: dict[str, dict[str, Any]] = {}
+    for judge, options in suite.judge_config.items():
+        out[judge] = {}
+        for key, value in options.items():
+            if isinstance(value, str) and value.startswith("{path:") and value.endswith("}"):
+                name = value[len("{path:"):-1]
+                if name not in files:
+                    raise ValueError(f"suite {suite.name!r}: judge_config {judge}.{key} names {name!r}, not one of "
+                                     f"its prompt sources ({', '.join(files)})")
+                if files[name] is None:
+                    continue
+                value = str(files[name])
+            out[judge][key] = value
+    return out
 
 
 def prompts_hash(rows: list[dict]) -> str:

@@ -118,7 +118,7 @@ def test_trainer_refuses_held_out_prompts_unless_allowed(tmp_path, diffusiondb):
 def test_recipes_train_on_training_splits_only(recipe, diffusiondb, shared_data):
     """Every task of every recipe loads its prompts from a training split, and none of them is a prompt
     of a held-out prompt set (the official files of PartiPrompts, GenEval and T2I-CompBench from ../shared/data;
-    DrawBench and HPDv2, not in it, cannot share a prompt with these sources' templates or DiffusionDB's)."""
+    DrawBench, HPDv2 and GenEval 2, not in it, cannot share a prompt with these sources' templates or DiffusionDB's)."""
     p = shared_data / "prompts"
     paths = {"partiprompts": p / "partiprompts" / "PartiPrompts.tsv",
              "geneval": p / "geneval" / "evaluation_metadata.jsonl",
@@ -136,8 +136,8 @@ def test_recipes_train_on_training_splits_only(recipe, diffusiondb, shared_data)
             assert before - len(prompts) == sum(dropped.values()) <= before / 1000, dropped
         overlap, unchecked = eval_overlap(prompts, paths=paths)
         assert overlap == {}, (recipe.name, task.name)
-        assert set(unchecked) <= {"drawbench", "hpdv2", "geneval-color-attr", "geneval-colors", "geneval-counting",
-                                  "geneval-position", "geneval-single-object", "geneval-two-object"}
+        assert set(unchecked) <= {"drawbench", "hpdv2", "geneval2", "geneval-color-attr", "geneval-colors",
+                                  "geneval-counting", "geneval-position", "geneval-single-object", "geneval-two-object"}
 
 
 def test_sets_out_of_reach_for_one_task_are_not_tried_again_for_the_next():
