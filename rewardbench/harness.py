@@ -153,7 +153,8 @@ class Scorer:
         from .weights import weights_stamp
 
         for s in self.slots:
-            s.fingerprint = param_fingerprint(s.model)
+            served = getattr(s.model, "served_fingerprint", None)  # a remote reward: the served model's weights
+            s.fingerprint = tuple(served()) if callable(served) else param_fingerprint(s.model)
             s.build = {"class": f"{type(s.model).__module__}.{type(s.model).__qualname__}", **s.build,
                        "dtype": str(s.model.dtype), "files": weights_stamp(s.provenance)}
         self.clusters = self._share_backbones() if share_backbones else [[s] for s in self.slots]

@@ -23,7 +23,8 @@ from .registry import REGISTRY
 
 def load_reward(name: str | Sequence[str] | Mapping[str, float], device: str | torch.device | None = None,
                 dtype: torch.dtype | str | None = None, weights: str | os.PathLike | None = None,
-                pretrained: bool = True, normalize: str | None = None, **cfg: Any) -> RewardModel:
+                pretrained: bool = True, normalize: str | None = None, remote: str | None = None,
+                remote_timeout_s: float | None = None, **cfg: Any) -> RewardModel:
     """Build reward ``name`` (a name or alias; a comma-separated list, list or ``{name: weight}``
     mapping gives a `CompositeReward`), load its weights, move it to ``device``/``dtype``.
 
@@ -42,6 +43,15 @@ def load_reward(name: str | Sequence[str] | Mapping[str, float], device: str | t
         >>> r(torch.rand(2, 3, 64, 64), ["a cat", "a dog"]).scores.shape
         torch.Size([2])
     """
+    if remote is not None:
+        if not isinstance(name, str) or "," in name:
+            raise ValueError("remote= applies to one reward; load the members of a composite separately")
+        from .remote import DEFAULT_TIMEOUT_S, remote_reward
+
+        expect = {**cfg, **({} if pretrained else {"pretrained": False}),
+                  **({} if weights is None else {"weights": str(weights)})}
+        return remote_reward(name, remote, timeout_s=remote_timeout_s or DEFAULT_TIMEOUT_S, expect=expect,
+                             device=device)
     if isinstance(name, str) and "," in name:
         name = [n.strip() for n in name.split(",") if n.strip()]
     if not isinstance(name, str):

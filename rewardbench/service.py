@@ -1,0 +1,331 @@
+"""The reward service: registered rewards served as Ray actors, used through `rewardbench.remote.RemoteReward`.
+
+Each served reward runs as ``replicas`` Ray actors (`RewardReplica`), each with its own resources (``num_cpus``,
+``num_gpus``) and optionally its own ``runtime_env`` (another set of packages, environment variables). A
+directory actor (named after the service) tells clients which replicas serve which reward.
+
+What a replica does with requests:
+  * batching: requests from any number of callers wait in one queue; while the model computes one batch the
+    next requests gather, and the next batch takes them all (up to ``max_batch_size`` images, after waiting
+    at most ``batch_wait_s`` for more), so many small callers share a forward pass;
+  * per-caller errors: when a merged batch raises, each request is scored alone, so one caller's bad input
+    fails that caller only (the `rewardbench.Scorer` then retries its rows one by one, as with a local reward);
+  * restarts: a replica that dies (killed, out of memory, a lost node) is restarted by Ray (``max_restarts``)
+    and the requests it held are sent again (``max_task_retries``): scores are deterministic, so nothing is
+    lost and nothing counted twice;
+  * one reward's failure never touches another's: each reward has its own actors.
+
+Example (needs Ray; ``pip install 'rewardbench[ray]'``)::
+
+    import ray, rewardbench
+    from rewardbench.service import RewardService, ServedReward
+
+    ray.init()
+    with RewardService([ServedReward("jpeg-compressibility", replicas=2)]) as service:
+        reward = rewardbench.load_reward("jpeg-compressibility", remote="ray")
+        reward(images, prompts).scores   # computed by the service's replicas
+
+The batching rule itself needs no Ray:
+
+    >>> import numpy as np
+    >>> a, b = np.zeros((2, 3, 4, 4), np.float32), np.ones((1, 3, 4, 4), np.float32)
+    >>> reqs = [(a, ["a", "b"], None), (b, ["c"], None)]
+    >>> [len(group) for group in mergeable(reqs, group_reward=False)]
+    [2]
+    >>> pixels, prompts, groups = merge(reqs, group_reward=False)
+    >>> pixels.shape, prompts, groups
+    ((3, 3, 4, 4), ['a', 'b', 'c'], None)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .wire import NAMESPACE, SERVICE_NAME, ServedInfo, connect_ray, output_to_reply
+
+Request = tuple[Any, list[str], Any]  # (pixels: array [B,3,H,W] or list of [3,H,W], prompts, groups or None)
+
+
+@dataclass(frozen=True)
+class ServedReward:
+    """One reward of a service and what it runs with.
+
+    name: a registered reward (name or alias). replicas: actors serving it. num_cpus / num_gpus: each replica's
+    Ray resources (``num_gpus=1`` puts each replica on a GPU of its own). runtime_env: a Ray runtime environment for
+    its replicas (e.g. ``{"pip": [...]}``, ``{"env_vars": {...}}``). device, dtype, pretrained, weights, config:
+    as `rewardbench.load_reward` takes them (device None: the replica's GPU if it has one). max_batch_size: images
+    per forward pass at most; batch_wait_s: how long a replica waits for more requests before scoring a batch
+    (0: no added latency; batches still form while the model computes). max_restarts: restarts of a dead replica.
+    """
+
+    name: str
+    replicas: int = 1
+    num_cpus: float = 1.0
+    num_gpus: float = 0.0
+    runtime_env: dict | None = None
+    device: str | None = None
+    dtype: str | None = None
+    pretrained: bool = True
+    weights: str | None = None
+    config: dict = field(default_factory=dict)
+    max_batch_size: int = 64
+    batch_wait_s: float = 0.0
+    max_restarts: int = 3
+    seed: int | None = None  # torch.manual_seed before building: random weights equal to a local build's
+
+    def load_kwargs(self) -> dict[str, Any]:
+        return {"device": self.device, "dtype": self.dtype, "pretrained": self.pretrained, "weights": self.weights,
+                **self.config}
+
+
+# -- batching: which requests share a forward pass, and how they are put together and taken apart -----------------
+def _shape_key(pixels: Any) -> tuple | None:
+    return None if isinstance(pixels, list) else (str(pixels.dtype), tuple(pixels.shape[1:]))
+
+
+def mergeable(requests: Sequence[Request], group_reward: bool) -> list[list[int]]:
+    """Positions of the requests that can share one forward pass: the same pixel dtype and size (a request of
+    mixed sizes, a list, goes alone)."""
+    by: dict[Any, list[int]] = {}
+    out: list[list[int]] = []
+    for i, (pixels, _, _) in enumerate(requests):
+        key = _shape_key(pixels)
+        if key is None:
+            out.append([i])
+        elif key in by:
+            by[key].append(i)
+        else:
+            by[key] = [i]
+            out.append(by[key])
+    return out
+
+
+def _groups_of(request: Request, group_reward: bool) -> np.ndarray | None:
+    pixels, _, groups = request
+    if groups is None and group_reward:  # the whole request is one group, as a local call without groups
+        return np.zeros(len(pixels), dtype=np.int64)
+    return None if groups is None else np.asarray(groups, dtype=np.int64)
+
+
+def merge(requests: Sequence[Request], group_reward: bool) -> Request:
+    """One request of several (their images in order): group ids shifted so that no two requests share a group."""
+    pixels = np.concatenate([r[0] for r in requests]) if len(requests) > 1 else requests[0][0]
+    prompts = [p for r in requests for p in r[1]]
+    if not group_reward:
+        return pixels, prompts, None
+    parts, offset = [], 0
+    for r in requests:
+        g = _groups_of(r, True)
+        parts.append(g + offset)
+        offset += int(g.max()) + 1 if len(g) else 0
+    return pixels, prompts, np.concatenate(parts)
+
+
+def split(reply: dict[str, Any], requests: Sequence[Request], group_reward: bool) -> list[dict[str, Any]]:
+    """The reply of a merged call, one per request (details that are not one value per image are dropped)."""
+    total = sum(len(r[1]) for r in requests)
+    out, start, offset = [], 0, 0
+    for r in requests:
+        n = len(r[1])
+        details = {k: v[start:start + n] for k, v in reply["details"].items() if len(v) == total}
+        gd = {}
+        if group_reward:
+            g = _groups_of(r, True)
+            top = int(g.max()) + 1 if len(g) else 0
+            gd = {k - offset: v for k, v in reply["group_details"].items() if offset <= k < offset + top}
+            offset += top
+        out.append({"scores": reply["scores"][start:start + n], "details": details, "group_details": gd})
+        start += n
+    return out
+
+
+# -- the actors -----------------------------------------------------------------------------------------------------
+class RewardReplica:
+    """One replica of a served reward (run as a Ray actor by `RewardService`): the model, loaded once by
+    `rewardbench.load_reward`, and a queue that batches the requests of every caller."""
+
+    def __init__(self, served: ServedReward):
+        import torch
+
+        from .loading import load_reward
+        from .model import param_fingerprint
+
+        torch.set_num_threads(max(1, int(served.num_cpus or 1)))
+        kwargs = served.load_kwargs()
+        if kwargs["device"] is None:
+            kwargs["device"] = "cuda" if torch.cuda.is_available() else "cpu"
+        self.served = served
+        if served.seed is not None:
+            torch.manual_seed(served.seed)
+        self.model = load_reward(served.name, **kwargs)
+        self.group_reward = self.model.spec.granularity == "group"
+        self._info = ServedInfo(
+            name=self.model.spec.name, spec=self.model.spec, provenance=tuple(self.model.provenance()),
+            fingerprint=tuple(param_fingerprint(self.model)), takes_uint8=bool(getattr(self.model, "takes_uint8", 0)),
+            build={"device": str(self.model.device), "dtype": str(self.model.dtype), "pretrained": served.pretrained,
+                   "weights": served.weights, "config": dict(served.config)},
+            replicas=served.replicas)
+        self._queue: asyncio.Queue | None = None
+        self.batches: list[int] = []  # requests per forward pass, for tests and the load test
+
+    def info(self) -> ServedInfo:
+        return self._info
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def batch_sizes(self) -> list[int]:
+        return list(self.batches)
+
+    async def score(self, pixels: Any, prompts: list[str], groups: Any) -> dict[str, Any]:
+        """Score one request (it may share a forward pass with other callers' requests)."""
+        loop = asyncio.get_running_loop()
+        if self._queue is None:
+            self._queue = asyncio.Queue()
+            loop.create_task(self._serve())
+        fut = loop.create_future()
+        await self._queue.put(((pixels, prompts, groups), fut))
+        return await fut
+
+    async def _serve(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            pending = [await self._queue.get()]
+            images = len(pending[0][0][1])
+            deadline = loop.time() + self.served.batch_wait_s
+            while images < self.served.max_batch_size:
+                if not self._queue.empty():
+                    pending.append(self._queue.get_nowait())
+                elif loop.time() < deadline:
+                    await asyncio.sleep(min(0.002, deadline - loop.time()))
+                    continue
+                else:
+                    break
+                images += len(pending[-1][0][1])
+            replies = await loop.run_in_executor(None, self._score_many, [p[0] for p in pending])
+            for (_, fut), reply in zip(pending, replies):
+                if not fut.done():
+                    fut.set_result(reply)
+
+    def _score_many(self, requests: list[Request]) -> list[dict[str, Any]]:
+        replies: list[dict[str, Any] | None] = [None] * len(requests)
+        for idx in mergeable(requests, self.group_reward):
+            part = [requests[i] for i in idx]
+            try:
+                self.batches.append(len(part))
+                for i, r in zip(idx, split(self._call(merge(part, self.group_reward)), part, self.group_reward)):
+                    replies[i] = r
+            except Exception as merged_error:
+                for i in idx:
+                    try:
+                        replies[i] = self._call(requests[i]) if len(idx) > 1 else _error(self, merged_error)
+                    except Exception as e:
+                        replies[i] = _error(self, e)
+        return replies  # type: ignore[return-value]
+
+    def _call(self, request: Request) -> dict[str, Any]:
+        import torch
+
+        pixels, prompts, groups = request
+        # copies: arrays from Ray's object store are read-only
+        images = [torch.as_tensor(np.array(p)) for p in pixels] if isinstance(pixels, list) \
+            else torch.as_tensor(np.array(pixels))
+        g = _groups_of(request, self.group_reward)
+        with torch.inference_mode():
+            out = self.model(images, prompts, None if g is None else torch.from_numpy(g))
+        return output_to_reply(out)
+
+
+def _error(replica: RewardReplica, e: Exception) -> dict[str, Any]:
+    return {"error": f"{replica._info.name}: {type(e).__name__}: {e}"}
+
+
+class Directory:
+    """The service's directory (a Ray actor named after the service): which replicas serve which reward."""
+
+    def __init__(self, entries: dict[str, tuple[ServedInfo, list[str]]]):
+        self.entries = entries
+        self.aliases = {a: n for n, (info, _) in entries.items() for a in (n, *info.spec.aliases)}
+
+    def lookup(self, name: str) -> tuple[ServedInfo, list[str]] | None:
+        key = self.aliases.get(name) or self.aliases.get(name.lower().replace("_", "-"))
+        return self.entries.get(key) if key else None
+
+    def names(self) -> list[str]:
+        return sorted(self.entries)
+
+
+class RewardService:
+    """Start (and stop) a reward service on the connected Ray cluster: each `ServedReward`'s replicas, then the
+    directory actor ``name`` that clients look up. ``detached``: the actors outlive this process (stop them with
+    `shutdown` from any driver, or ``ray stop``). A context manager: leaving it shuts the service down.
+
+    `start` waits until every replica has loaded its model, so a reward that cannot load (unknown name, missing
+    weights) fails here, at once, with its own message.
+    """
+
+    def __init__(self, rewards: Iterable[ServedReward | str], name: str = SERVICE_NAME, address: str = "auto",
+                 detached: bool = False):
+        self.rewards = [r if isinstance(r, ServedReward) else ServedReward(r) for r in rewards]
+        self.name, self.address, self.detached = name, address, detached
+        self.replicas: dict[str, list[Any]] = {}
+        self.infos: dict[str, ServedInfo] = {}
+        self.directory = None
+
+    def start(self) -> RewardService:
+        ray = connect_ray(self.address)
+        from .registry import REGISTRY
+
+        lifetime = {"lifetime": "detached"} if self.detached else {}
+        names: dict[str, list[str]] = {}
+        for r in self.rewards:
+            canon = REGISTRY.canonical(r.name)
+            actor_cls = ray.remote(RewardReplica)
+            opts = {"num_cpus": r.num_cpus, "num_gpus": r.num_gpus, "max_restarts": r.max_restarts,
+                    "max_task_retries": -1 if r.max_restarts else 0, "max_concurrency": 1000,
+                    "namespace": NAMESPACE, **lifetime}
+            if r.runtime_env:
+                opts["runtime_env"] = r.runtime_env
+            names[canon] = [f"{self.name}/{canon}/{i}" for i in range(r.replicas)]
+            self.replicas[canon] = [actor_cls.options(name=a, **opts).remote(r) for a in names[canon]]
+        try:
+            for canon, handles in self.replicas.items():
+                self.infos[canon] = ray.get([h.info.remote() for h in handles])[0]
+        except Exception:
+            self.shutdown()
+            raise
+        entries = {c: (self.infos[c], names[c]) for c in self.replicas}
+        self.directory = ray.remote(Directory).options(name=self.name, namespace=NAMESPACE, num_cpus=0,
+                                                       **lifetime).remote(entries)
+        ray.get(self.directory.names.remote())
+        return self
+
+    def describe(self) -> list[dict[str, Any]]:
+        """One row per served reward: name, replicas, resources, provenance (for people and ``--json``)."""
+        rows = []
+        for r, info in zip(self.rewards, self.infos.values()):
+            rows.append({"reward": info.name, "replicas": r.replicas, "num_cpus": r.num_cpus, "num_gpus": r.num_gpus,
+                         "device": info.build["device"], "weights": "; ".join(str(p) for p in info.provenance)})
+        return rows
+
+    def shutdown(self) -> None:
+        ray = connect_ray(self.address)
+        for handles in self.replicas.values():
+            for h in handles:
+                ray.kill(h, no_restart=True)
+        if self.directory is not None:
+            ray.kill(self.directory, no_restart=True)
+        self.replicas, self.directory = {}, None
+
+    def __enter__(self) -> RewardService:
+        return self.start() if self.directory is None else self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.shutdown()
+

@@ -1,0 +1,248 @@
+"""The reward service on a local Ray cluster (2 CPUs, one per module): a remote reward scores exactly as the local
+one, through the `RewardModel` interface, the `Scorer` and the trainer; a replica killed mid-run loses and
+duplicates nothing; callers share batches; timeouts and errors stay with their reward; the HTTP endpoint and
+``rewardbench serve`` (a second Ray driver) answer with per-item errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import rewardbench
+from rewardbench.service import merge, mergeable, split
+
+ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'rewardbench[ray]'")
+
+ROOT = Path(__file__).resolve().parents[1]
+SLOW = "jpeg-incompressibility"  # served with a 0.3 s batching wait: every call takes at least that long
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    from rewardbench.service import RewardService, ServedReward
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, namespace="rewardbench")
+    service = RewardService([
+        ServedReward("jpeg-compressibility", num_cpus=0.25),
+        ServedReward("clipscore-b32", num_cpus=0.25, pretrained=False, config={"tiny": True}, seed=0),
+        ServedReward(SLOW, num_cpus=0.25, batch_wait_s=0.3),
+    ]).start()
+    yield service
+    service.shutdown()
+    ray.shutdown()
+
+
+def _images(n: int, size: int = 32, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(n, 3, size, size, generator=g)
+
+
+def test_merging_requests_keeps_each_callers_groups_apart():
+    a = (np.zeros((3, 3, 4, 4), np.float32), ["x", "y", "z"], np.array([0, 1, 0]))
+    b = (np.ones((2, 3, 4, 4), np.float32), ["u", "v"], None)  # no groups: one group, as a local call
+    c = (np.ones((1, 3, 8, 8), np.float32), ["w"], None)  # another size: a pass of its own
+    assert mergeable([a, b, c], group_reward=True) == [[0, 1], [2]]
+    pixels, prompts, groups = merge([a, b], group_reward=True)
+    assert pixels.shape == (5, 3, 4, 4) and prompts == ["x", "y", "z", "u", "v"]
+    assert groups.tolist() == [0, 1, 0, 2, 2]
+    reply = {"scores": np.arange(5, dtype=np.float32), "details": {"k": np.arange(5) * 10, "odd": [1]},
+             "group_details": {0: {"n": 2}, 1: {"n": 1}, 2: {"n": 2}}}
+    ra, rb = split(reply, [a, b], group_reward=True)
+    assert ra["scores"].tolist() == [0, 1, 2] and rb["scores"].tolist() == [3, 4]
+    assert rb["details"]["k"].tolist() == [30, 40] and "odd" not in rb["details"]
+    assert ra["group_details"] == {0: {"n": 2}, 1: {"n": 1}} and rb["group_details"] == {0: {"n": 2}}
+
+
+def test_remote_scores_equal_local_and_carry_the_served_provenance(cluster):
+    x = _images(5)
+    remote = rewardbench.load_reward("jpeg-compressibility", remote="ray")
+    local = rewardbench.load_reward("jpeg-compressibility")
+    out = remote(x, ["p"] * 5)
+    assert torch.equal(out.scores, local(x, ["p"] * 5).scores)
+    assert torch.equal(out.details["jpeg_kb"], local(x).details["jpeg_kb"])
+    assert isinstance(remote, rewardbench.RewardModel) and remote.spec.name == "jpeg-compressibility"
+    torch.manual_seed(0)
+    local_clip = rewardbench.load_reward("clipscore-b32", pretrained=False, tiny=True)
+    remote_clip = rewardbench.load_reward("clipscore-b32", remote="ray", pretrained=False, tiny=True)
+    prompts = ["a red cube", "a cat", "a dog", "a tree", "a car"]
+    assert torch.equal(remote_clip(x, prompts).scores, local_clip(x, prompts).scores)
+    # a batch of mixed sizes goes in one request and comes back in order
+    mixed = [x[0], _images(1, 48)[0], x[1]]
+    assert torch.equal(remote_clip(mixed, prompts[:3]).scores, local_clip(mixed, prompts[:3]).scores)
+    # the served model's random weights say so, and gradients do not cross the wire
+    assert remote_clip.provenance() == local_clip.provenance() and remote_clip.provenance()[0].random
+    assert local_clip.spec.differentiable and not remote_clip.spec.differentiable
+    from rewardbench.model import param_fingerprint
+
+    assert remote_clip.served_fingerprint() == param_fingerprint(local_clip)
+    from rewardbench.errors import UsageError
+
+    with pytest.raises(UsageError, match="asked tiny=False"):
+        rewardbench.load_reward("clipscore-b32", remote="ray", tiny=False)
+    with pytest.raises(UsageError, match="not served"):
+        rewardbench.load_reward("pickscore", remote="ray")
+
+
+def test_a_scorer_run_with_a_remote_reward_gives_the_local_table(cluster, tmp_path):
+    rows = [{"image": (np.random.default_rng(i).random((24, 24, 3)) * 255).astype(np.uint8), "prompt": f"p{i}"}
+            for i in range(10)]
+    rows[3]["prompt"] = ""  # clipscore needs a prompt: that row fails for clipscore only
+    torch.manual_seed(0)
+    local = rewardbench.Scorer({"jpeg": rewardbench.load_reward("jpeg-compressibility"),
+                                "clip": rewardbench.load_reward("clipscore-b32", pretrained=False, tiny=True)},
+                               batch_size=4, num_workers=0, progress=False).run(rows)
+    remote = rewardbench.Scorer({"jpeg": rewardbench.load_reward("jpeg-compressibility", remote="ray"),
+                                 "clip": rewardbench.load_reward("clipscore-b32", remote="ray", pretrained=False,
+                                                                 tiny=True)},
+                                batch_size=4, num_workers=0, progress=False).run(rows)
+    assert remote.table.equals(local.table)
+    assert remote.n_failed == 1 and "clip" in remote.table["error"][3] and remote.table["jpeg"][3] is not None
+    assert remote.provenance == local.provenance
+
+
+def test_a_replica_killed_mid_run_loses_and_duplicates_nothing(cluster, tmp_path):
+    replica = cluster.replicas[SLOW][0]
+    pid = ray.get(replica.pid.remote())
+    rows = [{"image": (np.random.default_rng(i).random((16, 16, 3)) * 255).astype(np.uint8), "prompt": "p"}
+            for i in range(24)]
+    local = rewardbench.Scorer(SLOW, batch_size=4, num_workers=0, progress=False).run(rows)
+    model = rewardbench.load_reward(SLOW, remote="ray")
+    killer = threading.Timer(0.5, lambda: ray.kill(replica, no_restart=False))  # while a call is in flight
+    killer.start()
+    res = rewardbench.Scorer({SLOW: model}, batch_size=4, num_workers=0, progress=False).run(
+        rows, out=tmp_path / "s.parquet")
+    killer.join()
+    assert ray.get(replica.pid.remote()) != pid  # it was restarted
+    t = res.table
+    assert len(t) == 24 and res.n_failed == 0  # one row per input row
+    assert t[SLOW].tolist() == local.table[SLOW].tolist()
+    written = __import__("pandas").read_parquet(tmp_path / "s.parquet")
+    assert len(written) == 24 and written[SLOW].tolist() == local.table[SLOW].tolist()
+
+
+def test_two_clients_share_batches_and_timeouts_stay_with_their_reward(cluster):
+    x = _images(2)
+    replica = cluster.replicas[SLOW][0]
+    before = len(ray.get(replica.batch_sizes.remote()))
+    clients = [rewardbench.load_reward(SLOW, remote="ray") for _ in range(2)]
+    results: dict[int, torch.Tensor] = {}
+
+    def call(k: int) -> None:
+        results[k] = clients[k % 2](x[k % 2: k % 2 + 1], ["p"]).scores
+
+    threads = [threading.Thread(target=call, args=(k,)) for k in range(6)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    local = rewardbench.load_reward(SLOW)
+    for k, s in results.items():
+        assert torch.equal(s, local(x[k % 2: k % 2 + 1]).scores)
+    passes = ray.get(replica.batch_sizes.remote())[before:]
+    assert sum(passes) == 6 and max(passes) > 1  # several callers' requests in one forward pass
+    impatient = rewardbench.load_reward(SLOW, remote="ray", remote_timeout_s=0.05)
+    fast = rewardbench.load_reward("jpeg-compressibility", remote="ray", remote_timeout_s=0.05 + 30)
+    from rewardbench.remote import RemoteTimeoutError
+
+    with pytest.raises(RemoteTimeoutError, match="no answer"):
+        impatient(x, ["p", "q"])
+    assert fast(x, ["p", "q"]).scores.shape == (2,)
+
+
+def test_the_tiny_recipe_trains_the_same_with_a_remote_reward(cluster, tmp_path):
+    from rewardbench.trainers.config import load_config
+    from rewardbench.trainers.train import train
+
+    recipe = ROOT / "trainers" / "recipes" / "tiny_smoke.yaml"
+    quick = ["run.iterations=2", "run.checkpoint_every=0", "run.sample_every=0", "run.tensorboard=false",
+             "sample.num_steps=2", "train.timesteps_per_iter=1"]
+    local = train(load_config(recipe, [*quick, f"run.output_dir={tmp_path / 'local'}"]))
+    remote = train(load_config(recipe, [*quick, f"run.output_dir={tmp_path / 'remote'}",
+                                        "tasks.0.reward_kwargs={remote: ray}"]))  # the one line a recipe changes
+
+    def metrics(result):
+        return [{k: v for k, v in row.items() if not k.endswith("_s")} for row in result["history"]]  # not timings
+
+    assert metrics(remote) == metrics(local) and len(local["history"]) == 2
+
+
+def test_the_http_endpoint_scores_with_per_item_and_per_reward_errors(cluster):
+    from rewardbench.http_client import HttpClient
+    from rewardbench.http_service import HttpFrontend
+
+    front = HttpFrontend(port=0).start()
+    try:
+        client = HttpClient(front.url)
+        served = {r["name"]: r for r in client.rewards()}
+        assert set(served) == {"jpeg-compressibility", "clipscore-b32", SLOW}
+        assert served["clipscore-b32"]["provenance"][0]["kind"] == "random"
+        imgs = [(np.random.default_rng(i).random((20, 20, 3)) * 255).astype(np.uint8) for i in range(3)]
+        res = client.score(imgs, ["a cat", "", "a dog"], ["jpeg-compressibility", "clipscore-b32"])
+        jpeg, clip = res["rewards"]["jpeg-compressibility"], res["rewards"]["clipscore-b32"]
+        u8 = torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2)
+        assert jpeg["scores"] == rewardbench.load_reward("jpeg-compressibility")(u8).scores.tolist()
+        assert jpeg["errors"] == [None, None, None] and jpeg["details"]["jpeg_kb"][0] > 0
+        assert clip["scores"][1] is None and "empty prompt" in clip["errors"][1]  # the bad item only
+        torch.manual_seed(0)
+        local_clip = rewardbench.load_reward("clipscore-b32", pretrained=False, tiny=True)
+        assert clip["scores"][0] == local_clip(u8[:1], ["a cat"]).scores.item()
+        # an item that is not an image fails alone
+        bad = client._request("/v1/score", {"rewards": ["jpeg-compressibility"], "images": ["bm90IGFuIGltYWdl"]})
+        assert bad["errors"][0].startswith("images[0]: not a PNG or JPEG")
+        from rewardbench.remote import RemoteRewardError
+
+        with pytest.raises(RemoteRewardError, match="HTTP 400.*not served"):
+            client.score(imgs[:1], None, ["pickscore"])
+        # a RemoteReward over HTTP, no Ray on the client's side: PNG bytes, so the same as a local uint8 call
+        over_http = rewardbench.load_reward("jpeg-compressibility", remote=front.url)
+        assert torch.equal(over_http(u8).scores, rewardbench.load_reward("jpeg-compressibility")(u8).scores)
+    finally:
+        front.stop()
+
+
+def test_rewardbench_serve_starts_a_service_a_client_reaches(cluster, tmp_path):
+    """`rewardbench serve` as another Ray driver on this cluster, under another service name, with HTTP."""
+    address = ray.get_runtime_context().gcs_address
+    env = {**os.environ, "RAY_ADDRESS": address}
+    proc = subprocess.Popen([sys.executable, "-m", "rewardbench.cli", "serve", "--rewards", "jpeg-compressibility",
+                             "--num-cpus", "0.25", "--http-port", "0", "--name", "cli-service", "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    try:
+        line = proc.stdout.readline()
+        assert line, proc.stderr.read()[-3000:]
+        up = json.loads(line)
+        assert up["service"] == "cli-service" and up["rewards"][0]["reward"] == "jpeg-compressibility"
+        from rewardbench.http_client import HttpClient
+
+        img = np.zeros((8, 8, 3), np.uint8)
+        res = HttpClient(up["http"]).score([img], None, "jpeg-compressibility")
+        assert res["rewards"]["jpeg-compressibility"]["errors"] == [None]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+    assert proc.returncode == 0
+    time.sleep(0.5)
+    with pytest.raises(ValueError):  # it shut its actors down
+        ray.get_actor("cli-service", namespace="rewardbench")
+
+
+def test_serve_usage_errors_exit_2_before_anything_starts():
+    from click.testing import CliRunner
+
+    from rewardbench.cli.serve import serve
+
+    r = CliRunner().invoke(serve, ["--rewards", "jpeg-compresibility"])
+    assert r.exit_code == 2 and "did you mean" in r.output.lower()
+    r = CliRunner().invoke(serve, ["--rewards", "jpeg-compressibility", "--replicas", "vendi=2"])
+    assert r.exit_code == 2 and "not among the served rewards" in r.output
+    r = CliRunner().invoke(serve, ["--rewards", "jpeg-compressibility", "--detach", "--http-port", "1"])
+    assert r.exit_code == 2 and "--detach" in r.output
