@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from .config import Config
+
 if TYPE_CHECKING:
     from .tasks import Task
 
@@ -95,17 +97,21 @@ def clear_run(output_dir: str | os.PathLike) -> list[str]:
     return gone
 
 
+ALGORITHM_FILE = "algorithm.safetensors"  # an algorithm's own tensors (Algorithm.extra_state)
+
+
 def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """The parameters that train (LoRA adapters or the whole network), on the CPU."""
     return {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
 
 
 def save_checkpoint(ckpt_dir: Path, *, model, optimizer, lr_scheduler, step: int, extra: dict, gen: torch.Generator,
-                    accelerator, keep: int = 2) -> Path:
+                    accelerator, keep: int = 2, tensors: dict[str, torch.Tensor] | None = None) -> Path:
     """Write ``checkpoints/step_{step:06d}`` atomically (a temp dir renamed at the end).
 
     Holds the trainable weights (LoRA or the full network) as safetensors, optimizer and LR-scheduler
-    state, trainer state (step, stat trackers), and each process's RNG states (``rng_{rank}.pt``)."""
+    state, trainer state (step, stat trackers), each process's RNG states (``rng_{rank}.pt``) and the algorithm's
+    own ``tensors`` (an EMA, an old model: ``algorithm.safetensors``, when it has any)."""
     from safetensors.torch import save_file
 
     final = ckpt_dir / f"step_{step:06d}"
@@ -121,6 +127,8 @@ def save_checkpoint(ckpt_dir: Path, *, model, optimizer, lr_scheduler, step: int
     torch.save(rng, tmp / f"rng_{rank}.pt")
     if accelerator.is_main_process:
         save_file(trainable_state(accelerator.unwrap_model(model)), str(tmp / "trainable.safetensors"))
+        if tensors:
+            save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp / ALGORITHM_FILE))
         torch.save({"optimizer": optimizer.state_dict(), "lr_scheduler": lr_scheduler.state_dict()},
                    tmp / "optim.pt")
         (tmp / "state.json").write_text(json.dumps({"step": step, **extra}))
@@ -182,6 +190,7 @@ def read_checkpoint(path: Path, rank: int = 0) -> dict[str, Any]:
 
     data = {"state": read("state.json", lambda f: json.loads(f.read_text())),
             "weights": read("trainable.safetensors", lambda f: load_file(str(f))), "optim": read("optim.pt", pt)}
+    data["algorithm"] = read(ALGORITHM_FILE, lambda f: load_file(str(f))) if (path / ALGORITHM_FILE).exists() else {}
     rngs = {int(f.stem.split("_")[1]): read(f.name, pt) for f in sorted(path.glob("rng_*.pt"))
             if f.stem.split("_")[1].isdigit()}
     if rank not in rngs:
@@ -260,7 +269,8 @@ _NOT_FINGERPRINTED = {"output_dir", "iterations", "checkpoint_every", "keep_chec
                       "progress", "overwrite"}
 # keys added to the config after fingerprints were first kept, with the value every earlier run had: left out of
 # the fingerprint at that value, so that a checkpoint written before the key existed still resumes
-_ADDED_LATER = {"train.algorithm": "ddpo"}
+_ADDED_LATER = {"train.algorithm": "ddpo", "train.group_advantages": False, "train.global_std": False,
+                **{f"flow.{k}": v for k, v in Config().to_dict()["flow"].items()}}
 
 
 def run_fingerprint(config, tasks: Sequence[Task]) -> dict[str, Any]:
@@ -315,8 +325,9 @@ def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
 
 def fingerprint_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     """``key: old -> new`` for every fingerprint entry that differs (added and removed ones too). A prompt set is
-    compared by name, however either side spells it (`_canonical`)."""
-    old, new = _canonical(old), _canonical(new)
+    compared by name, however either side spells it (`_canonical`); a key left out at its default (`_ADDED_LATER`)
+    reads as that default."""
+    old, new = {**_ADDED_LATER, **_canonical(old)}, {**_ADDED_LATER, **_canonical(new)}
     missing = object()
     return [f"{k}: {old.get(k, '(absent)')!r} -> {new.get(k, '(absent)')!r}" for k in sorted(old.keys() | new.keys())
             if old.get(k, missing) != new.get(k, missing)]

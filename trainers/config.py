@@ -96,8 +96,36 @@ class TrainConfig:
     max_grad_norm: float = 1.0
     logprob_reduction: str = "mean"  # "mean" | "sum" over latent dims (see ddpo_math.ddim_step_with_logprob)
     per_prompt_stats: bool = False  # DDPO's per-prompt running reward statistics instead of batch statistics
+    # GRPO's advantages (Flow-GRPO, DiffusionNFT): each reward against its prompt's group in this iteration's batch
+    # gathered from every process (mean and std + 1e-4 of the group), not against the whole batch
+    group_advantages: bool = False
+    global_std: bool = False  # with group_advantages: divide by the std of the whole gathered batch (+ 1e-4)
     stat_buffer_size: int = 16
     stat_min_count: int = 16
+
+
+@dataclass(frozen=True)
+class FlowConfig:
+    """The flow-matching algorithms' options (``train.algorithm``: flow_grpo, flow_grpo_fast, diffusion_nft; DDPO
+    ignores them). The defaults are Flow-GRPO's SD3.5-M configurations (yifan123/flow_grpo config/grpo.py@54809b5,
+    general_ocr_sd3 and geneval_sd3; config/base.py@ac4c86e); the algorithms' registered defaults set the rest."""
+
+    noise_level: float = 0.7  # a, the SDE step's noise level (sample.noise_level)
+    sde_type: str = "sde"  # "sde" (Flow-GRPO's SDE) | "cps" (its coefficients-preserving step)
+    # Flow-GRPO-Fast: this many consecutive stochastic steps, the rest deterministic (0: every step stochastic)
+    window_size: int = 0
+    window_range: tuple[int, ...] = ()  # (lo, hi): where a window lies; () = the first half, (0, num_steps // 2)
+    timestep_fraction: float = 0.99  # trained steps: the first int(num_steps * fraction) (without a window)
+    kl_beta: float = 0.04  # weight of the KL to the reference model (ocr/geneval 0.04, pickscore 0.01, fast 0)
+    train_cfg: bool = True  # CFG in the training pass as in sampling (train.cfg; the fast no-CFG configs: False)
+    optimizer_steps: int = 2  # optimizer steps per task per iteration ("gradients are updated twice per epoch")
+    ema: bool = True  # an EMA of the trained weights, which evaluation and the exported weights use
+    ema_decay: float = 0.9
+    ema_every: int = 8  # optimizer steps between EMA updates (Flow-GRPO 8; DiffusionNFT 1)
+    # DiffusionNFT (NVlabs/DiffusionNFT config/nft.py@24af555)
+    nft_beta: float = 1.0  # beta of the implicit policies v+- (config.beta; sd3_ocr 0.1)
+    nft_decay_type: int = 1  # the old model's schedule (trainers/flow_math.nft_old_decay; sd3_ocr 2)
+    nft_kl_beta: float = 1e-4  # weight of the velocity regulariser ||v - v_ref||^2 (train.beta)
 
 
 @dataclass(frozen=True)
@@ -182,6 +210,7 @@ class Config:
     train: TrainConfig = TrainConfig()
     pretrain: PretrainConfig = PretrainConfig()
     tasks: tuple[TaskConfig, ...] = (TaskConfig(),)
+    flow: FlowConfig = FlowConfig()
     run: RunConfig = RunConfig()
     eval: EvalConfig = EvalConfig()
 
@@ -201,12 +230,15 @@ class Config:
                                     ("train.task_order", t.task_order, ("algorithm1", "interleaved"))):
             if value not in allowed:
                 raise ValueError(f"{key} must be one of {allowed}, got {value!r}")
-        if s.eta <= 0:
+        flow_sampler = algorithm_entry(t.algorithm).sampler == "flow"  # ValueError naming the known algorithms
+        if s.eta <= 0 and not flow_sampler:
             raise ValueError("sample.eta must be > 0: the policy needs a stochastic step to have a log-probability")
         if self.run.resume and self.run.overwrite:
             raise ValueError("run.resume and run.overwrite: choose one (resume continues the run in run.output_dir, "
                              "overwrite deletes it and starts over)")
-        if not 1 <= t.timesteps_per_iter <= s.num_steps:
+        if flow_sampler:
+            _check_flow(self)
+        elif not 1 <= t.timesteps_per_iter <= s.num_steps:
             raise ValueError(f"train.timesteps_per_iter={t.timesteps_per_iter} must lie in "
                              f"[1, sample.num_steps={s.num_steps}]")
         if t.logprob_reduction not in ("mean", "sum"):
@@ -220,10 +252,34 @@ class Config:
             raise ValueError(f"task names must be unique and not 'pretrain' (the L_pre step's name), got {names}")
         if self.pretrain.beta > 0 and not self.pretrain.dataset:
             raise ValueError("pretrain.beta > 0 needs pretrain.dataset")
-        algorithm_entry(t.algorithm)  # ValueError naming the known algorithms
 
     def to_dict(self) -> dict:
         return _plain(dataclasses.asdict(self))
+
+
+def _check_flow(cfg: Config) -> None:
+    """The flow algorithms' choices and how they fit the sampling schedule; and their base must be a flow model."""
+    f, n = cfg.flow, cfg.sample.num_steps
+    if f.sde_type not in ("sde", "cps"):
+        raise ValueError(f"flow.sde_type must be 'sde' or 'cps', got {f.sde_type!r}")
+    if f.ema_decay >= 1 or f.timestep_fraction > 1:
+        raise ValueError(f"flow.ema_decay must lie in [0, 1) and flow.timestep_fraction in (0, 1], got {f.ema_decay} "
+                         f"and {f.timestep_fraction}")
+    if f.nft_decay_type not in (0, 1, 2):
+        raise ValueError(f"flow.nft_decay_type must be 0, 1 or 2, got {f.nft_decay_type}")
+    if f.window_range and len(f.window_range) != 2:
+        raise ValueError(f"flow.window_range must be two step indices [lo, hi], got {list(f.window_range)}")
+    if f.window_size:
+        lo, hi = f.window_range or (0, n // 2)
+        if not 0 <= lo <= hi - f.window_size or hi > n:
+            raise ValueError(f"flow.window_size={f.window_size} does not fit flow.window_range=[{lo}, {hi}] of "
+                             f"sample.num_steps={n} steps")
+    from rewardbench.benchmarks.pipelines import FLOW_KINDS, RANDOM_KINDS
+
+    if cfg.model.pretrained in RANDOM_KINDS and cfg.model.pretrained not in FLOW_KINDS:
+        raise ValueError(f"model.pretrained={cfg.model.pretrained} is a UNet pipeline (DDIM); train.algorithm="
+                         f"{cfg.train.algorithm} needs a flow-matching one, e.g. {FLOW_KINDS[0]} or "
+                         "stabilityai/stable-diffusion-3.5-medium")
 
 
 def _plain(x):
@@ -235,7 +291,7 @@ def _plain(x):
 
 
 _SECTIONS = {"model": ModelConfig, "sample": SampleConfig, "train": TrainConfig, "pretrain": PretrainConfig,
-             "run": RunConfig, "eval": EvalConfig}
+             "run": RunConfig, "eval": EvalConfig, "flow": FlowConfig}
 
 # Where a number must lie beyond its type, by "section.field" (tasks: every task's): ">= n" or "> n", or "[a, b)"
 # for each item of a tuple (trainers/fields.py checks them). Choices of strings are checked in `Config.__post_init__`.
@@ -252,6 +308,9 @@ RANGES = {
     "run.iterations": ">= 0", "run.checkpoint_every": ">= 0", "run.keep_checkpoints": ">= 1",
     "run.sample_every": ">= 0", "run.eval_every": ">= 0",
     "eval.prompts": ">= 1", "eval.images_per_prompt": ">= 1", "eval.n_boot": ">= 1",
+    "flow.noise_level": ">= 0", "flow.window_size": ">= 0", "flow.window_range": "[0, 100000)",
+    "flow.timestep_fraction": "> 0", "flow.kl_beta": ">= 0", "flow.optimizer_steps": ">= 1",
+    "flow.ema_decay": ">= 0", "flow.ema_every": ">= 1", "flow.nft_beta": "> 0", "flow.nft_kl_beta": ">= 0",
 }
 
 

@@ -30,6 +30,7 @@ from .algorithms import Algorithm, Optimization, UpdateStats
 from .captions import CaptionData
 from .config import PretrainConfig, TrainConfig
 from .ddpo_math import clamp_advantages, normalize_advantages
+from .flow_math import group_advantages
 from .reward_fns import RewardFn
 from .tasks import Task
 
@@ -126,16 +127,18 @@ def reward(rollout: Rollout, rewarder: Rewarder) -> Rewards:
 
 def advantages(rollout: Rollout, rewards: Rewards, accelerator: Any, train: TrainConfig) -> Advantages:
     """ADVANTAGES of one task: its rewards gathered from every process, normalised over the whole batch (the
-    paper) or by each prompt's running statistics (``train.per_prompt_stats``: the task's tracker), clamped once
-    to ±``train.adv_clip_max``; this process's share of them."""
+    paper), by each prompt's running statistics (``train.per_prompt_stats``: the task's tracker) or against each
+    prompt's group in this batch (``train.group_advantages``, GRPO's), clamped once to ±``train.adv_clip_max``;
+    this process's share of them."""
     t0 = time.perf_counter()
     world, rank = accelerator.num_processes, accelerator.process_index
     gathered = accelerator.gather(rewards.scores).float()  # (B * world,)
-    if train.per_prompt_stats:
+    if train.per_prompt_stats or train.group_advantages:
         from accelerate.utils import gather_object
 
         prompts = gather_object(rollout.prompts) if world > 1 else rollout.prompts
-        adv = rollout.task.tracker.update(prompts, gathered)
+        adv = group_advantages(gathered, prompts, train.global_std) if train.group_advantages \
+            else rollout.task.tracker.update(prompts, gathered)
     else:
         adv = normalize_advantages(gathered)
     mine = clamp_advantages(adv, train.adv_clip_max).reshape(world, -1)[rank]  # (B,)
@@ -180,12 +183,14 @@ def task_row(iteration: int, rollout: Rollout, rewards: Rewards, adv: Advantages
     acc = opt.accelerator
     policy_loss, clipfrac, approx_kl, pretrain_loss = acc.reduce(
         torch.tensor(stats.losses(), device=acc.device), reduction="mean").tolist()
+    extra = dict(zip(stats.extra, acc.reduce(torch.tensor(list(stats.extra.values()), device=acc.device),
+                                             reduction="mean").tolist())) if stats.extra else {}
     return {"iteration": iteration, "task": rollout.task.name, "reward_mean": float(adv.rewards.mean()),
             "reward_std": float(adv.rewards.std(unbiased=False)), "policy_loss": policy_loss, "clipfrac": clipfrac,
             "approx_kl": approx_kl, "pretrain_loss": pretrain_loss,
             "loss": policy_loss * rollout.task.weight + beta * pretrain_loss, "grad_norm": stats.grad_norm,
             "lr": opt.lr(), "sample_s": rollout.sample_s, "reward_s": rewards.reward_s,
-            "reward_wait_s": rewards.wait_s + adv.seconds, "update_s": stats.update_s}
+            "reward_wait_s": rewards.wait_s + adv.seconds, "update_s": stats.update_s, **extra}
 
 
 def _sync(device: torch.device) -> None:

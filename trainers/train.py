@@ -144,7 +144,8 @@ class Run:
         save_checkpoint(self.out / "checkpoints", model=opt.model, optimizer=opt.optimizer,
                         lr_scheduler=opt.lr_scheduler, step=step, gen=self.gen, accelerator=self.accelerator,
                         extra={"trackers": {t.name: t.tracker.state_dict() for t in self.tasks},
-                               "fingerprint": self.fingerprint}, keep=self.config.run.keep_checkpoints)
+                               "fingerprint": self.fingerprint}, keep=self.config.run.keep_checkpoints,
+                        tensors=self.algo.extra_state())
 
     def evaluate(self, step: int) -> None:
         """The main process judges; the others wait. The training RNG streams are left untouched."""
@@ -207,7 +208,7 @@ def start(cfg: Config, rewards: Mapping[str, Any] | None = None) -> Run:
     gen = torch.Generator().manual_seed(run.seed * 1_000_003 + rank)  # sampling noise, prompts, timesteps
     torch.manual_seed(run.seed * 1_000_003 + rank)
     fingerprint = run_fingerprint(cfg, tasks)
-    first = _resume(cfg, fingerprint, opt, gen, tasks) if run.resume else 0
+    first = _resume(cfg, fingerprint, opt, gen, tasks, algo) if run.resume else 0
     out = Path(run.output_dir)
     if accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
@@ -248,7 +249,8 @@ def preflight(cfg: Config, rewards: Mapping[str, Any] | None = None) -> None:
         check_option_values(t.reward, REGISTRY.spec(t.reward), t.reward_kwargs, flag=f"tasks[{i}].reward_kwargs: ")
 
 
-def _resume(cfg: Config, fingerprint: dict, opt: Optimization, gen: torch.Generator, tasks: list[Task]) -> int:
+def _resume(cfg: Config, fingerprint: dict, opt: Optimization, gen: torch.Generator, tasks: list[Task],
+            algo: Algorithm) -> int:
     """Load ``run.resume``'s checkpoint, if there is one yet; the iteration it stopped at (0 otherwise)."""
     run = cfg.run
     acc = opt.accelerator
@@ -260,6 +262,7 @@ def _resume(cfg: Config, fingerprint: dict, opt: Optimization, gen: torch.Genera
     changes = check_resume(found, fingerprint, force=run.resume_force)  # ResumeRefusedError
     state = load_checkpoint(found, model=opt.model, optimizer=opt.optimizer, lr_scheduler=opt.lr_scheduler, gen=gen,
                             accelerator=acc, data=data)
+    algo.load_extra_state(data["algorithm"])
     for t in tasks:  # a task the checkpoint does not know (resume_force) starts with empty statistics
         if t.name in state.get("trackers", {}):
             t.tracker.load_state_dict(state["trackers"][t.name])

@@ -15,7 +15,10 @@ from rewardbench.trainers.config import load_config
 
 
 def test_an_unknown_algorithm_names_the_known_ones():
-    with pytest.raises(ValueError, match=r"unknown train.algorithm 'grpo'; known: ddpo"):
+    with pytest.raises(ValueError, match=r"unknown train.algorithm 'ppo'; known: ddpo, diffusion_nft, flow_grpo, "
+                                         r"flow_grpo_fast$"):
+        algorithm_entry("ppo")
+    with pytest.raises(ValueError, match=r"'grpo' \(did you mean 'flow_grpo'\?\)"):
         algorithm_entry("grpo")
     with pytest.raises(ValueError, match=r"'DDPO' \(did you mean 'ddpo'\?\); known: ddpo"):
         load_config(None, ["train.algorithm=DDPO"])
@@ -36,6 +39,8 @@ def test_the_default_algorithm_keeps_old_checkpoints_fingerprint(monkeypatch):
     tasks = [SimpleNamespace(description="jpeg-compressibility", prompts=["a cat"])]
     fp = run_fingerprint(load_config(None), tasks)
     assert "train.algorithm" not in fp and fp["train.lr"] == 2e-6  # as checkpoints written before the field have
+    # nor the fields added with the flow algorithms, at their defaults
+    assert not any(k.startswith("flow.") or k in ("train.group_advantages", "train.global_std") for k in fp)
     monkeypatch.setitem(ALGORITHMS, "other", AlgorithmEntry("other", "x:Y"))
     assert run_fingerprint(load_config(None, ["train.algorithm=other"]), tasks)["train.algorithm"] == "other"
 

@@ -10,10 +10,12 @@ loop does not change.
 
     >>> algorithm_entry("ddpo").target
     'rewardbench.trainers.algorithms.ddpo:DDPO'
+    >>> sorted(ALGORITHMS)
+    ['ddpo', 'diffusion_nft', 'flow_grpo', 'flow_grpo_fast']
     >>> algorithm_entry("dppo")
     Traceback (most recent call last):
     ...
-    ValueError: unknown train.algorithm 'dppo' (did you mean 'ddpo'?); known: ddpo
+    ValueError: unknown train.algorithm 'dppo' (did you mean 'ddpo'?); known: ddpo, diffusion_nft, flow_grpo, ...
 """
 
 from __future__ import annotations
@@ -37,15 +39,18 @@ class AlgorithmEntry:
     target: str  # "package.module:Class"
     summary: str = ""
     defaults: Mapping[str, Any] = field(default_factory=dict)
+    # "ddim": a UNet pipeline, DDPO's config fields checked (sample.eta, train.timesteps_per_iter); "flow": a
+    # flow-matching pipeline, the ``flow`` section's fields checked
+    sampler: str = "ddim"
 
 
 ALGORITHMS: dict[str, AlgorithmEntry] = {}
 
 
 def register_algorithm(name: str, target: str, summary: str = "",
-                       defaults: Mapping[str, Any] | None = None) -> AlgorithmEntry:
+                       defaults: Mapping[str, Any] | None = None, sampler: str = "ddim") -> AlgorithmEntry:
     """Make ``train.algorithm: NAME`` run the class at ``target`` (``"package.module:Class"``)."""
-    entry = AlgorithmEntry(name, target, summary, dict(defaults or {}))
+    entry = AlgorithmEntry(name, target, summary, dict(defaults or {}), sampler)
     ALGORITHMS[name] = entry
     return entry
 
@@ -77,6 +82,8 @@ class UpdateStats:
     pretrain_loss: float = 0.0  # L_pre, when it joined this update (task_order="interleaved")
     grad_norm: float = math.nan  # of the last optimizer step, before clipping
     update_s: float = 0.0  # seconds (the loop's to set)
+    # an algorithm's own diagnostics (Flow-GRPO: kl_loss), averaged over processes into the metrics row and TensorBoard
+    extra: dict[str, float] = field(default_factory=dict)
 
     def losses(self) -> list[float]:
         """The values averaged over processes for the log, in `LOSS_FIELDS` order."""
@@ -138,8 +145,46 @@ class Algorithm(Protocol):
     def save_weights(self, model: torch.nn.Module, dest: Any) -> Any:
         """Export ``model``'s trained weights to the folder ``dest`` in a format its pipeline loads."""
 
+    def extra_state(self) -> dict[str, torch.Tensor]:
+        """Tensors besides the trainable weights that an exact resume needs (an EMA, an old model); checkpoints keep
+        them (``algorithm.safetensors``)."""
+
+    def load_extra_state(self, state: dict[str, torch.Tensor]) -> None:
+        """Take back what `extra_state` gave (``{}`` from a checkpoint without any)."""
+
 
 register_algorithm(
     "ddpo", "rewardbench.trainers.algorithms.ddpo:DDPO",
     summary="the paper's DDPO: DDIM (eta = 1) with per-step log-probabilities on UNet pipelines, CFG in sampling "
             "and in the training pass, PPO-clipped ratio, K random timesteps")
+
+# Flow-GRPO's SD3.5-M configurations (yifan123/flow_grpo config/grpo.py@54809b5 general_ocr_sd3 / geneval_sd3, on
+# config/base.py@ac4c86e; LoRA as scripts/train_sd3.py@ac4c86e); the flow section's defaults are the rest
+_FLOW_GRPO = {
+    "model.pretrained": "stabilityai/stable-diffusion-3.5-medium", "model.resolution": 512, "model.lora_rank": 32,
+    "model.lora_alpha": 64.0, "model.lora_targets": ["attn.add_k_proj", "attn.add_q_proj", "attn.add_v_proj",
+                                                     "attn.to_add_out", "attn.to_k", "attn.to_out.0", "attn.to_q",
+                                                     "attn.to_v"],
+    "sample.num_steps": 10, "sample.guidance_scale": 4.5, "sample.batch_size": 24, "sample.images_per_prompt": 24,
+    "train.lr": 3e-4, "train.weight_decay": 1e-4, "train.clip_range": 1e-4, "train.adv_clip_max": 5.0,
+    "train.group_advantages": True, "train.global_std": True,
+}
+register_algorithm(
+    "flow_grpo", "rewardbench.trainers.algorithms.flow_grpo:FlowGRPO", sampler="flow", defaults=_FLOW_GRPO,
+    summary="Flow-GRPO on SD3/3.5: SDE steps with log-probabilities on the flow-matching scheduler, per-prompt "
+            "group advantages, PPO clip, KL to the reference, EMA")
+# Flow-GRPO-Fast: config/grpo.py@54809b5 geneval_sd3_fast_nocfg (a 3-step window in the first half, "cps" steps at
+# noise level 0.8, no CFG in sampling or training, clip 1e-5, no KL)
+register_algorithm(
+    "flow_grpo_fast", "rewardbench.trainers.algorithms.flow_grpo:FlowGRPO", sampler="flow",
+    defaults={**_FLOW_GRPO, "sample.guidance_scale": 1.0, "train.clip_range": 1e-5, "flow.train_cfg": False,
+              "flow.kl_beta": 0.0, "flow.noise_level": 0.8, "flow.window_size": 3, "flow.sde_type": "cps"},
+    summary="Flow-GRPO-Fast: stochastic steps only in a short window (random start in the first half), "
+            "deterministic elsewhere, trained on the window")
+# DiffusionNFT: NVlabs/DiffusionNFT config/nft.py@24af555 _get_config("sd3", ...) on its config/base.py (CFG-free
+# deterministic sampling, beta 1, decay type 1, velocity regulariser 1e-4, EMA 0.9 every step, one optimizer step)
+register_algorithm(
+    "diffusion_nft", "rewardbench.trainers.algorithms.diffusion_nft:DiffusionNFT", sampler="flow",
+    defaults={**_FLOW_GRPO, "sample.guidance_scale": 1.0, "flow.ema_every": 1, "flow.optimizer_steps": 1},
+    summary="DiffusionNFT: CFG-free deterministic sampling, the forward-process loss with positive and negative "
+            "implicit policies, the old model as an EMA")

@@ -179,3 +179,9 @@ class DDPO:
         else:
             model.save_pretrained(dest / "unet")
         return dest
+
+    def extra_state(self) -> dict[str, torch.Tensor]:
+        return {}  # the trainable weights, optimizer and RNGs are all DDPO needs to resume
+
+    def load_extra_state(self, state: dict[str, torch.Tensor]) -> None:
+        pass
