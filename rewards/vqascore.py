@@ -27,7 +27,7 @@ processing. Not exact by default: the resize (torch's anti-aliased bicubic on th
 where qwen-vl-utils resizes a PIL image with PIL's bicubic; ``pil_preprocess=True`` does that, exact for images
 read from files, not differentiable); attention kernels are SDPA as t2v_metrics asks (it loads bfloat16).
 
-CLIP-FlanT5 (t2v_metrics' original default ``clip-flant5-xxl``) is not built yet (see docs/rewards.md).
+CLIP-FlanT5 (t2v_metrics' original default ``clip-flant5-xxl``) is `rewards.clip_flant5` (``vqascore``).
 
 Example:
     >>> import torch, rewardbench
