@@ -41,7 +41,8 @@ def test_sampling_is_the_pipelines_cfg_free_ode_with_the_old_model(tmp_path):
     from rewardbench.trainers.algorithms import build_algorithm
 
     cfg = _cfg(tmp_path)
-    assert (cfg.sample.guidance_scale, cfg.flow.ema_every, cfg.flow.nft_beta, cfg.flow.nft_kl_beta) == (1.0, 1, 1.0, 1e-4)
+    f = cfg.flow
+    assert (cfg.sample.guidance_scale, f.ema_every, f.nft_beta, f.nft_kl_beta) == (1.0, 1, 1.0, 1e-4)
     algo = build_algorithm(cfg, Accelerator(cpu=True))
     with torch.no_grad():  # the old model differs from the trained weights: sampling must use the old one
         for p in algo.params:
