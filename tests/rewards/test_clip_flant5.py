@@ -21,6 +21,8 @@ import rewardbench
 from rewardbench.rewards.clip_flant5 import PAD_COLOUR, SYSTEM_MSG, pad_to_square
 from rewardbench.weights import WeightsNotFoundError
 
+from ..conftest import assert_gradient_step_raises
+
 PROMPTS = ["a cat", "two dogs on the left of a red car", "a cup"]
 IMAGE_TOKEN_INDEX, IGNORE_INDEX = -200, -100
 
@@ -160,7 +162,8 @@ def test_missing_weights_fail_fast_offline(unreachable):
     assert time.perf_counter() - t0 < 30 and unreachable == []
 
 
-def test_pixels_get_gradients(vqa):
-    x = torch.rand(2, 3, 40, 56, requires_grad=True)
-    vqa(x, PROMPTS[:2]).scores.sum().backward()
-    assert x.grad is not None and x.grad.abs().sum() > 0
+def test_a_gradient_step_on_the_pixels_raises_clip_flant5(vqa):
+    """Differentiable preprocessing (pad, resize, normalise in torch): a ReFL-style step on the pixels raises the
+    score of every image."""
+    x = torch.rand(2, 3, 40, 56, generator=torch.Generator().manual_seed(3))
+    assert_gradient_step_raises(vqa, x, PROMPTS[:2])

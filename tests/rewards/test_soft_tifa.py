@@ -21,6 +21,8 @@ from scipy.stats import gmean
 import rewardbench
 from rewardbench.geneval2 import GenEval2DataError, answer_forms, parse_geneval2, read_geneval2
 
+from ..conftest import assert_gradient_step_raises
+
 DATA = Path(__file__).resolve().parents[1] / "data" / "geneval2_tiny.jsonl"
 
 
@@ -131,7 +133,5 @@ def test_a_prompt_outside_the_data_is_refused(tifa, photos):
         tifa(photos[:1], ["a photo of an astronaut"])
 
 
-def test_pixels_get_gradients(tifa, photos):
-    x = photos[:2].clone().requires_grad_(True)
-    tifa(x, ["two red cats", "a dog to the left of a bicycle"]).scores.sum().backward()
-    assert x.grad is not None and x.grad.abs().sum() > 0
+def test_a_gradient_step_on_the_pixels_raises_soft_tifa(tifa, photos):
+    assert_gradient_step_raises(tifa, photos[:2], ["two red cats", "a dog to the left of a bicycle"])
