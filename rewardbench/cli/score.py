@@ -38,6 +38,8 @@ failed rows again (--no-retry-failed keeps them); a finished run leaves one resu
 replaced only with --overwrite. An input changed since (a manifest row, an image file's size or
 modification time; --content-hash: its bytes) is another run: refused, never mixed or kept.
 Unexpected errors print one line (--debug for the traceback).
+A Ray cluster: --engine ray [--address auto] [--replicas 4 --gpus-per-replica 1] (decoding in Ray Data
+tasks, each reward on a pool of actors; resumable the same way).
 Multi-GPU / multi-process: torchrun --nproc_per_node 4 -m rewardbench.cli score ...
   or accelerate launch --multi_gpu --num_processes 4 -m rewardbench.cli score ... (gloo on CPUs)
 Exit codes: 0 all rows scored, 1 some rows failed (listed), 2 usage error.
@@ -131,11 +133,20 @@ def summary_text(result) -> str:
 @click.option("--overwrite", is_flag=True, help="Replace an existing results table of another (or a finished) run.")
 @click.option("--content-hash", is_flag=True, help="Tell a resumed run from another by the image files' bytes "
               "(SHA-256, every file read) instead of their sizes and modification times.")
+@click.option("--engine", default="local", show_default=True, type=click.Choice(["local", "ray"]),
+              help="ray: decode in Ray Data tasks across a cluster, each reward on a pool of Ray actors "
+                   "(pip install 'rewardbench[ray]'); the same table as local.")
+@click.option("--address", default=None, metavar="ADDRESS", help="--engine ray: the cluster (auto, ray://HOST:PORT; "
+              "default: $RAY_ADDRESS or a running one, else a local Ray).")
+@click.option("--replicas", default=1, show_default=True, type=click.IntRange(min=1),
+              help="--engine ray: actors per reward.")
+@click.option("--gpus-per-replica", default=0.0, show_default=True, type=click.FloatRange(min=0),
+              help="--engine ray: GPUs of each reward actor (1: one GPU each; 0.5: two share one).")
 @json_option
 @no_progress_option
 def score(models, images, prompts, out, group_table, batch_size, max_batch_pixels, device, dtype, weights, configs,
           random_weights, group_by, allow_small_groups, num_workers, no_resume, no_retry_failed, overwrite,
-          content_hash, as_json, no_progress):
+          content_hash, engine, address, replicas, gpus_per_replica, as_json, no_progress):
     """Score images with one or more rewards; write one row per image (path as given, prompt, the
     input's other columns, a column per reward and its details, error) and print a summary (group
     rewards: over groups, each group once; the weights each reward ran with)."""
@@ -150,9 +161,16 @@ def score(models, images, prompts, out, group_table, batch_size, max_batch_pixel
         click.echo(f"warning: {note}", err=True)
     with usage_phase(ValueError, TypeError):
         bound = {} if max_batch_pixels is None else {"max_batch_pixels": max_batch_pixels}
-        scorer = Scorer(list(plan.names), batch_size=batch_size, device=device, dtype=dtype, num_workers=num_workers,
-                        pretrained=not random_weights, weights=wmap, reward_config=cfg, progress=not no_progress,
-                        **bound)
+        if engine == "ray":
+            from rewardbench.ray_scoring import RayScorer
+
+            scorer = RayScorer(list(plan.names), batch_size=batch_size, replicas=replicas, num_gpus=gpus_per_replica,
+                               device=device, dtype=dtype, pretrained=not random_weights, weights=wmap,
+                               reward_config=cfg, address=address, progress=not no_progress, **bound)
+        else:
+            scorer = Scorer(list(plan.names), batch_size=batch_size, device=device, dtype=dtype,
+                            num_workers=num_workers, pretrained=not random_weights, weights=wmap, reward_config=cfg,
+                            progress=not no_progress, **bound)
     try:
         with usage_phase(ValueError):
             result = scorer.run(plan, resume=not no_resume, overwrite=overwrite, retry_failed=not no_retry_failed,

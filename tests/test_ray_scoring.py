@@ -1,0 +1,117 @@
+"""``score --engine ray`` (`rewardbench.ray_scoring.RayScorer`) on a local Ray cluster (2 CPUs): decoding in Ray Data
+tasks, rewards on actor pools, the same table as the local Scorer on the same manifest (a broken image and an empty
+prompt included), resumable after an interruption (rows already in the shards are not scored again)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+import rewardbench
+from rewardbench.results import read_table
+
+ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'rewardbench[ray]'")
+
+REWARDS = ["jpeg-compressibility", "clipscore-b32"]
+CONFIG = {"clipscore-b32": {"tiny": True}}
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, namespace="rewardbench")
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory):
+    root = tmp_path_factory.mktemp("imgs")
+    rng = np.random.default_rng(0)
+    lines = []
+    for i in range(14):
+        size = 24 if i % 3 else 32  # two sizes: batches of mixed sizes
+        Image.fromarray((rng.random((size, size, 3)) * 255).astype(np.uint8)).save(root / f"{i}.png")
+        lines.append({"image": f"{i}.png", "prompt": "" if i == 5 else f"prompt {i}", "model": f"m{i % 2}"})
+    (root / "broken.png").write_bytes(b"not a png")
+    lines.insert(7, {"image": "broken.png", "prompt": "x", "model": "m0"})
+    path = root / "manifest.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in lines))
+    return path
+
+
+@pytest.fixture(scope="module")
+def local_run(manifest):
+    torch.manual_seed(0)
+    out = manifest.parent / "local.parquet"
+    res = rewardbench.Scorer(REWARDS, batch_size=4, num_workers=0, pretrained=False, reward_config=CONFIG,
+                             progress=False).run(manifest, out=out)
+    assert res.n_failed == 2  # the broken image; clipscore on the empty prompt
+    return res.table, out
+
+
+class _Interrupted(RuntimeError):
+    pass
+
+
+def test_ray_engine_gives_the_local_table_and_resumes(cluster, manifest, local_run, tmp_path):
+    from rewardbench.ray_scoring import RayScorer
+
+    local_table, local_out = local_run
+    out = tmp_path / "scores.parquet"
+
+    class StopsMidway(RayScorer):
+        def _score_all(self, src, engine, writer, *args):
+            add = writer.add
+            seen = []
+
+            def add_then_stop(rows):  # the driver dies after two batches are written
+                add(rows)
+                seen.append(len(rows))
+                if len(seen) == 2:
+                    raise _Interrupted("killed")
+            writer.add = add_then_stop
+            return super()._score_all(src, engine, writer, *args)
+
+    first = StopsMidway(REWARDS, batch_size=4, pretrained=False, reward_config=CONFIG, seed=0, num_cpus=0.5,
+                        window_batches=2, progress=False, flush_rows=1)
+    try:
+        with pytest.raises(_Interrupted):
+            first.run(manifest, out=out)
+    finally:
+        first.close()
+    assert not out.exists() and (tmp_path / "scores.parquet.parts").is_dir()
+
+    again = RayScorer(REWARDS, batch_size=4, pretrained=False, reward_config=CONFIG, seed=0, num_cpus=0.5,
+                      window_batches=2, progress=False)
+    try:
+        res = again.run(manifest, out=out)
+    finally:
+        again.close()
+    # the first two batches' 8 rows were kept, less their 2 failed rows (the broken image, the empty prompt for
+    # clipscore), which a re-run retries
+    assert res.summary["resumed"] == 6 and res.summary["processed_now"] == len(local_table) - 6
+    pd.testing.assert_frame_equal(res.table, local_table)
+    pd.testing.assert_frame_equal(read_table(out), read_table(local_out))  # the files too
+    assert res.summary["provenance"]["clipscore-b32"][0]["kind"] == "random"
+
+
+def test_score_engine_ray_on_the_command_line(cluster, manifest, tmp_path):
+    from click.testing import CliRunner
+
+    from rewardbench.cli.score import score
+
+    out = tmp_path / "cli.parquet"
+    r = CliRunner().invoke(score, ["--model", "jpeg-compressibility", "--images", str(manifest), "--out", str(out),
+                                   "--engine", "ray", "--batch-size", "3", "--no-progress", "--json"])
+    assert r.exit_code == 1, r.output  # the broken image fails: exit 1, listed
+    local = rewardbench.Scorer("jpeg-compressibility", batch_size=3, num_workers=0, progress=False)
+    local.run(manifest, out=tmp_path / "local.parquet")
+    pd.testing.assert_frame_equal(read_table(out), read_table(tmp_path / "local.parquet"))
+    assert json.loads(r.output[r.output.index("{"):])["summary"]["failed"] == 1
