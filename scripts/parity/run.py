@@ -68,6 +68,10 @@ OFFICIAL: dict[str, dict] = {
     # Flow-GRPO's README installs it (`pip install python-Levenshtein`), and the rapidfuzz it is built on
     "flow-grpo-ocr": dict(script="ocr.py", pip=("levenshtein==0.27.1", "rapidfuzz==3.13.0"),
                           github=("yifan123/flow_grpo@ac4c86e8cae021841f1fde853d340e0db67690dd",)),
+    # GenEval 2's evaluation.py and soft_tifa_analysis.py (torch, transformers, pillow, scipy: this checkout's
+    # environment; its README pins transformers 4.57.0) on a tiny random Qwen3-VL and an offline Qwen3VLProcessor
+    "geneval2": dict(script="geneval2.py", pip=(),
+                     github=("facebookresearch/GenEval2@a6e82d2289e8d418f27f0adee77908b07060eea3",)),
 }
 
 
