@@ -69,6 +69,7 @@ class BenchmarkRun:
     generation: GenerationSettings = GenerationSettings()
     seed: int = 0  # base of the per-(prompt, index) noise seeds
     score_batch_size: int = 16
+    generate_replicas: int = 1  # generator replicas, one per GPU, on Ray (benchmarks/replicas.py); same images
     score_device: str | None = None
     score_dtype: str | None = None
     num_workers: int = 2
@@ -292,7 +293,14 @@ def _generate(plan: Plan, run: BenchmarkRun, out: Path) -> tuple[list[dict], int
     rows, n_new = [], 0
     for g in plan.generators:
         folder = out / "images" / slug(g.name)
-        done, new = generate_images(g, items, folder, progress=run.progress)
+        if run.generate_replicas > 1 and isinstance(g, DiffusersGenerator):
+            from .replicas import ReplicatedGenerator
+
+            g = ReplicatedGenerator(g, run.generate_replicas)
+        try:
+            done, new = generate_images(g, items, folder, progress=run.progress)
+        finally:
+            getattr(g, "close", lambda: None)()
         n_new += new
         for r in done:
             rows.append({"image": str((folder / r["file"]).relative_to(out)), "prompt": r["prompt"], "model": g.name,

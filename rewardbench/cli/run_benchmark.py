@@ -120,6 +120,9 @@ def _list_suites(as_json: bool) -> None:
 @click.option("--device", default=None, help="Device for generation and judges (default: a GPU if any).")
 @click.option("--gen-batch-size", "gen_batch_size", type=click.IntRange(min=1), default=8, show_default=True,
               help="Images per pipeline call.")
+@click.option("--generate-replicas", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Generator replicas, one per GPU, on Ray (pip install 'rewardbench[ray]'): the prompts are sharded, "
+                   "the images are those of one replica.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Base of the per-(prompt, index) noise seeds.")
 @click.option("--batch-size", "score_batch_size", type=click.IntRange(min=1), default=16, show_default=True,
               help="Images per judge call.")
