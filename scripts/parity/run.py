@@ -70,6 +70,9 @@ OFFICIAL: dict[str, dict] = {
                           github=("yifan123/flow_grpo@ac4c86e8cae021841f1fde853d340e0db67690dd",)),
     # GenEval 2's evaluation.py and soft_tifa_analysis.py (torch, transformers, pillow, scipy: this checkout's
     # environment; its README pins transformers 4.57.0) on a tiny random Qwen3-VL and an offline Qwen3VLProcessor
+    # t2v_metrics' Qwen2.5-VL / Qwen3-VL VQAScore classes with the qwen-vl-utils they call (its PIL resize and budget)
+    "t2v-metrics-qwen": dict(script="t2v_metrics_qwen.py", pip=("qwen-vl-utils==0.0.14",),
+                             github=("linzhiqiu/t2v_metrics@6ecb74f92028f42c7e64546d3a71e98c8c73068f",)),
     "geneval2": dict(script="geneval2.py", pip=(),
                      github=("facebookresearch/GenEval2@a6e82d2289e8d418f27f0adee77908b07060eea3",)),
 }
