@@ -47,6 +47,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -182,8 +183,10 @@ class CLIPFlanT5VQAScore(RewardModel):
                 WeightSource("hub", tok, filename="tokenizer.json", note="FlanT5's tokenizer"))
 
     def __init__(self, model: str = "clip-flant5-xxl", *, tiny: bool = False, spec: RewardSpec | None = None,
-                 question_template: str = QUESTION_TEMPLATE, answer_template: str = ANSWER_TEMPLATE):
+                 question_template: str = QUESTION_TEMPLATE, answer_template: str = ANSWER_TEMPLATE,
+                 pil_preprocess: bool = False):
         super().__init__(spec)
+        self.pil_preprocess = pil_preprocess
         if model not in CLIP_T5_MODELS:
             raise ValueError(f"vqascore: unknown model {model!r}; choose from {', '.join(CLIP_T5_MODELS)}")
         if "{}" not in question_template:
@@ -252,8 +255,25 @@ class CLIPFlanT5VQAScore(RewardModel):
         return ids
 
     def preprocess(self, pixels: torch.Tensor) -> torch.Tensor:
-        """Pad to a square with the mean colour, resize the shorter side (bicubic), centre crop, CLIP mean/std."""
+        """Pad to a square with the mean colour, resize the shorter side (bicubic), centre crop, CLIP mean/std.
+        ``pil_preprocess``: as t2v_metrics does it, on uint8 pixels with PIL (``expand2square``, then the PIL
+        ``CLIPImageProcessor`` of transformers 4: PIL bicubic); exact for images read from files, not
+        differentiable."""
         size = self.net.image_size
+        if self.pil_preprocess:
+            from PIL import Image
+
+            from rewardbench.images import uint8_view
+            from rewardbench.transforms import pil_clip_preprocess
+
+            out = []
+            for a in uint8_view(pixels):
+                img = Image.fromarray(np.ascontiguousarray(a))
+                side = max(img.size)
+                square = Image.new("RGB", (side, side), PAD_COLOUR)
+                square.paste(img, ((side - img.size[0]) // 2, (side - img.size[1]) // 2))
+                out.append(pil_clip_preprocess(square, size))
+            return torch.stack(out).to(pixels.device)
         x = pad_to_square(pixels.float())
         return normalize(center_crop(resize_shorter(x, size), size), CLIP_MEAN, CLIP_STD)
 
@@ -335,7 +355,9 @@ _SPEC = RewardSpec(
     options={"tiny": Option(bool, False, "a tiny random architecture (tests)"),
              "model": Option(str, "clip-flant5-xxl", "t2v_metrics' CLIP-FlanT5 model", choices=tuple(CLIP_T5_MODELS)),
              "question_template": Option(str, QUESTION_TEMPLATE, "the question, {} standing for the prompt"),
-             "answer_template": Option(str, ANSWER_TEMPLATE, "the answer whose probability is the score")},
+             "answer_template": Option(str, ANSWER_TEMPLATE, "the answer whose probability is the score"),
+             "pil_preprocess": Option(bool, False, "pad and resize uint8 pixels with PIL as t2v_metrics does "
+                                                   "(exact for files; not differentiable)")},
 )
 
 

@@ -43,11 +43,12 @@ def _expand2square(img: Image.Image, colour) -> Image.Image:
 
 
 def _official_pixels(arrays, size):
-    from transformers import CLIPImageProcessor
+    import transformers
 
-    proc = CLIPImageProcessor(size={"shortest_edge": size}, crop_size={"height": size, "width": size},
-                              resample=Image.BICUBIC, image_mean=[0.48145466, 0.4578275, 0.40821073],
-                              image_std=[0.26862954, 0.26130258, 0.27577711])
+    # t2v_metrics ran on transformers 4, whose CLIPImageProcessor resizes with PIL (transformers 5: ...Pil)
+    cls = getattr(transformers, "CLIPImageProcessorPil", transformers.CLIPImageProcessor)
+    proc = cls(size={"shortest_edge": size}, crop_size={"height": size, "width": size}, resample=Image.BICUBIC,
+               image_mean=[0.48145466, 0.4578275, 0.40821073], image_std=[0.26862954, 0.26130258, 0.27577711])
     assert tuple(int(x * 255) for x in proc.image_mean) == PAD_COLOUR == (122, 116, 104)
     ims = [_expand2square(Image.fromarray(a), PAD_COLOUR) for a in arrays]
     return torch.stack([proc.preprocess(im, return_tensors="pt")["pixel_values"][0] for im in ims])
@@ -115,6 +116,19 @@ def test_reward_scores_what_the_official_path_scores(vqa):
     with torch.no_grad():
         torch.testing.assert_close(vqa(x, PROMPTS[:1]).scores, _official_scores(vqa, pv, PROMPTS[:1]),
                                    atol=1e-7, rtol=1e-5)
+
+
+def test_pil_preprocess_is_t2v_metrics_pixels_when_resizing():
+    """Images that need a resize (the tiny tower is 56 px): ``pil_preprocess`` gives t2v_metrics' pixels (PIL
+    expand2square and PIL bicubic), the default torch path stays close."""
+    r = rewardbench.load_reward("vqascore", pretrained=False, tiny=True, pil_preprocess=True)
+    arrays = _arrays([(90, 130), (200, 70)])
+    for a in arrays:
+        x = torch.from_numpy(a).permute(2, 0, 1).float()[None] / 255
+        ref = _official_pixels([a], 56)
+        torch.testing.assert_close(r.preprocess(x), ref, atol=2e-6, rtol=0)
+        torch_path = rewardbench.load_reward("vqascore", pretrained=False, tiny=True).preprocess(x)
+        assert 0 < (torch_path - ref).abs().max() < 0.5
 
 
 def test_score_is_the_geometric_mean_over_yes_and_eos(vqa):
