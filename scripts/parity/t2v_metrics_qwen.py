@@ -69,15 +69,16 @@ def _processor(family: str, folder: Path):
     from tokenizers import Tokenizer
 
     sys.path.insert(0, str(ROOT))
-    from rewardbench.rewards._vlm import FAMILIES
-    from tests.rewards.test_vlm import TEMPLATES
+    from rewardbench.transforms import CLIP_MEAN, CLIP_STD
+    from tests.rewards.test_vlm import TEMPLATES  # the models' chat templates, as their chat_template.json hold them
 
-    fam = FAMILIES[family]
+    # preprocessor_config.json of Qwen2.5-VL-7B-Instruct (patch 14, OpenAI CLIP mean/std) and Qwen3-VL-8B-Instruct
+    # (patch 16, mean/std 0.5); both merge 2x2 patches and repeat the frame twice
+    patch, mean, std = (16, [0.5] * 3, [0.5] * 3) if family == "qwen3_vl" else (14, list(CLIP_MEAN), list(CLIP_STD))
     tok = transformers.PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_file(str(folder / "tokenizer.json")),
                                                pad_token="<|endoftext|>", eos_token="<|im_end|>")
     cls = getattr(transformers, "Qwen2VLImageProcessorPil", None) or transformers.Qwen2VLImageProcessor
-    image = cls(patch_size=fam.patch_size, merge_size=fam.merge_size, temporal_patch_size=fam.temporal_patch_size,
-                image_mean=list(fam.mean), image_std=list(fam.std))
+    image = cls(patch_size=patch, merge_size=2, temporal_patch_size=2, image_mean=mean, image_std=std)
     if family == "qwen3_vl":
         from transformers.models.qwen3_vl.video_processing_qwen3_vl import Qwen3VLVideoProcessor as Video
 
