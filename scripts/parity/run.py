@@ -73,6 +73,9 @@ OFFICIAL: dict[str, dict] = {
     # t2v_metrics' Qwen2.5-VL / Qwen3-VL VQAScore classes with the qwen-vl-utils they call (its PIL resize and budget)
     "t2v-metrics-qwen": dict(script="t2v_metrics_qwen.py", pip=("qwen-vl-utils==0.0.14",),
                              github=("linzhiqiu/t2v_metrics@6ecb74f92028f42c7e64546d3a71e98c8c73068f",)),
+    # t2v_metrics' CLIP-FlanT5 (its last commit with it) on transformers 4, whose CLIPImageProcessor resizes with PIL
+    "t2v-metrics-clip-flant5": dict(script="clip_flant5.py", pip=TRANSFORMERS4, float64=True,
+                                    github=("linzhiqiu/t2v_metrics@335e4c2c3452df52e32fe3c583d9458235e7d9e1",)),
     "geneval2": dict(script="geneval2.py", pip=(),
                      github=("facebookresearch/GenEval2@a6e82d2289e8d418f27f0adee77908b07060eea3",)),
 }
