@@ -267,13 +267,15 @@ class RewardService:
     `shutdown` from any driver, or ``ray stop``). A context manager: leaving it shuts the service down.
 
     `start` waits until every replica has loaded its model, so a reward that cannot load (unknown name, missing
-    weights) fails here, at once, with its own message.
+    weights) fails here, at once, with its own message; a replica the cluster cannot place (not enough CPUs or
+    GPUs free) fails after ``start_timeout_s`` saying what it asked for.
     """
 
     def __init__(self, rewards: Iterable[ServedReward | str], name: str = SERVICE_NAME, address: str = "auto",
-                 detached: bool = False):
+                 detached: bool = False, start_timeout_s: float = 600.0):
         self.rewards = [r if isinstance(r, ServedReward) else ServedReward(r) for r in rewards]
         self.name, self.address, self.detached = name, address, detached
+        self.start_timeout_s = start_timeout_s  # a replica the cluster cannot place (resources) fails, not hangs
         self.replicas: dict[str, list[Any]] = {}
         self.infos: dict[str, ServedInfo] = {}
         self.directory = None
@@ -295,8 +297,14 @@ class RewardService:
             names[canon] = [f"{self.name}/{canon}/{i}" for i in range(r.replicas)]
             self.replicas[canon] = [actor_cls.options(name=a, **opts).remote(r) for a in names[canon]]
         try:
-            for canon, handles in self.replicas.items():
-                self.infos[canon] = ray.get([h.info.remote() for h in handles])[0]
+            for r, (canon, handles) in zip(self.rewards, self.replicas.items()):
+                refs = [h.info.remote() for h in handles]
+                ready, _ = ray.wait(refs, num_returns=len(refs), timeout=self.start_timeout_s)
+                if len(ready) < len(refs):
+                    raise TimeoutError(f"{canon}: {len(refs) - len(ready)} of {len(refs)} replicas did not start in "
+                                       f"{self.start_timeout_s:g} s: does the cluster have num_cpus={r.num_cpus:g}, "
+                                       f"num_gpus={r.num_gpus:g} free for each ({ray.available_resources()})?")
+                self.infos[canon] = ray.get(refs)[0]
         except Exception:
             self.shutdown()
             raise
