@@ -76,6 +76,11 @@ OFFICIAL: dict[str, dict] = {
     # t2v_metrics' CLIP-FlanT5 (its last commit with it) on transformers 4, whose CLIPImageProcessor resizes with PIL
     "t2v-metrics-clip-flant5": dict(script="clip_flant5.py", pip=TRANSFORMERS4, float64=True,
                                     github=("linzhiqiu/t2v_metrics@335e4c2c3452df52e32fe3c583d9458235e7d9e1",)),
+    # hpsv3's inferencer on its transformers pin (and the accelerate, tokenizers and hub of that time; omegaconf for
+    # its config parser); its training-only imports are stand-ins (hps_v3.py: not named hpsv3.py, the package)
+    "hpsv3": dict(script="hps_v3.py", pip=("hpsv3==1.0.0", "transformers==4.45.2", "tokenizers==0.20.3",
+                                          "huggingface-hub==0.36.0", "accelerate==1.0.1", "omegaconf==2.3.0",
+                                          "antlr4-python3-runtime==4.9.3"), github=()),
     "geneval2": dict(script="geneval2.py", pip=(),
                      github=("facebookresearch/GenEval2@a6e82d2289e8d418f27f0adee77908b07060eea3",)),
 }
