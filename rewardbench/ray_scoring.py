@@ -40,7 +40,7 @@ from .data import ListSource
 from .engine import BatchEngine, RewardSlot
 from .harness import Scorer
 from .preflight import UsageError, check_reward_options
-from .remote import RemoteReward
+from .remote import RemoteReward, remote_reward
 from .service import RewardService, ServedReward
 from .wire import connect_ray, require_ray
 
@@ -75,7 +75,8 @@ class RayScorer(Scorer):
     ``replicas``, ``num_gpus``, ``num_cpus``: each reward's actor pool (one value for every reward, or
     ``{name: value}``); ``decode_cpus``: CPUs of each decoding task; ``address``: the Ray cluster (``"auto"``,
     ``"ray://HOST:PORT"``; a local one is started when none runs); ``seed``: `torch.manual_seed` in each reward
-    actor before it builds its model (random weights equal to a local build after the same seed). The other
+    actor before it builds its model (random weights equal to a local build after the same seed); ``service``: the
+    name of a running reward service to use instead of starting one (its models must be built as asked). The other
     arguments are the Scorer's. In-memory items (arrays, PIL images) are refused: Ray reads files. Call `close`
     when done (it stops the service)."""
 
@@ -84,7 +85,7 @@ class RayScorer(Scorer):
                  device: str | None = None, dtype: str | None = None, pretrained: bool = True,
                  weights: Mapping[str, Any] | None = None, reward_config: Mapping[str, Mapping] | None = None,
                  address: str | None = "auto", window_batches: int = 256, timeout_s: float | None = 600.0,
-                 seed: int | None = None, **scorer_options: Any):
+                 seed: int | None = None, service: str | None = None, **scorer_options: Any):
         require_ray()
         names = [n.strip() for n in rewards.split(",")] if isinstance(rewards, str) else list(rewards)
         weights, reward_config = dict(weights or {}), dict(reward_config or {})
@@ -105,18 +106,26 @@ class RayScorer(Scorer):
                 connect_ray(address or "auto")
             except ConnectionError:  # no cluster running: a local one, as `ray.init()` starts
                 ray.init(namespace=NAMESPACE, log_to_driver=False)
-        self.service_name = f"rewardbench-score-{uuid.uuid4().hex[:8]}"
-        served = [ServedReward(n, replicas=int(each(replicas, n) or 1), num_cpus=float(each(num_cpus, n)),
-                               num_gpus=float(each(num_gpus, n)), device=device, dtype=dtype, pretrained=pretrained,
-                               weights=w.get(n), config=cfg.get(n, {}), seed=seed) for n in canon]
-        self.service = RewardService(served, name=self.service_name).start()
+        self.service = None
+        if service is not None:  # a running service: its models are checked against what this run asks below
+            self.service_name = service
+        else:
+            self.service_name = f"rewardbench-score-{uuid.uuid4().hex[:8]}"
+            served = [ServedReward(n, replicas=int(each(replicas, n) or 1), num_cpus=float(each(num_cpus, n)),
+                                   num_gpus=float(each(num_gpus, n)), device=device, dtype=dtype,
+                                   pretrained=pretrained, weights=w.get(n), config=cfg.get(n, {}), seed=seed)
+                      for n in canon]
+            self.service = RewardService(served, name=self.service_name).start()
         self.decode_cpus, self.window_batches, self.timeout_s = decode_cpus, int(window_batches), timeout_s
         try:
-            models = {n: RemoteReward(n, "ray", timeout_s=timeout_s, service=self.service_name) for n in canon}
+            models = {n: remote_reward(n, "ray", timeout_s=timeout_s, service=self.service_name,
+                                       expect={**cfg.get(n, {}), "pretrained": bool(pretrained),
+                                               **({"weights": w[n]} if n in w else {})}) for n in canon}
             super().__init__(models, batch_size=batch_size, device="cpu", num_workers=0, share_backbones=False,
                              **scorer_options)
         except Exception:
-            self.service.shutdown()
+            if self.service is not None:
+                self.service.shutdown()
             raise
         for s in self.slots:  # how each was built: part of the run fingerprint, as for a local run
             s.build.update({"config": cfg.get(s.name, {}), "pretrained": bool(pretrained),

@@ -21,12 +21,22 @@ REWARDS = ["jpeg-compressibility", "clipscore-b32"]
 CONFIG = {"clipscore-b32": {"tiny": True}}
 
 
+SERVICE = "score-tests"
+
+
 @pytest.fixture(scope="module")
 def cluster():
+    """A local cluster and one reward service that every run of this module scores with (``service=``): a run
+    that serves its rewards itself is the same code less the start (tests/test_remote.py starts services)."""
+    from rewardbench.service import RewardService, ServedReward
+
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, namespace="rewardbench")
-    ctx = ray.data.DataContext.get_current()
-    ctx.enable_progress_bars = False
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    service = RewardService([ServedReward("jpeg-compressibility", num_cpus=0.25),
+                             ServedReward("clipscore-b32", num_cpus=0.25, pretrained=False, config={"tiny": True},
+                                          seed=0)], name=SERVICE).start()
     yield
+    service.shutdown()
     ray.shutdown()
 
 
@@ -79,7 +89,7 @@ def test_ray_engine_gives_the_local_table_and_resumes(cluster, manifest, local_r
             writer.add = add_then_stop
             return super()._score_all(src, engine, writer, *args)
 
-    first = StopsMidway(REWARDS, batch_size=4, pretrained=False, reward_config=CONFIG, seed=0, num_cpus=0.5,
+    first = StopsMidway(REWARDS, batch_size=4, pretrained=False, reward_config=CONFIG, service=SERVICE,
                         window_batches=2, progress=False, flush_rows=1)
     try:
         with pytest.raises(_Interrupted):
@@ -88,7 +98,7 @@ def test_ray_engine_gives_the_local_table_and_resumes(cluster, manifest, local_r
         first.close()
     assert not out.exists() and (tmp_path / "scores.parquet.parts").is_dir()
 
-    again = RayScorer(REWARDS, batch_size=4, pretrained=False, reward_config=CONFIG, seed=0, num_cpus=0.5,
+    again = RayScorer(REWARDS, batch_size=4, pretrained=False, reward_config=CONFIG, service=SERVICE,
                       window_batches=2, progress=False)
     try:
         res = again.run(manifest, out=out)
@@ -109,9 +119,22 @@ def test_score_engine_ray_on_the_command_line(cluster, manifest, tmp_path):
 
     out = tmp_path / "cli.parquet"
     r = CliRunner().invoke(score, ["--model", "jpeg-compressibility", "--images", str(manifest), "--out", str(out),
-                                   "--engine", "ray", "--batch-size", "3", "--no-progress", "--json"])
+                                   "--engine", "ray", "--service", SERVICE, "--batch-size", "3", "--no-progress",
+                                   "--json"])
     assert r.exit_code == 1, r.output  # the broken image fails: exit 1, listed
     local = rewardbench.Scorer("jpeg-compressibility", batch_size=3, num_workers=0, progress=False)
     local.run(manifest, out=tmp_path / "local.parquet")
     pd.testing.assert_frame_equal(read_table(out), read_table(tmp_path / "local.parquet"))
     assert json.loads(r.output[r.output.index("{"):])["summary"]["failed"] == 1
+    # the ray options mean nothing to the local engine: refused before anything loads
+    r = CliRunner().invoke(score, ["--model", "jpeg-compressibility", "--images", str(manifest), "--service", "x"])
+    assert r.exit_code == 2 and "only with --engine ray" in r.output
+
+
+def test_a_run_refuses_a_service_built_otherwise(cluster, manifest):
+    from rewardbench.errors import UsageError
+    from rewardbench.ray_scoring import RayScorer
+
+    with pytest.raises(UsageError, match="tiny"):  # the service's clipscore is the tiny one
+        RayScorer(["clipscore-b32"], pretrained=False, reward_config={"clipscore-b32": {"tiny": False}},
+                  service=SERVICE)

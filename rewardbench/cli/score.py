@@ -9,7 +9,7 @@ import sys
 
 import click
 
-from .common import command, json_option, no_progress_option, parse_config, parse_weights, usage_phase
+from .common import command, json_option, no_progress_option, parse_config, parse_weights, usage_exit, usage_phase
 
 _EPILOG = """\b
 Examples:
@@ -39,7 +39,8 @@ replaced only with --overwrite. An input changed since (a manifest row, an image
 modification time; --content-hash: its bytes) is another run: refused, never mixed or kept.
 Unexpected errors print one line (--debug for the traceback).
 A Ray cluster: --engine ray [--address auto] [--replicas 4 --gpus-per-replica 1] (decoding in Ray Data
-tasks, each reward on a pool of actors; resumable the same way).
+tasks, each reward on a pool of actors; resumable the same way); --service NAME uses a running
+`rewardbench serve --name NAME` instead of serving the rewards for the run.
 Multi-GPU / multi-process: torchrun --nproc_per_node 4 -m rewardbench.cli score ...
   or accelerate launch --multi_gpu --num_processes 4 -m rewardbench.cli score ... (gloo on CPUs)
 Exit codes: 0 all rows scored, 1 some rows failed (listed), 2 usage error.
@@ -142,11 +143,13 @@ def summary_text(result) -> str:
               help="--engine ray: actors per reward.")
 @click.option("--gpus-per-replica", default=0.0, show_default=True, type=click.FloatRange(min=0),
               help="--engine ray: GPUs of each reward actor (1: one GPU each; 0.5: two share one).")
+@click.option("--service", default=None, metavar="NAME", help="--engine ray: use this running reward service "
+              "(`rewardbench serve --name NAME`) instead of starting one for the run.")
 @json_option
 @no_progress_option
 def score(models, images, prompts, out, group_table, batch_size, max_batch_pixels, device, dtype, weights, configs,
           random_weights, group_by, allow_small_groups, num_workers, no_resume, no_retry_failed, overwrite,
-          content_hash, engine, address, replicas, gpus_per_replica, as_json, no_progress):
+          content_hash, engine, address, replicas, gpus_per_replica, service, as_json, no_progress):
     """Score images with one or more rewards; write one row per image (path as given, prompt, the
     input's other columns, a column per reward and its details, error) and print a summary (group
     rewards: over groups, each group once; the weights each reward ran with)."""
@@ -154,6 +157,10 @@ def score(models, images, prompts, out, group_table, batch_size, max_batch_pixel
     from rewardbench.preflight import plan_run
 
     wmap, cfg = parse_weights(weights), parse_config(configs)
+    ray_only = [f for f, v in (("--address", address), ("--service", service), ("--replicas", replicas != 1),
+                               ("--gpus-per-replica", gpus_per_replica != 0)) if v]
+    if engine != "ray" and ray_only:
+        usage_exit(f"{', '.join(ray_only)}: only with --engine ray")
     with usage_phase(ValueError, TypeError, OSError):  # all that can be refused before a model loads
         plan = plan_run(models, images, prompts=prompts, group_by=group_by, out=out, group_table=group_table,
                         device=device, weights=wmap, config=cfg, allow_small_groups=allow_small_groups)
@@ -166,7 +173,8 @@ def score(models, images, prompts, out, group_table, batch_size, max_batch_pixel
 
             scorer = RayScorer(list(plan.names), batch_size=batch_size, replicas=replicas, num_gpus=gpus_per_replica,
                                device=device, dtype=dtype, pretrained=not random_weights, weights=wmap,
-                               reward_config=cfg, address=address, progress=not no_progress, **bound)
+                               reward_config=cfg, address=address, service=service, progress=not no_progress,
+                               **bound)
         else:
             scorer = Scorer(list(plan.names), batch_size=batch_size, device=device, dtype=dtype,
                             num_workers=num_workers, pretrained=not random_weights, weights=wmap, reward_config=cfg,
