@@ -265,5 +265,6 @@ class HPSv3(RewardModel):
             raise ValueError(f"prompts {bad}: HPSv3 reads one {REWARD_TOKEN} token per sequence; a prompt holding "
                              f"the text {REWARD_TOKEN!r} cannot be scored")
         hidden = run["hidden"][at]  # (B, D): the final normed hidden state at <|Reward|>
-        mu_sigma = self.head(hidden.to(self.head[0].weight.device, torch.float32))  # (B, 2)
+        w = self.head[0].weight  # float32 (train.py keeps rm_head so); float64 only in the float64 parity run
+        mu_sigma = self.head(hidden.to(w.device, w.dtype))  # (B, 2)
         return RewardOutput(mu_sigma[:, 0], {"sigma": mu_sigma[:, 1].detach()})

@@ -12,7 +12,8 @@ around the same tokenizer.json, Qwen2-VL's chat template and its image processor
 
 Ours: the reward at the official budget (``min_pixels = max_pixels = 256 x 28 x 28``) on the PNG files read through
 PIL with ``pil_preprocess=True`` (``exact``) and on the decoded pixels (``torch``); the inferencer scores the five
-photos in one right-padded batch.
+photos in one right-padded batch. ``--dtype float64``: both models cast to float64 after loading (the RankNet head
+too, which both keep in float32 as published), the float32 preprocessed pixels cast by the vision tower.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import json
 import sys
 from pathlib import Path
 
-from _common import file_pixels, main, stub_module, version_of, write_photos
+from _common import DTYPES, file_pixels, float64_kept, main, stub_module, version_of, write_photos
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMPTS = ["a photo of an astronaut", "a cup of coffee", "a cat", "a rocket on a launch pad", "a portrait"]
@@ -69,8 +70,12 @@ def ours(work, args):
     save_file(sd, str(base / "model.safetensors"), metadata={"format": "pt"})
     (base / "config.json").write_text(json.dumps(_config_445(exact.vlm.model.config), indent=1))
     exact.vlm.tokenizer.save(str(work / "tokenizer.json"))
-    paths = {name: [float(r(file_pixels(f), [p]).scores[0]) for f, p in zip(photos, PROMPTS)]
-             for name, r in (("exact", exact), ("torch", torch_path))}
+    if args.dtype == "float64":  # the same weights in float64, after they were saved for the official side
+        exact.vlm.model.double()
+        exact.head.double()
+    with float64_kept():
+        paths = {name: [float(r(file_pixels(f), [p]).scores[0]) for f, p in zip(photos, PROMPTS)]
+                 for name, r in (("exact", exact), ("torch", torch_path)) if args.dtype == "float32" or name == "exact"}
     return [{"case": "photos", "reward": "hpsv3", "paths": paths,
              "note": "5 photos, tiny random Qwen2-VL + the RankNet head (mu), HPSv3's 256 x 28 x 28 budget"}]
 
@@ -117,6 +122,8 @@ def official(work, args):
 
     inferencer = HPSv3RewardInferencer(config_path=str(work / "config.yaml"),
                                        checkpoint_path=str(work / "base" / "model.safetensors"), device="cpu")
+    if args.dtype == "float64":  # the processor's float32 pixels are cast by the vision tower's patch embedding
+        inferencer.model.double()
     photos = json.loads((work / "photos.json").read_text())
     with torch.no_grad():
         mu = inferencer.reward(photos, PROMPTS)[:, 0]  # "miu and sigma. we select miu"
@@ -125,4 +132,4 @@ def official(work, args):
 
 
 if __name__ == "__main__":
-    main(ours, official)
+    main(ours, official, dtypes=DTYPES)

@@ -80,7 +80,7 @@ OFFICIAL: dict[str, dict] = {
     # its config parser); its training-only imports are stand-ins (hps_v3.py: not named hpsv3.py, the package)
     "hpsv3": dict(script="hps_v3.py", pip=("hpsv3==1.0.0", "transformers==4.45.2", "tokenizers==0.20.3",
                                           "huggingface-hub==0.36.0", "accelerate==1.0.1", "omegaconf==2.3.0",
-                                          "antlr4-python3-runtime==4.9.3"), github=()),
+                                          "antlr4-python3-runtime==4.9.3"), github=(), float64=True),
     "geneval2": dict(script="geneval2.py", pip=(),
                      github=("facebookresearch/GenEval2@a6e82d2289e8d418f27f0adee77908b07060eea3",)),
 }
