@@ -208,9 +208,12 @@ class RewardReplica:
                 else:
                     break
                 images += len(pending[-1][0][1])
-            replies = await loop.run_in_executor(None, self._score_many, [p[0] for p in pending])
+            try:
+                replies = await loop.run_in_executor(None, self._score_many, [p[0] for p in pending])
+            except Exception as e:  # never leave a caller waiting: the loop serves the next requests
+                replies = [_error(self, e)] * len(pending)
             for (_, fut), reply in zip(pending, replies):
-                if not fut.done():
+                if not fut.done():  # a caller that timed out has cancelled its future
                     fut.set_result(reply)
 
     def _score_many(self, requests: list[Request]) -> list[dict[str, Any]]:

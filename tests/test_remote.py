@@ -24,6 +24,7 @@ ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install '
 
 ROOT = Path(__file__).resolve().parents[1]
 SLOW = "jpeg-incompressibility"  # served with a 0.3 s batching wait: every call takes at least that long
+GROUP = "pairwise-cosine-distance"  # a group reward (no weights), served with the same wait: callers' groups merge
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +36,7 @@ def cluster():
         ServedReward("jpeg-compressibility", num_cpus=0.25),
         ServedReward("clipscore-b32", num_cpus=0.25, pretrained=False, config={"tiny": True}, seed=0),
         ServedReward(SLOW, num_cpus=0.25, batch_wait_s=0.3),
+        ServedReward(GROUP, num_cpus=0.25, batch_wait_s=0.3),
     ]).start()
     yield service
     service.shutdown()
@@ -158,6 +160,28 @@ def test_two_clients_share_batches_and_timeouts_stay_with_their_reward(cluster):
     assert fast(x, ["p", "q"]).scores.shape == (2,)
 
 
+def test_group_rewards_of_callers_sharing_a_pass_keep_their_own_groups(cluster):
+    replica = cluster.replicas[GROUP][0]
+    before = len(ray.get(replica.batch_sizes.remote()))
+    local = rewardbench.load_reward(GROUP)
+    calls = [(_images(3, seed=1), [0, 0, 1]), (_images(4, seed=2), [1, 1, 0, 0]), (_images(2, seed=3), None)]
+    got: dict[int, rewardbench.RewardOutput] = {}
+
+    def call(k: int) -> None:
+        x, g = calls[k]
+        got[k] = rewardbench.load_reward(GROUP, remote="ray")(x, None, g)
+
+    threads = [threading.Thread(target=call, args=(k,)) for k in range(len(calls))]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert max(ray.get(replica.batch_sizes.remote())[before:]) > 1  # the callers shared a forward pass
+    for k, (x, g) in enumerate(calls):
+        want = local(x, None, g)
+        assert torch.equal(got[k].scores, want.scores) and got[k].group_details == want.group_details
+
+
 def test_the_tiny_recipe_trains_the_same_with_a_remote_reward(cluster, tmp_path):
     from rewardbench.trainers.config import load_config
     from rewardbench.trainers.train import train
@@ -183,7 +207,7 @@ def test_the_http_endpoint_scores_with_per_item_and_per_reward_errors(cluster):
     try:
         client = HttpClient(front.url)
         served = {r["name"]: r for r in client.rewards()}
-        assert set(served) == {"jpeg-compressibility", "clipscore-b32", SLOW}
+        assert set(served) == {"jpeg-compressibility", "clipscore-b32", SLOW, GROUP}
         assert served["clipscore-b32"]["provenance"][0]["kind"] == "random"
         imgs = [(np.random.default_rng(i).random((20, 20, 3)) * 255).astype(np.uint8) for i in range(3)]
         res = client.score(imgs, ["a cat", "", "a dog"], ["jpeg-compressibility", "clipscore-b32"])
