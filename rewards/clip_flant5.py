@@ -89,7 +89,7 @@ def pad_to_square(x: torch.Tensor, colour: tuple[int, int, int] = PAD_COLOUR) ->
     """``expand2square`` on ``[B,3,H,W]`` in [0, 1]: a square canvas of ``colour`` (bytes) with the image pasted
     at the centre, offset ``(side - short) // 2``. Differentiable.
 
-    >>> pad_to_square(torch.ones(1, 3, 2, 4))[0, 0, :, 0].tolist() == [122 / 255, 1.0, 1.0, 122 / 255]
+    >>> (pad_to_square(torch.ones(1, 3, 2, 4))[0, 0, :, 0] * 255).round().tolist() == [122.0, 255.0, 255.0, 122.0]
     True
     """
     h, w = x.shape[-2:]
