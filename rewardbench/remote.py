@@ -117,7 +117,9 @@ class RemoteReward(RewardModel):
         self._transport = transport
         self.address, self.timeout_s, self.service = address, timeout_s, service
         self.served = info
-        self.takes_uint8 = info.takes_uint8  # the engine hands it the bytes when the served model reads them
+        # the Scorer's engine hands it the decoded bytes (a quarter of the floats' size on the wire); the served
+        # model turns them into the floats the engine would have made (`rewardbench.images.pixels_from_uint8`)
+        self.takes_uint8 = True
         self.record_weights(*info.provenance)
 
     def served_fingerprint(self) -> tuple:

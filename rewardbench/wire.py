@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from .errors import UsageError
-from .images import as_pixels
+from .images import as_pixels, uint8_source
 from .provenance import Provenance
 from .spec import RewardOutput, RewardSpec
 
@@ -85,14 +85,26 @@ class ServedInfo:
 
 
 # -- the wire: what a request and a reply hold ----------------------------------------------------------------------
-def pack_pixels(images: Any, device: torch.device | None = None) -> np.ndarray | list[np.ndarray]:
+def pack_pixels(images: Any) -> np.ndarray | list[np.ndarray]:
     """Images as they travel: a 4-D tensor as it is (float32 or uint8, so the served ``forward`` converts exactly
     as a local one would), anything else through `rewardbench.as_pixels` (a list of ``[3,H,W]`` when sizes
-    differ)."""
+    differ). Float pixels made from decoded bytes and unchanged since (`rewardbench.images.uint8_source`) travel as
+    those bytes, a quarter of the size: the served model turns them into the same floats.
+
+    Example:
+        >>> from rewardbench.images import pixels_from_uint8
+        >>> u8 = torch.randint(0, 256, (2, 5, 4, 3), dtype=torch.uint8)
+        >>> packed = pack_pixels(pixels_from_uint8(u8))
+        >>> packed.dtype, packed.shape
+        (dtype('uint8'), (2, 3, 5, 4))
+    """
     if not (isinstance(images, torch.Tensor) and images.ndim == 4):
         images = as_pixels(images)
     if isinstance(images, list):
         return [t.detach().cpu().float().numpy() for t in images]
+    src = uint8_source(images) if images.is_floating_point() else None
+    if src is not None:  # [B,H,W,3] bytes -> [B,3,H,W], as a uint8 batch is given to `forward`
+        return src.detach().cpu().permute(0, 3, 1, 2).numpy()
     t = images.detach().cpu()
     return t.numpy() if t.dtype == torch.uint8 else t.float().numpy()
 

@@ -7,7 +7,9 @@ Starts a local Ray cluster, serves each reward (one replica with the CPUs the lo
 same kernels on the same cores), and measures, with the same model, weights and images:
   1. latency of one call at batch ``--batch`` (default 32): the local model (`reward(pixels, prompts)`) and the same
      reward through `rewardbench.load_reward(name, remote="ray")`, interleaved round by round so that a change in
-     machine load hits both; the overhead is the median of the per-round ratios remote/local - 1 (goal <= 10%);
+     machine load hits both; the overhead is the median of the per-round ratios remote/local - 1 (goal <= 10%).
+     Pixels are decoded images (floats made from bytes, as the Scorer has them: the bytes travel); for the JPEG
+     reward also float pixels made otherwise (float32 travels);
   2. throughput and p50/p99 latency of the service under ``--clients`` concurrent callers sending batches of
      ``--client-batch`` images for ``--seconds`` (the service batches them together), beside the local model's
      images per second at ``--batch``.
@@ -34,6 +36,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout without installing
 
 import rewardbench  # noqa: E402
+from rewardbench.images import pixels_from_uint8  # noqa: E402
 from rewardbench.service import RewardService, ServedReward  # noqa: E402
 
 REWARDS = {"clipscore-b32": {"pretrained": False}, "jpeg-compressibility": {}}
@@ -78,7 +81,8 @@ def load(name: str, clients: int, client_batch: int, seconds: float, size: int) 
 
     def client(k: int) -> None:
         model = rewardbench.load_reward(name, remote="ray")
-        x = torch.rand(client_batch, 3, size, size, generator=torch.Generator().manual_seed(k))
+        x = pixels_from_uint8(torch.randint(0, 256, (client_batch, size, size, 3), dtype=torch.uint8,
+                                            generator=torch.Generator().manual_seed(k)))
         prompts = [f"a photo number {k}"] * client_batch
         while time.perf_counter() < stop:
             t = time.perf_counter()
@@ -131,11 +135,18 @@ def main() -> None:
             torch.manual_seed(0)
             local = rewardbench.load_reward(n, **REWARDS.get(n, {}))
             remote = rewardbench.load_reward(n, remote="ray", **REWARDS.get(n, {}))
-            pixels = torch.rand(args.batch, 3, args.size, args.size, generator=torch.Generator().manual_seed(1))
+            g = torch.Generator().manual_seed(1)
+            u8 = torch.randint(0, 256, (args.batch, args.size, args.size, 3), dtype=torch.uint8, generator=g)
             prompts = [f"a photo of thing {i}" for i in range(args.batch)]
-            row = side_by_side(n, local, remote, pixels, prompts, args.rounds)
-            print(json.dumps(row), flush=True)
-            results["side_by_side"].append(row)
+            # decoded images, as the Scorer has them (their bytes travel), and, for the nearly free reward, float
+            # pixels made otherwise (float32 travels: 4x the bytes)
+            inputs = {"decoded": pixels_from_uint8(u8)}
+            if n == "jpeg-compressibility":
+                inputs["float32"] = torch.rand(args.batch, 3, args.size, args.size, generator=g)
+            for kind, pixels in inputs.items():
+                row = {**side_by_side(n, local, remote, pixels, prompts, args.rounds), "pixels": kind}
+                print(json.dumps(row), flush=True)
+                results["side_by_side"].append(row)
             row = load(n, args.clients, args.client_batch, args.seconds, args.size)
             print(json.dumps(row), flush=True)
             results["load"].append(row)
@@ -158,16 +169,17 @@ def markdown(r: dict) -> str:
              f"Ray {r['machine']['ray']}. The replica gets the CPUs the local model gets ({a['cpus']}). Random weights "
              "(speed does not depend on their values).", "",
              f"### One call at batch {a['batch']}, local vs remote (interleaved, {a['rounds']} rounds)", "",
-             "| reward | local median (s) | remote median (s) | overhead (median of per-round ratios) | "
-             "scores equal |", "|---|---|---|---|---|"]
+             "| reward | pixels | local median (s) | remote median (s) | overhead (median of per-round ratios) | "
+             "scores equal |", "|---|---|---|---|---|---|"]
     for s in r["side_by_side"]:
-        lines.append(f"| {s['reward']} | {s['local_s']['median']:.4f} | {s['remote_s']['median']:.4f} | "
-                     f"{100 * s['overhead_median_ratio']:+.1f}% | {s['scores_equal']} |")
+        lines.append(f"| {s['reward']} | {s.get('pixels', 'float32')} | {s['local_s']['median']:.4f} | "
+                     f"{s['remote_s']['median']:.4f} | {100 * s['overhead_median_ratio']:+.1f}% | "
+                     f"{s['scores_equal']} |")
     lines += ["", f"### Under load: {a['clients']} concurrent clients, batches of {a['client_batch']}, "
               f"{a['seconds']:g} s", "",
               "| reward | images/s (service) | images/s (local, batch {}) | p50 latency (s) | p99 latency (s) | calls |"
               .format(a["batch"]), "|---|---|---|---|---|---|"]
-    local = {s["reward"]: s["local_images_per_s"] for s in r["side_by_side"]}
+    local = {s["reward"]: s["local_images_per_s"] for s in r["side_by_side"] if s.get("pixels") != "float32"}
     for x in r["load"]:
         lines.append(f"| {x['reward']} | {x['images_per_s']:.1f} | {local[x['reward']]:.1f} | "
                      f"{x['latency_p50_s']:.4f} | {x['latency_p99_s']:.4f} | {x['calls']} |")
