@@ -59,8 +59,9 @@ from rewardbench.spec import Option
 from rewardbench.transforms import CLIP_MEAN, CLIP_STD, normalize, resize
 
 __all__ = ["Family", "FAMILIES", "PixelBudget", "smart_resize", "chat_text", "patchify", "mrope_positions",
-           "sequential_positions", "pil_resize", "tiny_tokenizer", "load_tokenizer", "build_qwen_vl", "load_qwen_vl",
-           "QwenVL", "answer_probability", "next_token_probs", "EOS_TOKENS", "VLM_OPTIONS"]
+           "sequential_positions", "pil_resize", "torchvision_resize", "tiny_tokenizer", "load_tokenizer",
+           "build_qwen_vl", "load_qwen_vl", "QwenVL", "answer_probability", "next_token_probs", "EOS_TOKENS",
+           "VLM_OPTIONS"]
 
 # The special tokens of the Qwen2-VL / Qwen2.5-VL / Qwen3-VL tokenizers, in their id order (tokenizer.json
 # "added_tokens" of Qwen/Qwen2-VL-7B-Instruct: <|endoftext|> 151643 ... <|video_pad|> 151656).
@@ -231,6 +232,18 @@ def pil_resize(pixels: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     arr = (pixels.detach().float() * 255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
     out = np.stack([np.asarray(Image.fromarray(a).resize((w, h), Image.BICUBIC)) for a in arr])
     return torch.from_numpy(out).permute(0, 3, 1, 2).float().div(255).to(pixels.device)
+
+
+def torchvision_resize(pixels: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """``[B,3,H,W]`` in [0, 1] → ``[B,3,h,w]``: rounded to uint8 and resized by torchvision's bicubic with
+    anti-aliasing on the uint8 tensor, as transformers' fast Qwen2-VL image processor does
+    (``TorchvisionBackend.resize``; Qwen3-VL's ``preprocessor_config.json`` names ``Qwen2VLImageProcessorFast``); float
+    in [0, 1] again."""
+    from torchvision.transforms.v2 import functional as tvF
+
+    x = (pixels.detach().float() * 255).round().clamp(0, 255).to(torch.uint8)
+    out = tvF.resize(x, list(size), interpolation=tvF.InterpolationMode.BICUBIC, antialias=True)
+    return out.float().div(255)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -514,14 +527,18 @@ class QwenVL(nn.Module):
 
     # -- inputs ------------------------------------------------------------------------------
     def preprocess(self, pixels: torch.Tensor, budget: PixelBudget, *,
-                   pil: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+                   pil: bool | str = False) -> tuple[torch.Tensor, torch.Tensor]:
         """Pixels ``[B,3,H,W]`` in [0, 1] → (``pixel_values``, ``image_grid_thw``): resized to the budget's size
         (bicubic, anti-aliased, clamped to [0, 1] as a uint8 resize is), normalised, patchified. Differentiable.
         ``pil=True``: the official pipelines' resize instead (pixels rounded to uint8, PIL bicubic: qwen-vl-utils
-        ``fetch_image``, HPSv3's ``process_vision_info``); exact for images read from files, not differentiable."""
+        ``fetch_image``, HPSv3's ``process_vision_info``); ``pil="torchvision"``: transformers' fast (torchvision)
+        image processor's (`torchvision_resize`); both exact for images read from files, not differentiable."""
         fam = self.family
         h, w = smart_resize(pixels.shape[-2], pixels.shape[-1], fam.factor, budget.min_pixels, budget.max_pixels)
-        x = pil_resize(pixels, (h, w)) if pil else resize(pixels.float(), (h, w))
+        if pil == "torchvision":
+            x = torchvision_resize(pixels, (h, w))
+        else:
+            x = pil_resize(pixels, (h, w)) if pil else resize(pixels.float(), (h, w))
         x = normalize(x, fam.mean, fam.std)
         pv, grid = patchify(x, fam.patch_size, fam.merge_size, fam.temporal_patch_size)
         return pv.to(device=next(self.visual.parameters()).device, dtype=self.vision_dtype), grid
@@ -572,7 +589,7 @@ class QwenVL(nn.Module):
 
     # -- one forward -------------------------------------------------------------------------
     def forward_hidden(self, pixels: torch.Tensor, prompts: Sequence[str], budget: PixelBudget, *,
-                       positions: str = "mrope", cache: Any = None, pil: bool = False) -> dict[str, torch.Tensor]:
+                       positions: str = "mrope", cache: Any = None, pil: bool | str = False) -> dict[str, torch.Tensor]:
         """One batched, left-padded forward of the decoder: ``hidden`` ``[B,L,D]`` (after the final norm),
         ``input_ids``, ``attention_mask``, ``position_ids``. ``prompts`` are rendered (`chat_text`); ``pil``: see
         `preprocess`."""
@@ -585,7 +602,8 @@ class QwenVL(nn.Module):
         return {"hidden": out.last_hidden_state, "input_ids": ids, "attention_mask": mask, "position_ids": pos}
 
     def next_token_logits(self, pixels: torch.Tensor, prompts: Sequence[str], budget: PixelBudget,
-                          positions: str = "mrope", pil: bool = False) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+                          positions: str = "mrope",
+                          pil: bool | str = False) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The logits of the token after each prompt ``[B,V]`` (float32), from one forward; with the run's
         ``input_ids`` and ``attention_mask`` (`forward_hidden`)."""
         run = self.forward_hidden(pixels, prompts, budget, positions=positions, pil=pil)
@@ -595,7 +613,7 @@ class QwenVL(nn.Module):
     # -- generation --------------------------------------------------------------------------
     @torch.no_grad()
     def generate(self, pixels: torch.Tensor, prompts: Sequence[str], budget: PixelBudget, *,
-                 max_new_tokens: int = 512, pil: bool = False) -> list[str]:
+                 max_new_tokens: int = 512, pil: bool | str = False) -> list[str]:
         """Greedy decoding for the whole batch (argmax each step, as ``generate(do_sample=False)`` and a server at
         temperature 0), stopping a sequence at its first end token; the texts without special tokens."""
         from transformers import DynamicCache

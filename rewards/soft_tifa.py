@@ -24,10 +24,14 @@ logits as ``generate``'s first step; the checkpoint's ``generation_config.json``
 `rewards.vqascore` (1.0 in Qwen3-VL-8B-Instruct's). The score is GM (``mean="am"`` for AM); ``details`` hold both,
 each question's probability (``atom_scores``), its skill (``atom_skills``) and the prompt's ``atom_count``.
 
-Not exact by default: the resize (torch's anti-aliased bicubic on the float image, differentiable; the official
-processor resizes the decoded file; ``pil_preprocess=True`` resizes a uint8 PIL image with bicubic as the slow
-processor does). A prompt that is not in GenEval 2's data is a per-row error, unless ``questions`` gives the
-questions to ask of every image (the tiny test configuration does).
+Not exact by default: the resize (torch's anti-aliased bicubic on the float image, differentiable). The official
+processor resizes the decoded file: Qwen3-VL-8B-Instruct's ``preprocessor_config.json`` names
+``Qwen2VLImageProcessorFast``, so on the transformers GenEval 2 pins (4.57.0) that is torchvision's anti-aliased
+bicubic on the uint8 tensor, which ``processor_resize=True`` does (`rewards._vlm.torchvision_resize`; tested equal to
+transformers' fast processor); ``pil_preprocess=True`` resizes with PIL as the slow processor does.
+
+A prompt that is not in GenEval 2's data is a per-row error, unless ``questions`` gives the questions to ask of every
+image (the tiny test configuration does).
 
 Example:
     >>> import torch, rewardbench
@@ -66,13 +70,18 @@ class SoftTIFA(VQAScore):
     def __init__(self, model: str = "qwen3-vl-8b", *, tiny: bool = False, spec: RewardSpec | None = None,
                  data: str | None = None, questions: list | None = None, mean: str = "gm", max_batch: int = 64,
                  repetition_penalty: float | None = None, min_pixels: int | None = None,
-                 max_pixels: int | None = None, device_map: str | None = None, pil_preprocess: bool = False):
+                 max_pixels: int | None = None, device_map: str | None = None, pil_preprocess: bool = False,
+                 processor_resize: bool = False):
         if mean not in ("gm", "am"):
             raise ValueError(f"soft-tifa: mean must be 'gm' or 'am', got {mean!r}")
         lo, hi = (None, None) if tiny else QWEN3_VL_PROCESSOR_PIXELS  # tiny: the tiny VQAScore budget
         super().__init__(model, tiny=tiny, spec=spec, question_template=SOFT_TIFA_TEMPLATE,
                          repetition_penalty=repetition_penalty, min_pixels=min_pixels or lo,
                          max_pixels=max_pixels or hi, device_map=device_map, pil_preprocess=pil_preprocess)
+        if processor_resize and pil_preprocess:
+            raise ValueError("soft-tifa: processor_resize and pil_preprocess are two resizes; choose one")
+        if processor_resize:  # evaluation.py's processor on transformers >= 4.57: the fast (torchvision) one
+            self.pil_preprocess = "torchvision"
         self.data, self.mean, self.max_batch = data, mean, int(max_batch)
         self.fixed = _fixed_item(questions) if questions is not None else None
         self._items: dict[str, GenEval2Item] | None = None
@@ -171,7 +180,11 @@ _SPEC = RewardSpec(
                                   optional=True),
              "max_pixels": Option(int, None, "the most pixels (default: the processor's 16777216)", low=1,
                                   optional=True),
-             "pil_preprocess": Option(bool, False, "resize uint8 pixels with PIL's bicubic (not differentiable)")},
+             "pil_preprocess": Option(bool, False, "resize uint8 pixels with PIL's bicubic, as the slow processor "
+                                                   "(not differentiable)"),
+             "processor_resize": Option(bool, False, "resize uint8 pixels as evaluation.py's processor does on "
+                                                     "transformers 4.57 (fast, torchvision bicubic with antialias; not "
+                                                     "differentiable)")},
 )
 
 

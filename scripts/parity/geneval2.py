@@ -4,15 +4,17 @@
 ``evaluation.py`` loads Qwen3-VL-8B-Instruct from the hub at import. Here its two ``from_pretrained`` calls get the
 tiny random Qwen3-VL of ``load_reward("soft-tifa", tiny=True)`` (saved by our side as config.json + safetensors;
 an 8B model with random weights does not fit this CPU machine's time) and a real transformers ``Qwen3VLProcessor``
-built offline around the same tokenizer (tokenizer.json), Qwen3-VL's chat template and the PIL-backend Qwen2-VL
-image processor with Qwen3-VL's constants (patch 16, mean/std 0.5) and the tiny budget. Everything after that is
+built offline around the same tokenizer (tokenizer.json), Qwen3-VL's chat template and the fast (torchvision) Qwen2-VL
+image processor that Qwen3-VL-8B-Instruct's preprocessor_config.json names, with its constants (patch 16, mean/std
+0.5) and the tiny budget. Everything after that is
 the official code: ``soft_tifa(vqa_list, image_filepath)`` per prompt (one ``generate`` per question, the answer
 forms summed), ``main``'s ``gmean`` and ``sum/len`` per prompt and ``100 * mean`` over prompts, and
 ``soft_tifa_analysis.py``'s ``per_skill_analysis`` and ``per_atomicity_analysis``.
 
 Items: eight prompts in GenEval 2's format with 3 to 10 atoms (``per_atomicity_analysis`` needs each of them) and
 every skill, on the five photos of `_common.write_photos` (cycled). Ours: the reward on the files read through PIL
-(``pil_preprocess=True``: the processor's PIL resize; the ``exact`` path) and on the decoded pixels (``torch``), and
+(``processor_resize=True``: the fast processor's torchvision resize; the ``exact`` path) and on the decoded pixels
+(``torch``), and
 `rewardbench.benchmarks.atoms.atom_rows` for the analysis. Cases: ``atoms`` (each question's probability),
 ``prompt-gm`` / ``prompt-am`` (per prompt), ``benchmark`` (GM and AM x 100, five skills, eight atom counts).
 """
@@ -63,7 +65,7 @@ def ours(work, args):
     files = [photos[i % len(photos)] for i in range(len(its))]
     (work / "image_paths.json").write_text(json.dumps({it["prompt"]: str(f) for it, f in zip(its, files)}))
     prompts = [it["prompt"] for it in its]
-    reward = rewardbench.load_reward("soft-tifa", pretrained=False, tiny=True, data=str(data), pil_preprocess=True)
+    reward = rewardbench.load_reward("soft-tifa", pretrained=False, tiny=True, data=str(data), processor_resize=True)
     vl = reward.vlm
     from safetensors.torch import save_file
 
@@ -105,7 +107,8 @@ def _processor(work: Path):
     lo, hi = json.loads((work / "budget.json").read_text())
     tok = transformers.PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_file(str(work / "tokenizer.json")),
                                                pad_token="<|endoftext|>", eos_token="<|im_end|>")
-    cls = getattr(transformers, "Qwen2VLImageProcessorPil", None) or transformers.Qwen2VLImageProcessor
+    # the fast (torchvision) processor, the class Qwen3-VL-8B-Instruct's preprocessor_config.json names
+    cls = getattr(transformers, "Qwen2VLImageProcessorFast", None) or transformers.Qwen2VLImageProcessor
     image = cls(patch_size=16, merge_size=2, temporal_patch_size=2, image_mean=[0.5] * 3, image_std=[0.5] * 3,
                 min_pixels=lo, max_pixels=hi, size={"shortest_edge": lo, "longest_edge": hi})
     from transformers.models.qwen3_vl.video_processing_qwen3_vl import Qwen3VLVideoProcessor

@@ -135,3 +135,27 @@ def test_a_prompt_outside_the_data_is_refused(tifa, photos):
 
 def test_a_gradient_step_on_the_pixels_raises_soft_tifa(tifa, photos):
     assert_gradient_step_raises(tifa, photos[:2], ["two red cats", "a dog to the left of a bicycle"])
+
+
+def test_processor_resize_is_transformers_fast_processor():
+    """``processor_resize=True``: the pixels transformers' torchvision-backed Qwen2-VL image processor (the class
+    Qwen3-VL-8B-Instruct's preprocessor_config.json names) gives for a uint8 image, at Qwen3-VL's constants."""
+    import numpy as np
+    import transformers
+
+    cls = getattr(transformers, "Qwen2VLImageProcessorFast", None) or transformers.Qwen2VLImageProcessor
+    r = rewardbench.load_reward("soft-tifa", pretrained=False, tiny=True, data=str(DATA), processor_resize=True)
+    lo, hi = r.budget.min_pixels, r.budget.max_pixels
+    proc = cls(patch_size=16, merge_size=2, temporal_patch_size=2, image_mean=[0.5] * 3, image_std=[0.5] * 3,
+               size={"shortest_edge": lo, "longest_edge": hi})
+    assert "Torchvision" in "".join(c.__name__ for c in type(proc).__mro__) or cls.__name__.endswith("Fast")
+    rng = np.random.default_rng(0)
+    for h, w in ((150, 200), (61, 97)):
+        a = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        ref = proc(images=[torch.from_numpy(a).permute(2, 0, 1)], return_tensors="pt")
+        x = torch.from_numpy(a).permute(2, 0, 1).float()[None] / 255
+        pv, grid = r.vlm.preprocess(x, r.budget, pil=r.pil_preprocess)
+        assert grid.tolist() == ref["image_grid_thw"].tolist()
+        torch.testing.assert_close(pv, ref["pixel_values"], atol=2e-6, rtol=0)
+    with pytest.raises(ValueError, match="choose one"):
+        rewardbench.load_reward("soft-tifa", pretrained=False, tiny=True, processor_resize=True, pil_preprocess=True)
