@@ -610,6 +610,52 @@ class QwenVL(nn.Module):
         last = run["hidden"][:, -1]  # left padding: every sequence ends at the last column
         return self.model.lm_head(last).float(), run
 
+    def shared_prefix_logits(self, pixels: torch.Tensor, prompts: Sequence[str], owners: Sequence[int],
+                             budget: PixelBudget, pil: bool | str = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Next-token logits ``[P,V]`` (float32) of ``P`` rendered prompts about ``B`` images (``owners[p]``: the
+        image of prompt p), each image read once: its prefix (the template up to ``<|vision_end|>``, the same for
+        all its prompts) runs once per image with a KV cache, then every prompt's remaining text runs on a copy of
+        its image's cache, right-padded. The same numbers as `next_token_logits` on each (image, prompt) pair, with
+        the image's tokens through the decoder once instead of once per prompt. Returns the logits and each
+        prompt's token ids ``[P,L]`` (padding replaced by a real token of the row, for a repetition penalty).
+        3-D (multimodal) positions only."""
+        from transformers import DynamicCache
+
+        heads, tails = {}, []
+        for p, o in zip(prompts, owners):
+            before, sep, after = p.partition(IMAGE_PAD)
+            end = "<|vision_end|>"
+            if not sep or not after.startswith(end):
+                raise ValueError(f"a prompt must hold {IMAGE_PAD}{end}")
+            if heads.setdefault(int(o), before + IMAGE_PAD + end) != before + IMAGE_PAD + end:
+                raise ValueError(f"the prompts of image {o} differ before the text that follows the image")
+            tails.append(after[len(end):])
+        if sorted(heads) != list(range(pixels.shape[0])):
+            raise ValueError("every image needs at least one prompt")
+        cache = DynamicCache()
+        run = self.forward_hidden(pixels, [heads[i] for i in range(pixels.shape[0])], budget, cache=cache, pil=pil)
+        dev = run["input_ids"].device
+        own = torch.as_tensor(list(owners), device=dev)
+        cache.batch_select_indices(own)  # (P, heads, prefix, d): each prompt its image's keys and values
+        prefix_ids, prefix_mask = run["input_ids"][own], run["attention_mask"][own]
+        start = run["position_ids"].amax(dim=(0, 2))[own] + 1  # (P,): text after the image continues from here
+        ids = self.text_ids(tails)
+        width = max(len(t) for t in ids)
+        sids = torch.full((len(ids), width), self.pad_id, dtype=torch.long, device=dev)
+        smask = torch.zeros((len(ids), width), dtype=torch.long, device=dev)
+        for i, t in enumerate(ids):  # right padding: no real token attends to the padding after it
+            sids[i, :len(t)] = torch.tensor(t, device=dev)
+            smask[i, :len(t)] = 1
+        pos = (start[:, None] + torch.arange(width, device=dev)[None]).unsqueeze(0).expand(3, -1, -1)
+        mask = torch.cat([prefix_mask, smask], dim=1)
+        out = self.model.model(input_ids=sids, attention_mask=mask, position_ids=pos, use_cache=True,
+                               **{_cache_kwarg(self.model.model): cache})
+        last = torch.tensor([len(t) - 1 for t in ids], device=dev)
+        hidden = out.last_hidden_state[torch.arange(len(ids), device=dev), last]
+        full = torch.cat([prefix_ids, sids], dim=1)
+        full = torch.where(mask.bool(), full, sids[:, :1])  # padding points at a real token of its row
+        return self.model.lm_head(hidden).float(), full
+
     # -- generation --------------------------------------------------------------------------
     @torch.no_grad()
     def generate(self, pixels: torch.Tensor, prompts: Sequence[str], budget: PixelBudget, *,

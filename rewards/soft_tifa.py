@@ -19,9 +19,12 @@ As github.com/facebookresearch/GenEval2 @ a6e82d2 ``evaluation.py`` computes it 
    questions' probabilities; the benchmark's number is 100 x the mean over prompts (`rewardbench.benchmarks.atoms`
    adds the per-skill and per-atom-count rows of ``soft_tifa_analysis.py``).
 
-Here every (image, question) pair of a batch goes through one left-padded forward (`rewards._vlm`), the same
-logits as ``generate``'s first step; the checkpoint's ``generation_config.json`` repetition penalty applies as in
-`rewards.vqascore` (1.0 in Qwen3-VL-8B-Instruct's). The score is GM (``mean="am"`` for AM); ``details`` hold both,
+Here each image of a batch goes through the vision tower and the decoder once: the template up to
+``<|vision_end|>`` is the same for all its questions, so it runs once per image with a KV cache and each question's
+remaining text runs on a copy of that cache (`rewards._vlm.QwenVL.shared_prefix_logits`; ``share_image=False``: one
+full left-padded sequence per (image, question) pair). Both give the logits of ``generate``'s first step; the
+checkpoint's ``generation_config.json`` repetition penalty applies as in `rewards.vqascore` (1.0 in
+Qwen3-VL-8B-Instruct's). The score is GM (``mean="am"`` for AM); ``details`` hold both,
 each question's probability (``atom_scores``), its skill (``atom_skills``) and the prompt's ``atom_count``.
 
 Not exact by default: the resize (torch's anti-aliased bicubic on the float image, differentiable). The official
@@ -71,7 +74,7 @@ class SoftTIFA(VQAScore):
                  data: str | None = None, questions: list | None = None, mean: str = "gm", max_batch: int = 64,
                  repetition_penalty: float | None = None, min_pixels: int | None = None,
                  max_pixels: int | None = None, device_map: str | None = None, pil_preprocess: bool = False,
-                 processor_resize: bool = False):
+                 processor_resize: bool = False, share_image: bool = True):
         if mean not in ("gm", "am"):
             raise ValueError(f"soft-tifa: mean must be 'gm' or 'am', got {mean!r}")
         lo, hi = (None, None) if tiny else QWEN3_VL_PROCESSOR_PIXELS  # tiny: the tiny VQAScore budget
@@ -82,7 +85,7 @@ class SoftTIFA(VQAScore):
             raise ValueError("soft-tifa: processor_resize and pil_preprocess are two resizes; choose one")
         if processor_resize:  # evaluation.py's processor on transformers >= 4.57: the fast (torchvision) one
             self.pil_preprocess = "torchvision"
-        self.data, self.mean, self.max_batch = data, mean, int(max_batch)
+        self.data, self.mean, self.max_batch, self.share_image = data, mean, int(max_batch), bool(share_image)
         self.fixed = _fixed_item(questions) if questions is not None else None
         self._items: dict[str, GenEval2Item] | None = None
         self._data_error: Exception | None = None
@@ -112,18 +115,39 @@ class SoftTIFA(VQAScore):
         return [self.vlm.tokenizer.encode(f, add_special_tokens=False).ids[0] for f in answer_forms(question, answer)]
 
     # -- scoring -----------------------------------------------------------------------------
+    def _chunks(self, items: list[GenEval2Item]) -> list[list[int]]:
+        """Consecutive images whose questions fit in ``max_batch`` pairs (an image with more questions alone)."""
+        chunks, cur, n = [], [], 0
+        for i, it in enumerate(items):
+            if cur and n + len(it.vqa) > self.max_batch:
+                chunks.append(cur)
+                cur, n = [], 0
+            cur.append(i)
+            n += len(it.vqa)
+        return chunks + [cur]
+
+    def _pair_logits(self, pixels: torch.Tensor, chunk: list[tuple[int, str, str]]):
+        """Next-token logits of (image, question) pairs and the token ids a repetition penalty reads."""
+        if self.share_image:  # each image through the decoder once, its questions on copies of its KV cache
+            owners = sorted({i for i, _, _ in chunk})
+            local = {i: k for k, i in enumerate(owners)}
+            idx = torch.tensor(owners, device=pixels.device)
+            return self.vlm.shared_prefix_logits(pixels.index_select(0, idx), self.questions([q for _, q, _ in chunk]),
+                                                 [local[i] for i, _, _ in chunk], self.budget, pil=self.pil_preprocess)
+        idx = torch.tensor([i for i, _, _ in chunk], device=pixels.device)
+        logits, run = self.vlm.next_token_logits(pixels.index_select(0, idx), self.questions([q for _, q, _ in chunk]),
+                                                 self.budget, pil=self.pil_preprocess)
+        ids = torch.where(run["attention_mask"].bool(), run["input_ids"], run["input_ids"][:, -1:])
+        return logits, ids
+
     def score(self, pixels, prompts, groups) -> RewardOutput:
         self._ensure_built()
         items = [self.item(p) for p in prompts]  # an unknown prompt fails before any forward
-        pairs = [(i, q, a) for i, it in enumerate(items) for q, a in it.vqa]  # (image, question, answer)
         probs = []
-        for start in range(0, len(pairs), self.max_batch):
-            chunk = pairs[start:start + self.max_batch]
-            idx = torch.tensor([i for i, _, _ in chunk], device=pixels.device)
-            logits, run = self.vlm.next_token_logits(pixels.index_select(0, idx), self.questions([q for _, q, _ in
-                                                                                                  chunk]),
-                                                     self.budget, pil=self.pil_preprocess)
-            dist = next_token_probs(logits / self.temperature, run["input_ids"], run["attention_mask"], self.penalty)
+        for images in self._chunks(items):
+            chunk = [(i, q, a) for i in images for q, a in items[i].vqa]  # (image, question, answer)
+            logits, seq = self._pair_logits(pixels, chunk)
+            dist = next_token_probs(logits / self.temperature, seq, None, self.penalty)
             ids = [self.form_ids(q, a) for _, q, a in chunk]
             rows = torch.arange(len(chunk), device=dist.device).repeat_interleave(torch.tensor([len(x) for x in ids],
                                                                                                device=dist.device))
@@ -172,7 +196,9 @@ _SPEC = RewardSpec(
                                              "prompt's GenEval 2 questions", optional=True),
              "mean": Option(str, "gm", "the score: geometric (gm, prompt-level) or arithmetic (am) mean",
                             choices=("gm", "am")),
-             "max_batch": Option(int, 64, "(image, question) pairs per forward", low=1),
+             "max_batch": Option(int, 64, "(image, question) pairs per forward (an image with more: alone)", low=1),
+             "share_image": Option(bool, True, "each image through the decoder once, its questions on copies of its "
+                                               "KV cache (False: one full sequence per question)"),
              "repetition_penalty": Option(float, None, "the generation config's repetition penalty (default: the "
                                                        "checkpoint's generation_config.json)", low=1e-6,
                                           optional=True),

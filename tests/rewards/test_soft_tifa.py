@@ -159,3 +159,26 @@ def test_processor_resize_is_transformers_fast_processor():
         torch.testing.assert_close(pv, ref["pixel_values"], atol=2e-6, rtol=0)
     with pytest.raises(ValueError, match="choose one"):
         rewardbench.load_reward("soft-tifa", pretrained=False, tiny=True, processor_resize=True, pil_preprocess=True)
+
+
+@pytest.mark.parametrize("penalty", [1.0, 1.05])
+def test_each_image_is_read_once_with_the_same_numbers(photos, penalty):
+    """share_image (default): the vision tower and the decoder see each image once, its questions run on copies of
+    its KV cache; the probabilities equal one full sequence per (image, question), repetition penalty included."""
+    prompts = ["ten wooden horses jumping over a fence", "two red cats", "a dog to the left of a bicycle"]
+    shared, full = (rewardbench.load_reward("soft-tifa", pretrained=False, tiny=True, data=str(DATA), max_batch=4,
+                                            share_image=share, repetition_penalty=penalty) for share in (True, False))
+    seen = {}
+    for name, r in (("shared", shared), ("full", full)):
+        seen[name] = []
+        hook = r.vlm.visual.register_forward_pre_hook(
+            lambda mod, args, kwargs, n=name: seen[n].append(int((kwargs["grid_thw"] if "grid_thw" in kwargs
+                                                                   else args[1]).shape[0])),
+            with_kwargs=True)
+        with torch.no_grad():
+            out = r(photos, prompts)
+        hook.remove()
+        seen[name + "_out"] = out
+    assert sum(seen["shared"]) == 3 and sum(seen["full"]) == 11  # 3 images; 5 + 3 + 3 questions
+    a, b = seen["shared_out"].details["atom_scores"], seen["full_out"].details["atom_scores"]
+    torch.testing.assert_close(torch.tensor(sum(a, [])), torch.tensor(sum(b, [])), atol=1e-6, rtol=1e-5)
