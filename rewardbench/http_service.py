@@ -1,4 +1,5 @@
-"""The reward service's HTTP endpoint, its JSON schema, and a small client (`HttpClient`) that needs no Ray.
+"""The reward service's HTTP endpoint and its JSON schema (the client, which needs no Ray, is
+`rewardbench.http_client`).
 
 The endpoint (`HttpFrontend`, started by ``rewardbench serve --http-port PORT``) runs beside a service's Ray
 actors and forwards each request to the replicas of every reward named, all rewards at once.

@@ -13,8 +13,9 @@ Addresses: ``"ray"`` (the Ray cluster this process is connected to, or ``ray.ini
 ``"ray://HOST:PORT"`` (Ray client), ``"http://HOST:PORT"`` (the service's HTTP endpoint, no Ray needed here:
 images travel as PNG, so float pixels are rounded to 8 bits first; `rewardbench.http_service`).
 
-Exactness: over Ray the pixels travel as they were given (float32 or uint8 arrays), and the served model runs
-the same ``forward``: scores equal the local model's bit for bit (tests/test_remote.py).
+Exactness: over Ray the pixels travel as they were given (float32 or uint8 arrays; floats made from decoded bytes
+as those bytes, `rewardbench.wire.pack_pixels`), and the served model runs the same ``forward``: scores equal the
+local model's bit for bit (tests/test_remote.py).
 
 Ray is an optional extra (`rewardbench.wire.require_ray` says how to install it when it is missing).
 """
@@ -22,6 +23,7 @@ Ray is an optional extra (`rewardbench.wire.require_ray` says how to install it 
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -120,6 +122,7 @@ class RemoteReward(RewardModel):
         # the Scorer's engine hands it the decoded bytes (a quarter of the floats' size on the wire); the served
         # model turns them into the floats the engine would have made (`rewardbench.images.pixels_from_uint8`)
         self.takes_uint8 = True
+        self.last_call: dict[str, float | None] = {}
         self.record_weights(*info.provenance)
 
     def served_fingerprint(self) -> tuple:
@@ -133,7 +136,10 @@ class RemoteReward(RewardModel):
         n = len(pixels)
         prompt_list, group_t = self.check_inputs(prompts, groups, n)
         g = None if group_t is None else group_t.detach().cpu().numpy()
+        t = time.perf_counter()
         reply = self._transport.score(self.spec.name, pixels, prompt_list, g, self.timeout_s)
+        # what the last call cost: in all, and in the served forward pass (None over HTTP); the rest is the wire
+        self.last_call = {"seconds": time.perf_counter() - t, "served_seconds": reply.get("served_s")}
         return self.check_output(reply_to_output(reply, self.device), n, group_t)
 
     def score(self, pixels: torch.Tensor, prompts: list[str], groups: torch.Tensor | None) -> RewardOutput:

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -222,8 +223,11 @@ class RewardReplica:
             part = [requests[i] for i in idx]
             try:
                 self.batches.append(len(part))
-                for i, r in zip(idx, split(self._call(merge(part, self.group_reward)), part, self.group_reward)):
-                    replies[i] = r
+                t = time.perf_counter()
+                merged = self._call(merge(part, self.group_reward))
+                seconds = time.perf_counter() - t
+                for i, r in zip(idx, split(merged, part, self.group_reward)):
+                    replies[i] = {**r, "served_s": seconds}  # the forward pass the request was part of
             except Exception as merged_error:
                 for i in idx:
                     try:

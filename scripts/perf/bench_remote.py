@@ -7,7 +7,9 @@ Starts a local Ray cluster, serves each reward (one replica with the CPUs the lo
 same kernels on the same cores), and measures, with the same model, weights and images:
   1. latency of one call at batch ``--batch`` (default 32): the local model (`reward(pixels, prompts)`) and the same
      reward through `rewardbench.load_reward(name, remote="ray")`, interleaved round by round so that a change in
-     machine load hits both; the overhead is the median of the per-round ratios remote/local - 1 (goal <= 10%).
+     machine load hits both; the overhead is the median of the per-round ratios remote/local - 1 (goal <= 10%),
+     and, apart from where each process runs its kernels, what the wire and the queue cost: the remote call's time
+     less the served forward pass (timed in the replica);
      Pixels are decoded images (floats made from bytes, as the Scorer has them: the bytes travel); for the JPEG
      reward also float pixels made otherwise (float32 travels);
   2. throughput and p50/p99 latency of the service under ``--clients`` concurrent callers sending batches of
@@ -51,7 +53,7 @@ def side_by_side(name: str, local, remote, pixels: torch.Tensor, prompts: list[s
     for model in (local, remote):  # warm-up: first calls allocate, trace and cache
         with torch.inference_mode():
             model(pixels, prompts)
-    lt, rt, ratios = [], [], []
+    lt, rt, ratios, wire = [], [], [], []
     equal = True
     for _ in range(rounds):
         with torch.inference_mode():
@@ -61,6 +63,7 @@ def side_by_side(name: str, local, remote, pixels: torch.Tensor, prompts: list[s
             t = time.perf_counter()
             b = remote(pixels, prompts).scores
             rt.append(time.perf_counter() - t)
+            wire.append(rt[-1] - remote.last_call["served_seconds"])  # all but the served forward pass
         equal = equal and torch.equal(a, b)
         ratios.append(rt[-1] / lt[-1])
     n = pixels.shape[0]
@@ -69,6 +72,8 @@ def side_by_side(name: str, local, remote, pixels: torch.Tensor, prompts: list[s
             "remote_s": {"best": min(rt), "median": statistics.median(rt)},
             "overhead_median_ratio": statistics.median(ratios) - 1.0,
             "overhead_of_medians": statistics.median(rt) / statistics.median(lt) - 1.0,
+            "wire_s": {"median": statistics.median(wire), "p99": _pct(wire, 99)},
+            "wire_share_of_remote_call": statistics.median(w / r for w, r in zip(wire, rt)),
             "local_images_per_s": n / statistics.median(lt), "remote_images_per_s": n / statistics.median(rt)}
 
 
@@ -169,11 +174,13 @@ def markdown(r: dict) -> str:
              f"Ray {r['machine']['ray']}. The replica gets the CPUs the local model gets ({a['cpus']}). Random weights "
              "(speed does not depend on their values).", "",
              f"### One call at batch {a['batch']}, local vs remote (interleaved, {a['rounds']} rounds)", "",
-             "| reward | pixels | local median (s) | remote median (s) | overhead (median of per-round ratios) | "
-             "scores equal |", "|---|---|---|---|---|---|"]
+             "| reward | pixels | local median (s) | remote median (s) | overhead vs local (median of per-round "
+             "ratios) | wire and queue, median (s) | share of the remote call | scores equal |",
+             "|---|---|---|---|---|---|---|---|"]
     for s in r["side_by_side"]:
         lines.append(f"| {s['reward']} | {s.get('pixels', 'float32')} | {s['local_s']['median']:.4f} | "
                      f"{s['remote_s']['median']:.4f} | {100 * s['overhead_median_ratio']:+.1f}% | "
+                     f"{s['wire_s']['median']:.4f} | {100 * s['wire_share_of_remote_call']:.1f}% | "
                      f"{s['scores_equal']} |")
     lines += ["", f"### Under load: {a['clients']} concurrent clients, batches of {a['client_batch']}, "
               f"{a['seconds']:g} s", "",
