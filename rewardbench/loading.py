@@ -49,7 +49,8 @@ def load_reward(name: str | Sequence[str] | Mapping[str, float], device: str | t
         from .remote import DEFAULT_TIMEOUT_S, remote_reward
 
         expect = {**cfg, **({} if pretrained else {"pretrained": False}),
-                  **({} if weights is None else {"weights": str(weights)})}
+                  **({} if weights is None else {"weights": str(weights)}),
+                  **({} if dtype is None else {"dtype": str(parse_dtype(dtype))})}
         return remote_reward(name, remote, timeout_s=remote_timeout_s or DEFAULT_TIMEOUT_S, expect=expect,
                              device=device)
     if isinstance(name, str) and "," in name:

@@ -39,6 +39,7 @@ from .batching import BatchPlan, make_batch, plan_batches
 from .data import ListSource
 from .engine import BatchEngine, RewardSlot
 from .harness import Scorer
+from .loading import parse_dtype
 from .preflight import UsageError, check_reward_options
 from .remote import RemoteReward, remote_reward
 from .service import RewardService, ServedReward
@@ -120,7 +121,9 @@ class RayScorer(Scorer):
         try:
             models = {n: remote_reward(n, "ray", timeout_s=timeout_s, service=self.service_name,
                                        expect={**cfg.get(n, {}), "pretrained": bool(pretrained),
-                                               **({"weights": w[n]} if n in w else {})}) for n in canon}
+                                               **({"weights": w[n]} if n in w else {}),
+                                               **({"dtype": str(parse_dtype(dtype))} if dtype else {})})
+                      for n in canon}
             super().__init__(models, batch_size=batch_size, device="cpu", num_workers=0, share_backbones=False,
                              **scorer_options)
         except Exception:

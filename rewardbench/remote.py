@@ -153,12 +153,12 @@ def remote_reward(name: str, address: str, timeout_s: float | None = DEFAULT_TIM
                   service: str = SERVICE_NAME, expect: dict[str, Any] | None = None,
                   device: str | torch.device | None = None) -> RemoteReward:
     """`RemoteReward` for `rewardbench.load_reward` (``remote=``): ``expect`` holds what the caller asked of the
-    model (``pretrained``, ``weights``, builder options); a served model built otherwise is refused
+    model (``pretrained``, ``weights``, ``dtype``, builder options); a served model built otherwise is refused
     (`UsageError`), so that a recipe never scores with other weights than it names."""
     model = RemoteReward(name, address, timeout_s=timeout_s, service=service)
     build = model.served.build
     for key, want in (expect or {}).items():
-        have = build.get("config", {}).get(key) if key not in ("pretrained", "weights") else build.get(key)
+        have = build.get(key) if key in ("pretrained", "weights", "dtype") else build.get("config", {}).get(key)
         if key == "pretrained" and not model.spec.weights:
             continue  # no weights: pretrained changes nothing
         if have != want:

@@ -90,6 +90,8 @@ def test_remote_scores_equal_local_and_carry_the_served_provenance(cluster):
 
     with pytest.raises(UsageError, match="asked tiny=False"):
         rewardbench.load_reward("clipscore-b32", remote="ray", tiny=False)
+    with pytest.raises(UsageError, match="dtype"):  # served in float32
+        rewardbench.load_reward("clipscore-b32", remote="ray", dtype="bf16")
     with pytest.raises(UsageError, match="not served"):
         rewardbench.load_reward("pickscore", remote="ray")
 
