@@ -241,8 +241,10 @@ class FlowGRPO(FlowModel):
         are empty), so their gradients are synchronised at the same backward. A part no process has samples for
         takes no optimizer step (none at all when every advantage is 0, as in Flow-GRPO)."""
         mb_size, k = self.config.train.micro_batch_size, self.config.flow.optimizer_steps
-        kept = (advantages != 0).nonzero().flatten().cpu()
-        kept = kept[torch.randperm(kept.numel(), generator=generator)].to(self.device)
+        # a permutation of every sample, then the kept ones in its order: the stream advances alike whatever the
+        # advantages (a constant-reward control keeps its noise in step with the rewarded runs)
+        order = torch.randperm(advantages.numel(), generator=generator).to(self.device)
+        kept = order[advantages[order] != 0]
         chunks = list(torch.tensor_split(kept, k))
         counts = torch.tensor([math.ceil(c.numel() / mb_size) for c in chunks], device=self.device)
         acc = opt.accelerator
