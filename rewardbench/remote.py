@@ -77,7 +77,7 @@ class RayTransport:
     def score(self, name: str, pixels: Any, prompts: list[str], groups: np.ndarray | None,
               timeout_s: float | None) -> dict[str, Any]:
         replica = next(self._replicas[name])
-        ref = replica.score.remote(pixels, prompts, groups)
+        ref = replica.score.remote(pixels, prompts, groups, name)
         try:
             reply = self.ray.get(ref, timeout=timeout_s)
         except self.ray.exceptions.GetTimeoutError:

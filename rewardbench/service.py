@@ -1,6 +1,7 @@
 """The reward service: registered rewards served as Ray actors, used through `rewardbench.remote.RemoteReward`.
 
-Each served reward runs as ``replicas`` Ray actors (`RewardReplica`), each with its own resources (``num_cpus``,
+Each served reward (or set of rewards sharing a backbone, ``ServedReward(name, also=(...))``: its replicas hold
+the backbone once) runs as ``replicas`` Ray actors (`RewardReplica`), each with its own resources (``num_cpus``,
 ``num_gpus``) and optionally its own ``runtime_env`` (another set of packages, environment variables). A
 directory actor (named after the service) tells clients which replicas serve which reward.
 
@@ -79,6 +80,7 @@ class ServedReward:
     batch_wait_s: float = 0.0
     max_restarts: int = 3
     seed: int | None = None  # torch.manual_seed before building: random weights equal to a local build's
+    also: tuple[str, ...] = ()  # rewards sharing this one's backbone, served by the same replicas (one copy of it)
 
     def load_kwargs(self) -> dict[str, Any]:
         return {"device": self.device, "dtype": self.dtype, "pretrained": self.pretrained, "weights": self.weights,
@@ -148,14 +150,15 @@ def split(reply: dict[str, Any], requests: Sequence[Request], group_reward: bool
 
 # -- the actors -----------------------------------------------------------------------------------------------------
 class RewardReplica:
-    """One replica of a served reward (run as a Ray actor by `RewardService`): the model, loaded once by
-    `rewardbench.load_reward`, and a queue that batches the requests of every caller."""
+    """One replica of a served reward, or of a set sharing a backbone (run as a Ray actor by `RewardService`): the
+    models, loaded once by `rewardbench.load_reward` (a set's backbone once in memory), and a queue that batches the
+    requests of every caller, reward by reward."""
 
     def __init__(self, served: ServedReward):
         import torch
 
         from .loading import load_reward
-        from .model import param_fingerprint
+        from .model import BackboneReward, param_fingerprint
 
         torch.set_num_threads(max(1, int(served.num_cpus or 1)))
         kwargs = served.load_kwargs()
@@ -164,19 +167,32 @@ class RewardReplica:
         self.served = served
         if served.seed is not None:
             torch.manual_seed(served.seed)
-        self.model = load_reward(served.name, **kwargs)
-        self.group_reward = self.model.spec.granularity == "group"
-        self._info = ServedInfo(
-            name=self.model.spec.name, spec=self.model.spec, provenance=tuple(self.model.provenance()),
-            fingerprint=tuple(param_fingerprint(self.model)), takes_uint8=bool(getattr(self.model, "takes_uint8", 0)),
-            build={"device": str(self.model.device), "dtype": str(self.model.dtype), "pretrained": served.pretrained,
-                   "weights": served.weights, "config": dict(served.config)},
-            replicas=served.replicas)
+        self.models: dict[str, Any] = {}
+        for n in (served.name, *served.also):
+            m = load_reward(n, **kwargs)
+            self.models[m.spec.name] = m
+        leader = next(iter(self.models.values()))
+        for m in list(self.models.values())[1:]:  # identical backbone weights: one copy (as the Scorer does)
+            if isinstance(m, BackboneReward) and isinstance(leader, BackboneReward) and m.spec.backbone \
+                    and m.backbone_fingerprint() == leader.backbone_fingerprint() and m.backbone is not leader.backbone:
+                m.share_backbone(leader)
+        self.leader = leader.spec.name
+        self._infos = {
+            name: ServedInfo(
+                name=name, spec=m.spec, provenance=tuple(m.provenance()), fingerprint=tuple(param_fingerprint(m)),
+                takes_uint8=bool(getattr(m, "takes_uint8", 0)),
+                build={"device": str(m.device), "dtype": str(m.dtype), "pretrained": served.pretrained,
+                       "weights": served.weights, "config": dict(served.config)},
+                replicas=served.replicas)
+            for name, m in self.models.items()}
         self._queue: asyncio.Queue | None = None
         self.batches: list[int] = []  # requests per forward pass, for tests and the load test
 
     def info(self) -> ServedInfo:
-        return self._info
+        return self._infos[self.leader]
+
+    def infos(self) -> dict[str, ServedInfo]:
+        return dict(self._infos)
 
     def pid(self) -> int:
         return os.getpid()
@@ -184,21 +200,30 @@ class RewardReplica:
     def batch_sizes(self) -> list[int]:
         return list(self.batches)
 
-    async def score(self, pixels: Any, prompts: list[str], groups: Any) -> dict[str, Any]:
-        """Score one request (it may share a forward pass with other callers' requests)."""
+    def shares_backbone(self) -> bool:
+        """Whether the set's rewards run on one backbone module (for tests)."""
+        mods = [getattr(m, "backbone", None) for m in self.models.values()]
+        return len(mods) > 1 and all(b is not None and b is mods[0] for b in mods)
+
+    async def score(self, pixels: Any, prompts: list[str], groups: Any, reward: str | None = None) -> dict[str, Any]:
+        """Score one request for ``reward`` (default: the replica's first); it may share a forward pass with other
+        callers' requests for the same reward."""
         loop = asyncio.get_running_loop()
         if self._queue is None:
             self._queue = asyncio.Queue()
             loop.create_task(self._serve())
+        reward = self.leader if reward is None else reward
+        if reward not in self.models:
+            return {"error": f"{reward}: not served by this replica (it serves {', '.join(self.models)})"}
         fut = loop.create_future()
-        await self._queue.put(((pixels, prompts, groups), fut))
+        await self._queue.put(((reward, (pixels, prompts, groups)), fut))
         return await fut
 
     async def _serve(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
             pending = [await self._queue.get()]
-            images = len(pending[0][0][1])
+            images = len(pending[0][0][1][1])
             deadline = loop.time() + self.served.batch_wait_s
             while images < self.served.max_batch_size:
                 if not self._queue.empty():
@@ -208,49 +233,55 @@ class RewardReplica:
                     continue
                 else:
                     break
-                images += len(pending[-1][0][1])
+                images += len(pending[-1][0][1][1])
             try:
                 replies = await loop.run_in_executor(None, self._score_many, [p[0] for p in pending])
             except Exception as e:  # never leave a caller waiting: the loop serves the next requests
-                replies = [_error(self, e)] * len(pending)
+                replies = [{"error": f"{self.leader}: {type(e).__name__}: {e}"}] * len(pending)
             for (_, fut), reply in zip(pending, replies):
                 if not fut.done():  # a caller that timed out has cancelled its future
                     fut.set_result(reply)
 
-    def _score_many(self, requests: list[Request]) -> list[dict[str, Any]]:
+    def _score_many(self, requests: list[tuple[str, Request]]) -> list[dict[str, Any]]:
         replies: list[dict[str, Any] | None] = [None] * len(requests)
-        for idx in mergeable(requests, self.group_reward):
-            part = [requests[i] for i in idx]
-            try:
-                self.batches.append(len(part))
-                t = time.perf_counter()
-                merged = self._call(merge(part, self.group_reward))
-                seconds = time.perf_counter() - t
-                for i, r in zip(idx, split(merged, part, self.group_reward)):
-                    replies[i] = {**r, "served_s": seconds}  # the forward pass the request was part of
-            except Exception as merged_error:
-                for i in idx:
-                    try:
-                        replies[i] = self._call(requests[i]) if len(idx) > 1 else _error(self, merged_error)
-                    except Exception as e:
-                        replies[i] = _error(self, e)
+        by_reward: dict[str, list[int]] = {}
+        for i, (reward, _) in enumerate(requests):
+            by_reward.setdefault(reward, []).append(i)
+        for reward, positions in by_reward.items():
+            model = self.models[reward]
+            group_reward = model.spec.granularity == "group"
+            reqs = [requests[i][1] for i in positions]
+            for idx in mergeable(reqs, group_reward):
+                part = [reqs[i] for i in idx]
+                try:
+                    self.batches.append(len(part))
+                    t = time.perf_counter()
+                    merged = self._call(model, merge(part, group_reward), group_reward)
+                    seconds = time.perf_counter() - t
+                    for i, r in zip(idx, split(merged, part, group_reward)):
+                        replies[positions[i]] = {**r, "served_s": seconds}  # the forward pass it was part of
+                except Exception as merged_error:
+                    for i in idx:
+                        try:
+                            if len(idx) == 1:
+                                raise merged_error
+                            replies[positions[i]] = self._call(model, reqs[i], group_reward)
+                        except Exception as e:
+                            replies[positions[i]] = {"error": f"{reward}: {type(e).__name__}: {e}"}
         return replies  # type: ignore[return-value]
 
-    def _call(self, request: Request) -> dict[str, Any]:
+    @staticmethod
+    def _call(model: Any, request: Request, group_reward: bool) -> dict[str, Any]:
         import torch
 
-        pixels, prompts, groups = request
+        pixels, prompts, _ = request
         # copies: arrays from Ray's object store are read-only
         images = [torch.as_tensor(np.array(p)) for p in pixels] if isinstance(pixels, list) \
             else torch.as_tensor(np.array(pixels))
-        g = _groups_of(request, self.group_reward)
+        g = _groups_of(request, group_reward)
         with torch.inference_mode():
-            out = self.model(images, prompts, None if g is None else torch.from_numpy(g))
+            out = model(images, prompts, None if g is None else torch.from_numpy(g))
         return output_to_reply(out)
-
-
-def _error(replica: RewardReplica, e: Exception) -> dict[str, Any]:
-    return {"error": f"{replica._info.name}: {type(e).__name__}: {e}"}
 
 
 class Directory:
@@ -293,8 +324,10 @@ class RewardService:
 
         lifetime = {"lifetime": "detached"} if self.detached else {}
         names: dict[str, list[str]] = {}
+        members: dict[str, list[str]] = {}
         for r in self.rewards:
             canon = REGISTRY.canonical(r.name)
+            members[canon] = [canon, *(REGISTRY.canonical(a) for a in r.also)]
             actor_cls = ray.remote(RewardReplica)
             opts = {"num_cpus": r.num_cpus, "num_gpus": r.num_gpus, "max_restarts": r.max_restarts,
                     "max_task_retries": -1 if r.max_restarts else 0, "max_concurrency": 1000,
@@ -311,11 +344,12 @@ class RewardService:
                     raise TimeoutError(f"{canon}: {len(refs) - len(ready)} of {len(refs)} replicas did not start in "
                                        f"{self.start_timeout_s:g} s: does the cluster have num_cpus={r.num_cpus:g}, "
                                        f"num_gpus={r.num_gpus:g} free for each ({ray.available_resources()})?")
-                self.infos[canon] = ray.get(refs)[0]
+                ray.get(refs)
+                self.infos.update(ray.get(handles[0].infos.remote()))
         except Exception:
             self.shutdown()
             raise
-        entries = {c: (self.infos[c], names[c]) for c in self.replicas}
+        entries = {m: (self.infos[m], names[c]) for c in self.replicas for m in members[c]}
         self.directory = ray.remote(Directory).options(name=self.name, namespace=NAMESPACE, num_cpus=0,
                                                        **lifetime).remote(entries)
         ray.get(self.directory.names.remote())
@@ -323,10 +357,17 @@ class RewardService:
 
     def describe(self) -> list[dict[str, Any]]:
         """One row per served reward: name, replicas, resources, provenance (for people and ``--json``)."""
+        from .registry import REGISTRY
+
         rows = []
-        for r, info in zip(self.rewards, self.infos.values()):
-            rows.append({"reward": info.name, "replicas": r.replicas, "num_cpus": r.num_cpus, "num_gpus": r.num_gpus,
-                         "device": info.build["device"], "weights": "; ".join(str(p) for p in info.provenance)})
+        for r in self.rewards:
+            leader = REGISTRY.canonical(r.name)
+            for name in (r.name, *r.also):
+                info = self.infos[REGISTRY.canonical(name)]
+                rows.append({"reward": info.name, "replicas": r.replicas, "num_cpus": r.num_cpus,
+                             "num_gpus": r.num_gpus, "device": info.build["device"],
+                             "with": leader if info.name != leader else "",
+                             "weights": "; ".join(str(p) for p in info.provenance)})
         return rows
 
     def shutdown(self) -> None:

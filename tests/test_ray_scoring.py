@@ -32,10 +32,10 @@ def cluster():
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, namespace="rewardbench")
     ray.data.DataContext.get_current().enable_progress_bars = False
-    service = RewardService([ServedReward("jpeg-compressibility", num_cpus=0.25),
+    service = RewardService([ServedReward("jpeg-compressibility", num_cpus=0.25, also=("jpeg-incompressibility",)),
                              ServedReward("clipscore-b32", num_cpus=0.25, pretrained=False, config={"tiny": True},
                                           seed=0)], name=SERVICE).start()
-    yield
+    yield service
     service.shutdown()
     ray.shutdown()
 
@@ -118,11 +118,13 @@ def test_score_engine_ray_on_the_command_line(cluster, manifest, tmp_path):
     from rewardbench.cli.score import score
 
     out = tmp_path / "cli.parquet"
-    r = CliRunner().invoke(score, ["--model", "jpeg-compressibility", "--images", str(manifest), "--out", str(out),
+    both = "jpeg-compressibility,jpeg-incompressibility"  # served together, by one replica sharing the JPEG encoder
+    assert ray.get(cluster.replicas["jpeg-compressibility"][0].shares_backbone.remote())
+    r = CliRunner().invoke(score, ["--model", both, "--images", str(manifest), "--out", str(out),
                                    "--engine", "ray", "--service", SERVICE, "--batch-size", "3", "--no-progress",
                                    "--json"])
     assert r.exit_code == 1, r.output  # the broken image fails: exit 1, listed
-    local = rewardbench.Scorer("jpeg-compressibility", batch_size=3, num_workers=0, progress=False)
+    local = rewardbench.Scorer(both, batch_size=3, num_workers=0, progress=False)
     local.run(manifest, out=tmp_path / "local.parquet")
     pd.testing.assert_frame_equal(read_table(out), read_table(tmp_path / "local.parquet"))
     assert json.loads(r.output[r.output.index("{"):])["summary"]["failed"] == 1

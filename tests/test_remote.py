@@ -239,19 +239,23 @@ def test_rewardbench_serve_starts_a_service_a_client_reaches(cluster, tmp_path):
     """`rewardbench serve` as another Ray driver on this cluster, under another service name, with HTTP."""
     address = ray.get_runtime_context().gcs_address
     env = {**os.environ, "RAY_ADDRESS": address}
-    proc = subprocess.Popen([sys.executable, "-m", "rewardbench.cli", "serve", "--rewards", "jpeg-compressibility",
+    proc = subprocess.Popen([sys.executable, "-m", "rewardbench.cli", "serve", "--rewards",
+                             "jpeg-compressibility+jpeg-incompressibility",  # one replica for both
                              "--num-cpus", "0.25", "--http-port", "0", "--name", "cli-service", "--json"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
     try:
         line = proc.stdout.readline()
         assert line, proc.stderr.read()[-3000:]
         up = json.loads(line)
-        assert up["service"] == "cli-service" and up["rewards"][0]["reward"] == "jpeg-compressibility"
+        assert up["service"] == "cli-service"
+        assert [(r["reward"], r["with"]) for r in up["rewards"]] == [("jpeg-compressibility", ""),
+                                                                     ("jpeg-incompressibility", "jpeg-compressibility")]
         from rewardbench.http_client import HttpClient
 
         img = np.zeros((8, 8, 3), np.uint8)
-        res = HttpClient(up["http"]).score([img], None, "jpeg-compressibility")
-        assert res["rewards"]["jpeg-compressibility"]["errors"] == [None]
+        res = HttpClient(up["http"]).score([img], None, ["jpeg-compressibility", "jpeg-incompressibility"])
+        a, b = (res["rewards"][n]["scores"][0] for n in ("jpeg-compressibility", "jpeg-incompressibility"))
+        assert a == -b and b > 0  # minus and plus the same JPEG size
     finally:
         proc.terminate()
         proc.wait(timeout=60)

@@ -23,8 +23,13 @@ Examples:
   #   rewardbench.load_reward("hpsv3", remote="ray")          # a process of the same cluster
   #   rewardbench.load_reward("hpsv3", remote="http://judge:8000")
 \b
---replicas, --num-cpus, --num-gpus and --runtime-env take VALUE (every reward) or NAME=VALUE (one reward);
-repeat them. --detach leaves the service running on the cluster and exits (stop it with `ray stop`).
+  # rewards sharing a backbone (here the people detector of the fairness rewards), served together:
+  # their replicas hold it once
+  rewardbench serve --rewards skin-tone-parity+gender-parity+nsfw --replicas 2
+\b
+--replicas, --num-cpus, --num-gpus and --runtime-env take VALUE (every reward) or NAME=VALUE (one reward, or the
+first of a NAME+NAME set); repeat them. --detach leaves the service running on the cluster and exits (stop it
+with `ray stop`).
 Exit codes: 0 stopped, 1 the service failed, 2 usage error (before anything loads; Ray missing:
 pip install 'rewardbench[ray]').
 """
@@ -66,7 +71,9 @@ def _non_negative(cast):
 
 
 @command("serve", _EPILOG)
-@click.option("--rewards", "-r", required=True, metavar="NAME[,NAME...]", help="Rewards to serve (`rewardbench list`).")
+@click.option("--rewards", "-r", required=True, metavar="NAME[,NAME...]",
+              help="Rewards to serve (`rewardbench list`); NAME+NAME: rewards sharing a backbone, served by the same "
+                   "replicas (the backbone once in memory).")
 @click.option("--address", default=None, metavar="ADDRESS",
               help="The Ray cluster: auto (the running one), ray://HOST:PORT, HOST:PORT (its GCS). "
                    "Default: $RAY_ADDRESS, else a local Ray started here.")
@@ -102,9 +109,15 @@ def serve(rewards, address, http_port, host, service, replicas, num_cpus, num_gp
     from rewardbench.wire import require_ray
 
     wmap, cfg = parse_weights(weights), parse_config(configs)
+    sets = [[n.strip() for n in item.split("+") if n.strip()] for item in rewards.split(",") if item.strip()]
     with usage_phase(ValueError):
-        names = check_reward_options([n.strip() for n in rewards.split(",") if n.strip()], wmap, cfg)
+        flat = check_reward_options([n for group in sets for n in group], wmap, cfg)
         ray = require_ray()
+    canon_sets, k = [], 0
+    for group in sets:  # a+b: served by the same replicas, sharing their backbone
+        canon_sets.append(flat[k:k + len(group)])
+        k += len(group)
+    names = [group[0] for group in canon_sets]
     if detach and http_port is not None:
         usage_exit("--detach leaves no process to answer HTTP: drop --http-port, or run without --detach")
     if detach and address is None:
@@ -122,10 +135,12 @@ def serve(rewards, address, http_port, host, service, replicas, num_cpus, num_gp
 
     w_canon = {REGISTRY.canonical(k): v for k, v in wmap.items()}
     c_canon = {REGISTRY.canonical(k): v for k, v in cfg.items()}
+    if any(len(g) > 1 and any(m in w_canon or m in c_canon for m in g) for g in canon_sets):
+        usage_exit("--weights/--config: not for rewards served together (a+b); serve them apart to set those")
     served = [ServedReward(n, replicas=reps[n], num_cpus=cpus[n], num_gpus=gpus[n], runtime_env=envs[n],
                            device=device, dtype=dtype, pretrained=not random_weights, weights=w_canon.get(n),
                            config=c_canon.get(n, {}), max_batch_size=max_batch_size,
-                           batch_wait_s=batch_wait_ms / 1000) for n in names]
+                           batch_wait_s=batch_wait_ms / 1000, also=tuple(g[1:])) for n, g in zip(names, canon_sets)]
     if not ray.is_initialized():
         from rewardbench.wire import NAMESPACE
 
@@ -164,7 +179,7 @@ def _announce(svc, frontend, as_json: bool) -> None:
         return
     from rewardbench.tables import render_table
 
-    click.echo(render_table(rows, ["reward", "replicas", "num_cpus", "num_gpus", "device", "weights"]))
+    click.echo(render_table(rows, ["reward", "with", "replicas", "num_cpus", "num_gpus", "device", "weights"]))
     click.echo(f"\nservice {svc.name!r} is up. From a process of this cluster: "
                f"rewardbench.load_reward(NAME, remote='ray')" + (f"; over HTTP: {url}/v1/score" if url else ""))
     click.echo("Ctrl-C stops it." if not svc.detached else "detached: `ray stop` stops it.")
