@@ -168,9 +168,14 @@ class RewardReplica:
         if served.seed is not None:
             torch.manual_seed(served.seed)
         self.models: dict[str, Any] = {}
-        for n in (served.name, *served.also):
-            m = load_reward(n, **kwargs)
-            self.models[m.spec.name] = m
+        self.load_error: Exception | None = None
+        try:
+            for n in (served.name, *served.also):
+                m = load_reward(n, **kwargs)
+                self.models[m.spec.name] = m
+        except Exception as e:  # kept for `info`: the service raises it as it is (missing weights, a bad option)
+            self.load_error = e
+            return
         leader = next(iter(self.models.values()))
         for m in list(self.models.values())[1:]:  # identical backbone weights: one copy (as the Scorer does)
             if isinstance(m, BackboneReward) and isinstance(leader, BackboneReward) and m.spec.backbone \
@@ -188,8 +193,9 @@ class RewardReplica:
         self._queue: asyncio.Queue | None = None
         self.batches: list[int] = []  # requests per forward pass, for tests and the load test
 
-    def info(self) -> ServedInfo:
-        return self._infos[self.leader]
+    def info(self) -> ServedInfo | Exception:
+        """What this replica serves (its first reward), or why it could not load it."""
+        return self.load_error if self.load_error is not None else self._infos[self.leader]
 
     def infos(self) -> dict[str, ServedInfo]:
         return dict(self._infos)
@@ -344,7 +350,9 @@ class RewardService:
                     raise TimeoutError(f"{canon}: {len(refs) - len(ready)} of {len(refs)} replicas did not start in "
                                        f"{self.start_timeout_s:g} s: does the cluster have num_cpus={r.num_cpus:g}, "
                                        f"num_gpus={r.num_gpus:g} free for each ({ray.available_resources()})?")
-                ray.get(refs)
+                failed = [x for x in ray.get(refs) if isinstance(x, Exception)]
+                if failed:  # as the model raised it: a missing weight is the same error as in a local load
+                    raise failed[0]
                 self.infos.update(ray.get(handles[0].infos.remote()))
         except Exception:
             self.shutdown()

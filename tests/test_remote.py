@@ -276,3 +276,21 @@ def test_serve_usage_errors_exit_2_before_anything_starts():
     assert r.exit_code == 2 and "not among the served rewards" in r.output
     r = CliRunner().invoke(serve, ["--rewards", "jpeg-compressibility", "--detach", "--http-port", "1"])
     assert r.exit_code == 2 and "--detach" in r.output
+
+
+def test_serve_a_reward_that_cannot_load_exits_2_with_its_own_message(cluster):
+    from click.testing import CliRunner
+
+    from rewardbench.cli.serve import serve
+    from rewardbench.weights import WeightsNotFoundError, resolve_weights
+
+    try:
+        resolve_weights(rewardbench.get_spec("pickscore").weights, reward="pickscore")
+        pytest.skip("PickScore's weights are on this machine: the reward would load")
+    except WeightsNotFoundError:
+        pass
+    r = CliRunner().invoke(serve, ["--rewards", "pickscore", "--name", "broken", "--num-cpus", "0.25"])
+    assert r.exit_code == 2, r.output
+    assert r.output.startswith("error: weights for reward 'pickscore' not found") and "Traceback" not in r.output
+    with pytest.raises(ValueError):  # nothing left behind
+        ray.get_actor("broken/pickscore/0", namespace="rewardbench")
