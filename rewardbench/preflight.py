@@ -79,6 +79,11 @@ def check_device(device: str | torch.device | None) -> None:
         raise UsageError(f"--device {device}: the MPS backend is not available here; use --device cpu")
 
 
+# options of `rewardbench.load_reward` itself that every reward takes through a config (``--config NAME:remote=ray``
+# scores NAME on a reward service, `rewardbench.remote`)
+LOAD_OPTIONS = ("remote", "remote_timeout_s")
+
+
 def builder_options(name: str) -> list[str] | None:
     """The keyword options reward ``name`` takes: those its spec declares (`rewardbench.spec.Option`) and those its
     builder names; None when the builder takes ``**kwargs`` and the spec declares none (unknown)."""
@@ -142,7 +147,7 @@ def check_reward_options(names: Sequence[str], weights: Mapping[str, Any] | None
         c = REGISTRY.canonical(n)
         allowed = builder_options(c)
         for key in cfg if allowed is not None else ():
-            if key not in allowed:
+            if key not in allowed and key not in LOAD_OPTIONS:
                 raise UsageError(f"--config {n}:{key}: {c} takes no option {key!r}." + did_you_mean(key, allowed)
                                  + f" Its options: {', '.join(allowed) or 'none'}")
         check_option_values(n, REGISTRY.spec(c), cfg)

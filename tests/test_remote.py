@@ -109,6 +109,15 @@ def test_a_scorer_run_with_a_remote_reward_gives_the_local_table(cluster, tmp_pa
                                                                  tiny=True)},
                                 batch_size=4, num_workers=0, progress=False).run(rows)
     assert remote.table.equals(local.table)
+    # the same by name, a config option choosing the service (`rewardbench score --config NAME:remote=ray`)
+    by_name = rewardbench.Scorer(["jpeg-compressibility", "clipscore-b32"], batch_size=4, num_workers=0,
+                                 progress=False, pretrained=False,
+                                 reward_config={"jpeg-compressibility": {"remote": "ray"},
+                                                "clipscore-b32": {"remote": "ray", "tiny": True}}).run(rows)
+    renamed = by_name.table.rename(columns=lambda c: c.replace("jpeg-compressibility", "jpeg")
+                                   .replace("clipscore-b32", "clip"))
+    renamed["error"] = renamed["error"].str.replace("clipscore-b32:", "clip:")  # the column's name, as above
+    assert renamed.equals(local.table)
     assert remote.n_failed == 1 and "clip" in remote.table["error"][3] and remote.table["jpeg"][3] is not None
     assert remote.provenance == local.provenance
 
