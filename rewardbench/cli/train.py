@@ -21,6 +21,8 @@ Examples:
   rewardbench train --config trainers/recipes/tiny_smoke.yaml run.eval_every=5
   # override any field with section.key=value (values parsed as YAML)
   rewardbench train --config trainers/recipes/tiny_smoke.yaml train.lr=1e-4 run.iterations=20
+  # Flow-GRPO (or flow_grpo_fast, diffusion_nft) on a tiny random Stable Diffusion 3, offline on CPU
+  rewardbench train --config trainers/recipes/flow_grpo_tiny.yaml
   # a paper experiment on 8 GPUs, resuming after a kill
   accelerate launch --num_processes 8 -m rewardbench.cli train \\
       --config trainers/recipes/imagereward_diffusiondb.yaml run.resume=latest
@@ -32,7 +34,9 @@ Sections: model (pretrained, resolution, lora, mixed_precision, gradient_checkpo
 sample (num_steps, eta, guidance_scale, batch_size, images_per_prompt), train (lr, clip_range,
 timesteps_per_iter, step_mode, task_order, ...), pretrain (beta, dataset), tasks (list of name, reward,
 prompts, weight, batch_size, images_per_prompt; index with tasks.0.weight=2), run (output_dir, iterations,
-resume, resume_force, overwrite, seed, eval_every, progress), eval (suite, prompts, images_per_prompt, judges).
+resume, resume_force, overwrite, seed, eval_every, progress), eval (suite, prompts, images_per_prompt, judges),
+flow (the flow algorithms' noise_level, window_size, kl_beta, ema, nft_beta, ...; train.algorithm: ddpo,
+flow_grpo, flow_grpo_fast, diffusion_nft).
 Outputs in run.output_dir: metrics.csv, tensorboard/, samples/, checkpoints/, reward_curve.png, final/;
 with run.eval_every=N, eval/ (a run-benchmark report per evaluation) and training_vs_heldout.png. Step N is
 the state after N iterations: checkpoints/step_N, eval/step_N and metrics.csv's iteration N (counted from 1).
@@ -51,8 +55,9 @@ written or that holds a run, a checkpoint of another run).
 @no_progress_option
 @click.argument("overrides", nargs=-1)
 def train(config_path, print_config, no_progress, overrides):
-    """Fine-tune a Stable Diffusion model against registered rewards (DDIM eta=1 sampling, PPO-clipped
-    policy gradient, K random timesteps, multi-task). OVERRIDES are section.key=value pairs."""
+    """Fine-tune a Stable Diffusion model against registered rewards (DDPO: DDIM eta=1 sampling, PPO-clipped
+    policy gradient, K random timesteps, multi-task; SD3 with Flow-GRPO or DiffusionNFT: train.algorithm).
+    OVERRIDES are section.key=value pairs."""
     from rewardbench.trainers.config import load_config
 
     with usage_phase(ValueError, FileNotFoundError, TypeError, IndexError):
