@@ -187,3 +187,21 @@ def test_two_process_gloo_run(tmp_path):
     for k in saved:
         assert torch.equal(r0["params"][k], r1["params"][k]) and torch.equal(r0["params"][k], saved[k]), k
     assert any(saved[k].any() for k in saved if "lora_B" in k)  # training moved the LoRA (B starts at zero)
+
+
+@pytest.mark.parametrize("algorithm", ["flow_grpo", "diffusion_nft"])
+def test_full_fine_tuning_exports_the_transformer_and_keeps_a_frozen_reference(tmp_path, algorithm):
+    from rewardbench.benchmarks.pipelines import parse_source
+
+    extra = ["sample.guidance_scale=1.0"] if algorithm == "diffusion_nft" else ["flow.kl_beta=0.04"]
+    res = train(_cfg(tmp_path / "run", f"train.algorithm={algorithm}", "model.lora=false", "run.iterations=2",
+                     "run.checkpoint_every=0", "flow.ema=false", *extra), rewards={"compress": Brightness()})
+    assert res["history"][-1]["kl_loss"] > 0  # the trained transformer moved away from its frozen reference
+    final = tmp_path / "run/final"
+    assert (final / "transformer/config.json").is_file() and not (final / "pytorch_lora_weights.safetensors").exists()
+    src = parse_source(str(final))
+    assert src.unet == str(final / "transformer") and src.lora is None
+    trained = dict(src.load().transformer.named_parameters())
+    base = dict(parse_source("tiny-sd3").load().transformer.named_parameters())
+    assert any(not torch.equal(trained[k], base[k]) for k in base)
+    assert all(torch.equal(trained[k], p.detach()) for k, p in res["unet"].named_parameters())  # what trained
