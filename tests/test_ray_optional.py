@@ -32,6 +32,13 @@ CHECK = HIDE_RAY + textwrap.dedent('''
         print("load_reward:", e)
     r = CliRunner().invoke(serve, ["--rewards", "jpeg-compressibility"])
     print("serve:", r.exit_code, r.output.strip())
+    import json, numpy as np
+    from PIL import Image
+    from rewardbench.cli.score import score
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save("one.png")
+    open("m.jsonl", "w").write(json.dumps({"image": "one.png", "prompt": "x"}) + "\\n")
+    r = CliRunner().invoke(score, ["--model", "jpeg-compressibility", "--images", "m.jsonl", "--engine", "ray"])
+    print("score:", r.exit_code, r.output.strip().splitlines()[-1])
 ''')
 
 
@@ -41,3 +48,4 @@ def test_without_ray_the_rest_works_and_ray_features_say_how_to_install_it(tmp_p
     lines = out.stdout.strip().splitlines()
     assert lines[0].startswith("load_reward:") and "pip install 'rewardbench[ray]'" in lines[0]
     assert lines[1].startswith("serve: 2 error:") and "pip install 'rewardbench[ray]'" in lines[1]
+    assert lines[2].startswith("score: 2 error:") and "pip install 'rewardbench[ray]'" in lines[2]
