@@ -1,4 +1,5 @@
-"""The reference RL trainer: the paper's algorithm (arXiv 2401.12244) on diffusers + accelerate.
+"""The reference RL trainer: the paper's algorithm (arXiv 2401.12244) on diffusers + accelerate, and the
+flow-matching algorithms (Flow-GRPO, DiffusionNFT) in the same loop.
 
     trainers.config       frozen dataclass configs, YAML recipes, key=value overrides
     trainers.train        the loop, Algorithm 1 (SAMPLING / REWARDS / ADVANTAGES / TRAINING / L_PRE /
@@ -6,7 +7,11 @@
     trainers.steps        the loop's shared steps: rollouts, rewards, advantages (clamped once), update, L_pre
     trainers.algorithms   the algorithm seam: the `Algorithm` protocol and the registry (``train.algorithm``)
     trainers.algorithms.ddpo  the paper's DDPO on UNet pipelines (the default)
+    trainers.algorithms.flow_grpo      Flow-GRPO and Flow-GRPO-Fast on Stable Diffusion 3 / 3.5
+    trainers.algorithms.diffusion_nft  DiffusionNFT on Stable Diffusion 3 / 3.5
     trainers.ddpo_math    DDIM step log-probability, advantages, clipped loss (pure maths)
+    trainers.flow_math    the flow algorithms' pure maths: SDE step log-probability, KL, groups, NFT loss, EMA
+    trainers.flow_sampling  SD3 prompt embeddings, velocity, sampling that keeps what a loss needs, LoRA/full
     trainers.pipeline     prompt encoding, sampling with log-probs, LoRA/full fine-tuning set-up (pipelines
                           load through benchmarks.pipelines)
     trainers.tasks        tasks as the loop runs them: prompts, reward function, sizes, statistics
