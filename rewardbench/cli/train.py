@@ -86,6 +86,11 @@ def train(config_path, print_config, no_progress, overrides):
             last[row["task"]] = row["reward_mean"]
     click.echo(f"done: {result['step']} iterations in {result['output_dir']}; last reward means: "
                + ", ".join(f"{k}={v:.4g}" for k, v in last.items()))
+    from rewardbench.benchmarks.pipelines import RANDOM_KINDS
+
+    if cfg.model.pretrained in RANDOM_KINDS:  # say so: nothing learnt here transfers to a real model
+        click.echo(f"weights: {cfg.model.pretrained} (seed {cfg.model.tiny_seed}), random, built offline; "
+                   f"trained with {cfg.train.algorithm}")
     if result.get("eval_dir"):
         click.echo(f"held-out evaluation: reports in {result['eval_dir']}/step_*/report.md; training reward beside "
                    f"the held-out judges: {result['eval_plot']}")
