@@ -120,6 +120,9 @@ class Scoring:
                                    or not all(isinstance(g, int) for g in groups)):
             raise RequestError(f"groups: expected {n} integers (one per image)")
         timeout = payload.get("timeout_s")
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+                                    or not timeout > 0):
+            raise RequestError(f"timeout_s: expected a number of seconds > 0, got {timeout!r}")
         infos = [self.info(str(r)) for r in names]
         decoded: list[np.ndarray | None] = []
         errors: list[str | None] = []

@@ -48,9 +48,9 @@ def load_reward(name: str | Sequence[str] | Mapping[str, float], device: str | t
             raise ValueError("remote= applies to one reward; load the members of a composite separately")
         from .remote import DEFAULT_TIMEOUT_S, remote_reward
 
-        expect = {**cfg, **({} if pretrained else {"pretrained": False}),
-                  **({} if weights is None else {"weights": str(weights)}),
-                  **({} if dtype is None else {"dtype": str(parse_dtype(dtype))})}
+        # pretrained either way: a service serving random weights never stands in for the published ones
+        expect = {**cfg, **({} if weights is None else {"weights": str(weights)}),
+                  **({} if dtype is None else {"dtype": str(parse_dtype(dtype))}), "pretrained": bool(pretrained)}
         return remote_reward(name, remote, timeout_s=remote_timeout_s or DEFAULT_TIMEOUT_S, expect=expect,
                              device=device)
     if isinstance(name, str) and "," in name:

@@ -43,6 +43,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -191,7 +192,8 @@ class RewardReplica:
                 replicas=served.replicas)
             for name, m in self.models.items()}
         self._queue: asyncio.Queue | None = None
-        self.batches: list[int] = []  # requests per forward pass, for tests and the load test
+        # requests per forward pass, for tests and the load test (the latest ones: a long-lived service keeps no more)
+        self.batches: deque[int] = deque(maxlen=10_000)
 
     def info(self) -> ServedInfo | Exception:
         """What this replica serves (its first reward), or why it could not load it."""
@@ -227,13 +229,19 @@ class RewardReplica:
 
     async def _serve(self) -> None:
         loop = asyncio.get_running_loop()
+        carry = None  # a request that did not fit the last pass: it opens the next one
         while True:
-            pending = [await self._queue.get()]
+            pending = [carry if carry is not None else await self._queue.get()]
+            carry = None
             images = len(pending[0][0][1][1])
             deadline = loop.time() + self.served.batch_wait_s
             while images < self.served.max_batch_size:
                 if not self._queue.empty():
-                    pending.append(self._queue.get_nowait())
+                    nxt = self._queue.get_nowait()
+                    if images + len(nxt[0][1][1]) > self.served.max_batch_size:
+                        carry = nxt  # max_batch_size images per pass at most (a larger request goes alone)
+                        break
+                    pending.append(nxt)
                 elif loop.time() < deadline:
                     await asyncio.sleep(min(0.002, deadline - loop.time()))
                     continue
@@ -326,6 +334,14 @@ class RewardService:
 
     def start(self) -> RewardService:
         ray = connect_ray(self.address)
+        try:  # whatever fails (a name taken on the cluster, a model that cannot load): no actor is left behind
+            self._start(ray)
+        except BaseException:
+            self.shutdown()
+            raise
+        return self
+
+    def _start(self, ray: Any) -> None:
         from .registry import REGISTRY
 
         lifetime = {"lifetime": "detached"} if self.detached else {}
@@ -341,27 +357,24 @@ class RewardService:
             if r.runtime_env:
                 opts["runtime_env"] = r.runtime_env
             names[canon] = [f"{self.name}/{canon}/{i}" for i in range(r.replicas)]
-            self.replicas[canon] = [actor_cls.options(name=a, **opts).remote(r) for a in names[canon]]
-        try:
-            for r, (canon, handles) in zip(self.rewards, self.replicas.items()):
-                refs = [h.info.remote() for h in handles]
-                ready, _ = ray.wait(refs, num_returns=len(refs), timeout=self.start_timeout_s)
-                if len(ready) < len(refs):
-                    raise TimeoutError(f"{canon}: {len(refs) - len(ready)} of {len(refs)} replicas did not start in "
-                                       f"{self.start_timeout_s:g} s: does the cluster have num_cpus={r.num_cpus:g}, "
-                                       f"num_gpus={r.num_gpus:g} free for each ({ray.available_resources()})?")
-                failed = [x for x in ray.get(refs) if isinstance(x, Exception)]
-                if failed:  # as the model raised it: a missing weight is the same error as in a local load
-                    raise failed[0]
-                self.infos.update(ray.get(handles[0].infos.remote()))
-        except Exception:
-            self.shutdown()
-            raise
+            self.replicas[canon] = []
+            for a in names[canon]:  # one by one: those made before a failure are stopped by `start`
+                self.replicas[canon].append(actor_cls.options(name=a, **opts).remote(r))
+        for r, (canon, handles) in zip(self.rewards, self.replicas.items()):
+            refs = [h.info.remote() for h in handles]
+            ready, _ = ray.wait(refs, num_returns=len(refs), timeout=self.start_timeout_s)
+            if len(ready) < len(refs):
+                raise TimeoutError(f"{canon}: {len(refs) - len(ready)} of {len(refs)} replicas did not start in "
+                                   f"{self.start_timeout_s:g} s: does the cluster have num_cpus={r.num_cpus:g}, "
+                                   f"num_gpus={r.num_gpus:g} free for each ({ray.available_resources()})?")
+            failed = [x for x in ray.get(refs) if isinstance(x, Exception)]
+            if failed:  # as the model raised it: a missing weight is the same error as in a local load
+                raise failed[0]
+            self.infos.update(ray.get(handles[0].infos.remote()))
         entries = {m: (self.infos[m], names[c]) for c in self.replicas for m in members[c]}
         self.directory = ray.remote(Directory).options(name=self.name, namespace=NAMESPACE, num_cpus=0,
                                                        **lifetime).remote(entries)
         ray.get(self.directory.names.remote())
-        return self
 
     def describe(self) -> list[dict[str, Any]]:
         """One row per served reward: name, replicas, resources, provenance (for people and ``--json``)."""

@@ -303,3 +303,124 @@ def test_serve_a_reward_that_cannot_load_exits_2_with_its_own_message(cluster):
     assert r.output.startswith("error: weights for reward 'pickscore' not found") and "Traceback" not in r.output
     with pytest.raises(ValueError):  # nothing left behind
         ray.get_actor("broken/pickscore/0", namespace="rewardbench")
+
+
+def test_a_replica_never_runs_more_than_max_batch_size_images_in_one_pass():
+    """Requests waiting together fill a pass up to max_batch_size images; the one that would overflow opens the next
+    pass (no Ray: the replica's batching loop alone)."""
+    import asyncio
+    from collections import deque
+
+    from rewardbench.service import RewardReplica, ServedReward
+
+    replica = RewardReplica.__new__(RewardReplica)  # no model: the loop's passes are recorded
+    replica.served, replica.leader, replica.models = ServedReward("x", max_batch_size=4), "x", {"x": None}
+    replica._queue, replica.batches, passes = None, deque(), []
+
+    def score_many(requests):
+        passes.append([len(req[1]) for _, req in requests])
+        return [{"scores": list(range(len(req[1])))} for _, req in requests]
+
+    replica._score_many = score_many
+
+    async def callers():
+        sizes = [3, 3, 2, 1, 6]  # a request larger than the bound goes alone
+        return await asyncio.gather(*(replica.score(np.zeros((n, 3, 2, 2), np.float32), ["p"] * n, None)
+                                      for n in sizes))
+
+    replies = asyncio.run(callers())
+    assert [len(r["scores"]) for r in replies] == [3, 3, 2, 1, 6]  # every caller answered, its own rows
+    assert sorted(n for p in passes for n in p) == [1, 2, 3, 3, 6]
+    assert all(sum(p) <= 4 or len(p) == 1 for p in passes), passes
+
+
+def test_a_service_that_fails_to_start_leaves_no_replica_behind(cluster):
+    """A replica name taken on the cluster (here by another actor) fails the start; the replicas made before it
+    are stopped, not left running (detached ones outlive their handles: nothing else would stop them)."""
+    from rewardbench.service import Directory, RewardService, ServedReward
+
+    blocker = ray.remote(Directory).options(name="leaky/jpeg-incompressibility/0", namespace="rewardbench",
+                                            num_cpus=0).remote({})
+    try:
+        with pytest.raises(ValueError):
+            RewardService([ServedReward("jpeg-compressibility", num_cpus=0.25), ServedReward(SLOW, num_cpus=0.25)],
+                          name="leaky", detached=True).start()
+        deadline = time.time() + 20
+        while True:
+            try:
+                ray.get_actor("leaky/jpeg-compressibility/0", namespace="rewardbench")
+            except ValueError:
+                break  # stopped
+            assert time.time() < deadline, "the replica started before the failure is still running"
+            time.sleep(0.2)
+    finally:
+        ray.kill(blocker)
+        try:
+            ray.kill(ray.get_actor("leaky/jpeg-compressibility/0", namespace="rewardbench"))
+        except ValueError:
+            pass
+
+
+def test_a_remote_reward_asked_for_published_weights_refuses_a_random_weight_service(monkeypatch):
+    """load_reward(NAME, remote=...) without pretrained=False asks for the published weights: a service serving
+    random ones is refused, as `rewardbench score --engine ray` refuses it (no Ray: a stand-in transport)."""
+    from rewardbench.errors import UsageError
+    from rewardbench.provenance import Provenance
+    from rewardbench.remote import ServedInfo
+
+    spec = rewardbench.get_spec("clipscore-b32")
+
+    class RandomWeightService:
+        def info(self, name):
+            build = {"device": "cpu", "dtype": "torch.float32", "pretrained": False, "weights": None,
+                     "config": {"tiny": True}}
+            return ServedInfo(spec.name, spec, (Provenance("random", "pretrained=False"),), (0,), build=build)
+
+    monkeypatch.setattr("rewardbench.remote.open_transport", lambda address, service: RandomWeightService())
+    with pytest.raises(UsageError, match="asked pretrained=True"):
+        rewardbench.load_reward("clipscore-b32", remote="ray", tiny=True)
+    assert rewardbench.load_reward("clipscore-b32", remote="ray", tiny=True, pretrained=False).spec.name == spec.name
+
+
+def test_score_with_a_running_service_refuses_replica_options_it_would_ignore(tmp_path):
+    from click.testing import CliRunner
+
+    from rewardbench.cli.score import score
+
+    r = CliRunner().invoke(score, ["--model", "jpeg-compressibility", "--images", str(tmp_path), "--engine", "ray",
+                                   "--service", "s", "--replicas", "4", "--gpus-per-replica", "1"])
+    assert r.exit_code == 2 and "--replicas, --gpus-per-replica: not with --service" in r.output, r.output
+
+
+def test_the_http_endpoint_refuses_a_timeout_that_is_not_a_number_of_seconds():
+    """A malformed timeout_s is a 400 (RequestError) before any reward is asked, not an error in every row."""
+    from rewardbench.http_client import RequestError, encode_image
+    from rewardbench.http_service import Scoring
+
+    class NoService:
+        def info(self, name):
+            raise AssertionError("no reward is asked for a malformed request")
+
+    scoring = Scoring(NoService())
+    try:
+        image = encode_image(np.zeros((4, 4, 3), np.uint8))
+        for bad in ("60", -1, 0, True, [1]):
+            with pytest.raises(RequestError, match="timeout_s"):
+                scoring.score({"rewards": ["jpeg-compressibility"], "images": [image], "timeout_s": bad})
+    finally:
+        scoring.pool.shutdown()
+
+
+def test_serve_runtime_env_may_hold_an_equals_sign():
+    """--runtime-env JSON with '=' in it (pip pins), for every reward or NAME=JSON; a bad value still exits 2."""
+    from rewardbench.cli.serve import per_reward
+
+    pins = '{"pip": ["pkg==1.0"], "env_vars": {"A": "x=1"}}'
+    want = {"pip": ["pkg==1.0"], "env_vars": {"A": "x=1"}}
+    names = ["jpeg-compressibility", "jpeg-incompressibility"]
+    assert per_reward((pins,), "--runtime-env", names, json.loads, None) == dict.fromkeys(names, want)
+    assert per_reward((f"jpeg-incompressibility={pins}",), "--runtime-env", names, json.loads, None) == \
+        {"jpeg-compressibility": None, "jpeg-incompressibility": want}
+    with pytest.raises(SystemExit) as e:
+        per_reward(("jpeg-compressibility={not json",), "--runtime-env", names, json.loads, None)
+    assert e.value.code == 2

@@ -161,6 +161,10 @@ def score(models, images, prompts, out, group_table, batch_size, max_batch_pixel
                                ("--gpus-per-replica", gpus_per_replica != 0)) if v]
     if engine != "ray" and ray_only:
         usage_exit(f"{', '.join(ray_only)}: only with --engine ray")
+    serving = [f for f, v in (("--replicas", replicas != 1), ("--gpus-per-replica", gpus_per_replica != 0)) if v]
+    if service is not None and serving:  # the running service's replicas are as it was started
+        usage_exit(f"{', '.join(serving)}: not with --service (the running service has its own replicas; set them "
+                   "with `rewardbench serve`)")
     with usage_phase(ValueError, TypeError, OSError):  # all that can be refused before a model loads
         plan = plan_run(models, images, prompts=prompts, group_by=group_by, out=out, group_table=group_table,
                         device=device, weights=wmap, config=cfg, allow_small_groups=allow_small_groups)

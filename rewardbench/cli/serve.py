@@ -40,19 +40,25 @@ def per_reward(items: tuple[str, ...], flag: str, names: list[str], cast, defaul
 
     >>> per_reward(("2", "b=3"), "--replicas", ["a", "b"], int, 1)
     {'a': 2, 'b': 3}
+    >>> per_reward(('b={"pip": ["pkg==1.0"]}',), "--runtime-env", ["a", "b"], json.loads, None)
+    {'a': None, 'b': {'pip': ['pkg==1.0']}}
     """
     from rewardbench.registry import REGISTRY
 
     out = dict.fromkeys(names, default)
     for it in items:
-        name, sep, value = it.rpartition("=")
+        try:  # VALUE for every reward (a JSON value may hold '=': {"pip": ["pkg==1.0"]})
+            out = dict.fromkeys(names, cast(it))
+            continue
+        except (TypeError, ValueError):
+            pass
+        name, sep, value = it.partition("=")  # NAME=VALUE: names hold no '=', values may
         try:
+            if not sep:
+                raise ValueError(it)
             v = cast(value)
         except (TypeError, ValueError):
             usage_exit(f"{flag} {it!r}: expected VALUE or NAME=VALUE (e.g. {flag} {names[0]}=1)")
-        if not sep:
-            out = dict.fromkeys(names, v)
-            continue
         with usage_phase():
             canon = REGISTRY.canonical(name.strip()) if name.strip() not in out else name.strip()
         if canon not in out:
