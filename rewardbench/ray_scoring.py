@@ -105,8 +105,10 @@ class RayScorer(Scorer):
 
             try:
                 connect_ray(address or "auto")
-            except ConnectionError:  # no cluster running: a local one, as `ray.init()` starts
-                ray.init(namespace=NAMESPACE, log_to_driver=False)
+            except ConnectionError:
+                if address not in (None, "auto"):  # the cluster asked for, never a local one in its place
+                    raise
+                ray.init(namespace=NAMESPACE, log_to_driver=False)  # no cluster running: a local one
         self.service = None
         if service is not None:  # a running service: its models are checked against what this run asks below
             self.service_name = service

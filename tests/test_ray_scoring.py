@@ -140,3 +140,32 @@ def test_a_run_refuses_a_service_built_otherwise(cluster, manifest):
     with pytest.raises(UsageError, match="tiny"):  # the service's clipscore is the tiny one
         RayScorer(["clipscore-b32"], pretrained=False, reward_config={"clipscore-b32": {"tiny": False}},
                   service=SERVICE)
+
+
+def test_a_cluster_that_cannot_be_reached_is_an_error_not_a_local_ray(monkeypatch):
+    """--address HOST:PORT that does not answer fails; only no address (or auto) starts a local Ray (no Ray is
+    started here: its calls are stand-ins)."""
+    import rewardbench.ray_scoring as rs
+
+    started = []
+
+    class _LocalStarted(Exception):
+        pass
+
+    def unreachable(address):
+        raise ConnectionError(f"could not connect to {address}")
+
+    def local_init(**kwargs):
+        started.append(kwargs)
+        raise _LocalStarted
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", local_init)
+    monkeypatch.setattr(rs, "connect_ray", unreachable)
+    with pytest.raises(ConnectionError, match="10.9.8.7:6379"):
+        rs.RayScorer("jpeg-compressibility", address="10.9.8.7:6379")
+    assert started == []
+    for address in (None, "auto"):
+        with pytest.raises(_LocalStarted):
+            rs.RayScorer("jpeg-compressibility", address=address)
+    assert len(started) == 2
