@@ -142,4 +142,6 @@ class HttpTransport:
             raise RemoteRewardError("; ".join(dict.fromkeys(bad)))
         details = {k: np.asarray(v, dtype=np.float32) if all(isinstance(x, (int, float)) for x in v) else v
                    for k, v in col["details"].items()}
-        return {"scores": np.asarray(col["scores"], dtype=np.float32), "details": details, "group_details": {}}
+        group_details = {int(k): v for k, v in (col.get("group_details") or {}).items()}  # a group reward's
+        return {"scores": np.asarray(col["scores"], dtype=np.float32), "details": details,
+                "group_details": group_details}

@@ -22,7 +22,9 @@ actors and forwards each request to the replicas of every reward named, all rewa
                "errors": [null, "images[1]: not a PNG or JPEG image"],  # per item: the item could not be read
                "rewards": {"jpeg-compressibility": {"scores": [-1.83, null],
                                                     "errors": [null, "images[1]: not a PNG or JPEG image"],
-                                                    "details": {"jpeg_kb": [1.83, null]}}, ...}}
+                                                    "details": {"jpeg_kb": [1.83, null]},
+                                                    "group_details": {}}, ...}}
+    (``group_details``: a group reward's details per group, keyed by the request's group ids as strings)
 
 A reward that fails on a batch is retried item by item (group by group for group rewards), so one bad item
 fails only its own row; a reward that times out or fails fails only its own column. A malformed request (not
@@ -148,15 +150,20 @@ class Scoring:
     def _one_reward(self, info: ServedInfo, ok: list[int], decoded: list, prompts: list[str],
                     groups: list[int] | None, timeout: float | None) -> dict[str, Any]:
         n = len(decoded)
-        col: dict[str, Any] = {"scores": [None] * n, "errors": [None] * n, "details": {}}
+        col: dict[str, Any] = {"scores": [None] * n, "errors": [None] * n, "details": {}, "group_details": {}}
         group_reward = info.spec.granularity == "group"
 
         def call(idx: list[int]) -> None:
             g = None if groups is None else np.asarray([groups[i] for i in idx], dtype=np.int64)
+            ids = None
             if group_reward and g is not None:  # ids local to the call, as the harness gives them
-                g = np.unique(g, return_inverse=True)[1].astype(np.int64)
+                ids, g = np.unique(g, return_inverse=True)
+                g = g.astype(np.int64)
             reply = self.transport.score(info.name, pack_pixels(_batch([decoded[i] for i in idx])),
                                          [prompts[i] for i in idx], g, timeout)
+            for k, v in (reply.get("group_details") or {}).items():  # keyed by the request's own group ids
+                key = int(ids[int(k)]) if ids is not None else int(k)
+                col["group_details"][str(key)] = json.loads(json.dumps(v, default=_jsonable))
             for j, i in enumerate(idx):
                 col["scores"][i] = float(reply["scores"][j])
             for k, v in reply["details"].items():

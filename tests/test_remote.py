@@ -424,3 +424,23 @@ def test_serve_runtime_env_may_hold_an_equals_sign():
     with pytest.raises(SystemExit) as e:
         per_reward(("jpeg-compressibility={not json",), "--runtime-env", names, json.loads, None)
     assert e.value.code == 2
+
+
+def test_a_group_reward_over_http_keeps_its_group_details(cluster):
+    """Over HTTP a group reward answers its per-group details too, keyed by the caller's group ids: a RemoteReward
+    over HTTP gives the local output (scores and group_details), as over Ray."""
+    from rewardbench.http_client import HttpClient
+    from rewardbench.http_service import HttpFrontend
+
+    front = HttpFrontend(port=0).start()
+    try:
+        x = torch.randint(0, 256, (5, 3, 24, 24), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+        groups = [9, 9, 4, 4, 4]
+        want = rewardbench.load_reward(GROUP)(x, None, groups)
+        got = rewardbench.load_reward(GROUP, remote=front.url)(x, None, groups)
+        assert want.group_details and set(want.group_details) == {4, 9}
+        assert torch.equal(got.scores, want.scores) and got.group_details == want.group_details
+        col = HttpClient(front.url).score(list(x), None, [GROUP], groups=groups)["rewards"][GROUP]
+        assert col["group_details"] == {str(k): v for k, v in want.group_details.items()}
+    finally:
+        front.stop()
