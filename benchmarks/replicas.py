@@ -46,7 +46,8 @@ class GeneratorReplica:
 
 class ReplicatedGenerator:
     """``generator`` on ``replicas`` Ray actors (see the module docstring). ``gpus_per_replica``: default one GPU
-    each when the cluster has a GPU per replica, else CPU replicas. The replicas start on the first `generate`."""
+    each (a cluster with fewer GPUs than replicas is refused), CPU replicas on a cluster without GPUs. The
+    replicas start on the first `generate`."""
 
     kind = "diffusers"
 
@@ -74,8 +75,12 @@ class ReplicatedGenerator:
             if not ray.is_initialized():
                 ray.init(namespace=NAMESPACE, log_to_driver=False)
             gpus = self.gpus
-            if gpus is None:
-                gpus = 1.0 if ray.cluster_resources().get("GPU", 0) >= self.replicas else 0.0
+            if gpus is None:  # one GPU each; CPU replicas only on a cluster without GPUs
+                have = ray.cluster_resources().get("GPU", 0)
+                if 0 < have < self.replicas:
+                    raise ValueError(f"--generate-replicas {self.replicas}: one GPU per replica, and the Ray cluster "
+                                     f"has {have:g}; ask for at most {int(have)} replicas")
+                gpus = 1.0 if have else 0.0
             settings = self.inner.settings
             if gpus:  # each actor sees its own GPU as "cuda"
                 settings = dataclasses.replace(settings, device=None)

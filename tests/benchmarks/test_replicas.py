@@ -51,3 +51,29 @@ def test_two_replicas_make_the_images_of_one(cluster, tmp_path):
         assert (tmp_path / "two" / row["file"]).read_bytes() == (tmp_path / "one" / row["file"]).read_bytes()
     lines = [json.loads(x) for x in (tmp_path / "again" / "manifest.jsonl").read_text().splitlines()]
     assert len(lines) == 6 and len({(r["prompt_id"], r["index"]) for r in lines}) == 6  # none twice
+
+
+def test_more_replicas_than_the_clusters_gpus_is_refused_not_run_on_cpus(monkeypatch):
+    """One GPU per replica: 4 replicas on a 2-GPU cluster fail saying so instead of 4 CPU replicas (no Ray is
+    started: its calls are stand-ins); a cluster without GPUs runs CPU replicas."""
+    from rewardbench.benchmarks.replicas import ReplicatedGenerator
+
+    made = []
+
+    class _Made(Exception):
+        pass
+
+    def remote(cls):
+        made.append(cls)
+        raise _Made
+
+    settings = GenerationSettings(steps=1, resolution=32, batch_size=1, device="cpu")
+    monkeypatch.setattr(ray, "is_initialized", lambda: True)
+    monkeypatch.setattr(ray, "remote", remote)
+    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 16.0, "GPU": 2.0})
+    with pytest.raises(ValueError, match="one GPU per replica, and the Ray cluster has 2"):
+        ReplicatedGenerator(DiffusersGenerator("tiny", "tiny:1", settings), 4)._start()
+    assert made == []
+    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 16.0})
+    with pytest.raises(_Made):
+        ReplicatedGenerator(DiffusersGenerator("tiny", "tiny:1", settings), 4)._start()
