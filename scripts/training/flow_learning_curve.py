@@ -140,7 +140,7 @@ def plot(rows: list[dict], summaries: list[dict], path: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--algorithms", default="flow_grpo,diffusion_nft")
+    p.add_argument("--algorithms", default="flow_grpo,flow_grpo_fast,diffusion_nft")
     p.add_argument("--seeds", default="0,1")
     p.add_argument("--iterations", type=int, default=8)
     p.add_argument("--batch", type=int, default=64, help="images per iteration (two prompts, half each)")
