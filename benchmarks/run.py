@@ -188,6 +188,9 @@ def make_plan(run: BenchmarkRun) -> Plan:
             raise ValueError(f"--baseline is required with several models ({', '.join(names)}): name one of them, "
                              "or a generator to compare against")
         baseline = names[0]
+    if run.generate_replicas > 1 and not gens:
+        raise ValueError(f"--generate-replicas {run.generate_replicas}: nothing is generated in this run (only "
+                         "--images); leave it out, or name a --model/--baseline generator")
     prompts, notes, check = None, [], None
     if gens:
         if suite is None:

@@ -233,3 +233,11 @@ def test_kill_9_during_generation_then_resume(tmp_path):
         want = (gen.generate([r["prompt"]], [r["seed"]])[0].permute(1, 2, 0).numpy() * 255).round()
         got = np.asarray(Image.open(Path(first.parent, r["file"])), dtype=float)
         assert np.abs(got - want).max() <= 1
+
+
+def test_generate_replicas_without_a_generator_is_refused_before_anything_loads(tmp_path):
+    (tmp_path / "m.jsonl").write_text(json.dumps({"image": "a.png", "prompt": "a cat", "model": "x"}) + "\n")
+    res = CliRunner().invoke(cli, ["--images", str(tmp_path / "m.jsonl"), "--judges", "jpeg-compressibility",
+                                   "--generate-replicas", "2", "--out", str(tmp_path / "out"), "--no-progress"])
+    assert res.exit_code == 2 and "--generate-replicas 2: nothing is generated" in res.output, res.output
+    assert not (tmp_path / "out" / "scores.csv").exists()
