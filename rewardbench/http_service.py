@@ -51,6 +51,7 @@ from .remote import RayTransport
 from .wire import SERVICE_NAME, RemoteTimeoutError, ServedInfo, pack_pixels
 
 DEFAULT_PORT = 8000
+MAX_REQUEST_BYTES = 512 * 2**20  # a POST body above this is refused (413) before it is read
 
 
 def _batch(images: list[np.ndarray]) -> Any:
@@ -203,9 +204,10 @@ class HttpFrontend:
     ``host:port`` from a background thread (port 0: a free port; `url` tells which)."""
 
     def __init__(self, service: str = SERVICE_NAME, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
-                 address: str = "auto"):
+                 address: str = "auto", max_request_bytes: int = MAX_REQUEST_BYTES):
         self.scoring = Scoring(RayTransport(address, service))
         self.host, self.port = host, port
+        self.max_request_bytes = max_request_bytes
         self.server: ThreadingHTTPServer | None = None
 
     @property
@@ -213,7 +215,7 @@ class HttpFrontend:
         return f"http://{self.host}:{self.server.server_address[1] if self.server else self.port}"
 
     def start(self) -> HttpFrontend:
-        scoring = self.scoring
+        scoring, frontend = self.scoring, self
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args: Any) -> None:  # no line per request on stderr
@@ -240,7 +242,17 @@ class HttpFrontend:
                     self._send(404, {"error": f"no such endpoint {self.path}; POST /v1/score"})
                     return
                 try:
-                    body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                    size = int(self.headers.get("Content-Length") or 0)
+                except ValueError:
+                    self._send(400, {"error": "Content-Length is not a number of bytes"})
+                    return
+                if size > frontend.max_request_bytes:
+                    self.close_connection = True  # the body is never read
+                    self._send(413, {"error": f"request of {size} bytes, above this service's limit of "
+                                              f"{frontend.max_request_bytes}: send fewer images per request"})
+                    return
+                try:
+                    body = self.rfile.read(size)
                     self._send(200, scoring.score(json.loads(body or b"null")))
                 except (RequestError, json.JSONDecodeError) as e:
                     self._send(400, {"error": str(e)})
@@ -257,3 +269,4 @@ class HttpFrontend:
             self.server.shutdown()
             self.server.server_close()
             self.server = None
+        self.scoring.pool.shutdown(wait=False)

@@ -240,6 +240,9 @@ def test_the_http_endpoint_scores_with_per_item_and_per_reward_errors(cluster):
         # a RemoteReward over HTTP, no Ray on the client's side: PNG bytes, so the same as a local uint8 call
         over_http = rewardbench.load_reward("jpeg-compressibility", remote=front.url)
         assert torch.equal(over_http(u8).scores, rewardbench.load_reward("jpeg-compressibility")(u8).scores)
+        front.max_request_bytes = 100  # a body above the limit: 413, never read
+        with pytest.raises(RemoteRewardError, match="HTTP 413.*limit of 100"):
+            client.score(imgs[:1], None, ["jpeg-compressibility"])
     finally:
         front.stop()
 
