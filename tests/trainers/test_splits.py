@@ -129,11 +129,17 @@ def test_recipes_train_on_training_splits_only(recipe, diffusiondb, shared_data)
         if isinstance(task.prompts, str) and task.prompts.startswith("set:"):
             assert task.prompts[len("set:"):] in NOT_HELD_OUT, (recipe.name, task.name)
         assert not task.allow_eval_overlap
+        if isinstance(task.prompts, str) and task.prompts.endswith(".txt") and not Path(task.prompts).is_file():
+            # Flow-GRPO's SD3.5-M recipes train on its repository's prompt files, which a user downloads
+            assert "flow_grpo" in task.prompts, (recipe.name, task.prompts)
+            pytest.skip(f"{task.prompts}: Flow-GRPO's training prompts, not in this checkout (see the recipe)")
         prompts = load_prompts(task.prompts)
         if task.drop_eval_overlap:  # what the trainer trains on: the held-out prompts found are left out
             before = len(prompts)
             prompts, dropped, _ = check_eval_overlap(task.name, prompts, paths, drop=True)
-            assert before - len(prompts) == sum(dropped.values()) <= before / 1000, dropped
+            # dropped counts held-out prompts; a file may hold one several times (up to case and spacing)
+            assert sum(dropped.values()) <= before - len(prompts) <= before / 1000, dropped
+            assert (before == len(prompts)) == (not dropped), dropped
         overlap, unchecked = eval_overlap(prompts, paths=paths)
         assert overlap == {}, (recipe.name, task.name)
         assert set(unchecked) <= {"drawbench", "hpdv2", "geneval2", "geneval-color-attr", "geneval-colors",
