@@ -33,6 +33,7 @@ from typing import Any
 import torch
 
 from .flow_math import sde_step_with_logprob
+from .pipeline import make_trainable
 
 # Flow-GRPO's SD3 LoRA (scripts/train_sd3.py@ac4c86e; DiffusionNFT's train_nft_sd3.py@24af555 is the same):
 # r = 32, alpha = 64, Gaussian init, on the joint attention's projections of both streams
@@ -166,22 +167,7 @@ def prepare_transformer(pipe, model_cfg, device, weight_dtype=torch.float32) -> 
             frozen.requires_grad_(False).eval().to(device)
             if weight_dtype != torch.float32:
                 frozen.to(weight_dtype)
-    tr = pipe.transformer
-    if model_cfg.lora:
-        from diffusers.training_utils import cast_training_params
-        from peft import LoraConfig
-
-        tr.requires_grad_(False).to(device)
-        if weight_dtype != torch.float32:
-            tr.to(weight_dtype)
-        tr.add_adapter(LoraConfig(r=model_cfg.lora_rank, lora_alpha=model_cfg.lora_alpha,
-                                  init_lora_weights="gaussian", target_modules=list(model_cfg.lora_targets)))
-        cast_training_params(tr, dtype=torch.float32)
-    else:
-        tr.requires_grad_(True).to(device)
-    if model_cfg.gradient_checkpointing:
-        tr.enable_gradient_checkpointing()
-    return [p for p in tr.parameters() if p.requires_grad]
+    return make_trainable(pipe.transformer, model_cfg, device, weight_dtype)
 
 
 def save_transformer(model: torch.nn.Module, dest: Path, lora: bool) -> Path:

@@ -51,22 +51,30 @@ def prepare_for_training(pipe, model_cfg, device, weight_dtype=torch.float32) ->
         frozen.requires_grad_(False).eval().to(device)
         if weight_dtype != torch.float32:
             frozen.to(weight_dtype)
-    unet = pipe.unet
+    return make_trainable(pipe.unet, model_cfg, device, weight_dtype)
+
+
+def make_trainable(denoiser: torch.nn.Module, model_cfg, device,
+                   weight_dtype=torch.float32) -> list[torch.nn.Parameter]:
+    """A denoiser (a UNet, an SD3 transformer) made trainable as ``model_cfg`` says: LoRA adapters (peft, via
+    diffusers' ``add_adapter``; base weights frozen in ``weight_dtype``, adapters float32) on
+    ``model_cfg.lora_targets``, or every weight (float32); gradient checkpointing if asked. Returns the trainable
+    parameters."""
     if model_cfg.lora:
         from diffusers.training_utils import cast_training_params
         from peft import LoraConfig
 
-        unet.requires_grad_(False).to(device)
+        denoiser.requires_grad_(False).to(device)
         if weight_dtype != torch.float32:
-            unet.to(weight_dtype)
-        unet.add_adapter(LoraConfig(r=model_cfg.lora_rank, lora_alpha=model_cfg.lora_alpha,
-                                    init_lora_weights="gaussian", target_modules=list(model_cfg.lora_targets)))
-        cast_training_params(unet, dtype=torch.float32)
+            denoiser.to(weight_dtype)
+        denoiser.add_adapter(LoraConfig(r=model_cfg.lora_rank, lora_alpha=model_cfg.lora_alpha,
+                                        init_lora_weights="gaussian", target_modules=list(model_cfg.lora_targets)))
+        cast_training_params(denoiser, dtype=torch.float32)
     else:
-        unet.requires_grad_(True).to(device)
+        denoiser.requires_grad_(True).to(device)
     if model_cfg.gradient_checkpointing:
-        unet.enable_gradient_checkpointing()
-    return [p for p in unet.parameters() if p.requires_grad]
+        denoiser.enable_gradient_checkpointing()
+    return [p for p in denoiser.parameters() if p.requires_grad]
 
 
 @torch.no_grad()
