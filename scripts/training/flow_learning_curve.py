@@ -55,54 +55,23 @@ def config(args, algorithm: str, seed: int, out: Path):
         f"run.output_dir={out / f'{algorithm}_seed{seed}'}", *extra, *args.set])
 
 
-def heldout_scores(cfg, model, n: int, seed: int = 1234):
-    """Brightness of ``n`` images of each held-out prompt from ``model`` (its trained weights), fixed noise, the
-    deterministic flow ODE at the run's guidance."""
-    import torch
-
-    from rewardbench.benchmarks.pipelines import load_flow_pipeline
-    from rewardbench.trainers.flow_sampling import encode_sd3, sample_flow
-
-    m, s = cfg.model, cfg.sample
-    pipe = load_flow_pipeline(m.pretrained, m.revision, m.tiny_seed)
-    prompts = [p for p in HELDOUT for _ in range(n)]
-    text, neg = encode_sd3(pipe, prompts), encode_sd3(pipe, [s.negative_prompt])
-    out = sample_flow(pipe, model, text, neg.expand(len(prompts)), num_steps=s.num_steps, resolution=m.resolution,
-                      guidance_scale=s.guidance_scale, noise_level=0.0, window=(0, 0),
-                      generator=torch.Generator().manual_seed(seed))
-    return brightness(out.images, prompts).float().cpu()
-
-
 def run_one(args, algorithm: str, seed: int, out: Path) -> tuple[list[dict], dict]:
-    from rewardbench.trainers.controls import controlled_runs, paired_difference
+    from rewardbench.trainers.controls import controlled_runs, heldout_scores, versus_constant
 
     cfg = config(args, algorithm, seed, out)
     runs = controlled_runs(cfg, brightness)
-    rows = []
-    for it in range(args.iterations):
-        flat = runs["flat"]["scores"][it]
-        for arm in ARMS_ORDER:
-            scores = runs[arm]["scores"][it]
-            d, se = paired_difference([scores], [flat])
-            rows.append({"seed": seed, "algorithm": algorithm, "iteration": it, "arm": arm,
-                         "reward_mean": float(scores.mean()), "vs_constant": d, "se": se})
-    last = slice(-3, None)
-    final = {arm: paired_difference(runs[arm]["scores"][last], runs["flat"]["scores"][last]) for arm in ("up", "down")}
-    held = {arm: heldout_scores(cfg, runs[arm]["result"]["unet"], args.heldout_images) for arm in ARMS_ORDER}
+    held = {arm: heldout_scores(cfg, runs[arm]["result"]["unet"], HELDOUT, brightness, args.heldout_images)
+            for arm in ARMS_ORDER}
+    rows, summary = versus_constant(runs, held)
     seconds = {arm: sum(h["sample_s"] + h["reward_s"] + h["update_s"] for h in runs[arm]["result"]["history"]
                         if "sample_s" in h) for arm in ARMS_ORDER}
-    up = final["up"][0]
     # the least seconds of the arms that did the same work (Flow-GRPO's constant arm takes no step; DiffusionNFT's
     # does), so that a neighbour's load on a shared machine weighs as little as it can
     cost = min(seconds[a] for a in (ARMS_ORDER if algorithm == "diffusion_nft" else ("up", "down")))
-    summary = {"seed": seed, "algorithm": algorithm,
-               "last3_vs_constant": {a: {"diff": d, "se": se} for a, (d, se) in final.items()},
-               "heldout_vs_constant": {a: dict(zip(("diff", "se"), paired_difference([held[a]], [held["flat"]])))
-                                       for a in ("up", "down")},
-               "seconds": {a: round(v, 2) for a, v in seconds.items()},
+    summary = {"seed": seed, "algorithm": algorithm, **summary, "seconds": {a: round(v, 2) for a, v in seconds.items()},
                # the rewarded run's brightness gained over the control (last 3 iterations) per second of the loop
-               "gain_per_second": up / cost, "per_image_std": float(runs["flat"]["scores"][0].std())}
-    return rows, summary
+               "gain_per_second": summary["last3_vs_constant"]["up"]["diff"] / cost}
+    return [{"seed": seed, "algorithm": algorithm, **r} for r in rows], summary
 
 
 def plot(rows: list[dict], summaries: list[dict], path: Path) -> Path:

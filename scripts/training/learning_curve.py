@@ -46,27 +46,14 @@ def config(args, seed: int, out: Path):
 
 
 def run_seed(args, seed: int, out: Path) -> tuple[list[dict], dict]:
-    from rewardbench.trainers.controls import controlled_runs, heldout_scores, paired_difference
+    from rewardbench.trainers.controls import controlled_runs, heldout_scores, versus_constant
 
     cfg = config(args, seed, out)
     runs = controlled_runs(cfg, brightness)
-    rows = []
-    for it in range(args.iterations):
-        flat = runs["flat"]["scores"][it]
-        for arm in ARMS_ORDER:
-            scores = runs[arm]["scores"][it]
-            d, se = paired_difference([scores], [flat])
-            rows.append({"seed": seed, "iteration": it, "arm": arm, "reward_mean": float(scores.mean()),
-                         "vs_constant": d, "se": se})
-    last = slice(-3, None)
-    final = {arm: paired_difference(runs[arm]["scores"][last], runs["flat"]["scores"][last]) for arm in ("up", "down")}
     held = {arm: heldout_scores(cfg, runs[arm]["result"]["unet"], HELDOUT, brightness, args.heldout_images)
             for arm in ARMS_ORDER}
-    summary = {"seed": seed, "last3_vs_constant": {a: {"diff": d, "se": se} for a, (d, se) in final.items()},
-               "heldout_vs_constant": {a: dict(zip(("diff", "se"), paired_difference([held[a]], [held["flat"]])))
-                                       for a in ("up", "down")},
-               "per_image_std": float(runs["flat"]["scores"][0].std())}
-    return rows, summary
+    rows, summary = versus_constant(runs, held)
+    return [{"seed": seed, **r} for r in rows], {"seed": seed, **summary}
 
 
 def plot(rows: list[dict], summaries: list[dict], path: Path) -> Path:
