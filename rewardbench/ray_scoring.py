@@ -28,6 +28,7 @@ Example (needs Ray; ``pip install 'rewardbench[ray]'``)::
 from __future__ import annotations
 
 import itertools
+import math
 import pickle
 import uuid
 from collections.abc import Mapping, Sequence
@@ -74,15 +75,20 @@ class RayScorer(Scorer):
     (see the module docstring).
 
     ``replicas``, ``num_gpus``, ``num_cpus``: each reward's actor pool (one value for every reward, or
-    ``{name: value}``); ``decode_cpus``: CPUs of each decoding task; ``address``: the Ray cluster (``"auto"``,
-    ``"ray://HOST:PORT"``; a local one is started when none runs); ``seed``: `torch.manual_seed` in each reward
-    actor before it builds its model (random weights equal to a local build after the same seed); ``service``: the
-    name of a running reward service to use instead of starting one (its models must be built as asked). The other
-    arguments are the Scorer's. In-memory items (arrays, PIL images) are refused: Ray reads files. Call `close`
-    when done (it stops the service)."""
+    ``{name: value}``); ``num_cpus=None`` (the default) shares the cluster's free CPUs less a decoding task's among
+    the replicas, at most one CPU each (three rewards on two CPUs: a third of a CPU each), so that every replica and a
+    decoding task can be placed at once; asked for explicitly, a plan the cluster cannot hold is refused
+    (`ValueError`) before any model loads. ``decode_cpus``: CPUs of each decoding task; ``decode_tasks``: at most
+    this many decoding tasks at once (None: as many as the cluster's CPUs allow); ``address``: the Ray cluster
+    (``"auto"``, ``"ray://HOST:PORT"``; a local one is started when none runs); ``seed``: `torch.manual_seed` in
+    each reward actor before it builds its model (random weights equal to a local build after the same seed);
+    ``service``: the name of a running reward service to use instead of starting one (its models must be built as
+    asked). The other arguments are the Scorer's. In-memory items (arrays, PIL images) are refused: Ray reads
+    files. Call `close` when done (it stops the service, and a local Ray it started)."""
 
     def __init__(self, rewards: str | Sequence[str], batch_size: int = 16, *, replicas: int | Mapping = 1,
-                 num_gpus: float | Mapping = 0.0, num_cpus: float | Mapping = 1.0, decode_cpus: float = 1.0,
+                 num_gpus: float | Mapping = 0.0, num_cpus: float | Mapping | None = None, decode_cpus: float = 1.0,
+                 decode_tasks: int | None = None,
                  device: str | None = None, dtype: str | None = None, pretrained: bool = True,
                  weights: Mapping[str, Any] | None = None, reward_config: Mapping[str, Mapping] | None = None,
                  address: str | None = "auto", window_batches: int = 256, timeout_s: float | None = 600.0,
@@ -99,7 +105,10 @@ class RayScorer(Scorer):
         def each(value: Any, name: str) -> Any:
             return value.get(name, value.get("*")) if isinstance(value, Mapping) else value
 
+        if decode_tasks is not None and int(decode_tasks) < 1:
+            raise ValueError(f"decode_tasks={decode_tasks}: at least 1 (None: as many as the CPUs allow)")
         ray = require_ray()
+        self._started_ray = False
         if not ray.is_initialized():
             from .wire import NAMESPACE
 
@@ -109,17 +118,28 @@ class RayScorer(Scorer):
                 if address not in (None, "auto"):  # the cluster asked for, never a local one in its place
                     raise
                 ray.init(namespace=NAMESPACE, log_to_driver=False)  # no cluster running: a local one
+                self._started_ray = True  # stopped by `close`
         self.service = None
-        if service is not None:  # a running service: its models are checked against what this run asks below
-            self.service_name = service
-        else:
-            self.service_name = f"rewardbench-score-{uuid.uuid4().hex[:8]}"
-            served = [ServedReward(n, replicas=int(each(replicas, n) or 1), num_cpus=float(each(num_cpus, n)),
-                                   num_gpus=float(each(num_gpus, n)), device=device, dtype=dtype,
-                                   pretrained=pretrained, weights=w.get(n), config=cfg.get(n, {}), seed=seed)
-                      for n in canon]
-            self.service = RewardService(served, name=self.service_name).start()
-        self.decode_cpus, self.window_batches, self.timeout_s = decode_cpus, int(window_batches), timeout_s
+        self.decode_cpus, self.window_batches, self.timeout_s = float(decode_cpus), int(window_batches), timeout_s
+        self.decode_tasks = None if decode_tasks is None else int(decode_tasks)
+        try:
+            if service is not None:  # a running service: its models are checked against what this run asks below
+                self.service_name = service
+            else:
+                self.service_name = f"rewardbench-score-{uuid.uuid4().hex[:8]}"
+                reps = {n: int(each(replicas, n) or 1) for n in canon}
+                if num_cpus is None or (isinstance(num_cpus, Mapping) and num_cpus.get("*") is None
+                                        and set(canon) - set(num_cpus)):
+                    share = replica_cpus(ray.available_resources().get("CPU", 0.0), sum(reps.values()), decode_cpus)
+                    num_cpus = {"*": share, **(num_cpus or {})}
+                served = [ServedReward(n, replicas=reps[n], num_cpus=float(each(num_cpus, n)),
+                                       num_gpus=float(each(num_gpus, n)), device=device, dtype=dtype,
+                                       pretrained=pretrained, weights=w.get(n), config=cfg.get(n, {}), seed=seed)
+                          for n in canon]
+                self.service = RewardService(served, name=self.service_name, reserve_cpus=decode_cpus).start()
+        except BaseException:
+            self._stop_ray()
+            raise
         try:
             models = {n: remote_reward(n, "ray", timeout_s=timeout_s, service=self.service_name,
                                        expect={**cfg.get(n, {}), "pretrained": bool(pretrained),
@@ -131,6 +151,7 @@ class RayScorer(Scorer):
         except Exception:
             if self.service is not None:
                 self.service.shutdown()
+            self._stop_ray()
             raise
         for s in self.slots:  # how each was built: part of the run fingerprint, as for a local run
             s.build.update({"config": cfg.get(s.name, {}), "pretrained": bool(pretrained),
@@ -159,7 +180,8 @@ class RayScorer(Scorer):
                 ds = ray.data.from_items([{"rows": pickle.dumps(rows)} for rows in window])
                 ds = ds.map(score_planned, fn_kwargs={"service": self.service_name, "names": names,
                                                       "group_by": tuple(gb) if gb else None},
-                            num_cpus=self.decode_cpus)
+                            num_cpus=self.decode_cpus,
+                            **({"concurrency": self.decode_tasks} if self.decode_tasks else {}))
                 for item in ds.iter_rows():
                     rows = pickle.loads(item["rows"])
                     writer.add(rows)
@@ -176,9 +198,31 @@ class RayScorer(Scorer):
         return processed, ok
 
     def close(self) -> None:
-        """Stop this run's reward service (and what `rewardbench.Scorer.close` tears down)."""
+        """Stop this run's reward service, a local Ray this scorer started (a cluster it connected to, or a Ray the
+        caller started, is left running), and what `rewardbench.Scorer.close` tears down."""
         if getattr(self, "service", None) is not None:
             self.service.shutdown()
             self.service = None
+        self._stop_ray()
         super().close()
+
+    def _stop_ray(self) -> None:
+        if getattr(self, "_started_ray", False):
+            require_ray().shutdown()
+            self._started_ray = False
+
+
+def replica_cpus(cluster_cpus: float, n_replicas: int, decode_cpus: float = 1.0) -> float:
+    """CPUs for each reward replica when none are asked for: the cluster's free CPUs less a decoding task's, shared
+    among the replicas, at most 1 each (Ray places a fractional CPU; torch then runs one thread).
+
+    >>> replica_cpus(2, 3)      # three rewards on two CPUs: every replica and a decoding task fit at once
+    0.333
+    >>> replica_cpus(16, 4)
+    1.0
+    >>> replica_cpus(1, 2)      # nothing left beside the decoding task: replicas take no CPU of their own
+    0.0
+    """
+    spare = max(0.0, float(cluster_cpus) - float(decode_cpus))
+    return min(1.0, math.floor(1000 * spare / max(1, n_replicas)) / 1000)
 

@@ -50,6 +50,7 @@ from typing import Any
 
 import numpy as np
 
+from .errors import UsageError
 from .wire import NAMESPACE, SERVICE_NAME, ServedInfo, connect_ray, output_to_reply
 
 Request = tuple[Any, list[str], Any]  # (pixels: array [B,3,H,W] or list of [3,H,W], prompts, groups or None)
@@ -147,6 +148,31 @@ def split(reply: dict[str, Any], requests: Sequence[Request], group_reward: bool
         out.append({"scores": reply["scores"][start:start + n], "details": details, "group_details": gd})
         start += n
     return out
+
+
+def check_fits(rewards: Sequence[ServedReward], cluster: dict[str, float], reserve_cpus: float = 0.0) -> None:
+    """Raise `rewardbench.errors.UsageError` (a `ValueError`; exit 2 on the command line) when the replicas of
+    ``rewards`` (and ``reserve_cpus`` for other work) ask for more CPUs or GPUs than the cluster has in all
+    (``cluster``: `ray.cluster_resources()`): Ray would keep the replicas it cannot place waiting forever.
+
+    >>> check_fits([ServedReward("nsfw"), ServedReward("ocr", num_cpus=0.5)], {"CPU": 2.0})
+    >>> check_fits([ServedReward("nsfw", replicas=2), ServedReward("ocr")], {"CPU": 2.0})
+    Traceback (most recent call last):
+    ...
+    rewardbench.errors.UsageError: the service asks for 3 CPUs (nsfw 2 x 1, ocr 1 x 1) but the cluster has 2: ...
+    """
+    for key, attr, flag in (("CPU", "num_cpus", "--num-cpus"), ("GPU", "num_gpus", "--num-gpus")):
+        asked = sum(r.replicas * getattr(r, attr) for r in rewards)
+        reserve = reserve_cpus if key == "CPU" else 0.0
+        have = float(cluster.get(key, 0.0))
+        if asked + reserve <= have + 1e-9:
+            continue
+        each = ", ".join(f"{r.name} {r.replicas} x {getattr(r, attr):g}" for r in rewards if getattr(r, attr))
+        extra = f" and {reserve:g} for decoding" if reserve else ""
+        what = "CPUs" if key == "CPU" else "GPUs"
+        raise UsageError(f"the service asks for {asked:g} {what} ({each}){extra} but the cluster has {have:g}: ask "
+                         f"for fewer replicas or a fraction of a {key} each (e.g. {attr}=0.5; rewardbench serve "
+                         f"{flag} 0.5)")
 
 
 # -- the actors -----------------------------------------------------------------------------------------------------
@@ -318,16 +344,22 @@ class RewardService:
     directory actor ``name`` that clients look up. ``detached``: the actors outlive this process (stop them with
     `shutdown` from any driver, or ``ray stop``). A context manager: leaving it shuts the service down.
 
-    `start` waits until every replica has loaded its model, so a reward that cannot load (unknown name, missing
-    weights) fails here, at once, with its own message; a replica the cluster cannot place (not enough CPUs or
-    GPUs free) fails after ``start_timeout_s`` saying what it asked for.
+    `start` first compares what the replicas ask for with the cluster's CPUs and GPUs: a service that could never
+    be placed whole (three replicas of one CPU each on two CPUs) is refused at once with a `UsageError` that says
+    what it asked for, before any actor starts (``check_resources=False`` skips this, for a cluster that an
+    autoscaler will grow; ``reserve_cpus``: CPUs to leave free for other work, e.g. the decoding tasks of a
+    `rewardbench.ray_scoring.RayScorer`). It then waits until every replica has loaded its model, so a reward that
+    cannot load (unknown name, missing weights) fails here, at once, with its own message; a replica the cluster
+    cannot place now (resources held by other work) fails after ``start_timeout_s`` saying what it asked for.
     """
 
     def __init__(self, rewards: Iterable[ServedReward | str], name: str = SERVICE_NAME, address: str = "auto",
-                 detached: bool = False, start_timeout_s: float = 600.0):
+                 detached: bool = False, start_timeout_s: float = 600.0, check_resources: bool = True,
+                 reserve_cpus: float = 0.0):
         self.rewards = [r if isinstance(r, ServedReward) else ServedReward(r) for r in rewards]
         self.name, self.address, self.detached = name, address, detached
         self.start_timeout_s = start_timeout_s  # a replica the cluster cannot place (resources) fails, not hangs
+        self.check_resources, self.reserve_cpus = check_resources, float(reserve_cpus)
         self.replicas: dict[str, list[Any]] = {}
         self.infos: dict[str, ServedInfo] = {}
         self.directory = None
@@ -344,6 +376,8 @@ class RewardService:
     def _start(self, ray: Any) -> None:
         from .registry import REGISTRY
 
+        if self.check_resources:
+            check_fits(self.rewards, ray.cluster_resources(), self.reserve_cpus)
         lifetime = {"lifetime": "detached"} if self.detached else {}
         names: dict[str, list[str]] = {}
         members: dict[str, list[str]] = {}

@@ -169,3 +169,44 @@ def test_a_cluster_that_cannot_be_reached_is_an_error_not_a_local_ray(monkeypatc
         with pytest.raises(_LocalStarted):
             rs.RayScorer("jpeg-compressibility", address=address)
     assert len(started) == 2
+
+
+def test_more_rewards_than_cpus_fit_the_cluster_and_give_the_local_table(cluster, manifest, tmp_path):
+    """Three rewards on a 2-CPU cluster (a quarter of it held by the module's service): with no CPUs asked for,
+    the replicas share what is free less a decoding task's, so the run finishes (one CPU per replica left the third
+    waiting forever) and gives the local table; asked for one CPU each, the run is refused before any replica
+    starts, saying what it asked for."""
+    from rewardbench.ray_scoring import RayScorer
+
+    three = ["jpeg-compressibility", "jpeg-incompressibility", "clipscore-b32"]
+    before = {a["name"] for a in ray.util.list_named_actors(all_namespaces=True)}
+    with pytest.raises(ValueError, match=r"asks for 3 CPUs .* and 1 for decoding but the cluster has 2"):
+        RayScorer(three, num_cpus=1, pretrained=False, reward_config=CONFIG, progress=False)
+    assert {a["name"] for a in ray.util.list_named_actors(all_namespaces=True)} == before  # nothing started
+
+    scorer = RayScorer(three, batch_size=4, pretrained=False, reward_config=CONFIG, seed=0, decode_tasks=1,
+                       progress=False)
+    try:
+        assert [r.num_cpus for r in scorer.service.rewards] == [0.166] * 3  # (2 - 0.5 held - 1 decoding) / 3
+        res = scorer.run(manifest, out=tmp_path / "three.parquet")
+    finally:
+        scorer.close()
+    assert ray.is_initialized()  # a Ray the caller started is left running
+    torch.manual_seed(0)
+    local = rewardbench.Scorer(three, batch_size=4, num_workers=0, pretrained=False, reward_config=CONFIG,
+                               progress=False).run(manifest, out=tmp_path / "local.parquet")
+    pd.testing.assert_frame_equal(res.table, local.table)
+
+
+def test_score_engine_ray_refuses_a_plan_the_cluster_cannot_hold_with_exit_2(cluster, manifest, tmp_path):
+    from click.testing import CliRunner
+
+    from rewardbench.cli.score import score
+
+    base = ["--model", "jpeg-compressibility,jpeg-incompressibility", "--images", str(manifest), "--out",
+            str(tmp_path / "s.parquet"), "--engine", "ray", "--no-progress"]
+    r = CliRunner().invoke(score, [*base, "--replicas", "2", "--cpus-per-replica", "1"])
+    assert r.exit_code == 2 and "asks for 4 CPUs" in r.output and "cluster has 2" in r.output, r.output
+    r = CliRunner().invoke(score, [*base, "--num-workers", "0"])
+    assert r.exit_code == 2 and "--num-workers 0 with --engine ray" in r.output, r.output
+    assert not (tmp_path / "s.parquet.parts").exists()

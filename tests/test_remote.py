@@ -308,6 +308,20 @@ def test_serve_a_reward_that_cannot_load_exits_2_with_its_own_message(cluster):
         ray.get_actor("broken/pickscore/0", namespace="rewardbench")
 
 
+def test_serve_refuses_more_replicas_than_the_cluster_holds_with_exit_2(cluster):
+    """Three one-CPU replicas on a 2-CPU cluster: refused at once, saying what was asked (Ray would keep the third
+    waiting for a CPU forever); nothing started."""
+    from click.testing import CliRunner
+
+    from rewardbench.cli.serve import serve
+
+    r = CliRunner().invoke(serve, ["--rewards", "jpeg-compressibility", "--name", "too-big", "--replicas", "3"])
+    assert r.exit_code == 2, r.output
+    assert "asks for 3 CPUs (jpeg-compressibility 3 x 1) but the cluster has 2" in r.output
+    with pytest.raises(ValueError):
+        ray.get_actor("too-big/jpeg-compressibility/0", namespace="rewardbench")
+
+
 def test_a_replica_never_runs_more_than_max_batch_size_images_in_one_pass():
     """Requests waiting together fill a pass up to max_batch_size images; the one that would overflow opens the next
     pass (no Ray: the replica's batching loop alone)."""

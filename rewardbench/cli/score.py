@@ -39,7 +39,7 @@ replaced only with --overwrite. An input changed since (a manifest row, an image
 modification time; --content-hash: its bytes) is another run: refused, never mixed or kept.
 Unexpected errors print one line (--debug for the traceback).
 A Ray cluster: --engine ray [--address auto] [--replicas 4 --gpus-per-replica 1] (decoding in Ray Data
-tasks, each reward on a pool of actors; resumable the same way); --service NAME uses a running
+tasks, each reward on a pool of actors sized to fit the cluster; resumable the same way); --service NAME uses a running
 `rewardbench serve --name NAME` instead of serving the rewards for the run.
 Multi-GPU / multi-process: torchrun --nproc_per_node 4 -m rewardbench.cli score ...
   or accelerate launch --multi_gpu --num_processes 4 -m rewardbench.cli score ... (gloo on CPUs)
@@ -127,7 +127,8 @@ def summary_text(result) -> str:
                    "even when every group is: marked, and counted in the summary. Without it, a run whose every "
                    "group is too small is refused, and smaller groups are marked and left out of the summary.")
 @click.option("--num-workers", default=2, show_default=True, type=click.IntRange(min=0),
-              help="Processes decoding images in parallel with the model.")
+              help="Processes decoding images in parallel with the model (--engine ray: decoding tasks at once at "
+                   "most; default there: as many as the cluster's CPUs allow).")
 @click.option("--no-resume", is_flag=True, help="Ignore partial results left in OUT.parts/ and start over.")
 @click.option("--no-retry-failed", is_flag=True, help="On resume, keep rows that failed before instead of "
               "scoring them again.")
@@ -143,13 +144,16 @@ def summary_text(result) -> str:
               help="--engine ray: actors per reward.")
 @click.option("--gpus-per-replica", default=0.0, show_default=True, type=click.FloatRange(min=0),
               help="--engine ray: GPUs of each reward actor (1: one GPU each; 0.5: two share one).")
+@click.option("--cpus-per-replica", default=None, type=click.FloatRange(min=0),
+              help="--engine ray: CPUs of each reward actor (default: the cluster's free CPUs less a decoding task's, "
+                   "shared among the actors, at most 1 each). A plan the cluster cannot hold exits 2.")
 @click.option("--service", default=None, metavar="NAME", help="--engine ray: use this running reward service "
               "(`rewardbench serve --name NAME`) instead of starting one for the run.")
 @json_option
 @no_progress_option
 def score(models, images, prompts, out, group_table, batch_size, max_batch_pixels, device, dtype, weights, configs,
           random_weights, group_by, allow_small_groups, num_workers, no_resume, no_retry_failed, overwrite,
-          content_hash, engine, address, replicas, gpus_per_replica, service, as_json, no_progress):
+          content_hash, engine, address, replicas, gpus_per_replica, cpus_per_replica, service, as_json, no_progress):
     """Score images with one or more rewards; write one row per image (path as given, prompt, the
     input's other columns, a column per reward and its details, error) and print a summary (group
     rewards: over groups, each group once; the weights each reward ran with)."""
@@ -158,10 +162,15 @@ def score(models, images, prompts, out, group_table, batch_size, max_batch_pixel
 
     wmap, cfg = parse_weights(weights), parse_config(configs)
     ray_only = [f for f, v in (("--address", address), ("--service", service), ("--replicas", replicas != 1),
-                               ("--gpus-per-replica", gpus_per_replica != 0)) if v]
+                               ("--gpus-per-replica", gpus_per_replica != 0),
+                               ("--cpus-per-replica", cpus_per_replica is not None)) if v]
     if engine != "ray" and ray_only:
         usage_exit(f"{', '.join(ray_only)}: only with --engine ray")
-    serving = [f for f, v in (("--replicas", replicas != 1), ("--gpus-per-replica", gpus_per_replica != 0)) if v]
+    workers_given = click.get_current_context().get_parameter_source("num_workers").name != "DEFAULT"
+    if engine == "ray" and workers_given and num_workers < 1:
+        usage_exit("--num-workers 0 with --engine ray: decoding runs in Ray tasks; give at least 1 (or leave it out)")
+    serving = [f for f, v in (("--replicas", replicas != 1), ("--gpus-per-replica", gpus_per_replica != 0),
+                              ("--cpus-per-replica", cpus_per_replica is not None)) if v]
     if service is not None and serving:  # the running service's replicas are as it was started
         usage_exit(f"{', '.join(serving)}: not with --service (the running service has its own replicas; set them "
                    "with `rewardbench serve`)")
@@ -176,6 +185,7 @@ def score(models, images, prompts, out, group_table, batch_size, max_batch_pixel
             from rewardbench.ray_scoring import RayScorer
 
             scorer = RayScorer(list(plan.names), batch_size=batch_size, replicas=replicas, num_gpus=gpus_per_replica,
+                               num_cpus=cpus_per_replica, decode_tasks=num_workers if workers_given else None,
                                device=device, dtype=dtype, pretrained=not random_weights, weights=wmap,
                                reward_config=cfg, address=address, service=service, progress=not no_progress,
                                **bound)
