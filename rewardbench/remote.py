@@ -52,7 +52,12 @@ __all__ = ["RemoteReward", "remote_reward", "RayTransport", "open_transport", "R
 
 # -- transports -----------------------------------------------------------------------------------------------------
 class RayTransport:
-    """Calls a service's replicas over Ray: round-robin over the replicas of a reward, one timeout per call."""
+    """Calls a service's replicas over Ray: round-robin over the replicas of a reward, one timeout per call.
+
+    After a redeploy (the service stopped and started again under its name, e.g. a new ``rewardbench serve``), a
+    call that finds its replicas gone looks the service up again and is sent once more to the new replicas, when
+    they serve the same model (parameter fingerprint, weights, build); a service now serving another model is a
+    `RemoteRewardError` saying so, never scores from other weights than the ones this client reported."""
 
     def __init__(self, address: str = "auto", service: str = SERVICE_NAME):
         self.ray = connect_ray(address)
@@ -63,6 +68,7 @@ class RayTransport:
             raise UsageError(f"no reward service {service!r} on this Ray cluster: start one with "
                              "`rewardbench serve --rewards NAME` (or rewardbench.service.RewardService)") from None
         self._replicas: dict[str, Any] = {}
+        self._infos: dict[str, ServedInfo] = {}
 
     def info(self, name: str) -> ServedInfo:
         found = self.ray.get(self.directory.lookup.remote(name))
@@ -72,23 +78,48 @@ class RayTransport:
         info, actor_names = found
         handles = [self.ray.get_actor(a, namespace=NAMESPACE) for a in actor_names]
         self._replicas[info.name] = itertools.cycle(handles)
+        self._infos[info.name] = info
         return info
 
     def score(self, name: str, pixels: Any, prompts: list[str], groups: np.ndarray | None,
               timeout_s: float | None) -> dict[str, Any]:
-        replica = next(self._replicas[name])
-        ref = replica.score.remote(pixels, prompts, groups, name)
+        for attempt in (0, 1):
+            replica = next(self._replicas[name])
+            ref = replica.score.remote(pixels, prompts, groups, name)
+            try:
+                reply = self.ray.get(ref, timeout=timeout_s)
+            except self.ray.exceptions.GetTimeoutError:
+                self.ray.cancel(ref)
+                raise RemoteTimeoutError(f"{name}: no answer from the reward service in {timeout_s:g} s") from None
+            except self.ray.exceptions.RayError as e:
+                if attempt == 0 and isinstance(e, self.ray.exceptions.RayActorError) and self._reconnect(name):
+                    continue  # the service was redeployed with the same model: the new replicas score it
+                raise RemoteRewardError(f"{name}: the reward service failed: {type(e).__name__}: "
+                                        f"{str(e).splitlines()[0] if str(e) else ''}") from None
+            if "error" in reply:
+                raise RemoteRewardError(reply["error"])
+            return reply
+        raise AssertionError("unreachable")
+
+    def _reconnect(self, name: str) -> bool:
+        """After a replica was found gone for good: the service's replicas as its directory lists them now, if it
+        runs and serves the same model (False when it does not run; `RemoteRewardError` when it serves another)."""
         try:
-            reply = self.ray.get(ref, timeout=timeout_s)
-        except self.ray.exceptions.GetTimeoutError:
-            self.ray.cancel(ref)
-            raise RemoteTimeoutError(f"{name}: no answer from the reward service in {timeout_s:g} s") from None
-        except self.ray.exceptions.RayError as e:
-            raise RemoteRewardError(f"{name}: the reward service failed: {type(e).__name__}: "
-                                    f"{str(e).splitlines()[0] if str(e) else ''}") from None
-        if "error" in reply:
-            raise RemoteRewardError(reply["error"])
-        return reply
+            directory = self.ray.get_actor(self.service, namespace=NAMESPACE)
+            found = self.ray.get(directory.lookup.remote(name))
+            if found is None:
+                return False
+            info, actor_names = found
+            handles = [self.ray.get_actor(a, namespace=NAMESPACE) for a in actor_names]
+        except (ValueError, self.ray.exceptions.RayError):
+            return False  # no service under that name now (or it is going away): the caller's error stands
+        old = self._infos[name]
+        if (tuple(info.fingerprint), tuple(info.provenance), info.build) != \
+                (tuple(old.fingerprint), tuple(old.provenance), old.build):
+            raise RemoteRewardError(f"{name}: the reward service {self.service!r} was redeployed with another model "
+                                    f"(built {info.build}, was {old.build}): load the reward again to use it")
+        self.directory, self._replicas[name] = directory, itertools.cycle(handles)
+        return True
 
 
 def open_transport(address: str, service: str = SERVICE_NAME):

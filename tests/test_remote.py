@@ -461,3 +461,35 @@ def test_a_group_reward_over_http_keeps_its_group_details(cluster):
         assert col["group_details"] == {str(k): v for k, v in want.group_details.items()}
     finally:
         front.stop()
+
+
+def test_a_client_follows_a_redeploy_of_the_same_model_and_refuses_another(cluster):
+    """The service stopped and started again under its name: the client's next call reaches the new replicas
+    (same model: same scores); started with another build (JPEG quality 50), the call fails saying so; with no
+    service running, it fails as before."""
+    from rewardbench.remote import RemoteReward, RemoteRewardError
+    from rewardbench.service import RewardService, ServedReward
+
+    images = _images(3)
+
+    def serve(**config):
+        return RewardService([ServedReward("jpeg-compressibility", num_cpus=0.25, config=config)],
+                             name="redeployed").start()
+
+    service = serve()
+    reward = RemoteReward("jpeg-compressibility", "ray", service="redeployed")
+    first = reward(images).scores
+    service.shutdown()
+    service = serve()
+    try:
+        assert torch.equal(reward(images).scores, first)
+    finally:
+        service.shutdown()
+    with pytest.raises(RemoteRewardError, match="the reward service failed"):
+        reward(images)
+    service = serve(quality=50)
+    try:
+        with pytest.raises(RemoteRewardError, match="redeployed with another model"):
+            reward(images)
+    finally:
+        service.shutdown()
