@@ -493,3 +493,19 @@ def test_a_client_follows_a_redeploy_of_the_same_model_and_refuses_another(clust
             reward(images)
     finally:
         service.shutdown()
+
+
+def test_a_reward_runs_in_its_own_runtime_env(cluster):
+    """``runtime_env`` reaches the replicas of its reward only (environment variables here: packages would need an
+    index this machine may not reach)."""
+    from rewardbench.service import RewardService, ServedReward
+
+    with RewardService([ServedReward("jpeg-compressibility", num_cpus=0.25,
+                                     runtime_env={"env_vars": {"REWARDBENCH_TEST_ENV": "served"}}),
+                        ServedReward("jpeg-incompressibility", num_cpus=0.25)], name="envs") as service:
+        def env_of(reward):
+            replica = service.replicas[reward][0]
+            return ray.get(replica.__ray_call__.remote(lambda self: os.environ.get("REWARDBENCH_TEST_ENV")))
+
+        assert env_of("jpeg-compressibility") == "served"
+        assert env_of("jpeg-incompressibility") is None
