@@ -1,8 +1,8 @@
 """Benchmark suites: YAML files naming prompt sources, images per prompt and judges (`BenchmarkSuite`).
 
 The built-in suites live in ``benchmarks/suites/*.yaml`` (``preference``, ``partiprompts``, ``drawbench``,
-``diffusiondb``, ``hpdv2``, ``composition``, ``fairness``, ``diversity``, ``geneval2``); a path to a YAML file of
-the same form works too::
+``diffusiondb``, ``hpdv2``, ``composition``, ``fairness``, ``diversity``, ``geneval``, ``geneval2``,
+``flow-grpo-ocr``); a path to a YAML file of the same form works too::
 
     name: my-suite
     description: what it measures

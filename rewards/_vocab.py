@@ -120,6 +120,9 @@ IRREGULAR_PLURALS = {"people": "person", "men": "man", "women": "woman", "childr
                      "bus": "bus", "glass": "glass", "grass": "grass", "dress": "dress", "cactus": "cactus",
                      "octopus": "octopus", "hippopotamus": "hippopotamus", "bonus": "bonus", "news": "news",
                      "lens": "lens", "gas": "gas", "canvas": "canvas", "mattress": "mattress", "tennis": "tennis",
-                     "jewelry": "jewelry", "cutlery": "cutlery"}
+                     "jewelry": "jewelry", "cutlery": "cutlery",
+                     # GenEval's counting template writes a class name ending in "s" with "es" added
+                     # (djghosh13/geneval prompts/create_prompts.py make_plural), as Flow-GRPO's GenEval prompts do
+                     "skises": "skis", "scissorses": "scissors"}
 
 

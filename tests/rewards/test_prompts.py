@@ -72,6 +72,17 @@ def test_geneval_spec_puts_the_reference_first():
         "include": [{"class": "clock", "count": 4}], "exclude": [{"class": "clock", "count": 5}]}
 
 
+def test_every_class_in_genevals_counting_template_parses():
+    """GenEval's counting template pluralises by adding "es" to a name ending in "s" ("skises", "scissorses";
+    djghosh13/geneval prompts/create_prompts.py make_plural), as Flow-GRPO's GenEval-style prompts do."""
+    names = {coco: name for name, coco in GENEVAL_NAMES.items()}
+    for coco in COCO_CLASSES:
+        name = names.get(coco, coco)
+        plural = f"{name}es" if name.endswith("s") else f"{name}s"
+        assert parse_prompt(f"a photo of three {plural}").geneval_spec() == {
+            "include": [{"class": coco, "count": 3}], "exclude": [{"class": coco, "count": 4}]}, plural
+
+
 # -- the real prompt files --------------------------------------------------------------------
 # Floors set just under the shares measured on ../shared/data (2026-11): colour 0.990, shape 1.000,
 # texture 1.000 (an object carrying an attribute of the category's kind), spatial 1.000 (a relation
