@@ -9,6 +9,7 @@ A generator source is one string (`parse_source`):
 
     ``tiny``, ``tiny:3``                 the tiny random pipeline (weights seeded 0, or 3), offline
     ``tiny-sd3``, ``tiny-sd3:3``         a tiny random Stable Diffusion 3 pipeline (flow matching), offline
+    ``tiny-flux``, ``tiny-flux:3``       a tiny random FLUX.1 pipeline (flow matching, guidance embedding), offline
     ``sd2-base-random[:SEED]``           SD2-base sizes with random weights (speed tests)
     ``stabilityai/stable-diffusion-2-base``, ``/models/sd15``   a hub id or a local diffusers directory (any
                                          text-to-image pipeline: SD 1/2, SDXL, SD3/3.5, FLUX.1, ...)
@@ -37,8 +38,8 @@ import torch
 
 from rewardbench.text import clip_tokenizer
 
-RANDOM_KINDS = ("tiny", "sd2-base-random", "tiny-sd3")  # built from configs, random weights, no download
-FLOW_KINDS = ("tiny-sd3",)  # of those, the flow-matching pipelines (FlowMatchEulerDiscreteScheduler)
+RANDOM_KINDS = ("tiny", "sd2-base-random", "tiny-sd3", "tiny-flux")  # built from configs, random weights, no download
+FLOW_KINDS = ("tiny-sd3", "tiny-flux")  # of those, the flow-matching pipelines (FlowMatchEulerDiscreteScheduler)
 LORA_FILE = "pytorch_lora_weights.safetensors"  # diffusers' LoRA file name (the trainer writes it in final/)
 
 # --- tiny components, after diffusers' StableDiffusionPipelineFastTests.get_dummy_components ---------
@@ -66,6 +67,20 @@ _TINY_SD3_VAE = dict(block_out_channels=[4, 8], in_channels=3, out_channels=3, l
 _TINY_SD3_TEXT = dict(_TINY_TEXT, hidden_act="gelu", projection_dim=32)
 # stabilityai/stable-diffusion-3.5-medium scheduler/scheduler_config.json
 SD3_SCHEDULER = dict(num_train_timesteps=1000, shift=3.0)
+
+# --- tiny FLUX.1, after diffusers' FluxPipelineFastTests.get_dummy_components ------------------------------------
+# (one double and one single block, the guidance embedding of FLUX.1-dev; 4 latent channels packed into 2x2 patches:
+# in_channels 16; VAE downsampling by 2, so a 32 px image is a 16 x 16 latent, 8 x 8 tokens). CLIP's pooled output
+# (32) and a tiny T5 encoder (d_model 32) with an offline Unigram tokenizer in place of T5's.
+_TINY_FLUX_TRANSFORMER = dict(patch_size=1, in_channels=16, num_layers=1, num_single_layers=1, attention_head_dim=8,
+                              num_attention_heads=2, joint_attention_dim=32, pooled_projection_dim=32,
+                              axes_dims_rope=(2, 2, 4), guidance_embeds=True)
+_TINY_FLUX_T5 = dict(d_model=32, d_kv=8, d_ff=37, num_layers=2, num_heads=4, relative_attention_num_buckets=8,
+                     feed_forward_proj="gated-gelu", is_encoder_decoder=False, pad_token_id=0, eos_token_id=1,
+                     decoder_start_token_id=0)
+# black-forest-labs/FLUX.1-dev scheduler/scheduler_config.json: dynamic shifting by the image's token count
+FLUX_SCHEDULER = dict(num_train_timesteps=1000, shift=3.0, use_dynamic_shifting=True, base_image_seq_len=256,
+                      max_image_seq_len=4096, base_shift=0.5, max_shift=1.15)
 
 # --- Stable Diffusion 2 base, written out (stabilityai/stable-diffusion-2-base unet/config.json) ---
 SD2_BASE_UNET = dict(
@@ -106,6 +121,8 @@ def build_components(kind: str = "tiny", seed: int = 0) -> dict[str, Any]:
         text = CLIPTextModel(CLIPTextConfig(**_TINY_TEXT))
     elif kind == "tiny-sd3":
         return _tiny_sd3_components(seed)
+    elif kind == "tiny-flux":
+        return _tiny_flux_components(seed)
     elif kind == "sd2-base-random":
         unet = UNet2DConditionModel(**SD2_BASE_UNET)
         vae = AutoencoderKL(**SD2_BASE_VAE)
@@ -135,6 +152,28 @@ def _tiny_sd3_components(seed: int) -> dict[str, Any]:
                 scheduler=FlowMatchEulerDiscreteScheduler(**SD3_SCHEDULER))
 
 
+def _tiny_flux_components(seed: int) -> dict[str, Any]:
+    """A tiny FLUX.1 pipeline's components, random weights seeded ``seed``: the FLUX transformer, a VAE (as
+    tiny-sd3's), CLIP (the real CLIP BPE tokenizer, built offline) and a tiny T5 encoder with an offline tokenizer."""
+    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxTransformer2DModel
+    from transformers import CLIPTextConfig, CLIPTextModel, PreTrainedTokenizerFast, T5Config, T5EncoderModel
+
+    from rewardbench.text import tiny_t5_tokenizer
+
+    torch.manual_seed(seed)
+    transformer = FluxTransformer2DModel(**_TINY_FLUX_TRANSFORMER)
+    torch.manual_seed(seed)
+    vae = AutoencoderKL(**_TINY_SD3_VAE)
+    torch.manual_seed(seed)
+    text = CLIPTextModel(CLIPTextConfig(**_TINY_SD3_TEXT))
+    tok_2 = PreTrainedTokenizerFast(tokenizer_object=tiny_t5_tokenizer(), pad_token="<pad>", eos_token="</s>",
+                                    unk_token="<unk>", model_max_length=512)
+    torch.manual_seed(seed + 1)
+    t5 = T5EncoderModel(T5Config(vocab_size=tok_2.vocab_size, **_TINY_FLUX_T5))
+    return dict(transformer=transformer, vae=vae, text_encoder=text, tokenizer=clip_tokenizer(), text_encoder_2=t5,
+                tokenizer_2=tok_2, scheduler=FlowMatchEulerDiscreteScheduler(**FLUX_SCHEDULER))
+
+
 def load_pipeline(pretrained: str = "tiny", revision: str | None = None, seed: int = 0, *,
                   lora: str | Path | None = None, unet: str | Path | None = None, any_pipeline: bool = False):
     """A ``StableDiffusionPipeline`` with a ``DDIMScheduler``: ``"tiny"`` / ``"sd2-base-random"``
@@ -150,9 +189,12 @@ def load_pipeline(pretrained: str = "tiny", revision: str | None = None, seed: i
     from diffusers import DDIMScheduler, DiffusionPipeline, StableDiffusionPipeline
 
     if pretrained in FLOW_KINDS:
-        from diffusers import StableDiffusion3Pipeline
+        from diffusers import FluxPipeline, StableDiffusion3Pipeline
 
-        pipe = StableDiffusion3Pipeline(**build_components(pretrained, seed=seed))
+        cls = FluxPipeline if pretrained == "tiny-flux" else StableDiffusion3Pipeline
+        # in eval mode, as from_pretrained leaves a model (tiny T5's dropout would make every encoding differ)
+        pipe = cls(**{k: v.eval() if isinstance(v, torch.nn.Module) else v
+                      for k, v in build_components(pretrained, seed=seed).items()})
     elif pretrained in RANDOM_KINDS:
         comps = build_components(pretrained, seed=seed)
         pipe = StableDiffusionPipeline(**comps, safety_checker=None, feature_extractor=None,
@@ -192,35 +234,49 @@ def load_pipeline(pretrained: str = "tiny", revision: str | None = None, seed: i
 
 
 def load_flow_pipeline(pretrained: str = "tiny-sd3", revision: str | None = None, seed: int = 0):
-    """A flow-matching pipeline for the flow trainers (Flow-GRPO, DiffusionNFT): ``"tiny-sd3"`` (random weights,
-    offline) or a Stable Diffusion 3 / 3.5 hub id or local folder, with its ``FlowMatchEulerDiscreteScheduler``.
-    FLUX.1 and other flow pipelines load for generation (`load_pipeline`'s ``any_pipeline``) but are refused here,
-    saying so: the trainer's sampler and training pass are written for SD3's transformer.
+    """A flow-matching pipeline for the flow trainers (Flow-GRPO, DiffusionNFT): ``"tiny-sd3"`` / ``"tiny-flux"``
+    (random weights, offline) or a Stable Diffusion 3 / 3.5 or FLUX.1 hub id or local folder, with its
+    ``FlowMatchEulerDiscreteScheduler``. Other flow pipelines load for generation (`load_pipeline`'s
+    ``any_pipeline``) but are refused here, saying so: the trainer's sampler and training pass are written for the
+    SD3 and FLUX transformers.
 
     >>> pipe = load_flow_pipeline("tiny-sd3")
     >>> type(pipe).__name__, type(pipe.scheduler).__name__, vae_scale(pipe)
     ('StableDiffusion3Pipeline', 'FlowMatchEulerDiscreteScheduler', 4)
+    >>> pipe = load_flow_pipeline("tiny-flux")
+    >>> type(pipe).__name__, pipe.transformer.config.guidance_embeds, vae_scale(pipe)
+    ('FluxPipeline', True, 4)
     """
-    from diffusers import FlowMatchEulerDiscreteScheduler, StableDiffusion3Pipeline
+    from diffusers import FlowMatchEulerDiscreteScheduler, FluxPipeline, StableDiffusion3Pipeline
 
     if pretrained in RANDOM_KINDS and pretrained not in FLOW_KINDS:
         raise ValueError(f"model.pretrained={pretrained} is a UNet pipeline (DDIM): the flow-matching algorithms "
                          f"need a flow-matching one, e.g. {FLOW_KINDS[0]} or stabilityai/stable-diffusion-3.5-medium")
     pipe = load_pipeline(pretrained, revision, seed, any_pipeline=True)
-    if not isinstance(pipe, StableDiffusion3Pipeline) or not isinstance(pipe.scheduler,
-                                                                         FlowMatchEulerDiscreteScheduler):
+    if not isinstance(pipe, (StableDiffusion3Pipeline, FluxPipeline)) or not isinstance(
+            pipe.scheduler, FlowMatchEulerDiscreteScheduler):
         raise ValueError(f"model.pretrained={pretrained} holds a {type(pipe).__name__} with a "
                          f"{type(pipe.scheduler).__name__}: the flow-matching trainers take Stable Diffusion 3 / 3.5 "
-                         "pipelines (StableDiffusion3Pipeline, FlowMatchEulerDiscreteScheduler); FLUX.1 generates in "
-                         "run-benchmark but does not train yet")
+                         "and FLUX.1 pipelines (StableDiffusion3Pipeline, FluxPipeline; "
+                         "FlowMatchEulerDiscreteScheduler); other pipelines generate in run-benchmark")
     return pipe
 
 
 def vae_scale(pipe) -> int:
     """How much an image side shrinks to a latent the denoiser's grid takes: the VAE's downsampling (8 for Stable
-    Diffusion, 2 for the tiny pipeline) times a transformer's patch size (SD3: 8 x 2; tiny-sd3: 2 x 2)."""
-    patch = getattr(getattr(pipe, "transformer", None), "config", None)
-    return 2 ** (len(pipe.vae.config.block_out_channels) - 1) * int(getattr(patch, "patch_size", None) or 1)
+    Diffusion, 2 for the tiny pipeline) times a transformer's patch size (SD3: 8 x 2; tiny-sd3: 2 x 2; FLUX packs
+    2 x 2 latents into a token: 8 x 2, tiny-flux 2 x 2)."""
+    transformer = getattr(pipe, "transformer", None)
+    return 2 ** (len(pipe.vae.config.block_out_channels) - 1) * _patch(type(transformer).__name__,
+                                                                       getattr(transformer, "config", None) or {})
+
+
+def _patch(cls_name: str, config: Any) -> int:
+    """A transformer's side of latent pixels per token: FLUX's packing (2), else its config's ``patch_size``."""
+    if cls_name.startswith("Flux"):
+        return 2
+    value = config.get("patch_size") if isinstance(config, dict) else getattr(config, "patch_size", None)
+    return int(value or 1)
 
 
 def vae_scale_before_loading(pretrained: str, revision: str | None = None) -> int | None:
@@ -229,11 +285,11 @@ def vae_scale_before_loading(pretrained: str, revision: str | None = None) -> in
     pipeline can tell (a hub id not in the cache).
 
     Example:
-        >>> [vae_scale_before_loading(k) for k in ("tiny", "sd2-base-random", "tiny-sd3")]
-        [2, 8, 4]
+        >>> [vae_scale_before_loading(k) for k in ("tiny", "sd2-base-random", "tiny-sd3", "tiny-flux")]
+        [2, 8, 4, 4]
     """
-    if pretrained == "tiny-sd3":
-        return 2 ** (len(_TINY_SD3_VAE["block_out_channels"]) - 1) * _TINY_SD3_TRANSFORMER["patch_size"]
+    if pretrained in ("tiny-sd3", "tiny-flux"):
+        return 2 ** (len(_TINY_SD3_VAE["block_out_channels"]) - 1) * 2
     if pretrained in RANDOM_KINDS:
         return 2 ** (len((_TINY_VAE if pretrained == "tiny" else SD2_BASE_VAE)["block_out_channels"]) - 1)
     vae = _config_before_loading(pretrained, "vae/config.json", revision)
@@ -241,9 +297,23 @@ def vae_scale_before_loading(pretrained: str, revision: str | None = None) -> in
         return None
     transformer = _config_before_loading(pretrained, "transformer/config.json", revision) or {}
     try:
-        return 2 ** (len(vae["block_out_channels"]) - 1) * int(transformer.get("patch_size") or 1)
+        return 2 ** (len(vae["block_out_channels"]) - 1) * _patch(str(transformer.get("_class_name", "")), transformer)
     except (ValueError, KeyError, TypeError):
         return None
+
+
+def flow_family_before_loading(pretrained: str, revision: str | None = None) -> str | None:
+    """``"flux"`` or ``"sd3"``: the transformer family of the flow pipeline ``pretrained`` names, read without
+    loading it (the built-in random pipelines, or the ``transformer/config.json`` of a local folder or of the hub
+    cache); None when only loading it can tell.
+
+    >>> flow_family_before_loading("tiny-flux"), flow_family_before_loading("tiny-sd3")
+    ('flux', 'sd3')
+    """
+    if pretrained in FLOW_KINDS:
+        return pretrained.removeprefix("tiny-")
+    name = str((_config_before_loading(pretrained, "transformer/config.json", revision) or {}).get("_class_name", ""))
+    return "flux" if name.startswith("Flux") else "sd3" if name.startswith("SD3") else None
 
 
 def _config_before_loading(pretrained: str, name: str, revision: str | None) -> dict | None:

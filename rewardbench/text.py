@@ -106,3 +106,24 @@ def truncation_notes(tokenizer, prompts: list[str], limit: int, counts: dict[str
                 counts.clear()
         out.append("" if n <= limit else f"prompt cut to the model limit: {limit} of its {n} tokens kept")
     return out
+
+
+def tiny_t5_tokenizer():
+    """A tiny T5-like ``tokenizers.Tokenizer`` (offline): Unigram over printable ASCII characters and a few words,
+    Metaspace pre-tokenizer, ``<pad>`` 0 / ``</s>`` 1 / ``<unk>`` 2, and ``</s>`` appended to every text as T5's
+    tokenizer does (the tiny CLIP-FlanT5 of the VQAScore tests, the tiny FLUX pipeline's T5).
+
+    >>> tok = tiny_t5_tokenizer()
+    >>> tok.encode("Yes").ids[-1] == 1, len(tok.encode("Yes").ids)
+    (True, 2)
+    """
+    from tokenizers import Tokenizer, pre_tokenizers, processors
+    from tokenizers.models import Unigram
+
+    words = ["▁Yes", "▁No", "▁yes", "▁the", "▁a", "▁USER", "▁ASSISTANT", "▁figure", "▁show"]
+    vocab = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("▁", -3.0)] + [(w, -1.0) for w in words]
+    vocab += [(chr(c), -5.0) for c in range(33, 127)]
+    tok = Tokenizer(Unigram(vocab, unk_id=2, byte_fallback=False))
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
+    tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
+    return tok

@@ -53,11 +53,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from rewardbench import Option, RewardModel, RewardOutput, RewardSpec, WeightSource, register_reward
+from rewardbench.text import tiny_t5_tokenizer
 from rewardbench.transforms import CLIP_MEAN, CLIP_STD, center_crop, normalize, resize_shorter
 from rewardbench.weights import load_state_dict, resolve_weights
 
 __all__ = ["CLIPFlanT5VQAScore", "CLIPFlanT5", "CLIP_T5_MODELS", "SYSTEM_MSG", "QUESTION_TEMPLATE", "pad_to_square",
-           "t5_chat", "tiny_t5_tokenizer"]
+           "t5_chat"]
 
 # t2v_metrics clip_t5_model.py default_question_template / default_answer_template, constants.SYSTEM_MSG
 QUESTION_TEMPLATE = 'Does this figure show "{}"? Please answer yes or no.'
@@ -101,27 +102,6 @@ def pad_to_square(x: torch.Tensor, colour: tuple[int, int, int] = PAD_COLOUR) ->
     top, left = (side - h) // 2, (side - w) // 2
     canvas[:, :, top:top + h, left:left + w] = x
     return canvas
-
-
-def tiny_t5_tokenizer():
-    """A tiny T5-like ``tokenizers.Tokenizer`` (offline): Unigram over printable ASCII characters and a few words,
-    Metaspace pre-tokenizer, ``<pad>`` 0 / ``</s>`` 1 / ``<unk>`` 2, and ``</s>`` appended to every text as FlanT5's
-    tokenizer does.
-
-    >>> tok = tiny_t5_tokenizer()
-    >>> tok.encode("Yes").ids[-1] == 1, len(tok.encode("Yes").ids)
-    (True, 2)
-    """
-    from tokenizers import Tokenizer, pre_tokenizers, processors
-    from tokenizers.models import Unigram
-
-    words = ["▁Yes", "▁No", "▁yes", "▁the", "▁a", "▁USER", "▁ASSISTANT", "▁figure", "▁show"]
-    vocab = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("▁", -3.0)] + [(w, -1.0) for w in words]
-    vocab += [(chr(c), -5.0) for c in range(33, 127)]
-    tok = Tokenizer(Unigram(vocab, unk_id=_UNK, byte_fallback=False))
-    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
-    tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", _EOS)])
-    return tok
 
 
 class CLIPFlanT5(nn.Module):

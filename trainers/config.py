@@ -266,8 +266,13 @@ def _check_flow(cfg: Config) -> None:
         raise ValueError(f"flow.ema_decay must lie in [0, 1) and flow.timestep_fraction in (0, 1], got {f.ema_decay} "
                          f"and {f.timestep_fraction}")
     if cfg.train.algorithm == "diffusion_nft" and cfg.sample.guidance_scale != 1:
-        raise ValueError(f"sample.guidance_scale={cfg.sample.guidance_scale}: DiffusionNFT samples and trains CFG-free "
-                         "(guidance 1)")
+        from rewardbench.benchmarks.pipelines import flow_family_before_loading
+
+        # FLUX.1's guidance is an embedding, not CFG: any value is CFG-free (a base not known before loading is
+        # checked again when it has loaded)
+        if flow_family_before_loading(cfg.model.pretrained, cfg.model.revision) == "sd3":
+            raise ValueError(f"sample.guidance_scale={cfg.sample.guidance_scale}: DiffusionNFT samples and trains "
+                             "CFG-free (guidance 1; FLUX.1's guidance embedding may take any value)")
     if f.nft_decay_type not in (0, 1, 2):
         raise ValueError(f"flow.nft_decay_type must be 0, 1 or 2, got {f.nft_decay_type}")
     if f.window_range and len(f.window_range) != 2:

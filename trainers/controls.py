@@ -105,11 +105,11 @@ def _flow_ode_images(config: Config, model: torch.nn.Module, prompts: list[str],
     """Images of ``prompts`` from a flow model's transformer by the deterministic flow ODE, fixed noise."""
     from rewardbench.benchmarks.pipelines import load_flow_pipeline
 
-    from .flow_sampling import encode_sd3, sample_flow
+    from .flow_sampling import encode_prompts, sample_flow
 
     m, s = config.model, config.sample
     pipe = load_flow_pipeline(m.pretrained, m.revision, m.tiny_seed)
-    text, neg = encode_sd3(pipe, prompts), encode_sd3(pipe, [s.negative_prompt])
+    text, neg = encode_prompts(pipe, prompts), encode_prompts(pipe, [s.negative_prompt])
     out = sample_flow(pipe, model, text, neg.expand(len(prompts)), num_steps=s.num_steps, resolution=m.resolution,
                       guidance_scale=s.guidance_scale, noise_level=0.0, window=(0, 0),
                       generator=torch.Generator().manual_seed(seed))

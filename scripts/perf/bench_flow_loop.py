@@ -71,8 +71,8 @@ def flow_grpo_structure(args) -> dict:
     from rewardbench.trainers.flow_math import EMA, group_advantages, kl_to_reference, sde_step_with_logprob
     from rewardbench.trainers.flow_sampling import (
         TextEmbeds,
-        decode_sd3,
-        encode_sd3,
+        decode_latents,
+        encode_prompts,
         prepare_transformer,
         schedule,
         velocity,
@@ -88,7 +88,7 @@ def flow_grpo_structure(args) -> dict:
     opt = torch.optim.AdamW(params, lr=tr.lr, betas=tuple(tr.adam_betas), weight_decay=tr.weight_decay,
                             eps=tr.adam_eps)
     ema = EMA(params, f.ema_decay, f.ema_every)
-    neg = encode_sd3(pipe, [""])
+    neg = encode_prompts(pipe, [""])
     timesteps, sigmas = schedule(pipe, s.num_steps, dev)
     n_train = int(s.num_steps * f.timestep_fraction)
     executor = ThreadPoolExecutor(max_workers=1)
@@ -102,7 +102,7 @@ def flow_grpo_structure(args) -> dict:
         batches = []
         for _ in range(n_batches):
             prompts = [PROMPTS[int(torch.randint(2, (1,), generator=g))] for _ in range(args.micro)]
-            text = encode_sd3(pipe, prompts)
+            text = encode_prompts(pipe, prompts)
             b = len(prompts)
             x = torch.randn((b, 4, args.resolution // 2, args.resolution // 2), generator=g)
             lat, logps = [x], []
@@ -114,7 +114,7 @@ def flow_grpo_structure(args) -> dict:
                     x = st.prev_sample
                     lat.append(x)
                     logps.append(st.log_prob)
-                images = decode_sd3(pipe, x)
+                images = decode_latents(pipe, x)
             batches.append({"prompts": prompts, "text": text, "latents": torch.stack(lat[:-1], 1),
                             "next": torch.stack(lat[1:], 1), "logp": torch.stack(logps, 1),
                             "reward": executor.submit(brightness, images, prompts)})

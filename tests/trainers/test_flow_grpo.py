@@ -125,9 +125,9 @@ def test_the_fast_window_lies_in_the_first_half_and_the_steps_before_it_are_dete
         assert part.log_probs.shape == (1, 2)
     assert starts == {0, 1}
     # before the window the steps are the deterministic (Euler) sampler's: the same latent from the same noise
-    from rewardbench.trainers.flow_sampling import encode_sd3, sample_flow
+    from rewardbench.trainers.flow_sampling import encode_prompts, sample_flow
 
-    text, neg = encode_sd3(algo.pipe, ["a cat"]), encode_sd3(algo.pipe, [""])
+    text, neg = encode_prompts(algo.pipe, ["a cat"]), encode_prompts(algo.pipe, [""])
     run = lambda a, window: sample_flow(algo.pipe, algo.model, text, neg, num_steps=6, resolution=32,  # noqa: E731
                                         guidance_scale=4.5, noise_level=a, window=window, sde_type="cps",
                                         generator=torch.Generator().manual_seed(1))

@@ -1,8 +1,10 @@
 """DiffusionNFT (Zheng et al., arXiv 2509.16117; code NVlabs/DiffusionNFT@24af555, scripts/train_nft_sd3.py) on
-Stable Diffusion 3 / 3.5: ``train.algorithm: diffusion_nft``.
+Stable Diffusion 3 / 3.5 and FLUX.1: ``train.algorithm: diffusion_nft``.
 
 SAMPLING   the old model (below) samples deterministically (the flow ODE, Euler steps; no log-probabilities) and,
            as DiffusionNFT's configs do, CFG-free (``sample.guidance_scale`` 1); only the clean latents x_0 are kept.
+           FLUX.1 (guidance-distilled, never two passes) samples and trains with its guidance embedding at
+           ``sample.guidance_scale`` (not DiffusionNFT's: its released code trains SD3.5 only).
 ADVANTAGES the shared loop's per prompt group (``train.group_advantages``, ``train.global_std``), clamped to ±5,
            mapped to the optimality probability r = clamp(A / 5 / 2 + 1/2, 0, 1) (trainers/flow_math.nft_reward).
 TRAINING   the forward process: for each sample, ``int(num_steps * flow.timestep_fraction)`` of the schedule's
@@ -38,7 +40,7 @@ from dataclasses import dataclass
 import torch
 
 from ..flow_math import nft_loss, nft_old_decay, nft_reward, trained_steps
-from ..flow_sampling import TextEmbeds, encode_sd3, sample_flow, velocity
+from ..flow_sampling import TextEmbeds, encode_prompts, is_flux, sample_flow, velocity
 from . import Optimization, UpdateStats
 from .flow_grpo import FlowModel
 
@@ -63,10 +65,16 @@ class _Targets:
 
 
 class DiffusionNFT(FlowModel):
-    """DiffusionNFT (see the module's docstring) on an SD3 pipeline, LoRA or full transformer."""
+    """DiffusionNFT (see the module's docstring) on an SD3 or FLUX pipeline, LoRA or full transformer."""
 
     def __init__(self, config, accelerator):
         super().__init__(config, accelerator)
+        if config.sample.guidance_scale != 1 and not is_flux(self.model):  # a base the config check could not read
+            from rewardbench.errors import UsageError
+
+            raise UsageError(f"sample.guidance_scale={config.sample.guidance_scale}: DiffusionNFT samples and trains "
+                             f"CFG-free (guidance 1), and {config.model.pretrained} is no FLUX.1 (whose guidance is "
+                             "an embedding)")
         self.old = [p.detach().clone() for p in self.params]  # the old (sampling) model's trainable weights
 
     def _kl_weight(self) -> float:
@@ -76,7 +84,7 @@ class DiffusionNFT(FlowModel):
     def sample(self, prompts: list[str], generator: torch.Generator) -> Iterator[NFTSamples]:
         s, m = self.config.sample, self.config.model
         self.model.eval()
-        text = encode_sd3(self.pipe, prompts)
+        text = encode_prompts(self.pipe, prompts)
         for lo in range(0, len(prompts), s.micro_batch_size):
             part = text[lo:lo + s.micro_batch_size]
             with self.swapped(self.old):
@@ -145,8 +153,9 @@ class DiffusionNFT(FlowModel):
         x_t = (1 - te) * samples.x0[:, None] + te * noise  # (B, S, C, h, w)
         v_old, v_ref = torch.empty_like(x_t), torch.empty_like(x_t) if f.nft_kl_beta > 0 else None
         self.model.eval()
-        for out, fn in ((v_old, lambda x, tj, text: velocity(self.model, x, tj, text, None, 1.0)),
-                        (v_ref, lambda x, tj, text: self.reference_velocity(x, tj, text, None, 1.0))):
+        g = self.plain_guidance
+        for out, fn in ((v_old, lambda x, tj, text: velocity(self.model, x, tj, text, None, g)),
+                        (v_ref, lambda x, tj, text: self.reference_velocity(x, tj, text, None, g))):
             if out is None:
                 continue
             with self.swapped(self.old if out is v_old else None), self.accelerator.autocast():
@@ -162,7 +171,7 @@ class DiffusionNFT(FlowModel):
         f, tr = self.config.flow, self.config.train
         x_t, t = targets.x_t[idx, j], targets.t[idx, j]
         with self.accelerator.autocast():
-            v = velocity(model, x_t, t * 1000.0, samples.text[idx], None, 1.0)
+            v = velocity(model, x_t, t * 1000.0, samples.text[idx], None, self.plain_guidance)
         loss, info = nft_loss(v, targets.v_old[idx, j], x_t, samples.x0[idx], t, r[idx], f.nft_beta,
                               tr.adv_clip_max)
         policy = loss.mean()

@@ -1,8 +1,9 @@
 """Flow-GRPO (Liu et al., arXiv 2505.05470; code yifan123/flow_grpo) and its Fast variant on Stable Diffusion 3 /
-3.5: ``train.algorithm: flow_grpo`` or ``flow_grpo_fast``.
+3.5 and FLUX.1: ``train.algorithm: flow_grpo`` or ``flow_grpo_fast``.
 
 SAMPLING   the flow-matching scheduler's steps made stochastic (Flow-GRPO's SDE, or its "cps" step, noise level
-           ``flow.noise_level``) with CFG as SD3 samples (``sample.guidance_scale``), keeping the latents before and
+           ``flow.noise_level``) with CFG as SD3 samples (``sample.guidance_scale``; FLUX.1: its guidance
+           embedding at that value, as Flow-GRPO's train_flux.py samples and trains), keeping the latents before and
            after each trained step and the step's log-probability (trainers/flow_sampling.py, trainers/flow_math.py).
            Flow-GRPO trains the first ``int(num_steps * flow.timestep_fraction)`` steps; Fast
            (``flow.window_size`` > 0) makes only a window of consecutive steps stochastic (its start drawn in
@@ -47,7 +48,8 @@ from ..ddpo_math import clipped_policy_loss
 from ..flow_math import EMA, kl_to_reference, sde_step_with_logprob, sde_window, trained_steps
 from ..flow_sampling import (
     TextEmbeds,
-    encode_sd3,
+    encode_prompts,
+    is_flux,
     prepare_transformer,
     sample_flow,
     save_transformer,
@@ -71,7 +73,7 @@ class FlowGRPOSamples:
 
 
 class FlowModel:
-    """What the flow algorithms share: the SD3 pipeline, the trainable transformer (LoRA or full), the reference
+    """What the flow algorithms share: the SD3 or FLUX pipeline, the trainable transformer (LoRA or full), the reference
     model, the EMA of the trained weights, the schedule, the pretraining loss and the export."""
 
     def __init__(self, config, accelerator):
@@ -87,8 +89,10 @@ class FlowModel:
             raise UsageError(f"model.resolution={m.resolution}: {problem}")
         self.params = prepare_transformer(self.pipe, m, self.device, self.weight_dtype)
         self.model = self.pipe.transformer
-        self.neg = encode_sd3(self.pipe, [config.sample.negative_prompt])  # (1, L, D), (1, P)
-        self.timesteps, self.sigmas = schedule(self.pipe, config.sample.num_steps, self.device)
+        self.neg = encode_prompts(self.pipe, [config.sample.negative_prompt])  # (1, L, D), (1, P)
+        self.timesteps, self.sigmas = schedule(self.pipe, config.sample.num_steps, self.device, m.resolution)
+        # a pass without CFG: SD3 unguided; FLUX with its guidance embedding at the sampling scale (guidance-distilled)
+        self.plain_guidance = config.sample.guidance_scale if is_flux(self.model) else 1.0
         # the reference of a full fine-tuning: a frozen copy of the base (LoRA: the adapters disabled)
         self.ref = copy.deepcopy(self.model).requires_grad_(False).eval() \
             if self._kl_weight() > 0 and not m.lora else None
@@ -124,12 +128,12 @@ class FlowModel:
         with torch.no_grad():
             z = vae.encode(pixels.to(self.device, vae.dtype)).latent_dist.sample()
             z = (z.float() - vae.config.shift_factor) * vae.config.scaling_factor
-            text = encode_sd3(self.pipe, captions)
+            text = encode_prompts(self.pipe, captions)
         noise = torch.randn(z.shape, generator=generator).to(self.device)
         sigma = torch.rand(z.shape[0], generator=generator).to(self.device)
         s = sigma.view(-1, 1, 1, 1)
         with self.accelerator.autocast():
-            pred = velocity(model, (1 - s) * z + s * noise, sigma * 1000, text, None, 1.0)
+            pred = velocity(model, (1 - s) * z + s * noise, sigma * 1000, text, None, self.plain_guidance)
         return torch.nn.functional.mse_loss(pred.float(), (noise - z).float())
 
     def save_weights(self, model: torch.nn.Module, dest: Path) -> Path:
@@ -167,13 +171,14 @@ class FlowModel:
 
 
 class FlowGRPO(FlowModel):
-    """Flow-GRPO and Flow-GRPO-Fast (see the module's docstring) on an SD3 pipeline, LoRA or full transformer."""
+    """Flow-GRPO and Flow-GRPO-Fast (see the module's docstring) on an SD3 or FLUX pipeline, LoRA or full
+    transformer."""
 
     #### SAMPLING ####
     def sample(self, prompts: list[str], generator: torch.Generator) -> Iterator[FlowGRPOSamples]:
         s, m, f = self.config.sample, self.config.model, self.config.flow
         self.model.eval()
-        text = encode_sd3(self.pipe, prompts)
+        text = encode_prompts(self.pipe, prompts)
         for lo in range(0, len(prompts), s.micro_batch_size):
             part = text[lo:lo + s.micro_batch_size]
             b = part.embeds.shape[0]
