@@ -2,7 +2,7 @@
 
 The built-in suites live in ``benchmarks/suites/*.yaml`` (``preference``, ``partiprompts``, ``drawbench``,
 ``diffusiondb``, ``hpdv2``, ``composition``, ``fairness``, ``diversity``, ``geneval``, ``geneval2``,
-``flow-grpo-ocr``); a path to a YAML file of the same form works too::
+``flow-grpo-ocr``, ``flow-grpo-pickscore``); a path to a YAML file of the same form works too::
 
     name: my-suite
     description: what it measures

@@ -174,6 +174,9 @@ class EvalConfig:
     prompts: int = 50  # the first N prompts of each of the suite's sources (the same at every evaluation)
     # None: the suite's, or 4 when a judge is a group reward (diversity, parity: evaluate.eval_images_per_prompt)
     images_per_prompt: int | None = None
+    # sampling steps of the evaluation's images; None: sample.num_steps (Flow-GRPO trains with few steps and
+    # evaluates with more: eval_num_steps 40 for SD3.5-M, 28 for FLUX.1-dev)
+    num_steps: int | None = None
     judges: tuple[str, ...] = ("aesthetic", "clipscore", "hpsv2", "vendi")  # besides the training rewards
     training_rewards: bool = True  # judge with every task's registered reward too
     baseline: bool = True  # also generate the base model's images: win rates against it, its means as reference
@@ -315,7 +318,7 @@ RANGES = {
     "tasks.batch_size": ">= 1", "tasks.images_per_prompt": ">= 1",
     "run.iterations": ">= 0", "run.checkpoint_every": ">= 0", "run.keep_checkpoints": ">= 1",
     "run.sample_every": ">= 0", "run.eval_every": ">= 0",
-    "eval.prompts": ">= 1", "eval.images_per_prompt": ">= 1", "eval.n_boot": ">= 1",
+    "eval.prompts": ">= 1", "eval.images_per_prompt": ">= 1", "eval.num_steps": ">= 1", "eval.n_boot": ">= 1",
     "flow.noise_level": ">= 0", "flow.window_size": ">= 0", "flow.window_range": "[0, 100000)",
     "flow.timestep_fraction": "> 0", "flow.kl_beta": ">= 0", "flow.optimizer_steps": ">= 1",
     "flow.ema_decay": ">= 0", "flow.ema_every": ">= 1", "flow.nft_beta": "> 0", "flow.nft_kl_beta": ">= 0",

@@ -129,9 +129,9 @@ def evaluate(config: Config, unet: torch.nn.Module, step: int, judges: list[str]
         baseline=f"base={_base_source(config)}" if e.baseline else None, paths=dict(config.run.prompt_paths),
         limit=e.prompts, images_per_prompt=eval_images_per_prompt(config, judges), judges=tuple(judges),
         random_weights=e.random_weights, seed=e.seed, n_boot=e.n_boot, plots=False, progress=False,
-        generation=GenerationSettings(steps=s.num_steps, guidance_scale=s.guidance_scale, resolution=m.resolution,
-                                      negative_prompt=s.negative_prompt, dtype=dtype, device=str(device),
-                                      batch_size=s.micro_batch_size),
+        generation=GenerationSettings(steps=e.num_steps or s.num_steps, guidance_scale=s.guidance_scale,
+                                      resolution=m.resolution, negative_prompt=s.negative_prompt, dtype=dtype,
+                                      device=str(device), batch_size=s.micro_batch_size),
         score_device=str(device))
     _reuse_base_images(root, Path(run.out), run)
     try:

@@ -1,7 +1,7 @@
-"""Flow-GRPO's held-out prompts for its SD3.5-M recipes: the ``flow-grpo-ocr`` prompt set and the ``flow-grpo-ocr``
-and ``geneval`` suites read small local files written here (Flow-GRPO's real files are downloaded by a user), and a
-recipe's ``run.prompt_paths`` names only prompt sources of its evaluation suite (run-benchmark refuses any other, which
-would stop training at its first evaluation)."""
+"""Flow-GRPO's held-out prompts for its SD3.5-M and FLUX recipes: the ``flow-grpo-ocr`` prompt set and the
+``flow-grpo-ocr``, ``flow-grpo-pickscore`` and ``geneval`` suites read small local files written here
+(Flow-GRPO's real files are downloaded by a user), and a recipe's ``run.prompt_paths`` names only prompt sources
+of its evaluation suite (run-benchmark refuses any other, which would stop training at its first evaluation)."""
 
 from __future__ import annotations
 
@@ -79,7 +79,9 @@ def test_a_recipes_prompt_paths_are_sources_of_its_eval_suite(recipe):
 
 
 @pytest.mark.parametrize("stem, suite, path", [("flow_grpo_ocr_sd35m", "flow-grpo-ocr", "ocr_test"),
-                                                ("flow_grpo_geneval_sd35m", "geneval", "geneval_test")])
+                                                ("flow_grpo_geneval_sd35m", "geneval", "geneval_test"),
+                                                ("flow_grpo_pickscore_sd35m", "flow-grpo-pickscore", "ocr_test"),
+                                                ("flow_grpo_pickscore_flux", "flow-grpo-pickscore", "ocr_test")])
 def test_flow_grpo_recipes_judge_their_held_out_prompts_while_training(stem, suite, path, request):
     """The recipe's evaluation, as trainers/evaluate.py resolves it, on a stand-in for the file it names."""
     from rewardbench.trainers.evaluate import eval_images_per_prompt, eval_judges
@@ -90,8 +92,11 @@ def test_flow_grpo_recipes_judge_their_held_out_prompts_while_training(stem, sui
     # each suite's one prompt set has the suite's name; the recipe points it at Flow-GRPO's file
     assert "flow_grpo/dataset" in task.prompts and "flow_grpo/dataset" in cfg.run.prompt_paths[suite]
     judges = eval_judges(cfg, [t.reward for t in cfg.tasks])
-    assert judges[0] == task.reward == {"flow-grpo-ocr": "ocr", "geneval": "geneval"}[suite]
-    assert eval_images_per_prompt(cfg, judges) == {"flow-grpo-ocr": 1, "geneval": 4}[suite]
+    assert judges[0] == task.reward == {"flow-grpo-ocr": "ocr", "geneval": "geneval",
+                                        "flow-grpo-pickscore": "pickscore"}[suite]
+    assert eval_images_per_prompt(cfg, judges) == {"flow-grpo-ocr": 1, "geneval": 4, "flow-grpo-pickscore": 1}[suite]
+    # Flow-GRPO evaluates with more sampling steps than it trains with (eval_num_steps)
+    assert cfg.eval.num_steps == (28 if "flux" in stem else 40) > cfg.sample.num_steps
     local = {name: str(request.getfixturevalue(path)) for name in cfg.run.prompt_paths}
     rows = resolve_prompts(load_benchmark_suite(cfg.eval.suite), local, limit=cfg.eval.prompts)
     assert len(rows) == 2

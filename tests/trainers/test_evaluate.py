@@ -101,3 +101,25 @@ def test_a_group_judge_gets_several_images_per_prompt_unless_told_otherwise():
     assert eval_images_per_prompt(plain, eval_judges(plain, ["jpeg-compressibility"])) == 1
     with pytest.raises(UsageError, match="eval.images_per_prompt=2"):
         eval_judges(load_config(None, ["run.eval_every=1", "eval.images_per_prompt=1"]), ["jpeg-compressibility"])
+
+
+@pytest.mark.parametrize("extra,steps", [([], 4), (["eval.num_steps=7"], 7)])
+def test_the_evaluation_samples_with_eval_num_steps_or_the_training_steps(tmp_path, monkeypatch, extra, steps):
+    """Flow-GRPO trains with few sampling steps and evaluates with more (eval_num_steps): eval.num_steps, when
+    set, is what run-benchmark generates the held-out images with."""
+    import pandas as pd
+    import torch
+
+    import rewardbench.trainers.evaluate as ev
+    from rewardbench.trainers.config import load_config
+
+    cfg = load_config(SMOKE, [f"run.output_dir={tmp_path}", "sample.num_steps=4", *extra])
+    seen = []
+
+    def rows(run):
+        seen.append(run.generation.steps)
+        return pd.DataFrame({"category": [], "judge": [], "model": [], "metric": []})
+    monkeypatch.setattr(ev, "_benchmark_rows", rows)
+    ev.evaluate(cfg, torch.nn.Linear(1, 1), 1, ["vendi"], torch.device("cpu"), 1,
+                lambda unet, dest: Path(dest).mkdir(parents=True))
+    assert seen == [steps]

@@ -12,6 +12,7 @@ from rewardbench.trainers.config import load_config
 from rewardbench.trainers.train import train
 
 QUIET = ["run.tensorboard=false", "run.progress=false", "run.sample_every=0", "model.pretrained=tiny-flux"]
+# (the SD3 recipes with model.pretrained=tiny-flux; trainers/recipes/flow_grpo_flux_tiny.yaml is run below)
 
 
 def _cfg(recipe, out, *extra):
@@ -52,7 +53,7 @@ def test_the_training_pass_recomputes_the_sampling_log_probabilities(tmp_path):
 
 
 @pytest.mark.parametrize("recipe,extra,weights", [
-    ("flow_grpo_tiny", ["sample.guidance_scale=3.5"], "pytorch_lora_weights.safetensors"),
+    ("flow_grpo_flux_tiny", [], "pytorch_lora_weights.safetensors"),
     ("diffusion_nft_tiny", ["model.lora=false", "sample.guidance_scale=3.5"], "transformer"),
 ])
 def test_flux_trains_and_its_weights_generate_on_the_flux_base(tmp_path, recipe, extra, weights):
