@@ -1,5 +1,6 @@
 """Learning evidence with controls for the flow-matching algorithms (Flow-GRPO, Flow-GRPO-Fast, DiffusionNFT) on the
-tiny random Stable Diffusion 3, on a CPU, and their reward gained per wall-clock second.
+tiny random Stable Diffusion 3 (or FLUX.1: ``--pretrained tiny-flux``), on a CPU, and their reward gained per
+wall-clock second.
 
 For each algorithm and seed, three runs of the real loop (`rewardbench.trainers.train`) share their prompts and
 noise (`rewardbench.trainers.controls.controlled_runs`): rewarded for brightness, for its negation, and with a
@@ -14,6 +15,8 @@ iteration, arm), ``flow_learning_curve.json`` (settings, final numbers, seconds)
     .venv/bin/python scripts/training/flow_learning_curve.py                          # the committed results
     .venv/bin/python scripts/training/flow_learning_curve.py --algorithms flow_grpo --seeds 0 --iterations 4 \\
         --out /tmp/flow_curve
+    .venv/bin/python scripts/training/flow_learning_curve.py --pretrained tiny-flux --guidance 3.5 \\
+        --out scripts/training/results/flux                                             # the FLUX results
 """
 
 from __future__ import annotations
@@ -41,11 +44,13 @@ def brightness(images, prompts):
 def config(args, algorithm: str, seed: int, out: Path):
     from rewardbench.trainers.config import load_config
 
+    # DiffusionNFT is CFG-free: guidance 1 on SD3; FLUX's guidance is an embedding, the same for every algorithm
+    nft_guidance = args.guidance if args.pretrained.startswith("tiny-flux") else 1.0
     extra = {"flow_grpo_fast": [f"flow.window_size={args.window}", f"sample.guidance_scale={args.guidance}"],
-             "diffusion_nft": ["sample.guidance_scale=1.0"],
+             "diffusion_nft": [f"sample.guidance_scale={nft_guidance}"],
              "flow_grpo": [f"sample.guidance_scale={args.guidance}"]}[algorithm]
     return load_config(None, [
-        f"train.algorithm={algorithm}", "model.pretrained=tiny-sd3", f"model.resolution={args.resolution}",
+        f"train.algorithm={algorithm}", f"model.pretrained={args.pretrained}", f"model.resolution={args.resolution}",
         "model.lora=true", f"model.lora_rank={args.lora_rank}", f"model.lora_alpha={args.lora_rank * 2}",
         "run.device=cpu", "run.tensorboard=false", "run.progress=false", f"sample.num_steps={args.steps}",
         f"run.iterations={args.iterations}", f"sample.batch_size={args.batch}", f"sample.micro_batch_size={args.batch}",
@@ -115,7 +120,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--batch", type=int, default=64, help="images per iteration (two prompts, half each)")
     p.add_argument("--resolution", type=int, default=8)
     p.add_argument("--steps", type=int, default=10, help="sampling steps")
-    p.add_argument("--guidance", type=float, default=1.0, help="CFG of the Flow-GRPO runs (DiffusionNFT: 1)")
+    p.add_argument("--pretrained", default="tiny-sd3", help="the tiny random flow model: tiny-sd3 or tiny-flux")
+    p.add_argument("--guidance", type=float, default=1.0,
+                   help="CFG of the Flow-GRPO runs (DiffusionNFT: 1); tiny-flux: the guidance embedding of every run")
     p.add_argument("--window", type=int, default=3, help="Flow-GRPO-Fast's window")
     p.add_argument("--lora-rank", type=int, default=4)
     p.add_argument("--lr", type=float, default=1e-3, help="(1e-2 overshoots: Adam's first steps are lr-sized)")
@@ -147,7 +154,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     pd.DataFrame(rows).to_csv(out / "flow_learning_curve.csv", index=False)
     result = {"settings": vars(args), "train_prompts": TRAIN_PROMPTS, "heldout_prompts": HELDOUT,
-              "weights": "tiny-sd3: random weights (seed 0), offline", "runs": summaries,
+              "weights": f"{args.pretrained}: random weights (seed 0), offline", "runs": summaries,
               "seconds": round(time.perf_counter() - t0, 1), "machine": platform.platform()}
     (out / "flow_learning_curve.json").write_text(json.dumps(result, indent=2))
     plot(rows, summaries, out / "flow_learning_curve.png")

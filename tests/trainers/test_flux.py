@@ -1,7 +1,8 @@
 """FLUX.1 in the flow trainers, on the tiny random FLUX (CPU): the deterministic sampler is FluxPipeline's own (the
 packed latents, the shifted schedule, the timestep as sigma, the guidance embedding), the training pass recomputes
-the sampling log-probabilities exactly (ratio 1 before any update), and Flow-GRPO (LoRA) and DiffusionNFT (every
-weight) train and export weights that run-benchmark's generator loads on the FLUX base."""
+the sampling log-probabilities exactly (ratio 1 before any update), and Flow-GRPO (LoRA; also on a bf16 transformer
+with gradient checkpointing) and DiffusionNFT (every weight) train and export weights that run-benchmark's generator
+loads on the FLUX base."""
 
 from __future__ import annotations
 
@@ -54,6 +55,8 @@ def test_the_training_pass_recomputes_the_sampling_log_probabilities(tmp_path):
 
 @pytest.mark.parametrize("recipe,extra,weights", [
     ("flow_grpo_flux_tiny", [], "pytorch_lora_weights.safetensors"),
+    ("flow_grpo_flux_tiny", ["model.mixed_precision=bf16", "model.gradient_checkpointing=true"],
+     "pytorch_lora_weights.safetensors"),
     ("diffusion_nft_tiny", ["model.lora=false", "sample.guidance_scale=3.5"], "transformer"),
 ])
 def test_flux_trains_and_its_weights_generate_on_the_flux_base(tmp_path, recipe, extra, weights):
