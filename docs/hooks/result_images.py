@@ -9,6 +9,7 @@ ROOT = Path(__file__).resolve().parents[2]
 IMAGES = {  # page-relative name in the site -> the committed file
     "results/learning_curve.png": "scripts/training/results/learning_curve.png",
     "results/flow_learning_curve.png": "scripts/training/results/flow_learning_curve.png",
+    "results/flux_flow_learning_curve.png": "scripts/training/results/flux/flow_learning_curve.png",
 }
 
 if __name__ == "<run_path>":  # mkdocs-gen-files runs this file with runpy.run_path
