@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import inspect
 import json
 import os
 import re
@@ -51,11 +52,18 @@ class GenerationSettings:
     dtype: str | None = None  # e.g. "fp16"/"bf16" (default float32)
     device: str | None = None  # default: a GPU if there is one
     batch_size: int = 8  # images per pipeline call (does not change the images: seeds are per image)
+    # text-encoder tokens of a pipeline that takes max_sequence_length (SD3's and FLUX's T5); None: the pipeline's
+    # default. The flow trainers' evaluation sets what they trained with (128, as Flow-GRPO), since FLUX attends to
+    # every padded token and its images change with the length
+    max_sequence_length: int | None = None
 
     def identity(self) -> dict[str, Any]:
         """What changes the images (the device and batch size do not, by design)."""
-        return {"steps": self.steps, "guidance_scale": self.guidance_scale, "resolution": self.resolution,
-                "negative_prompt": self.negative_prompt, "dtype": self.dtype or "float32"}
+        out = {"steps": self.steps, "guidance_scale": self.guidance_scale, "resolution": self.resolution,
+               "negative_prompt": self.negative_prompt, "dtype": self.dtype or "float32"}
+        if self.max_sequence_length is not None:  # only when set: earlier runs keep their identity
+            out["max_sequence_length"] = self.max_sequence_length
+        return out
 
 
 class DiffusersGenerator:
@@ -95,9 +103,12 @@ class DiffusersGenerator:
         same seed gives the same starting noise on every device)."""
         s, pipe = self.settings, self._pipeline()
         gens = [torch.Generator("cpu").manual_seed(int(x)) for x in seeds]
+        extra = {}
+        if s.max_sequence_length is not None and "max_sequence_length" in inspect.signature(pipe.__call__).parameters:
+            extra["max_sequence_length"] = s.max_sequence_length
         out = pipe(prompt=list(prompts), negative_prompt=[s.negative_prompt] * len(prompts),
                    num_inference_steps=s.steps, guidance_scale=s.guidance_scale, height=s.resolution,
-                   width=s.resolution, generator=gens, output_type="pt")
+                   width=s.resolution, generator=gens, output_type="pt", **extra)
         return out.images.float().clamp(0, 1).cpu()
 
 

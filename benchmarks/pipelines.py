@@ -77,7 +77,7 @@ _TINY_FLUX_TRANSFORMER = dict(patch_size=1, in_channels=16, num_layers=1, num_si
                               axes_dims_rope=(2, 2, 4), guidance_embeds=True)
 _TINY_FLUX_T5 = dict(d_model=32, d_kv=8, d_ff=37, num_layers=2, num_heads=4, relative_attention_num_buckets=8,
                      feed_forward_proj="gated-gelu", is_encoder_decoder=False, pad_token_id=0, eos_token_id=1,
-                     decoder_start_token_id=0)
+                     decoder_start_token_id=0, dropout_rate=0.0)
 # black-forest-labs/FLUX.1-dev scheduler/scheduler_config.json: dynamic shifting by the image's token count
 FLUX_SCHEDULER = dict(num_train_timesteps=1000, shift=3.0, use_dynamic_shifting=True, base_image_seq_len=256,
                       max_image_seq_len=4096, base_shift=0.5, max_shift=1.15)

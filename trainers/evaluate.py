@@ -96,6 +96,17 @@ def _base_source(config: Config) -> str:
     return m.pretrained
 
 
+def _text_tokens(config: Config) -> int | None:
+    """The T5 tokens the flow algorithms sample and train with (the evaluation's images use the same), else None."""
+    from .algorithms import algorithm_entry
+
+    if algorithm_entry(config.train.algorithm).sampler != "flow":
+        return None
+    from .flow_sampling import MAX_SEQUENCE_LENGTH
+
+    return MAX_SEQUENCE_LENGTH
+
+
 def _benchmark_rows(run):
     from rewardbench.benchmarks.run import run_benchmark
 
@@ -131,7 +142,8 @@ def evaluate(config: Config, unet: torch.nn.Module, step: int, judges: list[str]
         random_weights=e.random_weights, seed=e.seed, n_boot=e.n_boot, plots=False, progress=False,
         generation=GenerationSettings(steps=e.num_steps or s.num_steps, guidance_scale=s.guidance_scale,
                                       resolution=m.resolution, negative_prompt=s.negative_prompt, dtype=dtype,
-                                      device=str(device), batch_size=s.micro_batch_size),
+                                      device=str(device), batch_size=s.micro_batch_size,
+                                      max_sequence_length=_text_tokens(config)),
         score_device=str(device))
     _reuse_base_images(root, Path(run.out), run)
     try:

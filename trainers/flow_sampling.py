@@ -56,22 +56,24 @@ import torch
 from .flow_math import sde_step_with_logprob
 from .pipeline import make_trainable
 
-# Flow-GRPO's SD3 LoRA (scripts/train_sd3.py@ac4c86e; DiffusionNFT's train_nft_sd3.py@24af555 is the same):
-# r = 32, alpha = 64, Gaussian init, on the joint attention's projections of both streams
-SD3_LORA_TARGETS = ("attn.add_k_proj", "attn.add_q_proj", "attn.add_v_proj", "attn.to_add_out", "attn.to_k",
-                    "attn.to_out.0", "attn.to_q", "attn.to_v")
-# Flow-GRPO's FLUX LoRA (scripts/train_flux.py@74db691): r = 64, alpha = 128, Gaussian init, on the attention
-# projections of both streams and the double blocks' feed-forward layers
-FLUX_LORA_TARGETS = ("attn.to_k", "attn.to_q", "attn.to_v", "attn.to_out.0", "attn.add_k_proj", "attn.add_q_proj",
-                     "attn.add_v_proj", "attn.to_add_out", "ff.net.0.proj", "ff.net.2", "ff_context.net.0.proj",
-                     "ff_context.net.2")
 # Flow-GRPO's compute_text_embeddings: max_sequence_length=128 for the T5 tokens (train_sd3.py and train_flux.py)
 MAX_SEQUENCE_LENGTH = 128
 
 
+def unwrapped(model):
+    """The module inside the wrappers a training run puts around a transformer (``DistributedDataParallel``'s
+    ``module``, ``torch.compile``'s ``_orig_mod``); ``model`` itself when there are none."""
+    for attr in ("module", "_orig_mod"):
+        inner = getattr(model, attr, None)
+        if isinstance(inner, torch.nn.Module):
+            return unwrapped(inner)
+    return model
+
+
 def is_flux(obj) -> bool:
-    """Whether ``obj`` (a pipeline or a transformer) is FLUX.1's (``FluxPipeline``, ``FluxTransformer2DModel``)."""
-    return type(obj).__name__.startswith("Flux")
+    """Whether ``obj`` (a pipeline, or a transformer, wrapped for training or not) is FLUX.1's (``FluxPipeline``,
+    ``FluxTransformer2DModel``)."""
+    return type(unwrapped(obj)).__name__.startswith("Flux")
 
 
 @dataclass
@@ -141,7 +143,7 @@ def _flux_velocity(model, x: torch.Tensor, t: torch.Tensor, text: TextEmbeds, gu
     dtype = next(model.parameters()).dtype
     b, _, h, w = x.shape
     guidance = torch.full((b,), float(guidance_scale), device=x.device, dtype=torch.float32) \
-        if model.config.guidance_embeds else None
+        if unwrapped(model).config.guidance_embeds else None
     out = model(hidden_states=pack_latents(x).to(dtype), timestep=(t / 1000).to(dtype), guidance=guidance,
                 pooled_projections=text.pooled.to(dtype), encoder_hidden_states=text.embeds.to(dtype),
                 txt_ids=torch.zeros(text.embeds.shape[1], 3, device=x.device, dtype=dtype),
@@ -193,19 +195,21 @@ class FlowSamples:
 def schedule(pipe, num_steps: int, device: torch.device, resolution: int | None = None
              ) -> tuple[torch.Tensor, torch.Tensor]:
     """The scheduler's timesteps ``(num_steps,)`` and sigmas ``(num_steps + 1,)`` (the last 0), on ``device``.
-    FLUX (a scheduler with dynamic shifting) needs the ``resolution``: its shift ``mu`` grows with the image's
-    token count (diffusers' ``calculate_shift``, as Flow-GRPO's FLUX pipeline calls it)."""
+    FLUX: ``FluxPipeline``'s sigmas ``linspace(1, 1/n, n)``, shifted (a scheduler with dynamic shifting) by ``mu``,
+    which grows with the image's token count: it needs the ``resolution`` (diffusers' ``calculate_shift``, as
+    Flow-GRPO's FLUX pipeline calls it)."""
     sched = pipe.scheduler
-    c = sched.config
-    if c.get("use_dynamic_shifting"):
-        if resolution is None:
-            raise ValueError("this scheduler shifts its sigmas by the image size: give the resolution")
-        tokens = latent_size(pipe, resolution) ** 2 // 4  # the packed 2x2 patches
-        base, top = c.get("base_image_seq_len", 256), c.get("max_image_seq_len", 4096)
-        lo, hi = c.get("base_shift", 0.5), c.get("max_shift", 1.15)
-        mu = lo + (hi - lo) / (top - base) * (tokens - base)
-        sigmas = np.linspace(1.0, 1 / num_steps, num_steps)  # FluxPipeline's (and Flow-GRPO's) sigmas
-        sched.set_timesteps(num_steps, device=device, sigmas=sigmas, mu=mu)
+    if is_flux(pipe):
+        from diffusers.pipelines.flux.pipeline_flux import calculate_shift
+
+        c, mu = sched.config, None
+        if c.get("use_dynamic_shifting"):
+            if resolution is None:
+                raise ValueError("this scheduler shifts its sigmas by the image size: give the resolution")
+            tokens = latent_size(pipe, resolution) ** 2 // 4  # the packed 2x2 patches
+            mu = calculate_shift(tokens, c.get("base_image_seq_len", 256), c.get("max_image_seq_len", 4096),
+                                 c.get("base_shift", 0.5), c.get("max_shift", 1.15))
+        sched.set_timesteps(num_steps, device=device, sigmas=np.linspace(1.0, 1 / num_steps, num_steps), mu=mu)
     else:
         sched.set_timesteps(num_steps, device=device)
     return sched.timesteps.clone().float(), sched.sigmas.clone().float().to(device)
@@ -220,7 +224,8 @@ def latent_size(pipe, resolution: int) -> int:
 
 def latent_channels(model) -> int:
     """The latent channels a flow transformer denoises (FLUX's ``in_channels`` count packed 2x2 patches)."""
-    return model.config.in_channels // 4 if is_flux(model) else model.config.in_channels
+    channels = unwrapped(model).config.in_channels
+    return channels // 4 if is_flux(model) else channels
 
 
 @torch.no_grad()

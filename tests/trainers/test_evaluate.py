@@ -103,23 +103,26 @@ def test_a_group_judge_gets_several_images_per_prompt_unless_told_otherwise():
         eval_judges(load_config(None, ["run.eval_every=1", "eval.images_per_prompt=1"]), ["jpeg-compressibility"])
 
 
-@pytest.mark.parametrize("extra,steps", [([], 4), (["eval.num_steps=7"], 7)])
-def test_the_evaluation_samples_with_eval_num_steps_or_the_training_steps(tmp_path, monkeypatch, extra, steps):
+@pytest.mark.parametrize("recipe,extra,steps,tokens", [
+    (SMOKE, [], 4, None), (SMOKE, ["eval.num_steps=7"], 7, None),
+    (SMOKE.parent / "flow_grpo_tiny.yaml", ["eval.num_steps=7"], 7, 128)])
+def test_the_evaluation_samples_as_the_run_asks(tmp_path, monkeypatch, recipe, extra, steps, tokens):
     """Flow-GRPO trains with few sampling steps and evaluates with more (eval_num_steps): eval.num_steps, when
-    set, is what run-benchmark generates the held-out images with."""
+    set, is what run-benchmark generates the held-out images with; a flow run's images are conditioned on the 128
+    text tokens it trains with (FLUX's images change with the padding)."""
     import pandas as pd
     import torch
 
     import rewardbench.trainers.evaluate as ev
     from rewardbench.trainers.config import load_config
 
-    cfg = load_config(SMOKE, [f"run.output_dir={tmp_path}", "sample.num_steps=4", *extra])
+    cfg = load_config(recipe, [f"run.output_dir={tmp_path}", "sample.num_steps=4", *extra])
     seen = []
 
     def rows(run):
-        seen.append(run.generation.steps)
+        seen.append((run.generation.steps, run.generation.max_sequence_length))
         return pd.DataFrame({"category": [], "judge": [], "model": [], "metric": []})
     monkeypatch.setattr(ev, "_benchmark_rows", rows)
     ev.evaluate(cfg, torch.nn.Linear(1, 1), 1, ["vendi"], torch.device("cpu"), 1,
                 lambda unet, dest: Path(dest).mkdir(parents=True))
-    assert seen == [steps]
+    assert seen == [(steps, tokens)]

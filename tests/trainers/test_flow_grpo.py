@@ -158,12 +158,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _worker(rank, world, port, out, result_dir):
+def _worker(rank, world, port, out, result_dir, pretrained):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
                       WORLD_SIZE=str(world))
     torch.set_num_threads(1)
     res = train(_cfg(out, "run.iterations=2", "run.checkpoint_every=0", "sample.batch_size=4",
-                     "sample.images_per_prompt=2", "flow.kl_beta=0.04"))
+                     "sample.images_per_prompt=2", "flow.kl_beta=0.04", f"model.pretrained={pretrained}"))
     from accelerate import PartialState
 
     state = {n: p.detach().cpu().clone() for n, p in res["unet"].named_parameters() if p.requires_grad}
@@ -171,14 +171,15 @@ def _worker(rank, world, port, out, result_dir):
                os.path.join(result_dir, f"rank{rank}.pt"))
 
 
-def test_two_process_gloo_run(tmp_path):
+@pytest.mark.parametrize("pretrained", ["tiny-sd3", "tiny-flux"])  # FLUX: its transformer wrapped in DDP
+def test_two_process_gloo_run(tmp_path, pretrained):
     import torch.multiprocessing as mp
 
     out, res = tmp_path / "run", tmp_path / "res"
     res.mkdir()
-    mp.start_processes(_worker, args=(2, _free_port(), str(out), str(res)), nprocs=2, join=True,
+    mp.start_processes(_worker, args=(2, _free_port(), str(out), str(res), pretrained), nprocs=2, join=True,
                        start_method="spawn")
-    r0, r1 = (torch.load(res / f"rank{i}.pt", weights_only=False) for i in (0, 1))
+    r0, r1 = (torch.load(res / f"rank{i}.pt", weights_only=True) for i in (0, 1))
     assert r0["world"] == 2 == r1["world"]
     assert [h["reward_mean"] for h in r0["history"]] == [h["reward_mean"] for h in r1["history"]]
     assert [h["kl_loss"] for h in r0["history"]] == [h["kl_loss"] for h in r1["history"]]  # averaged
