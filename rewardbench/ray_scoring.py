@@ -47,6 +47,8 @@ from .service import RewardService, ServedReward
 from .wire import connect_ray, require_ray
 
 _ENGINES: dict[tuple, BatchEngine] = {}  # per Ray worker process: the batch engine of a run, built once
+# the local Ray a RayScorer of this process started, and how many open RayScorers use it: the last to close stops it
+_LOCAL_RAY = {"started": False, "users": 0}
 
 
 def _engine(service: str, names: tuple[str, ...], group_by: tuple | None) -> BatchEngine:
@@ -78,7 +80,8 @@ class RayScorer(Scorer):
     ``{name: value}``); ``num_cpus=None`` (the default) shares the cluster's free CPUs less a decoding task's among
     the replicas, at most one CPU each (three rewards on two CPUs: a third of a CPU each), so that every replica and a
     decoding task can be placed at once; asked for explicitly, a plan the cluster cannot hold is refused
-    (`ValueError`) before any model loads. ``decode_cpus``: CPUs of each decoding task; ``decode_tasks``: at most
+    (`ValueError`) before any model loads (``check_resources=False``: not checked, for a cluster an autoscaler will
+    grow). ``decode_cpus``: CPUs of each decoding task; ``decode_tasks``: at most
     this many decoding tasks at once (None: as many as the cluster's CPUs allow); ``address``: the Ray cluster
     (``"auto"``, ``"ray://HOST:PORT"``; a local one is started when none runs); ``seed``: `torch.manual_seed` in
     each reward actor before it builds its model (random weights equal to a local build after the same seed);
@@ -92,7 +95,8 @@ class RayScorer(Scorer):
                  device: str | None = None, dtype: str | None = None, pretrained: bool = True,
                  weights: Mapping[str, Any] | None = None, reward_config: Mapping[str, Mapping] | None = None,
                  address: str | None = "auto", window_batches: int = 256, timeout_s: float | None = 600.0,
-                 seed: int | None = None, service: str | None = None, **scorer_options: Any):
+                 seed: int | None = None, service: str | None = None, check_resources: bool = True,
+                 **scorer_options: Any):
         require_ray()
         names = [n.strip() for n in rewards.split(",")] if isinstance(rewards, str) else list(rewards)
         weights, reward_config = dict(weights or {}), dict(reward_config or {})
@@ -108,17 +112,21 @@ class RayScorer(Scorer):
         if decode_tasks is not None and int(decode_tasks) < 1:
             raise ValueError(f"decode_tasks={decode_tasks}: at least 1 (None: as many as the CPUs allow)")
         ray = require_ray()
-        self._started_ray = False
+        self._uses_local_ray = False
         if not ray.is_initialized():
             from .wire import NAMESPACE
 
+            _LOCAL_RAY.update(started=False, users=0)  # whatever a scorer started before is gone
             try:
                 connect_ray(address or "auto")
             except ConnectionError:
                 if address not in (None, "auto"):  # the cluster asked for, never a local one in its place
                     raise
                 ray.init(namespace=NAMESPACE, log_to_driver=False)  # no cluster running: a local one
-                self._started_ray = True  # stopped by `close`
+                _LOCAL_RAY["started"] = True  # stopped by the `close` of its last user
+        if _LOCAL_RAY["started"]:
+            _LOCAL_RAY["users"] += 1
+            self._uses_local_ray = True
         self.service = None
         self.decode_cpus, self.window_batches, self.timeout_s = float(decode_cpus), int(window_batches), timeout_s
         self.decode_tasks = None if decode_tasks is None else int(decode_tasks)
@@ -128,15 +136,15 @@ class RayScorer(Scorer):
             else:
                 self.service_name = f"rewardbench-score-{uuid.uuid4().hex[:8]}"
                 reps = {n: int(each(replicas, n) or 1) for n in canon}
-                if num_cpus is None or (isinstance(num_cpus, Mapping) and num_cpus.get("*") is None
-                                        and set(canon) - set(num_cpus)):
-                    share = replica_cpus(ray.available_resources().get("CPU", 0.0), sum(reps.values()), decode_cpus)
-                    num_cpus = {"*": share, **(num_cpus or {})}
-                served = [ServedReward(n, replicas=reps[n], num_cpus=float(each(num_cpus, n)),
+                given = {n: float(each(num_cpus, n)) for n in canon
+                         if num_cpus is not None and each(num_cpus, n) is not None}
+                cpus = plan_cpus(reps, given, ray.available_resources().get("CPU", 0.0), decode_cpus)
+                served = [ServedReward(n, replicas=reps[n], num_cpus=cpus[n],
                                        num_gpus=float(each(num_gpus, n)), device=device, dtype=dtype,
                                        pretrained=pretrained, weights=w.get(n), config=cfg.get(n, {}), seed=seed)
                           for n in canon]
-                self.service = RewardService(served, name=self.service_name, reserve_cpus=decode_cpus).start()
+                self.service = RewardService(served, name=self.service_name, reserve_cpus=decode_cpus,
+                                             check_resources=check_resources).start()
         except BaseException:
             self._stop_ray()
             raise
@@ -198,8 +206,10 @@ class RayScorer(Scorer):
         return processed, ok
 
     def close(self) -> None:
-        """Stop this run's reward service, a local Ray this scorer started (a cluster it connected to, or a Ray the
-        caller started, is left running), and what `rewardbench.Scorer.close` tears down."""
+        """Stop this run's reward service, the local Ray a RayScorer started when no other open RayScorer of this
+        process uses it (a cluster it connected to, or a Ray the caller started, is left running; so is one another
+        caller uses beside a RayScorer that started it: start Ray yourself to keep it), and what
+        `rewardbench.Scorer.close` tears down."""
         if getattr(self, "service", None) is not None:
             self.service.shutdown()
             self.service = None
@@ -207,9 +217,29 @@ class RayScorer(Scorer):
         super().close()
 
     def _stop_ray(self) -> None:
-        if getattr(self, "_started_ray", False):
+        if not getattr(self, "_uses_local_ray", False):
+            return
+        self._uses_local_ray = False
+        _LOCAL_RAY["users"] -= 1
+        if _LOCAL_RAY["users"] <= 0 and _LOCAL_RAY["started"]:
+            _LOCAL_RAY.update(started=False, users=0)
             require_ray().shutdown()
-            self._started_ray = False
+
+
+def plan_cpus(replicas: Mapping[str, int], given: Mapping[str, float], free_cpus: float,
+              decode_cpus: float = 1.0) -> dict[str, float]:
+    """Each reward's CPUs per replica: as ``given``, and for the others the free CPUs less the given ones' and a
+    decoding task's, shared among their replicas (`replica_cpus`).
+
+    >>> plan_cpus({"a": 1, "b": 1, "c": 1}, {}, free_cpus=2)
+    {'a': 0.333, 'b': 0.333, 'c': 0.333}
+    >>> plan_cpus({"a": 1, "b": 2, "c": 1}, {"a": 0.5}, free_cpus=4)   # (4 - 0.5 - 1) / 3 replicas
+    {'a': 0.5, 'b': 0.833, 'c': 0.833}
+    """
+    rest = [n for n in replicas if n not in given]
+    left = free_cpus - sum(replicas[n] * given[n] for n in given)
+    share = replica_cpus(left, sum(replicas[n] for n in rest), decode_cpus) if rest else 0.0
+    return {n: float(given[n]) if n in given else share for n in replicas}
 
 
 def replica_cpus(cluster_cpus: float, n_replicas: int, decode_cpus: float = 1.0) -> float:

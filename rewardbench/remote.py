@@ -56,8 +56,9 @@ class RayTransport:
 
     After a redeploy (the service stopped and started again under its name, e.g. a new ``rewardbench serve``), a
     call that finds its replicas gone looks the service up again and is sent once more to the new replicas, when
-    they serve the same model (parameter fingerprint, weights, build); a service now serving another model is a
-    `RemoteRewardError` saying so, never scores from other weights than the ones this client reported."""
+    they serve the same model (spec, parameter fingerprint, weights, build, rewardbench version); a service now
+    serving another model is a `RemoteRewardError` saying so, never scores from other weights than the ones this
+    client reported."""
 
     def __init__(self, address: str = "auto", service: str = SERVICE_NAME):
         self.ray = connect_ray(address)
@@ -114,12 +115,17 @@ class RayTransport:
         except (ValueError, self.ray.exceptions.RayError):
             return False  # no service under that name now (or it is going away): the caller's error stands
         old = self._infos[name]
-        if (tuple(info.fingerprint), tuple(info.provenance), info.build) != \
-                (tuple(old.fingerprint), tuple(old.provenance), old.build):
+        if _served_model(info) != _served_model(old):
             raise RemoteRewardError(f"{name}: the reward service {self.service!r} was redeployed with another model "
                                     f"(built {info.build}, was {old.build}): load the reward again to use it")
         self.directory, self._replicas[name] = directory, itertools.cycle(handles)
         return True
+
+
+def _served_model(info: ServedInfo) -> tuple:
+    """What makes a served reward the model a client took it for: everything a service tells of it but how many
+    replicas serve it (the build includes the rewardbench version, so changed code is another model too)."""
+    return (info.name, info.spec, tuple(info.fingerprint), tuple(info.provenance), info.takes_uint8, info.build)
 
 
 def open_transport(address: str, service: str = SERVICE_NAME):

@@ -50,6 +50,7 @@ from typing import Any
 
 import numpy as np
 
+from . import __version__
 from .errors import UsageError
 from .wire import NAMESPACE, SERVICE_NAME, ServedInfo, connect_ray, output_to_reply
 
@@ -161,7 +162,8 @@ def check_fits(rewards: Sequence[ServedReward], cluster: dict[str, float], reser
     ...
     rewardbench.errors.UsageError: the service asks for 3 CPUs (nsfw 2 x 1, ocr 1 x 1) but the cluster has 2: ...
     """
-    for key, attr, flag in (("CPU", "num_cpus", "--num-cpus"), ("GPU", "num_gpus", "--num-gpus")):
+    for key, attr, flags in (("CPU", "num_cpus", ("--num-cpus", "--cpus-per-replica")),
+                             ("GPU", "num_gpus", ("--num-gpus", "--gpus-per-replica"))):
         asked = sum(r.replicas * getattr(r, attr) for r in rewards)
         reserve = reserve_cpus if key == "CPU" else 0.0
         have = float(cluster.get(key, 0.0))
@@ -171,8 +173,9 @@ def check_fits(rewards: Sequence[ServedReward], cluster: dict[str, float], reser
         extra = f" and {reserve:g} for decoding" if reserve else ""
         what = "CPUs" if key == "CPU" else "GPUs"
         raise UsageError(f"the service asks for {asked:g} {what} ({each}){extra} but the cluster has {have:g}: ask "
-                         f"for fewer replicas or a fraction of a {key} each (e.g. {attr}=0.5; rewardbench serve "
-                         f"{flag} 0.5)")
+                         f"for fewer replicas or a fraction of a {key} each ({attr}=0.5; on the command line "
+                         f"{flags[0]} 0.5 for serve, {flags[1]} 0.5 for score --engine ray), or skip this check "
+                         "for a cluster an autoscaler will grow (--no-resource-check)")
 
 
 # -- the actors -----------------------------------------------------------------------------------------------------
@@ -214,7 +217,7 @@ class RewardReplica:
                 name=name, spec=m.spec, provenance=tuple(m.provenance()), fingerprint=tuple(param_fingerprint(m)),
                 takes_uint8=bool(getattr(m, "takes_uint8", 0)),
                 build={"device": str(m.device), "dtype": str(m.dtype), "pretrained": served.pretrained,
-                       "weights": served.weights, "config": dict(served.config)},
+                       "weights": served.weights, "config": dict(served.config), "version": __version__},
                 replicas=served.replicas)
             for name, m in self.models.items()}
         self._queue: asyncio.Queue | None = None

@@ -210,3 +210,33 @@ def test_score_engine_ray_refuses_a_plan_the_cluster_cannot_hold_with_exit_2(clu
     r = CliRunner().invoke(score, [*base, "--num-workers", "0"])
     assert r.exit_code == 2 and "--num-workers 0 with --engine ray" in r.output, r.output
     assert not (tmp_path / "s.parquet.parts").exists()
+
+
+_TWO_SCORERS = """
+import ray, sys
+import rewardbench.ray_scoring as rs
+from rewardbench.ray_scoring import RayScorer
+
+def no_cluster(address):  # as on a machine where no Ray runs (this test's own cluster would be found)
+    raise ConnectionError(address)
+rs.connect_ray = no_cluster
+a = RayScorer("jpeg-compressibility", progress=False, address=None)   # no Ray running here: starts a local one
+b = RayScorer("jpeg-compressibility", progress=False, address=None)   # uses the same
+a.close()
+assert ray.is_initialized(), "closed under another scorer"
+res = b.run(sys.argv[1], out=sys.argv[2])
+b.close()
+assert not ray.is_initialized(), "the last scorer left its local Ray running"
+print("rows", len(res.table))
+"""
+
+
+def test_the_last_scorer_to_close_stops_the_local_ray_they_share(manifest, tmp_path):
+    """In a process of its own (no Ray running there): two scorers on the local Ray the first one started; closing
+    the first leaves it to the second, closing the second stops it."""
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-c", _TWO_SCORERS, str(manifest), str(tmp_path / "s.parquet")],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0 and "rows 15" in r.stdout, r.stderr[-3000:]

@@ -147,13 +147,16 @@ def summary_text(result) -> str:
 @click.option("--cpus-per-replica", default=None, type=click.FloatRange(min=0),
               help="--engine ray: CPUs of each reward actor (default: the cluster's free CPUs less a decoding task's, "
                    "shared among the actors, at most 1 each). A plan the cluster cannot hold exits 2.")
+@click.option("--no-resource-check", is_flag=True, help="--engine ray: do not refuse reward actors the cluster "
+              "cannot hold now (a cluster an autoscaler will grow).")
 @click.option("--service", default=None, metavar="NAME", help="--engine ray: use this running reward service "
               "(`rewardbench serve --name NAME`) instead of starting one for the run.")
 @json_option
 @no_progress_option
 def score(models, images, prompts, out, group_table, batch_size, max_batch_pixels, device, dtype, weights, configs,
           random_weights, group_by, allow_small_groups, num_workers, no_resume, no_retry_failed, overwrite,
-          content_hash, engine, address, replicas, gpus_per_replica, cpus_per_replica, service, as_json, no_progress):
+          content_hash, engine, address, replicas, gpus_per_replica, cpus_per_replica, no_resource_check, service,
+          as_json, no_progress):
     """Score images with one or more rewards; write one row per image (path as given, prompt, the
     input's other columns, a column per reward and its details, error) and print a summary (group
     rewards: over groups, each group once; the weights each reward ran with)."""
@@ -163,7 +166,8 @@ def score(models, images, prompts, out, group_table, batch_size, max_batch_pixel
     wmap, cfg = parse_weights(weights), parse_config(configs)
     ray_only = [f for f, v in (("--address", address), ("--service", service), ("--replicas", replicas != 1),
                                ("--gpus-per-replica", gpus_per_replica != 0),
-                               ("--cpus-per-replica", cpus_per_replica is not None)) if v]
+                               ("--cpus-per-replica", cpus_per_replica is not None),
+                               ("--no-resource-check", no_resource_check)) if v]
     if engine != "ray" and ray_only:
         usage_exit(f"{', '.join(ray_only)}: only with --engine ray")
     workers_given = click.get_current_context().get_parameter_source("num_workers").name != "DEFAULT"
@@ -186,6 +190,7 @@ def score(models, images, prompts, out, group_table, batch_size, max_batch_pixel
 
             scorer = RayScorer(list(plan.names), batch_size=batch_size, replicas=replicas, num_gpus=gpus_per_replica,
                                num_cpus=cpus_per_replica, decode_tasks=num_workers if workers_given else None,
+                               check_resources=not no_resource_check,
                                device=device, dtype=dtype, pretrained=not random_weights, weights=wmap,
                                reward_config=cfg, address=address, service=service, progress=not no_progress,
                                **bound)

@@ -92,6 +92,8 @@ def _non_negative(cast):
 @click.option("--num-cpus", multiple=True, metavar="[NAME=]X", help="CPUs per replica. Default 1.")
 @click.option("--num-gpus", multiple=True, metavar="[NAME=]X", help="GPUs per replica (fractions share one). "
               "Default 0.")
+@click.option("--no-resource-check", is_flag=True, help="Start even when the cluster cannot hold every replica now "
+              "(a cluster an autoscaler will grow); without it such a plan exits 2, saying what it asked for.")
 @click.option("--runtime-env", multiple=True, metavar="[NAME=]JSON",
               help='A Ray runtime environment for the replicas, e.g. \'hpsv3={"env_vars": {"HF_HOME": "/models"}}\'.')
 @click.option("--device", default=None, help="Where replicas run their model (default: their GPU if they have one).")
@@ -107,8 +109,8 @@ def _non_negative(cast):
               help="How long a replica waits for more requests before a forward pass.")
 @click.option("--detach", is_flag=True, help="Leave the service on the cluster and exit (needs a running cluster).")
 @json_option
-def serve(rewards, address, http_port, host, service, replicas, num_cpus, num_gpus, runtime_env, device, dtype,
-          weights, configs, random_weights, max_batch_size, batch_wait_ms, detach, as_json):
+def serve(rewards, address, http_port, host, service, replicas, num_cpus, num_gpus, no_resource_check, runtime_env,
+          device, dtype, weights, configs, random_weights, max_batch_size, batch_wait_ms, detach, as_json):
     """Serve rewards as Ray actors (batched requests of many callers, per-call timeouts, restarted replicas,
     per-reward errors), used through rewardbench.load_reward(NAME, remote=...) or the HTTP endpoint."""
     from rewardbench.preflight import check_reward_options
@@ -151,7 +153,7 @@ def serve(rewards, address, http_port, host, service, replicas, num_cpus, num_gp
         from rewardbench.wire import NAMESPACE
 
         ray.init(address=address, namespace=NAMESPACE, log_to_driver=False)
-    svc = RewardService(served, name=service, detached=detach).start()
+    svc = RewardService(served, name=service, detached=detach, check_resources=not no_resource_check).start()
     frontend = None
     try:
         if http_port is not None:
