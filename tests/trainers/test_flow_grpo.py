@@ -6,8 +6,6 @@ two processes (gloo) end with equal replicas."""
 from __future__ import annotations
 
 import csv
-import os
-import socket
 
 import pytest
 import torch
@@ -152,34 +150,18 @@ def test_usage_mistakes_are_refused_before_any_model_loads(tmp_path):
     assert not any(tmp_path.iterdir())
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+@pytest.mark.parametrize("extra", [
+    [],
+    ["model.pretrained=tiny-flux", "sample.guidance_scale=3.5"],  # FLUX: its transformer wrapped in DDP
+    ["train.algorithm=diffusion_nft", "sample.guidance_scale=1.0", "flow.optimizer_steps=2"],
+], ids=["flow_grpo", "flow_grpo-flux", "diffusion_nft"])
+def test_two_process_gloo_run(tmp_path, extra):
+    from .two_process import two_process_run
 
-
-def _worker(rank, world, port, out, result_dir, pretrained):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
-                      WORLD_SIZE=str(world))
-    torch.set_num_threads(1)
-    res = train(_cfg(out, "run.iterations=2", "run.checkpoint_every=0", "sample.batch_size=4",
-                     "sample.images_per_prompt=2", "flow.kl_beta=0.04", f"model.pretrained={pretrained}"))
-    from accelerate import PartialState
-
-    state = {n: p.detach().cpu().clone() for n, p in res["unet"].named_parameters() if p.requires_grad}
-    torch.save({"history": res["history"], "params": state, "world": PartialState().num_processes},
-               os.path.join(result_dir, f"rank{rank}.pt"))
-
-
-@pytest.mark.parametrize("pretrained", ["tiny-sd3", "tiny-flux"])  # FLUX: its transformer wrapped in DDP
-def test_two_process_gloo_run(tmp_path, pretrained):
-    import torch.multiprocessing as mp
-
-    out, res = tmp_path / "run", tmp_path / "res"
-    res.mkdir()
-    mp.start_processes(_worker, args=(2, _free_port(), str(out), str(res), pretrained), nprocs=2, join=True,
-                       start_method="spawn")
-    r0, r1 = (torch.load(res / f"rank{i}.pt", weights_only=True) for i in (0, 1))
+    out = tmp_path / "run"
+    r0, r1 = two_process_run(tmp_path / "res", RECIPE, [
+        *QUIET, f"run.output_dir={out}", "run.iterations=2", "run.checkpoint_every=0", "sample.batch_size=4",
+        "sample.images_per_prompt=2", "flow.kl_beta=0.04", *extra])
     assert r0["world"] == 2 == r1["world"]
     assert [h["reward_mean"] for h in r0["history"]] == [h["reward_mean"] for h in r1["history"]]
     assert [h["kl_loss"] for h in r0["history"]] == [h["kl_loss"] for h in r1["history"]]  # averaged

@@ -5,8 +5,6 @@ equal, and its options (task order, step mode, groups, per-task sizes, pretraini
 from __future__ import annotations
 
 import csv
-import os
-import socket
 
 import pytest
 import torch
@@ -176,41 +174,17 @@ def test_a_folder_holding_a_run_is_refused_and_a_truncated_checkpoint_skipped(tm
     assert again["history"][0]["reward_mean"] == first["history"][0]["reward_mean"]  # the same seed, from scratch
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _worker(rank, world, port, out, result_dir):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
-                      WORLD_SIZE=str(world))
-    torch.set_num_threads(1)
-    cfg = load_config(None, TINY + [f"run.output_dir={out}", "run.iterations=2", "sample.batch_size=2",
-                                    "sample.micro_batch_size=2", "train.micro_batch_size=2", "train.lr=1e-3",
-                                    "run.checkpoint_every=0", "run.sample_every=0", "tasks.0.name=jpeg",
-                                    "tasks.0.reward=jpeg-compressibility",
-                                    # judged once, on the main process, in a process of its own
-                                    "run.eval_every=2", "eval.suite=fairness", "eval.prompts=1",
-                                    "eval.images_per_prompt=2", "eval.judges=[]", "eval.n_boot=50"])
-    res = train(cfg)
-    from accelerate import PartialState
-
-    # this process's own replica of the trained weights (not the checkpoint, which rank 0 alone writes)
-    state = {n: p.detach().cpu().clone() for n, p in res["unet"].named_parameters() if p.requires_grad}
-    torch.save({"history": res["history"], "params": state, "world": PartialState().num_processes},
-               os.path.join(result_dir, f"rank{rank}.pt"))
-
-
 def test_two_process_gloo_run(tmp_path):
-    import torch.multiprocessing as mp
+    from .two_process import two_process_run
 
-    out, res = tmp_path / "run", tmp_path / "res"
-    res.mkdir()
-    mp.start_processes(_worker, args=(2, _free_port(), str(out), str(res)), nprocs=2, join=True,
-                       start_method="spawn")
-    r0 = torch.load(res / "rank0.pt", weights_only=False)
-    r1 = torch.load(res / "rank1.pt", weights_only=False)
+    out = tmp_path / "run"
+    r0, r1 = two_process_run(tmp_path / "res", None, TINY + [
+        f"run.output_dir={out}", "run.iterations=2", "sample.batch_size=2", "sample.micro_batch_size=2",
+        "train.micro_batch_size=2", "train.lr=1e-3", "run.checkpoint_every=0", "run.sample_every=0",
+        "tasks.0.name=jpeg", "tasks.0.reward=jpeg-compressibility",
+        # judged once, on the main process, in a process of its own
+        "run.eval_every=2", "eval.suite=fairness", "eval.prompts=1", "eval.images_per_prompt=2", "eval.judges=[]",
+        "eval.n_boot=50"])
     assert r0["world"] == 2 == r1["world"]
     # reward statistics are gathered: both ranks log the same mean/std over all 4 images
     assert [h["task"] for h in r0["history"]] == ["jpeg", "jpeg", "heldout/jpeg-compressibility"]
