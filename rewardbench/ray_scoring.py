@@ -28,6 +28,7 @@ Example (needs Ray; ``pip install 'rewardbench[ray]'``)::
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 import pickle
 import uuid
@@ -183,6 +184,10 @@ class RayScorer(Scorer):
                        file=sys.stderr)
         names = tuple(s.name for s in self.slots)
         processed = ok = 0
+        # the run's own progress bar (or none, --no-progress) in place of Ray Data's bars and per-dataset INFO lines
+        ray.data.DataContext.get_current().enable_progress_bars = False
+        data_log = logging.getLogger("ray.data")
+        level, data_log.level = data_log.level, max(data_log.level, logging.WARNING)
         try:
             while window := list(itertools.islice(batches, self.window_batches)):
                 ds = ray.data.from_items([{"rows": pickle.dumps(rows)} for rows in window])
@@ -198,6 +203,7 @@ class RayScorer(Scorer):
                     if bar is not None:
                         bar.update(len(rows))
         finally:
+            data_log.setLevel(level)
             writer.flush()
             if bar is not None:
                 bar.close()
