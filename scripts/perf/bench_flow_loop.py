@@ -1,6 +1,8 @@
-"""Flow-GRPO's throughput in our loop against Flow-GRPO's own training-loop structure, on the same tiny SD3.
+"""Flow-GRPO's throughput in our loop against Flow-GRPO's own training-loop structure, on the same tiny SD3 (or
+FLUX.1: ``--pretrained tiny-flux``, against the same structure as Flow-GRPO's ``scripts/train_flux.py``@74db691 has
+it, with FLUX's guidance embedding in place of CFG).
 
-Two arms on the same model (the tiny random SD3, LoRA), the same batch, steps, guidance and micro-batches:
+Two arms on the same model (the tiny random SD3 or FLUX, LoRA), the same batch, steps, guidance and micro-batches:
 
 - ``ours``: the real loop, ``rewardbench.trainers.train`` with ``train.algorithm=flow_grpo``;
 - ``flow_grpo_structure``: a re-implementation, written for this measurement, of the per-batch structure of
@@ -19,6 +21,8 @@ fastest iteration (the first dropped as warm-up; on a shared machine the fastest
 
     .venv/bin/python scripts/perf/bench_flow_loop.py --out scripts/perf/results/flow_loop_cpu.json
     .venv/bin/python scripts/perf/bench_flow_loop.py --batch 16 --steps 6 --iterations 4   # a quicker run
+    .venv/bin/python scripts/perf/bench_flow_loop.py --pretrained tiny-flux \\
+        --out scripts/perf/results/flow_loop_flux_cpu.json
 """
 
 from __future__ import annotations
@@ -42,7 +46,9 @@ def brightness(images, prompts, metadata=None):
 
 
 def overrides(args, out: str) -> list[str]:
-    return ["train.algorithm=flow_grpo", "model.pretrained=tiny-sd3", f"model.resolution={args.resolution}",
+    guidance = ["sample.guidance_scale=3.5"] if args.pretrained == "tiny-flux" else []  # FLUX: its embedding
+    return [*guidance, "train.algorithm=flow_grpo", f"model.pretrained={args.pretrained}",
+            f"model.resolution={args.resolution}",
             "model.lora=true", "model.lora_rank=4", "model.lora_alpha=8", "run.device=cpu", "run.tensorboard=false",
             "run.progress=false", f"sample.num_steps={args.steps}", f"sample.batch_size={args.batch}",
             f"sample.micro_batch_size={args.micro}", f"sample.images_per_prompt={args.batch // 2}",
@@ -73,6 +79,8 @@ def flow_grpo_structure(args) -> dict:
         TextEmbeds,
         decode_latents,
         encode_prompts,
+        latent_channels,
+        latent_size,
         prepare_transformer,
         schedule,
         velocity,
@@ -81,7 +89,7 @@ def flow_grpo_structure(args) -> dict:
     cfg = load_config(None, overrides(args, "unused"))
     s, f, tr = cfg.sample, cfg.flow, cfg.train
     torch.manual_seed(0)
-    pipe = load_flow_pipeline("tiny-sd3")
+    pipe = load_flow_pipeline(args.pretrained)
     dev = torch.device("cpu")
     params = prepare_transformer(pipe, cfg.model, dev)
     model = pipe.transformer
@@ -89,7 +97,8 @@ def flow_grpo_structure(args) -> dict:
                             eps=tr.adam_eps)
     ema = EMA(params, f.ema_decay, f.ema_every)
     neg = encode_prompts(pipe, [""])
-    timesteps, sigmas = schedule(pipe, s.num_steps, dev)
+    timesteps, sigmas = schedule(pipe, s.num_steps, dev, args.resolution)
+    side, channels = latent_size(pipe, args.resolution), latent_channels(model)
     n_train = int(s.num_steps * f.timestep_fraction)
     executor = ThreadPoolExecutor(max_workers=1)
     g = torch.Generator().manual_seed(0)
@@ -104,7 +113,7 @@ def flow_grpo_structure(args) -> dict:
             prompts = [PROMPTS[int(torch.randint(2, (1,), generator=g))] for _ in range(args.micro)]
             text = encode_prompts(pipe, prompts)
             b = len(prompts)
-            x = torch.randn((b, 4, args.resolution // 2, args.resolution // 2), generator=g)
+            x = torch.randn((b, channels, side, side), generator=g)
             lat, logps = [x], []
             with torch.no_grad():
                 for i, t in enumerate(timesteps):
@@ -171,6 +180,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--micro", type=int, default=4, help="images per sampling call and per training forward")
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--resolution", type=int, default=32)
+    p.add_argument("--pretrained", default="tiny-sd3", choices=["tiny-sd3", "tiny-flux"])
     p.add_argument("--iterations", type=int, default=4, help="the first is warm-up and dropped")
     p.add_argument("--repeats", type=int, default=3, help="each arm this many times, alternating")
     p.add_argument("--out", default=None)
@@ -183,7 +193,7 @@ def main(argv: list[str] | None = None) -> dict:
         results["flow_grpo_structure"].append(flow_grpo_structure(args))
     best = {arm: {k: max(r[k] for r in rs) for k in ("samples_per_s", "updates_per_s")} for arm, rs in results.items()}
     ratio = {k: best["ours"][k] / best["flow_grpo_structure"][k] for k in ("samples_per_s", "updates_per_s")}
-    report = {"settings": vars(args), "weights": "tiny-sd3: random weights (seed 0)", "runs": results,
+    report = {"settings": vars(args), "weights": f"{args.pretrained}: random weights (seed 0)", "runs": results,
               "best": best, "ours_over_flow_grpo_structure": ratio, "device": "cpu",
               "threads": torch.get_num_threads(), "machine": platform.platform()}
     print(json.dumps(report, indent=2))
