@@ -27,8 +27,8 @@ token, the probability of an answer token, or generated text. The core owns what
    causal decoder's text states depend on the image before them.
 
 Tiny configurations (`build_qwen_vl(..., tiny=True)`) are the same classes with two narrow layers per tower and
-a byte-level BPE tokenizer built here (`tiny_tokenizer`: the Qwen2 pre-tokenizer and the models' special tokens
-on a 256-byte alphabet plus a few merges), seeded from the judge's id: offline, deterministic, fast on a CPU.
+a byte-level BPE tokenizer (`rewards._vlm_build.tiny_tokenizer`: the Qwen2 pre-tokenizer and the models' special
+tokens on a 256-byte alphabet plus a few merges), seeded from the judge's id: offline, deterministic, fast on a CPU.
 
 Dtypes: ``load_reward(..., dtype="bfloat16")`` casts the model; pixels follow the vision tower's dtype and the
 judges read their numbers in float32 (logits ``.float()`` before the softmax, as ``generate`` does).
@@ -36,19 +36,18 @@ Placement: ``device_map="auto"`` (a judge option) loads a 7B+ model across every
 ``from_pretrained(device_map=...)``, accelerate's placement, decoder layers kept whole); the judge then stays where
 it was placed (`QwenVL` ignores later device moves, dtype casts still apply). See `load_qwen_vl`.
 
-This module is longer than 500 lines because the five parts above are one contract: the padded forward, the
-positions and the generation loop must agree token for token with what the template and the image layout produce,
-and a judge's parity with its official code is tested through all of them at once.
+Where the parts live: the families, the chat template, the image's size and patch layout and the positions (parts
+1 and 2, and the positions of part 3) in `rewards._vlm_inputs`; the tokenizers and tiny configurations in
+`rewards._vlm_build`; here `QwenVL` (parts 3 to 5), its builders (`build_qwen_vl`, `load_qwen_vl`) and the
+probabilities a judge reads (`answer_probability`, `next_token_probs`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import inspect
-import math
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -56,325 +55,34 @@ import torch.nn.functional as F
 from torch import nn
 
 from rewardbench.spec import Option
-from rewardbench.transforms import CLIP_MEAN, CLIP_STD, normalize, resize
+from rewardbench.transforms import normalize, resize
 
-__all__ = ["Family", "FAMILIES", "PixelBudget", "smart_resize", "chat_text", "patchify", "mrope_positions",
-           "sequential_positions", "pil_resize", "torchvision_resize", "tiny_tokenizer", "load_tokenizer",
-           "build_qwen_vl", "load_qwen_vl", "QwenVL", "answer_probability", "next_token_probs", "EOS_TOKENS",
-           "VLM_OPTIONS"]
+from ._vlm_build import tiny_config, tiny_tokenizer
+from ._vlm_inputs import (
+    EOS_TOKENS,
+    FAMILIES,
+    IMAGE_PAD,
+    PAD_TOKEN,
+    Family,
+    PixelBudget,
+    chat_text,
+    mrope_positions,
+    patchify,
+    pil_resize,
+    sequential_positions,
+    smart_resize,
+    torchvision_resize,
+)
 
-# The special tokens of the Qwen2-VL / Qwen2.5-VL / Qwen3-VL tokenizers, in their id order (tokenizer.json
-# "added_tokens" of Qwen/Qwen2-VL-7B-Instruct: <|endoftext|> 151643 ... <|video_pad|> 151656).
-SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>",
-                  "<|box_start|>", "<|box_end|>", "<|quad_start|>", "<|quad_end|>", "<|vision_start|>",
-                  "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>")
-# generation_config.json of the Qwen2-VL / Qwen2.5-VL / Qwen3-VL instruct models: eos_token_id [151645, 151643]
-EOS_TOKENS = ("<|im_end|>", "<|endoftext|>")
-PAD_TOKEN = "<|endoftext|>"  # tokenizer_config.json pad_token of the same models
-IMAGE_PAD = "<|image_pad|>"
-# transformers models/qwen2/tokenization_qwen2.py PRETOKENIZE_REGEX (= the "Split" pre-tokenizer of the models'
-# tokenizer.json)
-PRETOKENIZE_REGEX = (r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|"""
-                     r"""\s*[\r\n]+|\s+(?!\S)|\s+""")
+# the last four are rewards._vlm_inputs' and rewards._vlm_build's, re-exported for the tests that reach them as _vlm.*
+__all__ = ["build_qwen_vl", "load_qwen_vl", "QwenVL", "answer_probability", "next_token_probs", "VLM_OPTIONS",
+           "PixelBudget", "smart_resize", "chat_text", "tiny_tokenizer"]
 
 # the options every Qwen-VL judge takes
 VLM_OPTIONS = {"tiny": Option(bool, False, "a tiny random architecture (tests)"),
                "device_map": Option(str, None, "spread a large model over the visible GPUs when its weights load "
                                                "(transformers/accelerate device_map)", optional=True,
                                     choices=("auto", "balanced", "balanced_low_0", "sequential"))}
-
-_TINY = dict(hidden=32, layers=2, heads=2, intermediate=64)
-
-
-@dataclass(frozen=True)
-class Family:
-    """A transformers Qwen-VL architecture: its classes, its image processor's constants, its chat template's
-    default system turn and a tiny configuration (flat ``config.json`` keys, token ids filled in by the builder)."""
-
-    key: str
-    model_class: str
-    patch_size: int
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    default_system: str | None
-    tiny: dict[str, Any] = field(default_factory=dict)
-    merge_size: int = 2  # preprocessor_config.json merge_size / vision_config spatial_merge_size
-    temporal_patch_size: int = 2
-
-    @property
-    def factor(self) -> int:
-        """The side of one merged patch in pixels: sides are resized to multiples of it."""
-        return self.patch_size * self.merge_size
-
-    def config_class(self):
-        import transformers
-
-        return getattr(transformers, self.model_class.replace("ForConditionalGeneration", "Config"))
-
-    def model_cls(self):
-        import transformers
-
-        return getattr(transformers, self.model_class)
-
-
-_TEXT_TINY = dict(hidden_size=_TINY["hidden"], num_hidden_layers=_TINY["layers"],
-                  num_attention_heads=_TINY["heads"], num_key_value_heads=1, intermediate_size=_TINY["intermediate"],
-                  max_position_embeddings=4096, rms_norm_eps=1e-6, rope_theta=1000000.0, tie_word_embeddings=False,
-                  hidden_act="silu")
-# head_dim 16 -> 8 rotary frequencies split over (temporal, height, width) as the 7B configs split 64 as (16, 24, 24)
-_MROPE = {"type": "mrope", "mrope_section": [2, 3, 3]}
-
-FAMILIES: dict[str, Family] = {
-    # Qwen/Qwen2-VL-7B-Instruct: preprocessor_config.json patch_size 14, merge_size 2, temporal_patch_size 2,
-    # OpenAI CLIP mean/std; chat_template.json's default system turn
-    "qwen2_vl": Family(
-        "qwen2_vl", "Qwen2VLForConditionalGeneration", 14, CLIP_MEAN, CLIP_STD, "You are a helpful assistant.",
-        tiny=dict(_TEXT_TINY, rope_scaling=_MROPE,
-                  vision_config=dict(depth=_TINY["layers"], embed_dim=_TINY["hidden"], num_heads=_TINY["heads"],
-                                     mlp_ratio=2, hidden_size=_TINY["hidden"], patch_size=14, spatial_merge_size=2,
-                                     temporal_patch_size=2))),
-    # Qwen/Qwen2.5-VL-7B-Instruct: the same processor constants and chat template as Qwen2-VL
-    "qwen2_5_vl": Family(
-        "qwen2_5_vl", "Qwen2_5_VLForConditionalGeneration", 14, CLIP_MEAN, CLIP_STD, "You are a helpful assistant.",
-        tiny=dict(_TEXT_TINY, rope_scaling=_MROPE,
-                  vision_config=dict(depth=_TINY["layers"], hidden_size=_TINY["hidden"], num_heads=_TINY["heads"],
-                                     intermediate_size=_TINY["intermediate"], out_hidden_size=_TINY["hidden"],
-                                     patch_size=14, spatial_merge_size=2, temporal_patch_size=2, window_size=56,
-                                     fullatt_block_indexes=[1], tokens_per_second=2, hidden_act="silu"))),
-    # Qwen/Qwen3-VL-8B-Instruct: preprocessor_config.json patch_size 16, merge_size 2, mean = std = 0.5; its chat
-    # template has no default system turn
-    "qwen3_vl": Family(
-        "qwen3_vl", "Qwen3VLForConditionalGeneration", 16, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), None,
-        tiny=dict(text_config=dict(_TEXT_TINY, head_dim=16, rope_scaling=dict(
-                      rope_type="default", mrope_section=[2, 3, 3], mrope_interleaved=True)),
-                  vision_config=dict(depth=_TINY["layers"], hidden_size=_TINY["hidden"], num_heads=_TINY["heads"],
-                                     intermediate_size=_TINY["intermediate"], out_hidden_size=_TINY["hidden"],
-                                     patch_size=16, spatial_merge_size=2, temporal_patch_size=2,
-                                     num_position_embeddings=64, deepstack_visual_indexes=[0]),
-                  tie_word_embeddings=False)),
-}
-
-
-# ---------------------------------------------------------------------------------------------
-# the pixel budget and the patch layout
-
-
-@dataclass(frozen=True)
-class PixelBudget:
-    """How many pixels an image is resized to: ``smart_resize``'s ``min_pixels`` / ``max_pixels``."""
-
-    min_pixels: int
-    max_pixels: int
-
-    def __post_init__(self) -> None:
-        if not 0 < self.min_pixels <= self.max_pixels:
-            raise ValueError(f"PixelBudget needs 0 < min_pixels <= max_pixels, "
-                             f"got {self.min_pixels}, {self.max_pixels}")
-
-
-MAX_RATIO = 200  # qwen-vl-utils vision_process.py MAX_RATIO
-
-
-def smart_resize(height: int, width: int, factor: int, min_pixels: int, max_pixels: int) -> tuple[int, int]:
-    """The resized (height, width): both multiples of ``factor``, the pixel count within [min_pixels, max_pixels],
-    the aspect ratio kept as closely as possible (qwen-vl-utils 0.0.14 ``vision_process.smart_resize``, the same
-    formula as transformers' ``qwen2_vl.image_processing_qwen2_vl.smart_resize`` and HPSv3's
-    ``hpsv3/dataset/utils.py``).
-
-    Example:
-        >>> smart_resize(512, 512, 28, 256 * 28 * 28, 256 * 28 * 28)  # HPSv3's fixed budget
-        (448, 448)
-        >>> smart_resize(1024, 768, 32, 4 * 32 * 32, 16384 * 32 * 32)  # qwen-vl-utils' default, Qwen3-VL
-        (1024, 768)
-    """
-    if max(height, width) / min(height, width) > MAX_RATIO:
-        raise ValueError(f"absolute aspect ratio must be smaller than {MAX_RATIO}, "
-                         f"got {max(height, width) / min(height, width)}")
-    h_bar = max(factor, round(height / factor) * factor)
-    w_bar = max(factor, round(width / factor) * factor)
-    if h_bar * w_bar > max_pixels:
-        beta = math.sqrt((height * width) / max_pixels)
-        h_bar = math.floor(height / beta / factor) * factor
-        w_bar = math.floor(width / beta / factor) * factor
-    elif h_bar * w_bar < min_pixels:
-        beta = math.sqrt(min_pixels / (height * width))
-        h_bar = math.ceil(height * beta / factor) * factor
-        w_bar = math.ceil(width * beta / factor) * factor
-    return h_bar, w_bar
-
-
-def patchify(x: torch.Tensor, patch_size: int, merge_size: int = 2,
-             temporal_patch_size: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
-    """Normalised images ``[B,C,H,W]`` (sides multiples of patch x merge) → ``pixel_values``
-    ``[B*gh*gw, C*T*p*p]`` and ``image_grid_thw`` ``[B,3]``, the layout of transformers' ``Qwen2VLImageProcessor``
-    for one image: the frame repeated to ``temporal_patch_size`` frames, patches ordered by 2x2 merge window
-    (``reshape(t, T, C, gh/m, m, p, gw/m, m, p).transpose(0, 3, 6, 4, 7, 2, 1, 5, 8)``)."""
-    b, c, h, w = x.shape
-    p, m, t = patch_size, merge_size, temporal_patch_size
-    gh, gw = h // p, w // p
-    if gh * p != h or gw * p != w or gh % m or gw % m:
-        raise ValueError(f"image sides {h}x{w} are not multiples of patch x merge = {p * m}")
-    frames = x[:, None].expand(b, t, c, h, w)  # (B, T, C, H, W): one image is T identical frames
-    patches = frames.reshape(b, t, c, gh // m, m, p, gw // m, m, p)
-    patches = patches.permute(0, 3, 6, 4, 7, 2, 1, 5, 8)  # (B, gh/m, gw/m, m, m, C, T, p, p)
-    pixel_values = patches.reshape(b * gh * gw, c * t * p * p)
-    grid = torch.tensor([[1, gh, gw]] * b, dtype=torch.long, device=x.device)
-    return pixel_values, grid
-
-
-def pil_resize(pixels: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """``[B,3,H,W]`` in [0, 1] → ``[B,3,h,w]``: rounded to uint8 and resized by PIL's bicubic filter (``Image.resize``'s
-    default for RGB), as qwen-vl-utils' ``fetch_image`` and HPSv3's ``fetch_image`` resize; float in [0, 1] again."""
-    import numpy as np
-    from PIL import Image
-
-    h, w = size
-    arr = (pixels.detach().float() * 255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-    out = np.stack([np.asarray(Image.fromarray(a).resize((w, h), Image.BICUBIC)) for a in arr])
-    return torch.from_numpy(out).permute(0, 3, 1, 2).float().div(255).to(pixels.device)
-
-
-def torchvision_resize(pixels: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """``[B,3,H,W]`` in [0, 1] → ``[B,3,h,w]``: rounded to uint8 and resized by torchvision's bicubic with
-    anti-aliasing on the uint8 tensor, as transformers' fast Qwen2-VL image processor does
-    (``TorchvisionBackend.resize``; Qwen3-VL's ``preprocessor_config.json`` names ``Qwen2VLImageProcessorFast``); float
-    in [0, 1] again."""
-    from torchvision.transforms.v2 import functional as tvF
-
-    x = (pixels.detach().float() * 255).round().clamp(0, 255).to(torch.uint8)
-    out = tvF.resize(x, list(size), interpolation=tvF.InterpolationMode.BICUBIC, antialias=True)
-    return out.float().div(255)
-
-
-# ---------------------------------------------------------------------------------------------
-# the chat template
-
-
-def chat_text(family: Family | str, text: str, *, system: str | None = None) -> str:
-    """The prompt the model's chat template renders for one user turn ``[image, text]`` with
-    ``add_generation_prompt=True`` (the image placeholder not yet expanded).
-
-    The Qwen2-VL / Qwen2.5-VL template (``chat_template.json`` of Qwen/Qwen2-VL-7B-Instruct and
-    Qwen/Qwen2.5-VL-7B-Instruct) opens with a system turn "You are a helpful assistant." when the first message is
-    not a system message; an image item renders as ``<|vision_start|><|image_pad|><|vision_end|>``, a text item as
-    its text; the turn ends with ``<|im_end|>\\n`` and the generation prompt is ``<|im_start|>assistant\\n``.
-    Qwen3-VL-*-Instruct's template renders the same turn with no default system turn.
-
-    Example:
-        >>> print(chat_text("qwen2_vl", "Describe it."))
-        <|im_start|>system
-        You are a helpful assistant.<|im_end|>
-        <|im_start|>user
-        <|vision_start|><|image_pad|><|vision_end|>Describe it.<|im_end|>
-        <|im_start|>assistant
-        <BLANKLINE>
-        >>> chat_text("qwen3_vl", "Hi.")
-        '<|im_start|>user\\n<|vision_start|><|image_pad|><|vision_end|>Hi.<|im_end|>\\n<|im_start|>assistant\\n'
-    """
-    fam = FAMILIES[family] if isinstance(family, str) else family
-    sys_text = system if system is not None else fam.default_system
-    head = f"<|im_start|>system\n{sys_text}<|im_end|>\n" if sys_text is not None else ""
-    return f"{head}<|im_start|>user\n<|vision_start|>{IMAGE_PAD}<|vision_end|>{text}<|im_end|>\n<|im_start|>assistant\n"
-
-
-# ---------------------------------------------------------------------------------------------
-# positions
-
-
-def mrope_positions(ids: torch.Tensor, mask: torch.Tensor, image_token_id: int, grid: torch.Tensor,
-                    merge_size: int = 2) -> torch.Tensor:
-    """The 3-D multimodal rotary position ids ``[3,B,L]`` of left-padded sequences holding one image each: text
-    counts up from 0 at the first real token; the image's tokens sit at (t, h, w) = (s, s + row, s + col) on the
-    merged grid, s the image's first index; text after it resumes at s + max(rows, cols). Padding gets 0.
-    transformers' ``Qwen2VLModel.get_rope_index`` (and Qwen2.5-VL's, Qwen3-VL's) computes the same for one image
-    (a test compares them)."""
-    b, n = ids.shape
-    pos = torch.zeros(3, b, n, dtype=torch.long, device=ids.device)
-    for i in range(b):
-        real = mask[i].bool()
-        seq = ids[i][real]
-        img = (seq == image_token_id).nonzero().flatten()
-        if len(img) == 0:
-            p = torch.arange(len(seq), device=ids.device).expand(3, -1)
-        else:
-            s, e = int(img[0]), int(img[-1]) + 1
-            gh, gw = int(grid[i, 1]) // merge_size, int(grid[i, 2]) // merge_size
-            if e - s != gh * gw:
-                raise ValueError(f"sequence {i}: {e - s} image tokens for a {gh}x{gw} merged grid")
-            rows = torch.arange(gh, device=ids.device).repeat_interleave(gw)
-            cols = torch.arange(gw, device=ids.device).repeat(gh)
-            vis = torch.stack([torch.zeros_like(rows), rows, cols]) + s
-            after = torch.arange(len(seq) - e, device=ids.device).expand(3, -1) + s + max(gh, gw)
-            p = torch.cat([torch.arange(s, device=ids.device).expand(3, -1), vis, after], dim=1)
-        pos[:, i, real] = p
-    return pos
-
-
-def sequential_positions(mask: torch.Tensor) -> torch.Tensor:
-    """Plain positions ``[3,B,L]`` (the same on the three rotary axes) counted from each left-padded sequence's first
-    real token: what a decoder called without position ids computes for a right-padded batch."""
-    pos = (mask.long().cumsum(-1) - 1).clamp_min(0)
-    return pos[None].expand(3, -1, -1)
-
-
-# ---------------------------------------------------------------------------------------------
-# tokenizers
-
-
-def _byte_alphabet() -> list[str]:
-    """GPT-2's byte-to-unicode table (the ByteLevel pre-tokenizer's alphabet), in byte order."""
-    from tokenizers import pre_tokenizers
-
-    table = pre_tokenizers.ByteLevel.alphabet()
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
-    mapping, n = {}, 0
-    for byte in range(256):
-        if byte in printable:
-            mapping[byte] = chr(byte)
-        else:
-            mapping[byte] = chr(256 + n)
-            n += 1
-    assert set(mapping.values()) == set(table)
-    return [mapping[b] for b in range(256)]
-
-
-# words merged into single tokens in the tiny vocabulary, so that answers such as "Yes" are one token as in
-# the real vocabulary ("Yes" is id 9454 of the Qwen2 tokenizer)
-_TINY_WORDS = ("Yes", "No", "Ġthe", "Final", "ĠScore")
-
-
-def tiny_tokenizer(extra_special: Sequence[str] = ()):
-    """A byte-level BPE ``tokenizers.Tokenizer`` with the Qwen2 pre-tokenizer (NFC, the split regex, ByteLevel):
-    256 byte tokens, a few merged words (``_TINY_WORDS``), then the Qwen-VL special tokens and ``extra_special``
-    (e.g. HPSv3's ``<|Reward|>``) as added special tokens. Any text encodes; ids are small. Offline.
-
-    Example:
-        >>> tok = tiny_tokenizer()
-        >>> tok.decode(tok.encode("Yes, a cat.").ids)
-        'Yes, a cat.'
-        >>> len(tok.encode("Yes").ids), tok.token_to_id("<|image_pad|>") > 256
-        (1, True)
-    """
-    from tokenizers import AddedToken, Regex, Tokenizer, decoders, normalizers, pre_tokenizers
-    from tokenizers.models import BPE
-
-    vocab = {ch: i for i, ch in enumerate(_byte_alphabet())}
-    merges: list[tuple[str, str]] = []
-    for word in _TINY_WORDS:
-        cur = word[0]
-        for ch in word[1:]:
-            merges.append((cur, ch))
-            cur += ch
-            vocab.setdefault(cur, len(vocab))
-    merges = list(dict.fromkeys(merges))
-    tok = Tokenizer(BPE(vocab=vocab, merges=merges, fuse_unk=False, byte_fallback=False))
-    tok.normalizer = normalizers.NFC()
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated", invert=False),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
-    tok.decoder = decoders.ByteLevel()
-    tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in (*SPECIAL_TOKENS, *extra_special)])
-    return tok
 
 
 # ---------------------------------------------------------------------------------------------
@@ -383,25 +91,6 @@ def tiny_tokenizer(extra_special: Sequence[str] = ()):
 
 def _seed_for(key: str) -> int:
     return int(hashlib.sha256(key.encode()).hexdigest()[:15], 16)
-
-
-def _token_ids(tok) -> dict[str, int]:
-    return dict(image_token_id=tok.token_to_id("<|image_pad|>"), video_token_id=tok.token_to_id("<|video_pad|>"),
-                vision_start_token_id=tok.token_to_id("<|vision_start|>"),
-                vision_end_token_id=tok.token_to_id("<|vision_end|>"))
-
-
-def tiny_config(family: Family, tok) -> Any:
-    """The family's tiny transformers config for tokenizer ``tok`` (vocabulary size and token ids from it)."""
-    cfg = {k: (dict(v) if isinstance(v, dict) else v) for k, v in family.tiny.items()}
-    ids = _token_ids(tok)
-    specials = dict(bos_token_id=tok.token_to_id(PAD_TOKEN), eos_token_id=tok.token_to_id("<|im_end|>"),
-                    pad_token_id=tok.token_to_id(PAD_TOKEN), vocab_size=tok.get_vocab_size(with_added_tokens=True))
-    if "text_config" in cfg:
-        cfg["text_config"].update(specials)
-    else:
-        cfg.update(specials)
-    return family.config_class()(**cfg, **ids)
 
 
 def build_qwen_vl(family: str, *, tiny: bool = True, seed_id: str = "", extra_special: Sequence[str] = (),
@@ -422,27 +111,6 @@ def build_qwen_vl(family: str, *, tiny: bool = True, seed_id: str = "", extra_sp
         model = fam.model_cls()._from_config(config, attn_implementation="sdpa")
     model.eval().requires_grad_(False)
     return QwenVL(fam, model, tokenizer)
-
-
-def load_tokenizer(path: str, extra_special: Sequence[str] = ()):
-    """A model's ``tokenizer.json`` as a ``tokenizers.Tokenizer``, with ``extra_special`` added as special tokens
-    (each gets the next id, as ``add_special_tokens`` of a transformers tokenizer gives it)."""
-    from tokenizers import AddedToken, Tokenizer
-
-    tok = Tokenizer.from_file(str(path))
-    missing = [t for t in extra_special if tok.token_to_id(t) is None]
-    if missing:
-        tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in missing])
-    return tok
-
-
-def set_vocab_size(config: Any, n: int) -> None:
-    """Set the decoder's vocabulary size on a Qwen-VL config (its text config, and the top level where it has one)."""
-    text = getattr(config, "text_config", None)
-    if text is not None:
-        text.vocab_size = n
-    if hasattr(config, "vocab_size") or text is None:
-        config.vocab_size = n
 
 
 def load_qwen_vl(family: str, *, tokenizer: Any, config: Any = None, state_dict: dict | None = None,

@@ -56,7 +56,9 @@ from rewardbench import Option, RewardModel, RewardOutput, RewardSpec, WeightSou
 from rewardbench.provenance import Provenance
 from rewardbench.weights import CheckpointMismatchError, load_state_dict, resolve_weights
 
-from ._vlm import VLM_OPTIONS, PixelBudget, build_qwen_vl, chat_text, load_qwen_vl, load_tokenizer, set_vocab_size
+from ._vlm import VLM_OPTIONS, build_qwen_vl, load_qwen_vl
+from ._vlm_build import load_tokenizer, set_vocab_size
+from ._vlm_inputs import PixelBudget, chat_text
 
 __all__ = ["HPSv3", "HPSV3_INSTRUCTION", "HPSV3_SUFFIX", "hpsv3_text", "official_to_ours"]
 
@@ -210,7 +212,7 @@ class HPSv3(RewardModel):
     # -- building and weights ----------------------------------------------------------------
     def _base_files(self) -> tuple[Any, Any, list[Provenance]]:
         """The base model's config (vocabulary grown by ``<|Reward|>``) and tokenizer, and where they came from."""
-        from ._vlm import FAMILIES
+        from ._vlm_inputs import FAMILIES
 
         found = [resolve_weights((WeightSource("hub", BASE_ID, filename=f),), reward=self.spec.name)
                  for f in ("tokenizer.json", "config.json")]

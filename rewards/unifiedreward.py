@@ -48,7 +48,9 @@ import torch
 from rewardbench import Option, RewardModel, RewardOutput, RewardSpec, WeightSource, register_reward
 from rewardbench.weights import resolve_weights
 
-from ._vlm import VLM_OPTIONS, PixelBudget, build_qwen_vl, chat_text, load_qwen_vl, load_tokenizer, pil_resize
+from ._vlm import VLM_OPTIONS, build_qwen_vl, load_qwen_vl
+from ._vlm_build import load_tokenizer
+from ._vlm_inputs import PixelBudget, chat_text, pil_resize
 
 __all__ = ["UnifiedReward", "FLOW_GRPO_QUESTION", "FINAL_SCORE", "parse_final_score", "UNIFIEDREWARD_MODELS"]
 
@@ -148,7 +150,7 @@ class UnifiedReward(RewardModel):
     # -- weights -----------------------------------------------------------------------------
     def _ensure_built(self) -> None:
         if self.vlm is None:  # pretrained=False at full size: the real architecture with random weights
-            from ._vlm import FAMILIES
+            from ._vlm_inputs import FAMILIES
 
             tok, cfg = (resolve_weights((WeightSource("hub", self.hub_id, filename=f),), reward=self.spec.name).path
                         for f in ("tokenizer.json", "config.json"))

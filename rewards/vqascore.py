@@ -50,7 +50,9 @@ import torch
 from rewardbench import Option, RewardModel, RewardOutput, RewardSpec, WeightSource, register_reward
 from rewardbench.weights import resolve_weights
 
-from ._vlm import VLM_OPTIONS, PixelBudget, answer_probability, build_qwen_vl, chat_text, load_qwen_vl, load_tokenizer
+from ._vlm import VLM_OPTIONS, answer_probability, build_qwen_vl, load_qwen_vl
+from ._vlm_build import load_tokenizer
+from ._vlm_inputs import PixelBudget, chat_text
 
 __all__ = ["VQAScore", "VQA_MODELS", "QUESTION_TEMPLATE", "ANSWER_TEMPLATE", "t2v_metrics_budget"]
 
@@ -128,7 +130,7 @@ class VQAScore(RewardModel):
 
     def _ensure_built(self) -> None:
         if self.vlm is None:  # pretrained=False at full size: the real architecture with random weights
-            from ._vlm import FAMILIES
+            from ._vlm_inputs import FAMILIES
 
             tok, cfg = (resolve_weights((WeightSource("hub", self.hub_id, filename=f),), reward=self.spec.name).path
                         for f in ("tokenizer.json", "config.json"))
