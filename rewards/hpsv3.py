@@ -20,7 +20,7 @@ The official model (PyPI ``hpsv3`` 1.0.0 = github.com/MizzenAI/HPSv3; ``hpsv3/in
 (``self.model``, transformers 4.45's ``Qwen2VLModel``) with ``position_ids=None``: that decoder then uses plain
 sequential positions ``0..L-1`` on all three rotary axes, not the 3-D multimodal positions
 ``Qwen2VLForConditionalGeneration`` would compute (``get_rope_index``). HPSv3 was trained and is run that way, so
-we reproduce it: positions count from each sequence's first real token (`rewards._vlm.sequential_positions`; the
+we reproduce it: positions count from each sequence's first real token (`rewards._vlm_inputs.sequential_positions`; the
 official batch is right-padded, ours left-padded, so each item sees the same positions either way).
 
 What is exact and what is not: the template, token ids, budget, patch layout, positions and head are the official

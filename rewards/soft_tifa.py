@@ -30,8 +30,8 @@ each question's probability (``atom_scores``), its skill (``atom_skills``) and t
 Not exact by default: the resize (torch's anti-aliased bicubic on the float image, differentiable). The official
 processor resizes the decoded file: Qwen3-VL-8B-Instruct's ``preprocessor_config.json`` names
 ``Qwen2VLImageProcessorFast``, so on the transformers GenEval 2 pins (4.57.0) that is torchvision's anti-aliased
-bicubic on the uint8 tensor, which ``processor_resize=True`` does (`rewards._vlm.torchvision_resize`; tested equal to
-transformers' fast processor); ``pil_preprocess=True`` resizes with PIL as the slow processor does.
+bicubic on the uint8 tensor, which ``processor_resize=True`` does (`rewards._vlm_inputs.torchvision_resize`; tested
+equal to transformers' fast processor); ``pil_preprocess=True`` resizes with PIL as the slow processor does.
 
 A prompt that is not in GenEval 2's data is a per-row error, unless ``questions`` gives the questions to ask of every
 image (the tiny test configuration does).
