@@ -77,18 +77,18 @@ class RayScorer(Scorer):
     """`rewardbench.Scorer` whose batches are decoded by Ray Data tasks and scored by a reward service of this run
     (see the module docstring).
 
-    ``replicas``, ``num_gpus``, ``num_cpus``: each reward's actor pool (one value for every reward, or
-    ``{name: value}``); ``num_cpus=None`` (the default) shares the cluster's free CPUs less a decoding task's among
-    the replicas, at most one CPU each (three rewards on two CPUs: a third of a CPU each), so that every replica and a
-    decoding task can be placed at once; asked for explicitly, a plan the cluster cannot hold is refused
-    (`ValueError`) before any model loads (``check_resources=False``: not checked, for a cluster an autoscaler will
-    grow). ``decode_cpus``: CPUs of each decoding task; ``decode_tasks``: at most
-    this many decoding tasks at once (None: as many as the cluster's CPUs allow); ``address``: the Ray cluster
+    ``replicas``, ``num_gpus``, ``num_cpus``: each reward's actor pool (one value for every reward, or a
+    ``{name: value}`` mapping); ``num_cpus=None`` (the default) shares the cluster's free CPUs less a decoding
+    task's among the replicas, at most one CPU each (three rewards on two CPUs: a third of a CPU each), so that
+    every replica and a decoding task can be placed at once; asked for explicitly, a plan the cluster cannot hold is
+    refused (`rewardbench.errors.UsageError`) before any model loads (``check_resources=False``: not checked, for a
+    cluster an autoscaler will grow). ``decode_cpus``: CPUs of each decoding task; ``decode_tasks``: at most this
+    many decoding tasks at once (None: as many as the cluster's CPUs allow); ``address``: the Ray cluster
     (``"auto"``, ``"ray://HOST:PORT"``; a local one is started when none runs); ``seed``: `torch.manual_seed` in
     each reward actor before it builds its model (random weights equal to a local build after the same seed);
     ``service``: the name of a running reward service to use instead of starting one (its models must be built as
-    asked). The other arguments are the Scorer's. In-memory items (arrays, PIL images) are refused: Ray reads
-    files. Call `close` when done (it stops the service, and a local Ray it started)."""
+    asked). The other arguments are the Scorer's. In-memory items (arrays, PIL images) are refused: Ray reads files.
+    Call `close` when done (it stops the service, and a local Ray it started when no other RayScorer uses it)."""
 
     def __init__(self, rewards: str | Sequence[str], batch_size: int = 16, *, replicas: int | Mapping = 1,
                  num_gpus: float | Mapping = 0.0, num_cpus: float | Mapping | None = None, decode_cpus: float = 1.0,

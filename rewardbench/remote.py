@@ -71,13 +71,20 @@ class RayTransport:
         self._replicas: dict[str, Any] = {}
         self._infos: dict[str, ServedInfo] = {}
 
+    def _lookup(self, directory: Any, name: str) -> tuple[ServedInfo, list[Any]] | None:
+        """What ``directory`` (the service's directory actor) says serves ``name``, and its replicas' handles."""
+        found = self.ray.get(directory.lookup.remote(name))
+        if found is None:
+            return None
+        info, actor_names = found
+        return info, [self.ray.get_actor(a, namespace=NAMESPACE) for a in actor_names]
+
     def info(self, name: str) -> ServedInfo:
-        found = self.ray.get(self.directory.lookup.remote(name))
+        found = self._lookup(self.directory, name)
         if found is None:
             served = self.ray.get(self.directory.names.remote())
             raise UsageError(f"reward {name!r} is not served by {self.service!r} (it serves: {', '.join(served)})")
-        info, actor_names = found
-        handles = [self.ray.get_actor(a, namespace=NAMESPACE) for a in actor_names]
+        info, handles = found
         self._replicas[info.name] = itertools.cycle(handles)
         self._infos[info.name] = info
         return info
@@ -107,13 +114,12 @@ class RayTransport:
         runs and serves the same model (False when it does not run; `RemoteRewardError` when it serves another)."""
         try:
             directory = self.ray.get_actor(self.service, namespace=NAMESPACE)
-            found = self.ray.get(directory.lookup.remote(name))
-            if found is None:
-                return False
-            info, actor_names = found
-            handles = [self.ray.get_actor(a, namespace=NAMESPACE) for a in actor_names]
+            found = self._lookup(directory, name)
         except (ValueError, self.ray.exceptions.RayError):
             return False  # no service under that name now (or it is going away): the caller's error stands
+        if found is None:
+            return False
+        info, handles = found
         old = self._infos[name]
         if _served_model(info) != _served_model(old):
             raise RemoteRewardError(f"{name}: the reward service {self.service!r} was redeployed with another model "
