@@ -20,19 +20,25 @@ def _cfg(recipe, out, *extra):
     return load_config(f"trainers/recipes/{recipe}.yaml", [*QUIET, f"run.output_dir={out}", *extra])
 
 
-def test_the_ode_sampler_is_the_flux_pipelines_own():
-    from rewardbench.benchmarks.pipelines import load_flow_pipeline
+def _ode_and_pipeline(pipe, pipeline_guidance: float = 3.5):
+    """Our deterministic sampler's image of "a cat" (guidance 3.5) and FluxPipeline's from the same initial noise."""
     from rewardbench.trainers.flow_sampling import encode_prompts, pack_latents, sample_flow
 
-    pipe = load_flow_pipeline("tiny-flux")
     ours = sample_flow(pipe, pipe.transformer, encode_prompts(pipe, ["a cat"]), None, num_steps=4, resolution=32,
                        guidance_scale=3.5, noise_level=0.0, window=(0, 0), generator=torch.Generator().manual_seed(0))
     noise = torch.randn((1, 4, 16, 16), generator=torch.Generator().manual_seed(0))  # what sample_flow drew
-    ref = pipe("a cat", num_inference_steps=4, height=32, width=32, guidance_scale=3.5, latents=pack_latents(noise),
-               max_sequence_length=128, output_type="pt").images
-    torch.testing.assert_close(ours.images, ref, atol=1e-5, rtol=0)
-    other = pipe("a cat", num_inference_steps=4, height=32, width=32, guidance_scale=1.0, latents=pack_latents(noise),
-                 max_sequence_length=128, output_type="pt").images
+    ref = pipe("a cat", num_inference_steps=4, height=32, width=32, guidance_scale=pipeline_guidance,
+               latents=pack_latents(noise), max_sequence_length=128, output_type="pt").images
+    return ours.images, ref
+
+
+def test_the_ode_sampler_is_the_flux_pipelines_own():
+    from rewardbench.benchmarks.pipelines import load_flow_pipeline
+
+    pipe = load_flow_pipeline("tiny-flux")
+    ours, ref = _ode_and_pipeline(pipe)
+    torch.testing.assert_close(ours, ref, atol=1e-5, rtol=0)
+    _, other = _ode_and_pipeline(pipe, pipeline_guidance=1.0)
     assert (other - ref).abs().max() > 1e-4  # the guidance embedding is in the comparison
 
 
@@ -84,17 +90,14 @@ def test_a_flux_scheduler_without_dynamic_shifting_gives_the_pipelines_schedule(
     from diffusers import FlowMatchEulerDiscreteScheduler
 
     from rewardbench.benchmarks.pipelines import load_flow_pipeline
-    from rewardbench.trainers.flow_sampling import encode_prompts, pack_latents, sample_flow
+    from rewardbench.trainers.flow_sampling import schedule
 
     pipe = load_flow_pipeline("tiny-flux")
     pipe.scheduler = FlowMatchEulerDiscreteScheduler(shift=1.0, use_dynamic_shifting=False)
-    ours = sample_flow(pipe, pipe.transformer, encode_prompts(pipe, ["a cat"]), None, num_steps=4, resolution=32,
-                       guidance_scale=3.5, noise_level=0.0, window=(0, 0), generator=torch.Generator().manual_seed(0))
-    assert pipe.scheduler.sigmas.tolist() == pytest.approx([1.0, 0.75, 0.5, 0.25, 0.0])
-    noise = torch.randn((1, 4, 16, 16), generator=torch.Generator().manual_seed(0))
-    ref = pipe("a cat", num_inference_steps=4, height=32, width=32, guidance_scale=3.5, latents=pack_latents(noise),
-               max_sequence_length=128, output_type="pt").images
-    torch.testing.assert_close(ours.images, ref, atol=1e-5, rtol=0)
+    _, sigmas = schedule(pipe, 4, torch.device("cpu"), 32)
+    assert sigmas.tolist() == pytest.approx([1.0, 0.75, 0.5, 0.25, 0.0])
+    ours, ref = _ode_and_pipeline(pipe)
+    torch.testing.assert_close(ours, ref, atol=1e-5, rtol=0)
 
 
 def test_run_benchmark_conditions_flux_on_the_text_tokens_asked_for():
