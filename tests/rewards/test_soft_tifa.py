@@ -10,7 +10,6 @@ and ``100 * mean`` over prompts.
 
 from __future__ import annotations
 
-import inspect
 import time
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import rewardbench
 from rewardbench.geneval2 import GenEval2DataError, answer_forms, parse_geneval2, read_geneval2
 
 from ..conftest import assert_gradient_step_raises
+from .test_vlm import official_first_token_scores
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "geneval2_tiny.jsonl"
 
@@ -43,17 +43,7 @@ def _official_prompt(tifa, image, item):
     vl = tifa.vlm
     scores = []
     for question, answer in item.vqa:
-        pv, grid = vl.preprocess(image[None], tifa.budget)
-        ids, mask = vl.sequences(tifa.questions([question]), grid)
-        kw = {}
-        if "mm_token_type_ids" in inspect.signature(vl.model.forward).parameters:
-            kw["mm_token_type_ids"] = (ids == vl.image_token_id).int()
-        vl.model.model.rope_deltas = None
-        with torch.inference_mode():
-            out = vl.model.generate(input_ids=ids, attention_mask=mask, pixel_values=pv, image_grid_thw=grid,
-                                    max_new_tokens=1, do_sample=False, output_scores=True,
-                                    return_dict_in_generate=True, pad_token_id=vl.pad_id, **kw)
-        probs = torch.softmax(out.scores[0].float(), dim=-1)
+        probs = torch.softmax(official_first_token_scores(tifa, image, question), dim=-1)
         scores.append(sum(probs[0, vl.tokenizer.encode(f, add_special_tokens=False).ids[0]].item()
                           for f in answer_forms(question, answer)))
     return scores

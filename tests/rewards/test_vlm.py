@@ -85,6 +85,24 @@ def render_official(family: str, text: str) -> str:
     return env.from_string(TEMPLATES[family]).render(messages=messages, add_generation_prompt=True)
 
 
+def official_first_token_scores(judge, image: torch.Tensor, text: str, **generate) -> torch.Tensor:
+    """The official judges' per-item computation (t2v_metrics, GenEval 2's evaluation.py) on ``judge``'s model and
+    pixels: one question, HF ``generate`` of one token with its scores; the logits of that token ``(1, vocab)``.
+    ``generate``: the official call's other arguments (temperature, repetition penalty)."""
+    vl = judge.vlm
+    pv, grid = vl.preprocess(image[None], judge.budget)
+    ids, mask = vl.sequences(judge.questions([text]), grid)
+    kw = {}
+    if "mm_token_type_ids" in inspect.signature(vl.model.forward).parameters:
+        kw["mm_token_type_ids"] = (ids == vl.image_token_id).int()
+    vl.model.model.rope_deltas = None
+    with torch.inference_mode():
+        out = vl.model.generate(input_ids=ids, attention_mask=mask, pixel_values=pv, image_grid_thw=grid,
+                                max_new_tokens=1, do_sample=False, output_scores=True, return_dict_in_generate=True,
+                                pad_token_id=vl.pad_id, **generate, **kw)
+    return out.scores[-1].float()
+
+
 @pytest.fixture(scope="module")
 def models():
     return {f: _vlm.build_qwen_vl(f, tiny=True, seed_id=f"test+{f}") for f in FAMILIES}

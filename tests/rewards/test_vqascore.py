@@ -9,7 +9,6 @@ return_dict_in_generate=True)`` and takes ``softmax(outputs.scores[-1][0] / temp
 
 from __future__ import annotations
 
-import inspect
 import json
 import time
 
@@ -21,7 +20,7 @@ from rewardbench.rewards import _vlm
 from rewardbench.weights import WeightsNotFoundError
 
 from ..conftest import assert_gradient_step_raises
-from .test_vlm import render_official
+from .test_vlm import official_first_token_scores, render_official
 
 NAMES = {"qwen2_5_vl": "vqascore-qwen2.5-vl", "qwen3_vl": "vqascore-qwen3-vl"}
 PROMPTS = ["a cat", "two dogs on the left of a red car", "a cup of coffee on a wooden table"]
@@ -47,19 +46,9 @@ def test_question_is_t2v_metrics_template_in_the_chat_template(vqa):
 
 def _t2v_metrics_one(vqa, image, prompt, penalty):
     """t2v_metrics' per-item computation on the same model and pixels: generate one token with scores."""
-    vl = vqa.vlm
-    pv, grid = vl.preprocess(image[None], vqa.budget)
-    ids, mask = vl.sequences(vqa.questions([prompt]), grid)
-    kw = {}
-    if "mm_token_type_ids" in inspect.signature(vl.model.forward).parameters:
-        kw["mm_token_type_ids"] = (ids == vl.image_token_id).int()
-    vl.model.model.rope_deltas = None
-    with torch.inference_mode():
-        out = vl.model.generate(input_ids=ids, attention_mask=mask, pixel_values=pv, image_grid_thw=grid,
-                                max_new_tokens=1, temperature=1.0, do_sample=False, output_scores=True,
-                                return_dict_in_generate=True, repetition_penalty=penalty, pad_token_id=vl.pad_id, **kw)
-    answer_ids = vl.tokenizer.encode("Yes", add_special_tokens=False).ids
-    return torch.softmax(out.scores[-1][0].float() / 1.0, dim=-1)[answer_ids[0]]
+    logits = official_first_token_scores(vqa, image, prompt, temperature=1.0, repetition_penalty=penalty)
+    answer_ids = vqa.vlm.tokenizer.encode("Yes", add_special_tokens=False).ids
+    return torch.softmax(logits[0] / 1.0, dim=-1)[answer_ids[0]]
 
 
 @pytest.mark.parametrize("penalty", [1.0, 1.05])
